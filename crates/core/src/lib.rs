@@ -1,0 +1,1 @@
+//! costop core (see crate docs).
