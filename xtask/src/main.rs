@@ -1,1 +1,116 @@
-fn main() {}
+//! The project runner behind the README's commands: `cargo xtask demo` runs the main job on
+//! the local bed, `cargo xtask test` installs what the tests need and runs all of them,
+//! `cargo xtask bed` starts the standalone bed, `cargo xtask bench` runs the benchmarks.
+//! It only orchestrates other commands, so it stays dependency-light and builds in seconds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "costop project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the project-local tools (Python virtualenv with moto and friends).
+    Setup,
+    /// Run every test (installs what it needs first).
+    Test {
+        /// Extra arguments for `cargo nextest run` (e.g. a filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Start the standalone local bed (moto + kubesim) and run until interrupted.
+    Bed {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the demo: a Spot warning handled end to end on the local bed.
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run the benchmarks and print their figures.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = repo_root();
+    let result = match cli.cmd {
+        Cmd::Setup => setup(&root),
+        Cmd::Test { args } => setup(&root).and_then(|()| test(&root, &args)),
+        Cmd::Bed { args } => setup(&root).and_then(|()| {
+            run(cargo(&root).args(["run", "--release", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"]).args(&args))
+        }),
+        Cmd::Demo { args } => setup(&root).and_then(|()| {
+            run(cargo(&root).args(["run", "--release", "-q", "-p", "costop-bed", "--bin", "costop-demo", "--"]).args(&args))
+        }),
+        Cmd::Bench { args } => setup(&root).and_then(|()| {
+            run(cargo(&root).args(["bench", "--workspace", "--"]).args(&args))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_path_buf()
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root);
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{:?} failed ({status})", cmd.get_program())) }
+}
+
+/// Create `.venv` and install `tools/requirements.txt` into it when it changed since the
+/// last install (a stamp file holds the installed requirements).
+fn setup(root: &Path) -> Result<(), String> {
+    let venv = root.join(".venv");
+    let req = root.join("tools/requirements.txt");
+    let wanted = std::fs::read_to_string(&req).map_err(|e| format!("cannot read {}: {e}", req.display()))?;
+    let stamp = venv.join(".costop-requirements");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    if !venv.join("bin/python").exists() {
+        eprintln!("xtask: creating {}", venv.display());
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    eprintln!("xtask: installing tools/requirements.txt into .venv");
+    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&req))?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
+}
+
+fn test(root: &Path, extra: &[String]) -> Result<(), String> {
+    let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nextest {
+        eprintln!("xtask: installing cargo-nextest");
+        run(cargo(root).args(["install", "--locked", "cargo-nextest"]))?;
+    }
+    run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))?;
+    // Doc examples are tests too; nextest does not run them.
+    run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))
+}

@@ -1,1 +1,46 @@
-//! costop core (see crate docs).
+//! # costop-core — the functional core
+//!
+//! Everything costop *decides* lives here; everything it *does* lives in the
+//! shell (`costop-adapters` and the Lambda functions). This crate performs no
+//! I/O: no tokio, no AWS SDK, no kube client, no clock and no randomness. The
+//! shell reads the world, hands the facts to [`plan()`], and executes the
+//! returned [`Plan`] step by step.
+//!
+//! The flow for one EventBridge delivery:
+//!
+//! ```text
+//! bytes ──Event::parse──▶ Event ──instance_ids()──▶ shell observes Facts (per instance)
+//!                                                    │
+//!            Config::from_env(std::env::vars()) ─────┤
+//!                                                    ▼
+//!                               plan(&event, &facts, &config, now) ──▶ Decision
+//!                                                    │
+//!                      Decision::Ignore{reason} ◀────┴────▶ Decision::Act(Plan { actions, .. })
+//! ```
+//!
+//! Modules:
+//! - [`event`]: typed EventBridge events and their parser.
+//! - [`constants`]: every taint, label, annotation and tag key costop uses.
+//! - [`config`]: typed configuration parsed from environment pairs.
+//! - [`kube`]: the small Kubernetes vocabulary (taints, tolerations, names).
+//! - [`facts`]: what the shell observed and hands to the planner.
+//! - [`plan`]: the pure planner, its actions and the executor's helpers
+//!   (grace-period caps, eviction backoff, deadline reporting).
+//! - [`record`]: the DynamoDB single-table model as plain data.
+//! - [`metrics`]: CloudWatch Embedded Metric Format rendering.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod constants;
+pub mod event;
+pub mod facts;
+pub mod kube;
+pub mod metrics;
+pub mod plan;
+pub mod record;
+
+pub use config::{Config, ConfigError};
+pub use event::{Event, EventKind, Ignored, ParseError};
+pub use facts::Facts;
+pub use plan::{Action, Decision, IgnoreReason, Plan, plan, plan_all};

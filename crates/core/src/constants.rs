@@ -1,0 +1,153 @@
+//! Every taint, label, annotation and tag key costop reads or writes.
+//!
+//! Keeping them in one place means the planner, the shell, the bed and the
+//! docs cannot drift apart: grep for a key here and you find every use.
+//! Per-kind taint keys are defaults; [`crate::config::TaintKeys`] lets an
+//! operator override them.
+
+// ---------------------------------------------------------------------------
+// Taints costop puts on nodes (one key per event kind, so an operator can
+// tell from `kubectl describe node` *why* the node was cordoned).
+// ---------------------------------------------------------------------------
+
+/// Taint key for an EC2 Spot Instance Interruption Warning.
+pub const TAINT_SPOT_INTERRUPTION: &str = "costop.io/spot-interruption";
+/// Taint key for an EC2 Instance Rebalance Recommendation (standby work).
+pub const TAINT_REBALANCE_RECOMMENDATION: &str = "costop.io/rebalance-recommendation";
+/// Taint key for an Auto Scaling instance-terminate lifecycle action.
+pub const TAINT_ASG_LIFECYCLE_TERMINATION: &str = "costop.io/asg-lifecycle-termination";
+/// Taint key for an AWS Health scheduled change (retirement, stop, reboot…).
+pub const TAINT_SCHEDULED_MAINTENANCE: &str = "costop.io/scheduled-maintenance";
+/// Taint key for an EC2 instance state change (stopping, shutting-down…).
+pub const TAINT_INSTANCE_STATE_CHANGE: &str = "costop.io/instance-state-change";
+/// Taint key marking warm on-demand standby capacity (later work).
+pub const TAINT_STANDBY: &str = "costop.io/standby";
+
+/// Kubernetes' own out-of-service taint: lets the control plane force-detach
+/// volumes and delete pods of a node that is known to be shut down.
+pub const TAINT_OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+/// Value costop sets on [`TAINT_OUT_OF_SERVICE`] (the value the docs use).
+pub const TAINT_OUT_OF_SERVICE_VALUE: &str = "nodeshutdown";
+/// Taint kubectl/cordon-aware tooling recognises for unschedulable nodes;
+/// costop sets `spec.unschedulable` and the API server adds this itself.
+pub const TAINT_UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+
+// ---------------------------------------------------------------------------
+// Node labels and annotations.
+// ---------------------------------------------------------------------------
+
+/// Label that makes the service controller / AWS LB controller drop the node
+/// from external load balancers. Only its presence matters.
+pub const LABEL_EXCLUDE_FROM_EXTERNAL_LB: &str =
+    "node.kubernetes.io/exclude-from-external-load-balancers";
+/// Value costop writes on [`LABEL_EXCLUDE_FROM_EXTERNAL_LB`].
+pub const LABEL_EXCLUDE_FROM_EXTERNAL_LB_VALUE: &str = "true";
+
+/// Annotation costop writes on a node it acted on: the interruption id, so
+/// an operator can find the timeline in DynamoDB.
+pub const ANNOTATION_INTERRUPTION_ID: &str = "costop.io/interruption-id";
+/// Annotation with the RFC 3339 deadline costop is draining against.
+pub const ANNOTATION_DEADLINE: &str = "costop.io/deadline";
+
+/// Capacity type label set by EKS managed node groups.
+pub const LABEL_EKS_CAPACITY_TYPE: &str = "eks.amazonaws.com/capacityType";
+/// [`LABEL_EKS_CAPACITY_TYPE`] value for Spot nodes.
+pub const EKS_CAPACITY_SPOT: &str = "SPOT";
+/// [`LABEL_EKS_CAPACITY_TYPE`] value for on-demand nodes.
+pub const EKS_CAPACITY_ON_DEMAND: &str = "ON_DEMAND";
+/// Capacity type label set by Karpenter.
+pub const LABEL_KARPENTER_CAPACITY_TYPE: &str = "karpenter.sh/capacity-type";
+/// [`LABEL_KARPENTER_CAPACITY_TYPE`] value for Spot nodes.
+pub const KARPENTER_CAPACITY_SPOT: &str = "spot";
+/// [`LABEL_KARPENTER_CAPACITY_TYPE`] value for on-demand nodes.
+pub const KARPENTER_CAPACITY_ON_DEMAND: &str = "on-demand";
+/// Community lifecycle label (kops, eksctl self-managed groups).
+pub const LABEL_NODE_LIFECYCLE: &str = "node.kubernetes.io/lifecycle";
+
+/// Well-known zone label (used to cross-check the node against the instance).
+pub const LABEL_TOPOLOGY_ZONE: &str = "topology.kubernetes.io/zone";
+/// Well-known instance type label.
+pub const LABEL_INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
+
+// ---------------------------------------------------------------------------
+// Pods.
+// ---------------------------------------------------------------------------
+
+/// Annotation the kubelet puts on mirror pods of static pods. Mirror pods
+/// cannot be evicted (the kubelet owns them), so drain skips them.
+pub const ANNOTATION_MIRROR_POD: &str = "kubernetes.io/config.mirror";
+/// Label identifying costop's placeholder ("dummy") pods that reserve warm
+/// standby capacity (later work). They are evicted first and never reported.
+pub const LABEL_PLACEHOLDER_POD: &str = "costop.io/placeholder";
+/// Annotation on placeholder pods naming the standby pool they belong to.
+pub const ANNOTATION_PLACEHOLDER_POOL: &str = "costop.io/standby-pool";
+
+// ---------------------------------------------------------------------------
+// EC2 / EKS tags.
+// ---------------------------------------------------------------------------
+
+/// Tag EKS puts on managed node group instances.
+pub const TAG_EKS_CLUSTER_NAME: &str = "eks:cluster-name";
+/// Tag AWS puts on resources created by EKS itself (`aws:` tags are reserved).
+pub const TAG_AWS_EKS_CLUSTER_NAME: &str = "aws:eks:cluster-name";
+/// Prefix of the legacy/community cluster tag `kubernetes.io/cluster/<name>`.
+pub const TAG_KUBERNETES_CLUSTER_PREFIX: &str = "kubernetes.io/cluster/";
+/// [`TAG_KUBERNETES_CLUSTER_PREFIX`] value when the cluster owns the resource.
+pub const TAG_KUBERNETES_CLUSTER_OWNED: &str = "owned";
+/// [`TAG_KUBERNETES_CLUSTER_PREFIX`] value when the resource is shared.
+pub const TAG_KUBERNETES_CLUSTER_SHARED: &str = "shared";
+/// Tag an operator sets to opt an instance in when
+/// `COSTOP_REQUIRE_MANAGED_TAG=true`.
+pub const TAG_COSTOP_MANAGED: &str = "costop.io/managed";
+/// Value of [`TAG_COSTOP_MANAGED`] that opts an instance in.
+pub const TAG_COSTOP_MANAGED_VALUE: &str = "true";
+/// Tag Auto Scaling puts on instances it launched.
+pub const TAG_AUTOSCALING_GROUP_NAME: &str = "aws:autoscaling:groupName";
+/// Tag Karpenter puts on instances it launched.
+pub const TAG_KARPENTER_NODEPOOL: &str = "karpenter.sh/nodepool";
+/// Tag EKS managed node groups put on instances.
+pub const TAG_EKS_NODEGROUP_NAME: &str = "eks:nodegroup-name";
+
+/// Builds the `kubernetes.io/cluster/<name>` tag key for a cluster.
+pub fn kubernetes_cluster_tag(cluster: &str) -> String {
+    format!("{TAG_KUBERNETES_CLUSTER_PREFIX}{cluster}")
+}
+
+/// Every costop-owned taint key default, for tooling that wants to list them.
+pub const ALL_COSTOP_TAINTS: [&str; 6] = [
+    TAINT_SPOT_INTERRUPTION,
+    TAINT_REBALANCE_RECOMMENDATION,
+    TAINT_ASG_LIFECYCLE_TERMINATION,
+    TAINT_SCHEDULED_MAINTENANCE,
+    TAINT_INSTANCE_STATE_CHANGE,
+    TAINT_STANDBY,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::is_qualified_name;
+
+    #[test]
+    fn every_key_is_a_valid_kubernetes_qualified_name() {
+        let keys = ALL_COSTOP_TAINTS.iter().copied().chain([
+            TAINT_OUT_OF_SERVICE,
+            LABEL_EXCLUDE_FROM_EXTERNAL_LB,
+            ANNOTATION_INTERRUPTION_ID,
+            ANNOTATION_DEADLINE,
+            ANNOTATION_MIRROR_POD,
+            LABEL_PLACEHOLDER_POD,
+            LABEL_EKS_CAPACITY_TYPE,
+            LABEL_KARPENTER_CAPACITY_TYPE,
+            LABEL_NODE_LIFECYCLE,
+        ]);
+        for key in keys {
+            assert!(is_qualified_name(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_kubernetes_cluster_tag_is_prefixed() {
+        assert_eq!(kubernetes_cluster_tag("prod"), "kubernetes.io/cluster/prod");
+    }
+}

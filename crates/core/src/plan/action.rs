@@ -1,0 +1,233 @@
+//! The steps of a [`crate::Plan`], in execution order.
+//!
+//! Each action is one idempotent unit of work for the shell (usually one
+//! API call). Actions carry everything the shell needs so it never has to
+//! re-derive a decision; the JSON form is what `--dry-run` prints and what
+//! golden files compare, so field names are stable and readable.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::drain::{BackoffPolicy, SkipReason};
+use crate::facts::{PodRef, RegisteredTarget, TargetType};
+use crate::kube::Taint;
+use crate::record::TimelineStep;
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Conditionally write the dedupe item (see [`crate::record::dedupe_put`]).
+    /// If the condition fails another delivery owns this event: stop here
+    /// and record nothing else.
+    RecordEvent(RecordEvent),
+    /// Append a milestone to the interruption's timeline.
+    ///
+    /// Besides these declared milestones the executor records the dynamic
+    /// ones as they happen: `eviction_issued`, `eviction_retried`,
+    /// `evicted`, `deadline_reached` (which replaces the declared `drained`
+    /// when pods remain) and `failed`.
+    RecordTimeline {
+        /// The milestone.
+        step: TimelineStep,
+    },
+    /// Store the observed facts (node, pods, instance) for the post-mortem,
+    /// via [`crate::record::snapshot_item`].
+    SnapshotNode {
+        /// Instance.
+        instance_id: String,
+        /// Node, if one was found.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        /// Pods on the node at observation time.
+        pods: usize,
+    },
+    /// Extend the lifecycle hook's timeout before the (possibly long) drain.
+    LifecycleHeartbeat(LifecycleRef),
+    /// Cordon, taint, label and annotate the node in ONE patch, so a
+    /// half-applied state (cordoned but still in load balancers) never exists.
+    CordonAndTaint(CordonAndTaint),
+    /// Deregister the instance's targets from one target group.
+    DeregisterTargets(DeregisterTargets),
+    /// Detach the instance from its Auto Scaling group so the group launches
+    /// a replacement now rather than after termination.
+    DetachFromAsg {
+        /// Group.
+        asg: String,
+        /// Instance.
+        instance_id: String,
+        /// Always false: keep desired capacity so a replacement launches.
+        decrement_desired: bool,
+    },
+    /// Evict pods through the Eviction API.
+    Drain(Drain),
+    /// Let Auto Scaling proceed with the termination.
+    CompleteLifecycleAction {
+        /// The hook.
+        #[serde(flatten)]
+        hook: LifecycleRef,
+        /// Always `CONTINUE`.
+        result: LifecycleResult,
+    },
+    /// Put `node.kubernetes.io/out-of-service` on a node whose instance is
+    /// gone, so volumes are force-detached and pods are garbage-collected.
+    OutOfServiceTaint {
+        /// Node.
+        node: String,
+        /// The taint added.
+        taint: Taint,
+        /// The node's complete taint list after the change.
+        taints_after: Vec<Taint>,
+        /// Precondition for the patch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource_version: Option<String>,
+    },
+    /// Mark the dedupe item completed: later redeliveries are duplicates.
+    FinishEvent {
+        /// Event id.
+        event_id: String,
+        /// Instance.
+        instance_id: String,
+    },
+}
+
+impl Action {
+    /// The action's snake_case name (log field, metric dimension).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::RecordEvent(_) => "record_event",
+            Action::RecordTimeline { .. } => "record_timeline",
+            Action::SnapshotNode { .. } => "snapshot_node",
+            Action::LifecycleHeartbeat(_) => "lifecycle_heartbeat",
+            Action::CordonAndTaint(_) => "cordon_and_taint",
+            Action::DeregisterTargets(_) => "deregister_targets",
+            Action::DetachFromAsg { .. } => "detach_from_asg",
+            Action::Drain(_) => "drain",
+            Action::CompleteLifecycleAction { .. } => "complete_lifecycle_action",
+            Action::OutOfServiceTaint { .. } => "out_of_service_taint",
+            Action::FinishEvent { .. } => "finish_event",
+        }
+    }
+}
+
+/// The dedupe write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordEvent {
+    /// EventBridge event id.
+    pub event_id: String,
+    /// Instance.
+    pub instance_id: String,
+    /// The interruption this delivery starts.
+    pub interruption_id: String,
+    /// An unfinished item first seen before this may be taken over (the
+    /// earlier delivery is presumed dead).
+    pub takeover_if_seen_before: DateTime<Utc>,
+    /// DynamoDB TTL.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An Auto Scaling lifecycle action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRef {
+    /// Group.
+    pub asg: String,
+    /// Hook.
+    pub hook: String,
+    /// Action token.
+    pub token: String,
+    /// Instance.
+    pub instance_id: String,
+}
+
+/// `CompleteLifecycleAction` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LifecycleResult {
+    /// Proceed.
+    Continue,
+}
+
+/// The node patch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CordonAndTaint {
+    /// Node.
+    pub node: String,
+    /// `spec.unschedulable = true`.
+    pub cordon: bool,
+    /// costop's taint for this event kind.
+    pub taint: Taint,
+    /// The node's complete taint list after the change (existing taints
+    /// kept, costop's key replaced): the shell writes this list as is.
+    pub taints_after: Vec<Taint>,
+    /// Add `node.kubernetes.io/exclude-from-external-load-balancers`.
+    pub exclude_from_lb_label: bool,
+    /// Annotations to set (interruption id, deadline).
+    pub annotations: BTreeMap<String, String>,
+    /// Precondition for the patch (`metadata.resourceVersion`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+}
+
+/// Deregistration from one target group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterTargets {
+    /// Target group.
+    pub target_group_arn: String,
+    /// Its target type.
+    pub target_type: TargetType,
+    /// The instance's targets in it.
+    pub targets: Vec<RegisteredTarget>,
+}
+
+/// The drain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Drain {
+    /// Node.
+    pub node: String,
+    /// Pods to evict, in order (placeholders, then lowest priority first).
+    pub pods: Vec<EvictPod>,
+    /// Pods left alone, and why.
+    pub skipped: Vec<SkippedPod>,
+    /// Pods should be gone by then (deadline − safety margin); evictions
+    /// are not retried past it.
+    pub evict_by: DateTime<Utc>,
+    /// The hard deadline.
+    pub deadline: DateTime<Utc>,
+    /// Evictions in flight at once.
+    pub concurrency: u32,
+    /// At the deadline: delete remaining pods (true) or only report them.
+    pub force_delete_at_deadline: bool,
+    /// Retry policy for 429s.
+    pub backoff: BackoffPolicy,
+}
+
+/// One eviction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvictPod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID precondition.
+    pub uid: String,
+    /// `DeleteOptions.gracePeriodSeconds`, capped to end before `evict_by`.
+    pub grace_period_seconds: i64,
+}
+
+impl EvictPod {
+    /// `namespace/name`.
+    pub fn pod_ref(&self) -> PodRef {
+        PodRef { namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+}
+
+/// A pod drain leaves alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedPod {
+    /// The pod.
+    pub pod: PodRef,
+    /// Why.
+    pub reason: SkipReason,
+}

@@ -1,0 +1,599 @@
+//! The planner: `(event, facts, config, now) → Decision`, pure.
+//!
+//! [`plan`] decides for one instance; [`plan_all`] maps it over the facts of
+//! every instance an event names (an AWS Health event can name several).
+//! Either costop ignores the delivery, with a typed [`IgnoreReason`], or it
+//! acts with a [`Plan`]: an ordered list of [`Action`]s the shell executes.
+//!
+//! Gates, in order (the first that applies decides the reason):
+//! 1. the event is ignored at parse time (unknown/foreign), is a state change
+//!    costop does not handle (`pending`, `running`), is a Health event that
+//!    is not an EC2 scheduled change, or is closed;
+//! 2. the facts are about an instance the event does not name;
+//! 3. the delivery was already seen (completed, or still within its lease);
+//! 4. EC2 does not know the instance;
+//! 5. no cluster tag, or no tagged cluster passes the allow-list;
+//! 6. the managed tag is required and missing;
+//! 7. no node backs the instance.
+//!
+//! Responses by event kind:
+//!
+//! | event | response | deadline |
+//! |---|---|---|
+//! | Spot warning (terminate/stop/hibernate) | full | event time + window (120 s) |
+//! | state change stopping/shutting-down | full | now |
+//! | state change stopped/terminated | node gone | now |
+//! | ASG terminate hook | full + heartbeat + complete | event time + hook deadline |
+//! | Health EC2 scheduled change | full, per instance | `startTime` (now if past) |
+//! | rebalance recommendation | record only (standby later) | none |
+
+pub mod action;
+pub mod drain;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use action::{
+    Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult, RecordEvent, SkippedPod,
+};
+pub use drain::{
+    BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision, SkipReason,
+    at_deadline, classify_pod, deterministic_jitter, grace_cap, next_eviction_retry,
+};
+
+use crate::config::Config;
+use crate::constants;
+use crate::event::{Event, EventKind, IgnoredReason, InstanceState};
+use crate::facts::{Delivery, Facts, InstanceFacts, NodeFacts};
+use crate::kube::{Taint, TaintEffect, to_label_value, with_taint};
+use crate::record::TimelineStep;
+
+/// The planner's verdict for one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+// A Plan is much larger than a reason; Decisions are few and short-lived.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision {
+    /// Do nothing (log the reason).
+    Ignore {
+        /// Why.
+        reason: IgnoreReason,
+    },
+    /// Execute the plan.
+    Act(Plan),
+}
+
+impl Decision {
+    /// The plan, if acting.
+    pub fn as_plan(&self) -> Option<&Plan> {
+        match self {
+            Decision::Act(p) => Some(p),
+            Decision::Ignore { .. } => None,
+        }
+    }
+
+    /// The reason, if ignoring.
+    pub fn as_ignore(&self) -> Option<&IgnoreReason> {
+        match self {
+            Decision::Ignore { reason } => Some(reason),
+            Decision::Act(_) => None,
+        }
+    }
+}
+
+/// Why costop does nothing for an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum IgnoreReason {
+    /// A detail-type of a subscribed source that costop does not handle.
+    UnknownEvent {
+        /// Source.
+        source: String,
+        /// Detail type.
+        detail_type: String,
+    },
+    /// An event from a source costop does not handle.
+    ForeignEvent {
+        /// Source.
+        source: String,
+        /// Detail type.
+        detail_type: String,
+    },
+    /// A Health event that is not an EC2 scheduled change.
+    UnhandledHealthEvent {
+        /// Service.
+        service: String,
+        /// Category.
+        category: String,
+        /// Event type code.
+        code: String,
+    },
+    /// A Health event whose status is `closed`.
+    HealthEventClosed {
+        /// Event ARN.
+        event_arn: String,
+    },
+    /// A state change costop does not act on (`pending`, `running`).
+    StateNotHandled {
+        /// The state.
+        state: InstanceState,
+    },
+    /// The facts are about an instance the event does not name.
+    InstanceNotInEvent {
+        /// Instance.
+        instance_id: String,
+    },
+    /// This (event, instance) was already handled or is being handled.
+    DuplicateDelivery {
+        /// Event id.
+        event_id: String,
+        /// Instance.
+        instance_id: String,
+        /// When the first delivery was recorded.
+        first_seen_at: DateTime<Utc>,
+    },
+    /// EC2 does not know the instance.
+    InstanceNotFound {
+        /// Instance.
+        instance_id: String,
+    },
+    /// The instance has no EKS/Kubernetes cluster tag: not costop's business.
+    NotInAnyCluster {
+        /// Instance.
+        instance_id: String,
+    },
+    /// The instance's cluster is not in `COSTOP_CLUSTER_ALLOW_LIST`.
+    ClusterNotAllowed {
+        /// Instance.
+        instance_id: String,
+        /// The (first) cluster it is tagged with.
+        cluster: String,
+        /// The allow-list.
+        allow_list: Vec<String>,
+    },
+    /// `COSTOP_REQUIRE_MANAGED_TAG` is set and the tag is missing.
+    ManagedTagMissing {
+        /// Instance.
+        instance_id: String,
+        /// The required tag key.
+        tag: String,
+    },
+    /// No node backs the instance (not joined yet, or already deleted).
+    NoNodeForInstance {
+        /// Instance.
+        instance_id: String,
+        /// Cluster searched.
+        cluster: String,
+    },
+}
+
+/// How much costop does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// Cordon, taint, deregister, drain (and ASG hook handling).
+    Full,
+    /// The instance is down: record, deregister, optionally out-of-service.
+    NodeGone,
+    /// Record only (rebalance recommendation, until standby exists).
+    RecordOnly,
+}
+
+/// What costop will do about one instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Deterministic id: `<instance>-<kind>-<anchor time>`; redeliveries and
+    /// Health pages of the same change map to the same id.
+    pub interruption_id: String,
+    /// EventBridge event id.
+    pub event_id: String,
+    /// Event kind.
+    pub kind: EventKind,
+    /// Response level.
+    pub response: Response,
+    /// Instance.
+    pub instance_id: String,
+    /// Node.
+    pub node: String,
+    /// Cluster.
+    pub cluster: String,
+    /// Event time (envelope).
+    pub event_time: DateTime<Utc>,
+    /// When the shell received it (`now` given to the planner).
+    pub received_at: DateTime<Utc>,
+    /// When the instance goes away; `None` for record-only plans.
+    pub deadline: Option<DateTime<Utc>>,
+    /// Print, do not execute.
+    pub dry_run: bool,
+    /// Steps in order.
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// The drain step, if any.
+    pub fn drain(&self) -> Option<&Drain> {
+        self.actions.iter().find_map(|a| match a {
+            Action::Drain(d) => Some(d),
+            _ => None,
+        })
+    }
+}
+
+/// Deterministic interruption id: `<instance>-<kind>-<yyyymmddthhmmssz>`.
+/// Lower-case and at most 63 characters, so it is also a valid label value.
+pub fn interruption_id(instance_id: &str, kind: EventKind, anchor: DateTime<Utc>) -> String {
+    format!("{instance_id}-{}-{}", kind.slug(), anchor.format("%Y%m%dt%H%M%Sz"))
+}
+
+fn ignore(reason: IgnoreReason) -> Decision {
+    Decision::Ignore { reason }
+}
+
+/// Plans for every instance the event names, one decision per instance in
+/// event order, using the matching entry of `facts` (an instance without
+/// facts is treated as unknown to EC2). An event that names no instance
+/// yields exactly one decision (an ignore).
+pub fn plan_all(event: &Event, facts: &[Facts], config: &Config, now: DateTime<Utc>) -> Vec<Decision> {
+    let ids = event.instance_ids();
+    if ids.is_empty() {
+        let placeholder = Facts::unknown_instance("");
+        return vec![plan(event, &placeholder, config, now)];
+    }
+    ids.iter()
+        .map(|id| match facts.iter().find(|f| f.instance_id == *id) {
+            Some(f) => plan(event, f, config, now),
+            None => plan(event, &Facts::unknown_instance(id.clone()), config, now),
+        })
+        .collect()
+}
+
+/// Plans costop's response to `event` for the instance `facts` describes.
+pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -> Decision {
+    // 1. Event-level gates.
+    let envelope = match (event, event.envelope()) {
+        (Event::Ignored(i), _) => {
+            let (source, detail_type) = (i.source.clone(), i.detail_type.clone());
+            return ignore(match i.reason {
+                IgnoredReason::UnknownDetailType => IgnoreReason::UnknownEvent { source, detail_type },
+                IgnoredReason::ForeignSource => IgnoreReason::ForeignEvent { source, detail_type },
+            });
+        }
+        (_, Some(e)) => e,
+        (_, None) => return unreachable_ignored(event),
+    };
+    let Some(kind) = event.kind() else { return unreachable_ignored(event) };
+    match event {
+        Event::StateChange(d) if !d.detail.state.is_going_down() && !d.detail.state.is_down() => {
+            return ignore(IgnoreReason::StateNotHandled { state: d.detail.state });
+        }
+        Event::Health(d) if !d.detail.is_ec2_scheduled_change() => {
+            return ignore(IgnoreReason::UnhandledHealthEvent {
+                service: d.detail.service.clone(),
+                category: d.detail.event_type_category.clone(),
+                code: d.detail.event_type_code.clone(),
+            });
+        }
+        Event::Health(d) if d.detail.is_closed() => {
+            return ignore(IgnoreReason::HealthEventClosed { event_arn: d.detail.event_arn.clone() });
+        }
+        _ => {}
+    }
+
+    // 2. The facts must be about an instance this event names.
+    let instance_id = facts.instance_id.clone();
+    if !event.instance_ids().contains(&instance_id) {
+        return ignore(IgnoreReason::InstanceNotInEvent { instance_id });
+    }
+
+    // 3. Dedupe: a completed delivery, or one still within its lease, owns it.
+    if let Delivery::Seen { first_seen_at, completed, .. } = &facts.delivery {
+        let lease_over = *first_seen_at + TimeDelta::seconds(config.dedupe_lease_seconds) <= now;
+        if *completed || !lease_over {
+            return ignore(IgnoreReason::DuplicateDelivery {
+                event_id: envelope.id.clone(),
+                instance_id,
+                first_seen_at: *first_seen_at,
+            });
+        }
+    }
+
+    // 4.–6. Instance, cluster and ownership.
+    let Some(instance) = &facts.instance else {
+        return ignore(IgnoreReason::InstanceNotFound { instance_id });
+    };
+    let candidates = instance.cluster_candidates();
+    let Some(first) = candidates.first() else {
+        return ignore(IgnoreReason::NotInAnyCluster { instance_id });
+    };
+    let Some(cluster) = candidates.iter().find(|c| config.allows_cluster(&c.name)) else {
+        return ignore(IgnoreReason::ClusterNotAllowed {
+            instance_id,
+            cluster: first.name.clone(),
+            allow_list: config.cluster_allow_list.clone(),
+        });
+    };
+    if config.require_managed_tag && !instance.is_managed() {
+        return ignore(IgnoreReason::ManagedTagMissing { instance_id, tag: constants::TAG_COSTOP_MANAGED.to_owned() });
+    }
+
+    // 7. A node to act on.
+    let Some(node) = &facts.node else {
+        return ignore(IgnoreReason::NoNodeForInstance { instance_id, cluster: cluster.name.clone() });
+    };
+
+    let (response, deadline, anchor) = response_and_deadline(event, envelope.time, config, now);
+    let interruption_id = interruption_id(&instance_id, kind, anchor);
+    let mut b = Builder {
+        event,
+        kind,
+        facts,
+        instance,
+        node,
+        config,
+        now,
+        interruption_id: interruption_id.clone(),
+        event_id: envelope.id.clone(),
+        actions: Vec::new(),
+    };
+    match (response, deadline) {
+        (Response::Full, Some(deadline)) => b.full(deadline),
+        (Response::NodeGone, _) => b.node_gone(),
+        _ => b.record_only(),
+    }
+    Decision::Act(Plan {
+        interruption_id,
+        event_id: envelope.id.clone(),
+        kind,
+        response,
+        instance_id,
+        node: node.name.clone(),
+        cluster: cluster.name.clone(),
+        event_time: envelope.time,
+        received_at: now,
+        deadline,
+        dry_run: config.dry_run,
+        actions: b.actions,
+    })
+}
+
+/// Recognised events always have an envelope and a kind; this keeps the
+/// planner total without a panic should that ever change.
+fn unreachable_ignored(event: &Event) -> Decision {
+    ignore(IgnoreReason::UnknownEvent { source: event.source().to_owned(), detail_type: event.detail_type().to_owned() })
+}
+
+/// Response level, deadline, and the time the interruption id is anchored to.
+fn response_and_deadline(
+    event: &Event,
+    event_time: DateTime<Utc>,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> (Response, Option<DateTime<Utc>>, DateTime<Utc>) {
+    match event {
+        Event::SpotInterruption(_) => {
+            (Response::Full, Some(event_time + TimeDelta::seconds(config.deadline_window_seconds)), event_time)
+        }
+        Event::StateChange(d) if d.detail.state.is_down() => (Response::NodeGone, Some(now.max(event_time)), event_time),
+        // Already going down: whatever can move must move now.
+        Event::StateChange(_) => (Response::Full, Some(now.max(event_time)), event_time),
+        Event::AsgTerminate(_) => {
+            (Response::Full, Some(event_time + TimeDelta::seconds(config.asg_hook_deadline_seconds)), event_time)
+        }
+        Event::Health(d) => {
+            // Anchor on startTime so every page of one change shares an id.
+            let start = d.detail.start_time.unwrap_or(event_time);
+            (Response::Full, Some(start.max(now)), start)
+        }
+        Event::Rebalance(_) | Event::Ignored(_) => (Response::RecordOnly, None, event_time),
+    }
+}
+
+struct Builder<'a> {
+    event: &'a Event,
+    kind: EventKind,
+    facts: &'a Facts,
+    instance: &'a InstanceFacts,
+    node: &'a NodeFacts,
+    config: &'a Config,
+    now: DateTime<Utc>,
+    interruption_id: String,
+    event_id: String,
+    actions: Vec<Action>,
+}
+
+impl Builder<'_> {
+    fn push(&mut self, a: Action) {
+        self.actions.push(a);
+    }
+
+    fn timeline(&mut self, step: TimelineStep) {
+        self.push(Action::RecordTimeline { step });
+    }
+
+    /// RecordEvent, Received, SnapshotNode: the common opening.
+    fn opening(&mut self) {
+        let c = self.config;
+        self.push(Action::RecordEvent(RecordEvent {
+            event_id: self.event_id.clone(),
+            instance_id: self.instance.instance_id.clone(),
+            interruption_id: self.interruption_id.clone(),
+            takeover_if_seen_before: self.now - TimeDelta::seconds(c.dedupe_lease_seconds),
+            expires_at: self.now + TimeDelta::days(i64::from(c.timeline_ttl_days)),
+        }));
+        self.timeline(TimelineStep::Received);
+        self.push(Action::SnapshotNode {
+            instance_id: self.instance.instance_id.clone(),
+            node: Some(self.node.name.clone()),
+            pods: self.facts.pods.len(),
+        });
+    }
+
+    fn closing(&mut self) {
+        self.push(Action::FinishEvent {
+            event_id: self.event_id.clone(),
+            instance_id: self.instance.instance_id.clone(),
+        });
+    }
+
+    fn deregister(&mut self) {
+        let mut any = false;
+        for tg in &self.facts.target_groups {
+            let targets = tg.targets_of(self.instance);
+            if targets.is_empty() {
+                continue;
+            }
+            any = true;
+            self.push(Action::DeregisterTargets(DeregisterTargets {
+                target_group_arn: tg.arn.clone(),
+                target_type: tg.target_type,
+                targets,
+            }));
+        }
+        if any {
+            self.timeline(TimelineStep::Deregistered);
+        }
+    }
+
+    fn lifecycle_ref(&self) -> Option<LifecycleRef> {
+        match self.event {
+            Event::AsgTerminate(d) => Some(LifecycleRef {
+                asg: d.detail.auto_scaling_group_name.clone(),
+                hook: d.detail.lifecycle_hook_name.clone(),
+                token: d.detail.lifecycle_action_token.clone(),
+                instance_id: d.detail.ec2_instance_id.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The taint value says what is coming, for `kubectl describe node`.
+    fn taint_value(&self) -> String {
+        let raw = match self.event {
+            Event::SpotInterruption(d) => d.detail.instance_action.as_str().to_owned(),
+            Event::StateChange(d) => d.detail.state.as_str().to_owned(),
+            Event::AsgTerminate(_) => "terminating".to_owned(),
+            Event::Health(d) => d.detail.event_type_code.clone(),
+            Event::Rebalance(_) => "recommended".to_owned(),
+            Event::Ignored(_) => String::new(),
+        };
+        to_label_value(&raw)
+    }
+
+    fn full(&mut self, deadline: DateTime<Utc>) {
+        let c = self.config;
+        self.opening();
+        let lifecycle = self.lifecycle_ref();
+        if let Some(hook) = &lifecycle {
+            self.push(Action::LifecycleHeartbeat(hook.clone()));
+        }
+
+        let taint = Taint::new(self.config.taint_keys.for_kind(self.kind), Some(self.taint_value()), c.taint_effect);
+        let annotations = BTreeMap::from([
+            (constants::ANNOTATION_INTERRUPTION_ID.to_owned(), self.interruption_id.clone()),
+            (constants::ANNOTATION_DEADLINE.to_owned(), deadline.to_rfc3339()),
+        ]);
+        self.push(Action::CordonAndTaint(CordonAndTaint {
+            node: self.node.name.clone(),
+            cordon: true,
+            taints_after: with_taint(&self.node.taints, taint.clone()),
+            taint,
+            exclude_from_lb_label: true,
+            annotations,
+            resource_version: self.node.resource_version.clone(),
+        }));
+        self.timeline(TimelineStep::Cordoned);
+
+        self.deregister();
+
+        // An instance in an ASG terminate hook is already leaving the group.
+        if c.detach_from_asg
+            && lifecycle.is_none()
+            && let Some(asg) = self.instance.asg_name()
+        {
+            self.push(Action::DetachFromAsg {
+                asg: asg.to_owned(),
+                instance_id: self.instance.instance_id.clone(),
+                decrement_desired: false,
+            });
+        }
+
+        self.push(Action::Drain(self.drain(deadline)));
+        self.timeline(TimelineStep::Drained);
+
+        if let Some(hook) = lifecycle {
+            self.push(Action::CompleteLifecycleAction { hook, result: LifecycleResult::Continue });
+        }
+        self.closing();
+    }
+
+    fn drain(&self, deadline: DateTime<Utc>) -> Drain {
+        let c = self.config;
+        let margin = TimeDelta::seconds(c.safety_margin_seconds);
+        let mut evict = Vec::new();
+        let mut skipped = Vec::new();
+        for pod in &self.facts.pods {
+            match classify_pod(pod) {
+                PodDisposition::Skip(reason) => skipped.push(SkippedPod { pod: pod.pod_ref(), reason }),
+                PodDisposition::Evict => evict.push(pod),
+            }
+        }
+        // Placeholders first (they exist to be displaced), then the least
+        // important workloads; name order keeps plans deterministic.
+        evict.sort_by(|a, b| {
+            (!a.is_placeholder(), a.priority.unwrap_or(0), &a.namespace, &a.name).cmp(&(
+                !b.is_placeholder(),
+                b.priority.unwrap_or(0),
+                &b.namespace,
+                &b.name,
+            ))
+        });
+        skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
+        let pods = evict
+            .into_iter()
+            .map(|p| EvictPod {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+                uid: p.uid.clone(),
+                grace_period_seconds: grace_cap(p.grace_seconds(), self.now, deadline, margin)
+                    .min(c.grace_cap_seconds)
+                    .max(MIN_GRACE_SECONDS),
+            })
+            .collect();
+        Drain {
+            node: self.node.name.clone(),
+            pods,
+            skipped,
+            evict_by: (deadline - margin).max(self.now),
+            deadline,
+            concurrency: c.drain_concurrency,
+            force_delete_at_deadline: c.force_delete_at_deadline,
+            backoff: c.eviction_backoff,
+        }
+    }
+
+    fn node_gone(&mut self) {
+        self.opening();
+        self.deregister();
+        if self.config.out_of_service_on_terminated {
+            let taint = Taint::new(
+                constants::TAINT_OUT_OF_SERVICE,
+                Some(constants::TAINT_OUT_OF_SERVICE_VALUE.to_owned()),
+                TaintEffect::NoExecute,
+            );
+            self.push(Action::OutOfServiceTaint {
+                node: self.node.name.clone(),
+                taints_after: with_taint(&self.node.taints, taint.clone()),
+                taint,
+                resource_version: self.node.resource_version.clone(),
+            });
+        }
+        self.closing();
+    }
+
+    fn record_only(&mut self) {
+        self.opening();
+        self.closing();
+    }
+}
