@@ -1,1 +1,121 @@
-fn main() {}
+//! `costop-bed`: run the local bed (moto + kubesim, seeded from a scenario) until interrupted.
+//!
+//! Prints `KEY=VALUE` lines on stdout (KUBECONFIG, AWS_ENDPOINT_URL, credentials, region,
+//! COSTOP_TABLE) to copy, or to load with `set -a; . ./bed.env; set +a` after
+//! `costop-bed > bed.env &`; a human summary and logs go to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use costop_bed::{Bed, Scenario};
+
+#[derive(Debug, Parser)]
+#[command(name = "costop-bed", about = "Run moto + kubesim seeded from a scenario until interrupted")]
+struct Args {
+    /// Scenario YAML file (default: the built-in scenarios/default.yaml). A built-in scenario
+    /// can be named instead: default, pdb-blocked, large.
+    #[arg(long, short)]
+    scenario: Option<String>,
+    /// Override the scenario's time scale (simulated seconds per real second).
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// Also write the kubeconfig here.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Seconds to wait for nodes Ready and pods Running before printing the environment (0: don't wait).
+    #[arg(long, default_value_t = 120.0)]
+    wait: f64,
+    /// Print the seeded world as JSON on stderr.
+    #[arg(long)]
+    world: bool,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+        )
+        .init();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("costop-bed: {e}");
+            let mut src = std::error::Error::source(&*e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut scenario = match &args.scenario {
+        None => Scenario::default_scenario(),
+        Some(s) if !s.contains('/') && !s.ends_with(".yaml") && !s.ends_with(".yml") => {
+            Scenario::builtin(s).ok_or_else(|| format!("no built-in scenario `{s}` (default, pdb-blocked, large) and no such file"))?
+        }
+        Some(path) => Scenario::from_file(path.as_ref())?,
+    };
+    if let Some(ts) = args.time_scale {
+        scenario.time_scale = ts;
+    }
+    let bed = Bed::start(scenario).await?;
+    if let Some(p) = &args.kubeconfig {
+        bed.sim().write_kubeconfig(p)?;
+    }
+    if args.wait > 0.0 {
+        if let Err(e) = bed.wait_ready(Duration::from_secs_f64(args.wait)).await {
+            tracing::warn!("{e}");
+        }
+    }
+
+    let mut out = std::io::stdout().lock();
+    for (k, v) in bed.env() {
+        let v = if k == "KUBECONFIG" { args.kubeconfig.as_ref().map(|p| p.display().to_string()).unwrap_or(v) } else { v };
+        writeln!(out, "{k}={}", shell_quote(&v))?;
+    }
+    out.flush()?;
+    drop(out);
+
+    let w = bed.world();
+    let s = bed.scenario();
+    eprintln!();
+    eprintln!("costop-bed: scenario `{}` — {}", s.name, s.description);
+    eprintln!("  cluster {} in {} (time scale {}×), kubesim {}", s.cluster.name, s.cluster.region, s.time_scale, bed.sim().url());
+    eprintln!("  moto {} (moto {}), DynamoDB table {}", bed.endpoint_url(), costop_bed::moto::moto_version(), w.table);
+    for (name, g) in &w.node_groups {
+        let kind = if g.standby { "standby (stopped)" } else { if g.capacity == costop_bed::scenario::Capacity::Spot { "spot" } else { "on-demand" } };
+        let ids: Vec<&str> = g.instances.iter().map(|i| i.instance_id.as_str()).collect();
+        eprintln!("  node group {name}: {} {kind} — {}", ids.len(), ids.join(" "));
+    }
+    for (name, arn) in &w.target_groups {
+        eprintln!("  target group {name}: {arn}");
+    }
+    eprintln!("  started in {:.1} s; Ctrl-C to stop", bed.timings().total);
+    if args.world {
+        eprintln!("{}", serde_json::to_string_pretty(w)?);
+    }
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping");
+    drop(bed);
+    Ok(())
+}
+
+fn shell_quote(v: &str) -> String {
+    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+        v.to_string()
+    } else {
+        format!("'{}'", v.replace('\'', r"'\''"))
+    }
+}

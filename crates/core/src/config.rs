@@ -265,10 +265,14 @@ impl Vars {
     where
         T: std::str::FromStr<Err = ParseIntError> + PartialOrd + fmt::Display + Copy,
     {
-        let Some(raw) = self.get(var) else { return Ok(()) };
-        let v: T = raw
-            .parse()
-            .map_err(|source| ConfigError::NotAnInteger { var, value: raw.to_owned(), source })?;
+        let Some(raw) = self.get(var) else {
+            return Ok(());
+        };
+        let v: T = raw.parse().map_err(|source| ConfigError::NotAnInteger {
+            var,
+            value: raw.to_owned(),
+            source,
+        })?;
         if v < min || v > max {
             return Err(ConfigError::Invalid {
                 var,
@@ -281,7 +285,9 @@ impl Vars {
     }
 
     fn bool(&self, var: &'static str, into: &mut bool) -> Result<(), ConfigError> {
-        let Some(raw) = self.get(var) else { return Ok(()) };
+        let Some(raw) = self.get(var) else {
+            return Ok(());
+        };
         *into = match raw.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
@@ -297,7 +303,9 @@ impl Vars {
     }
 
     fn taint_key(&self, var: &'static str, into: &mut String) -> Result<(), ConfigError> {
-        let Some(raw) = self.get(var) else { return Ok(()) };
+        let Some(raw) = self.get(var) else {
+            return Ok(());
+        };
         if !is_qualified_name(raw) {
             return Err(ConfigError::Invalid {
                 var,
@@ -343,13 +351,33 @@ impl Config {
             };
         }
         let k = &mut c.taint_keys;
-        vars.taint_key("COSTOP_TAINT_KEY_SPOT_INTERRUPTION", &mut k.spot_interruption)?;
-        vars.taint_key("COSTOP_TAINT_KEY_REBALANCE_RECOMMENDATION", &mut k.rebalance_recommendation)?;
-        vars.taint_key("COSTOP_TAINT_KEY_ASG_LIFECYCLE_TERMINATION", &mut k.asg_lifecycle_termination)?;
-        vars.taint_key("COSTOP_TAINT_KEY_SCHEDULED_MAINTENANCE", &mut k.scheduled_maintenance)?;
-        vars.taint_key("COSTOP_TAINT_KEY_INSTANCE_STATE_CHANGE", &mut k.instance_state_change)?;
+        vars.taint_key(
+            "COSTOP_TAINT_KEY_SPOT_INTERRUPTION",
+            &mut k.spot_interruption,
+        )?;
+        vars.taint_key(
+            "COSTOP_TAINT_KEY_REBALANCE_RECOMMENDATION",
+            &mut k.rebalance_recommendation,
+        )?;
+        vars.taint_key(
+            "COSTOP_TAINT_KEY_ASG_LIFECYCLE_TERMINATION",
+            &mut k.asg_lifecycle_termination,
+        )?;
+        vars.taint_key(
+            "COSTOP_TAINT_KEY_SCHEDULED_MAINTENANCE",
+            &mut k.scheduled_maintenance,
+        )?;
+        vars.taint_key(
+            "COSTOP_TAINT_KEY_INSTANCE_STATE_CHANGE",
+            &mut k.instance_state_change,
+        )?;
 
-        vars.int("COSTOP_DRAIN_CONCURRENCY", &mut c.drain_concurrency, 1, 1000)?;
+        vars.int(
+            "COSTOP_DRAIN_CONCURRENCY",
+            &mut c.drain_concurrency,
+            1,
+            1000,
+        )?;
         if let Some(raw) = vars.get("COSTOP_KUBE_QPS") {
             let qps: f32 = raw.parse().map_err(|source| ConfigError::NotANumber {
                 var: "COSTOP_KUBE_QPS",
@@ -366,9 +394,24 @@ impl Config {
             c.kube_qps = qps;
         }
         vars.int("COSTOP_KUBE_BURST", &mut c.kube_burst, 1, 100_000)?;
-        vars.int("COSTOP_GRACE_CAP_SECONDS", &mut c.grace_cap_seconds, 1, 86_400)?;
-        vars.int("COSTOP_DEADLINE_WINDOW_SECONDS", &mut c.deadline_window_seconds, 1, 86_400)?;
-        vars.int("COSTOP_SAFETY_MARGIN_SECONDS", &mut c.safety_margin_seconds, 0, 86_400)?;
+        vars.int(
+            "COSTOP_GRACE_CAP_SECONDS",
+            &mut c.grace_cap_seconds,
+            1,
+            86_400,
+        )?;
+        vars.int(
+            "COSTOP_DEADLINE_WINDOW_SECONDS",
+            &mut c.deadline_window_seconds,
+            1,
+            86_400,
+        )?;
+        vars.int(
+            "COSTOP_SAFETY_MARGIN_SECONDS",
+            &mut c.safety_margin_seconds,
+            0,
+            86_400,
+        )?;
         if c.safety_margin_seconds >= c.deadline_window_seconds {
             return Err(ConfigError::Invalid {
                 var: "COSTOP_SAFETY_MARGIN_SECONDS",
@@ -379,30 +422,63 @@ impl Config {
                 ),
             });
         }
-        vars.int("COSTOP_ASG_HOOK_DEADLINE_SECONDS", &mut c.asg_hook_deadline_seconds, 1, 7_200)?;
-        vars.int("COSTOP_DEDUPE_LEASE_SECONDS", &mut c.dedupe_lease_seconds, 1, 86_400)?;
+        vars.int(
+            "COSTOP_ASG_HOOK_DEADLINE_SECONDS",
+            &mut c.asg_hook_deadline_seconds,
+            1,
+            7_200,
+        )?;
+        vars.int(
+            "COSTOP_DEDUPE_LEASE_SECONDS",
+            &mut c.dedupe_lease_seconds,
+            1,
+            86_400,
+        )?;
         let b = &mut c.eviction_backoff;
         vars.int("COSTOP_EVICTION_BACKOFF_BASE_MS", &mut b.base_ms, 1, 60_000)?;
         vars.int("COSTOP_EVICTION_BACKOFF_MAX_MS", &mut b.max_ms, 1, 600_000)?;
-        vars.int("COSTOP_EVICTION_MAX_ATTEMPTS", &mut b.max_attempts, 1, 10_000)?;
+        vars.int(
+            "COSTOP_EVICTION_MAX_ATTEMPTS",
+            &mut b.max_attempts,
+            1,
+            10_000,
+        )?;
         if b.max_ms < b.base_ms {
             return Err(ConfigError::Invalid {
                 var: "COSTOP_EVICTION_BACKOFF_MAX_MS",
                 value: b.max_ms.to_string(),
-                reason: format!("must be at least COSTOP_EVICTION_BACKOFF_BASE_MS ({})", b.base_ms),
+                reason: format!(
+                    "must be at least COSTOP_EVICTION_BACKOFF_BASE_MS ({})",
+                    b.base_ms
+                ),
             });
         }
 
         vars.bool("COSTOP_DRY_RUN", &mut c.dry_run)?;
         vars.bool("COSTOP_REQUIRE_MANAGED_TAG", &mut c.require_managed_tag)?;
         if let Some(raw) = vars.get("COSTOP_CLUSTER_ALLOW_LIST") {
-            c.cluster_allow_list =
-                raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+            c.cluster_allow_list = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
-        vars.bool("COSTOP_FORCE_DELETE_AT_DEADLINE", &mut c.force_delete_at_deadline)?;
+        vars.bool(
+            "COSTOP_FORCE_DELETE_AT_DEADLINE",
+            &mut c.force_delete_at_deadline,
+        )?;
         vars.bool("COSTOP_DETACH_FROM_ASG", &mut c.detach_from_asg)?;
-        vars.bool("COSTOP_OUT_OF_SERVICE_ON_TERMINATED", &mut c.out_of_service_on_terminated)?;
-        vars.int("COSTOP_TIMELINE_TTL_DAYS", &mut c.timeline_ttl_days, 1, 3650)?;
+        vars.bool(
+            "COSTOP_OUT_OF_SERVICE_ON_TERMINATED",
+            &mut c.out_of_service_on_terminated,
+        )?;
+        vars.int(
+            "COSTOP_TIMELINE_TTL_DAYS",
+            &mut c.timeline_ttl_days,
+            1,
+            3650,
+        )?;
         vars.string("COSTOP_METRICS_NAMESPACE", &mut c.metrics_namespace);
         vars.string("COSTOP_LOG_LEVEL", &mut c.log_level);
         Ok(c)
@@ -488,7 +564,9 @@ mod tests {
         assert_eq!(c.taint_effect, TaintEffect::NoSchedule);
         assert_eq!(c.safety_margin_seconds, 15);
         assert_eq!(c.deadline_window_seconds, 120);
-        assert!(!c.force_delete_at_deadline && !c.detach_from_asg && !c.out_of_service_on_terminated);
+        assert!(
+            !c.force_delete_at_deadline && !c.detach_from_asg && !c.out_of_service_on_terminated
+        );
     }
 
     #[test]
@@ -516,11 +594,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.table_name, "t");
         assert_eq!(c.taint_effect, TaintEffect::NoExecute);
-        assert_eq!(c.taint_keys.for_kind(EventKind::SpotInterruption), "example.com/spot");
-        assert_eq!(c.taint_keys.for_kind(EventKind::ScheduledMaintenance), constants::TAINT_SCHEDULED_MAINTENANCE);
+        assert_eq!(
+            c.taint_keys.for_kind(EventKind::SpotInterruption),
+            "example.com/spot"
+        );
+        assert_eq!(
+            c.taint_keys.for_kind(EventKind::ScheduledMaintenance),
+            constants::TAINT_SCHEDULED_MAINTENANCE
+        );
         assert_eq!((c.drain_concurrency, c.kube_burst), (4, 20));
         assert!((c.kube_qps - 12.5).abs() < f32::EPSILON);
-        assert_eq!((c.grace_cap_seconds, c.safety_margin_seconds, c.deadline_window_seconds), (30, 10, 110));
+        assert_eq!(
+            (
+                c.grace_cap_seconds,
+                c.safety_margin_seconds,
+                c.deadline_window_seconds
+            ),
+            (30, 10, 110)
+        );
         assert!(c.dry_run && c.require_managed_tag && c.force_delete_at_deadline);
         assert!(c.detach_from_asg && c.out_of_service_on_terminated);
         assert_eq!(c.cluster_allow_list, vec!["prod", "staging"]);
@@ -550,7 +641,12 @@ mod tests {
 
     #[test]
     fn empty_values_take_the_default() {
-        assert_eq!(env(&[("COSTOP_DRAIN_CONCURRENCY", " ")]).unwrap().drain_concurrency, 16);
+        assert_eq!(
+            env(&[("COSTOP_DRAIN_CONCURRENCY", " ")])
+                .unwrap()
+                .drain_concurrency,
+            16
+        );
     }
 
     #[test]
@@ -563,7 +659,11 @@ mod tests {
 
     #[test]
     fn typos_are_reported_as_unknown_variables() {
-        let unknown = unknown_vars([("COSTOP_DRY_RUNN", "1"), ("COSTOP_DRY_RUN", "1"), ("HOME", "/")]);
+        let unknown = unknown_vars([
+            ("COSTOP_DRY_RUNN", "1"),
+            ("COSTOP_DRY_RUN", "1"),
+            ("HOME", "/"),
+        ]);
         assert_eq!(unknown, vec!["COSTOP_DRY_RUNN"]);
     }
 

@@ -139,12 +139,16 @@ pub struct ClusterRef {
 impl InstanceFacts {
     /// The Auto Scaling group, from the `aws:autoscaling:groupName` tag.
     pub fn asg_name(&self) -> Option<&str> {
-        self.tags.get(constants::TAG_AUTOSCALING_GROUP_NAME).map(String::as_str)
+        self.tags
+            .get(constants::TAG_AUTOSCALING_GROUP_NAME)
+            .map(String::as_str)
     }
 
     /// Opted in with `costop.io/managed=true`.
     pub fn is_managed(&self) -> bool {
-        self.tags.get(constants::TAG_COSTOP_MANAGED).is_some_and(|v| v == constants::TAG_COSTOP_MANAGED_VALUE)
+        self.tags
+            .get(constants::TAG_COSTOP_MANAGED)
+            .is_some_and(|v| v == constants::TAG_COSTOP_MANAGED_VALUE)
     }
 
     /// Clusters named by the instance's tags, most authoritative first:
@@ -154,10 +158,16 @@ impl InstanceFacts {
         let mut out: Vec<ClusterRef> = Vec::new();
         let mut push = |name: &str, tag: &str| {
             if !name.is_empty() && !out.iter().any(|c| c.name == name) {
-                out.push(ClusterRef { name: name.to_owned(), tag: tag.to_owned() });
+                out.push(ClusterRef {
+                    name: name.to_owned(),
+                    tag: tag.to_owned(),
+                });
             }
         };
-        for tag in [constants::TAG_EKS_CLUSTER_NAME, constants::TAG_AWS_EKS_CLUSTER_NAME] {
+        for tag in [
+            constants::TAG_EKS_CLUSTER_NAME,
+            constants::TAG_AWS_EKS_CLUSTER_NAME,
+        ] {
             if let Some(name) = self.tags.get(tag) {
                 push(name, tag);
             }
@@ -166,7 +176,8 @@ impl InstanceFacts {
             if let Some(name) = key.strip_prefix(constants::TAG_KUBERNETES_CLUSTER_PREFIX)
                 && matches!(
                     value.as_str(),
-                    constants::TAG_KUBERNETES_CLUSTER_OWNED | constants::TAG_KUBERNETES_CLUSTER_SHARED
+                    constants::TAG_KUBERNETES_CLUSTER_OWNED
+                        | constants::TAG_KUBERNETES_CLUSTER_SHARED
                 )
             {
                 push(name, key);
@@ -301,12 +312,16 @@ pub const DEFAULT_TERMINATION_GRACE_SECONDS: i64 = 30;
 impl PodFacts {
     /// `namespace/name`.
     pub fn pod_ref(&self) -> PodRef {
-        PodRef { namespace: self.namespace.clone(), name: self.name.clone() }
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 
     /// A static pod's mirror: owned by the kubelet, cannot be evicted.
     pub fn is_mirror(&self) -> bool {
-        self.annotations.contains_key(constants::ANNOTATION_MIRROR_POD)
+        self.annotations
+            .contains_key(constants::ANNOTATION_MIRROR_POD)
     }
 
     /// Owned by a DaemonSet: it would be recreated on the same node, and it
@@ -332,12 +347,15 @@ impl PodFacts {
 
     /// PVC names this pod mounts.
     pub fn pvc_names(&self) -> impl Iterator<Item = &str> {
-        self.volumes.iter().filter_map(|v| v.persistent_volume_claim.as_deref())
+        self.volumes
+            .iter()
+            .filter_map(|v| v.persistent_volume_claim.as_deref())
     }
 
     /// The pod's own grace period, or the API default.
     pub fn grace_seconds(&self) -> i64 {
-        self.termination_grace_period_seconds.unwrap_or(DEFAULT_TERMINATION_GRACE_SECONDS)
+        self.termination_grace_period_seconds
+            .unwrap_or(DEFAULT_TERMINATION_GRACE_SECONDS)
     }
 }
 
@@ -403,7 +421,7 @@ impl TargetGroupFacts {
             .iter()
             .filter(|t| match self.target_type {
                 TargetType::Instance => t.id == instance.instance_id,
-                TargetType::Ip => instance.private_ips.iter().any(|ip| *ip == t.id),
+                TargetType::Ip => instance.private_ips.contains(&t.id),
                 TargetType::Lambda | TargetType::Alb => false,
             })
             .cloned()
@@ -424,29 +442,48 @@ mod tests {
             availability_zone: None,
             private_dns_name: None,
             private_ips: vec!["10.0.0.1".into(), "10.0.0.2".into()],
-            tags: tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     #[test]
     fn the_eks_tag_wins_over_the_kubernetes_cluster_tag() {
-        let i = instance(&[("kubernetes.io/cluster/legacy", "owned"), ("eks:cluster-name", "prod")]);
+        let i = instance(&[
+            ("kubernetes.io/cluster/legacy", "owned"),
+            ("eks:cluster-name", "prod"),
+        ]);
         let names: Vec<_> = i.cluster_candidates().into_iter().map(|c| c.name).collect();
         assert_eq!(names, vec!["prod", "legacy"]);
     }
 
     #[test]
     fn a_kubernetes_cluster_tag_needs_owned_or_shared() {
-        assert!(instance(&[("kubernetes.io/cluster/x", "nope")]).cluster_candidates().is_empty());
-        assert_eq!(instance(&[("kubernetes.io/cluster/x", "shared")]).cluster_candidates()[0].name, "x");
+        assert!(
+            instance(&[("kubernetes.io/cluster/x", "nope")])
+                .cluster_candidates()
+                .is_empty()
+        );
+        assert_eq!(
+            instance(&[("kubernetes.io/cluster/x", "shared")]).cluster_candidates()[0].name,
+            "x"
+        );
     }
 
     #[test]
     fn provider_ids_round_trip() {
         let p = provider_id("us-east-1a", "i-0123456789abcdef0");
         assert_eq!(p, "aws:///us-east-1a/i-0123456789abcdef0");
-        assert_eq!(instance_id_from_provider_id(&p), Some("i-0123456789abcdef0"));
-        assert_eq!(instance_id_from_provider_id("aws:///i-12345678"), Some("i-12345678"));
+        assert_eq!(
+            instance_id_from_provider_id(&p),
+            Some("i-0123456789abcdef0")
+        );
+        assert_eq!(
+            instance_id_from_provider_id("aws:///i-12345678"),
+            Some("i-12345678")
+        );
         assert_eq!(instance_id_from_provider_id("kind://docker/x"), None);
     }
 
@@ -456,10 +493,29 @@ mod tests {
         let tg = |t, ids: &[&str]| TargetGroupFacts {
             arn: "arn".into(),
             target_type: t,
-            targets: ids.iter().map(|id| RegisteredTarget { id: id.to_string(), port: Some(80), availability_zone: None }).collect(),
+            targets: ids
+                .iter()
+                .map(|id| RegisteredTarget {
+                    id: id.to_string(),
+                    port: Some(80),
+                    availability_zone: None,
+                })
+                .collect(),
         };
-        assert_eq!(tg(TargetType::Instance, &["i-0123456789abcdef0", "i-99999999"]).targets_of(&i).len(), 1);
-        assert_eq!(tg(TargetType::Ip, &["10.0.0.2", "10.0.9.9"]).targets_of(&i)[0].id, "10.0.0.2");
-        assert!(tg(TargetType::Lambda, &["i-0123456789abcdef0"]).targets_of(&i).is_empty());
+        assert_eq!(
+            tg(TargetType::Instance, &["i-0123456789abcdef0", "i-99999999"])
+                .targets_of(&i)
+                .len(),
+            1
+        );
+        assert_eq!(
+            tg(TargetType::Ip, &["10.0.0.2", "10.0.9.9"]).targets_of(&i)[0].id,
+            "10.0.0.2"
+        );
+        assert!(
+            tg(TargetType::Lambda, &["i-0123456789abcdef0"])
+                .targets_of(&i)
+                .is_empty()
+        );
     }
 }

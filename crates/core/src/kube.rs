@@ -68,7 +68,11 @@ pub struct Taint {
 impl Taint {
     /// Convenience constructor.
     pub fn new(key: impl Into<String>, value: Option<String>, effect: TaintEffect) -> Self {
-        Taint { key: key.into(), value, effect }
+        Taint {
+            key: key.into(),
+            value,
+            effect,
+        }
     }
 }
 
@@ -99,7 +103,11 @@ pub struct Toleration {
 /// any existing taint with the same key is replaced rather than duplicated.
 /// That makes re-applying a plan idempotent.
 pub fn with_taint(existing: &[Taint], taint: Taint) -> Vec<Taint> {
-    let mut out: Vec<Taint> = existing.iter().filter(|t| t.key != taint.key).cloned().collect();
+    let mut out: Vec<Taint> = existing
+        .iter()
+        .filter(|t| t.key != taint.key)
+        .cloned()
+        .collect();
     out.push(taint);
     out
 }
@@ -129,7 +137,9 @@ pub fn is_label_value(s: &str) -> bool {
     s.len() <= 63
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn is_dns_subdomain(s: &str) -> bool {
@@ -141,7 +151,8 @@ fn is_dns_subdomain(s: &str) -> bool {
                 && b.len() <= 63
                 && b[0].is_ascii_alphanumeric()
                 && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         })
 }
 
@@ -151,10 +162,18 @@ fn is_dns_subdomain(s: &str) -> bool {
 pub fn to_label_value(s: &str) -> String {
     let mapped: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(63)
         .collect();
-    mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_owned()
+    mapped
+        .trim_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -167,7 +186,10 @@ mod tests {
             Taint::new("a", None, TaintEffect::NoSchedule),
             Taint::new("costop.io/x", Some("old".into()), TaintEffect::NoSchedule),
         ];
-        let out = with_taint(&existing, Taint::new("costop.io/x", Some("new".into()), TaintEffect::NoExecute));
+        let out = with_taint(
+            &existing,
+            Taint::new("costop.io/x", Some("new".into()), TaintEffect::NoExecute),
+        );
         assert_eq!(out.len(), 2);
         assert_eq!(out[1].value.as_deref(), Some("new"));
     }
@@ -184,14 +206,20 @@ mod tests {
 
     #[test]
     fn arbitrary_text_becomes_a_label_value() {
-        assert_eq!(to_label_value("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"), "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED");
+        assert_eq!(
+            to_label_value("AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"),
+            "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"
+        );
         assert_eq!(to_label_value("shutting down!"), "shutting-down");
         assert!(is_label_value(&to_label_value(&"x".repeat(100))));
     }
 
     #[test]
     fn taint_effects_parse_and_print() {
-        assert_eq!("NoExecute".parse::<TaintEffect>().unwrap(), TaintEffect::NoExecute);
+        assert_eq!(
+            "NoExecute".parse::<TaintEffect>().unwrap(),
+            TaintEffect::NoExecute
+        );
         assert!("noexecute".parse::<TaintEffect>().is_err());
         assert_eq!(TaintEffect::NoSchedule.to_string(), "NoSchedule");
     }

@@ -24,7 +24,7 @@
 //! - [`config`]: typed configuration parsed from environment pairs.
 //! - [`kube`]: the small Kubernetes vocabulary (taints, tolerations, names).
 //! - [`facts`]: what the shell observed and hands to the planner.
-//! - [`plan`]: the pure planner, its actions and the executor's helpers
+//! - [`plan`](mod@plan): the pure planner, its actions and the executor's helpers
 //!   (grace-period caps, eviction backoff, deadline reporting).
 //! - [`record`]: the DynamoDB single-table model as plain data.
 //! - [`metrics`]: CloudWatch Embedded Metric Format rendering.

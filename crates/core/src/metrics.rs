@@ -77,7 +77,12 @@ impl<'a> Metric<'a> {
 /// dimension values and metric values as top-level members. Non-finite
 /// values are dropped (CloudWatch rejects them). A metric whose name clashes
 /// with a dimension name is dropped too, since EMF would conflate them.
-pub fn emf(namespace: &str, dimensions: &[(&str, &str)], metrics: &[Metric<'_>], timestamp: DateTime<Utc>) -> Value {
+pub fn emf(
+    namespace: &str,
+    dimensions: &[(&str, &str)],
+    metrics: &[Metric<'_>],
+    timestamp: DateTime<Utc>,
+) -> Value {
     let mut root = Map::new();
     for (k, v) in dimensions {
         root.insert((*k).to_owned(), Value::String((*v).to_owned()));

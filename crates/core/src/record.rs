@@ -80,7 +80,7 @@ impl Attr {
 pub type Item = BTreeMap<String, Attr>;
 
 /// A primary key.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     /// Partition key.
     pub pk: String,
@@ -91,7 +91,10 @@ pub struct Key {
 impl Key {
     /// As an item (for `GetItem`/`UpdateItem` keys).
     pub fn to_item(&self) -> Item {
-        BTreeMap::from([(PK.to_owned(), Attr::s(&self.pk)), (SK.to_owned(), Attr::s(&self.sk))])
+        BTreeMap::from([
+            (PK.to_owned(), Attr::s(&self.pk)),
+            (SK.to_owned(), Attr::s(&self.sk)),
+        ])
     }
 }
 
@@ -150,17 +153,26 @@ pub fn instance_key(instance_id: &str) -> String {
 
 /// The dedupe item's key.
 pub fn dedupe_key(event_id: &str, instance_id: &str) -> Key {
-    Key { pk: format!("EVENT#{event_id}"), sk: instance_key(instance_id) }
+    Key {
+        pk: format!("EVENT#{event_id}"),
+        sk: instance_key(instance_id),
+    }
 }
 
 /// The interruption header's key.
 pub fn header_key(interruption_id: &str) -> Key {
-    Key { pk: interruption_pk(interruption_id), sk: SK_HEADER.to_owned() }
+    Key {
+        pk: interruption_pk(interruption_id),
+        sk: SK_HEADER.to_owned(),
+    }
 }
 
 /// The snapshot's key.
 pub fn snapshot_key(interruption_id: &str) -> Key {
-    Key { pk: interruption_pk(interruption_id), sk: SK_SNAPSHOT.to_owned() }
+    Key {
+        pk: interruption_pk(interruption_id),
+        sk: SK_SNAPSHOT.to_owned(),
+    }
 }
 
 /// RFC 3339 with microseconds and `Z`: fixed width, so it sorts as text.
@@ -215,11 +227,15 @@ pub fn dedupe_put(action: &RecordEvent, now: DateTime<Utc>) -> ConditionalPut {
     item.insert(TTL.into(), Attr::n(action.expires_at.timestamp()));
     ConditionalPut {
         item,
-        condition_expression: "attribute_not_exists(pk) OR (completed = :false AND first_seen_epoch < :cutoff)"
-            .to_owned(),
+        condition_expression:
+            "attribute_not_exists(pk) OR (completed = :false AND first_seen_epoch < :cutoff)"
+                .to_owned(),
         expression_values: BTreeMap::from([
             (":false".to_owned(), Attr::Bool(false)),
-            (":cutoff".to_owned(), Attr::n(action.takeover_if_seen_before.timestamp())),
+            (
+                ":cutoff".to_owned(),
+                Attr::n(action.takeover_if_seen_before.timestamp()),
+            ),
         ]),
     }
 }
@@ -235,13 +251,20 @@ pub fn dedupe_finish(event_id: &str, instance_id: &str) -> Update {
 
 /// Turns the dedupe `GetItem` result into [`Facts::delivery`].
 pub fn delivery_from_item(item: Option<&Item>) -> Result<Delivery, RecordError> {
-    let Some(item) = item else { return Ok(Delivery::New) };
+    let Some(item) = item else {
+        return Ok(Delivery::New);
+    };
     Ok(Delivery::Seen {
         first_seen_at: get_time(item, "first_seen_at")?,
         completed: match item.get("completed") {
             None => false,
             Some(Attr::Bool(b)) => *b,
-            Some(_) => return Err(RecordError::WrongType { name: "completed".into(), expected: "BOOL" }),
+            Some(_) => {
+                return Err(RecordError::WrongType {
+                    name: "completed".into(),
+                    expected: "BOOL",
+                });
+            }
         },
         interruption_id: match item.get("interruption_id") {
             Some(Attr::S(s)) => Some(s.clone()),
@@ -259,7 +282,10 @@ pub fn header_item(plan: &Plan, ttl_days: u32) -> Item {
     let mut item = header_key(&plan.interruption_id).to_item();
     let received = sortable_time(plan.received_at);
     item.insert(GSI1_PK.into(), Attr::s(instance_key(&plan.instance_id)));
-    item.insert(GSI1_SK.into(), Attr::s(format!("{received}#{}", plan.interruption_id)));
+    item.insert(
+        GSI1_SK.into(),
+        Attr::s(format!("{received}#{}", plan.interruption_id)),
+    );
     item.insert("interruption_id".into(), Attr::s(&plan.interruption_id));
     item.insert("event_id".into(), Attr::s(&plan.event_id));
     item.insert("kind".into(), Attr::s(plan.kind.slug()));
@@ -279,8 +305,16 @@ pub fn header_item(plan: &Plan, ttl_days: u32) -> Item {
 /// The node snapshot (`001#SNAPSHOT`): the full facts as one JSON string
 /// attribute. JSON rather than nested maps keeps the item readable and
 /// lets the post-mortem tooling deserialize [`Facts`] directly.
-pub fn snapshot_item(interruption_id: &str, facts: &Facts, at: DateTime<Utc>, ttl_days: u32) -> Result<Item, RecordError> {
-    let json = serde_json::to_string(facts).map_err(|source| RecordError::Json { name: "facts".into(), source })?;
+pub fn snapshot_item(
+    interruption_id: &str,
+    facts: &Facts,
+    at: DateTime<Utc>,
+    ttl_days: u32,
+) -> Result<Item, RecordError> {
+    let json = serde_json::to_string(facts).map_err(|source| RecordError::Json {
+        name: "facts".into(),
+        source,
+    })?;
     let mut item = snapshot_key(interruption_id).to_item();
     item.insert("taken_at".into(), Attr::s(sortable_time(at)));
     item.insert("instance_id".into(), Attr::s(&facts.instance_id));
@@ -296,7 +330,10 @@ pub fn snapshot_item(interruption_id: &str, facts: &Facts, at: DateTime<Utc>, tt
 /// Reads a snapshot item back.
 pub fn facts_from_snapshot(item: &Item) -> Result<Facts, RecordError> {
     let json = get_s(item, "facts")?;
-    serde_json::from_str(json).map_err(|source| RecordError::Json { name: "facts".into(), source })
+    serde_json::from_str(json).map_err(|source| RecordError::Json {
+        name: "facts".into(),
+        source,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -410,20 +447,29 @@ impl TimelineEntry {
     /// Its key. Per-pod steps append the pod (and retry number) so
     /// concurrent evictions in the same microsecond never collide.
     pub fn key(&self) -> Key {
-        let mut sk = format!("{SK_TIMELINE_PREFIX}{}#{}", sortable_time(self.at), self.step.name());
+        let mut sk = format!(
+            "{SK_TIMELINE_PREFIX}{}#{}",
+            sortable_time(self.at),
+            self.step.name()
+        );
         if let Some(pod) = self.step.pod() {
             sk.push_str(&format!("#{pod}"));
         }
         if let TimelineStep::EvictionRetried { attempt, .. } = &self.step {
             sk.push_str(&format!("#{attempt}"));
         }
-        Key { pk: interruption_pk(&self.interruption_id), sk }
+        Key {
+            pk: interruption_pk(&self.interruption_id),
+            sk,
+        }
     }
 
     /// As an item: the key, `at`, `step` (name) and `detail` (the step as JSON).
     pub fn to_item(&self, ttl_days: u32) -> Result<Item, RecordError> {
-        let detail =
-            serde_json::to_string(&self.step).map_err(|source| RecordError::Json { name: "detail".into(), source })?;
+        let detail = serde_json::to_string(&self.step).map_err(|source| RecordError::Json {
+            name: "detail".into(),
+            source,
+        })?;
         let mut item = self.key().to_item();
         item.insert("interruption_id".into(), Attr::s(&self.interruption_id));
         item.insert("at".into(), Attr::s(sortable_time(self.at)));
@@ -439,7 +485,10 @@ impl TimelineEntry {
         Ok(TimelineEntry {
             interruption_id: get_s(item, "interruption_id")?.to_owned(),
             at: get_time(item, "at")?,
-            step: serde_json::from_str(detail).map_err(|source| RecordError::Json { name: "detail".into(), source })?,
+            step: serde_json::from_str(detail).map_err(|source| RecordError::Json {
+                name: "detail".into(),
+                source,
+            })?,
         })
     }
 }
@@ -447,8 +496,13 @@ impl TimelineEntry {
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, RecordError> {
     match item.get(name) {
         Some(Attr::S(s)) => Ok(s),
-        Some(_) => Err(RecordError::WrongType { name: name.to_owned(), expected: "S" }),
-        None => Err(RecordError::MissingAttribute { name: name.to_owned() }),
+        Some(_) => Err(RecordError::WrongType {
+            name: name.to_owned(),
+            expected: "S",
+        }),
+        None => Err(RecordError::MissingAttribute {
+            name: name.to_owned(),
+        }),
     }
 }
 
@@ -456,7 +510,11 @@ fn get_time(item: &Item, name: &str) -> Result<DateTime<Utc>, RecordError> {
     let s = get_s(item, name)?;
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|source| RecordError::InvalidTimestamp { name: name.to_owned(), value: s.to_owned(), source })
+        .map_err(|source| RecordError::InvalidTimestamp {
+            name: name.to_owned(),
+            value: s.to_owned(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -468,26 +526,45 @@ mod tests {
     }
 
     fn pod(n: &str) -> PodRef {
-        PodRef { namespace: "default".into(), name: n.into() }
+        PodRef {
+            namespace: "default".into(),
+            name: n.into(),
+        }
     }
 
     #[test]
     fn keys_follow_the_documented_design() {
-        assert_eq!(dedupe_key("e1", "i-12345678"), Key { pk: "EVENT#e1".into(), sk: "INSTANCE#i-12345678".into() });
+        assert_eq!(
+            dedupe_key("e1", "i-12345678"),
+            Key {
+                pk: "EVENT#e1".into(),
+                sk: "INSTANCE#i-12345678".into()
+            }
+        );
         assert_eq!(header_key("x").pk, "INTERRUPTION#x");
         assert_eq!(header_key("x").sk, "000#RECEIVED");
         let e = TimelineEntry {
             interruption_id: "x".into(),
             at: t("2025-01-01T00:00:01.5Z"),
-            step: TimelineStep::EvictionRetried { pod: pod("web"), attempt: 2 },
+            step: TimelineStep::EvictionRetried {
+                pod: pod("web"),
+                attempt: 2,
+            },
         };
-        assert_eq!(e.key().sk, "T#2025-01-01T00:00:01.500000Z#EVICTION_RETRIED#default/web#2");
+        assert_eq!(
+            e.key().sk,
+            "T#2025-01-01T00:00:01.500000Z#EVICTION_RETRIED#default/web#2"
+        );
     }
 
     #[test]
     fn header_and_snapshot_sort_before_the_timeline() {
-        let t0 = TimelineEntry { interruption_id: "x".into(), at: t("1970-01-01T00:00:00Z"), step: TimelineStep::Received };
-        let mut sks = vec![t0.key().sk, SK_SNAPSHOT.to_owned(), SK_HEADER.to_owned()];
+        let t0 = TimelineEntry {
+            interruption_id: "x".into(),
+            at: t("1970-01-01T00:00:00Z"),
+            step: TimelineStep::Received,
+        };
+        let mut sks = [t0.key().sk, SK_SNAPSHOT.to_owned(), SK_HEADER.to_owned()];
         sks.sort();
         assert_eq!(sks[0], SK_HEADER);
         assert_eq!(sks[1], SK_SNAPSHOT);
@@ -495,8 +572,16 @@ mod tests {
 
     #[test]
     fn timeline_entries_sort_by_time() {
-        let a = TimelineEntry { interruption_id: "x".into(), at: t("2025-01-01T00:00:09.999999Z"), step: TimelineStep::Drained };
-        let b = TimelineEntry { interruption_id: "x".into(), at: t("2025-01-01T00:00:10Z"), step: TimelineStep::Cordoned };
+        let a = TimelineEntry {
+            interruption_id: "x".into(),
+            at: t("2025-01-01T00:00:09.999999Z"),
+            step: TimelineStep::Drained,
+        };
+        let b = TimelineEntry {
+            interruption_id: "x".into(),
+            at: t("2025-01-01T00:00:10Z"),
+            step: TimelineStep::Cordoned,
+        };
         assert!(a.key().sk < b.key().sk);
     }
 
@@ -505,7 +590,9 @@ mod tests {
         let e = TimelineEntry {
             interruption_id: "x".into(),
             at: t("2025-01-01T00:00:00.000123Z"),
-            step: TimelineStep::DeadlineReached { remaining: vec![pod("a"), pod("b")] },
+            step: TimelineStep::DeadlineReached {
+                remaining: vec![pod("a"), pod("b")],
+            },
         };
         let item = e.to_item(30).unwrap();
         assert_eq!(item.get("step"), Some(&Attr::s("DEADLINE_REACHED")));
@@ -525,16 +612,26 @@ mod tests {
             },
             now,
         );
-        assert!(put.condition_expression.starts_with("attribute_not_exists(pk)"));
+        assert!(
+            put.condition_expression
+                .starts_with("attribute_not_exists(pk)")
+        );
         assert_eq!(put.item.get(TTL), Some(&Attr::n(1_738_281_600)));
         assert_eq!(
             delivery_from_item(Some(&put.item)).unwrap(),
-            Delivery::Seen { first_seen_at: now, completed: false, interruption_id: Some("x".into()) }
+            Delivery::Seen {
+                first_seen_at: now,
+                completed: false,
+                interruption_id: Some("x".into())
+            }
         );
         assert_eq!(delivery_from_item(None).unwrap(), Delivery::New);
         let mut broken = put.item.clone();
         broken.remove("first_seen_at");
-        assert!(matches!(delivery_from_item(Some(&broken)), Err(RecordError::MissingAttribute { .. })));
+        assert!(matches!(
+            delivery_from_item(Some(&broken)),
+            Err(RecordError::MissingAttribute { .. })
+        ));
     }
 
     #[test]

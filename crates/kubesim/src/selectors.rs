@@ -24,10 +24,7 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 fn is_qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     let ext = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
-    !b.is_empty()
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|&c| ext(c))
+    !b.is_empty() && b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric() && b.iter().all(|&c| ext(c))
 }
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
@@ -193,10 +190,8 @@ impl Requirement {
             other => other.to_string(),
         });
         match self.op {
-            Operator::Equals | Operator::DoubleEquals | Operator::In => {
-                got.is_some_and(|g| self.values.iter().any(|v| *v == g))
-            }
-            Operator::NotEquals | Operator::NotIn => got.is_none_or(|g| !self.values.iter().any(|v| *v == g)),
+            Operator::Equals | Operator::DoubleEquals | Operator::In => got.is_some_and(|g| self.values.contains(&g)),
+            Operator::NotEquals | Operator::NotIn => got.is_none_or(|g| !self.values.contains(&g)),
             Operator::Exists => got.is_some(),
             Operator::DoesNotExist => got.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
@@ -615,11 +610,7 @@ impl Parser {
             return Ok(vec![String::new()]);
         }
         let (tok, lit) = self.consume(true);
-        if tok == Tok::Ident {
-            Ok(vec![lit])
-        } else {
-            Err(format!("found '{lit}', expected: identifier"))
-        }
+        if tok == Tok::Ident { Ok(vec![lit]) } else { Err(format!("found '{lit}', expected: identifier")) }
     }
 }
 
@@ -948,7 +939,10 @@ mod tests {
             ("=b", "found '=', expected: !, identifier, or 'end of string'"),
             ("!", "unable to parse requirement: found '', expected: identifier"),
             ("a=(b)", "unable to parse requirement: found '(', expected: identifier"),
-            ("a>x", "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer"),
+            (
+                "a>x",
+                "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
         ];
         for (s, want) in cases {
             assert_eq!(parse_err(s), *want, "{s:?}");
@@ -968,9 +962,13 @@ mod tests {
         let long = "v".repeat(64);
         assert_eq!(
             parse_err(&format!("app={long}")),
-            format!("unable to parse requirement: values[0][app]: Invalid value: \"{long}\": must be no more than 63 characters")
+            format!(
+                "unable to parse requirement: values[0][app]: Invalid value: \"{long}\": must be no more than 63 characters"
+            )
         );
-        assert!(parse_err("app=-x").starts_with("unable to parse requirement: values[0][app]: Invalid value: \"-x\": a valid label must be an empty string"));
+        assert!(parse_err("app=-x").starts_with(
+            "unable to parse requirement: values[0][app]: Invalid value: \"-x\": a valid label must be an empty string"
+        ));
         sel(&format!("example.com/{}={}", "k".repeat(63), "v".repeat(63)));
         assert!(label_key_errors("app.kubernetes.io/name").is_empty());
         assert!(label_value_errors("").is_empty());
@@ -1012,14 +1010,18 @@ mod tests {
 
     #[test]
     fn label_selector_from_object_rejects_bad_operators_and_values() {
-        let e = LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}))
-            .unwrap_err();
+        let e =
+            LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}))
+                .unwrap_err();
         assert_eq!((e.code, e.message.as_str()), (400, "\"Gt\" is not a valid label selector operator"));
-        let e = LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}))
-            .unwrap_err();
+        let e =
+            LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}))
+                .unwrap_err();
         assert_eq!(e.message, "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty");
-        let e = LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}))
-            .unwrap_err();
+        let e = LabelSelector::from_object(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+        )
+        .unwrap_err();
         assert!(e.message.contains("values set must be empty for exists and does not exist"));
         assert!(LabelSelector::from_object(&json!({"matchLabels": {"a": "-"}})).is_err());
     }
@@ -1042,7 +1044,8 @@ mod tests {
             "spec": {"nodeName": "n1", "restartPolicy": "Always", "schedulerName": "default-scheduler",
                      "serviceAccountName": "sa", "hostNetwork": true},
             "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]}});
-        let pending = json!({"metadata": {"name": "p2", "namespace": "ns"}, "spec": {}, "status": {"phase": "Pending"}});
+        let pending =
+            json!({"metadata": {"name": "p2", "namespace": "ns"}, "spec": {}, "status": {"phase": "Pending"}});
         let cases: &[(&str, bool, bool)] = &[
             ("", true, true),
             ("spec.nodeName=n1", true, false),
@@ -1122,7 +1125,9 @@ mod tests {
         assert!(fsel(&resources::SERVICES, "spec.type=ClusterIP,spec.clusterIP=10.96.0.1").matches(&svc));
         assert!(fsel(&resources::REPLICASETS, "status.replicas=0").matches(&json!({"status": {}})));
         assert!(fsel(&resources::REPLICASETS, "status.replicas!=0").matches(&json!({"status": {"replicas": 2}})));
-        assert!(fsel(&resources::PRIORITYCLASSES, "metadata.name=high").matches(&json!({"metadata": {"name": "high"}})));
+        assert!(
+            fsel(&resources::PRIORITYCLASSES, "metadata.name=high").matches(&json!({"metadata": {"name": "high"}}))
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 }
 
 pub(crate) fn join(path: &str, name: &str) -> String {
-    if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") }
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
 }
 
 impl<'a> Obj<'a> {
@@ -39,7 +43,11 @@ impl<'a> Obj<'a> {
         match value {
             Value::Object(map) => Ok(Obj { map, path }),
             other => Err(ParseError::WrongType {
-                field: if path.is_empty() { "(event)".to_owned() } else { path.to_owned() },
+                field: if path.is_empty() {
+                    "(event)".to_owned()
+                } else {
+                    path.to_owned()
+                },
                 expected: "an object",
                 found: type_name(other),
             }),
@@ -56,7 +64,9 @@ impl<'a> Obj<'a> {
     }
 
     pub(crate) fn req(&self, name: &str) -> Result<&'a Value, ParseError> {
-        self.get(name).ok_or_else(|| ParseError::MissingField { field: self.path(name) })
+        self.get(name).ok_or_else(|| ParseError::MissingField {
+            field: self.path(name),
+        })
     }
 
     pub(crate) fn req_str(&self, name: &str) -> Result<&'a str, ParseError> {
@@ -80,7 +90,10 @@ impl<'a> Obj<'a> {
     pub(crate) fn opt_str(&self, name: &str) -> Result<Option<&'a str>, ParseError> {
         match self.get(name) {
             None => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| self.wrong(name, "a string", v)),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.wrong(name, "a string", v)),
         }
     }
 
@@ -95,7 +108,9 @@ impl<'a> Obj<'a> {
     /// An optional unsigned integer that AWS sometimes sends as a string
     /// (AWS Health's `page` / `totalPages` are strings like `"1"`).
     pub(crate) fn opt_u32_lenient(&self, name: &str) -> Result<Option<u32>, ParseError> {
-        let Some(v) = self.get(name) else { return Ok(None) };
+        let Some(v) = self.get(name) else {
+            return Ok(None);
+        };
         let parsed = match v {
             Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
             Value::String(s) => s.trim().parse::<u32>().ok(),
@@ -111,15 +126,21 @@ impl<'a> Obj<'a> {
     /// A required RFC 3339 timestamp (EventBridge's `time`).
     pub(crate) fn req_rfc3339(&self, name: &str) -> Result<DateTime<Utc>, ParseError> {
         let s = self.req_str(name)?;
-        DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|source| {
-            ParseError::InvalidTimestamp { field: self.path(name), value: s.to_owned(), source }
-        })
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|source| ParseError::InvalidTimestamp {
+                field: self.path(name),
+                value: s.to_owned(),
+                source,
+            })
     }
 
     /// An optional timestamp in AWS Health's format (`Sat, 05 Jun 2016
     /// 15:10:09 GMT`, i.e. RFC 2822), also accepting RFC 3339.
     pub(crate) fn opt_health_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ParseError> {
-        let Some(s) = self.opt_str(name)? else { return Ok(None) };
+        let Some(s) = self.opt_str(name)? else {
+            return Ok(None);
+        };
         match DateTime::parse_from_rfc2822(s) {
             Ok(t) => Ok(Some(t.with_timezone(&Utc))),
             Err(rfc2822_err) => match DateTime::parse_from_rfc3339(s) {
@@ -135,6 +156,10 @@ impl<'a> Obj<'a> {
     }
 
     pub(crate) fn wrong(&self, name: &str, expected: &'static str, found: &Value) -> ParseError {
-        ParseError::WrongType { field: self.path(name), expected, found: type_name(found) }
+        ParseError::WrongType {
+            field: self.path(name),
+            expected,
+            found: type_name(found),
+        }
     }
 }

@@ -138,7 +138,9 @@ impl HealthEvent {
 
     /// The entity describing `instance_id`, if listed on this page.
     pub fn entity_for(&self, instance_id: &str) -> Option<&AffectedEntity> {
-        self.affected_entities.iter().find(|e| e.instance_id.as_deref() == Some(instance_id))
+        self.affected_entities
+            .iter()
+            .find(|e| e.instance_id.as_deref() == Some(instance_id))
     }
 }
 

@@ -258,7 +258,11 @@ impl Event {
         if classify(source, detail_type).is_none() {
             // Foreign/unknown events are not validated further: we never act
             // on them, so their shape is not our business.
-            return Ok(Event::Ignored(ignored(source, detail_type, root.opt_str("id").ok().flatten())));
+            return Ok(Event::Ignored(ignored(
+                source,
+                detail_type,
+                root.opt_str("id").ok().flatten(),
+            )));
         }
         // Check the fields we depend on ourselves so errors name them, then
         // let aws_lambda_events own the envelope type.
@@ -272,8 +276,8 @@ impl Event {
                 return Err(root.wrong(&format!("resources[{i}]"), "a string", r));
             }
         }
-        let ev: EventBridgeEvent<Value> =
-            serde_json::from_value(value.clone()).map_err(|source| ParseError::Envelope { source })?;
+        let ev: EventBridgeEvent<Value> = serde_json::from_value(value.clone())
+            .map_err(|source| ParseError::Envelope { source })?;
         Event::from_eventbridge(ev)
     }
 
@@ -281,10 +285,19 @@ impl Event {
     /// `lambda_runtime` hands a handler typed as `EventBridgeEvent<Value>`).
     pub fn from_eventbridge(ev: EventBridgeEvent<Value>) -> Result<Event, ParseError> {
         let Some(kind) = classify(&ev.source, &ev.detail_type) else {
-            return Ok(Event::Ignored(ignored(&ev.source, &ev.detail_type, ev.id.as_deref())));
+            return Ok(Event::Ignored(ignored(
+                &ev.source,
+                &ev.detail_type,
+                ev.id.as_deref(),
+            )));
         };
-        let id = ev.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| ParseError::MissingField { field: "id".into() })?;
-        let time = ev.time.ok_or_else(|| ParseError::MissingField { field: "time".into() })?;
+        let id = ev
+            .id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ParseError::MissingField { field: "id".into() })?;
+        let time = ev.time.ok_or_else(|| ParseError::MissingField {
+            field: "time".into(),
+        })?;
         let envelope = Envelope {
             version: ev.version,
             id,
@@ -297,21 +310,26 @@ impl Event {
         };
         let detail = Obj::new(&ev.detail, "detail")?;
         Ok(match kind {
-            EventKind::SpotInterruption => {
-                Event::SpotInterruption(Delivered { detail: SpotInterruptionWarning::parse(detail)?, envelope })
-            }
-            EventKind::RebalanceRecommendation => {
-                Event::Rebalance(Delivered { detail: RebalanceRecommendation::parse(detail)?, envelope })
-            }
-            EventKind::InstanceStateChange => {
-                Event::StateChange(Delivered { detail: InstanceStateChange::parse(detail)?, envelope })
-            }
-            EventKind::AsgLifecycleTermination => {
-                Event::AsgTerminate(Delivered { detail: AsgLifecycleAction::parse(detail)?, envelope })
-            }
-            EventKind::ScheduledMaintenance => {
-                Event::Health(Delivered { detail: HealthEvent::parse(detail)?, envelope })
-            }
+            EventKind::SpotInterruption => Event::SpotInterruption(Delivered {
+                detail: SpotInterruptionWarning::parse(detail)?,
+                envelope,
+            }),
+            EventKind::RebalanceRecommendation => Event::Rebalance(Delivered {
+                detail: RebalanceRecommendation::parse(detail)?,
+                envelope,
+            }),
+            EventKind::InstanceStateChange => Event::StateChange(Delivered {
+                detail: InstanceStateChange::parse(detail)?,
+                envelope,
+            }),
+            EventKind::AsgLifecycleTermination => Event::AsgTerminate(Delivered {
+                detail: AsgLifecycleAction::parse(detail)?,
+                envelope,
+            }),
+            EventKind::ScheduledMaintenance => Event::Health(Delivered {
+                detail: HealthEvent::parse(detail)?,
+                envelope,
+            }),
         })
     }
 
@@ -341,19 +359,17 @@ impl Event {
 
     /// `source` as delivered.
     pub fn source(&self) -> &str {
-        match (self, self.envelope()) {
-            (_, Some(e)) => &e.source,
-            (Event::Ignored(i), None) => &i.source,
-            _ => "",
+        match self {
+            Event::Ignored(i) => &i.source,
+            _ => self.envelope().map_or("", |e| e.source.as_str()),
         }
     }
 
     /// `detail-type` as delivered.
     pub fn detail_type(&self) -> &str {
-        match (self, self.envelope()) {
-            (_, Some(e)) => &e.detail_type,
-            (Event::Ignored(i), None) => &i.detail_type,
-            _ => "",
+        match self {
+            Event::Ignored(i) => &i.detail_type,
+            _ => self.envelope().map_or("", |e| e.detail_type.as_str()),
         }
     }
 
@@ -379,7 +395,12 @@ impl Event {
             Event::Health(d) => {
                 let mut out: Vec<String> = Vec::new();
                 // Entities AWS marks RESOLVED are no longer affected.
-                for e in d.detail.affected_entities.iter().filter(|e| !e.is_resolved()) {
+                for e in d
+                    .detail
+                    .affected_entities
+                    .iter()
+                    .filter(|e| !e.is_resolved())
+                {
                     if let Some(id) = &e.instance_id
                         && !out.contains(id)
                     {
@@ -420,13 +441,21 @@ fn ignored(source: &str, detail_type: &str, id: Option<&str>) -> Ignored {
     } else {
         IgnoredReason::ForeignSource
     };
-    Ignored { source: source.to_owned(), detail_type: detail_type.to_owned(), id: id.map(str::to_owned), reason }
+    Ignored {
+        source: source.to_owned(),
+        detail_type: detail_type.to_owned(),
+        id: id.map(str::to_owned),
+        reason,
+    }
 }
 
 /// True if `s` looks like an EC2 instance id (`i-` + 8 or 17 hex digits).
 pub fn is_instance_id(s: &str) -> bool {
     s.strip_prefix("i-").is_some_and(|hex| {
-        (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        (hex.len() == 8 || hex.len() == 17)
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -449,7 +478,11 @@ pub fn instance_id_from_arn(arn: &str) -> Option<&str> {
 /// An instance id given either as an id or as an instance ARN.
 pub fn resolve_instance_id(value: &str) -> Option<&str> {
     let value = value.trim();
-    if is_instance_id(value) { Some(value) } else { instance_id_from_arn(value) }
+    if is_instance_id(value) {
+        Some(value)
+    } else {
+        instance_id_from_arn(value)
+    }
 }
 
 /// The file-name prefix a sample of this event has under `events/`:
@@ -492,12 +525,23 @@ mod tests {
             Some("i-0abc1234567890def")
         );
         assert_eq!(
-            instance_id_from_arn("arn:aws-us-gov:ec2:us-gov-west-1:123456789012:instance/i-0abc1234567890def"),
+            instance_id_from_arn(
+                "arn:aws-us-gov:ec2:us-gov-west-1:123456789012:instance/i-0abc1234567890def"
+            ),
             Some("i-0abc1234567890def")
         );
-        assert_eq!(instance_id_from_arn("arn:aws:ec2:us-east-2a:instance/i-1234567890abcdef0"), Some("i-1234567890abcdef0"));
-        assert_eq!(instance_id_from_arn("arn:aws:rds:us-east-1:123456789012:db:x"), None);
-        assert_eq!(instance_id_from_arn("arn:aws:ec2:us-east-1:123456789012:volume/vol-1"), None);
+        assert_eq!(
+            instance_id_from_arn("arn:aws:ec2:us-east-2a:instance/i-1234567890abcdef0"),
+            Some("i-1234567890abcdef0")
+        );
+        assert_eq!(
+            instance_id_from_arn("arn:aws:rds:us-east-1:123456789012:db:x"),
+            None
+        );
+        assert_eq!(
+            instance_id_from_arn("arn:aws:ec2:us-east-1:123456789012:volume/vol-1"),
+            None
+        );
         assert_eq!(resolve_instance_id(" i-12345678 "), Some("i-12345678"));
     }
 
@@ -515,7 +559,13 @@ mod tests {
             sample_slug("aws.autoscaling", "EC2 Instance-terminate Lifecycle Action"),
             "aws.autoscaling-ec2-instance-terminate-lifecycle-action"
         );
-        assert_eq!(sample_slug("aws.health", "AWS Health Event"), "aws.health-aws-health-event");
-        assert_eq!(sample_slug("aws.s3", "Object Created"), "aws.s3-object-created");
+        assert_eq!(
+            sample_slug("aws.health", "AWS Health Event"),
+            "aws.health-aws-health-event"
+        );
+        assert_eq!(
+            sample_slug("aws.s3", "Object Created"),
+            "aws.s3-object-created"
+        );
     }
 }

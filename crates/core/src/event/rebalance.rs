@@ -23,6 +23,8 @@ pub struct RebalanceRecommendation {
 
 impl RebalanceRecommendation {
     pub(crate) fn parse(detail: Obj<'_>) -> Result<Self, ParseError> {
-        Ok(RebalanceRecommendation { instance_id: instance_id(detail, "instance-id")? })
+        Ok(RebalanceRecommendation {
+            instance_id: instance_id(detail, "instance-id")?,
+        })
     }
 }

@@ -93,8 +93,12 @@ impl InstanceStateChange {
         let state = InstanceState::from_wire(raw).ok_or_else(|| ParseError::InvalidValue {
             field: detail.path("state"),
             value: raw.to_owned(),
-            reason: "expected pending, running, stopping, stopped, shutting-down or terminated".to_owned(),
+            reason: "expected pending, running, stopping, stopped, shutting-down or terminated"
+                .to_owned(),
         })?;
-        Ok(InstanceStateChange { instance_id: instance_id(detail, "instance-id")?, state })
+        Ok(InstanceStateChange {
+            instance_id: instance_id(detail, "instance-id")?,
+            state,
+        })
     }
 }

@@ -29,10 +29,7 @@ pub enum Action {
     /// ones as they happen: `eviction_issued`, `eviction_retried`,
     /// `evicted`, `deadline_reached` (which replaces the declared `drained`
     /// when pods remain) and `failed`.
-    RecordTimeline {
-        /// The milestone.
-        step: TimelineStep,
-    },
+    RecordTimeline(TimelineStep),
     /// Store the observed facts (node, pods, instance) for the post-mortem,
     /// via [`crate::record::snapshot_item`].
     SnapshotNode {
@@ -98,7 +95,7 @@ impl Action {
     pub fn name(&self) -> &'static str {
         match self {
             Action::RecordEvent(_) => "record_event",
-            Action::RecordTimeline { .. } => "record_timeline",
+            Action::RecordTimeline(_) => "record_timeline",
             Action::SnapshotNode { .. } => "snapshot_node",
             Action::LifecycleHeartbeat(_) => "lifecycle_heartbeat",
             Action::CordonAndTaint(_) => "cordon_and_taint",
@@ -219,7 +216,10 @@ pub struct EvictPod {
 impl EvictPod {
     /// `namespace/name`.
     pub fn pod_ref(&self) -> PodRef {
-        PodRef { namespace: self.namespace.clone(), name: self.name.clone() }
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
     }
 }
 

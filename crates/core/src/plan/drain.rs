@@ -23,6 +23,7 @@ pub const MIN_GRACE_SECONDS: i64 = 1;
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// DaemonSet pods tolerate cordons and would be recreated on the node.
+    #[serde(rename = "daemonset")]
     DaemonSet,
     /// Mirror pods belong to the kubelet's static pods; the API cannot evict them.
     Mirror,
@@ -61,7 +62,12 @@ pub fn classify_pod(pod: &PodFacts) -> PodDisposition {
 /// now)`, never below [`MIN_GRACE_SECONDS`]. When the deadline is already
 /// (nearly) here the pod still gets the minimum rather than an error: a fast
 /// eviction lets its controller reschedule it elsewhere immediately.
-pub fn grace_cap(pod_grace_seconds: i64, now: DateTime<Utc>, deadline: DateTime<Utc>, margin: TimeDelta) -> i64 {
+pub fn grace_cap(
+    pod_grace_seconds: i64,
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+    margin: TimeDelta,
+) -> i64 {
     let budget = (deadline - margin - now).num_seconds();
     pod_grace_seconds.min(budget).max(MIN_GRACE_SECONDS)
 }
@@ -79,7 +85,11 @@ pub struct BackoffPolicy {
 
 impl Default for BackoffPolicy {
     fn default() -> Self {
-        BackoffPolicy { base_ms: 250, max_ms: 5_000, max_attempts: 60 }
+        BackoffPolicy {
+            base_ms: 250,
+            max_ms: 5_000,
+            max_attempts: 60,
+        }
     }
 }
 
@@ -93,9 +103,15 @@ impl BackoffPolicy {
         if retry == 0 || retry >= self.max_attempts {
             return None;
         }
-        let exp = self.base_ms.saturating_mul(1u64.checked_shl(retry - 1).unwrap_or(u64::MAX));
+        let exp = self
+            .base_ms
+            .saturating_mul(1u64.checked_shl(retry - 1).unwrap_or(u64::MAX));
         let capped = exp.min(self.max_ms);
-        let jitter = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let half = capped / 2;
         // Lossless enough: delays are far below 2^52 ms.
         let jittered = half + ((capped - half) as f64 * jitter) as u64;
@@ -104,7 +120,9 @@ impl BackoffPolicy {
 
     /// The whole schedule (for docs, tests and dry-run output).
     pub fn schedule(&self, jitter: f64) -> Vec<Duration> {
-        (1..self.max_attempts).filter_map(|r| self.delay(r, jitter)).collect()
+        (1..self.max_attempts)
+            .filter_map(|r| self.delay(r, jitter))
+            .collect()
     }
 }
 
@@ -144,12 +162,18 @@ pub fn next_eviction_retry(
     jitter: f64,
 ) -> RetryDecision {
     let Some(delay) = policy.delay(retry, jitter) else {
-        return RetryDecision::GiveUp { reason: GiveUpReason::AttemptsExhausted };
+        return RetryDecision::GiveUp {
+            reason: GiveUpReason::AttemptsExhausted,
+        };
     };
-    let at = TimeDelta::from_std(delay).ok().and_then(|d| now.checked_add_signed(d));
+    let at = TimeDelta::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d));
     match at {
         Some(at) if at <= evict_by => RetryDecision::RetryAt { at },
-        _ => RetryDecision::GiveUp { reason: GiveUpReason::DeadlineReached },
+        _ => RetryDecision::GiveUp {
+            reason: GiveUpReason::DeadlineReached,
+        },
     }
 }
 
@@ -188,8 +212,15 @@ pub fn at_deadline(remaining: &[PodRef], force_delete_at_deadline: bool) -> Dead
     let mut remaining = remaining.to_vec();
     remaining.sort();
     remaining.dedup();
-    let force_delete = if force_delete_at_deadline { remaining.clone() } else { Vec::new() };
-    DeadlineOutcome { remaining, force_delete }
+    let force_delete = if force_delete_at_deadline {
+        remaining.clone()
+    } else {
+        Vec::new()
+    };
+    DeadlineOutcome {
+        remaining,
+        force_delete,
+    }
 }
 
 #[cfg(test)]
@@ -202,7 +233,11 @@ mod tests {
 
     #[test]
     fn the_backoff_doubles_up_to_the_ceiling() {
-        let p = BackoffPolicy { base_ms: 100, max_ms: 1000, max_attempts: 7 };
+        let p = BackoffPolicy {
+            base_ms: 100,
+            max_ms: 1000,
+            max_attempts: 7,
+        };
         let full: Vec<u128> = p.schedule(1.0).iter().map(Duration::as_millis).collect();
         assert_eq!(full, vec![100, 200, 400, 800, 1000, 1000]);
         let floor: Vec<u128> = p.schedule(0.0).iter().map(Duration::as_millis).collect();
@@ -213,28 +248,45 @@ mod tests {
 
     #[test]
     fn backoff_never_overflows() {
-        let p = BackoffPolicy { base_ms: u64::MAX / 2, max_ms: u64::MAX, max_attempts: u32::MAX };
+        let p = BackoffPolicy {
+            base_ms: u64::MAX / 2,
+            max_ms: u64::MAX,
+            max_attempts: u32::MAX,
+        };
         assert!(p.delay(200, 0.9).is_some());
         assert!(p.delay(3, f64::NAN).is_some());
     }
 
     #[test]
     fn retries_stop_at_the_evict_by_time() {
-        let p = BackoffPolicy { base_ms: 1000, max_ms: 8000, max_attempts: 100 };
+        let p = BackoffPolicy {
+            base_ms: 1000,
+            max_ms: 8000,
+            max_attempts: 100,
+        };
         let now = t("2025-01-01T00:00:00Z");
         let by = t("2025-01-01T00:00:03Z");
         assert_eq!(
             next_eviction_retry(&p, 1, now, by, 1.0),
-            RetryDecision::RetryAt { at: t("2025-01-01T00:00:01Z") }
+            RetryDecision::RetryAt {
+                at: t("2025-01-01T00:00:01Z")
+            }
         );
         assert_eq!(
             next_eviction_retry(&p, 3, now, by, 1.0),
-            RetryDecision::GiveUp { reason: GiveUpReason::DeadlineReached }
+            RetryDecision::GiveUp {
+                reason: GiveUpReason::DeadlineReached
+            }
         );
-        let few = BackoffPolicy { max_attempts: 2, ..p };
+        let few = BackoffPolicy {
+            max_attempts: 2,
+            ..p
+        };
         assert_eq!(
             next_eviction_retry(&few, 2, now, by, 0.0),
-            RetryDecision::GiveUp { reason: GiveUpReason::AttemptsExhausted }
+            RetryDecision::GiveUp {
+                reason: GiveUpReason::AttemptsExhausted
+            }
         );
     }
 
@@ -252,21 +304,36 @@ mod tests {
     #[test]
     fn grace_is_the_pods_own_when_there_is_time() {
         let now = t("2025-01-01T00:00:00Z");
-        assert_eq!(grace_cap(30, now, t("2025-01-01T00:02:00Z"), TimeDelta::seconds(15)), 30);
+        assert_eq!(
+            grace_cap(30, now, t("2025-01-01T00:02:00Z"), TimeDelta::seconds(15)),
+            30
+        );
     }
 
     #[test]
     fn grace_never_drops_below_the_minimum() {
         let now = t("2025-01-01T00:05:00Z");
-        assert_eq!(grace_cap(30, now, t("2025-01-01T00:02:00Z"), TimeDelta::seconds(15)), MIN_GRACE_SECONDS);
-        assert_eq!(grace_cap(0, now, t("2025-01-01T01:00:00Z"), TimeDelta::zero()), MIN_GRACE_SECONDS);
+        assert_eq!(
+            grace_cap(30, now, t("2025-01-01T00:02:00Z"), TimeDelta::seconds(15)),
+            MIN_GRACE_SECONDS
+        );
+        assert_eq!(
+            grace_cap(0, now, t("2025-01-01T01:00:00Z"), TimeDelta::zero()),
+            MIN_GRACE_SECONDS
+        );
     }
 
     #[test]
     fn the_deadline_report_force_deletes_only_when_configured() {
         let pods = vec![
-            PodRef { namespace: "b".into(), name: "x".into() },
-            PodRef { namespace: "a".into(), name: "y".into() },
+            PodRef {
+                namespace: "b".into(),
+                name: "x".into(),
+            },
+            PodRef {
+                namespace: "a".into(),
+                name: "y".into(),
+            },
         ];
         let report = at_deadline(&pods, false);
         assert_eq!(report.remaining[0].namespace, "a");

@@ -32,15 +32,16 @@ pub mod drain;
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use action::{
-    Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult, RecordEvent, SkippedPod,
+    Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult,
+    RecordEvent, SkippedPod,
 };
 pub use drain::{
-    BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision, SkipReason,
-    at_deadline, classify_pod, deterministic_jitter, grace_cap, next_eviction_retry,
+    BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision,
+    SkipReason, at_deadline, classify_pod, deterministic_jitter, grace_cap, next_eviction_retry,
 };
 
 use crate::config::Config;
@@ -224,7 +225,11 @@ impl Plan {
 /// Deterministic interruption id: `<instance>-<kind>-<yyyymmddthhmmssz>`.
 /// Lower-case and at most 63 characters, so it is also a valid label value.
 pub fn interruption_id(instance_id: &str, kind: EventKind, anchor: DateTime<Utc>) -> String {
-    format!("{instance_id}-{}-{}", kind.slug(), anchor.format("%Y%m%dt%H%M%Sz"))
+    format!(
+        "{instance_id}-{}-{}",
+        kind.slug(),
+        anchor.format("%Y%m%dt%H%M%Sz")
+    )
 }
 
 fn ignore(reason: IgnoreReason) -> Decision {
@@ -235,7 +240,12 @@ fn ignore(reason: IgnoreReason) -> Decision {
 /// event order, using the matching entry of `facts` (an instance without
 /// facts is treated as unknown to EC2). An event that names no instance
 /// yields exactly one decision (an ignore).
-pub fn plan_all(event: &Event, facts: &[Facts], config: &Config, now: DateTime<Utc>) -> Vec<Decision> {
+pub fn plan_all(
+    event: &Event,
+    facts: &[Facts],
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Vec<Decision> {
     let ids = event.instance_ids();
     if ids.is_empty() {
         let placeholder = Facts::unknown_instance("");
@@ -256,17 +266,27 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         (Event::Ignored(i), _) => {
             let (source, detail_type) = (i.source.clone(), i.detail_type.clone());
             return ignore(match i.reason {
-                IgnoredReason::UnknownDetailType => IgnoreReason::UnknownEvent { source, detail_type },
-                IgnoredReason::ForeignSource => IgnoreReason::ForeignEvent { source, detail_type },
+                IgnoredReason::UnknownDetailType => IgnoreReason::UnknownEvent {
+                    source,
+                    detail_type,
+                },
+                IgnoredReason::ForeignSource => IgnoreReason::ForeignEvent {
+                    source,
+                    detail_type,
+                },
             });
         }
         (_, Some(e)) => e,
         (_, None) => return unreachable_ignored(event),
     };
-    let Some(kind) = event.kind() else { return unreachable_ignored(event) };
+    let Some(kind) = event.kind() else {
+        return unreachable_ignored(event);
+    };
     match event {
         Event::StateChange(d) if !d.detail.state.is_going_down() && !d.detail.state.is_down() => {
-            return ignore(IgnoreReason::StateNotHandled { state: d.detail.state });
+            return ignore(IgnoreReason::StateNotHandled {
+                state: d.detail.state,
+            });
         }
         Event::Health(d) if !d.detail.is_ec2_scheduled_change() => {
             return ignore(IgnoreReason::UnhandledHealthEvent {
@@ -276,7 +296,9 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
             });
         }
         Event::Health(d) if d.detail.is_closed() => {
-            return ignore(IgnoreReason::HealthEventClosed { event_arn: d.detail.event_arn.clone() });
+            return ignore(IgnoreReason::HealthEventClosed {
+                event_arn: d.detail.event_arn.clone(),
+            });
         }
         _ => {}
     }
@@ -288,7 +310,12 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
     }
 
     // 3. Dedupe: a completed delivery, or one still within its lease, owns it.
-    if let Delivery::Seen { first_seen_at, completed, .. } = &facts.delivery {
+    if let Delivery::Seen {
+        first_seen_at,
+        completed,
+        ..
+    } = &facts.delivery
+    {
         let lease_over = *first_seen_at + TimeDelta::seconds(config.dedupe_lease_seconds) <= now;
         if *completed || !lease_over {
             return ignore(IgnoreReason::DuplicateDelivery {
@@ -315,12 +342,18 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         });
     };
     if config.require_managed_tag && !instance.is_managed() {
-        return ignore(IgnoreReason::ManagedTagMissing { instance_id, tag: constants::TAG_COSTOP_MANAGED.to_owned() });
+        return ignore(IgnoreReason::ManagedTagMissing {
+            instance_id,
+            tag: constants::TAG_COSTOP_MANAGED.to_owned(),
+        });
     }
 
     // 7. A node to act on.
     let Some(node) = &facts.node else {
-        return ignore(IgnoreReason::NoNodeForInstance { instance_id, cluster: cluster.name.clone() });
+        return ignore(IgnoreReason::NoNodeForInstance {
+            instance_id,
+            cluster: cluster.name.clone(),
+        });
     };
 
     let (response, deadline, anchor) = response_and_deadline(event, envelope.time, config, now);
@@ -361,7 +394,10 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
 /// Recognised events always have an envelope and a kind; this keeps the
 /// planner total without a panic should that ever change.
 fn unreachable_ignored(event: &Event) -> Decision {
-    ignore(IgnoreReason::UnknownEvent { source: event.source().to_owned(), detail_type: event.detail_type().to_owned() })
+    ignore(IgnoreReason::UnknownEvent {
+        source: event.source().to_owned(),
+        detail_type: event.detail_type().to_owned(),
+    })
 }
 
 /// Response level, deadline, and the time the interruption id is anchored to.
@@ -372,15 +408,21 @@ fn response_and_deadline(
     now: DateTime<Utc>,
 ) -> (Response, Option<DateTime<Utc>>, DateTime<Utc>) {
     match event {
-        Event::SpotInterruption(_) => {
-            (Response::Full, Some(event_time + TimeDelta::seconds(config.deadline_window_seconds)), event_time)
+        Event::SpotInterruption(_) => (
+            Response::Full,
+            Some(event_time + TimeDelta::seconds(config.deadline_window_seconds)),
+            event_time,
+        ),
+        Event::StateChange(d) if d.detail.state.is_down() => {
+            (Response::NodeGone, Some(now.max(event_time)), event_time)
         }
-        Event::StateChange(d) if d.detail.state.is_down() => (Response::NodeGone, Some(now.max(event_time)), event_time),
         // Already going down: whatever can move must move now.
         Event::StateChange(_) => (Response::Full, Some(now.max(event_time)), event_time),
-        Event::AsgTerminate(_) => {
-            (Response::Full, Some(event_time + TimeDelta::seconds(config.asg_hook_deadline_seconds)), event_time)
-        }
+        Event::AsgTerminate(_) => (
+            Response::Full,
+            Some(event_time + TimeDelta::seconds(config.asg_hook_deadline_seconds)),
+            event_time,
+        ),
         Event::Health(d) => {
             // Anchor on startTime so every page of one change shares an id.
             let start = d.detail.start_time.unwrap_or(event_time);
@@ -409,7 +451,7 @@ impl Builder<'_> {
     }
 
     fn timeline(&mut self, step: TimelineStep) {
-        self.push(Action::RecordTimeline { step });
+        self.push(Action::RecordTimeline(step));
     }
 
     /// RecordEvent, Received, SnapshotNode: the common opening.
@@ -489,10 +531,20 @@ impl Builder<'_> {
             self.push(Action::LifecycleHeartbeat(hook.clone()));
         }
 
-        let taint = Taint::new(self.config.taint_keys.for_kind(self.kind), Some(self.taint_value()), c.taint_effect);
+        let taint = Taint::new(
+            self.config.taint_keys.for_kind(self.kind),
+            Some(self.taint_value()),
+            c.taint_effect,
+        );
         let annotations = BTreeMap::from([
-            (constants::ANNOTATION_INTERRUPTION_ID.to_owned(), self.interruption_id.clone()),
-            (constants::ANNOTATION_DEADLINE.to_owned(), deadline.to_rfc3339()),
+            (
+                constants::ANNOTATION_INTERRUPTION_ID.to_owned(),
+                self.interruption_id.clone(),
+            ),
+            (
+                constants::ANNOTATION_DEADLINE.to_owned(),
+                deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
+            ),
         ]);
         self.push(Action::CordonAndTaint(CordonAndTaint {
             node: self.node.name.clone(),
@@ -523,7 +575,10 @@ impl Builder<'_> {
         self.timeline(TimelineStep::Drained);
 
         if let Some(hook) = lifecycle {
-            self.push(Action::CompleteLifecycleAction { hook, result: LifecycleResult::Continue });
+            self.push(Action::CompleteLifecycleAction {
+                hook,
+                result: LifecycleResult::Continue,
+            });
         }
         self.closing();
     }
@@ -535,19 +590,28 @@ impl Builder<'_> {
         let mut skipped = Vec::new();
         for pod in &self.facts.pods {
             match classify_pod(pod) {
-                PodDisposition::Skip(reason) => skipped.push(SkippedPod { pod: pod.pod_ref(), reason }),
+                PodDisposition::Skip(reason) => skipped.push(SkippedPod {
+                    pod: pod.pod_ref(),
+                    reason,
+                }),
                 PodDisposition::Evict => evict.push(pod),
             }
         }
         // Placeholders first (they exist to be displaced), then the least
         // important workloads; name order keeps plans deterministic.
         evict.sort_by(|a, b| {
-            (!a.is_placeholder(), a.priority.unwrap_or(0), &a.namespace, &a.name).cmp(&(
-                !b.is_placeholder(),
-                b.priority.unwrap_or(0),
-                &b.namespace,
-                &b.name,
-            ))
+            (
+                !a.is_placeholder(),
+                a.priority.unwrap_or(0),
+                &a.namespace,
+                &a.name,
+            )
+                .cmp(&(
+                    !b.is_placeholder(),
+                    b.priority.unwrap_or(0),
+                    &b.namespace,
+                    &b.name,
+                ))
         });
         skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
         let pods = evict

@@ -1,0 +1,195 @@
+//! The drain executor: evicts a plan's pods with bounded concurrency and a client-side QPS
+//! limit, retries PodDisruptionBudget refusals (429) on the core's backoff schedule until
+//! `evict_by`, waits for evicted pods to go, and at the deadline reports (and, only if
+//! configured, force-deletes) whatever is left. It never runs past the deadline.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use costop_core::Config;
+use costop_core::facts::PodRef;
+use costop_core::plan::action::{Drain, EvictPod};
+use costop_core::plan::drain::{RetryDecision, at_deadline, deterministic_jitter, next_eviction_retry};
+use costop_core::record::{TimelineEntry, TimelineStep};
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::ports::{EvictOutcome, Kube, PortError, Records};
+use crate::ratelimit::RateLimiter;
+
+/// What the drain did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrainReport {
+    /// Evictions accepted by the API server.
+    pub evictions_issued: usize,
+    /// 429 refusals that were retried.
+    pub eviction_retries: u32,
+    /// Pods confirmed gone.
+    pub evicted: Vec<PodRef>,
+    /// Pods still there at the deadline.
+    pub remaining: Vec<PodRef>,
+    /// Pods force-deleted at the deadline (only when configured).
+    pub force_deleted: Vec<PodRef>,
+    /// Milliseconds until every eviction had been issued (accepted or given up on).
+    pub all_issued_ms: u64,
+    /// The deadline came with pods left.
+    pub deadline_missed: bool,
+}
+
+/// How often to check that an evicted pod is gone.
+const GONE_POLL: Duration = Duration::from_millis(200);
+
+enum PodResult {
+    Gone { retries: u32 },
+    Remaining { retries: u32, issued: bool },
+}
+
+/// Run `drain`. Infallible by design: failures of individual pods are retried until the
+/// deadline and then reported; timeline writes are best effort.
+pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &str, drain: &Drain, config: &Config) -> DrainReport {
+    let started = std::time::Instant::now();
+    let limiter = RateLimiter::new(config.kube_qps, config.kube_burst);
+    let issued_at = Mutex::new(Vec::<u64>::new());
+    let record = |step: TimelineStep| async move {
+        let entry = TimelineEntry { interruption_id: interruption_id.to_string(), at: Utc::now(), step };
+        if let Err(e) = records.append(&entry, config.timeline_ttl_days).await {
+            tracing::warn!(interruption_id, error = %e, "timeline write failed");
+        }
+    };
+    let results: Vec<(PodRef, PodResult)> = futures::stream::iter(drain.pods.iter())
+        .map(|pod| {
+            let limiter = &limiter;
+            let issued_at = &issued_at;
+            async move {
+                let r = evict_one(kube, limiter, pod, drain, &record, || {
+                    issued_at.lock().unwrap_or_else(|e| e.into_inner()).push(started.elapsed().as_millis() as u64)
+                })
+                .await;
+                (pod.pod_ref(), r)
+            }
+        })
+        .buffer_unordered(drain.concurrency.max(1) as usize)
+        .collect()
+        .await;
+
+    let mut report = DrainReport {
+        all_issued_ms: issued_at.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().max().unwrap_or(0),
+        ..Default::default()
+    };
+    let mut remaining = Vec::new();
+    for (pod, r) in results {
+        match r {
+            PodResult::Gone { retries } => {
+                report.eviction_retries += retries;
+                report.evictions_issued += 1;
+                report.evicted.push(pod);
+            }
+            PodResult::Remaining { retries, issued } => {
+                report.eviction_retries += retries;
+                report.evictions_issued += usize::from(issued);
+                remaining.push(pod);
+            }
+        }
+    }
+    let outcome = at_deadline(&remaining, drain.force_delete_at_deadline);
+    for pod in &outcome.force_delete {
+        if let Some(p) = drain.pods.iter().find(|p| p.pod_ref() == *pod) {
+            match kube.force_delete(p).await {
+                Ok(()) => {
+                    record(TimelineStep::ForceDeleted { pod: pod.clone() }).await;
+                    report.force_deleted.push(pod.clone());
+                }
+                Err(e) => tracing::warn!(pod = %pod, error = %e, "force delete failed"),
+            }
+        }
+    }
+    report.evicted.sort();
+    report.deadline_missed = !outcome.is_clean();
+    if outcome.is_clean() {
+        record(TimelineStep::Drained).await;
+    } else {
+        record(TimelineStep::DeadlineReached { remaining: outcome.remaining.clone() }).await;
+    }
+    report.remaining = outcome.remaining;
+    report
+}
+
+async fn evict_one<K, F, Fut>(
+    kube: &K,
+    limiter: &RateLimiter,
+    pod: &EvictPod,
+    drain: &Drain,
+    record: &F,
+    mark_issued: impl Fn(),
+) -> PodResult
+where
+    K: Kube,
+    F: Fn(TimelineStep) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let pref = pod.pod_ref();
+    let mut retries = 0u32;
+    // Phase 1: get the eviction accepted (or learn the pod is gone) before evict_by.
+    loop {
+        limiter.acquire().await;
+        let outcome = kube.evict(pod).await;
+        let refused = match outcome {
+            Ok(EvictOutcome::Accepted) => {
+                mark_issued();
+                record(TimelineStep::EvictionIssued { pod: pref.clone() }).await;
+                break;
+            }
+            Ok(EvictOutcome::Gone) => {
+                mark_issued();
+                record(TimelineStep::Evicted { pod: pref.clone() }).await;
+                return PodResult::Gone { retries };
+            }
+            Ok(EvictOutcome::Blocked { message }) => message,
+            Err(e) => {
+                // Transient API trouble is retried like a PDB refusal; anything else too, since
+                // giving up early would leave the pod to die with the instance.
+                error_text(&e)
+            }
+        };
+        retries += 1;
+        let jitter = deterministic_jitter(&pod.uid, retries);
+        match next_eviction_retry(&drain.backoff, retries, Utc::now(), drain.evict_by, jitter) {
+            RetryDecision::RetryAt { at } => {
+                tracing::debug!(pod = %pref, retry = retries, reason = %refused, "eviction refused; retrying");
+                record(TimelineStep::EvictionRetried { pod: pref.clone(), attempt: retries }).await;
+                sleep_until(at).await;
+            }
+            RetryDecision::GiveUp { reason } => {
+                mark_issued();
+                tracing::warn!(pod = %pref, ?reason, last = %refused, "eviction given up");
+                return PodResult::Remaining { retries: retries - 1, issued: false };
+            }
+        }
+    }
+    // Phase 2: wait for the pod to go (its grace period was capped to end before evict_by).
+    loop {
+        limiter.acquire().await;
+        match kube.pod_exists(pod).await {
+            Ok(false) => {
+                record(TimelineStep::Evicted { pod: pref.clone() }).await;
+                return PodResult::Gone { retries };
+            }
+            Ok(true) | Err(_) => {}
+        }
+        if Utc::now() + chrono::Duration::from_std(GONE_POLL).unwrap_or_default() >= drain.deadline {
+            return PodResult::Remaining { retries, issued: true };
+        }
+        tokio::time::sleep(GONE_POLL).await;
+    }
+}
+
+fn error_text(e: &PortError) -> String {
+    crate::handler::error_chain(e)
+}
+
+async fn sleep_until(at: DateTime<Utc>) {
+    if let Ok(d) = (at - Utc::now()).to_std() {
+        tokio::time::sleep(d).await;
+    }
+}

@@ -1,0 +1,167 @@
+//! In-memory AWS ports for fast tests: EC2 instances, ELBv2 target groups, Auto Scaling calls
+//! and the DynamoDB table (with the dedupe condition's semantics). They record every mutating
+//! call so tests can assert on what costop did; the Kubernetes side of the fast tests is kubesim
+//! in-process (see the `costop-tests` crate).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use costop_core::facts::{InstanceFacts, TargetGroupFacts};
+use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
+use costop_core::record::{self, Attr, Item, Key, Update};
+
+use crate::ports::{Asg, Claim, Ec2, Elb, PortError, Records};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// EC2 instances by id.
+#[derive(Clone, Default)]
+pub struct FakeEc2 {
+    pub instances: Arc<Mutex<BTreeMap<String, InstanceFacts>>>,
+}
+
+impl FakeEc2 {
+    pub fn insert(&self, i: InstanceFacts) {
+        lock(&self.instances).insert(i.instance_id.clone(), i);
+    }
+}
+
+impl Ec2 for FakeEc2 {
+    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<InstanceFacts>, PortError> {
+        let m = lock(&self.instances);
+        Ok(ids.iter().filter_map(|id| m.get(id).cloned()).collect())
+    }
+}
+
+/// Target groups by ARN, and every deregistration.
+#[derive(Clone, Default)]
+pub struct FakeElb {
+    pub groups: Arc<Mutex<BTreeMap<String, TargetGroupFacts>>>,
+    pub deregistered: Arc<Mutex<Vec<DeregisterTargets>>>,
+}
+
+impl Elb for FakeElb {
+    async fn target_groups_for(&self, instance: &InstanceFacts) -> Result<Vec<TargetGroupFacts>, PortError> {
+        Ok(lock(&self.groups).values().filter(|g| !g.targets_of(instance).is_empty()).cloned().collect())
+    }
+    async fn deregister(&self, action: &DeregisterTargets) -> Result<(), PortError> {
+        if let Some(g) = lock(&self.groups).get_mut(&action.target_group_arn) {
+            g.targets.retain(|t| !action.targets.iter().any(|d| d.id == t.id && (d.port.is_none() || d.port == t.port)));
+        }
+        lock(&self.deregistered).push(action.clone());
+        Ok(())
+    }
+}
+
+/// A recorded Auto Scaling call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AsgCall {
+    Detach { asg: String, instance_id: String },
+    Heartbeat(LifecycleRef),
+    Complete(LifecycleRef),
+}
+
+/// Auto Scaling: records calls.
+#[derive(Clone, Default)]
+pub struct FakeAsg {
+    pub calls: Arc<Mutex<Vec<AsgCall>>>,
+}
+
+impl Asg for FakeAsg {
+    async fn detach(&self, asg: &str, instance_id: &str) -> Result<(), PortError> {
+        lock(&self.calls).push(AsgCall::Detach { asg: asg.into(), instance_id: instance_id.into() });
+        Ok(())
+    }
+    async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
+        lock(&self.calls).push(AsgCall::Heartbeat(hook.clone()));
+        Ok(())
+    }
+    async fn complete(&self, hook: &LifecycleRef) -> Result<(), PortError> {
+        lock(&self.calls).push(AsgCall::Complete(hook.clone()));
+        Ok(())
+    }
+}
+
+/// The table: items by (pk, sk).
+#[derive(Clone, Default)]
+pub struct FakeRecords {
+    pub items: Arc<Mutex<BTreeMap<(String, String), Item>>>,
+}
+
+fn key_of(item: &Item) -> Option<(String, String)> {
+    match (item.get(record::PK), item.get(record::SK)) {
+        (Some(Attr::S(pk)), Some(Attr::S(sk))) => Some((pk.clone(), sk.clone())),
+        _ => None,
+    }
+}
+
+fn missing_key() -> PortError {
+    PortError::Permanent { op: "put item", source: "item has no pk/sk string attributes".into() }
+}
+
+impl Records for FakeRecords {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
+        Ok(lock(&self.items).get(&(key.pk.clone(), key.sk.clone())).cloned())
+    }
+    async fn put(&self, item: Item) -> Result<(), PortError> {
+        let k = key_of(&item).ok_or_else(missing_key)?;
+        lock(&self.items).insert(k, item);
+        Ok(())
+    }
+    async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
+        // The same condition as `record::dedupe_put`'s expression, evaluated directly.
+        let put = record::dedupe_put(action, now);
+        let k = key_of(&put.item).ok_or_else(missing_key)?;
+        let mut items = lock(&self.items);
+        let allowed = match items.get(&k) {
+            None => true,
+            Some(existing) => {
+                let unfinished = matches!(existing.get("completed"), Some(Attr::Bool(false)));
+                let first = match existing.get("first_seen_epoch") {
+                    Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
+                    _ => i64::MAX,
+                };
+                unfinished && first < action.takeover_if_seen_before.timestamp()
+            }
+        };
+        if !allowed {
+            return Ok(Claim::Lost);
+        }
+        items.insert(k, put.item);
+        Ok(Claim::Won)
+    }
+    async fn update(&self, update: &Update) -> Result<(), PortError> {
+        // Only `SET a = :v[, b = :w]` is used by costop.
+        let mut items = lock(&self.items);
+        let item = items.entry((update.key.pk.clone(), update.key.sk.clone())).or_insert_with(|| update.key.to_item());
+        let set = update.update_expression.trim().strip_prefix("SET ").ok_or_else(|| PortError::Permanent {
+            op: "update item",
+            source: format!("unsupported update expression {:?}", update.update_expression).into(),
+        })?;
+        for assignment in set.split(',') {
+            let (name, value) = assignment.split_once('=').ok_or_else(|| PortError::Permanent {
+                op: "update item",
+                source: format!("bad assignment {assignment:?}").into(),
+            })?;
+            let v = update.expression_values.get(value.trim()).cloned().ok_or_else(|| PortError::Permanent {
+                op: "update item",
+                source: format!("no value for {}", value.trim()).into(),
+            })?;
+            item.insert(name.trim().to_string(), v);
+        }
+        Ok(())
+    }
+    async fn query(&self, pk: &str) -> Result<Vec<Item>, PortError> {
+        Ok(lock(&self.items).iter().filter(|((p, _), _)| p == pk).map(|(_, v)| v.clone()).collect())
+    }
+    async fn query_instance(&self, instance_id: &str) -> Result<Vec<Item>, PortError> {
+        let want = Attr::s(record::instance_key(instance_id));
+        let mut v: Vec<Item> =
+            lock(&self.items).values().filter(|i| i.get(record::GSI1_PK) == Some(&want)).cloned().collect();
+        v.sort_by(|a, b| format!("{:?}", a.get(record::GSI1_SK)).cmp(&format!("{:?}", b.get(record::GSI1_SK))));
+        Ok(v)
+    }
+}
