@@ -185,7 +185,7 @@ impl<W: World> Handler<W> {
             let delivery = delivery.await.map_err(err)?;
             return Ok(Facts { delivery, ..Facts::unknown_instance(id) });
         };
-        let cluster = self.config.resolve_cluster(&instance);
+        let cluster = costop_core::plan::resolve_cluster(&instance, &self.config).map(|c| c.name);
         let kube_side = async {
             let Some(cluster) = cluster else { return Ok((None, Vec::new())) };
             let kube = self.world.clusters().connect(&cluster).await?;
@@ -306,6 +306,18 @@ impl<W: World> Handler<W> {
     async fn record(&self, plan: &Plan, step: TimelineStep) -> Result<(), PortError> {
         let entry = TimelineEntry { interruption_id: plan.interruption_id.clone(), at: Utc::now(), step };
         self.world.records().append(&entry, self.config.timeline_ttl_days).await
+    }
+
+    /// The interruptions recorded for an instance, oldest first.
+    pub async fn interruptions_of(&self, instance_id: &str) -> Result<Vec<String>, PortError> {
+        let items = self.world.records().query_instance(instance_id).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| match i.get("interruption_id") {
+                Some(record::Attr::S(s)) => Some(s.clone()),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The timeline of an interruption: header, snapshot and entries, in order.

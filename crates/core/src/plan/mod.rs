@@ -259,6 +259,24 @@ pub fn plan_all(
         .collect()
 }
 
+/// The cluster costop serves `instance` in: the most authoritative cluster tag that passes the
+/// allow-list. The shell uses it to pick a cluster connection before planning; the planner
+/// applies the same rule, so the two never disagree.
+pub fn resolve_cluster(instance: &crate::facts::InstanceFacts, config: &Config) -> Option<crate::facts::ClusterRef> {
+    instance.cluster_candidates().into_iter().find(|c| config.allows_cluster(&c.name))
+}
+
+/// The node patch of `action` re-derived from a fresh read of the node, after the first attempt
+/// met a conflict: costop's taint replaces any previous one with its key, every other taint
+/// on the fresh node is kept, and the precondition moves to the fresh resourceVersion.
+pub fn refresh_cordon(action: &CordonAndTaint, fresh: &crate::facts::NodeFacts) -> CordonAndTaint {
+    CordonAndTaint {
+        taints_after: with_taint(&fresh.taints, action.taint.clone()),
+        resource_version: fresh.resource_version.clone(),
+        ..action.clone()
+    }
+}
+
 /// Plans costop's response to `event` for the instance `facts` describes.
 pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -> Decision {
     // 1. Event-level gates.
@@ -334,7 +352,7 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
     let Some(first) = candidates.first() else {
         return ignore(IgnoreReason::NotInAnyCluster { instance_id });
     };
-    let Some(cluster) = candidates.iter().find(|c| config.allows_cluster(&c.name)) else {
+    let Some(cluster) = resolve_cluster(instance, config) else {
         return ignore(IgnoreReason::ClusterNotAllowed {
             instance_id,
             cluster: first.name.clone(),
