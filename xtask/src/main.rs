@@ -49,10 +49,10 @@ fn main() -> ExitCode {
         Cmd::Setup => setup(&root),
         Cmd::Test { args } => setup(&root).and_then(|()| test(&root, &args)),
         Cmd::Bed { args } => setup(&root).and_then(|()| {
-            run(cargo(&root).args(["run", "--release", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"]).args(&args))
+            run(cargo(&root).args(["run", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"]).args(&args))
         }),
         Cmd::Demo { args } => setup(&root).and_then(|()| {
-            run(cargo(&root).args(["run", "--release", "-q", "-p", "costop-bed", "--bin", "costop-demo", "--"]).args(&args))
+            run(cargo(&root).args(["run", "-q", "-p", "costop-demo", "--"]).args(&args))
         }),
         Cmd::Bench { args } => setup(&root).and_then(|()| {
             run(cargo(&root).args(["bench", "--workspace", "--"]).args(&args))
