@@ -28,5 +28,8 @@ pub enum BedError {
 
 /// `map_err` helper for SDK errors: keeps the whole error chain in the message.
 pub(crate) fn aws<E: std::error::Error>(op: &'static str) -> impl FnOnce(E) -> BedError {
-    move |e| BedError::Aws { op, message: aws_sdk_ec2::error::DisplayErrorContext(&e).to_string() }
+    move |e| BedError::Aws {
+        op,
+        message: aws_sdk_ec2::error::DisplayErrorContext(&e).to_string(),
+    }
 }

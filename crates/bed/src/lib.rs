@@ -97,16 +97,26 @@ impl Bed {
         let dir = tempfile::Builder::new()
             .prefix("costop-bed-")
             .tempdir()
-            .map_err(|source| BedError::Io { what: "create the bed's temp dir".into(), source })?;
+            .map_err(|source| BedError::Io {
+                what: "create the bed's temp dir".into(),
+                source,
+            })?;
         let kubeconfig = dir.path().join("kubeconfig");
         sim.write_kubeconfig(&kubeconfig)
-            .map_err(|source| BedError::Io { what: format!("write {}", kubeconfig.display()), source })?;
+            .map_err(|source| BedError::Io {
+                what: format!("write {}", kubeconfig.display()),
+                source,
+            })?;
         timings.kubesim = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
         let sdk = sdk_config(&moto.endpoint_url(), &scenario.cluster.region).await;
         let world = seed::seed(&sdk, &scenario).await?;
-        let ec2_link = Arc::new(Ec2Link::new(aws_sdk_ec2::Client::new(&sdk), &scenario.cluster.name, &scenario.cluster.region));
+        let ec2_link = Arc::new(Ec2Link::new(
+            aws_sdk_ec2::Client::new(&sdk),
+            &scenario.cluster.name,
+            &scenario.cluster.region,
+        ));
         sim.observe_instances(ec2_link.snapshot().await?);
         let link = ec2_link.clone().spawn(sim.clone(), link::POLL_INTERVAL);
         timings.seed = t.elapsed().as_secs_f64();
@@ -149,7 +159,15 @@ impl Bed {
                 return Ok(());
             }
             if start.elapsed() > timeout {
-                return Err(BedError::NotReady { secs: start.elapsed().as_secs_f64(), what: missing.join("; ") });
+                let more = missing.len().saturating_sub(8);
+                let mut what = missing.into_iter().take(8).collect::<Vec<_>>().join("; ");
+                if more > 0 {
+                    what.push_str(&format!("; and {more} more"));
+                }
+                return Err(BedError::NotReady {
+                    secs: start.elapsed().as_secs_f64(),
+                    what,
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -162,30 +180,54 @@ impl Bed {
         let all = ListOptions::default();
         let nodes = store.list(&resources::NODES, None, &all).0;
         for id in self.world.running_instance_ids() {
-            match nodes.iter().find(|n| node_instance_id(n) == Some(id.as_str())) {
+            match nodes
+                .iter()
+                .find(|n| node_instance_id(n) == Some(id.as_str()))
+            {
                 None => out.push(format!("instance {id} has no node")),
                 Some(n) if !node_ready(n) => out.push(format!("node {} is not Ready", name(n))),
                 Some(_) => {}
             }
         }
-        for (r, what) in [(&resources::DEPLOYMENTS, "deployment"), (&resources::STATEFULSETS, "statefulset")] {
+        for (r, what) in [
+            (&resources::DEPLOYMENTS, "deployment"),
+            (&resources::STATEFULSETS, "statefulset"),
+        ] {
             for d in store.list(r, None, &all).0 {
-                let want = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-                let ready = d.pointer("/status/readyReplicas").and_then(Value::as_i64).unwrap_or(0);
+                let want = d
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
+                let ready = d
+                    .pointer("/status/readyReplicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
                 if ready < want {
                     out.push(format!("{what} {} has {ready}/{want} ready", ns_name(&d)));
                 }
             }
         }
         for d in store.list(&resources::DAEMONSETS, None, &all).0 {
-            let want = d.pointer("/status/desiredNumberScheduled").and_then(Value::as_i64).unwrap_or(0);
-            let ready = d.pointer("/status/numberReady").and_then(Value::as_i64).unwrap_or(0);
+            let want = d
+                .pointer("/status/desiredNumberScheduled")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let ready = d
+                .pointer("/status/numberReady")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             if want == 0 || ready < want {
-                out.push(format!("daemonset {} has {ready}/{want} ready", ns_name(&d)));
+                out.push(format!(
+                    "daemonset {} has {ready}/{want} ready",
+                    ns_name(&d)
+                ));
             }
         }
         for p in store.list(&resources::PODS, None, &all).0 {
-            let phase = p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending");
+            let phase = p
+                .pointer("/status/phase")
+                .and_then(Value::as_str)
+                .unwrap_or("Pending");
             if phase != "Running" && phase != "Succeeded" {
                 out.push(format!("pod {} is {phase}", ns_name(&p)));
             }
@@ -271,7 +313,13 @@ impl Drop for Bed {
 
 /// An SDK config for a moto endpoint: fixed test credentials, the given region.
 pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
-    let creds = aws_credential_types::Credentials::new(moto::ACCESS_KEY_ID, moto::SECRET_ACCESS_KEY, None, None, "costop-bed");
+    let creds = aws_credential_types::Credentials::new(
+        moto::ACCESS_KEY_ID,
+        moto::SECRET_ACCESS_KEY,
+        None,
+        None,
+        "costop-bed",
+    );
     aws_config::defaults(BehaviorVersion::latest())
         .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
@@ -282,18 +330,28 @@ pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
 
 /// The instance id of a Node, from `spec.providerID` (`aws:///<az>/<instance-id>`).
 pub fn node_instance_id(node: &Value) -> Option<&str> {
-    node.pointer("/spec/providerID").and_then(Value::as_str).and_then(|p| p.rsplit('/').next()).filter(|s| !s.is_empty())
+    node.pointer("/spec/providerID")
+        .and_then(Value::as_str)
+        .and_then(|p| p.rsplit('/').next())
+        .filter(|s| !s.is_empty())
 }
 
 /// Whether a Node's Ready condition is True.
 pub fn node_ready(node: &Value) -> bool {
-    node.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-        cs.iter().any(|c| c.get("type").and_then(Value::as_str) == Some("Ready") && c.get("status").and_then(Value::as_str) == Some("True"))
-    })
+    node.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Ready")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        })
 }
 
 fn name(o: &Value) -> &str {
-    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("?")
+    o.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?")
 }
 
 fn ns_name(o: &Value) -> String {

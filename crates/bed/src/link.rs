@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{Filter, Instance, InstanceLifecycleType, InstanceStateName, InstanceType};
+use aws_sdk_ec2::types::{
+    Filter, Instance, InstanceLifecycleType, InstanceStateName, InstanceType,
+};
 use kubesim::Simulator;
 use kubesim::nodes::{InstanceFacts, InstanceState, TaintSpec};
 use tokio::sync::Mutex;
@@ -44,7 +46,12 @@ pub struct Ec2Link {
 
 impl Ec2Link {
     pub fn new(ec2: aws_sdk_ec2::Client, cluster: &str, region: &str) -> Self {
-        Self { ec2, cluster: cluster.into(), region: region.into(), types: Mutex::new(HashMap::new()) }
+        Self {
+            ec2,
+            cluster: cluster.into(),
+            region: region.into(),
+            types: Mutex::new(HashMap::new()),
+        }
     }
 
     /// One snapshot of every instance of the cluster, in every state.
@@ -53,12 +60,21 @@ impl Ec2Link {
         let mut pages = self
             .ec2
             .describe_instances()
-            .filters(Filter::builder().name("tag-key").values(cluster_tag(&self.cluster)).build())
+            .filters(
+                Filter::builder()
+                    .name("tag-key")
+                    .values(cluster_tag(&self.cluster))
+                    .build(),
+            )
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(aws("DescribeInstances"))?;
-            instances.extend(page.reservations().iter().flat_map(|r| r.instances().iter().cloned()));
+            instances.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances().iter().cloned()),
+            );
         }
         let mut out = Vec::with_capacity(instances.len());
         for i in &instances {
@@ -71,18 +87,32 @@ impl Ec2Link {
     }
 
     async fn facts(&self, i: &Instance) -> Result<Option<InstanceFacts>, BedError> {
-        let (Some(id), Some(state)) = (i.instance_id(), i.state().and_then(|s| s.name()).and_then(map_state)) else {
+        let (Some(id), Some(state)) = (
+            i.instance_id(),
+            i.state().and_then(|s| s.name()).and_then(map_state),
+        ) else {
             return Ok(None);
         };
-        let instance_type = i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default();
+        let instance_type = i
+            .instance_type()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_default();
         let info = self.type_info(&instance_type).await?;
-        let (labels, taints, nodegroup) = registration(i.tags().iter().filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))));
+        let (labels, taints, nodegroup) = registration(
+            i.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?, t.value().unwrap_or("")))),
+        );
         Ok(Some(InstanceFacts {
             instance_id: id.to_string(),
             state,
             private_dns_name: i.private_dns_name().unwrap_or_default().to_string(),
             private_ip: i.private_ip_address().map(str::to_string),
-            availability_zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string(),
+            availability_zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_string(),
             region: self.region.clone(),
             instance_type,
             vcpus: info.vcpus,
@@ -109,15 +139,42 @@ impl Ec2Link {
             .map_err(aws("DescribeInstanceTypes"))?;
         let info = match out.instance_types().first() {
             Some(t) => {
-                let vcpus = t.v_cpu_info().and_then(|v| v.default_v_cpus()).unwrap_or(2).max(1) as u32;
-                let memory_mib = t.memory_info().and_then(|m| m.size_in_mib()).unwrap_or(4096).max(1) as u64;
-                let enis = t.network_info().and_then(|n| n.maximum_network_interfaces()).unwrap_or(3).max(1) as u32;
-                let ips = t.network_info().and_then(|n| n.ipv4_addresses_per_interface()).unwrap_or(10).max(1) as u32;
-                TypeInfo { vcpus, memory_mib, max_pods: TypeInfo::eks_max_pods(enis, ips) }
+                let vcpus = t
+                    .v_cpu_info()
+                    .and_then(|v| v.default_v_cpus())
+                    .unwrap_or(2)
+                    .max(1) as u32;
+                let memory_mib = t
+                    .memory_info()
+                    .and_then(|m| m.size_in_mib())
+                    .unwrap_or(4096)
+                    .max(1) as u64;
+                let enis = t
+                    .network_info()
+                    .and_then(|n| n.maximum_network_interfaces())
+                    .unwrap_or(3)
+                    .max(1) as u32;
+                let ips = t
+                    .network_info()
+                    .and_then(|n| n.ipv4_addresses_per_interface())
+                    .unwrap_or(10)
+                    .max(1) as u32;
+                TypeInfo {
+                    vcpus,
+                    memory_mib,
+                    max_pods: TypeInfo::eks_max_pods(enis, ips),
+                }
             }
             None => {
-                tracing::warn!(instance_type = ty, "EC2 does not know this instance type; assuming 2 vCPU / 4 GiB / 29 pods");
-                TypeInfo { vcpus: 2, memory_mib: 4096, max_pods: 29 }
+                tracing::warn!(
+                    instance_type = ty,
+                    "EC2 does not know this instance type; assuming 2 vCPU / 4 GiB / 29 pods"
+                );
+                TypeInfo {
+                    vcpus: 2,
+                    memory_mib: 4096,
+                    max_pods: 29,
+                }
             }
         };
         self.types.lock().await.insert(ty.to_string(), info);
@@ -180,7 +237,11 @@ pub fn registration<'a>(
                 Some((val, eff)) => (val.to_string(), eff.to_string()),
                 None => (v.to_string(), "NoSchedule".to_string()),
             };
-            taints.push(TaintSpec { key: key.to_string(), value, effect });
+            taints.push(TaintSpec {
+                key: key.to_string(),
+                value,
+                effect,
+            });
         } else if k == NODEGROUP_TAG {
             nodegroup = Some(v.to_string());
         }
@@ -202,19 +263,39 @@ mod tests {
     #[test]
     fn node_template_tags_become_labels_and_taints() {
         let (labels, taints, ng) = registration([
-            ("k8s.io/cluster-autoscaler/node-template/label/costop.io/pool", "general"),
-            ("k8s.io/cluster-autoscaler/node-template/taint/costop.io/standby", "true:NoSchedule"),
-            ("k8s.io/cluster-autoscaler/node-template/taint/dedicated", ":NoExecute"),
+            (
+                "k8s.io/cluster-autoscaler/node-template/label/costop.io/pool",
+                "general",
+            ),
+            (
+                "k8s.io/cluster-autoscaler/node-template/taint/costop.io/standby",
+                "true:NoSchedule",
+            ),
+            (
+                "k8s.io/cluster-autoscaler/node-template/taint/dedicated",
+                ":NoExecute",
+            ),
             ("eks:nodegroup-name", "spot"),
             ("Name", "x"),
         ]);
-        assert_eq!(labels.get("costop.io/pool").map(String::as_str), Some("general"));
+        assert_eq!(
+            labels.get("costop.io/pool").map(String::as_str),
+            Some("general")
+        );
         assert_eq!(ng.as_deref(), Some("spot"));
         assert_eq!(
             taints,
             vec![
-                TaintSpec { key: "costop.io/standby".into(), value: "true".into(), effect: "NoSchedule".into() },
-                TaintSpec { key: "dedicated".into(), value: "".into(), effect: "NoExecute".into() },
+                TaintSpec {
+                    key: "costop.io/standby".into(),
+                    value: "true".into(),
+                    effect: "NoSchedule".into()
+                },
+                TaintSpec {
+                    key: "dedicated".into(),
+                    value: "".into(),
+                    effect: "NoExecute".into()
+                },
             ]
         );
     }

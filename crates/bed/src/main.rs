@@ -12,7 +12,10 @@ use clap::Parser;
 use costop_bed::{Bed, Scenario};
 
 #[derive(Debug, Parser)]
-#[command(name = "costop-bed", about = "Run moto + kubesim seeded from a scenario until interrupted")]
+#[command(
+    name = "costop-bed",
+    about = "Run moto + kubesim seeded from a scenario until interrupted"
+)]
 struct Args {
     /// Scenario YAML file (default: the built-in scenarios/default.yaml). A built-in scenario
     /// can be named instead: default, pdb-blocked, large.
@@ -36,8 +39,10 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
         )
         .init();
     match run(Args::parse()).await {
@@ -58,26 +63,45 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut scenario = match &args.scenario {
         None => Scenario::default_scenario(),
         Some(s) if !s.contains('/') && !s.ends_with(".yaml") && !s.ends_with(".yml") => {
-            Scenario::builtin(s).ok_or_else(|| format!("no built-in scenario `{s}` (default, pdb-blocked, large) and no such file"))?
+            Scenario::builtin(s).ok_or_else(|| {
+                format!("no built-in scenario `{s}` (default, pdb-blocked, large) and no such file")
+            })?
         }
         Some(path) => Scenario::from_file(path.as_ref())?,
     };
     if let Some(ts) = args.time_scale {
         scenario.time_scale = ts;
     }
-    let bed = Bed::start(scenario).await?;
+    // Handle SIGINT/SIGTERM from the start, so a signal during startup still cleans up.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let bed = tokio::select! {
+        bed = Bed::start(scenario) => bed?,
+        _ = int.recv() => return Ok(()),
+        _ = term.recv() => return Ok(()),
+    };
     if let Some(p) = &args.kubeconfig {
         bed.sim().write_kubeconfig(p)?;
     }
     if args.wait > 0.0 {
-        if let Err(e) = bed.wait_ready(Duration::from_secs_f64(args.wait)).await {
-            tracing::warn!("{e}");
+        tokio::select! {
+            r = bed.wait_ready(Duration::from_secs_f64(args.wait)) => if let Err(e) = r { tracing::warn!("{e}") },
+            _ = int.recv() => return Ok(()),
+            _ = term.recv() => return Ok(()),
         }
     }
 
     let mut out = std::io::stdout().lock();
     for (k, v) in bed.env() {
-        let v = if k == "KUBECONFIG" { args.kubeconfig.as_ref().map(|p| p.display().to_string()).unwrap_or(v) } else { v };
+        let v = if k == "KUBECONFIG" {
+            args.kubeconfig
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or(v)
+        } else {
+            v
+        };
         writeln!(out, "{k}={}", shell_quote(&v))?;
     }
     out.flush()?;
@@ -87,12 +111,35 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let s = bed.scenario();
     eprintln!();
     eprintln!("costop-bed: scenario `{}` — {}", s.name, s.description);
-    eprintln!("  cluster {} in {} (time scale {}×), kubesim {}", s.cluster.name, s.cluster.region, s.time_scale, bed.sim().url());
-    eprintln!("  moto {} (moto {}), DynamoDB table {}", bed.endpoint_url(), costop_bed::moto::moto_version(), w.table);
+    eprintln!(
+        "  cluster {} in {} (time scale {}×), kubesim {}",
+        s.cluster.name,
+        s.cluster.region,
+        s.time_scale,
+        bed.sim().url()
+    );
+    eprintln!(
+        "  moto {} (moto {}), DynamoDB table {}",
+        bed.endpoint_url(),
+        costop_bed::moto::moto_version(),
+        w.table
+    );
     for (name, g) in &w.node_groups {
-        let kind = if g.standby { "standby (stopped)" } else { if g.capacity == costop_bed::scenario::Capacity::Spot { "spot" } else { "on-demand" } };
+        let kind = if g.standby {
+            "standby (stopped)"
+        } else {
+            if g.capacity == costop_bed::scenario::Capacity::Spot {
+                "spot"
+            } else {
+                "on-demand"
+            }
+        };
         let ids: Vec<&str> = g.instances.iter().map(|i| i.instance_id.as_str()).collect();
-        eprintln!("  node group {name}: {} {kind} — {}", ids.len(), ids.join(" "));
+        eprintln!(
+            "  node group {name}: {} {kind} — {}",
+            ids.len(),
+            ids.join(" ")
+        );
     }
     for (name, arn) in &w.target_groups {
         eprintln!("  target group {name}: {arn}");
@@ -102,9 +149,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("{}", serde_json::to_string_pretty(w)?);
     }
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("stopping");
@@ -113,7 +159,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn shell_quote(v: &str) -> String {
-    if !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+    if !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
+    {
         v.to_string()
     } else {
         format!("'{}'", v.replace('\'', r"'\''"))

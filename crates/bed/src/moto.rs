@@ -54,7 +54,9 @@ pub fn repo_root() -> PathBuf {
 
 /// The virtualenv: `$COSTOP_VENV`, else `<repo>/.venv`.
 pub fn venv_dir() -> PathBuf {
-    std::env::var_os("COSTOP_VENV").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv"))
+    std::env::var_os("COSTOP_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv"))
 }
 
 fn installed(venv: &Path) -> bool {
@@ -73,8 +75,10 @@ pub fn ensure_installed() -> Result<PathBuf, BedError> {
     }
     let io = |what: String| move |source| BedError::Io { what, source };
     std::fs::create_dir_all(&venv).map_err(io(format!("create {}", venv.display())))?;
-    let lock = std::fs::File::create(venv.join(LOCK)).map_err(io(format!("create {}", venv.join(LOCK).display())))?;
-    let _guard = FileLock::exclusive(&lock).map_err(io(format!("lock {}", venv.join(LOCK).display())))?;
+    let lock = std::fs::File::create(venv.join(LOCK))
+        .map_err(io(format!("create {}", venv.join(LOCK).display())))?;
+    let _guard =
+        FileLock::exclusive(&lock).map_err(io(format!("lock {}", venv.join(LOCK).display())))?;
     if installed(&venv) {
         return Ok(server);
     }
@@ -82,21 +86,39 @@ pub fn ensure_installed() -> Result<PathBuf, BedError> {
     tracing::info!(venv = %venv.display(), moto = moto_version(), "installing the pinned Python tools (first use; takes a minute or two)");
     if !venv.join("bin/python").exists() {
         let python = std::env::var("COSTOP_PYTHON").unwrap_or_else(|_| "python3".into());
-        run_checked(Command::new(&python).arg("-m").arg("venv").arg(&venv), &format!("{python} -m venv"))?;
+        run_checked(
+            Command::new(&python).arg("-m").arg("venv").arg(&venv),
+            &format!("{python} -m venv"),
+        )?;
     }
     let pending = venv.join(".costop-requirements.pending");
     std::fs::write(&pending, REQUIREMENTS).map_err(io(format!("write {}", pending.display())))?;
     run_checked(
         Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "-q", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "-q",
+                "-r",
+            ])
             .arg(&pending),
         "pip install -r tools/requirements.txt",
     )?;
-    std::fs::rename(&pending, venv.join(STAMP)).map_err(io(format!("write {}", venv.join(STAMP).display())))?;
+    std::fs::rename(&pending, venv.join(STAMP))
+        .map_err(io(format!("write {}", venv.join(STAMP).display())))?;
     if !server.is_file() {
-        return Err(BedError::Install(format!("pip succeeded but {} is missing", server.display())));
+        return Err(BedError::Install(format!(
+            "pip succeeded but {} is missing",
+            server.display()
+        )));
     }
-    tracing::info!(secs = started.elapsed().as_secs_f64(), "Python tools installed");
+    tracing::info!(
+        secs = started.elapsed().as_secs_f64(),
+        "Python tools installed"
+    );
     Ok(server)
 }
 
@@ -109,7 +131,11 @@ fn run_checked(cmd: &mut Command, what: &str) -> Result<(), BedError> {
         let text = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = text.lines().rev().take(15).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
-        return Err(BedError::Install(format!("{what} failed ({}):\n{}", out.status, tail.join("\n"))));
+        return Err(BedError::Install(format!(
+            "{what} failed ({}):\n{}",
+            out.status,
+            tail.join("\n")
+        )));
     }
     Ok(())
 }
@@ -150,7 +176,10 @@ pub struct Moto {
 
 impl std::fmt::Debug for Moto {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Moto").field("addr", &self.addr).field("pid", &self.pid).finish()
+        f.debug_struct("Moto")
+            .field("addr", &self.addr)
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
@@ -171,12 +200,24 @@ impl Moto {
         let guardian = std::thread::Builder::new()
             .name("moto-guardian".into())
             .spawn(move || guard(server, ready_tx, stop_rx))
-            .map_err(|source| BedError::Io { what: "spawn the moto guardian thread".into(), source })?;
-        let mut moto = Moto { addr: SocketAddr::from(([127, 0, 0, 1], 0)), pid: 0, stop: Some(stop_tx), guardian: Some(guardian) };
+            .map_err(|source| BedError::Io {
+                what: "spawn the moto guardian thread".into(),
+                source,
+            })?;
+        let mut moto = Moto {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid: 0,
+            stop: Some(stop_tx),
+            guardian: Some(guardian),
+        };
         let (pid, port) = match ready_rx.recv_timeout(Duration::from_secs(90)) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => return Err(BedError::Moto(e)),
-            Err(_) => return Err(BedError::Moto("moto_server did not report its port within 90 s".into())),
+            Err(_) => {
+                return Err(BedError::Moto(
+                    "moto_server did not report its port within 90 s".into(),
+                ));
+            }
         };
         moto.pid = pid;
         moto.addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -185,7 +226,10 @@ impl Moto {
             match http_blocking(moto.addr, "GET", "/moto-api/") {
                 Ok(200) => break,
                 other if Instant::now() > deadline => {
-                    return Err(BedError::Moto(format!("moto at {} not ready after 60 s: {other:?}", moto.addr)));
+                    return Err(BedError::Moto(format!(
+                        "moto at {} not ready after 60 s: {other:?}",
+                        moto.addr
+                    )));
                 }
                 _ => std::thread::sleep(Duration::from_millis(50)),
             }
@@ -209,10 +253,11 @@ impl Moto {
     /// Forget every resource (`POST /moto-api/reset`).
     pub async fn reset(&self) -> Result<(), BedError> {
         let addr = self.addr;
-        let status = tokio::task::spawn_blocking(move || http_blocking(addr, "POST", "/moto-api/reset"))
-            .await
-            .map_err(|e| BedError::Moto(format!("reset task failed: {e}")))?
-            .map_err(|e| BedError::Moto(format!("reset: {e}")))?;
+        let status =
+            tokio::task::spawn_blocking(move || http_blocking(addr, "POST", "/moto-api/reset"))
+                .await
+                .map_err(|e| BedError::Moto(format!("reset task failed: {e}")))?
+                .map_err(|e| BedError::Moto(format!("reset: {e}")))?;
         if status != 200 {
             return Err(BedError::Moto(format!("reset answered HTTP {status}")));
         }
@@ -240,7 +285,11 @@ impl Drop for Moto {
 
 /// The guardian thread: forks moto (so PDEATHSIG is tied to this thread, which lives as long as
 /// the `Moto`), reports its port, then waits for the stop signal or moto's death.
-fn guard(server: PathBuf, ready: mpsc::Sender<Result<(u32, u16), String>>, stop: mpsc::Receiver<()>) {
+fn guard(
+    server: PathBuf,
+    ready: mpsc::Sender<Result<(u32, u16), String>>,
+    stop: mpsc::Receiver<()>,
+) {
     let parent = std::process::id();
     let mut cmd = Command::new(&server);
     cmd.args(["-H", "127.0.0.1", "-p", "0"])
@@ -253,7 +302,14 @@ fn guard(server: PathBuf, ready: mpsc::Sender<Result<(u32, u16), String>>, stop:
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died between fork and prctl.
@@ -289,7 +345,9 @@ fn guard(server: PathBuf, ready: mpsc::Sender<Result<(u32, u16), String>>, stop:
                     let _ = ready.send(Ok((pid, port)));
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let _ = ready.send(Err("moto_server closed its output without reporting a port".into()));
+                    let _ = ready.send(Err(
+                        "moto_server closed its output without reporting a port".into(),
+                    ));
                     break;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() > deadline => break,
@@ -303,7 +361,9 @@ fn guard(server: PathBuf, ready: mpsc::Sender<Result<(u32, u16), String>>, stop:
         if let Ok(Some(status)) = child.try_wait() {
             tracing::error!(pid, %status, "moto server exited on its own");
             if !reported {
-                let _ = ready.send(Err(format!("moto_server exited before it was ready ({status})")));
+                let _ = ready.send(Err(format!(
+                    "moto_server exited before it was ready ({status})"
+                )));
             }
             return;
         }
@@ -346,14 +406,22 @@ fn http_blocking(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
     head.split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad HTTP response: {head:?}")))
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("bad HTTP response: {head:?}"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -362,13 +430,26 @@ mod tests {
 
     #[test]
     fn the_port_is_read_from_werkzeugs_banner() {
-        assert_eq!(parse_running_on(" * Running on http://127.0.0.1:38815"), Some(38815));
-        assert_eq!(parse_running_on("\x1b[33m * Running on http://127.0.0.1:4566\x1b[0m"), Some(4566));
+        assert_eq!(
+            parse_running_on(" * Running on http://127.0.0.1:38815"),
+            Some(38815)
+        );
+        assert_eq!(
+            parse_running_on("\x1b[33m * Running on http://127.0.0.1:4566\x1b[0m"),
+            Some(4566)
+        );
         assert_eq!(parse_running_on("Press CTRL+C to quit"), None);
     }
 
     #[test]
     fn moto_is_pinned_once() {
-        assert!(moto_version().chars().next().is_some_and(|c| c.is_ascii_digit()), "{}", moto_version());
+        assert!(
+            moto_version()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit()),
+            "{}",
+            moto_version()
+        );
     }
 }

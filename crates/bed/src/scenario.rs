@@ -18,7 +18,11 @@ pub mod builtin {
     pub const LARGE: &str = include_str!("../../../scenarios/large.yaml");
 
     /// `(name, yaml)` of every built-in scenario.
-    pub const ALL: &[(&str, &str)] = &[("default", DEFAULT), ("pdb-blocked", PDB_BLOCKED), ("large", LARGE)];
+    pub const ALL: &[(&str, &str)] = &[
+        ("default", DEFAULT),
+        ("pdb-blocked", PDB_BLOCKED),
+        ("large", LARGE),
+    ];
 }
 
 /// The taint every warm standby carries until costop puts it to work.
@@ -108,7 +112,11 @@ fn d_pod_stop() -> f64 {
 
 impl Default for Delays {
     fn default() -> Self {
-        Self { node_boot: d_node_boot(), pod_start: d_pod_start(), pod_stop: d_pod_stop() }
+        Self {
+            node_boot: d_node_boot(),
+            pod_start: d_pod_start(),
+            pod_stop: d_pod_stop(),
+        }
     }
 }
 
@@ -292,8 +300,10 @@ impl Scenario {
     }
 
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
-        let yaml = std::fs::read_to_string(path)
-            .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+        let yaml = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml(&yaml)
     }
 
@@ -304,17 +314,26 @@ impl Scenario {
 
     /// A built-in scenario by name (`default`, `pdb-blocked`, `large`).
     pub fn builtin(name: &str) -> Option<Self> {
-        builtin::ALL.iter().find(|(n, _)| *n == name).map(|(_, y)| Self::from_yaml(y).expect("built-in scenarios are valid"))
+        builtin::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, y)| Self::from_yaml(y).expect("built-in scenarios are valid"))
     }
 
     /// Zones of a node group (its own list, or every zone).
     pub fn zones_of(&self, ng: &NodeGroup) -> Vec<String> {
-        ng.zones.clone().unwrap_or_else(|| self.network.zones.iter().map(|z| z.name.clone()).collect())
+        ng.zones
+            .clone()
+            .unwrap_or_else(|| self.network.zones.iter().map(|z| z.name.clone()).collect())
     }
 
     /// Instance count of a node group (standbys default to one per zone).
     pub fn count_of(&self, ng: &NodeGroup) -> u32 {
-        ng.count.unwrap_or(if ng.standby { self.zones_of(ng).len() as u32 } else { 0 })
+        ng.count.unwrap_or(if ng.standby {
+            self.zones_of(ng).len() as u32
+        } else {
+            0
+        })
     }
 
     /// The labels and taints a node group's nodes register with (standbys get the standby taint
@@ -323,9 +342,15 @@ impl Scenario {
         let mut labels = ng.labels.clone();
         let mut taints = ng.taints.clone();
         if ng.standby {
-            labels.entry(STANDBY_TAINT_KEY.into()).or_insert_with(|| "true".into());
+            labels
+                .entry(STANDBY_TAINT_KEY.into())
+                .or_insert_with(|| "true".into());
             if !taints.iter().any(|t| t.key == STANDBY_TAINT_KEY) {
-                taints.push(Taint { key: STANDBY_TAINT_KEY.into(), value: "true".into(), effect: "NoSchedule".into() });
+                taints.push(Taint {
+                    key: STANDBY_TAINT_KEY.into(),
+                    value: "true".into(),
+                    effect: "NoSchedule".into(),
+                });
             }
         }
         (labels, taints)
@@ -339,7 +364,10 @@ impl Scenario {
         let extra = n.max(1).next_power_of_two().trailing_zeros() as u8;
         let prefix = (vpc.prefix + extra).max(20);
         if prefix > 28 {
-            return Err(format!("VPC {} is too small for {n} zones", self.network.vpc_cidr));
+            return Err(format!(
+                "VPC {} is too small for {n} zones",
+                self.network.vpc_cidr
+            ));
         }
         self.network
             .zones
@@ -389,20 +417,38 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), ScenarioError> {
         let mut p: Vec<String> = Vec::new();
         if !is_dns_label(&self.name) {
-            p.push(format!("name: `{}` must be a DNS label (lowercase letters, digits, '-')", self.name));
+            p.push(format!(
+                "name: `{}` must be a DNS label (lowercase letters, digits, '-')",
+                self.name
+            ));
         }
         if !is_dns_label(&self.cluster.name) {
-            p.push(format!("cluster.name: `{}` must be a DNS label (lowercase letters, digits, '-')", self.cluster.name));
+            p.push(format!(
+                "cluster.name: `{}` must be a DNS label (lowercase letters, digits, '-')",
+                self.cluster.name
+            ));
         }
         if !is_region(&self.cluster.region) {
-            p.push(format!("cluster.region: `{}` is not a region name like us-east-1", self.cluster.region));
+            p.push(format!(
+                "cluster.region: `{}` is not a region name like us-east-1",
+                self.cluster.region
+            ));
         }
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            p.push(format!("time_scale: must be a positive number, got {}", self.time_scale));
+            p.push(format!(
+                "time_scale: must be a positive number, got {}",
+                self.time_scale
+            ));
         }
-        for (f, v) in [("node_boot", self.delays.node_boot), ("pod_start", self.delays.pod_start), ("pod_stop", self.delays.pod_stop)] {
+        for (f, v) in [
+            ("node_boot", self.delays.node_boot),
+            ("pod_start", self.delays.pod_start),
+            ("pod_stop", self.delays.pod_stop),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
-                p.push(format!("delays.{f}: must be a number of seconds ≥ 0, got {v}"));
+                p.push(format!(
+                    "delays.{f}: must be a number of seconds ≥ 0, got {v}"
+                ));
             }
         }
 
@@ -410,7 +456,10 @@ impl Scenario {
         let vpc = match Cidr::parse(&self.network.vpc_cidr) {
             Ok(c) if (16..=24).contains(&c.prefix) => Some(c),
             Ok(_) => {
-                p.push(format!("network.vpc_cidr: `{}` must be a /16 to /24", self.network.vpc_cidr));
+                p.push(format!(
+                    "network.vpc_cidr: `{}` must be a /16 to /24",
+                    self.network.vpc_cidr
+                ));
                 None
             }
             Err(e) => {
@@ -424,7 +473,10 @@ impl Scenario {
         let mut zone_names = BTreeSet::new();
         for (i, z) in self.network.zones.iter().enumerate() {
             if !zone_names.insert(z.name.as_str()) {
-                p.push(format!("network.zones[{i}]: zone `{}` is listed twice", z.name));
+                p.push(format!(
+                    "network.zones[{i}]: zone `{}` is listed twice",
+                    z.name
+                ));
             }
             if !is_zone_of(&z.name, &self.cluster.region) {
                 p.push(format!(
@@ -438,10 +490,15 @@ impl Scenario {
                         if let Some(vpc) = vpc
                             && !vpc.contains(&sub)
                         {
-                            p.push(format!("network.zones[{i}].subnet_cidr: {c} is not inside the VPC {}", self.network.vpc_cidr));
+                            p.push(format!(
+                                "network.zones[{i}].subnet_cidr: {c} is not inside the VPC {}",
+                                self.network.vpc_cidr
+                            ));
                         }
                         if !(16..=28).contains(&sub.prefix) {
-                            p.push(format!("network.zones[{i}].subnet_cidr: {c} must be a /16 to /28"));
+                            p.push(format!(
+                                "network.zones[{i}].subnet_cidr: {c} must be a /16 to /28"
+                            ));
                         }
                     }
                     Err(e) => p.push(format!("network.zones[{i}].subnet_cidr: {e}")),
@@ -464,36 +521,53 @@ impl Scenario {
         for (i, ng) in self.node_groups.iter().enumerate() {
             let at = format!("node_groups[{i}] ({})", ng.name);
             if !is_dns_label(&ng.name) {
-                p.push(format!("{at}: name must be a DNS label (lowercase letters, digits, '-')"));
+                p.push(format!(
+                    "{at}: name must be a DNS label (lowercase letters, digits, '-')"
+                ));
             }
             if !groups.insert(ng.name.as_str()) {
                 p.push(format!("{at}: node group `{}` is defined twice", ng.name));
             }
             if ng.instance_types.is_empty() {
-                p.push(format!("{at}: instance_types: at least one instance type is needed"));
+                p.push(format!(
+                    "{at}: instance_types: at least one instance type is needed"
+                ));
             }
             for t in &ng.instance_types {
                 if !is_instance_type(t) {
-                    p.push(format!("{at}: instance_types: `{t}` is not an instance type like m5.large"));
+                    p.push(format!(
+                        "{at}: instance_types: `{t}` is not an instance type like m5.large"
+                    ));
                 }
             }
             match ng.count {
-                None if !ng.standby => p.push(format!("{at}: count is required (only standby groups default to one per zone)")),
+                None if !ng.standby => p.push(format!(
+                    "{at}: count is required (only standby groups default to one per zone)"
+                )),
                 Some(0) => p.push(format!("{at}: count must be at least 1")),
-                Some(n) if n > 1000 => p.push(format!("{at}: count {n} is more than the bed supports (1000)")),
+                Some(n) if n > 1000 => p.push(format!(
+                    "{at}: count {n} is more than the bed supports (1000)"
+                )),
                 _ => {}
             }
             total += u64::from(self.count_of(ng));
             if ng.standby && ng.capacity == Capacity::Spot {
-                p.push(format!("{at}: standby instances must be on-demand (capacity: on-demand)"));
+                p.push(format!(
+                    "{at}: standby instances must be on-demand (capacity: on-demand)"
+                ));
             }
             if let Some(zs) = &ng.zones {
                 if zs.is_empty() {
-                    p.push(format!("{at}: zones: give at least one zone, or leave zones out for all of them"));
+                    p.push(format!(
+                        "{at}: zones: give at least one zone, or leave zones out for all of them"
+                    ));
                 }
                 for z in zs {
                     if !zone_names.contains(z.as_str()) {
-                        p.push(format!("{at}: zone `{z}` is not one of the scenario's zones ({})", known_zones()));
+                        p.push(format!(
+                            "{at}: zone `{z}` is not one of the scenario's zones ({})",
+                            known_zones()
+                        ));
                     }
                 }
             }
@@ -502,15 +576,23 @@ impl Scenario {
                     p.push(format!("{at}: labels: `{k}` is not a valid label key"));
                 }
                 if !is_label_value(v) {
-                    p.push(format!("{at}: labels: `{v}` (of {k}) is not a valid label value"));
+                    p.push(format!(
+                        "{at}: labels: `{v}` (of {k}) is not a valid label value"
+                    ));
                 }
             }
             for (j, t) in ng.taints.iter().enumerate() {
                 if !is_label_key(&t.key) {
-                    p.push(format!("{at}: taints[{j}]: `{}` is not a valid taint key", t.key));
+                    p.push(format!(
+                        "{at}: taints[{j}]: `{}` is not a valid taint key",
+                        t.key
+                    ));
                 }
                 if !is_label_value(&t.value) {
-                    p.push(format!("{at}: taints[{j}]: `{}` is not a valid taint value", t.value));
+                    p.push(format!(
+                        "{at}: taints[{j}]: `{}` is not a valid taint value",
+                        t.value
+                    ));
                 }
                 if !["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(&t.effect.as_str()) {
                     p.push(format!("{at}: taints[{j}]: effect `{}` must be NoSchedule, PreferNoSchedule or NoExecute", t.effect));
@@ -518,7 +600,9 @@ impl Scenario {
             }
         }
         if total > 1000 {
-            p.push(format!("node_groups: {total} instances in all; the bed supports up to 1000"));
+            p.push(format!(
+                "node_groups: {total} instances in all; the bed supports up to 1000"
+            ));
         }
 
         // Target groups and the load balancer.
@@ -549,15 +633,24 @@ impl Scenario {
         }
         if let Some(lb) = &self.load_balancer {
             if !is_elb_name(&lb.name) {
-                p.push(format!("load_balancer.name: `{}` must be 1-32 letters, digits or '-'", lb.name));
+                p.push(format!(
+                    "load_balancer.name: `{}` must be 1-32 letters, digits or '-'",
+                    lb.name
+                ));
             }
             if self.network.zones.len() < 2 {
-                p.push("load_balancer: an application load balancer needs at least two zones".into());
+                p.push(
+                    "load_balancer: an application load balancer needs at least two zones".into(),
+                );
             }
             if lb.listener_port == 0 {
                 p.push("load_balancer.listener_port: must be 1-65535".into());
             }
-            if !self.target_groups.iter().any(|t| t.protocol != Protocol::Tcp) {
+            if !self
+                .target_groups
+                .iter()
+                .any(|t| t.protocol != Protocol::Tcp)
+            {
                 p.push("load_balancer: needs an HTTP or HTTPS target group to forward to".into());
             }
         }
@@ -574,9 +667,16 @@ impl Scenario {
             }
         }
         if !(3..=255).contains(&self.table.name.len())
-            || !self.table.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            || !self
+                .table
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         {
-            p.push(format!("table.name: `{}` must be 3-255 letters, digits, '_', '-' or '.'", self.table.name));
+            p.push(format!(
+                "table.name: `{}` must be 3-255 letters, digits, '_', '-' or '.'",
+                self.table.name
+            ));
         }
         if self.table.partition_key == self.table.sort_key {
             p.push("table: partition_key and sort_key must differ".into());
@@ -587,9 +687,15 @@ impl Scenario {
             Err(e) => p.push(format!("workloads: not valid YAML: {e}")),
             Ok(objs) => {
                 for (i, o) in objs.iter().enumerate() {
-                    let api_version = o.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+                    let api_version = o
+                        .get("apiVersion")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let kind = o.get("kind").and_then(Value::as_str).unwrap_or_default();
-                    let name = o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                    let name = o
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let at = format!("workloads: object {} ({kind} {name})", i + 1);
                     if !o.is_object() {
                         p.push(format!("workloads: object {} is not a mapping", i + 1));
@@ -605,7 +711,14 @@ impl Scenario {
             }
         }
 
-        if p.is_empty() { Ok(()) } else { Err(ScenarioError::Invalid { name: self.name.clone(), problems: p }) }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(ScenarioError::Invalid {
+                name: self.name.clone(),
+                problems: p,
+            })
+        }
     }
 }
 
@@ -618,27 +731,44 @@ pub struct Cidr {
 
 impl Cidr {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("`{s}` is not a CIDR block like 10.0.0.0/16"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("`{s}`: `{a}` is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("`{s}`: bad prefix length `{p}`"))?;
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a CIDR block like 10.0.0.0/16"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("`{s}`: `{a}` is not an IPv4 address"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("`{s}`: bad prefix length `{p}`"))?;
         let mask = Self::mask(prefix);
         if u32::from(addr) & !mask != 0 {
-            return Err(format!("`{s}`: host bits are set (did you mean {}/{prefix}?)", Ipv4Addr::from(u32::from(addr) & mask)));
+            return Err(format!(
+                "`{s}`: host bits are set (did you mean {}/{prefix}?)",
+                Ipv4Addr::from(u32::from(addr) & mask)
+            ));
         }
         Ok(Self { addr, prefix })
     }
     fn mask(prefix: u8) -> u32 {
-        if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) }
+        if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        }
     }
     pub fn contains(&self, other: &Cidr) -> bool {
-        other.prefix >= self.prefix && u32::from(other.addr) & Self::mask(self.prefix) == u32::from(self.addr)
+        other.prefix >= self.prefix
+            && u32::from(other.addr) & Self::mask(self.prefix) == u32::from(self.addr)
     }
 }
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -646,20 +776,26 @@ fn is_dns_label(s: &str) -> bool {
 fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
         && parts[parts.len() - 1].parse::<u8>().is_ok()
 }
 
 fn is_zone_of(zone: &str, region: &str) -> bool {
-    zone.strip_prefix(region).is_some_and(|rest| rest.len() == 1 && rest.chars().all(|c| c.is_ascii_lowercase()))
+    zone.strip_prefix(region)
+        .is_some_and(|rest| rest.len() == 1 && rest.chars().all(|c| c.is_ascii_lowercase()))
 }
 
 fn is_instance_type(s: &str) -> bool {
     s.split_once('.').is_some_and(|(f, size)| {
         !f.is_empty()
             && !size.is_empty()
-            && f.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && size.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && f.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && size
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     })
 }
 
@@ -674,7 +810,8 @@ fn is_elb_name(s: &str) -> bool {
 fn is_name_segment(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -684,7 +821,11 @@ fn is_label_key(k: &str) -> bool {
         Some((prefix, name)) => {
             !prefix.is_empty()
                 && prefix.len() <= 253
-                && prefix.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                && prefix.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                })
                 && is_name_segment(name, 63)
         }
         None => is_name_segment(k, 63),
@@ -721,8 +862,16 @@ mod tests {
 
     #[test]
     fn cidrs_with_host_bits_are_rejected() {
-        assert!(Cidr::parse("10.0.0.1/16").unwrap_err().contains("10.0.0.0/16"));
-        assert!(Cidr::parse("10.0.0.0/8").unwrap().contains(&Cidr::parse("10.1.0.0/16").unwrap()));
+        assert!(
+            Cidr::parse("10.0.0.1/16")
+                .unwrap_err()
+                .contains("10.0.0.0/16")
+        );
+        assert!(
+            Cidr::parse("10.0.0.0/8")
+                .unwrap()
+                .contains(&Cidr::parse("10.1.0.0/16").unwrap())
+        );
     }
 
     #[test]

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{
-    Filter, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType, LaunchTemplateInstanceMarketOptionsRequest,
-    LaunchTemplateTagSpecificationRequest, MarketType, RequestLaunchTemplateData, ResourceType, SpotInstanceType, SpotMarketOptions,
-    Tag, TagSpecification,
+    Filter, InstanceInterruptionBehavior, InstanceMarketOptionsRequest, InstanceType,
+    LaunchTemplateInstanceMarketOptionsRequest, LaunchTemplateTagSpecificationRequest, MarketType,
+    RequestLaunchTemplateData, ResourceType, SpotInstanceType, SpotMarketOptions, Tag,
+    TagSpecification,
 };
 use serde::{Deserialize, Serialize};
 
@@ -79,25 +80,35 @@ pub struct SeededInstance {
 impl SeededWorld {
     /// Instance ids of a node group (empty if unknown).
     pub fn instance_ids(&self, node_group: &str) -> Vec<String> {
-        self.node_groups.get(node_group).map(|g| g.instances.iter().map(|i| i.instance_id.clone()).collect()).unwrap_or_default()
+        self.node_groups
+            .get(node_group)
+            .map(|g| g.instances.iter().map(|i| i.instance_id.clone()).collect())
+            .unwrap_or_default()
     }
     /// Every seeded instance with its node group.
     pub fn instances(&self) -> impl Iterator<Item = (&str, &SeededNodeGroup, &SeededInstance)> {
-        self.node_groups.iter().flat_map(|(n, g)| g.instances.iter().map(move |i| (n.as_str(), g, i)))
+        self.node_groups
+            .iter()
+            .flat_map(|(n, g)| g.instances.iter().map(move |i| (n.as_str(), g, i)))
     }
     /// Standby instances (stopped after seeding) by zone.
     pub fn standbys(&self) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (_, g, i) in self.instances() {
             if g.standby {
-                out.entry(i.availability_zone.clone()).or_default().push(i.instance_id.clone());
+                out.entry(i.availability_zone.clone())
+                    .or_default()
+                    .push(i.instance_id.clone());
             }
         }
         out
     }
     /// Instances left running after seeding (everything but the standbys).
     pub fn running_instance_ids(&self) -> Vec<String> {
-        self.instances().filter(|(_, g, _)| !g.standby).map(|(_, _, i)| i.instance_id.clone()).collect()
+        self.instances()
+            .filter(|(_, g, _)| !g.standby)
+            .map(|(_, _, i)| i.instance_id.clone())
+            .collect()
     }
 }
 
@@ -112,8 +123,14 @@ fn instance_tags(s: &Scenario, ng: &NodeGroup) -> Vec<(String, String)> {
     let mut tags = vec![
         (CLUSTER_NAME_TAG.to_string(), c.clone()),
         (cluster_tag(c), "owned".to_string()),
-        ("k8s.io/cluster-autoscaler/enabled".to_string(), "true".to_string()),
-        (format!("k8s.io/cluster-autoscaler/{c}"), "owned".to_string()),
+        (
+            "k8s.io/cluster-autoscaler/enabled".to_string(),
+            "true".to_string(),
+        ),
+        (
+            format!("k8s.io/cluster-autoscaler/{c}"),
+            "owned".to_string(),
+        ),
     ];
     if ng.standby {
         tags.push(("Name".into(), format!("{c}-{}-standby", ng.name)));
@@ -129,7 +146,10 @@ fn instance_tags(s: &Scenario, ng: &NodeGroup) -> Vec<(String, String)> {
         tags.push((format!("{LABEL_TAG_PREFIX}{k}"), v));
     }
     for t in taints {
-        tags.push((format!("{TAINT_TAG_PREFIX}{}", t.key), format!("{}:{}", t.value, t.effect)));
+        tags.push((
+            format!("{TAINT_TAG_PREFIX}{}", t.key),
+            format!("{}:{}", t.value, t.effect),
+        ));
     }
     tags
 }
@@ -230,13 +250,17 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
             .target_groups()
             .first()
             .and_then(|t| t.target_group_arn())
-            .ok_or_else(|| BedError::Seed(format!("CreateTargetGroup {} returned no ARN", tg.name)))?
+            .ok_or_else(|| {
+                BedError::Seed(format!("CreateTargetGroup {} returned no ARN", tg.name))
+            })?
             .to_string();
         target_groups.insert(tg.name.clone(), arn);
     }
     let (load_balancer_arn, listener_arn) = match &s.load_balancer {
         Some(lb) => {
-            let (a, l) = create_load_balancer(&elb, s, lb, &subnets, &security_group_id, &target_groups).await?;
+            let (a, l) =
+                create_load_balancer(&elb, s, lb, &subnets, &security_group_id, &target_groups)
+                    .await?;
             (Some(a), Some(l))
         }
         None => (None, None),
@@ -245,7 +269,17 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
     // Node groups.
     let mut node_groups = BTreeMap::new();
     for ng in &s.node_groups {
-        let seeded = seed_node_group(&ec2, &asg, s, ng, &ami_id, &security_group_id, &subnets, &target_groups).await?;
+        let seeded = seed_node_group(
+            &ec2,
+            &asg,
+            s,
+            ng,
+            &ami_id,
+            &security_group_id,
+            &subnets,
+            &target_groups,
+        )
+        .await?;
         node_groups.insert(ng.name.clone(), seeded);
     }
 
@@ -260,7 +294,12 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
                     TargetType::Instance => &i.instance_id,
                     TargetType::Ip => &i.private_ip,
                 };
-                targets.push(TargetDescription::builder().id(id).port(i32::from(tg.port)).build());
+                targets.push(
+                    TargetDescription::builder()
+                        .id(id)
+                        .port(i32::from(tg.port))
+                        .build(),
+                );
             }
         }
         for chunk in targets.chunks(100) {
@@ -274,11 +313,23 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
     }
 
     // Standbys end stopped.
-    let standbys: Vec<String> =
-        node_groups.values().filter(|g| g.standby).flat_map(|g| g.instances.iter().map(|i| i.instance_id.clone())).collect();
+    let standbys: Vec<String> = node_groups
+        .values()
+        .filter(|g| g.standby)
+        .flat_map(|g| g.instances.iter().map(|i| i.instance_id.clone()))
+        .collect();
     if !standbys.is_empty() {
-        ec2.stop_instances().set_instance_ids(Some(standbys.clone())).send().await.map_err(aws("StopInstances"))?;
-        wait_for_state(&ec2, &standbys, aws_sdk_ec2::types::InstanceStateName::Stopped).await?;
+        ec2.stop_instances()
+            .set_instance_ids(Some(standbys.clone()))
+            .send()
+            .await
+            .map_err(aws("StopInstances"))?;
+        wait_for_state(
+            &ec2,
+            &standbys,
+            aws_sdk_ec2::types::InstanceStateName::Stopped,
+        )
+        .await?;
     }
 
     Ok(SeededWorld {
@@ -298,12 +349,21 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
 
 /// An EKS-optimised Amazon Linux AMI moto ships (falling back to Amazon Linux 2023 / 2).
 async fn pick_ami(ec2: &aws_sdk_ec2::Client) -> Result<String, BedError> {
-    for pattern in ["amazon-eks-node-*", "al2023-ami-2023*-x86_64", "amzn2-ami-hvm-*-x86_64-gp2"] {
+    for pattern in [
+        "amazon-eks-node-*",
+        "al2023-ami-2023*-x86_64",
+        "amzn2-ami-hvm-*-x86_64-gp2",
+    ] {
         let out = ec2
             .describe_images()
             .owners("amazon")
             .filters(Filter::builder().name("name").values(pattern).build())
-            .filters(Filter::builder().name("architecture").values("x86_64").build())
+            .filters(
+                Filter::builder()
+                    .name("architecture")
+                    .values("x86_64")
+                    .build(),
+            )
             .send()
             .await
             .map_err(aws("DescribeImages"))?;
@@ -311,31 +371,60 @@ async fn pick_ami(ec2: &aws_sdk_ec2::Client) -> Result<String, BedError> {
             return Ok(id.to_string());
         }
     }
-    Err(BedError::Seed("moto knows no Amazon Linux x86_64 AMI".into()))
+    Err(BedError::Seed(
+        "moto knows no Amazon Linux x86_64 AMI".into(),
+    ))
 }
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<(), BedError> {
-    use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
     let be = |e: aws_sdk_dynamodb::error::BuildError| BedError::Seed(e.to_string());
     let t = &s.table;
     ddb.create_table()
         .table_name(&t.name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name(&t.partition_key).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
+            AttributeDefinition::builder()
+                .attribute_name(&t.partition_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(be)?,
         )
         .attribute_definitions(
-            AttributeDefinition::builder().attribute_name(&t.sort_key).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
+            AttributeDefinition::builder()
+                .attribute_name(&t.sort_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(be)?,
         )
-        .key_schema(KeySchemaElement::builder().attribute_name(&t.partition_key).key_type(KeyType::Hash).build().map_err(be)?)
-        .key_schema(KeySchemaElement::builder().attribute_name(&t.sort_key).key_type(KeyType::Range).build().map_err(be)?)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&t.partition_key)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(be)?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&t.sort_key)
+                .key_type(KeyType::Range)
+                .build()
+                .map_err(be)?,
+        )
         .send()
         .await
         .map_err(aws("CreateTable"))?;
     ddb.update_time_to_live()
         .table_name(&t.name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(&t.ttl_attribute).build().map_err(be)?,
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(&t.ttl_attribute)
+                .build()
+                .map_err(be)?,
         )
         .send()
         .await
@@ -352,7 +441,8 @@ async fn create_load_balancer(
     target_groups: &BTreeMap<String, String>,
 ) -> Result<(String, String), BedError> {
     use aws_sdk_elasticloadbalancingv2::types::{
-        Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, RuleCondition,
+        Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
+        ProtocolEnum, RuleCondition,
     };
     let arn = elb
         .create_load_balancer()
@@ -370,9 +460,20 @@ async fn create_load_balancer(
         .and_then(|l| l.load_balancer_arn())
         .ok_or_else(|| BedError::Seed("CreateLoadBalancer returned no ARN".into()))?
         .to_string();
-    let http: Vec<&crate::scenario::TargetGroup> = s.target_groups.iter().filter(|t| t.protocol != Protocol::Tcp).collect();
-    let forward = |tg: &str| Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&target_groups[tg]).build();
-    let first = http.first().ok_or_else(|| BedError::Seed("the load balancer needs an HTTP target group".into()))?;
+    let http: Vec<&crate::scenario::TargetGroup> = s
+        .target_groups
+        .iter()
+        .filter(|t| t.protocol != Protocol::Tcp)
+        .collect();
+    let forward = |tg: &str| {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(&target_groups[tg])
+            .build()
+    };
+    let first = http
+        .first()
+        .ok_or_else(|| BedError::Seed("the load balancer needs an HTTP target group".into()))?;
     let listener = elb
         .create_listener()
         .load_balancer_arn(&arn)
@@ -391,7 +492,12 @@ async fn create_load_balancer(
         elb.create_rule()
             .listener_arn(&listener)
             .priority(i as i32)
-            .conditions(RuleCondition::builder().field("path-pattern").values(format!("/{}/*", tg.name)).build())
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .values(format!("/{}/*", tg.name))
+                    .build(),
+            )
             .actions(forward(&tg.name))
             .send()
             .await
@@ -431,7 +537,11 @@ async fn seed_node_group(
                     .build(),
             );
         if ng.capacity == Capacity::Spot {
-            data = data.instance_market_options(LaunchTemplateInstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build());
+            data = data.instance_market_options(
+                LaunchTemplateInstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .build(),
+            );
         }
         let lt = ec2
             .create_launch_template()
@@ -449,8 +559,14 @@ async fn seed_node_group(
             (NODEGROUP_TAG.to_string(), ng.name.clone()),
             (CLUSTER_NAME_TAG.to_string(), c.clone()),
             (cluster_tag(c), "owned".to_string()),
-            ("k8s.io/cluster-autoscaler/enabled".to_string(), "true".to_string()),
-            (format!("k8s.io/cluster-autoscaler/{c}"), "owned".to_string()),
+            (
+                "k8s.io/cluster-autoscaler/enabled".to_string(),
+                "true".to_string(),
+            ),
+            (
+                format!("k8s.io/cluster-autoscaler/{c}"),
+                "owned".to_string(),
+            ),
         ];
         let instance_tgs: Vec<String> = s
             .target_groups
@@ -460,11 +576,22 @@ async fn seed_node_group(
             .collect();
         asg.create_auto_scaling_group()
             .auto_scaling_group_name(asg_name)
-            .launch_template(LaunchTemplateSpecification::builder().launch_template_id(&lt).version("$Latest").build())
+            .launch_template(
+                LaunchTemplateSpecification::builder()
+                    .launch_template_id(&lt)
+                    .version("$Latest")
+                    .build(),
+            )
             .min_size(0)
             .max_size((count * 2).max(1) as i32)
             .desired_capacity(0)
-            .vpc_zone_identifier(zones.iter().map(|z| subnets[z].as_str()).collect::<Vec<_>>().join(","))
+            .vpc_zone_identifier(
+                zones
+                    .iter()
+                    .map(|z| subnets[z].as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .set_target_group_arns((!instance_tgs.is_empty()).then_some(instance_tgs))
             .set_tags(Some(
                 asg_tags
@@ -510,7 +637,12 @@ async fn seed_node_group(
             .max_count(n)
             .subnet_id(&subnets[&zone])
             .security_group_ids(sg)
-            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(all_tags)).build());
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(all_tags))
+                    .build(),
+            );
         if ng.capacity == Capacity::Spot {
             req = req.instance_market_options(
                 InstanceMarketOptionsRequest::builder()
@@ -528,7 +660,11 @@ async fn seed_node_group(
         for i in out.instances() {
             instances.push(SeededInstance {
                 instance_id: i.instance_id().unwrap_or_default().to_string(),
-                availability_zone: i.placement().and_then(|p| p.availability_zone()).unwrap_or(&zone).to_string(),
+                availability_zone: i
+                    .placement()
+                    .and_then(|p| p.availability_zone())
+                    .unwrap_or(&zone)
+                    .to_string(),
                 instance_type: ty.clone(),
                 private_ip: i.private_ip_address().unwrap_or_default().to_string(),
                 private_dns_name: i.private_dns_name().unwrap_or_default().to_string(),
@@ -546,13 +682,28 @@ async fn seed_node_group(
                 .map_err(aws("AttachInstances"))?;
         }
     }
-    Ok(SeededNodeGroup { capacity: ng.capacity, standby: ng.standby, autoscaling_group: asg_name, launch_template_id, instances })
+    Ok(SeededNodeGroup {
+        capacity: ng.capacity,
+        standby: ng.standby,
+        autoscaling_group: asg_name,
+        launch_template_id,
+        instances,
+    })
 }
 
-async fn wait_for_state(ec2: &aws_sdk_ec2::Client, ids: &[String], want: aws_sdk_ec2::types::InstanceStateName) -> Result<(), BedError> {
+async fn wait_for_state(
+    ec2: &aws_sdk_ec2::Client,
+    ids: &[String],
+    want: aws_sdk_ec2::types::InstanceStateName,
+) -> Result<(), BedError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let out = ec2.describe_instances().set_instance_ids(Some(ids.to_vec())).send().await.map_err(aws("DescribeInstances"))?;
+        let out = ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .map_err(aws("DescribeInstances"))?;
         let all = out
             .reservations()
             .iter()
@@ -562,7 +713,9 @@ async fn wait_for_state(ec2: &aws_sdk_ec2::Client, ids: &[String], want: aws_sdk
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            return Err(BedError::Seed(format!("instances {ids:?} did not reach {want:?}")));
+            return Err(BedError::Seed(format!(
+                "instances {ids:?} did not reach {want:?}"
+            )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }

@@ -143,29 +143,34 @@ fn child<'a>(obj: &'a mut Value, key: &str) -> &'a mut Map<String, Value> {
 // ---------------------------------------------------------------------------------------------
 // Pods
 
-/// Field defaults the API server's defaulting applies to a pod spec (idempotent).
+/// Defaults and admission-plugin additions for a pod's spec (idempotent).
 fn pod_spec_defaults(spec: &mut Map<String, Value>) {
+    template_spec_defaults(spec);
+    spec.entry("enableServiceLinks").or_insert(json!(true));
+    // The ServiceAccount admission plugin.
+    let sa = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default").to_string();
+    spec.entry("serviceAccountName").or_insert_with(|| json!(sa));
+    spec.entry("serviceAccount").or_insert_with(|| json!(sa));
+    default_tolerations(spec);
+}
+
+/// The defaulting functions' part, which pod templates get too.
+fn template_spec_defaults(spec: &mut Map<String, Value>) {
     for (k, v) in [
         ("restartPolicy", json!("Always")),
         ("terminationGracePeriodSeconds", json!(30)),
         ("dnsPolicy", json!("ClusterFirst")),
         ("schedulerName", json!("default-scheduler")),
         ("securityContext", json!({})),
-        ("enableServiceLinks", json!(true)),
     ] {
         spec.entry(k).or_insert(v);
     }
-    // The ServiceAccount admission plugin.
-    let sa = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default").to_string();
-    spec.entry("serviceAccountName").or_insert_with(|| json!(sa));
-    spec.entry("serviceAccount").or_insert_with(|| json!(sa));
     for list in ["containers", "initContainers"] {
         let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) else { continue };
         for c in cs.iter_mut().filter_map(Value::as_object_mut) {
             container_defaults(c);
         }
     }
-    default_tolerations(spec);
 }
 
 fn container_defaults(c: &mut Map<String, Value>) {
@@ -621,9 +626,7 @@ fn workload_defaults(r: &'static ResourceDef, obj: &mut Value) -> Result<(), Api
             .or_insert_with(|| json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
     }
     if let Some(tpl) = spec.get_mut("template").and_then(|t| t.get_mut("spec")).and_then(Value::as_object_mut) {
-        pod_spec_defaults(tpl);
-        tpl.remove("tolerations").filter(|t| t.as_array().is_some_and(|a| a.iter().any(|x| x.get("tolerationSeconds").is_none())))
-            .map(|t| tpl.insert("tolerations".into(), t));
+        template_spec_defaults(tpl);
     }
     let mut errs = Vec::new();
     let selector = spec.get("selector").cloned();

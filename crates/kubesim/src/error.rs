@@ -91,6 +91,10 @@ impl ApiError {
         if let Some(d) = &self.details {
             s["details"] = d.clone();
         }
+        // Go omits an empty reason (e.g. the eviction's multiple-PDB 500).
+        if self.reason.is_empty() {
+            s.as_object_mut().map(|m| m.remove("reason"));
+        }
         s
     }
 }

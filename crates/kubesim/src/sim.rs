@@ -26,6 +26,11 @@ pub struct SimConfig {
     pub node_boot_seconds: f64,
     /// Simulated seconds from pod bound to Running/Ready.
     pub pod_start_seconds: f64,
+    /// Simulated seconds a gracefully deleted pod takes to go (capped by its grace period).
+    pub pod_stop_seconds: f64,
+    /// Simulated seconds from an instance stopping to its node going NotReady (the node
+    /// lifecycle controller's `node-monitor-grace-period`).
+    pub node_monitor_grace_seconds: f64,
     /// Where to listen (port 0 picks a free one).
     pub bind: SocketAddr,
 }
@@ -37,6 +42,8 @@ impl Default for SimConfig {
             time_scale: 1.0,
             node_boot_seconds: 30.0,
             pod_start_seconds: 2.0,
+            pod_stop_seconds: 2.0,
+            node_monitor_grace_seconds: 50.0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -87,8 +94,16 @@ impl Simulator {
                 tracing::error!(error = %e, "kubesim API server stopped");
             }
         })];
-        tasks.extend(controllers::spawn_all(store.clone(), ControllerConfig { pod_start_seconds: cfg.pod_start_seconds }));
-        let link = Arc::new(NodeLink::new(store.clone(), NodeLinkConfig { boot_seconds: cfg.node_boot_seconds }));
+        tasks.extend(controllers::spawn_all(store.clone(), ControllerConfig {
+            pod_start_seconds: cfg.pod_start_seconds,
+            pod_stop_seconds: cfg.pod_stop_seconds,
+            ..ControllerConfig::default()
+        }));
+        let link = Arc::new(NodeLink::new(store.clone(), NodeLinkConfig {
+            boot_seconds: cfg.node_boot_seconds,
+            not_ready_seconds: cfg.node_monitor_grace_seconds,
+            ..NodeLinkConfig::default()
+        }));
         tasks.push(link.clone().spawn());
         tracing::info!(%addr, cluster = %cfg.cluster_name, scale = cfg.time_scale, "kubesim started");
         Ok(Self { cfg, store, addr, link, tasks })

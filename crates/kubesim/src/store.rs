@@ -462,7 +462,7 @@ impl Tx<'_> {
         }
         obj.as_object_mut().unwrap().insert("apiVersion".into(), json!(r.api_version()));
         obj.as_object_mut().unwrap().insert("kind".into(), json!(r.kind));
-        admission::on_update(self, r, &old, &mut obj)?;
+        admission::on_update(self, r, &old, &mut obj, part)?;
         // generation moves when the spec does (not for pods, whose spec is mostly immutable).
         if old.get("spec") != obj.get("spec") {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
@@ -547,10 +547,14 @@ impl Tx<'_> {
     }
 }
 
+/// What an update replaces; admission validates API writes of the main resource only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
+pub enum Part {
+    /// An API update of the main resource (status kept from the stored object).
     Main,
+    /// An API update of the status subresource.
     Status,
+    /// An internal write of the whole object by a control loop.
     All,
 }
 

@@ -38,13 +38,18 @@ table:
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,aws=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws=warn".into()),
+        )
         .try_init();
 }
 
 pub async fn one_node_bed() -> Bed {
     init_tracing();
-    Bed::start(Scenario::from_yaml(ONE_NODE).expect("ONE_NODE is valid")).await.expect("bed starts")
+    Bed::start(Scenario::from_yaml(ONE_NODE).expect("ONE_NODE is valid"))
+        .await
+        .expect("bed starts")
 }
 
 /// The Node backed by an instance, if any.
@@ -64,16 +69,24 @@ pub fn has_taint(node: &Value, key: &str, effect: &str) -> bool {
 }
 
 pub fn label<'a>(node: &'a Value, key: &str) -> Option<&'a str> {
-    node.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str)
+    node.pointer("/metadata/labels")
+        .and_then(|l| l.get(key))
+        .and_then(Value::as_str)
 }
 
 /// Poll `f` every 50 ms until it returns `Some`, or panic with `what` and the last state.
-pub async fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+pub async fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
     let start = Instant::now();
     loop {
         match f() {
             Ok(v) => return v,
-            Err(state) if start.elapsed() > timeout => panic!("timed out after {timeout:?} waiting for {what}; last state: {state}"),
+            Err(state) if start.elapsed() > timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last state: {state}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -81,11 +94,19 @@ pub async fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> R
 
 /// Wait until the instance's node exists and its Ready condition is `ready`.
 pub async fn wait_node_ready(bed: &Bed, id: &str, ready: bool, timeout: Duration) -> Value {
-    wait_for(timeout, &format!("node of {id} Ready={ready}"), || match node_of(bed, id) {
-        Some(n) if costop_bed::node_ready(&n) == ready => Ok(n),
-        Some(n) => Err(format!("node {} conditions {}", n["metadata"]["name"], n.pointer("/status/conditions").cloned().unwrap_or_default())),
-        None => Err("no node".into()),
-    })
+    wait_for(
+        timeout,
+        &format!("node of {id} Ready={ready}"),
+        || match node_of(bed, id) {
+            Some(n) if costop_bed::node_ready(&n) == ready => Ok(n),
+            Some(n) => Err(format!(
+                "node {} conditions {}",
+                n["metadata"]["name"],
+                n.pointer("/status/conditions").cloned().unwrap_or_default()
+            )),
+            None => Err("no node".into()),
+        },
+    )
     .await
 }
 

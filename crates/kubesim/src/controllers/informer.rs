@@ -248,28 +248,28 @@ impl Informer {
     }
 
     pub fn get(&self, r: &'static ResourceDef, ns: &str, name: &str) -> Option<&Arc<Value>> {
-        self.objs.get(kind_key(r))?.get(&(ns.to_string(), name.to_string()))
+        self.objs.get(&kind_key(r))?.get(&(ns.to_string(), name.to_string()))
     }
 
     pub fn get_key(&self, r: &'static ResourceDef, key: &Key) -> Option<&Arc<Value>> {
-        self.objs.get(kind_key(r))?.get(key)
+        self.objs.get(&kind_key(r))?.get(key)
     }
 
     /// Every cached object of `r`.
     pub fn iter<'a>(&'a self, r: &'static ResourceDef) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
-        self.objs.get(kind_key(r)).into_iter().flat_map(|m| m.iter())
+        self.objs.get(&kind_key(r)).into_iter().flat_map(|m| m.iter())
     }
 
     /// Cached objects of `r` in namespace `ns`.
     pub fn in_ns<'a>(&'a self, r: &'static ResourceDef, ns: &'a str) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
         self.objs
-            .get(kind_key(r))
+            .get(&kind_key(r))
             .into_iter()
             .flat_map(move |m| m.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns))
     }
 
     pub fn count(&self, r: &'static ResourceDef) -> usize {
-        self.objs.get(kind_key(r)).map_or(0, BTreeMap::len)
+        self.objs.get(&kind_key(r)).map_or(0, BTreeMap::len)
     }
 
     /// The object with this uid, if cached.

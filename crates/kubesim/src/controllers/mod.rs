@@ -143,11 +143,6 @@ pub(crate) fn write<T>(store: &Store, what: &str, f: impl FnOnce(&mut Tx<'_>) ->
     }
 }
 
-/// Real-time instant `secs` simulated seconds from now.
-pub(crate) fn after(clock: &Clock, secs: f64) -> Instant {
-    Instant::now() + clock.real_secs(secs)
-}
-
 /// A set of timers: keys due at instants. Duplicates are harmless (work re-checks state).
 #[derive(Debug)]
 pub(crate) struct Timers<K: Ord> {

@@ -1,0 +1,230 @@
+//! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port.
+//!
+//! Owns the API calls costop makes against a cluster and their error mapping. Each call site
+//! carries an `// rbac: <resource> <verb>` marker that the infra RBAC check scans for; keep one
+//! per distinct call when adding or moving calls. Translations to and from the core's data live
+//! in `convert` (pure, unit-tested).
+
+mod convert;
+mod quantity;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use costop_app::ports::{EvictOutcome, Kube, PortError};
+use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
+use costop_core::kube::Taint;
+use costop_core::plan::action::{CordonAndTaint, EvictPod};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::core::Status;
+
+/// Page size for node and pod lists: bounded responses on big clusters.
+const LIST_PAGE: u32 = 500;
+
+/// A Kubernetes cluster. Cheap to clone: clones share the client (its connection pool) and the
+/// instance → node name cache.
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: kube::Client,
+    /// instance id → node name, filled by lookups and node lists, so a warm Lambda finds a node
+    /// whose name is not the instance's DNS name without listing every node again.
+    node_names: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for KubeCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeCluster").finish_non_exhaustive()
+    }
+}
+
+/// kube's error → the port's. The source is kept whole.
+///
+/// 409 → `Conflict` (re-read and retry), 404 → `NotFound`, 429/5xx and transport failures →
+/// `Transient`, everything else (403, 422, bad requests, TLS/auth setup) → `Permanent`.
+pub(crate) fn port_error(op: &'static str, what: impl FnOnce() -> String, err: kube::Error) -> PortError {
+    use kube::Error as E;
+    let transient = match &err {
+        E::Api(status) => match status.code {
+            409 => return PortError::Conflict { op },
+            404 => return PortError::NotFound { op, what: what() },
+            429 | 500..=599 => true,
+            _ => false,
+        },
+        E::HyperError(_) | E::Service(_) | E::ReadEvents(_) => true,
+        _ => false,
+    };
+    if transient {
+        PortError::Transient { op, source: Box::new(err) }
+    } else {
+        PortError::Permanent { op, source: Box::new(err) }
+    }
+}
+
+fn api_status(err: &kube::Error) -> Option<&Status> {
+    match err {
+        kube::Error::Api(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl KubeCluster {
+    /// Wraps a client (see [`crate::KubeClusters`] for building one).
+    pub fn new(client: kube::Client) -> Self {
+        KubeCluster { client, node_names: Arc::default() }
+    }
+
+    /// The underlying client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    fn nodes(&self) -> Api<Node> {
+        Api::all(self.client.clone())
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.node_names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn get_node(&self, name: &str) -> Result<Option<Node>, PortError> {
+        // rbac: nodes get
+        self.nodes().get_opt(name).await.map_err(|e| port_error("get node", || format!("node {name}"), e))
+    }
+
+    /// Every node (paged), remembering each one's instance id.
+    async fn list_nodes(&self) -> Result<Vec<Node>, PortError> {
+        let mut out = Vec::new();
+        let mut params = ListParams::default().limit(LIST_PAGE);
+        loop {
+            // rbac: nodes list
+            let page = self.nodes().list(&params).await.map_err(|e| port_error("list nodes", || "nodes".into(), e))?;
+            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
+            out.extend(page.items);
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        let mut cache = self.cache();
+        cache.clear();
+        for node in &out {
+            if let (Some(id), Some(name)) = (node_instance_id(node), node.metadata.name.as_ref()) {
+                cache.insert(id.to_owned(), name.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn patch_node(&self, op: &'static str, name: &str, patch: serde_json::Value) -> Result<(), PortError> {
+        // rbac: nodes patch
+        self.nodes()
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .map(drop)
+            .map_err(|e| port_error(op, || format!("node {name}"), e))
+    }
+}
+
+fn node_instance_id(node: &Node) -> Option<&str> {
+    node.spec.as_ref()?.provider_id.as_deref().and_then(instance_id_from_provider_id)
+}
+
+/// A node found by name belongs to the instance unless its providerID names another instance
+/// (a stale Node left by an earlier instance with the same private IP, hence the same DNS name).
+fn is_node_of(node: &Node, instance_id: &str) -> bool {
+    node_instance_id(node).is_none_or(|id| id == instance_id)
+}
+
+impl Kube for KubeCluster {
+    async fn node_for(&self, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
+        let id = instance.instance_id.as_str();
+        let cached = self.cache().get(id).cloned();
+        let mut tried: Vec<&str> = Vec::new();
+        for name in [cached.as_deref(), instance.private_dns_name.as_deref()].into_iter().flatten() {
+            if name.is_empty() || tried.contains(&name) {
+                continue;
+            }
+            tried.push(name);
+            if let Some(node) = self.get_node(name).await?
+                && is_node_of(&node, id)
+            {
+                self.cache().insert(id.to_owned(), name.to_owned());
+                return Ok(Some(convert::node_facts(&node)));
+            }
+        }
+        // Custom node names (e.g. Karpenter/Bottlerocket resource names): match the providerID.
+        let nodes = self.list_nodes().await?;
+        Ok(nodes.iter().find(|n| node_instance_id(n) == Some(id)).map(convert::node_facts))
+    }
+
+    async fn node(&self, name: &str) -> Result<Option<NodeFacts>, PortError> {
+        Ok(self.get_node(name).await?.as_ref().map(convert::node_facts))
+    }
+
+    async fn pods_on(&self, node: &str) -> Result<Vec<PodFacts>, PortError> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let mut out = Vec::new();
+        let mut params = ListParams::default().fields(&format!("spec.nodeName={node}")).limit(LIST_PAGE);
+        loop {
+            // rbac: pods list
+            let page = api.list(&params).await.map_err(|e| port_error("list pods", || format!("pods on {node}"), e))?;
+            out.extend(page.items.iter().map(convert::pod_facts));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cordon_and_taint(&self, action: &CordonAndTaint) -> Result<(), PortError> {
+        self.patch_node("cordon and taint node", &action.node, convert::cordon_patch(action)).await
+    }
+
+    async fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> Result<(), PortError> {
+        self.patch_node("set node taints", node, convert::taints_patch(taints, resource_version)).await
+    }
+
+    async fn evict(&self, pod: &EvictPod) -> Result<EvictOutcome, PortError> {
+        let body = convert::eviction_body(pod);
+        // rbac: pods/eviction create
+        let result = self.pods(&pod.namespace).create_subresource::<_, serde_json::Value>("eviction", &pod.name, &PostParams::default(), &body).await;
+        match result {
+            Ok(_) => Ok(EvictOutcome::Accepted),
+            Err(e) => match api_status(&e) {
+                Some(s) if s.code == 429 => Ok(EvictOutcome::Blocked { message: convert::blocked_message(s) }),
+                Some(s) if s.code == 404 || (s.code == 409 && convert::is_uid_precondition_failure(s)) => Ok(EvictOutcome::Gone),
+                _ => Err(port_error("evict pod", || pod.pod_ref().to_string(), e)),
+            },
+        }
+    }
+
+    async fn pod_exists(&self, pod: &EvictPod) -> Result<bool, PortError> {
+        // rbac: pods get
+        let found = self.pods(&pod.namespace).get_opt(&pod.name).await.map_err(|e| port_error("get pod", || pod.pod_ref().to_string(), e))?;
+        Ok(found.is_some_and(|p| pod.uid.is_empty() || p.metadata.uid.as_deref() == Some(pod.uid.as_str())))
+    }
+
+    async fn force_delete(&self, pod: &EvictPod) -> Result<(), PortError> {
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: (!pod.uid.is_empty()).then(|| Preconditions { uid: Some(pod.uid.clone()), resource_version: None }),
+            ..DeleteParams::default()
+        };
+        // rbac: pods delete
+        match self.pods(&pod.namespace).delete(&pod.name, &params).await {
+            Ok(_) => Ok(()),
+            // Already gone, or the name now belongs to a successor we must not touch.
+            Err(e) if api_status(&e).is_some_and(|s| s.code == 404 || (s.code == 409 && convert::is_uid_precondition_failure(s))) => Ok(()),
+            Err(e) => Err(port_error("force delete pod", || pod.pod_ref().to_string(), e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,220 @@
+//! [`KubeCluster`] against a scripted API server: the real kube client builds and sends every
+//! request, so these check paths, verbs, bodies and the mapping of real error responses.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use costop_core::event::InstanceState;
+use costop_core::facts::Lifecycle;
+use costop_core::kube::TaintEffect;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::testutil::{Captured, Reply, Server};
+
+const ID: &str = "i-0123456789abcdef0";
+
+fn cluster(server: &Server) -> KubeCluster {
+    crate::install_crypto_provider();
+    let mut config = kube::Config::new(server.url.parse().unwrap());
+    config.default_retry = false;
+    KubeCluster::new(kube::Client::try_from(config).unwrap())
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Reply {
+    Reply::json(code, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}))
+}
+
+fn node(name: &str, instance: &str) -> Value {
+    json!({"metadata": {"name": name, "resourceVersion": "5"}, "spec": {"providerID": format!("aws:///us-east-1a/{instance}")}})
+}
+
+fn instance() -> InstanceFacts {
+    InstanceFacts {
+        instance_id: ID.into(),
+        state: InstanceState::Running,
+        lifecycle: Lifecycle::Spot,
+        instance_type: None,
+        availability_zone: None,
+        private_dns_name: Some("ip-10-0-1-23.ec2.internal".into()),
+        private_ips: vec![],
+        tags: Default::default(),
+    }
+}
+
+fn evict_pod() -> EvictPod {
+    EvictPod { namespace: "shop".into(), name: "web-1".into(), uid: "u-1".into(), grace_period_seconds: 30 }
+}
+
+fn targets(server: &Server) -> Vec<String> {
+    server.requests().iter().map(|r| format!("{} {}", r.method, r.target)).collect()
+}
+
+#[test]
+fn kube_errors_map_to_port_errors() {
+    let api = |code| kube::Error::Api(Status::failure("m", "r").with_code(code).boxed());
+    let map = |e| port_error("op", || "thing".into(), e);
+    assert!(matches!(map(api(409)), PortError::Conflict { op: "op" }));
+    assert!(matches!(map(api(404)), PortError::NotFound { what, .. } if what == "thing"));
+    for code in [429, 500, 503, 504] {
+        assert!(matches!(map(api(code)), PortError::Transient { .. }), "{code}");
+    }
+    for code in [400, 401, 403, 422] {
+        assert!(matches!(map(api(code)), PortError::Permanent { .. }), "{code}");
+    }
+    assert!(matches!(map(kube::Error::Service("connection reset".into())), PortError::Transient { .. }));
+    assert!(matches!(map(kube::Error::TlsRequired), PortError::Permanent { .. }));
+    // The source is the kube error itself, not a string.
+    let PortError::Transient { source, .. } = map(api(503)) else { unreachable!() };
+    assert!(source.downcast_ref::<kube::Error>().is_some());
+}
+
+#[tokio::test]
+async fn node_for_falls_back_to_the_provider_id_and_remembers_the_name() {
+    let server = Server::start(|r: &Captured| match r.target.as_str() {
+        "/api/v1/nodes/ip-10-0-1-23.ec2.internal" => status(404, "NotFound", "nodes not found"),
+        "/api/v1/nodes?&limit=500" | "/api/v1/nodes?limit=500" => Reply::json(
+            200,
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"continue": "c1"}, "items": [node("other", "i-0aaaaaaaaaaaaaaaa")]}),
+        ),
+        t if t.contains("continue=c1") => Reply::json(
+            200,
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [node("custom-name", ID)]}),
+        ),
+        "/api/v1/nodes/custom-name" => Reply::json(200, node("custom-name", ID)),
+        t => panic!("unexpected {t}"),
+    })
+    .await;
+    let kube = cluster(&server);
+    let found = kube.node_for(&instance()).await.unwrap().unwrap();
+    assert_eq!(found.name, "custom-name");
+    assert_eq!(found.resource_version.as_deref(), Some("5"));
+    assert_eq!(server.requests().len(), 3, "{:?}", targets(&server));
+    // Warm: the cached name is fetched directly, no list.
+    let again = kube.clone().node_for(&instance()).await.unwrap().unwrap();
+    assert_eq!(again.name, "custom-name");
+    assert_eq!(targets(&server).last().unwrap(), "GET /api/v1/nodes/custom-name");
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_node_named_like_the_instance_but_backed_by_another_is_not_taken() {
+    let server = Server::start(|r: &Captured| {
+        if r.target == "/api/v1/nodes/ip-10-0-1-23.ec2.internal" {
+            Reply::json(200, node("ip-10-0-1-23.ec2.internal", "i-0bbbbbbbbbbbbbbbb"))
+        } else {
+            Reply::json(200, json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": []}))
+        }
+    })
+    .await;
+    assert_eq!(cluster(&server).node_for(&instance()).await.unwrap(), None);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn pods_are_listed_by_node_across_namespaces() {
+    let server = Server::start(|_: &Captured| {
+        Reply::json(
+            200,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+                {"metadata": {"name": "a", "namespace": "x", "uid": "1"}, "spec": {"containers": []}, "status": {"phase": "Running"}}
+            ]}),
+        )
+    })
+    .await;
+    let pods = cluster(&server).pods_on("n1").await.unwrap();
+    assert_eq!(pods.len(), 1);
+    assert_eq!(pods[0].namespace, "x");
+    let target = &server.requests()[0].target;
+    assert!(target.starts_with("/api/v1/pods?"), "{target}");
+    assert!(target.contains("fieldSelector=spec.nodeName%3Dn1"), "{target}");
+}
+
+#[tokio::test]
+async fn cordon_is_one_merge_patch_and_a_moved_resource_version_is_a_conflict() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let server = Server::start(move |_: &Captured| {
+        if c.fetch_add(1, Ordering::SeqCst) == 0 {
+            Reply::json(200, node("n1", ID))
+        } else {
+            status(409, "Conflict", "Operation cannot be fulfilled on nodes \"n1\": the object has been modified")
+        }
+    })
+    .await;
+    let kube = cluster(&server);
+    let action = CordonAndTaint {
+        node: "n1".into(),
+        cordon: true,
+        taint: Taint::new("costop.io/spot-interruption", None, TaintEffect::NoSchedule),
+        taints_after: vec![Taint::new("costop.io/spot-interruption", None, TaintEffect::NoSchedule)],
+        exclude_from_lb_label: true,
+        annotations: Default::default(),
+        resource_version: Some("5".into()),
+    };
+    kube.cordon_and_taint(&action).await.unwrap();
+    let req = &server.requests()[0];
+    assert_eq!((req.method.as_str(), req.target.as_str()), ("PATCH", "/api/v1/nodes/n1?"));
+    assert_eq!(req.headers["content-type"], "application/merge-patch+json");
+    assert_eq!(req.json(), convert::cordon_patch(&action));
+    assert!(matches!(kube.cordon_and_taint(&action).await, Err(PortError::Conflict { .. })));
+    assert!(matches!(kube.set_taints("n1", &[], Some("5")).await, Err(PortError::Conflict { .. })));
+    assert_eq!(server.requests()[2].json(), json!({"metadata": {"resourceVersion": "5"}, "spec": {"taints": []}}));
+}
+
+#[tokio::test]
+async fn eviction_outcomes_follow_the_status_code() {
+    let replies = Arc::new(Mutex::new(vec![
+        Reply::json(201, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})),
+        Reply::json(429, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429, "reason": "TooManyRequests",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "details": {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 1 healthy pods and has 1 currently"}]}})),
+        status(404, "NotFound", "pods \"web-1\" not found"),
+        status(409, "Conflict", "Operation cannot be fulfilled on pods \"web-1\": Precondition failed: UID in precondition: u-1, UID in object meta: u-2"),
+        status(409, "Conflict", "the object has been modified"),
+        status(403, "Forbidden", "forbidden"),
+        status(500, "InternalError", "etcd"),
+    ]));
+    let r = replies.clone();
+    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    let kube = cluster(&server);
+    let pod = evict_pod();
+    assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Accepted);
+    let EvictOutcome::Blocked { message } = kube.evict(&pod).await.unwrap() else { panic!("not blocked") };
+    assert!(message.contains("disruption budget web needs 1"), "{message}");
+    assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Gone);
+    assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Gone);
+    assert!(matches!(kube.evict(&pod).await, Err(PortError::Conflict { .. })));
+    assert!(matches!(kube.evict(&pod).await, Err(PortError::Permanent { .. })));
+    assert!(matches!(kube.evict(&pod).await, Err(PortError::Transient { .. })));
+    let req = &server.requests()[0];
+    assert_eq!((req.method.as_str(), req.target.as_str()), ("POST", "/api/v1/namespaces/shop/pods/web-1/eviction?"));
+    assert_eq!(req.json(), convert::eviction_body(&pod));
+}
+
+#[tokio::test]
+async fn pod_existence_checks_the_uid_and_force_delete_tolerates_gone_pods() {
+    let replies = Arc::new(Mutex::new(vec![
+        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}})),
+        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-2"}})),
+        status(404, "NotFound", "gone"),
+        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}})),
+        status(404, "NotFound", "gone"),
+        status(409, "Conflict", "Precondition failed: UID in precondition: u-1, UID in object meta: u-2"),
+        status(403, "Forbidden", "no"),
+    ]));
+    let r = replies.clone();
+    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    let kube = cluster(&server);
+    let pod = evict_pod();
+    assert!(kube.pod_exists(&pod).await.unwrap());
+    assert!(!kube.pod_exists(&pod).await.unwrap());
+    assert!(!kube.pod_exists(&pod).await.unwrap());
+    kube.force_delete(&pod).await.unwrap();
+    kube.force_delete(&pod).await.unwrap();
+    kube.force_delete(&pod).await.unwrap();
+    assert!(matches!(kube.force_delete(&pod).await, Err(PortError::Permanent { .. })));
+    let del = &server.requests()[3];
+    assert_eq!(del.method, "DELETE");
+    assert_eq!(del.json(), json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"}}));
+}

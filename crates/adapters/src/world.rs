@@ -1,0 +1,113 @@
+//! [`AwsWorld`]: every adapter, built once per Lambda cold start from the environment, behind the
+//! `World` port the handler runs against.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use costop_app::ports::World;
+use costop_core::Config;
+
+use crate::aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter};
+use crate::clusters::{ClusterAccess, KubeClusters, KubeOptions};
+
+/// SDK attempts per call (first try included). Few: a Spot warning leaves two minutes, and a
+/// failed delivery is retried whole by Lambda anyway.
+pub const AWS_MAX_ATTEMPTS: u32 = 3;
+/// Connecting to an AWS endpoint.
+pub const AWS_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt of one call.
+pub const AWS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// One call, retries included.
+pub const AWS_OPERATION_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// Building the world failed (at cold start: the function should fail loudly).
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// No region in the environment or profile.
+    #[error("no AWS region is configured (set AWS_REGION)")]
+    NoRegion,
+    /// No credentials provider could be set up.
+    #[error("no AWS credentials provider is configured")]
+    NoCredentials,
+    /// `KUBECONFIG` is set but unreadable.
+    #[error("cannot read the kubeconfig named by KUBECONFIG")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+}
+
+/// The real world: AWS through the SDK, clusters through kube.
+pub struct AwsWorld {
+    ec2: Ec2Adapter,
+    elb: ElbAdapter,
+    asg: AsgAdapter,
+    records: DynamoRecords,
+    clusters: KubeClusters,
+}
+
+/// The SDK configuration costop uses: the standard credential/region chain (which also honours
+/// `AWS_ENDPOINT_URL`, how the local bed points everything at moto), standard retries with
+/// [`AWS_MAX_ATTEMPTS`], and connect/attempt/operation timeouts.
+pub async fn load_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(AWS_MAX_ATTEMPTS)
+                .with_initial_backoff(Duration::from_millis(200))
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(AWS_CONNECT_TIMEOUT)
+                .operation_attempt_timeout(AWS_ATTEMPT_TIMEOUT)
+                .operation_timeout(AWS_OPERATION_TIMEOUT)
+                .build(),
+        )
+        .load()
+        .await
+}
+
+impl AwsWorld {
+    /// From the environment: [`load_sdk_config`], then [`ClusterAccess::from_env`]
+    /// (kubeconfig when `KUBECONFIG` is set, else EKS).
+    pub async fn from_env(config: &Config) -> Result<AwsWorld, AdapterError> {
+        let sdk = load_sdk_config().await;
+        let access = ClusterAccess::from_env(&sdk)?;
+        Ok(AwsWorld::new(&sdk, config, access, KubeOptions::default()))
+    }
+
+    /// From explicit parts (tests, the bed).
+    pub fn new(sdk: &SdkConfig, config: &Config, access: ClusterAccess, kube: KubeOptions) -> AwsWorld {
+        AwsWorld {
+            ec2: Ec2Adapter::new(aws_sdk_ec2::Client::new(sdk)),
+            elb: ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),
+            asg: AsgAdapter::new(aws_sdk_autoscaling::Client::new(sdk)),
+            records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
+            clusters: KubeClusters::new(access, kube),
+        }
+    }
+}
+
+impl World for AwsWorld {
+    type Ec2 = Ec2Adapter;
+    type Elb = ElbAdapter;
+    type Asg = AsgAdapter;
+    type Records = DynamoRecords;
+    type Clusters = KubeClusters;
+
+    fn ec2(&self) -> &Ec2Adapter {
+        &self.ec2
+    }
+    fn elb(&self) -> &ElbAdapter {
+        &self.elb
+    }
+    fn asg(&self) -> &AsgAdapter {
+        &self.asg
+    }
+    fn records(&self) -> &DynamoRecords {
+        &self.records
+    }
+    fn clusters(&self) -> &KubeClusters {
+        &self.clusters
+    }
+}

@@ -1,0 +1,1119 @@
+#!/usr/bin/env python3
+"""Offline checks of costop's deployment artefacts. No AWS account, no network.
+
+Run with the project venv (created by `cargo xtask setup` from tools/requirements.txt):
+
+    .venv/bin/python infra/check.py                       # every check on the repo's files
+    .venv/bin/python infra/check.py --only iam,event-rules
+    .venv/bin/python infra/check.py --template /tmp/t.yaml --rbac /tmp/rbac.yaml --adapters-src /tmp/src
+
+Checks (each prints PASS/FAIL with reasons; exit status 1 if any failed, 2 on bad usage):
+
+  sam-validate   `sam validate --lint` on the SAM template (cfn-lint on SAM's own transform).
+  sam-transform  the template through aws-sam-translator offline (a managed-policy loader that
+                 knows no policies, a placeholder CodeUri), giving plain CloudFormation.
+  cfn-lint       cfn-lint on that CloudFormation with the cfn-lint-serverless rules
+                 (`-a cfn_lint_serverless.rules`); errors and warnings fail.
+  iam            no wildcard or NotAction/NotResource in any policy; Resource "*" only for the
+                 APIs that support no resource-level permissions (RESOURCE_STAR_ACTIONS); managed
+                 policies only from ALLOWED_MANAGED_POLICIES; no Allow to Principal "*".
+  iam-code       the AWS SDK calls in crates/adapters/src (`.describe_instances()...send()`) and the
+                 actions the function roles allow are the same set (SDK_OPERATIONS maps calls to
+                 actions; NOT_FOR_FUNCTIONS lists calls only other binaries make).
+  event-rules    every rule names source and detail-type and has a retry policy and a DLQ; every
+                 sample in events/ reaches exactly the rule it should, or none (EXPECTED_DELIVERY).
+  shape          what the deployment issue requires: arm64 provided.al2023 functions with a
+                 timeout inside the 2-minute window, async invoke config with an encrypted
+                 on-failure queue and an alarm on it, the timeline table's keys/TTL/PITR/SSE/Retain,
+                 EKS access entries, DryRun defaulting to true, outputs, the Rust CodeUri.
+  samconfig      samconfig.toml builds this template (cached, parallel) and deploys the built one.
+  config-env     every COSTOP_* variable the template sets is one crates/core/src/config.rs reads.
+  dashboard      the dashboard body is JSON and shows only metrics crates/core/src/metrics.rs defines
+                 and shell code (crates other than core, functions/) emits.
+  rbac           infra/k8s/rbac.yaml grants exactly the (resource, verb) pairs the Kubernetes code
+                 in crates/adapters/src declares with `// rbac:` markers (see infra/k8s/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+
+# Parameter values the offline transform and the checks use (ClusterNames has no default).
+CHECK_PARAMETERS = {"ClusterNames": "prod,staging"}
+
+# Actions whose API has no resource-level permissions, so "Resource": "*" is what IAM requires.
+# Add the keeper's Describe* calls here when it arrives; never a mutating action.
+RESOURCE_STAR_ACTIONS = {
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTypes",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+}
+
+# AWS managed policies a costop role may carry (SAM attaches the first to every function role).
+ALLOWED_MANAGED_POLICIES = {"service-role/AWSLambdaBasicExecutionRole"}
+
+# Which rule each sample in events/ must reach, by longest file-stem prefix: the detail-type of
+# the one rule that must match, or None for "no rule may match" (costop must not be invoked).
+# Malformed samples (`-malformed-` in the name) are skipped. A sample without an entry fails
+# the check, so a new kind of event gets a decision here.
+EXPECTED_DELIVERY: dict[str, str | None] = {
+    "aws.ec2-spot-instance-interruption-warning": "EC2 Spot Instance Interruption Warning",
+    "aws.ec2-instance-rebalance-recommendation": "EC2 Instance Rebalance Recommendation",
+    "aws.ec2-instance-state-change-notification-stopping": "EC2 Instance State-change Notification",
+    "aws.ec2-instance-state-change-notification-stopped": "EC2 Instance State-change Notification",
+    "aws.ec2-instance-state-change-notification-shutting-down": "EC2 Instance State-change Notification",
+    "aws.ec2-instance-state-change-notification-terminated": "EC2 Instance State-change Notification",
+    "aws.ec2-instance-state-change-notification-pending": None,
+    "aws.ec2-instance-state-change-notification-running": None,
+    "aws.autoscaling-ec2-instance-terminate-lifecycle-action": "EC2 Instance-terminate Lifecycle Action",
+    "aws.health-aws-health-event": "AWS Health Event",
+    "aws.health-aws-health-event-rds-": None,
+    "aws.ec2-ami-state-change": None,
+    "aws.s3-": None,
+}
+
+# Kubernetes verbs a marker or a ClusterRole may name.
+KUBE_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+
+# kube-rs `Api<Kind>` -> (API group, resource) for the drift guard of the rbac check.
+KIND_RESOURCES: dict[str, tuple[str, str]] = {
+    "Node": ("", "nodes"),
+    "Pod": ("", "pods"),
+    "Namespace": ("", "namespaces"),
+    "ConfigMap": ("", "configmaps"),
+    "Event": ("", "events"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "Deployment": ("apps", "deployments"),
+    "ReplicaSet": ("apps", "replicasets"),
+    "StatefulSet": ("apps", "statefulsets"),
+    "DaemonSet": ("apps", "daemonsets"),
+    "Job": ("batch", "jobs"),
+    "Lease": ("coordination.k8s.io", "leases"),
+    "PriorityClass": ("scheduling.k8s.io", "priorityclasses"),
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plumbing
+# ---------------------------------------------------------------------------------------------
+
+
+class CheckError(Exception):
+    """A check could not run (as opposed to finding problems)."""
+
+
+class Context:
+    def __init__(self, args: argparse.Namespace, workdir: Path):
+        self.template_path: Path = Path(args.template).resolve()
+        self.rbac_path: Path = Path(args.rbac).resolve()
+        self.adapters_src: Path = Path(args.adapters_src).resolve()
+        self.events_dir: Path = Path(args.events).resolve()
+        self.core_src: Path = Path(args.core_src).resolve()
+        self.samconfig_path: Path = Path(args.samconfig).resolve()
+        # Where metrics are emitted: every crate but the core, and the functions.
+        self.emitter_dirs: list[Path] = [
+            p / "src" for p in sorted((ROOT / "crates").iterdir()) if p.is_dir() and p.name != "core"
+        ] + [p / "src" for p in sorted((ROOT / "functions").iterdir()) if p.is_dir()]
+        self.workdir = workdir
+        self.bin_dir = Path(sys.executable).parent  # the venv's bin (not resolved: keep the venv)
+        self._raw: dict | None = None
+        self._cfn: dict | None = None
+        self._cfn_error: str | None = None
+        self.env = offline_env(workdir)
+
+    @property
+    def raw(self) -> dict:
+        """The SAM template as written (intrinsics in long form)."""
+        if self._raw is None:
+            from samtranslator.yaml_helper import yaml_parse
+
+            try:
+                self._raw = yaml_parse(self.template_path.read_text())
+            except Exception as e:  # noqa: BLE001 - any parse error is the finding
+                raise CheckError(f"cannot parse {self.template_path}: {e}") from e
+        return self._raw
+
+    @property
+    def cfn(self) -> dict:
+        """The template after the SAM transform (plain CloudFormation)."""
+        if self._cfn is None:
+            if self._cfn_error is not None:
+                raise CheckError(f"needs the SAM transform, which failed: {self._cfn_error}")
+            try:
+                self._cfn = sam_transform(self.raw)
+            except CheckError as e:
+                self._cfn_error = str(e)
+                raise
+            except Exception as e:  # noqa: BLE001
+                self._cfn_error = f"{type(e).__name__}: {e}"
+                raise CheckError(f"SAM transform failed: {self._cfn_error}") from e
+        return self._cfn
+
+    def cfn_path(self) -> Path:
+        path = self.workdir / "transformed.json"
+        if not path.exists():
+            path.write_text(json.dumps(self.cfn, indent=1))
+        return path
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+
+def offline_env(workdir: Path) -> dict[str, str]:
+    """Environment for the tools: a region, dummy credentials, no profile, no telemetry and no
+    version check, so nothing tries to reach AWS (or anything else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    app_dir = workdir / "sam-app-dir"
+    app_dir.mkdir(exist_ok=True)
+    (app_dir / "metadata.json").write_text(
+        json.dumps({"telemetryEnabled": False, "lastVersionCheck": time.time(), "installationId": "offline-check"})
+    )
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "offline-check",
+            "AWS_SECRET_ACCESS_KEY": "offline-check",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "SAM_CLI_TELEMETRY": "0",
+            "__SAM_CLI_APP_DIR": str(app_dir),
+        }
+    )
+    return env
+
+
+class NoManagedPolicies:
+    """Managed-policy loader for the offline transform: knows no policy names, so a template
+    naming a managed policy in `Policies` fails the transform instead of calling IAM."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def sam_transform(raw: dict) -> dict:
+    from samtranslator.translator.transform import transform
+
+    template = copy.deepcopy(raw)
+    for res in template.get("Resources", {}).values():
+        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::Function":
+            props = res.setdefault("Properties", {})
+            if isinstance(props.get("CodeUri"), str) and not props["CodeUri"].startswith("s3://"):
+                # What `sam package` would put there; the local path is checked by `shape`.
+                props["CodeUri"] = "s3://costop-offline-check/code.zip"
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    try:
+        return transform(template, dict(CHECK_PARAMETERS), NoManagedPolicies())
+    except Exception as e:
+        causes = getattr(e, "causes", None)
+        if causes:
+            raise CheckError("; ".join(str(c) for c in causes)) from e
+        raise
+
+
+def branches(node: Any) -> Iterator[Any]:
+    """Every concrete alternative of a value: both sides of Fn::If, nothing for AWS::NoValue."""
+    if isinstance(node, dict) and len(node) == 1:
+        (key, val), = node.items()
+        if key == "Fn::If" and isinstance(val, list) and len(val) == 3:
+            yield from branches(val[1])
+            yield from branches(val[2])
+            return
+        if key == "Ref" and val == "AWS::NoValue":
+            return
+    yield node
+
+
+def as_list(value: Any) -> list:
+    out: list = []
+    for v in branches(value):
+        if isinstance(v, list):
+            for item in v:
+                out.extend(branches(item))
+        else:
+            out.append(v)
+    return out
+
+
+def resources(cfn: dict, *types: str) -> Iterator[tuple[str, dict]]:
+    for lid, res in cfn.get("Resources", {}).items():
+        if isinstance(res, dict) and (not types or res.get("Type") in types):
+            yield lid, res
+
+
+def ref_target(value: Any) -> str | None:
+    """The logical id a Ref/GetAtt points at, if any."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, val), = value.items()
+        if key == "Ref" and isinstance(val, str):
+            return val
+        if key == "Fn::GetAtt":
+            if isinstance(val, list) and val:
+                return val[0]
+            if isinstance(val, str):
+                return val.split(".")[0]
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks: each returns a list of problems (empty = pass) and may print notes.
+# ---------------------------------------------------------------------------------------------
+
+Notes = list[str]
+
+
+def check_sam_validate(ctx: Context, notes: Notes) -> list[str]:
+    sam = ctx.bin_dir / "sam"
+    if not sam.exists():
+        raise CheckError(f"{sam} not found: run `cargo xtask setup` (pip install -r tools/requirements.txt)")
+    cmd = [str(sam), "validate", "--lint", "--template-file", str(ctx.template_path), "--region", REGION]
+    proc = subprocess.run(cmd, env=ctx.env, cwd=ctx.workdir, capture_output=True, text=True, timeout=300)
+    out = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        return [f"`sam validate --lint` exited {proc.returncode}:\n{indent(out)}"]
+    notes.append(out.splitlines()[-1] if out else "valid")
+    return []
+
+
+def check_sam_transform(ctx: Context, notes: Notes) -> list[str]:
+    try:
+        cfn = ctx.cfn
+    except CheckError as e:
+        return [str(e)]
+    notes.append(f"{len(cfn.get('Resources', {}))} CloudFormation resources (ClusterNames={CHECK_PARAMETERS['ClusterNames']})")
+    return []
+
+
+def check_cfn_lint(ctx: Context, notes: Notes) -> list[str]:
+    path = ctx.cfn_path()
+    exe = ctx.bin_dir / "cfn-lint"
+    cmd = [str(exe), "-a", "cfn_lint_serverless.rules", "--regions", REGION, "--format", "parseable", "--", str(path)]
+    proc = subprocess.run(cmd, env=ctx.env, cwd=ctx.workdir, capture_output=True, text=True, timeout=300)
+    # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational.
+    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if l.strip()]
+    if proc.returncode & ~8:
+        return [f"cfn-lint (with cfn-lint-serverless) exited {proc.returncode}:"] + [
+            "  " + l.replace(str(path), "transformed.json") for l in lines
+        ]
+    notes.extend(l.replace(str(path), "transformed.json") for l in lines)  # informational only
+    return []
+
+
+def policy_documents(cfn: dict) -> Iterator[tuple[str, dict, bool]]:
+    """(where, policy document, is_resource_policy) for every policy in the template."""
+    for lid, res in resources(cfn):
+        props = res.get("Properties", {}) or {}
+        typ = res.get("Type")
+        if typ == "AWS::IAM::Role":
+            for pol in as_list(props.get("Policies", [])):
+                if isinstance(pol, dict):
+                    yield f"{lid} policy {pol.get('PolicyName', '?')}", pol.get("PolicyDocument", {}), False
+        elif typ in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy"):
+            yield lid, props.get("PolicyDocument", {}), False
+        elif typ in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Lambda::LayerVersionPermission"):
+            yield lid, props.get("PolicyDocument", {}), True
+
+
+def check_iam(ctx: Context, notes: Notes) -> list[str]:
+    cfn = ctx.cfn
+    problems: list[str] = []
+    count = 0
+    for where, doc, is_resource_policy in policy_documents(cfn):
+        for i, stmt in enumerate(as_list((doc or {}).get("Statement", []))):
+            if not isinstance(stmt, dict):
+                continue
+            count += 1
+            label = f"{where} statement {stmt.get('Sid', i)}"
+            for key in ("NotAction", "NotResource", "NotPrincipal"):
+                if key in stmt:
+                    problems.append(f"{label}: uses {key}")
+            actions = [a for a in as_list(stmt.get("Action", [])) if a is not None]
+            for a in actions:
+                if not isinstance(a, str):
+                    problems.append(f"{label}: action {a!r} is not a literal")
+                elif "*" in a or "?" in a:
+                    problems.append(f"{label}: wildcard action {a!r}")
+            effect = stmt.get("Effect")
+            if effect == "Allow" and is_resource_policy:
+                for p in as_list(stmt.get("Principal", {})):
+                    if p == "*" or (isinstance(p, dict) and "*" in as_list(p.get("AWS", []))):
+                        problems.append(f"{label}: allows Principal '*'")
+            if effect == "Allow" and not is_resource_policy:
+                if "*" in as_list(stmt.get("Resource", [])):
+                    for a in actions:
+                        if isinstance(a, str) and a not in RESOURCE_STAR_ACTIONS:
+                            problems.append(
+                                f"{label}: {a} on Resource '*' (only {sorted(RESOURCE_STAR_ACTIONS)} may be; "
+                                "scope it to this stack's resources)"
+                            )
+    for lid, res in resources(cfn, "AWS::IAM::Role"):
+        for arn in as_list(res.get("Properties", {}).get("ManagedPolicyArns", [])):
+            text = arn if isinstance(arn, str) else json.dumps(arn)
+            if not any(text.endswith(":policy/" + name) for name in ALLOWED_MANAGED_POLICIES):
+                problems.append(f"{lid}: managed policy {text} (allowed: {sorted(ALLOWED_MANAGED_POLICIES)})")
+    notes.append(f"{count} policy statements checked")
+    return problems
+
+
+def event_samples(events_dir: Path) -> list[tuple[str, dict]]:
+    samples = []
+    for path in sorted(events_dir.glob("*.json")):
+        if "-malformed-" in path.stem:
+            continue
+        samples.append((path.stem, json.loads(path.read_text())))
+    return samples
+
+
+def expected_for(stem: str) -> tuple[bool, str | None]:
+    best = None
+    for prefix in EXPECTED_DELIVERY:
+        if stem.startswith(prefix) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    if best is None:
+        return False, None
+    return True, EXPECTED_DELIVERY[best]
+
+
+def check_event_rules(ctx: Context, notes: Notes) -> list[str]:
+    from moto.events.models import EventPattern
+
+    cfn = ctx.cfn
+    problems: list[str] = []
+    functions = {lid for lid, _ in resources(cfn, "AWS::Lambda::Function")}
+    queues = {lid for lid, _ in resources(cfn, "AWS::SQS::Queue")}
+    rules: dict[str, tuple[dict, Any]] = {}
+    for lid, res in resources(cfn, "AWS::Events::Rule"):
+        props = res.get("Properties", {})
+        pattern = props.get("EventPattern")
+        if pattern is None:
+            if "ScheduleExpression" not in props:
+                problems.append(f"{lid}: neither EventPattern nor ScheduleExpression")
+            continue
+        if not isinstance(pattern, dict):
+            problems.append(f"{lid}: EventPattern is not a literal object")
+            continue
+        for key in ("source", "detail-type"):
+            vals = pattern.get(key)
+            if not (isinstance(vals, list) and vals and all(isinstance(v, str) for v in vals)):
+                problems.append(f"{lid}: EventPattern must list exact `{key}` values (got {vals!r})")
+        try:
+            matcher = EventPattern.load(json.dumps(pattern))
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"{lid}: invalid EventPattern: {e}")
+            continue
+        rules[lid] = (pattern, matcher)
+        for t in props.get("Targets", []) or []:
+            tid = t.get("Id", "?")
+            if ref_target(t.get("Arn")) not in functions:
+                problems.append(f"{lid} target {tid}: not a function of this template")
+            rp = t.get("RetryPolicy") or {}
+            if not {"MaximumEventAgeInSeconds", "MaximumRetryAttempts"} <= set(rp):
+                problems.append(f"{lid} target {tid}: RetryPolicy needs MaximumEventAgeInSeconds and MaximumRetryAttempts")
+            if ref_target((t.get("DeadLetterConfig") or {}).get("Arn")) not in queues:
+                problems.append(f"{lid} target {tid}: DeadLetterConfig.Arn must be an SQS queue of this template")
+    if not rules:
+        problems.append("no EventBridge rules with an EventPattern")
+
+    used: set[str] = set()
+    samples = event_samples(ctx.events_dir)
+    for stem, event in samples:
+        known, want = expected_for(stem)
+        matched = [lid for lid, (_, m) in rules.items() if m.matches_event(event)]
+        used.update(matched)
+        if not known:
+            problems.append(
+                f"events/{stem}.json: no delivery expectation; add its prefix to EXPECTED_DELIVERY in infra/check.py"
+            )
+            continue
+        if want is None:
+            if matched:
+                problems.append(f"events/{stem}.json must not invoke costop but matches {matched}")
+            continue
+        if len(matched) != 1:
+            problems.append(f"events/{stem}.json must match exactly one rule (the {want!r} one), matches {matched or 'none'}")
+            continue
+        if want not in rules[matched[0]][0].get("detail-type", []):
+            problems.append(f"events/{stem}.json reaches {matched[0]}, not the {want!r} rule")
+    for lid in rules:
+        if lid not in used:
+            problems.append(f"{lid}: no sample in events/ matches it (add one, or the pattern is broken)")
+    notes.append(f"{len(rules)} rules, {len(samples)} samples replayed from {ctx.rel(ctx.events_dir)}")
+    return problems
+
+
+def check_shape(ctx: Context, notes: Notes) -> list[str]:
+    raw, cfn = ctx.raw, ctx.cfn
+    problems: list[str] = []
+    res_all = cfn.get("Resources", {})
+
+    # Rust functions: CodeUri is a cargo package with the named binary.
+    for lid, res in resources(raw, "AWS::Serverless::Function"):
+        meta = res.get("Metadata", {}) or {}
+        if meta.get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"{lid}: Metadata.BuildMethod must be rust-cargolambda")
+            continue
+        code_uri = (res.get("Properties", {}) or {}).get("CodeUri")
+        binary = (meta.get("BuildProperties") or {}).get("Binary")
+        if not isinstance(code_uri, str):
+            problems.append(f"{lid}: CodeUri must be a local path to the cargo package")
+            continue
+        manifest = (ctx.template_path.parent / code_uri / "Cargo.toml").resolve()
+        if not manifest.exists():
+            problems.append(f"{lid}: CodeUri {code_uri} has no Cargo.toml ({manifest})")
+            continue
+        bins = cargo_binaries(manifest)
+        if binary not in bins:
+            problems.append(f"{lid}: BuildProperties.Binary {binary!r} is not a binary of {ctx.rel(manifest)} ({sorted(bins)})")
+
+    functions = dict(resources(cfn, "AWS::Lambda::Function"))
+    if not functions:
+        problems.append("no Lambda functions")
+    for lid, res in functions.items():
+        p = res.get("Properties", {})
+        if p.get("Runtime") != "provided.al2023":
+            problems.append(f"{lid}: Runtime {p.get('Runtime')!r}, want provided.al2023")
+        if p.get("Architectures") != ["arm64"]:
+            problems.append(f"{lid}: Architectures {p.get('Architectures')!r}, want [arm64]")
+        if p.get("Handler") != "bootstrap":
+            problems.append(f"{lid}: Handler {p.get('Handler')!r}, want bootstrap")
+        if not isinstance(p.get("MemorySize"), int):
+            problems.append(f"{lid}: MemorySize must be explicit")
+        timeout = p.get("Timeout")
+        if not isinstance(timeout, int) or timeout > 120:
+            problems.append(f"{lid}: Timeout {timeout!r} must be <= 120 s (the Spot warning's 2 minutes)")
+
+    # Async invocation: every function EventBridge invokes has an invoke config with a
+    # short max age, few retries and an encrypted, alarmed on-failure queue.
+    async_fns = {
+        ref_target(r["Properties"].get("FunctionName"))
+        for _, r in resources(cfn, "AWS::Lambda::Permission")
+        if r["Properties"].get("Principal") == "events.amazonaws.com"
+    }
+    configs = {ref_target(r["Properties"].get("FunctionName")): r["Properties"] for _, r in resources(cfn, "AWS::Lambda::EventInvokeConfig")}
+    alarmed_queues = {
+        ref_target(d.get("Value"))
+        for _, r in resources(cfn, "AWS::CloudWatch::Alarm")
+        if r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        for d in r["Properties"].get("Dimensions", [])
+        if d.get("Name") == "QueueName"
+    }
+    for fn in sorted(f for f in async_fns if f):
+        cfg = configs.get(fn)
+        if cfg is None:
+            problems.append(f"{fn}: invoked by EventBridge but has no EventInvokeConfig")
+            continue
+        age, retries = cfg.get("MaximumEventAgeInSeconds"), cfg.get("MaximumRetryAttempts")
+        if not isinstance(age, int) or not 60 <= age <= 180:
+            problems.append(f"{fn}: EventInvokeConfig MaximumEventAgeInSeconds {age!r}, want 60..180")
+        if not isinstance(retries, int) or retries > 2:
+            problems.append(f"{fn}: EventInvokeConfig MaximumRetryAttempts {retries!r}, want 0..2")
+        dest = ref_target(((cfg.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination"))
+        if dest is None or res_all.get(dest, {}).get("Type") != "AWS::SQS::Queue":
+            problems.append(f"{fn}: on-failure destination must be an SQS queue of this template")
+    rule_dlqs = {
+        ref_target((t.get("DeadLetterConfig") or {}).get("Arn"))
+        for _, r in resources(cfn, "AWS::Events::Rule")
+        for t in r["Properties"].get("Targets", []) or []
+    }
+    dlqs = {
+        ref_target(((c.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")) for c in configs.values()
+    } | rule_dlqs
+    for lid, res in resources(cfn, "AWS::SQS::Queue"):
+        p = res.get("Properties", {})
+        if not (p.get("SqsManagedSseEnabled") is True or p.get("KmsMasterKeyId")):
+            problems.append(f"{lid}: queue without server-side encryption")
+        if lid in dlqs and lid not in alarmed_queues:
+            problems.append(f"{lid}: dead-letter queue without an ApproximateNumberOfMessagesVisible alarm")
+
+    # The timeline table.
+    tables = dict(resources(cfn, "AWS::DynamoDB::Table"))
+    if len(tables) != 1:
+        problems.append(f"expected one DynamoDB table, found {sorted(tables)}")
+    for lid, res in tables.items():
+        p = res.get("Properties", {})
+        if p.get("BillingMode") != "PAY_PER_REQUEST":
+            problems.append(f"{lid}: BillingMode must be PAY_PER_REQUEST")
+        keys = {k["AttributeName"]: k["KeyType"] for k in p.get("KeySchema", [])}
+        types = {a["AttributeName"]: a["AttributeType"] for a in p.get("AttributeDefinitions", [])}
+        if keys != {"pk": "HASH", "sk": "RANGE"} or types.get("pk") != "S" or types.get("sk") != "S":
+            problems.append(f"{lid}: key must be pk (S) HASH + sk (S) RANGE, got {keys} {types}")
+        ttl = p.get("TimeToLiveSpecification") or {}
+        if ttl.get("AttributeName") != "ttl" or ttl.get("Enabled") is not True:
+            problems.append(f"{lid}: TTL must be enabled on attribute `ttl`")
+        if (p.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is not True:
+            problems.append(f"{lid}: point-in-time recovery must be enabled")
+        if (p.get("SSESpecification") or {}).get("SSEEnabled") is not True:
+            problems.append(f"{lid}: SSESpecification.SSEEnabled must be true")
+        for attr in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if res.get(attr) != "Retain":
+                problems.append(f"{lid}: {attr} must be Retain")
+
+    # EKS access entries.
+    entries = dict(resources(cfn, "AWS::EKS::AccessEntry"))
+    if not entries:
+        problems.append("no AWS::EKS::AccessEntry")
+    for lid, res in entries.items():
+        p = res.get("Properties", {})
+        if p.get("Type") != "STANDARD":
+            problems.append(f"{lid}: Type must be STANDARD")
+        if p.get("AccessPolicies"):
+            problems.append(f"{lid}: no access policies: RBAC (infra/k8s/rbac.yaml) is the only grant")
+        if p.get("KubernetesGroups") != ["costop"]:
+            problems.append(f"{lid}: KubernetesGroups must be [costop] (the group rbac.yaml binds)")
+
+    params = cfn.get("Parameters", {})
+    if (params.get("DryRun") or {}).get("Default") != "true":
+        problems.append("parameter DryRun must default to \"true\" (the first week is a dry run)")
+
+    # Outputs: every function and role ARN, the table, the DLQ URLs, the dashboard.
+    outputs = cfn.get("Outputs", {})
+    out_refs = {json.dumps(o.get("Value"), sort_keys=True) for o in outputs.values()}
+    wanted = [json.dumps({"Fn::GetAtt": [f, "Arn"]}) for f in functions]
+    wanted += [json.dumps(r["Properties"]["Role"], sort_keys=True) for r in functions.values() if "Role" in r["Properties"]]
+    wanted += [json.dumps({"Ref": t}) for t in tables]
+    wanted += [json.dumps({"Ref": q}) for q in sorted(q for q in dlqs if q)]
+    for w in wanted:
+        if w not in out_refs:
+            problems.append(f"no output with value {w}")
+    if not any("DashboardUrl" == k for k in outputs):
+        problems.append("no DashboardUrl output")
+    notes.append(f"{len(functions)} function(s), {len(entries)} access entr{'y' if len(entries) == 1 else 'ies'}")
+    return problems
+
+
+def cargo_binaries(manifest: Path) -> set[str]:
+    data = tomllib.loads(manifest.read_text())
+    bins = {b["name"] for b in data.get("bin", []) if "name" in b}
+    if (manifest.parent / "src/main.rs").exists() and data.get("package", {}).get("autobins", True) is not False:
+        bins.add(data.get("package", {}).get("name", ""))
+    return bins
+
+
+def check_samconfig(ctx: Context, notes: Notes) -> list[str]:
+    path = ctx.samconfig_path
+    if not path.exists():
+        return [f"{ctx.rel(path)} not found"]
+    cfg = tomllib.loads(path.read_text()).get("default", {})
+    problems: list[str] = []
+
+    def params(cmd: str) -> dict:
+        return (cfg.get(cmd) or {}).get("parameters") or {}
+
+    build = params("build")
+    tf = build.get("template_file")
+    if not tf:
+        problems.append("[default.build.parameters] template_file is not set")
+    elif not (path.parent / tf).exists():
+        problems.append(f"[default.build.parameters] template_file {tf!r} does not exist")
+    elif (path.parent / tf).resolve() != (ROOT / "infra/template.yaml").resolve():
+        problems.append(f"[default.build.parameters] template_file {tf!r} is not infra/template.yaml")
+    for key in ("cached", "parallel"):
+        if build.get(key) is not True:
+            problems.append(f"[default.build.parameters] {key} must be true")
+    deploy = params("deploy")
+    if deploy.get("stack_name") != "costop":
+        problems.append("[default.deploy.parameters] stack_name must be costop")
+    caps = deploy.get("capabilities")
+    caps = caps.split() if isinstance(caps, str) else (caps or [])
+    if "CAPABILITY_IAM" not in caps:
+        problems.append("[default.deploy.parameters] capabilities must include CAPABILITY_IAM")
+    for key in ("confirm_changeset", "resolve_s3"):
+        if deploy.get(key) is not True:
+            problems.append(f"[default.deploy.parameters] {key} must be true")
+    # deploy/package/local commands must use the BUILT template (.aws-sam/build/template.yaml,
+    # their default); a template_file there would upload the Rust sources instead of bootstrap.
+    for cmd in ("global", "deploy", "package", "local_invoke", "local_start_lambda"):
+        if "template_file" in params(cmd) or "template" in params(cmd):
+            problems.append(f"[default.{cmd}.parameters] must not set template_file: it would bypass the built template")
+    return problems
+
+
+def read_rust_str_array(path: Path, name: str) -> list[str]:
+    text = path.read_text()
+    m = re.search(rf"{name}\s*:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", text, re.S)
+    if not m:
+        raise CheckError(f"cannot find `{name}` in {path}")
+    return re.findall(r'"([^"]+)"', m.group(1))
+
+
+def check_config_env(ctx: Context, notes: Notes) -> list[str]:
+    config_rs = ctx.core_src / "config.rs"
+    if not config_rs.exists():
+        raise CheckError(f"{config_rs} not found")
+    known = set(read_rust_str_array(config_rs, "KNOWN_VARS"))
+    problems: list[str] = []
+    required = {"COSTOP_TABLE", "COSTOP_DRY_RUN", "COSTOP_CLUSTER_ALLOW_LIST"}
+    for lid, res in resources(ctx.cfn, "AWS::Lambda::Function"):
+        env = ((res["Properties"].get("Environment") or {}).get("Variables")) or {}
+        for var in env:
+            if var.startswith("COSTOP_") and var not in known:
+                problems.append(f"{lid}: {var} is not read by costop (config.rs KNOWN_VARS); a typo is silently ignored")
+        for var in sorted(required - set(env)):
+            problems.append(f"{lid}: {var} is not set")
+    notes.append(f"{len(known)} variables known to config.rs")
+    return problems
+
+
+def metric_constants(metrics_rs: Path) -> tuple[dict[str, str], set[str]]:
+    """({metric name: const name}, {dimension names}) from crates/core/src/metrics.rs."""
+    consts = dict(re.findall(r'pub const ([A-Z0-9_]+): &str = "([^"]+)";', metrics_rs.read_text()))
+    dims = {v for k, v in consts.items() if k.startswith("DIM_")}
+    metrics = {v: k for k, v in consts.items() if not k.startswith("DIM_")}
+    return metrics, dims
+
+
+def emitted_metrics(defined: dict[str, str], emitter_dirs: list[Path]) -> set[str]:
+    """The defined metrics that shell code (outside crates/core, tests excluded) refers to, by
+    constant (`m::TIME_TO_CORDON_MS`) or by name."""
+    found: set[str] = set()
+    for d in emitter_dirs:
+        for path in sorted(d.rglob("*.rs")) if d.exists() else []:
+            if is_test_file(path, d):
+                continue
+            code = re.sub(r"//[^\n]*", "", strip_inline_tests(path.read_text()))
+            for name, const in defined.items():
+                if re.search(rf"\b{const}\b", code) or f'"{name}"' in code:
+                    found.add(name)
+    return found
+
+
+SEARCH_RE = re.compile(r"SEARCH\('\{([^}]*)\}\s*([^']*)'")
+
+
+def check_dashboard(ctx: Context, notes: Notes) -> list[str]:
+    metrics_rs = ctx.core_src / "metrics.rs"
+    if not metrics_rs.exists():
+        raise CheckError(f"{metrics_rs} not found")
+    defined, dims = metric_constants(metrics_rs)
+    emitted = emitted_metrics(defined, ctx.emitter_dirs)
+    cfn = ctx.cfn
+    namespace = (cfn.get("Parameters", {}).get("MetricsNamespace") or {}).get("Default")
+    problems: list[str] = []
+    boards = dict(resources(cfn, "AWS::CloudWatch::Dashboard"))
+    if not boards:
+        return ["no AWS::CloudWatch::Dashboard"]
+    shown: set[str] = set()
+    for lid, res in boards.items():
+        body = res["Properties"].get("DashboardBody")
+        if isinstance(body, dict) and "Fn::Sub" in body:
+            body = body["Fn::Sub"]
+            body = body[0] if isinstance(body, list) else body
+        if not isinstance(body, str):
+            problems.append(f"{lid}: DashboardBody must be a string or Fn::Sub of one")
+            continue
+        text = re.sub(r"\$\{MetricsNamespace\}", namespace or "NAMESPACE", body)
+        text = re.sub(r"\$\{[^}!]+\}", "x", text)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            problems.append(f"{lid}: DashboardBody is not JSON after substitution: {e}")
+            continue
+        for w in doc.get("widgets", []):
+            if w.get("type") != "metric":
+                continue
+            title = w.get("properties", {}).get("title", "?")
+            for m in w.get("properties", {}).get("metrics", []):
+                expr = m[0].get("expression") if m and isinstance(m[0], dict) else None
+                if expr is not None:
+                    for schema, term in SEARCH_RE.findall(expr):
+                        parts = [s.strip().strip('"') for s in schema.split(",")]
+                        names = re.findall(r'MetricName\s*=\s*"([^"]+)"', term)
+                        if parts[0] != namespace:
+                            problems.append(f"{lid} '{title}': SEARCH namespace {parts[0]!r}, want ${{MetricsNamespace}} ({namespace})")
+                            continue
+                        if not names:
+                            problems.append(f"{lid} '{title}': SEARCH without MetricName=\"...\"")
+                        for n in names:
+                            shown.add(n)
+                            problems.extend(metric_problem(lid, title, n, defined, emitted))
+                        for d in parts[1:]:
+                            if d not in dims:
+                                problems.append(f"{lid} '{title}': dimension {d!r} is not defined in crates/core/src/metrics.rs")
+                elif m and isinstance(m[0], str) and m[0] == namespace:
+                    shown.add(m[1])
+                    problems.extend(metric_problem(lid, title, m[1], defined, emitted))
+                elif m and isinstance(m[0], str) and not m[0].startswith("AWS/") and m[0] != ".":
+                    problems.append(f"{lid} '{title}': unknown namespace {m[0]!r}")
+    missing = sorted(emitted - shown)
+    notes.append(f"shows {sorted(shown)}" + (f"; emitted but not shown: {missing}" if missing else ""))
+    return problems
+
+
+def metric_problem(lid: str, title: str, name: str, defined: dict[str, str], emitted: set[str]) -> list[str]:
+    if name not in defined:
+        return [f"{lid} '{title}': metric {name!r} is not defined in crates/core/src/metrics.rs"]
+    if name not in emitted:
+        return [f"{lid} '{title}': metric {name!r} ({defined[name]}) is defined but no shell code emits it"]
+    return []
+
+
+# AWS SDK for Rust operations (fluent method name) -> IAM action, for the services costop
+# calls. A call is `.<op>()` followed in the same statement by `.send()`.
+SDK_OPERATIONS: dict[str, str] = {
+    # EC2
+    "describe_instances": "ec2:DescribeInstances",
+    "describe_instance_types": "ec2:DescribeInstanceTypes",
+    "start_instances": "ec2:StartInstances",
+    "stop_instances": "ec2:StopInstances",
+    "modify_instance_attribute": "ec2:ModifyInstanceAttribute",
+    "run_instances": "ec2:RunInstances",
+    "create_tags": "ec2:CreateTags",
+    "create_launch_template": "ec2:CreateLaunchTemplate",
+    "create_launch_template_version": "ec2:CreateLaunchTemplateVersion",
+    "describe_launch_templates": "ec2:DescribeLaunchTemplates",
+    "describe_launch_template_versions": "ec2:DescribeLaunchTemplateVersions",
+    # ELBv2
+    "describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
+    "describe_target_health": "elasticloadbalancing:DescribeTargetHealth",
+    "deregister_targets": "elasticloadbalancing:DeregisterTargets",
+    "register_targets": "elasticloadbalancing:RegisterTargets",
+    # Auto Scaling
+    "complete_lifecycle_action": "autoscaling:CompleteLifecycleAction",
+    "record_lifecycle_action_heartbeat": "autoscaling:RecordLifecycleActionHeartbeat",
+    "detach_instances": "autoscaling:DetachInstances",
+    "describe_auto_scaling_groups": "autoscaling:DescribeAutoScalingGroups",
+    "describe_auto_scaling_instances": "autoscaling:DescribeAutoScalingInstances",
+    # EKS
+    "describe_cluster": "eks:DescribeCluster",
+    # DynamoDB
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "scan": "dynamodb:Scan",
+    "batch_get_item": "dynamodb:BatchGetItem",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "transact_get_items": "dynamodb:GetItem",
+    "transact_write_items": "dynamodb:PutItem",  # plus the per-item actions it contains
+    "condition_check_item": "dynamodb:ConditionCheckItem",
+}
+# Actions the adapters call that no Lambda role needs: they serve other binaries (the CLI,
+# with the operator's credentials). Each entry says who calls it; keep the list short.
+NOT_FOR_FUNCTIONS: dict[str, str] = {
+    "dynamodb:Query": "Handler::timeline / interruptions_of: post-mortem reads by costop-cli, not the Lambda path",
+}
+SDK_CALL_RE = re.compile(r"\.([a-z][a-z0-9_]*)\(\)")
+
+
+def scan_sdk_calls(src: Path) -> dict[str, list[str]]:
+    """IAM action -> [file:line] for every AWS SDK call in src/**/*.rs (tests excluded)."""
+    used: dict[str, list[str]] = {}
+    for path in sorted(src.rglob("*.rs")) if src.exists() else []:
+        if is_test_file(path, src):
+            continue
+        code = re.sub(r"//[^\n]*", "", strip_inline_tests(path.read_text()))
+        rel = str(path.relative_to(src.parent))
+        for m in SDK_CALL_RE.finditer(code):
+            action = SDK_OPERATIONS.get(m.group(1))
+            if action is None:
+                continue
+            statement = code[m.end(): m.end() + 2000].split(";", 1)[0]
+            if ".send()" not in statement:
+                continue
+            line = code.count("\n", 0, m.start()) + 1
+            used.setdefault(action, []).append(f"{rel}:{line}")
+    return used
+
+
+def granted_actions(cfn: dict) -> set[str]:
+    """Every action some Lambda role's identity policy allows (any branch of any Fn::If)."""
+    out: set[str] = set()
+    for where, doc, is_resource_policy in policy_documents(cfn):
+        if is_resource_policy:
+            continue
+        for stmt in as_list((doc or {}).get("Statement", [])):
+            if isinstance(stmt, dict) and stmt.get("Effect") == "Allow":
+                out.update(a for a in as_list(stmt.get("Action", [])) if isinstance(a, str))
+    return out
+
+
+def check_iam_code(ctx: Context, notes: Notes) -> list[str]:
+    used = scan_sdk_calls(ctx.adapters_src)
+    if not used:
+        notes.append(f"no AWS SDK calls in {ctx.rel(ctx.adapters_src)} yet: nothing to compare")
+        return []
+    granted = granted_actions(ctx.cfn)
+
+    def allowed(action: str) -> bool:  # wildcards are the `iam` check's business, not this one's
+        return any(fnmatch.fnmatchcase(action.lower(), g.lower()) for g in granted)
+
+    problems: list[str] = []
+    exempt: list[str] = []
+    for action, where in sorted(used.items()):
+        if allowed(action):
+            continue
+        if action in NOT_FOR_FUNCTIONS:
+            exempt.append(action)
+            continue
+        problems.append(f"used but not granted: {action} (at {', '.join(where)}): add it to the function's Policies, scoped")
+    # Granted but never called: an unused permission (only for the services costop reaches
+    # through the SDK; the logs and the on-failure queue are Lambda's, not the code's).
+    services = {v.split(":")[0] for v in SDK_OPERATIONS.values()}
+    for g in sorted(granted):
+        if g.split(":")[0] in services and not any(fnmatch.fnmatchcase(a.lower(), g.lower()) for a in used):
+            problems.append(f"granted but not used: {g} (no SDK call in {ctx.rel(ctx.adapters_src)}): remove it")
+    if not problems:
+        notes.append(f"{len(used) - len(exempt)} SDK actions used, all granted, none granted unused")
+    if exempt:
+        notes.append(f"not granted on purpose (NOT_FOR_FUNCTIONS): {', '.join(exempt)}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# RBAC
+# ---------------------------------------------------------------------------------------------
+
+# A marker is a line comment whose text starts with `rbac:`: `// rbac: pods/eviction create`,
+# alone on its line or after code. Only the line's first comment counts, so prose that quotes
+# the syntax (`//! each call carries an `// rbac: ...` marker`) is not a marker.
+COMMENT_START_RE = re.compile(r"(?:^|(?<=[\s;,(){}]))//[/!]?")
+API_KIND_RE = re.compile(r"\bApi\s*(?:::)?\s*<\s*([A-Za-z_][A-Za-z0-9_:]*)\s*>")
+KUBE_USE_RE = re.compile(r"\bkube::|\buse\s+kube\b|\bApi\s*(?:::)?\s*<")
+
+Grant = tuple[str, str, str]  # (api group, resource[/subresource], verb)
+
+
+def parse_resource_spec(spec: str) -> tuple[str, str]:
+    """kubectl notation: `nodes`, `pods/eviction`, `poddisruptionbudgets.policy`,
+    `deployments.apps/scale` -> (group, resource[/subresource])."""
+    base, _, sub = spec.partition("/")
+    resource, _, group = base.partition(".")
+    if group == "core":
+        group = ""
+    return group, resource + (f"/{sub}" if sub else "")
+
+
+def show(g: Grant) -> str:
+    group, resource, verb = g
+    base, _, sub = resource.partition("/")
+    name = base + (f".{group}" if group else "") + (f"/{sub}" if sub else "")
+    return f"{verb} {name}"
+
+
+def scan_adapters(src: Path) -> tuple[dict[Grant, list[str]], list[str], bool]:
+    """Markers in src/**/*.rs -> ({grant: [file:line]}, problems, kube code present)."""
+    used: dict[Grant, list[str]] = {}
+    problems: list[str] = []
+    present = False
+    files = sorted(src.rglob("*.rs")) if src.exists() else []
+    for path in files:
+        if is_test_file(path, src):
+            continue  # tests call fakes, not the cluster
+        text = strip_inline_tests(path.read_text())
+        rel = str(path.relative_to(src.parent)) if src.parent in path.parents else str(path)
+        file_grants: set[Grant] = set()
+        for n, line in enumerate(text.splitlines(), 1):
+            c = COMMENT_START_RE.search(line)
+            if not c or not line[c.end():].lstrip().startswith("rbac:"):
+                continue
+            present = True
+            body = line[c.end():].lstrip()[len("rbac:"):]
+            tokens = [t for t in re.split(r"[\s,]+", body) if t]
+            if len(tokens) < 2 or not re.fullmatch(r"[a-z0-9.-]+(/[a-z]+)?", tokens[0]):
+                problems.append(f"{rel}:{n}: bad marker {line.strip()!r}; want `// rbac: <resource>[.<group>][/<sub>] <verb>...`")
+                continue
+            group, resource = parse_resource_spec(tokens[0])
+            for verb in tokens[1:]:
+                if verb not in KUBE_VERBS:
+                    problems.append(f"{rel}:{n}: unknown verb {verb!r} (one of {sorted(KUBE_VERBS)})")
+                    continue
+                g = (group, resource, verb)
+                file_grants.add(g)
+                used.setdefault(g, []).append(f"{rel}:{n}")
+        code = re.sub(r"//.*", "", text)  # markers and comments do not count as usage
+        if KUBE_USE_RE.search(code):
+            present = True
+        # Drift guard: a kind used through Api<K> needs a marker for its resource in that file.
+        for kind_path in sorted(set(API_KIND_RE.findall(code))):
+            kind = kind_path.split("::")[-1]
+            if kind not in KIND_RESOURCES:
+                if re.fullmatch(r"[A-Z]", kind) or kind in ("K", "T", "Self"):
+                    continue  # a generic parameter: the caller's file carries the marker
+                problems.append(f"{rel}: Api<{kind}> has no known RBAC resource; add it to KIND_RESOURCES in infra/check.py")
+                continue
+            group, resource = KIND_RESOURCES[kind]
+            if not any(g[0] == group and g[1].split("/")[0] == resource for g in file_grants):
+                spec = resource + (f".{group}" if group else "")
+                problems.append(f"{rel}: uses Api<{kind}> but declares no `// rbac: {spec} <verb>...` marker")
+        evicts = re.search(r"\.evict\s*\(", code) or re.search(r"create_subresource\b[^;]*?\"eviction\"", code, re.S)
+        if evicts and ("", "pods/eviction", "create") not in file_grants:
+            problems.append(f"{rel}: evicts pods but declares no `// rbac: pods/eviction create` marker")
+    return used, problems, present
+
+
+def is_test_file(path: Path, src: Path) -> bool:
+    parts = path.relative_to(src).parts
+    return any(p in ("tests", "testutil", "test_support") for p in parts[:-1]) or path.stem in (
+        "tests", "test", "testutil", "test_support"
+    )
+
+
+def strip_inline_tests(text: str) -> str:
+    """Drop an inline `#[cfg(test)] mod x { ... }` (by convention the end of the file)."""
+    m = re.search(r"^\s*#\[cfg\(test\)\]\s*\n\s*(pub(\(crate\))?\s+)?mod\s+\w+\s*\{", text, re.M)
+    return text[: m.start()] if m else text
+
+
+def load_rbac(path: Path) -> tuple[set[Grant], list[str], str | None]:
+    import yaml
+
+    problems: list[str] = []
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    roles = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ClusterRole"}
+    bindings = [d for d in docs if d.get("kind") == "ClusterRoleBinding"]
+    other = [d.get("kind") for d in docs if d.get("kind") not in ("ClusterRole", "ClusterRoleBinding")]
+    if other:
+        problems.append(f"unexpected kinds {other} (only ClusterRole and ClusterRoleBinding)")
+    if list(roles) != ["costop"]:
+        problems.append(f"want exactly one ClusterRole named costop, found {sorted(roles)}")
+    group = None
+    if len(bindings) != 1:
+        problems.append(f"want exactly one ClusterRoleBinding, found {len(bindings)}")
+    for b in bindings:
+        ref = b.get("roleRef", {})
+        if ref.get("kind") != "ClusterRole" or ref.get("name") not in roles:
+            problems.append(f"ClusterRoleBinding {b['metadata']['name']}: roleRef must be ClusterRole costop")
+        subjects = b.get("subjects", [])
+        if [(s.get("kind"), s.get("name")) for s in subjects] != [("Group", "costop")]:
+            problems.append(f"ClusterRoleBinding {b['metadata']['name']}: subjects must be exactly Group costop (the access entries' group)")
+        else:
+            group = "costop"
+    granted: set[Grant] = set()
+    for name, role in roles.items():
+        if role.get("aggregationRule"):
+            problems.append(f"ClusterRole {name}: no aggregationRule")
+        for i, rule in enumerate(role.get("rules") or []):
+            where = f"ClusterRole {name} rule {i}"
+            if rule.get("nonResourceURLs"):
+                problems.append(f"{where}: no nonResourceURLs")
+            if rule.get("resourceNames"):
+                problems.append(f"{where}: resourceNames are not supported by the check")
+            for key in ("apiGroups", "resources", "verbs"):
+                vals = rule.get(key) or []
+                if not vals:
+                    problems.append(f"{where}: empty {key}")
+                if "*" in vals:
+                    problems.append(f"{where}: wildcard in {key}")
+            for verb in rule.get("verbs") or []:
+                if verb not in KUBE_VERBS:
+                    problems.append(f"{where}: unknown verb {verb!r}")
+            for g in rule.get("apiGroups") or []:
+                for r in rule.get("resources") or []:
+                    for v in rule.get("verbs") or []:
+                        granted.add((g, r, v))
+    return granted, problems, group
+
+
+def check_rbac(ctx: Context, notes: Notes) -> list[str]:
+    if not ctx.rbac_path.exists():
+        return [f"{ctx.rbac_path} not found"]
+    granted, problems, _group = load_rbac(ctx.rbac_path)
+    used, scan_problems, present = scan_adapters(ctx.adapters_src)
+    problems += scan_problems
+    if not present:
+        notes.append(
+            f"no Kubernetes code in {ctx.rel(ctx.adapters_src)} yet (no `// rbac:` markers, no kube:: use): "
+            f"rbac.yaml structure checked, its {len(granted)} grants not yet compared with code"
+        )
+        return problems
+    for g in sorted(set(used) - granted):
+        problems.append(f"used but not granted: {show(g)} (at {', '.join(used[g])})")
+    for g in sorted(granted - set(used)):
+        problems.append(f"granted but not used: {show(g)} (no `// rbac:` marker in {ctx.rel(ctx.adapters_src)})")
+    notes.append(f"{len(granted)} grants == {len(used)} declared uses" if not problems else "")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+
+CHECKS: list[tuple[str, Callable[[Context, Notes], list[str]]]] = [
+    ("sam-validate", check_sam_validate),
+    ("sam-transform", check_sam_transform),
+    ("cfn-lint", check_cfn_lint),
+    ("iam", check_iam),
+    ("iam-code", check_iam_code),
+    ("event-rules", check_event_rules),
+    ("shape", check_shape),
+    ("samconfig", check_samconfig),
+    ("config-env", check_config_env),
+    ("dashboard", check_dashboard),
+    ("rbac", check_rbac),
+]
+
+
+def indent(text: str, by: str = "    ") -> str:
+    return "\n".join(by + l for l in text.splitlines())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--template", default=str(ROOT / "infra/template.yaml"), help="SAM template (default: infra/template.yaml)")
+    ap.add_argument("--rbac", default=str(ROOT / "infra/k8s/rbac.yaml"), help="RBAC manifest (default: infra/k8s/rbac.yaml)")
+    ap.add_argument("--adapters-src", default=str(ROOT / "crates/adapters/src"), help="Kubernetes code to scan for `// rbac:` markers")
+    ap.add_argument("--events", default=str(ROOT / "events"), help="sample events replayed against the rules")
+    ap.add_argument("--core-src", default=str(ROOT / "crates/core/src"), help="where config.rs and metrics.rs live")
+    ap.add_argument("--samconfig", default=str(ROOT / "samconfig.toml"), help="samconfig.toml to check")
+    ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(n for n, _ in CHECKS)}")
+    args = ap.parse_args(argv)
+
+    only = [s for s in args.only.split(",") if s]
+    unknown = set(only) - {n for n, _ in CHECKS}
+    if unknown:
+        ap.error(f"unknown check(s) {sorted(unknown)}")
+    selected = [(n, f) for n, f in CHECKS if not only or n in only]
+
+    passed = failed = 0
+    with tempfile.TemporaryDirectory(prefix="costop-infra-check-") as tmp:
+        ctx = Context(args, Path(tmp))
+        print(f"costop infra checks: template {ctx.rel(ctx.template_path)}, rbac {ctx.rel(ctx.rbac_path)}, "
+              f"kube code {ctx.rel(ctx.adapters_src)}", flush=True)
+        for name, fn in selected:
+            notes: Notes = []
+            start = time.monotonic()
+            try:
+                problems = fn(ctx, notes)
+            except CheckError as e:
+                problems = [str(e)]
+            except Exception as e:  # noqa: BLE001 - report, keep going
+                problems = [f"check crashed: {type(e).__name__}: {e}"]
+            took = time.monotonic() - start
+            notes = [n for n in notes if n]
+            if problems:
+                failed += 1
+                print(f"FAIL {name} ({took:.1f}s)")
+                for p in problems:
+                    print(indent(p, "  - ") if "\n" not in p else "  - " + p)
+            else:
+                passed += 1
+                print(f"PASS {name} ({took:.1f}s)" + (f": {notes[0]}" if notes else ""))
+                notes = notes[1:]
+            for n in notes:
+                print(f"       {n}")
+            sys.stdout.flush()
+    print(f"infra: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
