@@ -1,1 +1,217 @@
-//! End-to-end test support.
+//! End-to-end test support: one [`Harness`] trait, two worlds. [`FastHarness`] runs costop's
+//! handler with in-memory AWS fakes and kubesim (in-process, reached through the real kube
+//! adapter over loopback); [`BedHarness`] runs it with the real adapters against moto and kubesim
+//! (the local bed). Test bodies are generic over the harness and [`on_both!`] runs each body in
+//! both worlds, every test on its own ports and state.
+
+pub mod events;
+pub mod fast;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use costop_app::{Handler, World};
+use costop_bed::{Bed, Scenario};
+use costop_core::Config;
+use kubesim::Simulator;
+use kubesim::resources;
+use kubesim::store::ListOptions;
+use serde_json::Value;
+
+pub use fast::FastHarness;
+
+/// What a test needs set up: a scenario and extra `COSTOP_*` settings.
+#[derive(Clone)]
+pub struct Setup {
+    pub scenario: Scenario,
+    pub env: Vec<(String, String)>,
+}
+
+impl Setup {
+    /// The default scenario, sped up for tests.
+    pub fn default_scenario() -> Self {
+        let mut scenario = Scenario::default_scenario();
+        scenario.time_scale = 50.0;
+        Self { scenario, env: Vec::new() }
+    }
+    pub fn with_env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// Add Kubernetes manifests to the scenario's workloads.
+    pub fn with_manifests(mut self, yaml: &str) -> Self {
+        self.scenario.workloads.0.push(costop_bed::scenario::Workload::Yaml(yaml.to_string()));
+        self
+    }
+}
+
+/// A world costop runs in, for tests.
+pub trait Harness: Sized + Send + Sync {
+    type W: World;
+    fn start(setup: Setup) -> impl Future<Output = Self> + Send;
+    fn handler(&self) -> &Handler<Self::W>;
+    fn sim(&self) -> &Simulator;
+    /// `fakes` or `bed`, for messages.
+    fn flavor(&self) -> &'static str;
+    /// Registered targets (instance ids or IPs) of a target group, by scenario name.
+    fn target_ids(&self, target_group: &str) -> impl Future<Output = Vec<String>> + Send;
+    /// Launch a running instance tagged for another cluster; its id.
+    fn foreign_instance(&self) -> impl Future<Output = String> + Send;
+    /// How many items the table holds.
+    fn table_items(&self) -> impl Future<Output = usize> + Send;
+}
+
+/// Settings every test world uses on top of the setup's.
+pub fn config(base: Vec<(String, String)>, setup: &Setup) -> Config {
+    Config::from_env(base.into_iter().chain(setup.env.iter().cloned())).expect("test config is valid")
+}
+
+/// Poll `f` until it holds or `timeout` passes (then panic with `what`).
+pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Every node Ready and every pod Running (none Pending, none terminating).
+pub fn settled(sim: &Simulator) -> bool {
+    let (nodes, _) = sim.store().list(&resources::NODES, None, &ListOptions::default());
+    let (pods, _) = sim.store().list(&resources::PODS, None, &ListOptions::default());
+    let ready_nodes = nodes.iter().filter(|n| costop_bed::node_ready(n)).count();
+    ready_nodes > 0
+        && !pods.is_empty()
+        && pods.iter().all(|p| {
+            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running") && p["metadata"].get("deletionTimestamp").is_none()
+        })
+}
+
+/// Ready spot nodes: (instance id, node name), by node name.
+pub fn spot_nodes(sim: &Simulator) -> Vec<(String, String)> {
+    let (nodes, _) = sim.store().list(&resources::NODES, None, &ListOptions::default());
+    nodes
+        .iter()
+        .filter(|n| n.pointer("/metadata/labels/eks.amazonaws.com~1capacityType").and_then(Value::as_str) == Some("SPOT"))
+        .filter(|n| costop_bed::node_ready(n))
+        .filter_map(|n| Some((costop_bed::node_instance_id(n)?.to_string(), n["metadata"]["name"].as_str()?.to_string())))
+        .collect()
+}
+
+/// The node object.
+pub fn node(sim: &Simulator, name: &str) -> Value {
+    sim.store().get(&resources::NODES, None, name).expect("node exists")
+}
+
+/// Pods bound to `node` (all namespaces), as objects.
+pub fn pods_on(sim: &Simulator, node: &str) -> Vec<Value> {
+    let (pods, _) = sim.store().list(&resources::PODS, None, &ListOptions::default());
+    pods.into_iter().filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)).collect()
+}
+
+/// A node's InternalIP (the instance's private IP).
+pub fn node_ip(sim: &Simulator, name: &str) -> Option<String> {
+    node(sim, name)
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str().map(str::to_string))
+}
+
+/// `namespace/name` of a pod object.
+pub fn pod_ref(p: &Value) -> String {
+    format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or(""))
+}
+
+/// Whether a pod is owned by a DaemonSet.
+pub fn is_daemonset_pod(p: &Value) -> bool {
+    p.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.iter().any(|r| r["kind"] == "DaemonSet"))
+}
+
+/// The bed world: real adapters against moto and kubesim.
+pub struct BedHarness {
+    pub bed: Bed,
+    handler: Handler<costop_adapters::AwsWorld>,
+}
+
+impl Harness for BedHarness {
+    type W = costop_adapters::AwsWorld;
+
+    async fn start(setup: Setup) -> Self {
+        let bed = Bed::start(setup.scenario.clone()).await.expect("bed starts");
+        bed.wait_ready(Duration::from_secs(60)).await.expect("bed settles");
+        let config = config(bed.env(), &setup);
+        let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+        let world = costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default());
+        Self { handler: Handler::new(world, config), bed }
+    }
+    fn handler(&self) -> &Handler<Self::W> {
+        &self.handler
+    }
+    fn sim(&self) -> &Simulator {
+        self.bed.sim()
+    }
+    fn flavor(&self) -> &'static str {
+        "bed"
+    }
+    async fn target_ids(&self, target_group: &str) -> Vec<String> {
+        let arn = self.bed.world().target_groups.get(target_group).expect("target group in scenario");
+        let out = self.bed.elbv2().describe_target_health().target_group_arn(arn).send().await.expect("describe target health");
+        out.target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+            .collect()
+    }
+    async fn foreign_instance(&self) -> String {
+        use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+        let w = self.bed.world();
+        let subnet = w.subnets.values().next().expect("a subnet");
+        let tags = TagSpecification::builder()
+            .resource_type(ResourceType::Instance)
+            .tags(Tag::builder().key("eks:cluster-name").value("someone-elses").build())
+            .tags(Tag::builder().key("kubernetes.io/cluster/someone-elses").value("owned").build())
+            .build();
+        let out = self
+            .bed
+            .ec2()
+            .run_instances()
+            .image_id(&w.ami_id)
+            .instance_type(InstanceType::M5Large)
+            .subnet_id(subnet)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(tags)
+            .send()
+            .await
+            .expect("run instance");
+        out.instances()[0].instance_id().expect("id").to_string()
+    }
+    async fn table_items(&self) -> usize {
+        let out = self.bed.dynamodb().scan().table_name(&self.bed.world().table).send().await.expect("scan");
+        out.count() as usize
+    }
+}
+
+/// Run one generic test body in both worlds: `on_both!(name, setup_fn, body_fn)` makes
+/// `name::on_fakes` and `name::on_the_bed`.
+#[macro_export]
+macro_rules! on_both {
+    ($name:ident, $setup:expr, $body:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_fakes() {
+                let h = <$crate::FastHarness as $crate::Harness>::start($setup).await;
+                $body(h).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_the_bed() {
+                let h = <$crate::BedHarness as $crate::Harness>::start($setup).await;
+                $body(h).await;
+            }
+        }
+    };
+}

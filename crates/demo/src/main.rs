@@ -64,7 +64,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
     println!("\n== 3. EC2: Spot Instance Interruption Warning for {instance_id} (node {node}), two minutes left");
 
     let config = Config::from_env(bed.env().into_iter().chain([("COSTOP_DRY_RUN".to_string(), args.dry_run.to_string())]))?;
-    let world = costop_adapters::AwsWorld::from_env_pairs(&config, bed.env()).await?;
+    let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())?;
+    let world = costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default());
     let handler = Handler::new(world, config);
     let started = Instant::now();
     let outcome = handler.handle(&event, if args.dry_run { Mode::DryRun } else { Mode::Execute }).await?;

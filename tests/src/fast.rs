@@ -1,0 +1,237 @@
+//! The fast world: AWS as in-memory fakes (`costop_app::fakes`), Kubernetes as kubesim in this
+//! process, reached through the real kube adapter. The scenario's node groups become fake EC2
+//! instances and, through kubesim's node link, Nodes — the same shape the bed seeds into moto.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
+use costop_app::{Handler, World};
+use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
+use costop_bed::Scenario;
+use costop_core::event::InstanceState as CoreState;
+use costop_core::facts::{InstanceFacts, Lifecycle, RegisteredTarget, TargetGroupFacts, TargetType};
+use kubesim::nodes::{InstanceFacts as SimInstance, InstanceState as SimState, TaintSpec};
+use kubesim::{SimConfig, Simulator};
+
+use crate::{Harness, Setup};
+
+/// AWS fakes plus kube adapter clusters.
+pub struct FastWorld {
+    pub ec2: FakeEc2,
+    pub elb: FakeElb,
+    pub asg: FakeAsg,
+    pub records: FakeRecords,
+    pub clusters: costop_adapters::KubeClusters,
+}
+
+impl World for FastWorld {
+    type Ec2 = FakeEc2;
+    type Elb = FakeElb;
+    type Asg = FakeAsg;
+    type Records = FakeRecords;
+    type Clusters = costop_adapters::KubeClusters;
+    fn ec2(&self) -> &FakeEc2 {
+        &self.ec2
+    }
+    fn elb(&self) -> &FakeElb {
+        &self.elb
+    }
+    fn asg(&self) -> &FakeAsg {
+        &self.asg
+    }
+    fn records(&self) -> &FakeRecords {
+        &self.records
+    }
+    fn clusters(&self) -> &costop_adapters::KubeClusters {
+        &self.clusters
+    }
+}
+
+/// See the module docs.
+pub struct FastHarness {
+    sim: Arc<Simulator>,
+    handler: Handler<FastWorld>,
+    cluster: String,
+    _dir: tempfile::TempDir,
+}
+
+/// (vCPUs, MiB, max pods) of the instance types scenarios use; EKS's max-pods formula values.
+fn shape(instance_type: &str) -> (u32, u64, u32) {
+    match instance_type {
+        "m5.large" | "m5a.large" | "m6i.large" | "m6g.large" | "m7g.large" => (2, 8192, 29),
+        "m5.xlarge" | "m5a.xlarge" | "m6i.xlarge" => (4, 16384, 58),
+        "m5.2xlarge" | "m5a.2xlarge" => (8, 32768, 58),
+        "c5.large" | "c6i.large" => (2, 4096, 29),
+        "c5.xlarge" => (4, 8192, 58),
+        "r5.large" => (2, 16384, 29),
+        "t3.medium" => (2, 4096, 17),
+        _ => (2, 8192, 29),
+    }
+}
+
+/// One fake instance per scenario node-group member, as both costop's and kubesim's facts.
+pub fn fake_instances(s: &Scenario) -> Vec<(InstanceFacts, SimInstance, String)> {
+    let mut out = Vec::new();
+    let mut n = 0u32;
+    for ng in &s.node_groups {
+        let zones = s.zones_of(ng);
+        let count = ng.count.unwrap_or(if ng.standby { zones.len() as u32 } else { 0 });
+        for i in 0..count as usize {
+            n += 1;
+            let zone = zones[i % zones.len()].clone();
+            let zone_ix = s.network.zones.iter().position(|z| z.name == zone).unwrap_or(0);
+            let ip = format!("10.0.{}.{}", zone_ix * 16, 10 + n);
+            let dns = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
+            let id = format!("i-0fa5e{n:012x}");
+            let itype = ng.instance_types[i % ng.instance_types.len()].clone();
+            let (vcpus, memory_mib, max_pods) = shape(&itype);
+            let mut taints: Vec<TaintSpec> =
+                ng.taints.iter().map(|t| TaintSpec { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone() }).collect();
+            if ng.standby {
+                taints.push(TaintSpec { key: "costop.io/standby".into(), value: "true".into(), effect: "NoSchedule".into() });
+            }
+            let mut tags = BTreeMap::from([
+                ("eks:cluster-name".to_string(), s.cluster.name.clone()),
+                (format!("kubernetes.io/cluster/{}", s.cluster.name), "owned".to_string()),
+                ("eks:nodegroup-name".to_string(), ng.name.clone()),
+            ]);
+            if ng.standby {
+                tags.insert("costop.io/standby".into(), "true".into());
+                tags.insert("costop.io/managed".into(), "true".into());
+            }
+            let state = if ng.standby { CoreState::Stopped } else { CoreState::Running };
+            let core = InstanceFacts {
+                instance_id: id.clone(),
+                state,
+                lifecycle: if ng.capacity == Capacity::Spot { Lifecycle::Spot } else { Lifecycle::OnDemand },
+                instance_type: Some(itype.clone()),
+                availability_zone: Some(zone.clone()),
+                private_dns_name: Some(dns.clone()),
+                private_ips: vec![ip.clone()],
+                tags,
+            };
+            let sim = SimInstance {
+                instance_id: id,
+                state: if ng.standby { SimState::Stopped } else { SimState::Running },
+                private_dns_name: dns,
+                private_ip: Some(ip),
+                availability_zone: zone,
+                region: s.cluster.region.clone(),
+                instance_type: itype,
+                vcpus,
+                memory_mib,
+                max_pods,
+                spot: ng.capacity == Capacity::Spot,
+                nodegroup: Some(ng.name.clone()),
+                labels: ng.labels.clone(),
+                taints,
+            };
+            out.push((core, sim, ng.name.clone()));
+        }
+    }
+    out
+}
+
+impl Harness for FastHarness {
+    type W = FastWorld;
+
+    async fn start(setup: Setup) -> Self {
+        let s = &setup.scenario;
+        let sim = Arc::new(
+            Simulator::start(SimConfig {
+                cluster_name: s.cluster.name.clone(),
+                time_scale: s.time_scale,
+                node_boot_seconds: s.delays.node_boot,
+                pod_start_seconds: s.delays.pod_start,
+                ..SimConfig::default()
+            })
+            .await
+            .expect("kubesim starts"),
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+        let instances = fake_instances(s);
+        let ec2 = FakeEc2::default();
+        for (core, _, _) in &instances {
+            ec2.insert(core.clone());
+        }
+        sim.observe_instances(instances.iter().map(|(_, sim, _)| sim.clone()).collect());
+        let elb = FakeElb::default();
+        for tg in &s.target_groups {
+            let arn = format!("arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef", s.cluster.region, tg.name);
+            let targets = instances
+                .iter()
+                .filter(|(core, _, ng)| tg.node_groups.contains(ng) && core.state == CoreState::Running)
+                .map(|(core, _, _)| RegisteredTarget {
+                    id: match tg.target_type {
+                        ScenarioTargetType::Instance => core.instance_id.clone(),
+                        ScenarioTargetType::Ip => core.private_ips[0].clone(),
+                    },
+                    port: Some(tg.port),
+                    availability_zone: None,
+                })
+                .collect();
+            let target_type = match tg.target_type {
+                ScenarioTargetType::Instance => TargetType::Instance,
+                ScenarioTargetType::Ip => TargetType::Ip,
+            };
+            elb.groups.lock().unwrap().insert(arn.clone(), TargetGroupFacts { arn, target_type, targets });
+        }
+        sim.apply_yaml(&s.manifests_yaml()).expect("workloads apply");
+        crate::eventually("the fast world to settle", Duration::from_secs(60), || crate::settled(&sim)).await;
+        let config = crate::config(
+            vec![("COSTOP_TABLE".into(), s.table.name.clone()), ("COSTOP_CLUSTER".into(), s.cluster.name.clone())],
+            &setup,
+        );
+        let access = costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig");
+        let world = FastWorld {
+            ec2,
+            elb,
+            asg: FakeAsg::default(),
+            records: FakeRecords::default(),
+            clusters: costop_adapters::KubeClusters::new(access, Default::default()),
+        };
+        Self { sim, handler: Handler::new(world, config), cluster: s.cluster.name.clone(), _dir: dir }
+    }
+    fn handler(&self) -> &Handler<FastWorld> {
+        &self.handler
+    }
+    fn sim(&self) -> &Simulator {
+        &self.sim
+    }
+    fn flavor(&self) -> &'static str {
+        "fakes"
+    }
+    async fn target_ids(&self, target_group: &str) -> Vec<String> {
+        let groups = self.handler.world().elb.groups.lock().unwrap();
+        groups
+            .values()
+            .find(|g| g.arn.contains(&format!("/{target_group}/")))
+            .map(|g| g.targets.iter().map(|t| t.id.clone()).collect())
+            .unwrap_or_default()
+    }
+    async fn foreign_instance(&self) -> String {
+        let id = "i-0f0e1e2e3e4e5e6e7".to_string();
+        let _ = &self.cluster;
+        self.handler.world().ec2.insert(InstanceFacts {
+            instance_id: id.clone(),
+            state: CoreState::Running,
+            lifecycle: Lifecycle::Spot,
+            instance_type: Some("m5.large".into()),
+            availability_zone: Some("us-east-1a".into()),
+            private_dns_name: Some("ip-10-9-0-9.ec2.internal".into()),
+            private_ips: vec!["10.9.0.9".into()],
+            tags: BTreeMap::from([
+                ("eks:cluster-name".into(), "someone-elses".into()),
+                ("kubernetes.io/cluster/someone-elses".into(), "owned".into()),
+            ]),
+        });
+        id
+    }
+    async fn table_items(&self) -> usize {
+        self.handler.world().records.items.lock().unwrap().len()
+    }
+}
