@@ -35,7 +35,8 @@ impl Captured {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
     }
 }
 
@@ -66,14 +67,26 @@ pub struct Reply {
 
 impl Reply {
     pub fn xml(status: u16, body: impl Into<String>) -> Reply {
-        Reply { status, content_type: "text/xml", body: body.into() }
+        Reply {
+            status,
+            content_type: "text/xml",
+            body: body.into(),
+        }
     }
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
-        Reply { status, content_type: "application/json", body: body.to_string() }
+        Reply {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
     }
     /// An AWS JSON-protocol (DynamoDB) reply.
     pub fn aws_json(status: u16, body: serde_json::Value) -> Reply {
-        Reply { status, content_type: "application/x-amz-json-1.0", body: body.to_string() }
+        Reply {
+            status,
+            content_type: "application/x-amz-json-1.0",
+            body: body.to_string(),
+        }
     }
 }
 
@@ -108,7 +121,9 @@ impl Server {
                             reply.content_type,
                             reply.body.len()
                         );
-                        if write.write_all(head.as_bytes()).await.is_err() || write.write_all(reply.body.as_bytes()).await.is_err() {
+                        if write.write_all(head.as_bytes()).await.is_err()
+                            || write.write_all(reply.body.as_bytes()).await.is_err()
+                        {
                             break;
                         }
                     }
@@ -141,8 +156,16 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<C
         let (k, v) = h.split_once(':')?;
         headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
     }
-    let len: usize = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body).await.ok()?;
-    Some(Captured { method, target, headers, body: String::from_utf8(body).ok()? })
+    Some(Captured {
+        method,
+        target,
+        headers,
+        body: String::from_utf8(body).ok()?,
+    })
 }

@@ -77,7 +77,12 @@ impl AwsWorld {
     }
 
     /// From explicit parts (tests, the bed).
-    pub fn new(sdk: &SdkConfig, config: &Config, access: ClusterAccess, kube: KubeOptions) -> AwsWorld {
+    pub fn new(
+        sdk: &SdkConfig,
+        config: &Config,
+        access: ClusterAccess,
+        kube: KubeOptions,
+    ) -> AwsWorld {
         AwsWorld {
             ec2: Ec2Adapter::new(aws_sdk_ec2::Client::new(sdk)),
             elb: ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),

@@ -90,6 +90,8 @@ impl Bed {
                 time_scale: scenario.time_scale,
                 node_boot_seconds: scenario.delays.node_boot,
                 pod_start_seconds: scenario.delays.pod_start,
+                pod_stop_seconds: scenario.delays.pod_stop,
+                node_monitor_grace_seconds: scenario.delays.node_monitor_grace,
                 ..SimConfig::default()
             })
             .await?,

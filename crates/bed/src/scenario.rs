@@ -95,9 +95,13 @@ pub struct Delays {
     /// Pod bound → Running/Ready.
     #[serde(default = "d_pod_start")]
     pub pod_start: f64,
-    /// Pod deleted → gone (container stop). Not yet configurable in kubesim: recorded only.
+    /// Gracefully deleted pod → gone (capped by its termination grace period).
     #[serde(default = "d_pod_stop")]
     pub pod_stop: f64,
+    /// Instance stopping → node NotReady (the node lifecycle controller's
+    /// `node-monitor-grace-period`).
+    #[serde(default = "d_node_monitor_grace")]
+    pub node_monitor_grace: f64,
 }
 
 fn d_node_boot() -> f64 {
@@ -109,6 +113,9 @@ fn d_pod_start() -> f64 {
 fn d_pod_stop() -> f64 {
     5.0
 }
+fn d_node_monitor_grace() -> f64 {
+    40.0
+}
 
 impl Default for Delays {
     fn default() -> Self {
@@ -116,6 +123,7 @@ impl Default for Delays {
             node_boot: d_node_boot(),
             pod_start: d_pod_start(),
             pod_stop: d_pod_stop(),
+            node_monitor_grace: d_node_monitor_grace(),
         }
     }
 }
@@ -444,6 +452,7 @@ impl Scenario {
             ("node_boot", self.delays.node_boot),
             ("pod_start", self.delays.pod_start),
             ("pod_stop", self.delays.pod_stop),
+            ("node_monitor_grace", self.delays.node_monitor_grace),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 p.push(format!(

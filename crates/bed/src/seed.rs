@@ -162,6 +162,8 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
     let c = &s.cluster.name;
 
+    let t0 = std::time::Instant::now();
+    let phase = |what: &str| tracing::debug!(secs = t0.elapsed().as_secs_f64(), "seeded {what}");
     // Network.
     let vpc_id = ec2
         .create_vpc()
@@ -217,11 +219,13 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         .ok_or_else(|| BedError::Seed("CreateSecurityGroup returned no group id".into()))?
         .to_string();
 
+    phase("network");
     let ami_id = pick_ami(&ec2).await?;
 
     // DynamoDB table.
     create_table(&ddb, s).await?;
 
+    phase("AMI + table");
     // Target groups and the load balancer.
     let mut target_groups = BTreeMap::new();
     for tg in &s.target_groups {
@@ -266,6 +270,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         None => (None, None),
     };
 
+    phase("target groups");
     // Node groups.
     let mut node_groups = BTreeMap::new();
     for ng in &s.node_groups {
@@ -283,6 +288,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         node_groups.insert(ng.name.clone(), seeded);
     }
 
+    phase("node groups");
     // Register targets.
     for tg in &s.target_groups {
         use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
@@ -312,6 +318,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         }
     }
 
+    phase("targets");
     // Standbys end stopped.
     let standbys: Vec<String> = node_groups
         .values()
@@ -332,6 +339,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         .await?;
     }
 
+    phase("standbys");
     Ok(SeededWorld {
         cluster: c.clone(),
         region: s.cluster.region.clone(),

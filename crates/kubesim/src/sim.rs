@@ -85,6 +85,19 @@ impl Simulator {
                 .create(&resources::NAMESPACES, None, serde_json::json!({"metadata": {"name": ns}}))
                 .map_err(SimError::Manifest)?;
         }
+        // The API server bootstraps the two system priority classes.
+        for (name, value, description) in [
+            ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
+            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+        ] {
+            store
+                .create(
+                    &resources::PRIORITYCLASSES,
+                    None,
+                    serde_json::json!({"metadata": {"name": name}, "value": value, "description": description}),
+                )
+                .map_err(SimError::Manifest)?;
+        }
         let listener =
             tokio::net::TcpListener::bind(cfg.bind).await.map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: cfg.bind, source })?;

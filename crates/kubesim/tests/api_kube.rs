@@ -422,7 +422,9 @@ async fn dry_run_writes_change_nothing() {
     pod(&store, "default", "p", Some("n1"), json!({"app": "x"}), None, false);
     ensure_running(&store, "default", "p").await;
     let pods: Api<Pod> = Api::default_namespaced(client(&sim));
-    let ep = EvictParams { delete_options: Some(DeleteParams { dry_run: true, ..Default::default() }), ..Default::default() };
+    // (kube sends EvictParams::delete_options as `delete_options`, which API servers ignore, so
+    // the dry run goes in the query.)
+    let ep = EvictParams { post_options: PostParams { dry_run: true, ..Default::default() }, ..Default::default() };
     assert!(pods.evict("p", &ep).await.expect("dry eviction").is_success());
     assert!(pods.get("p").await.expect("still there").metadata.deletion_timestamp.is_none());
 }

@@ -143,8 +143,12 @@ fn taint_keys(n: &Value) -> Vec<String> {
 }
 
 /// Poll `f` until it returns `Some` (every 5 ms, up to 10 s real).
-async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+async fn eventually<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll(what, Duration::from_millis(5), Duration::from_secs(10), f).await
+}
+
+async fn poll<T>(what: &str, every: Duration, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
     loop {
         if let Some(v) = f() {
             return v;
@@ -152,7 +156,7 @@ async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         if tokio::time::Instant::now() > deadline {
             panic!("timed out waiting for: {what}");
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -211,7 +215,7 @@ async fn a_deployment_creates_its_replicaset_and_pods_which_become_running() {
         assert!(!s(p, "/status/podIP").is_empty());
         assert!(!s(p, "/status/hostIP").is_empty());
         assert!(!s(p, "/status/startTime").is_empty());
-        assert_eq!(s(p, "/status/containerStatuses/0/state/running/startedAt").is_empty(), false);
+        assert!(!s(p, "/status/containerStatuses/0/state/running/startedAt").is_empty());
         for ty in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
             assert_eq!(condition(p, ty).map(|c| s(c, "/status")), Some("True"), "{ty}");
         }
@@ -577,10 +581,13 @@ async fn node_selector_and_required_affinity_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resource_requests_limit_pods_per_node() {
     let c = cluster();
-    add_node(&c, node("n1", "1930m", "7Gi", 110));
-    add_node(&c, node("n2", "1930m", "7Gi", 110));
+    for n in ["n1", "n2"] {
+        let mut nd = node(n, "1930m", "7Gi", 110);
+        nd["metadata"]["labels"]["pool"] = json!("cpu");
+        add_node(&c, nd);
+    }
     // 500m each: 3 fit per node (1500m), the 7th and 8th do not.
-    create(&c, &resources::DEPLOYMENTS, deployment("cpu", 8, json!({"containers": [container("500m", "100Mi")]})));
+    create(&c, &resources::DEPLOYMENTS, deployment("cpu", 8, json!({"nodeSelector": {"pool": "cpu"}, "containers": [container("500m", "100Mi")]})));
     let ps = running(&c, "cpu", 6).await;
     for n in ["n1", "n2"] {
         assert_eq!(ps.iter().filter(|p| s(p, "/spec/nodeName") == n).count(), 3);
@@ -592,6 +599,7 @@ async fn resource_requests_limit_pods_per_node() {
     .await;
     let msg = pending_message(&c, name(&pending[0])).unwrap();
     assert!(msg.starts_with("0/2 nodes are available: 2 Insufficient cpu."), "{msg}");
+    assert!(msg.ends_with("preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod."), "{msg}");
 
     // Memory and pod count limit too.
     add_node(&c, node("small", "8", "1Gi", 2));
@@ -620,7 +628,7 @@ async fn a_high_priority_pod_preempts_placeholder_pods() {
 
     create(&c, &resources::PODS, pod("important", json!({"priorityClassName": "critical", "containers": [container("1", "64Mi")]})));
     let p = eventually("important runs", || {
-        get(&c, &resources::PODS, Some("default"), "important").filter(|p| running_ready(p))
+        get(&c, &resources::PODS, Some("default"), "important").filter(running_ready)
     })
     .await;
     assert_eq!(s(&p, "/spec/nodeName"), "standby");
@@ -671,9 +679,11 @@ async fn pdb_status_counts_healthy_pods_and_allowed_disruptions() {
     let c = cluster_with(100.0, ControllerConfig { pod_stop_seconds: 60.0, ..ControllerConfig::default() });
     add_node(&c, node("n1", "8", "16Gi", 110));
     create(&c, &resources::DEPLOYMENTS, deployment("web", 4, simple_spec()));
+    create(&c, &resources::DEPLOYMENTS, deployment("api", 4, simple_spec()));
     create(&c, &resources::PODDISRUPTIONBUDGETS, pdb("web-min", "web", "minAvailable", json!(3)));
-    create(&c, &resources::PODDISRUPTIONBUDGETS, pdb("web-max", "web", "maxUnavailable", json!("50%")));
+    create(&c, &resources::PODDISRUPTIONBUDGETS, pdb("web-max", "api", "maxUnavailable", json!("50%")));
     let ps = running(&c, "web", 4).await;
+    running(&c, "api", 4).await;
     let status = |n: &str| get(&c, &resources::PODDISRUPTIONBUDGETS, Some("default"), n).and_then(|p| p.get("status").cloned());
     eventually_true("pdb status", || {
         status("web-min").is_some_and(|s| i(&s, "/currentHealthy") == 4 && i(&s, "/disruptionsAllowed") == 1)
@@ -857,7 +867,7 @@ async fn a_running_instance_becomes_a_ready_node_after_the_boot_delay() {
     assert_eq!(s(&n, "/status/capacity/memory"), "8388608Ki");
     assert_eq!(s(&n, "/status/capacity/pods"), "29");
     assert_eq!(s(&n, "/status/allocatable/cpu"), "1930m");
-    assert_eq!(s(&n, "/status/nodeInfo/kubeletVersion").starts_with("v1.33."), true);
+    assert!(s(&n, "/status/nodeInfo/kubeletVersion").starts_with("v1.33."));
     assert_eq!(s(&n, "/status/nodeInfo/architecture"), "amd64");
     let addrs: Vec<&str> = n.pointer("/status/addresses").and_then(Value::as_array).unwrap().iter().map(|a| s(a, "/type")).collect();
     assert_eq!(addrs, ["InternalIP", "InternalDNS", "Hostname"]);
@@ -976,4 +986,53 @@ async fn a_terminated_instance_removes_its_node() {
     // Vanishing from the snapshot counts as terminated too.
     l.link.observe(vec![]);
     eventually_true("node b gone", || node_named(&l.c, &b.private_dns_name).is_none()).await;
+}
+
+// ------------------------------------------------------------------------------------------
+// Scale
+// ------------------------------------------------------------------------------------------
+
+/// 200 nodes × 30 pods: everything settles, then the store goes quiet (no busy loops), and a
+/// drained node's pods are replaced at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_thousand_pods_on_two_hundred_nodes_settle_and_go_quiet() {
+    let c = cluster();
+    for n in 0..200 {
+        add_node(&c, node(&format!("n{n:03}"), "4", "16Gi", 58));
+    }
+    let t0 = std::time::Instant::now();
+    for d in 0..20 {
+        create(&c, &resources::DEPLOYMENTS, deployment(&format!("app{d:02}"), 300, json!({"containers": [container("100m", "128Mi")]})));
+    }
+    // Listing 6000 pods is itself work: poll slowly.
+    let slow = Duration::from_millis(200);
+    poll("6000 pods running", slow, Duration::from_secs(60), || {
+        let ps = pods(&c);
+        let (all, bound, up) = (ps.len(), ps.iter().filter(|p| p.pointer("/spec/nodeName").is_some()).count(), ps.iter().filter(|p| running_ready(p)).count());
+        eprintln!("{:?}: {all} pods, {bound} bound, {up} running", t0.elapsed());
+        (up == 6000).then_some(())
+    })
+    .await;
+    let settled = t0.elapsed();
+    eprintln!("6000 pods running after {settled:?}");
+    // Quiet: once statuses have caught up, nothing keeps writing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rv = c.store.current_rv();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(c.store.current_rv() - rv < 10, "store still busy: {} writes in 0.5 s", c.store.current_rv() - rv);
+
+    // Drain one node through evictions: every pod is replaced by a Pending one at once.
+    let on_node: Vec<String> = pods(&c).iter().filter(|p| s(p, "/spec/nodeName") == "n000").map(|p| name(p).to_string()).collect();
+    assert!(!on_node.is_empty());
+    modify(&c, &resources::NODES, None, "n000", |n| n["spec"]["unschedulable"] = json!(true));
+    let t1 = std::time::Instant::now();
+    for p in &on_node {
+        evict(&c, p).unwrap();
+    }
+    poll("replacements running elsewhere", slow, Duration::from_secs(30), || {
+        let ps = pods(&c);
+        (ps.iter().filter(|p| running_ready(p)).count() == 6000 && ps.iter().all(|p| terminating(p) || s(p, "/spec/nodeName") != "n000")).then_some(())
+    })
+    .await;
+    eprintln!("drained {} pods, replacements running after {:?}", on_node.len(), t1.elapsed());
 }

@@ -33,7 +33,8 @@ fn already_done<E: aws_sdk_autoscaling::error::ProvideErrorMetadata, R>(
     err: &aws_sdk_autoscaling::error::SdkError<E, R>,
     markers: &[&str],
 ) -> bool {
-    error_code(err) == Some("ValidationError") && error_message(err).is_some_and(|m| markers.iter().any(|k| m.contains(k)))
+    error_code(err) == Some("ValidationError")
+        && error_message(err).is_some_and(|m| markers.iter().any(|k| m.contains(k)))
 }
 
 /// The message Auto Scaling gives for an instance no longer in the group.
@@ -113,19 +114,28 @@ mod tests {
     fn ok(action: &str) -> Reply {
         Reply::xml(
             200,
-            format!("<{action}Response xmlns=\"{NS}\"><{action}Result/><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"),
+            format!(
+                "<{action}Response xmlns=\"{NS}\"><{action}Result/><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"
+            ),
         )
     }
 
     fn error(status: u16, code: &str, message: &str) -> Reply {
         Reply::xml(
             status,
-            format!("<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"),
+            format!(
+                "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+            ),
         )
     }
 
     fn hook() -> LifecycleRef {
-        LifecycleRef { asg: "workers".into(), hook: "drain".into(), token: "tok-1".into(), instance_id: "i-0123456789abcdef0".into() }
+        LifecycleRef {
+            asg: "workers".into(),
+            hook: "drain".into(),
+            token: "tok-1".into(),
+            instance_id: "i-0123456789abcdef0".into(),
+        }
     }
 
     /// An adapter against a server answering with `replies` in order.
@@ -133,7 +143,11 @@ mod tests {
         let replies = Arc::new(Mutex::new(replies));
         let server = Server::start(move |r: &Captured| {
             let mut q = replies.lock().unwrap();
-            if q.is_empty() { ok(&r.form()["Action"]) } else { q.remove(0) }
+            if q.is_empty() {
+                ok(&r.form()["Action"])
+            } else {
+                q.remove(0)
+            }
         })
         .await;
         let client = aws_sdk_autoscaling::Client::new(&sdk_config(&server.url).await);
@@ -154,7 +168,10 @@ mod tests {
         assert_eq!(form["LifecycleActionToken"], "tok-1");
         assert_eq!(form["InstanceId"], "i-0123456789abcdef0");
         assert_eq!(form["LifecycleActionResult"], "CONTINUE");
-        assert!(req.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/"), "signed");
+        assert!(
+            req.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/"),
+            "signed"
+        );
     }
 
     #[tokio::test]
@@ -184,9 +201,21 @@ mod tests {
     #[tokio::test]
     async fn finished_work_is_success_and_other_errors_are_classified() {
         let (asg, _server) = adapter(vec![
-            error(400, "ValidationError", "No active Lifecycle Action found with token tok-1"),
-            error(400, "ValidationError", "The instance i-0123456789abcdef0 is not part of Auto Scaling group workers."),
-            error(400, "ValidationError", "No active Lifecycle Action found with token tok-1"),
+            error(
+                400,
+                "ValidationError",
+                "No active Lifecycle Action found with token tok-1",
+            ),
+            error(
+                400,
+                "ValidationError",
+                "The instance i-0123456789abcdef0 is not part of Auto Scaling group workers.",
+            ),
+            error(
+                400,
+                "ValidationError",
+                "No active Lifecycle Action found with token tok-1",
+            ),
             error(400, "Throttling", "Rate exceeded"),
             error(400, "ResourceContention", "busy"),
             error(403, "AccessDenied", "no"),
@@ -196,9 +225,21 @@ mod tests {
         asg.complete(&hook()).await.unwrap();
         asg.detach("workers", "i-0123456789abcdef0").await.unwrap();
         asg.heartbeat(&hook()).await.unwrap();
-        assert!(matches!(asg.complete(&hook()).await, Err(PortError::Transient { .. })));
-        assert!(matches!(asg.heartbeat(&hook()).await, Err(PortError::Transient { .. })));
-        assert!(matches!(asg.detach("workers", "i-1").await, Err(PortError::Permanent { .. })));
-        assert!(matches!(asg.complete(&hook()).await, Err(PortError::Permanent { .. })));
+        assert!(matches!(
+            asg.complete(&hook()).await,
+            Err(PortError::Transient { .. })
+        ));
+        assert!(matches!(
+            asg.heartbeat(&hook()).await,
+            Err(PortError::Transient { .. })
+        ));
+        assert!(matches!(
+            asg.detach("workers", "i-1").await,
+            Err(PortError::Permanent { .. })
+        ));
+        assert!(matches!(
+            asg.complete(&hook()).await,
+            Err(PortError::Permanent { .. })
+        ));
     }
 }

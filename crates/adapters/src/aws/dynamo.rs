@@ -26,7 +26,11 @@ pub fn attr_to_value(a: &Attr) -> AttributeValue {
         Attr::N(n) => AttributeValue::N(n.clone()),
         Attr::Bool(b) => AttributeValue::Bool(*b),
         Attr::L(l) => AttributeValue::L(l.iter().map(attr_to_value).collect()),
-        Attr::M(m) => AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), attr_to_value(v))).collect()),
+        Attr::M(m) => AttributeValue::M(
+            m.iter()
+                .map(|(k, v)| (k.clone(), attr_to_value(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -37,27 +41,43 @@ pub fn attr_from_value(name: &str, v: &AttributeValue) -> Result<Attr, AttrError
         AttributeValue::N(n) => Attr::N(n.clone()),
         AttributeValue::Bool(b) => Attr::Bool(*b),
         AttributeValue::L(l) => Attr::L(
-            l.iter().enumerate().map(|(i, v)| attr_from_value(&format!("{name}[{i}]"), v)).collect::<Result<_, _>>()?,
+            l.iter()
+                .enumerate()
+                .map(|(i, v)| attr_from_value(&format!("{name}[{i}]"), v))
+                .collect::<Result<_, _>>()?,
         ),
         AttributeValue::M(m) => Attr::M(
-            m.iter().map(|(k, v)| Ok((k.clone(), attr_from_value(&format!("{name}.{k}"), v)?))).collect::<Result<_, _>>()?,
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), attr_from_value(&format!("{name}.{k}"), v)?)))
+                .collect::<Result<_, _>>()?,
         ),
-        _ => return Err(AttrError { name: name.to_owned() }),
+        _ => {
+            return Err(AttrError {
+                name: name.to_owned(),
+            });
+        }
     })
 }
 
 /// An [`Item`] → the SDK's item.
 pub fn item_to_sdk(item: &Item) -> HashMap<String, AttributeValue> {
-    item.iter().map(|(k, v)| (k.clone(), attr_to_value(v))).collect()
+    item.iter()
+        .map(|(k, v)| (k.clone(), attr_to_value(v)))
+        .collect()
 }
 
 /// The SDK's item → an [`Item`].
 pub fn item_from_sdk(item: &HashMap<String, AttributeValue>) -> Result<Item, AttrError> {
-    item.iter().map(|(k, v)| Ok((k.clone(), attr_from_value(k, v)?))).collect()
+    item.iter()
+        .map(|(k, v)| Ok((k.clone(), attr_from_value(k, v)?)))
+        .collect()
 }
 
 fn decode(op: &'static str, item: &HashMap<String, AttributeValue>) -> Result<Item, PortError> {
-    item_from_sdk(item).map_err(|e| PortError::Permanent { op, source: Box::new(e) })
+    item_from_sdk(item).map_err(|e| PortError::Permanent {
+        op,
+        source: Box::new(e),
+    })
 }
 
 /// The table through the SDK.
@@ -70,7 +90,10 @@ pub struct DynamoRecords {
 impl DynamoRecords {
     /// Records in `table`.
     pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoRecords { client, table: table.into() }
+        DynamoRecords {
+            client,
+            table: table.into(),
+        }
     }
 
     /// The table name.
@@ -79,7 +102,13 @@ impl DynamoRecords {
     }
 
     /// Every item where `key_attr = value`, on the table or on `index`, in sort-key order.
-    async fn query_eq(&self, op: &'static str, index: Option<&str>, key_attr: &str, value: &str) -> Result<Vec<Item>, PortError> {
+    async fn query_eq(
+        &self,
+        op: &'static str,
+        index: Option<&str>,
+        key_attr: &str,
+        value: &str,
+    ) -> Result<Vec<Item>, PortError> {
         // iam: dynamodb:Query
         let mut pages = self
             .client
@@ -146,13 +175,19 @@ impl Records for DynamoRecords {
             .await;
         match result {
             Ok(_) => Ok(Claim::Won),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(Claim::Lost),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Claim::Lost)
+            }
             Err(e) => Err(sdk_error("claim event", e)),
         }
     }
 
     async fn update(&self, update: &Update) -> Result<(), PortError> {
-        let values = (!update.expression_values.is_empty()).then(|| item_to_sdk(&update.expression_values));
+        let values =
+            (!update.expression_values.is_empty()).then(|| item_to_sdk(&update.expression_values));
         // iam: dynamodb:UpdateItem
         self.client
             .update_item()
@@ -172,7 +207,13 @@ impl Records for DynamoRecords {
 
     async fn query_instance(&self, instance_id: &str) -> Result<Vec<Item>, PortError> {
         // gsi1sk starts with the received time, so ascending key order is oldest first.
-        self.query_eq("query instance index", Some(record::GSI1), record::GSI1_PK, &record::instance_key(instance_id)).await
+        self.query_eq(
+            "query instance index",
+            Some(record::GSI1),
+            record::GSI1_PK,
+            &record::instance_key(instance_id),
+        )
+        .await
     }
 }
 
@@ -188,14 +229,27 @@ mod tests {
     #[test]
     fn attrs_round_trip_through_attribute_values() {
         let nested = Attr::M(BTreeMap::from([
-            ("l".to_owned(), Attr::L(vec![Attr::n(1), Attr::s("x"), Attr::Bool(false)])),
+            (
+                "l".to_owned(),
+                Attr::L(vec![Attr::n(1), Attr::s("x"), Attr::Bool(false)]),
+            ),
             ("m".to_owned(), Attr::M(BTreeMap::new())),
         ]));
-        for a in [Attr::s("s"), Attr::n(-5), Attr::N("1.5".into()), Attr::Bool(true), Attr::L(vec![]), nested] {
+        for a in [
+            Attr::s("s"),
+            Attr::n(-5),
+            Attr::N("1.5".into()),
+            Attr::Bool(true),
+            Attr::L(vec![]),
+            nested,
+        ] {
             assert_eq!(attr_from_value("a", &attr_to_value(&a)).unwrap(), a);
         }
         assert_eq!(attr_to_value(&Attr::n(7)), AttributeValue::N("7".into()));
-        let item: Item = BTreeMap::from([("pk".to_owned(), Attr::s("P")), ("n".to_owned(), Attr::n(1))]);
+        let item: Item = BTreeMap::from([
+            ("pk".to_owned(), Attr::s("P")),
+            ("n".to_owned(), Attr::n(1)),
+        ]);
         assert_eq!(item_from_sdk(&item_to_sdk(&item)).unwrap(), item);
     }
 
@@ -203,15 +257,25 @@ mod tests {
     fn unused_types_are_errors_naming_the_attribute() {
         let bad = AttributeValue::M(HashMap::from([(
             "inner".to_owned(),
-            AttributeValue::L(vec![AttributeValue::S("ok".into()), AttributeValue::B(Blob::new(vec![1]))]),
+            AttributeValue::L(vec![
+                AttributeValue::S("ok".into()),
+                AttributeValue::B(Blob::new(vec![1])),
+            ]),
         )]));
-        assert_eq!(attr_from_value("top", &bad), Err(AttrError { name: "top.inner[1]".into() }));
+        assert_eq!(
+            attr_from_value("top", &bad),
+            Err(AttrError {
+                name: "top.inner[1]".into()
+            })
+        );
         assert!(attr_from_value("n", &AttributeValue::Null(true)).is_err());
         assert!(attr_from_value("ss", &AttributeValue::Ss(vec!["a".into()])).is_err());
     }
 
     fn target(r: &Captured) -> String {
-        r.headers["x-amz-target"].trim_start_matches("DynamoDB_20120810.").to_owned()
+        r.headers["x-amz-target"]
+            .trim_start_matches("DynamoDB_20120810.")
+            .to_owned()
     }
 
     fn action() -> RecordEvent {
@@ -236,7 +300,10 @@ mod tests {
             }
         })
         .await;
-        let records = DynamoRecords::new(aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await), "costop");
+        let records = DynamoRecords::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await),
+            "costop",
+        );
         let now = "2025-01-01T00:00:00Z".parse().unwrap();
         assert_eq!(records.claim(&action(), now).await.unwrap(), Claim::Won);
         assert_eq!(records.claim(&action(), now).await.unwrap(), Claim::Lost);
@@ -245,8 +312,14 @@ mod tests {
         let body = req.json();
         let expected = record::dedupe_put(&action(), now);
         assert_eq!(body["TableName"], "costop");
-        assert_eq!(body["ConditionExpression"], expected.condition_expression.as_str());
-        assert_eq!(body["ExpressionAttributeValues"], json!({":false": {"BOOL": false}, ":cutoff": {"N": "1735689420"}}));
+        assert_eq!(
+            body["ConditionExpression"],
+            expected.condition_expression.as_str()
+        );
+        assert_eq!(
+            body["ExpressionAttributeValues"],
+            json!({":false": {"BOOL": false}, ":cutoff": {"N": "1735689420"}})
+        );
         assert_eq!(body["Item"]["pk"], json!({"S": "EVENT#e1"}));
         assert_eq!(body["Item"]["completed"], json!({"BOOL": false}));
     }
@@ -254,7 +327,10 @@ mod tests {
     #[tokio::test]
     async fn reads_are_consistent_and_queries_page_through_the_index() {
         let server = Server::start(|r: &Captured| match target(r).as_str() {
-            "GetItem" => Reply::aws_json(200, json!({"Item": {"pk": {"S": "P"}, "sk": {"S": "S"}, "n": {"N": "3"}}})),
+            "GetItem" => Reply::aws_json(
+                200,
+                json!({"Item": {"pk": {"S": "P"}, "sk": {"S": "S"}, "n": {"N": "3"}}}),
+            ),
             "Query" if r.json().get("ExclusiveStartKey").is_none() => Reply::aws_json(
                 200,
                 json!({"Items": [{"pk": {"S": "a"}}], "LastEvaluatedKey": {"pk": {"S": "a"}}}),
@@ -264,12 +340,25 @@ mod tests {
             t => panic!("unexpected {t}"),
         })
         .await;
-        let records = DynamoRecords::new(aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await), "costop");
-        let item = records.get(&Key { pk: "P".into(), sk: "S".into() }).await.unwrap().unwrap();
+        let records = DynamoRecords::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await),
+            "costop",
+        );
+        let item = records
+            .get(&Key {
+                pk: "P".into(),
+                sk: "S".into(),
+            })
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(item["n"], Attr::n(3));
         let items = records.query_instance("i-1").await.unwrap();
         assert_eq!(items.len(), 2);
-        records.update(&record::dedupe_finish("e1", "i-1")).await.unwrap();
+        records
+            .update(&record::dedupe_finish("e1", "i-1"))
+            .await
+            .unwrap();
 
         let reqs = server.requests();
         let get = reqs[0].json();
@@ -279,11 +368,20 @@ mod tests {
         assert_eq!(query["IndexName"], "gsi1");
         assert_eq!(query["KeyConditionExpression"], "#k = :v");
         assert_eq!(query["ExpressionAttributeNames"], json!({"#k": "gsi1pk"}));
-        assert_eq!(query["ExpressionAttributeValues"], json!({":v": {"S": "INSTANCE#i-1"}}));
+        assert_eq!(
+            query["ExpressionAttributeValues"],
+            json!({":v": {"S": "INSTANCE#i-1"}})
+        );
         assert_eq!(query["ConsistentRead"], false);
-        assert_eq!(reqs[2].json()["ExclusiveStartKey"], json!({"pk": {"S": "a"}}));
+        assert_eq!(
+            reqs[2].json()["ExclusiveStartKey"],
+            json!({"pk": {"S": "a"}})
+        );
         let update = reqs[3].json();
         assert_eq!(update["UpdateExpression"], "SET completed = :true");
-        assert_eq!(update["ExpressionAttributeValues"], json!({":true": {"BOOL": true}}));
+        assert_eq!(
+            update["ExpressionAttributeValues"],
+            json!({":true": {"BOOL": true}})
+        );
     }
 }

@@ -30,11 +30,26 @@ impl ElbAdapter {
     /// A group's registered targets; `None` if the group vanished meanwhile.
     async fn targets(&self, arn: &str) -> Result<Option<Vec<RegisteredTarget>>, PortError> {
         // iam: elasticloadbalancing:DescribeTargetHealth
-        match self.client.describe_target_health().target_group_arn(arn).send().await {
+        match self
+            .client
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+        {
             Ok(out) => Ok(Some(
-                out.target_health_descriptions().iter().filter_map(|d| d.target()).filter_map(registered_target).collect(),
+                out.target_health_descriptions()
+                    .iter()
+                    .filter_map(|d| d.target())
+                    .filter_map(registered_target)
+                    .collect(),
             )),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_target_group_not_found_exception()) => Ok(None),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(sdk_error("describe target health", e)),
         }
     }
@@ -60,12 +75,16 @@ fn registered_target(t: &TargetDescription) -> Option<RegisteredTarget> {
 
 /// Groups whose targets can be the instance (by id or by one of its IPs).
 fn candidate(g: &TargetGroup) -> Option<(String, TargetType)> {
-    let t = target_type(g.target_type()).filter(|t| matches!(t, TargetType::Instance | TargetType::Ip))?;
+    let t = target_type(g.target_type())
+        .filter(|t| matches!(t, TargetType::Instance | TargetType::Ip))?;
     Some((g.target_group_arn()?.to_owned(), t))
 }
 
 impl Elb for ElbAdapter {
-    async fn target_groups_for(&self, instance: &InstanceFacts) -> Result<Vec<TargetGroupFacts>, PortError> {
+    async fn target_groups_for(
+        &self,
+        instance: &InstanceFacts,
+    ) -> Result<Vec<TargetGroupFacts>, PortError> {
         // iam: elasticloadbalancing:DescribeTargetGroups
         let groups: Vec<TargetGroup> = self
             .client
@@ -79,11 +98,20 @@ impl Elb for ElbAdapter {
         let candidates: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
         let found: Vec<Option<TargetGroupFacts>> = futures::stream::iter(candidates)
             .map(|(arn, target_type)| async move {
-                let Some(targets) = self.targets(&arn).await? else { return Ok(None) };
-                let group = TargetGroupFacts { arn, target_type, targets };
+                let Some(targets) = self.targets(&arn).await? else {
+                    return Ok(None);
+                };
+                let group = TargetGroupFacts {
+                    arn,
+                    target_type,
+                    targets,
+                };
                 // Only the instance's own targets: a group can hold hundreds of others.
                 let mine = group.targets_of(instance);
-                Ok::<_, PortError>((!mine.is_empty()).then(|| TargetGroupFacts { targets: mine, ..group }))
+                Ok::<_, PortError>((!mine.is_empty()).then_some(TargetGroupFacts {
+                    targets: mine,
+                    ..group
+                }))
             })
             .buffered(HEALTH_CONCURRENCY)
             .try_collect()
@@ -104,12 +132,20 @@ impl Elb for ElbAdapter {
             })
             .collect();
         // iam: elasticloadbalancing:DeregisterTargets
-        match self.client.deregister_targets().target_group_arn(&action.target_group_arn).set_targets(Some(targets)).send().await {
+        match self
+            .client
+            .deregister_targets()
+            .target_group_arn(&action.target_group_arn)
+            .set_targets(Some(targets))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             // Idempotent on redelivery: the group is gone, or the targets already are.
             Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_target_group_not_found_exception() || s.is_invalid_target_exception()) =>
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_target_group_not_found_exception() || s.is_invalid_target_exception()
+                }) =>
             {
                 tracing::info!(target_group = %action.target_group_arn, error = %aws_sdk_elasticloadbalancingv2::error::DisplayErrorContext(&e), "nothing to deregister");
                 Ok(())
@@ -131,7 +167,9 @@ mod tests {
 
     fn groups_xml() -> String {
         let group = |arn: &str, t: &str| {
-            format!("<member><TargetGroupArn>{arn}</TargetGroupArn><TargetType>{t}</TargetType></member>")
+            format!(
+                "<member><TargetGroupArn>{arn}</TargetGroupArn><TargetType>{t}</TargetType></member>"
+            )
         };
         format!(
             "<DescribeTargetGroupsResponse xmlns=\"{NS}\"><DescribeTargetGroupsResult><TargetGroups>{}{}{}{}</TargetGroups></DescribeTargetGroupsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetGroupsResponse>",
@@ -145,7 +183,9 @@ mod tests {
     fn health_xml(targets: &[(&str, u16)]) -> String {
         let members: String = targets
             .iter()
-            .map(|(id, port)| format!("<member><Target><Id>{id}</Id><Port>{port}</Port></Target></member>"))
+            .map(|(id, port)| {
+                format!("<member><Target><Id>{id}</Id><Port>{port}</Port></Target></member>")
+            })
             .collect();
         format!(
             "<DescribeTargetHealthResponse xmlns=\"{NS}\"><DescribeTargetHealthResult><TargetHealthDescriptions>{members}</TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetHealthResponse>"
@@ -153,21 +193,37 @@ mod tests {
     }
 
     fn error_xml(code: &str) -> String {
-        format!("<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>m</Message></Error><RequestId>r</RequestId></ErrorResponse>")
+        format!(
+            "<ErrorResponse xmlns=\"{NS}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>m</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        )
     }
 
     fn handler(r: &Captured) -> Reply {
         let form = r.form();
-        match (form["Action"].as_str(), form.get("TargetGroupArn").map(String::as_str)) {
+        match (
+            form["Action"].as_str(),
+            form.get("TargetGroupArn").map(String::as_str),
+        ) {
             ("DescribeTargetGroups", _) => Reply::xml(200, groups_xml()),
-            ("DescribeTargetHealth", Some("arn:inst")) => Reply::xml(200, health_xml(&[("i-0123456789abcdef0", 80), ("i-0other", 80)])),
-            ("DescribeTargetHealth", Some("arn:ip")) => Reply::xml(200, health_xml(&[("10.0.9.9", 8080)])),
-            ("DescribeTargetHealth", Some("arn:gone")) => Reply::xml(400, error_xml("TargetGroupNotFound")),
-            ("DeregisterTargets", Some("arn:gone")) => Reply::xml(400, error_xml("TargetGroupNotFound")),
+            ("DescribeTargetHealth", Some("arn:inst")) => Reply::xml(
+                200,
+                health_xml(&[("i-0123456789abcdef0", 80), ("i-0other", 80)]),
+            ),
+            ("DescribeTargetHealth", Some("arn:ip")) => {
+                Reply::xml(200, health_xml(&[("10.0.9.9", 8080)]))
+            }
+            ("DescribeTargetHealth", Some("arn:gone")) => {
+                Reply::xml(400, error_xml("TargetGroupNotFound"))
+            }
+            ("DeregisterTargets", Some("arn:gone")) => {
+                Reply::xml(400, error_xml("TargetGroupNotFound"))
+            }
             ("DeregisterTargets", Some("arn:denied")) => Reply::xml(403, error_xml("AccessDenied")),
             ("DeregisterTargets", _) => Reply::xml(
                 200,
-                format!("<DeregisterTargetsResponse xmlns=\"{NS}\"><DeregisterTargetsResult/><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DeregisterTargetsResponse>"),
+                format!(
+                    "<DeregisterTargetsResponse xmlns=\"{NS}\"><DeregisterTargetsResult/><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DeregisterTargetsResponse>"
+                ),
             ),
             other => panic!("unexpected {other:?}"),
         }
@@ -189,25 +245,50 @@ mod tests {
     #[tokio::test]
     async fn only_groups_holding_the_instance_are_returned_with_its_own_targets() {
         let server = Server::start(handler).await;
-        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(&server.url).await));
+        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
+            &sdk_config(&server.url).await,
+        ));
         let mut groups = elb.target_groups_for(&instance()).await.unwrap();
         groups.sort_by(|a, b| a.arn.cmp(&b.arn));
         assert_eq!(groups.len(), 2);
-        assert_eq!((groups[0].arn.as_str(), groups[0].target_type), ("arn:inst", TargetType::Instance));
-        assert_eq!(groups[0].targets, vec![RegisteredTarget { id: "i-0123456789abcdef0".into(), port: Some(80), availability_zone: None }]);
-        assert_eq!((groups[1].arn.as_str(), groups[1].targets[0].id.as_str()), ("arn:ip", "10.0.9.9"));
+        assert_eq!(
+            (groups[0].arn.as_str(), groups[0].target_type),
+            ("arn:inst", TargetType::Instance)
+        );
+        assert_eq!(
+            groups[0].targets,
+            vec![RegisteredTarget {
+                id: "i-0123456789abcdef0".into(),
+                port: Some(80),
+                availability_zone: None
+            }]
+        );
+        assert_eq!(
+            (groups[1].arn.as_str(), groups[1].targets[0].id.as_str()),
+            ("arn:ip", "10.0.9.9")
+        );
         // The lambda group's targets were never read.
-        assert!(!server.requests().iter().any(|r| r.form().get("TargetGroupArn").is_some_and(|a| a == "arn:lambda")));
+        assert!(!server.requests().iter().any(|r| {
+            r.form()
+                .get("TargetGroupArn")
+                .is_some_and(|a| a == "arn:lambda")
+        }));
     }
 
     #[tokio::test]
     async fn deregistration_sends_id_port_and_zone_and_is_idempotent() {
         let server = Server::start(handler).await;
-        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(&server.url).await));
+        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
+            &sdk_config(&server.url).await,
+        ));
         let action = |arn: &str| DeregisterTargets {
             target_group_arn: arn.into(),
             target_type: TargetType::Ip,
-            targets: vec![RegisteredTarget { id: "10.0.9.9".into(), port: Some(8080), availability_zone: Some("all".into()) }],
+            targets: vec![RegisteredTarget {
+                id: "10.0.9.9".into(),
+                port: Some(8080),
+                availability_zone: Some("all".into()),
+            }],
         };
         elb.deregister(&action("arn:ip")).await.unwrap();
         let form = server.requests()[0].form();
@@ -216,6 +297,9 @@ mod tests {
         assert_eq!(form["Targets.member.1.Port"], "8080");
         assert_eq!(form["Targets.member.1.AvailabilityZone"], "all");
         elb.deregister(&action("arn:gone")).await.unwrap();
-        assert!(matches!(elb.deregister(&action("arn:denied")).await, Err(PortError::Permanent { .. })));
+        assert!(matches!(
+            elb.deregister(&action("arn:denied")).await,
+            Err(PortError::Permanent { .. })
+        ));
     }
 }

@@ -9,7 +9,9 @@ mod ec2;
 mod elb;
 
 pub use asg::AsgAdapter;
-pub use dynamo::{AttrError, DynamoRecords, attr_from_value, attr_to_value, item_from_sdk, item_to_sdk};
+pub use dynamo::{
+    AttrError, DynamoRecords, attr_from_value, attr_to_value, item_from_sdk, item_to_sdk,
+};
 pub use ec2::Ec2Adapter;
 pub use elb::ElbAdapter;
 
@@ -72,9 +74,15 @@ where
         _ => false,
     };
     if transient {
-        PortError::Transient { op, source: Box::new(err) }
+        PortError::Transient {
+            op,
+            source: Box::new(err),
+        }
     } else {
-        PortError::Permanent { op, source: Box::new(err) }
+        PortError::Permanent {
+            op,
+            source: Box::new(err),
+        }
     }
 }
 
@@ -106,17 +114,32 @@ pub(crate) mod tests {
             .region("us-east-1")
             .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
             .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(2)).build())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(2))
+                    .build(),
+            )
             .load()
             .await
     }
 
     #[test]
     fn throttling_and_faults_are_transient_codes() {
-        for code in ["Throttling", "ThrottlingException", "RequestLimitExceeded", "InternalServerError", "ResourceContention"] {
+        for code in [
+            "Throttling",
+            "ThrottlingException",
+            "RequestLimitExceeded",
+            "InternalServerError",
+            "ResourceContention",
+        ] {
             assert!(is_transient_code(code), "{code}");
         }
-        for code in ["AccessDenied", "ValidationError", "ValidationException", "ConditionalCheckFailedException"] {
+        for code in [
+            "AccessDenied",
+            "ValidationError",
+            "ValidationException",
+            "ConditionalCheckFailedException",
+        ] {
             assert!(!is_transient_code(code), "{code}");
         }
     }
@@ -129,7 +152,10 @@ pub(crate) mod tests {
     }
 
     fn ddb_error(status: u16, kind: &str) -> Reply {
-        Reply::aws_json(status, json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "m"}))
+        Reply::aws_json(
+            status,
+            json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": "m"}),
+        )
     }
 
     #[tokio::test]
@@ -143,7 +169,9 @@ pub(crate) mod tests {
         let e = get_item_error(|| ddb_error(400, "AccessDeniedException")).await;
         assert!(matches!(e, PortError::Permanent { .. }), "{e:?}");
         let e = get_item_error(|| ddb_error(400, "ValidationException")).await;
-        let PortError::Permanent { source, .. } = e else { panic!("{e:?}") };
+        let PortError::Permanent { source, .. } = e else {
+            panic!("{e:?}")
+        };
         // The whole SdkError is kept, code and all.
         let sdk = source.downcast_ref::<SdkError<aws_sdk_dynamodb::operation::get_item::GetItemError, HttpResponse>>();
         assert_eq!(sdk.and_then(error_code), Some("ValidationException"));
@@ -157,6 +185,9 @@ pub(crate) mod tests {
         drop(listener);
         let client = aws_sdk_dynamodb::Client::new(&sdk_config(&url).await);
         let err = client.get_item().table_name("t").send().await.unwrap_err();
-        assert!(matches!(sdk_error("get item", err), PortError::Transient { .. }));
+        assert!(matches!(
+            sdk_error("get item", err),
+            PortError::Transient { .. }
+        ));
     }
 }

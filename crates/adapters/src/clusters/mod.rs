@@ -20,7 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use costop_app::ports::{Clusters, PortError};
-use kube::config::{AuthInfo, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
+use kube::config::{
+    AuthInfo, Context, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext,
+};
 use tokio::sync::Mutex;
 
 use crate::aws::sdk_error;
@@ -72,8 +74,13 @@ pub enum ClusterAccess {
 impl std::fmt::Debug for ClusterAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClusterAccess::Kubeconfig(k) => f.debug_struct("Kubeconfig").field("current_context", &k.current_context).finish(),
-            ClusterAccess::Eks { region, .. } => f.debug_struct("Eks").field("region", region).finish(),
+            ClusterAccess::Kubeconfig(k) => f
+                .debug_struct("Kubeconfig")
+                .field("current_context", &k.current_context)
+                .finish(),
+            ClusterAccess::Eks { region, .. } => {
+                f.debug_struct("Eks").field("region", region).finish()
+            }
         }
     }
 }
@@ -89,11 +96,19 @@ impl ClusterAccess {
         ClusterAccess::eks(sdk)
     }
 
+    /// Kubeconfig mode from one file (the bed's kubesim, tests).
+    pub fn kubeconfig_file(path: impl AsRef<std::path::Path>) -> Result<ClusterAccess, AdapterError> {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(AdapterError::Kubeconfig)?;
+        Ok(ClusterAccess::Kubeconfig(Box::new(kubeconfig)))
+    }
+
     /// EKS mode.
     pub fn eks(sdk: &SdkConfig) -> Result<ClusterAccess, AdapterError> {
         Ok(ClusterAccess::Eks {
             eks: aws_sdk_eks::Client::new(sdk),
-            credentials: sdk.credentials_provider().ok_or(AdapterError::NoCredentials)?,
+            credentials: sdk
+                .credentials_provider()
+                .ok_or(AdapterError::NoCredentials)?,
             region: sdk.region().ok_or(AdapterError::NoRegion)?.to_string(),
         })
     }
@@ -116,7 +131,11 @@ pub struct KubeClusters {
 impl KubeClusters {
     /// Cluster access with the given timeouts.
     pub fn new(access: ClusterAccess, options: KubeOptions) -> Self {
-        KubeClusters { access, options, cache: Mutex::default() }
+        KubeClusters {
+            access,
+            options,
+            cache: Mutex::default(),
+        }
     }
 
     /// The mode in use.
@@ -126,25 +145,47 @@ impl KubeClusters {
 
     async fn build(&self, cluster: &str) -> Result<Cached, PortError> {
         let (config, refresh_at) = match &self.access {
-            ClusterAccess::Kubeconfig(kubeconfig) => (kubeconfig_config(kubeconfig, cluster).await?, None),
-            ClusterAccess::Eks { eks, credentials, region } => {
+            ClusterAccess::Kubeconfig(kubeconfig) => {
+                (kubeconfig_config(kubeconfig, cluster).await?, None)
+            }
+            ClusterAccess::Eks {
+                eks,
+                credentials,
+                region,
+            } => {
                 let config = eks_config(eks, credentials, region, cluster).await?;
                 (config, Some(Instant::now() + TOKEN_REFRESH))
             }
         };
         let client = client(config, &self.options)?;
-        Ok(Cached { cluster: KubeCluster::new(client), refresh_at })
+        Ok(Cached {
+            cluster: KubeCluster::new(client),
+            refresh_at,
+        })
     }
 }
 
 /// The kube config for `cluster`: its own context if the kubeconfig has one by that name, else
 /// the current context.
-async fn kubeconfig_config(kubeconfig: &Kubeconfig, cluster: &str) -> Result<kube::Config, PortError> {
-    let context = kubeconfig.contexts.iter().any(|c| c.name == cluster).then(|| cluster.to_owned());
-    let options = KubeConfigOptions { context, ..KubeConfigOptions::default() };
+async fn kubeconfig_config(
+    kubeconfig: &Kubeconfig,
+    cluster: &str,
+) -> Result<kube::Config, PortError> {
+    let context = kubeconfig
+        .contexts
+        .iter()
+        .any(|c| c.name == cluster)
+        .then(|| cluster.to_owned());
+    let options = KubeConfigOptions {
+        context,
+        ..KubeConfigOptions::default()
+    };
     kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &options)
         .await
-        .map_err(|e| PortError::Permanent { op: "load kubeconfig", source: Box::new(e) })
+        .map_err(|e| PortError::Permanent {
+            op: "load kubeconfig",
+            source: Box::new(e),
+        })
 }
 
 /// A kube client from `config` with costop's timeouts and without kube's retry layer.
@@ -157,7 +198,10 @@ fn client(mut config: kube::Config, options: &KubeOptions) -> Result<kube::Clien
     // went idle.
     config.reset_reader_on_write = true;
     config.default_retry = false;
-    kube::Client::try_from(config).map_err(|e| PortError::Permanent { op: "build kube client", source: Box::new(e) })
+    kube::Client::try_from(config).map_err(|e| PortError::Permanent {
+        op: "build kube client",
+        source: Box::new(e),
+    })
 }
 
 /// DescribeCluster + a fresh token → a kube config for an EKS cluster.
@@ -168,34 +212,58 @@ async fn eks_config(
     cluster: &str,
 ) -> Result<kube::Config, PortError> {
     // iam: eks:DescribeCluster
-    let described = eks.describe_cluster().name(cluster).send().await.map_err(|e| {
-        if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) {
-            PortError::NotFound { op: "describe cluster", what: format!("EKS cluster {cluster}") }
-        } else {
-            sdk_error("describe cluster", e)
-        }
-    })?;
+    let described = eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception())
+            {
+                PortError::NotFound {
+                    op: "describe cluster",
+                    what: format!("EKS cluster {cluster}"),
+                }
+            } else {
+                sdk_error("describe cluster", e)
+            }
+        })?;
     let info = described.cluster();
     let endpoint = info.and_then(|c| c.endpoint()).filter(|e| !e.is_empty());
-    let ca = info.and_then(|c| c.certificate_authority()).and_then(|ca| ca.data()).filter(|d| !d.is_empty());
+    let ca = info
+        .and_then(|c| c.certificate_authority())
+        .and_then(|ca| ca.data())
+        .filter(|d| !d.is_empty());
     let (Some(endpoint), Some(ca)) = (endpoint, ca) else {
         // A cluster still being created has neither.
         return Err(PortError::Transient {
             op: "describe cluster",
-            source: format!("EKS cluster {cluster} has no endpoint or certificate authority yet").into(),
+            source: format!("EKS cluster {cluster} has no endpoint or certificate authority yet")
+                .into(),
         });
     };
     let creds = credentials
         .provide_credentials()
         .await
-        .map_err(|e| PortError::Transient { op: "load AWS credentials", source: Box::new(e) })?;
-    let token = token::eks_token(cluster, region, &creds, SystemTime::now())
-        .map_err(|e| PortError::Permanent { op: "sign EKS token", source: Box::new(e) })?;
+        .map_err(|e| PortError::Transient {
+            op: "load AWS credentials",
+            source: Box::new(e),
+        })?;
+    let token = token::eks_token(cluster, region, &creds, SystemTime::now()).map_err(|e| {
+        PortError::Permanent {
+            op: "sign EKS token",
+            source: Box::new(e),
+        }
+    })?;
     // Through a kubeconfig so kube decodes the base64 PEM CA bundle exactly as kubectl would.
     let kubeconfig = eks_kubeconfig(cluster, endpoint, ca, token);
     kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
-        .map_err(|e| PortError::Permanent { op: "build EKS kube config", source: Box::new(e) })
+        .map_err(|e| PortError::Permanent {
+            op: "build EKS kube config",
+            source: Box::new(e),
+        })
 }
 
 fn eks_kubeconfig(cluster: &str, endpoint: &str, ca_data: &str, token: String) -> Kubeconfig {
@@ -208,14 +276,24 @@ fn eks_kubeconfig(cluster: &str, endpoint: &str, ca_data: &str, token: String) -
                 certificate_authority_data: Some(ca_data.to_owned()),
                 ..Default::default()
             }),
+            ..Default::default()
         }],
         auth_infos: vec![NamedAuthInfo {
             name: USER.to_owned(),
-            auth_info: Some(AuthInfo { token: Some(token.into()), ..Default::default() }),
+            auth_info: Some(AuthInfo {
+                token: Some(token.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
         }],
         contexts: vec![NamedContext {
             name: cluster.to_owned(),
-            context: Some(Context { cluster: cluster.to_owned(), user: Some(USER.to_owned()), ..Default::default() }),
+            context: Some(Context {
+                cluster: cluster.to_owned(),
+                user: Some(USER.to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
         }],
         current_context: Some(cluster.to_owned()),
         ..Default::default()
@@ -264,7 +342,10 @@ users:
 
     fn clusters() -> KubeClusters {
         let kubeconfig = Kubeconfig::from_yaml(KUBECONFIG).unwrap();
-        KubeClusters::new(ClusterAccess::Kubeconfig(Box::new(kubeconfig)), KubeOptions::default())
+        KubeClusters::new(
+            ClusterAccess::Kubeconfig(Box::new(kubeconfig)),
+            KubeOptions::default(),
+        )
     }
 
     #[tokio::test]
@@ -272,7 +353,13 @@ users:
         let kubeconfig = Kubeconfig::from_yaml(KUBECONFIG).unwrap();
         let url = |cluster: &'static str| {
             let kubeconfig = kubeconfig.clone();
-            async move { kubeconfig_config(&kubeconfig, cluster).await.unwrap().cluster_url.to_string() }
+            async move {
+                kubeconfig_config(&kubeconfig, cluster)
+                    .await
+                    .unwrap()
+                    .cluster_url
+                    .to_string()
+            }
         };
         assert_eq!(url("prod").await, "http://127.0.0.1:2/");
         assert_eq!(url("anything-else").await, "http://127.0.0.1:1/");
@@ -289,13 +376,24 @@ users:
 
     #[test]
     fn the_eks_kubeconfig_carries_endpoint_ca_and_token() {
-        let k = eks_kubeconfig("prod", "https://x.eks.amazonaws.com", "Q0E=", "k8s-aws-v1.abc".into());
+        let k = eks_kubeconfig(
+            "prod",
+            "https://x.eks.amazonaws.com",
+            "Q0E=",
+            "k8s-aws-v1.abc".into(),
+        );
         assert_eq!(k.current_context.as_deref(), Some("prod"));
         let cluster = k.clusters[0].cluster.as_ref().unwrap();
-        assert_eq!(cluster.server.as_deref(), Some("https://x.eks.amazonaws.com"));
+        assert_eq!(
+            cluster.server.as_deref(),
+            Some("https://x.eks.amazonaws.com")
+        );
         assert_eq!(cluster.certificate_authority_data.as_deref(), Some("Q0E="));
         let auth = k.auth_infos[0].auth_info.as_ref().unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(auth.token.as_ref().unwrap().expose_secret(), "k8s-aws-v1.abc");
+        assert_eq!(
+            auth.token.as_ref().unwrap().expose_secret(),
+            "k8s-aws-v1.abc"
+        );
     }
 }

@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign};
+use aws_sigv4::http_request::{
+    SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+};
 use aws_sigv4::sign::v4;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -32,13 +34,25 @@ pub enum TokenError {
 
 /// The regional STS endpoint (`sts.<region>.amazonaws.com`, `.com.cn` in the China partition).
 pub fn sts_host(region: &str) -> String {
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
     format!("sts.{region}.{suffix}")
 }
 
 /// The presigned `GetCallerIdentity` URL for `cluster`, signed at `now`.
-pub fn presigned_url(cluster: &str, region: &str, credentials: &Credentials, now: SystemTime) -> Result<String, TokenError> {
-    let url = format!("https://{}/?Action=GetCallerIdentity&Version=2011-06-15", sts_host(region));
+pub fn presigned_url(
+    cluster: &str,
+    region: &str,
+    credentials: &Credentials,
+    now: SystemTime,
+) -> Result<String, TokenError> {
+    let url = format!(
+        "https://{}/?Action=GetCallerIdentity&Version=2011-06-15",
+        sts_host(region)
+    );
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(URL_EXPIRES);
@@ -52,16 +66,30 @@ pub fn presigned_url(cluster: &str, region: &str, credentials: &Credentials, now
         .build()
         .map_err(TokenError::Params)?
         .into();
-    let request = SignableRequest::new("GET", url.as_str(), [(CLUSTER_ID_HEADER, cluster)].into_iter(), SignableBody::empty())
-        .map_err(TokenError::Sign)?;
-    let (instructions, _signature) = sign(request, &params).map_err(TokenError::Sign)?.into_parts();
-    let mut http_request = http::Request::get(url.as_str()).body(()).map_err(TokenError::Http)?;
+    let request = SignableRequest::new(
+        "GET",
+        url.as_str(),
+        [(CLUSTER_ID_HEADER, cluster)].into_iter(),
+        SignableBody::empty(),
+    )
+    .map_err(TokenError::Sign)?;
+    let (instructions, _signature) = sign(request, &params)
+        .map_err(TokenError::Sign)?
+        .into_parts();
+    let mut http_request = http::Request::get(url.as_str())
+        .body(())
+        .map_err(TokenError::Http)?;
     instructions.apply_to_request_http1x(&mut http_request);
     Ok(http_request.uri().to_string())
 }
 
 /// The bearer token for `cluster`, signed at `now`.
-pub fn eks_token(cluster: &str, region: &str, credentials: &Credentials, now: SystemTime) -> Result<String, TokenError> {
+pub fn eks_token(
+    cluster: &str,
+    region: &str,
+    credentials: &Credentials,
+    now: SystemTime,
+) -> Result<String, TokenError> {
     let url = presigned_url(cluster, region, credentials, now)?;
     Ok(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(url)))
 }
@@ -71,7 +99,13 @@ mod tests {
     use super::*;
 
     fn creds() -> Credentials {
-        Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("session/token+x".into()), None, "test")
+        Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("session/token+x".into()),
+            None,
+            "test",
+        )
     }
 
     /// 2024-01-01T00:00:00Z.
@@ -81,14 +115,22 @@ mod tests {
 
     fn decode(token: &str) -> String {
         let b64 = token.strip_prefix(TOKEN_PREFIX).expect("prefix");
-        String::from_utf8(URL_SAFE_NO_PAD.decode(b64).expect("base64url without padding")).unwrap()
+        String::from_utf8(
+            URL_SAFE_NO_PAD
+                .decode(b64)
+                .expect("base64url without padding"),
+        )
+        .unwrap()
     }
 
     #[test]
     fn the_token_is_a_prefixed_base64url_presigned_sts_url() {
         let token = eks_token("prod", "eu-west-1", &creds(), at()).unwrap();
         assert!(token.starts_with("k8s-aws-v1."));
-        assert!(!token.contains(['=', '+', '/']), "url-safe, unpadded: {token}");
+        assert!(
+            !token.contains(['=', '+', '/']),
+            "url-safe, unpadded: {token}"
+        );
         let url = decode(&token);
         let (base, query) = url.split_once('?').unwrap();
         assert_eq!(base, "https://sts.eu-west-1.amazonaws.com/");
@@ -105,7 +147,10 @@ mod tests {
         ] {
             assert!(params.contains(&expected), "{expected} missing from {url}");
         }
-        let signature = params.iter().find_map(|p| p.strip_prefix("X-Amz-Signature=")).expect("signature");
+        let signature = params
+            .iter()
+            .find_map(|p| p.strip_prefix("X-Amz-Signature="))
+            .expect("signature");
         assert_eq!(signature.len(), 64);
         assert!(signature.bytes().all(|b| b.is_ascii_hexdigit()));
     }
@@ -117,8 +162,15 @@ mod tests {
             url.split("X-Amz-Signature=").nth(1).unwrap().to_owned()
         };
         assert_eq!(sig("prod", at()), sig("prod", at()), "deterministic");
-        assert_ne!(sig("prod", at()), sig("staging", at()), "x-k8s-aws-id is signed");
-        assert_ne!(sig("prod", at()), sig("prod", at() + Duration::from_secs(1)));
+        assert_ne!(
+            sig("prod", at()),
+            sig("staging", at()),
+            "x-k8s-aws-id is signed"
+        );
+        assert_ne!(
+            sig("prod", at()),
+            sig("prod", at() + Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -68,14 +68,20 @@ fn container_requests(c: &Container) -> Requests {
 /// else the sum of its containers and restartable (sidecar) init containers, raised to any single
 /// regular init container's requests; plus the runtime overhead.
 fn pod_requests(pod: &Pod) -> BTreeMap<String, String> {
-    let Some(spec) = pod.spec.as_ref() else { return BTreeMap::new() };
+    let Some(spec) = pod.spec.as_ref() else {
+        return BTreeMap::new();
+    };
     let mut total = Requests::default();
     if let Some(req) = spec.resources.as_ref().and_then(|r| r.requests.as_ref()) {
         total.add(req.iter().map(|(k, q)| (k, q.0.as_str())));
     } else {
         let inits = spec.init_containers.as_deref().unwrap_or_default();
         let is_sidecar = |c: &&Container| c.restart_policy.as_deref() == Some("Always");
-        for c in spec.containers.iter().chain(inits.iter().filter(is_sidecar)) {
+        for c in spec
+            .containers
+            .iter()
+            .chain(inits.iter().filter(is_sidecar))
+        {
             if let Some(req) = c.resources.as_ref().and_then(|r| r.requests.as_ref()) {
                 total.add(req.iter().map(|(k, q)| (k, q.0.as_str())));
             }
@@ -103,7 +109,10 @@ pub(crate) fn pod_facts(pod: &Pod) -> PodFacts {
             .iter()
             .flatten()
             .find(|o| o.controller == Some(true))
-            .map(|o| OwnerRef { kind: o.kind.clone(), name: o.name.clone() }),
+            .map(|o| OwnerRef {
+                kind: o.kind.clone(),
+                name: o.name.clone(),
+            }),
         annotations: meta.annotations.clone().unwrap_or_default(),
         labels: meta.labels.clone().unwrap_or_default(),
         phase: phase(pod.status.as_ref().and_then(|s| s.phase.as_deref())),
@@ -127,7 +136,9 @@ pub(crate) fn pod_facts(pod: &Pod) -> PodFacts {
                 empty_dir: v.empty_dir.is_some(),
             })
             .collect(),
-        node_selector: spec.and_then(|s| s.node_selector.clone()).unwrap_or_default(),
+        node_selector: spec
+            .and_then(|s| s.node_selector.clone())
+            .unwrap_or_default(),
         tolerations: spec
             .and_then(|s| s.tolerations.as_ref())
             .into_iter()
@@ -181,7 +192,10 @@ pub(crate) fn cordon_patch(action: &CordonAndTaint) -> Value {
         spec.insert("unschedulable".into(), true.into());
     }
     // A merge patch replaces lists whole: `taints_after` is the node's complete list.
-    spec.insert("taints".into(), action.taints_after.iter().map(taint_json).collect());
+    spec.insert(
+        "taints".into(),
+        action.taints_after.iter().map(taint_json).collect(),
+    );
     json!({ "metadata": meta, "spec": spec })
 }
 
@@ -223,8 +237,16 @@ pub(crate) fn blocked_message(status: &Status) -> String {
         .map(|c| c.message.as_str())
         .filter(|m| !m.is_empty())
         .collect();
-    let message = if status.message.is_empty() { "eviction refused (429)" } else { &status.message };
-    if causes.is_empty() { message.to_owned() } else { format!("{message} ({})", causes.join("; ")) }
+    let message = if status.message.is_empty() {
+        "eviction refused (429)"
+    } else {
+        &status.message
+    };
+    if causes.is_empty() {
+        message.to_owned()
+    } else {
+        format!("{message} ({})", causes.join("; "))
+    }
 }
 
 /// Whether a 409 is a failed UID precondition (the pod was replaced by a same-named successor)
@@ -256,7 +278,10 @@ mod tests {
     fn nodes_map_to_facts() {
         let f = node_facts(&node());
         assert_eq!(f.name, "ip-10-0-1-23.ec2.internal");
-        assert_eq!(f.provider_id.as_deref(), Some("aws:///us-east-1a/i-0123456789abcdef0"));
+        assert_eq!(
+            f.provider_id.as_deref(),
+            Some("aws:///us-east-1a/i-0123456789abcdef0")
+        );
         assert_eq!(f.resource_version.as_deref(), Some("42"));
         assert_eq!(f.labels["a"], "b");
         assert!(f.unschedulable);
@@ -264,7 +289,11 @@ mod tests {
             f.taints,
             vec![
                 Taint::new("k", Some("v".into()), TaintEffect::NoSchedule),
-                Taint::new("node.kubernetes.io/unreachable", None, TaintEffect::NoExecute),
+                Taint::new(
+                    "node.kubernetes.io/unreachable",
+                    None,
+                    TaintEffect::NoExecute
+                ),
             ]
         );
         assert_eq!(node_facts(&Node::default()), NodeFacts::default());
@@ -308,13 +337,28 @@ mod tests {
         }))
         .unwrap();
         let f = pod_facts(&pod);
-        assert_eq!((f.namespace.as_str(), f.name.as_str(), f.uid.as_str()), ("shop", "web-1", "u-1"));
-        assert_eq!(f.owner, Some(OwnerRef { kind: "StatefulSet".into(), name: "web".into() }));
+        assert_eq!(
+            (f.namespace.as_str(), f.name.as_str(), f.uid.as_str()),
+            ("shop", "web-1", "u-1")
+        );
+        assert_eq!(
+            f.owner,
+            Some(OwnerRef {
+                kind: "StatefulSet".into(),
+                name: "web".into()
+            })
+        );
         assert!(f.is_mirror());
         assert_eq!(f.phase, PodPhase::Running);
-        assert_eq!(f.deletion_timestamp, Some("2025-01-01T00:00:01.5Z".parse().unwrap()));
+        assert_eq!(
+            f.deletion_timestamp,
+            Some("2025-01-01T00:00:01.5Z".parse().unwrap())
+        );
         assert_eq!(f.termination_grace_period_seconds, Some(45));
-        assert_eq!((f.priority, f.priority_class_name.as_deref()), (Some(1000), Some("high")));
+        assert_eq!(
+            (f.priority, f.priority_class_name.as_deref()),
+            (Some(1000), Some("high"))
+        );
         // max(100m + 150m, init 2) + 10m overhead; 1Gi + the sidecar's 512Mi.
         assert_eq!(f.requests["cpu"], "2010m");
         assert_eq!(f.requests["memory"], "1536Mi");
@@ -335,13 +379,24 @@ mod tests {
         let action = CordonAndTaint {
             node: "n".into(),
             cordon: true,
-            taint: Taint::new("costop.io/spot-interruption", Some("x".into()), TaintEffect::NoSchedule),
+            taint: Taint::new(
+                "costop.io/spot-interruption",
+                Some("x".into()),
+                TaintEffect::NoSchedule,
+            ),
             taints_after: vec![
                 Taint::new("other", None, TaintEffect::NoExecute),
-                Taint::new("costop.io/spot-interruption", Some("x".into()), TaintEffect::NoSchedule),
+                Taint::new(
+                    "costop.io/spot-interruption",
+                    Some("x".into()),
+                    TaintEffect::NoSchedule,
+                ),
             ],
             exclude_from_lb_label: true,
-            annotations: BTreeMap::from([(constants::ANNOTATION_INTERRUPTION_ID.to_owned(), "i1".to_owned())]),
+            annotations: BTreeMap::from([(
+                constants::ANNOTATION_INTERRUPTION_ID.to_owned(),
+                "i1".to_owned(),
+            )]),
             resource_version: Some("7".into()),
         };
         assert_eq!(
@@ -369,7 +424,10 @@ mod tests {
             taints_after: vec![],
             ..action
         };
-        assert_eq!(cordon_patch(&bare), json!({"metadata": {}, "spec": {"taints": []}}));
+        assert_eq!(
+            cordon_patch(&bare),
+            json!({"metadata": {}, "spec": {"taints": []}})
+        );
     }
 
     #[test]
@@ -384,7 +442,12 @@ mod tests {
 
     #[test]
     fn the_eviction_carries_grace_and_uid_in_delete_options() {
-        let pod = EvictPod { namespace: "ns".into(), name: "p".into(), uid: "u".into(), grace_period_seconds: -3 };
+        let pod = EvictPod {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "u".into(),
+            grace_period_seconds: -3,
+        };
         assert_eq!(
             eviction_body(&pod),
             json!({
@@ -393,8 +456,15 @@ mod tests {
                 "deleteOptions": {"gracePeriodSeconds": 0, "preconditions": {"uid": "u"}}
             })
         );
-        let no_uid = EvictPod { uid: String::new(), grace_period_seconds: 30, ..pod };
-        assert_eq!(eviction_body(&no_uid)["deleteOptions"], json!({"gracePeriodSeconds": 30}));
+        let no_uid = EvictPod {
+            uid: String::new(),
+            grace_period_seconds: 30,
+            ..pod
+        };
+        assert_eq!(
+            eviction_body(&no_uid)["deleteOptions"],
+            json!({"gracePeriodSeconds": 30})
+        );
     }
 
     #[test]
@@ -409,12 +479,18 @@ mod tests {
             blocked_message(&s),
             "Cannot evict pod as it would violate the pod's disruption budget. (The disruption budget web needs 2 healthy pods and has 2 currently)"
         );
-        assert_eq!(blocked_message(&Status::failure("", "")), "eviction refused (429)");
+        assert_eq!(
+            blocked_message(&Status::failure("", "")),
+            "eviction refused (429)"
+        );
         let conflict = Status::failure(
             "Operation cannot be fulfilled on pods \"p\": Precondition failed: UID in precondition: a, UID in object meta: b",
             "Conflict",
         );
         assert!(is_uid_precondition_failure(&conflict));
-        assert!(!is_uid_precondition_failure(&Status::failure("the object has been modified", "Conflict")));
+        assert!(!is_uid_precondition_failure(&Status::failure(
+            "the object has been modified",
+            "Conflict"
+        )));
     }
 }

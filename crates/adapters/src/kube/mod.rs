@@ -42,7 +42,11 @@ impl std::fmt::Debug for KubeCluster {
 ///
 /// 409 → `Conflict` (re-read and retry), 404 → `NotFound`, 429/5xx and transport failures →
 /// `Transient`, everything else (403, 422, bad requests, TLS/auth setup) → `Permanent`.
-pub(crate) fn port_error(op: &'static str, what: impl FnOnce() -> String, err: kube::Error) -> PortError {
+pub(crate) fn port_error(
+    op: &'static str,
+    what: impl FnOnce() -> String,
+    err: kube::Error,
+) -> PortError {
     use kube::Error as E;
     let transient = match &err {
         E::Api(status) => match status.code {
@@ -55,9 +59,15 @@ pub(crate) fn port_error(op: &'static str, what: impl FnOnce() -> String, err: k
         _ => false,
     };
     if transient {
-        PortError::Transient { op, source: Box::new(err) }
+        PortError::Transient {
+            op,
+            source: Box::new(err),
+        }
     } else {
-        PortError::Permanent { op, source: Box::new(err) }
+        PortError::Permanent {
+            op,
+            source: Box::new(err),
+        }
     }
 }
 
@@ -71,7 +81,10 @@ fn api_status(err: &kube::Error) -> Option<&Status> {
 impl KubeCluster {
     /// Wraps a client (see [`crate::KubeClusters`] for building one).
     pub fn new(client: kube::Client) -> Self {
-        KubeCluster { client, node_names: Arc::default() }
+        KubeCluster {
+            client,
+            node_names: Arc::default(),
+        }
     }
 
     /// The underlying client.
@@ -88,12 +101,17 @@ impl KubeCluster {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.node_names.lock().unwrap_or_else(PoisonError::into_inner)
+        self.node_names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn get_node(&self, name: &str) -> Result<Option<Node>, PortError> {
         // rbac: nodes get
-        self.nodes().get_opt(name).await.map_err(|e| port_error("get node", || format!("node {name}"), e))
+        self.nodes()
+            .get_opt(name)
+            .await
+            .map_err(|e| port_error("get node", || format!("node {name}"), e))
     }
 
     /// Every node (paged), remembering each one's instance id.
@@ -102,7 +120,11 @@ impl KubeCluster {
         let mut params = ListParams::default().limit(LIST_PAGE);
         loop {
             // rbac: nodes list
-            let page = self.nodes().list(&params).await.map_err(|e| port_error("list nodes", || "nodes".into(), e))?;
+            let page = self
+                .nodes()
+                .list(&params)
+                .await
+                .map_err(|e| port_error("list nodes", || "nodes".into(), e))?;
             let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
             out.extend(page.items);
             match next {
@@ -120,7 +142,12 @@ impl KubeCluster {
         Ok(out)
     }
 
-    async fn patch_node(&self, op: &'static str, name: &str, patch: serde_json::Value) -> Result<(), PortError> {
+    async fn patch_node(
+        &self,
+        op: &'static str,
+        name: &str,
+        patch: serde_json::Value,
+    ) -> Result<(), PortError> {
         // rbac: nodes patch
         self.nodes()
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
@@ -131,7 +158,11 @@ impl KubeCluster {
 }
 
 fn node_instance_id(node: &Node) -> Option<&str> {
-    node.spec.as_ref()?.provider_id.as_deref().and_then(instance_id_from_provider_id)
+    node.spec
+        .as_ref()?
+        .provider_id
+        .as_deref()
+        .and_then(instance_id_from_provider_id)
 }
 
 /// A node found by name belongs to the instance unless its providerID names another instance
@@ -145,7 +176,10 @@ impl Kube for KubeCluster {
         let id = instance.instance_id.as_str();
         let cached = self.cache().get(id).cloned();
         let mut tried: Vec<&str> = Vec::new();
-        for name in [cached.as_deref(), instance.private_dns_name.as_deref()].into_iter().flatten() {
+        for name in [cached.as_deref(), instance.private_dns_name.as_deref()]
+            .into_iter()
+            .flatten()
+        {
             if name.is_empty() || tried.contains(&name) {
                 continue;
             }
@@ -159,7 +193,10 @@ impl Kube for KubeCluster {
         }
         // Custom node names (e.g. Karpenter/Bottlerocket resource names): match the providerID.
         let nodes = self.list_nodes().await?;
-        Ok(nodes.iter().find(|n| node_instance_id(n) == Some(id)).map(convert::node_facts))
+        Ok(nodes
+            .iter()
+            .find(|n| node_instance_id(n) == Some(id))
+            .map(convert::node_facts))
     }
 
     async fn node(&self, name: &str) -> Result<Option<NodeFacts>, PortError> {
@@ -169,10 +206,15 @@ impl Kube for KubeCluster {
     async fn pods_on(&self, node: &str) -> Result<Vec<PodFacts>, PortError> {
         let api: Api<Pod> = Api::all(self.client.clone());
         let mut out = Vec::new();
-        let mut params = ListParams::default().fields(&format!("spec.nodeName={node}")).limit(LIST_PAGE);
+        let mut params = ListParams::default()
+            .fields(&format!("spec.nodeName={node}"))
+            .limit(LIST_PAGE);
         loop {
             // rbac: pods list
-            let page = api.list(&params).await.map_err(|e| port_error("list pods", || format!("pods on {node}"), e))?;
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|e| port_error("list pods", || format!("pods on {node}"), e))?;
             out.extend(page.items.iter().map(convert::pod_facts));
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
@@ -183,22 +225,52 @@ impl Kube for KubeCluster {
     }
 
     async fn cordon_and_taint(&self, action: &CordonAndTaint) -> Result<(), PortError> {
-        self.patch_node("cordon and taint node", &action.node, convert::cordon_patch(action)).await
+        self.patch_node(
+            "cordon and taint node",
+            &action.node,
+            convert::cordon_patch(action),
+        )
+        .await
     }
 
-    async fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> Result<(), PortError> {
-        self.patch_node("set node taints", node, convert::taints_patch(taints, resource_version)).await
+    async fn set_taints(
+        &self,
+        node: &str,
+        taints: &[Taint],
+        resource_version: Option<&str>,
+    ) -> Result<(), PortError> {
+        self.patch_node(
+            "set node taints",
+            node,
+            convert::taints_patch(taints, resource_version),
+        )
+        .await
     }
 
     async fn evict(&self, pod: &EvictPod) -> Result<EvictOutcome, PortError> {
         let body = convert::eviction_body(pod);
         // rbac: pods/eviction create
-        let result = self.pods(&pod.namespace).create_subresource::<_, serde_json::Value>("eviction", &pod.name, &PostParams::default(), &body).await;
+        let result = self
+            .pods(&pod.namespace)
+            .create_subresource::<_, serde_json::Value>(
+                "eviction",
+                &pod.name,
+                &PostParams::default(),
+                &body,
+            )
+            .await;
         match result {
             Ok(_) => Ok(EvictOutcome::Accepted),
             Err(e) => match api_status(&e) {
-                Some(s) if s.code == 429 => Ok(EvictOutcome::Blocked { message: convert::blocked_message(s) }),
-                Some(s) if s.code == 404 || (s.code == 409 && convert::is_uid_precondition_failure(s)) => Ok(EvictOutcome::Gone),
+                Some(s) if s.code == 429 => Ok(EvictOutcome::Blocked {
+                    message: convert::blocked_message(s),
+                }),
+                Some(s)
+                    if s.code == 404
+                        || (s.code == 409 && convert::is_uid_precondition_failure(s)) =>
+                {
+                    Ok(EvictOutcome::Gone)
+                }
                 _ => Err(port_error("evict pod", || pod.pod_ref().to_string(), e)),
             },
         }
@@ -206,22 +278,41 @@ impl Kube for KubeCluster {
 
     async fn pod_exists(&self, pod: &EvictPod) -> Result<bool, PortError> {
         // rbac: pods get
-        let found = self.pods(&pod.namespace).get_opt(&pod.name).await.map_err(|e| port_error("get pod", || pod.pod_ref().to_string(), e))?;
-        Ok(found.is_some_and(|p| pod.uid.is_empty() || p.metadata.uid.as_deref() == Some(pod.uid.as_str())))
+        let found = self
+            .pods(&pod.namespace)
+            .get_opt(&pod.name)
+            .await
+            .map_err(|e| port_error("get pod", || pod.pod_ref().to_string(), e))?;
+        Ok(found.is_some_and(|p| {
+            pod.uid.is_empty() || p.metadata.uid.as_deref() == Some(pod.uid.as_str())
+        }))
     }
 
     async fn force_delete(&self, pod: &EvictPod) -> Result<(), PortError> {
         let params = DeleteParams {
             grace_period_seconds: Some(0),
-            preconditions: (!pod.uid.is_empty()).then(|| Preconditions { uid: Some(pod.uid.clone()), resource_version: None }),
+            preconditions: (!pod.uid.is_empty()).then(|| Preconditions {
+                uid: Some(pod.uid.clone()),
+                resource_version: None,
+            }),
             ..DeleteParams::default()
         };
         // rbac: pods delete
         match self.pods(&pod.namespace).delete(&pod.name, &params).await {
             Ok(_) => Ok(()),
             // Already gone, or the name now belongs to a successor we must not touch.
-            Err(e) if api_status(&e).is_some_and(|s| s.code == 404 || (s.code == 409 && convert::is_uid_precondition_failure(s))) => Ok(()),
-            Err(e) => Err(port_error("force delete pod", || pod.pod_ref().to_string(), e)),
+            Err(e)
+                if api_status(&e).is_some_and(|s| {
+                    s.code == 404 || (s.code == 409 && convert::is_uid_precondition_failure(s))
+                }) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(port_error(
+                "force delete pod",
+                || pod.pod_ref().to_string(),
+                e,
+            )),
         }
     }
 }

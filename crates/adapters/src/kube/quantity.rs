@@ -36,7 +36,11 @@ impl Suffix {
 
     /// Nano-units per one unit of this suffix (negative multipliers above mean "divide").
     fn nanos(self) -> i128 {
-        if self.1 < 0 { NANO / -self.1 } else { self.1 * NANO }
+        if self.1 < 0 {
+            NANO / -self.1
+        } else {
+            self.1 * NANO
+        }
     }
 }
 
@@ -209,14 +213,24 @@ mod tests {
 
     #[test]
     fn like_quantities_sum_in_their_own_unit() {
-        let m = sum(&[("cpu", "100m"), ("cpu", "150m"), ("memory", "1Gi"), ("memory", "512Mi")]);
+        let m = sum(&[
+            ("cpu", "100m"),
+            ("cpu", "150m"),
+            ("memory", "1Gi"),
+            ("memory", "512Mi"),
+        ]);
         assert_eq!(m["cpu"], "250m");
         assert_eq!(m["memory"], "1536Mi");
     }
 
     #[test]
     fn mixed_quantities_sum_in_the_coarsest_exact_unit() {
-        let m = sum(&[("cpu", "1"), ("cpu", "500m"), ("memory", "1Ki"), ("memory", "1k")]);
+        let m = sum(&[
+            ("cpu", "1"),
+            ("cpu", "500m"),
+            ("memory", "1Ki"),
+            ("memory", "1k"),
+        ]);
         assert_eq!(m["cpu"], "1500m");
         assert_eq!(m["memory"], "2024");
         assert_eq!(sum(&[("cpu", "1"), ("cpu", "1m")])["cpu"], "1001m");

@@ -22,7 +22,10 @@ fn cluster(server: &Server) -> KubeCluster {
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Reply {
-    Reply::json(code, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}))
+    Reply::json(
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}),
+    )
 }
 
 fn node(name: &str, instance: &str) -> Value {
@@ -43,11 +46,20 @@ fn instance() -> InstanceFacts {
 }
 
 fn evict_pod() -> EvictPod {
-    EvictPod { namespace: "shop".into(), name: "web-1".into(), uid: "u-1".into(), grace_period_seconds: 30 }
+    EvictPod {
+        namespace: "shop".into(),
+        name: "web-1".into(),
+        uid: "u-1".into(),
+        grace_period_seconds: 30,
+    }
 }
 
 fn targets(server: &Server) -> Vec<String> {
-    server.requests().iter().map(|r| format!("{} {}", r.method, r.target)).collect()
+    server
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.target))
+        .collect()
 }
 
 #[test]
@@ -57,15 +69,29 @@ fn kube_errors_map_to_port_errors() {
     assert!(matches!(map(api(409)), PortError::Conflict { op: "op" }));
     assert!(matches!(map(api(404)), PortError::NotFound { what, .. } if what == "thing"));
     for code in [429, 500, 503, 504] {
-        assert!(matches!(map(api(code)), PortError::Transient { .. }), "{code}");
+        assert!(
+            matches!(map(api(code)), PortError::Transient { .. }),
+            "{code}"
+        );
     }
     for code in [400, 401, 403, 422] {
-        assert!(matches!(map(api(code)), PortError::Permanent { .. }), "{code}");
+        assert!(
+            matches!(map(api(code)), PortError::Permanent { .. }),
+            "{code}"
+        );
     }
-    assert!(matches!(map(kube::Error::Service("connection reset".into())), PortError::Transient { .. }));
-    assert!(matches!(map(kube::Error::TlsRequired), PortError::Permanent { .. }));
+    assert!(matches!(
+        map(kube::Error::Service("connection reset".into())),
+        PortError::Transient { .. }
+    ));
+    assert!(matches!(
+        map(kube::Error::TlsRequired),
+        PortError::Permanent { .. }
+    ));
     // The source is the kube error itself, not a string.
-    let PortError::Transient { source, .. } = map(api(503)) else { unreachable!() };
+    let PortError::Transient { source, .. } = map(api(503)) else {
+        unreachable!()
+    };
     assert!(source.downcast_ref::<kube::Error>().is_some());
 }
 
@@ -93,7 +119,10 @@ async fn node_for_falls_back_to_the_provider_id_and_remembers_the_name() {
     // Warm: the cached name is fetched directly, no list.
     let again = kube.clone().node_for(&instance()).await.unwrap().unwrap();
     assert_eq!(again.name, "custom-name");
-    assert_eq!(targets(&server).last().unwrap(), "GET /api/v1/nodes/custom-name");
+    assert_eq!(
+        targets(&server).last().unwrap(),
+        "GET /api/v1/nodes/custom-name"
+    );
     assert_eq!(server.requests().len(), 4);
 }
 
@@ -101,9 +130,15 @@ async fn node_for_falls_back_to_the_provider_id_and_remembers_the_name() {
 async fn a_node_named_like_the_instance_but_backed_by_another_is_not_taken() {
     let server = Server::start(|r: &Captured| {
         if r.target == "/api/v1/nodes/ip-10-0-1-23.ec2.internal" {
-            Reply::json(200, node("ip-10-0-1-23.ec2.internal", "i-0bbbbbbbbbbbbbbbb"))
+            Reply::json(
+                200,
+                node("ip-10-0-1-23.ec2.internal", "i-0bbbbbbbbbbbbbbbb"),
+            )
         } else {
-            Reply::json(200, json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": []}))
+            Reply::json(
+                200,
+                json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": []}),
+            )
         }
     })
     .await;
@@ -127,7 +162,10 @@ async fn pods_are_listed_by_node_across_namespaces() {
     assert_eq!(pods[0].namespace, "x");
     let target = &server.requests()[0].target;
     assert!(target.starts_with("/api/v1/pods?"), "{target}");
-    assert!(target.contains("fieldSelector=spec.nodeName%3Dn1"), "{target}");
+    assert!(
+        target.contains("fieldSelector=spec.nodeName%3Dn1"),
+        "{target}"
+    );
 }
 
 #[tokio::test]
@@ -138,7 +176,11 @@ async fn cordon_is_one_merge_patch_and_a_moved_resource_version_is_a_conflict() 
         if c.fetch_add(1, Ordering::SeqCst) == 0 {
             Reply::json(200, node("n1", ID))
         } else {
-            status(409, "Conflict", "Operation cannot be fulfilled on nodes \"n1\": the object has been modified")
+            status(
+                409,
+                "Conflict",
+                "Operation cannot be fulfilled on nodes \"n1\": the object has been modified",
+            )
         }
     })
     .await;
@@ -147,30 +189,56 @@ async fn cordon_is_one_merge_patch_and_a_moved_resource_version_is_a_conflict() 
         node: "n1".into(),
         cordon: true,
         taint: Taint::new("costop.io/spot-interruption", None, TaintEffect::NoSchedule),
-        taints_after: vec![Taint::new("costop.io/spot-interruption", None, TaintEffect::NoSchedule)],
+        taints_after: vec![Taint::new(
+            "costop.io/spot-interruption",
+            None,
+            TaintEffect::NoSchedule,
+        )],
         exclude_from_lb_label: true,
         annotations: Default::default(),
         resource_version: Some("5".into()),
     };
     kube.cordon_and_taint(&action).await.unwrap();
     let req = &server.requests()[0];
-    assert_eq!((req.method.as_str(), req.target.as_str()), ("PATCH", "/api/v1/nodes/n1?"));
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("PATCH", "/api/v1/nodes/n1?")
+    );
     assert_eq!(req.headers["content-type"], "application/merge-patch+json");
     assert_eq!(req.json(), convert::cordon_patch(&action));
-    assert!(matches!(kube.cordon_and_taint(&action).await, Err(PortError::Conflict { .. })));
-    assert!(matches!(kube.set_taints("n1", &[], Some("5")).await, Err(PortError::Conflict { .. })));
-    assert_eq!(server.requests()[2].json(), json!({"metadata": {"resourceVersion": "5"}, "spec": {"taints": []}}));
+    assert!(matches!(
+        kube.cordon_and_taint(&action).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert!(matches!(
+        kube.set_taints("n1", &[], Some("5")).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert_eq!(
+        server.requests()[2].json(),
+        json!({"metadata": {"resourceVersion": "5"}, "spec": {"taints": []}})
+    );
 }
 
 #[tokio::test]
 async fn eviction_outcomes_follow_the_status_code() {
     let replies = Arc::new(Mutex::new(vec![
-        Reply::json(201, json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201})),
-        Reply::json(429, json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429, "reason": "TooManyRequests",
+        Reply::json(
+            201,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
+        ),
+        Reply::json(
+            429,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429, "reason": "TooManyRequests",
             "message": "Cannot evict pod as it would violate the pod's disruption budget.",
-            "details": {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 1 healthy pods and has 1 currently"}]}})),
+            "details": {"causes": [{"reason": "DisruptionBudget", "message": "The disruption budget web needs 1 healthy pods and has 1 currently"}]}}),
+        ),
         status(404, "NotFound", "pods \"web-1\" not found"),
-        status(409, "Conflict", "Operation cannot be fulfilled on pods \"web-1\": Precondition failed: UID in precondition: u-1, UID in object meta: u-2"),
+        status(
+            409,
+            "Conflict",
+            "Operation cannot be fulfilled on pods \"web-1\": Precondition failed: UID in precondition: u-1, UID in object meta: u-2",
+        ),
         status(409, "Conflict", "the object has been modified"),
         status(403, "Forbidden", "forbidden"),
         status(500, "InternalError", "etcd"),
@@ -180,27 +248,57 @@ async fn eviction_outcomes_follow_the_status_code() {
     let kube = cluster(&server);
     let pod = evict_pod();
     assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Accepted);
-    let EvictOutcome::Blocked { message } = kube.evict(&pod).await.unwrap() else { panic!("not blocked") };
-    assert!(message.contains("disruption budget web needs 1"), "{message}");
+    let EvictOutcome::Blocked { message } = kube.evict(&pod).await.unwrap() else {
+        panic!("not blocked")
+    };
+    assert!(
+        message.contains("disruption budget web needs 1"),
+        "{message}"
+    );
     assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Gone);
     assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Gone);
-    assert!(matches!(kube.evict(&pod).await, Err(PortError::Conflict { .. })));
-    assert!(matches!(kube.evict(&pod).await, Err(PortError::Permanent { .. })));
-    assert!(matches!(kube.evict(&pod).await, Err(PortError::Transient { .. })));
+    assert!(matches!(
+        kube.evict(&pod).await,
+        Err(PortError::Conflict { .. })
+    ));
+    assert!(matches!(
+        kube.evict(&pod).await,
+        Err(PortError::Permanent { .. })
+    ));
+    assert!(matches!(
+        kube.evict(&pod).await,
+        Err(PortError::Transient { .. })
+    ));
     let req = &server.requests()[0];
-    assert_eq!((req.method.as_str(), req.target.as_str()), ("POST", "/api/v1/namespaces/shop/pods/web-1/eviction?"));
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("POST", "/api/v1/namespaces/shop/pods/web-1/eviction?")
+    );
     assert_eq!(req.json(), convert::eviction_body(&pod));
 }
 
 #[tokio::test]
 async fn pod_existence_checks_the_uid_and_force_delete_tolerates_gone_pods() {
     let replies = Arc::new(Mutex::new(vec![
-        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}})),
-        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-2"}})),
+        Reply::json(
+            200,
+            json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}}),
+        ),
+        Reply::json(
+            200,
+            json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-2"}}),
+        ),
         status(404, "NotFound", "gone"),
-        Reply::json(200, json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}})),
+        Reply::json(
+            200,
+            json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}}),
+        ),
         status(404, "NotFound", "gone"),
-        status(409, "Conflict", "Precondition failed: UID in precondition: u-1, UID in object meta: u-2"),
+        status(
+            409,
+            "Conflict",
+            "Precondition failed: UID in precondition: u-1, UID in object meta: u-2",
+        ),
         status(403, "Forbidden", "no"),
     ]));
     let r = replies.clone();
@@ -213,8 +311,14 @@ async fn pod_existence_checks_the_uid_and_force_delete_tolerates_gone_pods() {
     kube.force_delete(&pod).await.unwrap();
     kube.force_delete(&pod).await.unwrap();
     kube.force_delete(&pod).await.unwrap();
-    assert!(matches!(kube.force_delete(&pod).await, Err(PortError::Permanent { .. })));
+    assert!(matches!(
+        kube.force_delete(&pod).await,
+        Err(PortError::Permanent { .. })
+    ));
     let del = &server.requests()[3];
     assert_eq!(del.method, "DELETE");
-    assert_eq!(del.json(), json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"}}));
+    assert_eq!(
+        del.json(),
+        json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"}})
+    );
 }

@@ -15,7 +15,7 @@ cluster:
   name: link-test
   region: us-east-1
 time_scale: 600
-delays: {node_boot: 60, pod_start: 5, pod_stop: 5}
+delays: {node_boot: 60, pod_start: 5, pod_stop: 5, node_monitor_grace: 40}
 network:
   zones:
     - name: us-east-1a

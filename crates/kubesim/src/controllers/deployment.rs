@@ -120,10 +120,11 @@ fn sync(inf: &Informer, key: &Key) {
 
     if paused {
         // Paused: only follow scale changes on the current ReplicaSet.
-        if let Some(n) = &new_rs {
-            if old_spec == 0 && spec_replicas(n) != replicas {
-                scales.push(Scale { name: super::name(n).into(), from: spec_replicas(n), to: replicas });
-            }
+        if let Some(n) = &new_rs
+            && old_spec == 0
+            && spec_replicas(n) != replicas
+        {
+            scales.push(Scale { name: super::name(n).into(), from: spec_replicas(n), to: replicas });
         }
     } else if strategy == "Recreate" {
         for o in &olds {
@@ -144,9 +145,7 @@ fn sync(inf: &Informer, key: &Key) {
     } else {
         let mut new_spec = new_rs.as_deref().map_or(0, spec_replicas);
         let total = old_spec + new_spec;
-        let target = if new_spec > replicas {
-            replicas
-        } else if old_spec == 0 {
+        let target = if new_spec > replicas || old_spec == 0 {
             replicas
         } else {
             let allowed = replicas + max_surge - total;
@@ -210,13 +209,11 @@ fn sync(inf: &Informer, key: &Key) {
                 create_rs(tx, &d, &template, &hash, name, *reps, new_revision, replicas, max_surge)?;
                 super::record(tx, &d, &DEPLOYMENTS, "Normal", "ScalingReplicaSet", &format!("Scaled up replica set {name} from 0 to {reps}"), COMPONENT);
             }
-            if bump_revision {
-                if let Some(n) = &new_name {
-                    tx.modify(&REPLICASETS, Some(&key.0), n, |o| {
-                        super::put(o, &["metadata", "annotations", REVISION], json!(new_revision.to_string()));
-                        Ok(())
-                    })?;
-                }
+            if bump_revision && let Some(n) = &new_name {
+                tx.modify(&REPLICASETS, Some(&key.0), n, |o| {
+                    super::put(o, &["metadata", "annotations", REVISION], json!(new_revision.to_string()));
+                    Ok(())
+                })?;
             }
             for sc in &scales {
                 tx.modify(&REPLICASETS, Some(&key.0), &sc.name, |o| {

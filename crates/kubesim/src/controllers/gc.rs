@@ -184,10 +184,10 @@ impl GarbageCollector {
                 } else {
                     super::write(store, "gc foreground", |tx| {
                         for (kind, dk) in &deps {
-                            if let Some(dr) = def(kind) {
-                                if tx.try_get(dr, Some(&dk.0), &dk.1).is_some_and(|d| !super::is_terminating(&d)) {
-                                    tx.delete(dr, Some(&dk.0), &dk.1, &DeleteOptions::default())?;
-                                }
+                            if let Some(dr) = def(kind)
+                                && tx.try_get(dr, Some(&dk.0), &dk.1).is_some_and(|d| !super::is_terminating(&d))
+                            {
+                                tx.delete(dr, Some(&dk.0), &dk.1, &DeleteOptions::default())?;
                             }
                         }
                         Ok(())

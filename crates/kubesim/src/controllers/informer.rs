@@ -214,35 +214,34 @@ impl Informer {
         if let Some(owner) = super::controller_ref(obj) {
             self.owned.entry(owner.uid.to_string()).or_default().insert((kind_key(r), key.clone()));
         }
-        if r.kind == "Pod" {
-            if let Some(node) = super::pod_node(obj) {
-                self.pods_on_node.entry(node.to_string()).or_default().insert(key.clone());
-            }
+        if r.kind == "Pod"
+            && let Some(node) = super::pod_node(obj)
+        {
+            self.pods_on_node.entry(node.to_string()).or_default().insert(key.clone());
         }
     }
 
     fn unindex(&mut self, r: &'static ResourceDef, key: &Key, obj: &Value) {
-        if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
-            if self.by_uid.get(uid).is_some_and(|(_, k)| k == key) {
-                self.by_uid.remove(uid);
+        if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str)
+            && self.by_uid.get(uid).is_some_and(|(_, k)| k == key)
+        {
+            self.by_uid.remove(uid);
+        }
+        if let Some(owner) = super::controller_ref(obj)
+            && let Some(set) = self.owned.get_mut(owner.uid)
+        {
+            set.remove(&(kind_key(r), key.clone()));
+            if set.is_empty() {
+                self.owned.remove(owner.uid);
             }
         }
-        if let Some(owner) = super::controller_ref(obj) {
-            if let Some(set) = self.owned.get_mut(owner.uid) {
-                set.remove(&(kind_key(r), key.clone()));
-                if set.is_empty() {
-                    self.owned.remove(owner.uid);
-                }
-            }
-        }
-        if r.kind == "Pod" {
-            if let Some(node) = super::pod_node(obj) {
-                if let Some(set) = self.pods_on_node.get_mut(node) {
-                    set.remove(key);
-                    if set.is_empty() {
-                        self.pods_on_node.remove(node);
-                    }
-                }
+        if r.kind == "Pod"
+            && let Some(node) = super::pod_node(obj)
+            && let Some(set) = self.pods_on_node.get_mut(node)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.pods_on_node.remove(node);
             }
         }
     }

@@ -119,10 +119,10 @@ fn controller_scale(inf: &Informer, pod: &Value) -> Option<(String, i64)> {
     let owner = super::controller_ref(pod)?;
     let (r, _, obj) = inf.by_uid(owner.uid)?;
     if r.kind == "ReplicaSet" {
-        if let Some(d) = super::controller_ref(obj).filter(|o| o.kind == "Deployment") {
-            if let Some((_, _, dep)) = inf.by_uid(d.uid) {
-                return Some((d.uid.to_string(), super::replicas(dep)));
-            }
+        if let Some(d) = super::controller_ref(obj).filter(|o| o.kind == "Deployment")
+            && let Some((_, _, dep)) = inf.by_uid(d.uid)
+        {
+            return Some((d.uid.to_string(), super::replicas(dep)));
         }
         return Some((owner.uid.to_string(), super::replicas(obj)));
     }

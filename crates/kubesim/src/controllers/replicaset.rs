@@ -50,10 +50,10 @@ impl Loop for ReplicaSets {
                 self.dirty.insert((super::namespace(pod).to_string(), owner.name.to_string()));
             }
         }
-        if ch.new.is_none() {
-            if let Some(u) = ch.old.as_deref().map(super::uid) {
-                self.ready_since.remove(u);
-            }
+        if ch.new.is_none()
+            && let Some(u) = ch.old.as_deref().map(super::uid)
+        {
+            self.ready_since.remove(u);
         }
     }
 
@@ -140,7 +140,7 @@ impl ReplicaSets {
                         }
                     }
                 }
-                if created < want - active.len() && self.failures.get(key).is_none() {
+                if created < want - active.len() && !self.failures.contains_key(key) {
                     self.dirty.insert(key.clone());
                 }
             } else if active.len() > want {
@@ -195,7 +195,7 @@ impl ReplicaSets {
         let differs = ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
             .iter()
             .any(|f| current.get(*f).and_then(Value::as_i64).unwrap_or(0) != status[*f].as_i64().unwrap_or(0));
-        let clear_failure = self.failures.get(key).is_none() && super::condition(&rs, "ReplicaFailure").is_some();
+        let clear_failure = !self.failures.contains_key(key) && super::condition(&rs, "ReplicaFailure").is_some();
         if differs || clear_failure {
             super::write(&store, "replicaset status", |tx| {
                 tx.modify(&REPLICASETS, Some(&key.0), &key.1, |o| {
@@ -207,10 +207,8 @@ impl ReplicaSets {
                         for (k, v) in status.as_object().into_iter().flatten() {
                             st.insert(k.clone(), v.clone());
                         }
-                        if clear_failure {
-                            if let Some(c) = st.get_mut("conditions").and_then(Value::as_array_mut) {
-                                c.retain(|c| c.get("type").and_then(Value::as_str) != Some("ReplicaFailure"));
-                            }
+                        if clear_failure && let Some(c) = st.get_mut("conditions").and_then(Value::as_array_mut) {
+                            c.retain(|c| c.get("type").and_then(Value::as_str) != Some("ReplicaFailure"));
                         }
                     }
                     Ok(())

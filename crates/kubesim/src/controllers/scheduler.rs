@@ -396,12 +396,11 @@ impl Scheduler {
         let nominated = super::s(&p.pod, "/status/nominatedNodeName").filter(|n| !n.is_empty()).map(str::to_string);
         let mut best: Option<(i64, &str)> = None;
         // The nominated node first: the room made by preemption is meant for this pod.
-        if let Some(nn) = &nominated {
-            if let Some(n) = self.nodes.get(nn) {
-                if let Ok(score) = self.filter(p, n) {
-                    best = Some((score, n.name()));
-                }
-            }
+        if let Some(nn) = &nominated
+            && let Some(n) = self.nodes.get(nn)
+            && let Ok(score) = self.filter(p, n)
+        {
+            best = Some((score, n.name()));
         }
         let mut fits: HashMap<String, Fit> = HashMap::new();
         if best.is_none() {
@@ -530,8 +529,9 @@ impl Scheduler {
         }
         let mut not_helpful = 0;
         let mut no_victims = 0;
-        // (max victim priority, victims, sum of priorities, node) → victims
-        let mut best: Option<((i64, usize, i64, String), Vec<Key>)> = None;
+        // Best node so far: the smallest (max victim priority, victims, sum of priorities, node).
+        type Rank = (i64, usize, i64, String);
+        let mut best: Option<(Rank, Vec<Key>)> = None;
         for (name, n) in &self.nodes {
             let Some(fit) = fits.get(name) else { continue };
             if !fit.resources_only {

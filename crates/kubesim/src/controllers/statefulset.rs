@@ -142,10 +142,12 @@ fn sync(inf: &Informer, key: &Key) {
     let strategy = super::s(&sts, "/spec/updateStrategy/type").unwrap_or("RollingUpdate");
     let partition = sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
     let all_healthy = pods.len() == replicas && pods.values().all(|p| super::pod_healthy(p));
-    if strategy == "RollingUpdate" && actions.is_empty() && all_healthy {
-        if let Some(p) = pods.range(partition..).rev().map(|(_, p)| p).find(|p| rev_of(p) != revision) {
-            actions.push(Action::Delete(super::name(p).to_string()));
-        }
+    if strategy == "RollingUpdate"
+        && actions.is_empty()
+        && all_healthy
+        && let Some(p) = pods.range(partition..).rev().map(|(_, p)| p).find(|p| rev_of(p) != revision)
+    {
+        actions.push(Action::Delete(super::name(p).to_string()));
     }
 
     for a in &actions {

@@ -253,6 +253,9 @@ pub fn client(sim: &Simulator) -> kube::Client {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut cfg = kube::Config::new(sim.url().parse().expect("simulator URL"));
     cfg.default_namespace = "default".into();
+    // kube retries 429s (a blocked eviction) with backoff for minutes by default; tests want
+    // to see the first answer.
+    cfg.default_retry = false;
     kube::Client::try_from(cfg).expect("kube client")
 }
 
