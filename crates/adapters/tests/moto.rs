@@ -3,6 +3,7 @@
 //! Skipped with a note otherwise: the test crate runs the full bed.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
@@ -20,7 +21,11 @@ use costop_core::record::{self, Attr};
 
 async fn moto() -> Option<aws_config::SdkConfig> {
     let Ok(url) = std::env::var("COSTOP_TEST_MOTO_URL") else {
-        eprintln!("note: COSTOP_TEST_MOTO_URL is not set; skipping the moto smoke test");
+        // Straight to stderr: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: COSTOP_TEST_MOTO_URL is not set; skipping the moto smoke test"
+        );
         return None;
     };
     Some(

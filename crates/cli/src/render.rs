@@ -67,7 +67,7 @@ fn describe(a: &Action) -> String {
             "cordon {} and taint {}={}:{}{}",
             c.node,
             c.taint.key,
-            c.taint.value,
+            c.taint.value.as_deref().unwrap_or(""),
             c.taint.effect,
             if c.exclude_from_lb_label { ", exclude from external load balancers" } else { "" }
         ),

@@ -516,8 +516,14 @@ async fn scale_status_and_metadata_endpoints_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binding_assigns_a_pending_pod_once() {
     let sim = start().await;
+    node(sim.store(), "n1", json!({}));
     let pods: Api<Pod> = Api::default_namespaced(client(&sim));
-    pods.create(&PostParams::default(), &pod_json("p", json!({}))).await.expect("create");
+    let mut p = pod_json("p", json!({}));
+    if let Some(s) = p.spec.as_mut() {
+        // Keep the scheduler away: this test binds the pod itself.
+        s.scheduler_name = Some("manual".into());
+    }
+    pods.create(&PostParams::default(), &p).await.expect("create");
     let binding = |node: &str| json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
     let status: Status = pods.create_subresource("binding", "p", &PostParams::default(), &binding("n1")).await.expect("bound");
     assert!(status.is_success());

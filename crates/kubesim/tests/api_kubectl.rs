@@ -246,8 +246,8 @@ fn get_watch_streams_changes() {
     let _ = child.wait();
 }
 
-/// A ReplicaSet-owned pod, a DaemonSet pod and a PDB on one node.
-fn drain_fixture(env: &KubectlEnv) {
+/// A ReplicaSet-owned pod, a DaemonSet pod and a PDB on one node; returns the pods' names.
+fn drain_fixture(env: &KubectlEnv) -> (String, String) {
     let store = env.store();
     node(store, NODE, json!({"kubernetes.io/hostname": NODE}));
     let template = |app: &str| json!({"metadata": {"labels": {"app": app}}, "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}});
@@ -265,10 +265,8 @@ fn drain_fixture(env: &KubectlEnv) {
             json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": template("agent")}}),
         )
         .expect("daemonset");
-    pod(store, "default", "web-5d8f-abcde", Some(NODE), json!({"app": "web"}), Some(&rs), false);
-    pod(store, "default", "agent-xyz12", Some(NODE), json!({"app": "agent"}), Some(&ds), false);
-    ensure_running_blocking(store, "default", "web-5d8f-abcde");
-    ensure_running_blocking(store, "default", "agent-xyz12");
+    let web = owned_pod(store, "default", &rs, NODE, json!({"app": "web"}));
+    let agent = owned_pod(store, "default", &ds, NODE, json!({"app": "agent"}));
     // minAvailable 1 of 1 healthy: no disruption allowed.
     store
         .create(
@@ -278,24 +276,27 @@ fn drain_fixture(env: &KubectlEnv) {
         )
         .expect("pdb");
     settle_pdb(store, "default", "web", 0, 1, 1, 1);
+    (web, agent)
 }
 
 #[test]
 fn drain_is_blocked_by_a_pdb_then_allowed() {
     let env = KubectlEnv::new();
-    drain_fixture(&env);
+    let (web, agent) = drain_fixture(&env);
     let _reaper = env.spawn(reap_terminated_pods(env.store().clone()));
 
     let out = env.kubectl(&["drain", NODE, "--ignore-daemonsets", "--timeout=3s"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "drain should fail:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("node/{NODE} cordoned")), "{stdout}");
-    assert!(stdout.contains("evicting pod default/web-5d8f-abcde"), "{stdout}");
+    assert!(stdout.contains(&format!("evicting pod default/{web}")), "{stdout}");
     assert!(
-        stderr.contains("error when evicting pods/\"web-5d8f-abcde\" -n \"default\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."),
+        stderr.contains(&format!(
+            "error when evicting pods/\"{web}\" -n \"default\" (will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."
+        )),
         "{stderr}"
     );
-    assert!(env.store().get(&resources::PODS, Some("default"), "web-5d8f-abcde").is_ok());
+    assert!(env.store().get(&resources::PODS, Some("default"), &web).is_ok());
 
     // Loosen the budget; the next drain evicts the pod and waits until it is gone.
     env.ok(&["patch", "pdb", "web", "--type", "merge", "-p", r#"{"spec":{"minAvailable":0}}"#]);
@@ -303,9 +304,9 @@ fn drain_is_blocked_by_a_pdb_then_allowed() {
     let out = env.kubectl(&["drain", NODE, "--ignore-daemonsets", "--timeout=30s"]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "drain should pass:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("pod/web-5d8f-abcde evicted"), "{stdout}");
+    assert!(stdout.contains(&format!("pod/{web} evicted")), "{stdout}");
     assert!(stdout.contains(&format!("node/{NODE} drained")), "{stdout}");
-    assert!(stderr.contains("Warning: ignoring DaemonSet-managed Pods: default/agent-xyz12"), "{stderr}");
-    assert!(env.store().get(&resources::PODS, Some("default"), "web-5d8f-abcde").is_err());
-    assert!(env.store().get(&resources::PODS, Some("default"), "agent-xyz12").is_ok());
+    assert!(stderr.contains(&format!("Warning: ignoring DaemonSet-managed Pods: default/{agent}")), "{stderr}");
+    assert!(env.store().get(&resources::PODS, Some("default"), &web).is_err());
+    assert!(env.store().get(&resources::PODS, Some("default"), &agent).is_ok());
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 /// A handler error as Lambda reports it: `errorType` is `Retryable` or `NonRetryable`, so the
 /// async-invoke retry policy and the DLQ alarm can tell a transient failure from a bad event.
+#[derive(Debug)]
 struct LambdaError(HandlerError);
 
 impl From<LambdaError> for Diagnostic {

@@ -163,7 +163,7 @@ impl Records for DynamoRecords {
 
     async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
         let put = record::dedupe_put(action, now);
-        // iam: dynamodb:PutItem (conditional)
+        // iam: dynamodb:PutItem
         let result = self
             .client
             .put_item()

@@ -29,9 +29,11 @@ use crate::aws::sdk_error;
 use crate::kube::KubeCluster;
 use crate::world::AdapterError;
 
-/// Age after which an EKS client is rebuilt with a fresh token. A handle taken just before that
-/// keeps a valid token for at least 5 more minutes (tokens last 15), longer than any drain.
-pub const TOKEN_REFRESH: Duration = Duration::from_secs(10 * 60);
+/// Age after which an EKS client is rebuilt with a fresh token. Tokens last 15 minutes, so a
+/// handle taken just before the refresh stays valid for 10 more: longer than any delivery's drain
+/// (a Spot warning's two minutes, an ASG hook's `COSTOP_ASG_HOOK_DEADLINE_SECONDS`). The cost is
+/// one DescribeCluster and one TLS handshake per five minutes on a warm Lambda.
+pub const TOKEN_REFRESH: Duration = Duration::from_secs(5 * 60);
 
 /// Timeouts of every kube client. Client-side QPS limiting is the drain executor's
 /// (`COSTOP_KUBE_QPS`/`COSTOP_KUBE_BURST`), not the client's.
@@ -97,7 +99,9 @@ impl ClusterAccess {
     }
 
     /// Kubeconfig mode from one file (the bed's kubesim, tests).
-    pub fn kubeconfig_file(path: impl AsRef<std::path::Path>) -> Result<ClusterAccess, AdapterError> {
+    pub fn kubeconfig_file(
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<ClusterAccess, AdapterError> {
         let kubeconfig = Kubeconfig::read_from(path).map_err(AdapterError::Kubeconfig)?;
         Ok(ClusterAccess::Kubeconfig(Box::new(kubeconfig)))
     }

@@ -114,9 +114,12 @@ impl KubeCluster {
             .map_err(|e| port_error("get node", || format!("node {name}"), e))
     }
 
-    /// Every node (paged), remembering each one's instance id.
-    async fn list_nodes(&self) -> Result<Vec<Node>, PortError> {
-        let mut out = Vec::new();
+    /// Pages through every node for the one backed by `instance_id`, refreshing the whole
+    /// instance → name cache on the way. Only one page is held at a time: Node objects are big
+    /// (image lists) and clusters can have thousands.
+    async fn find_node_by_provider_id(&self, instance_id: &str) -> Result<Option<Node>, PortError> {
+        let mut names = HashMap::new();
+        let mut found = None;
         let mut params = ListParams::default().limit(LIST_PAGE);
         loop {
             // rbac: nodes list
@@ -125,21 +128,23 @@ impl KubeCluster {
                 .list(&params)
                 .await
                 .map_err(|e| port_error("list nodes", || "nodes".into(), e))?;
-            let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-            out.extend(page.items);
-            match next {
+            for node in page.items {
+                if let (Some(id), Some(name)) =
+                    (node_instance_id(&node), node.metadata.name.as_ref())
+                {
+                    names.insert(id.to_owned(), name.clone());
+                    if id == instance_id {
+                        found = Some(node);
+                    }
+                }
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
                 None => break,
             }
         }
-        let mut cache = self.cache();
-        cache.clear();
-        for node in &out {
-            if let (Some(id), Some(name)) = (node_instance_id(node), node.metadata.name.as_ref()) {
-                cache.insert(id.to_owned(), name.clone());
-            }
-        }
-        Ok(out)
+        *self.cache() = names;
+        Ok(found)
     }
 
     async fn patch_node(
@@ -192,10 +197,10 @@ impl Kube for KubeCluster {
             }
         }
         // Custom node names (e.g. Karpenter/Bottlerocket resource names): match the providerID.
-        let nodes = self.list_nodes().await?;
-        Ok(nodes
-            .iter()
-            .find(|n| node_instance_id(n) == Some(id))
+        Ok(self
+            .find_node_by_provider_id(id)
+            .await?
+            .as_ref()
             .map(convert::node_facts))
     }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::matching::{self, Toleration};
 use super::{Loop, PodName};
@@ -44,7 +45,7 @@ impl Loop for DaemonSets {
             self.dirty.insert(key_of(ch.object()));
         } else if ch.is(&NODES) {
             let relevant = |n: Option<&Value>| {
-                n.map(|n| (n.pointer("/metadata/labels").cloned(), n.pointer("/spec/taints").cloned(), super::node_ready(n)))
+                n.map(|n| (n.at("/metadata/labels").cloned(), n.at("/spec/taints").cloned(), super::node_ready(n)))
             };
             if relevant(ch.old.as_deref()) != relevant(ch.new.as_deref()) {
                 self.dirty.extend(inf.iter(&DAEMONSETS).map(|(k, _)| k.clone()));
@@ -76,7 +77,7 @@ impl Loop for DaemonSets {
 
 /// The tolerations the real controller adds to every daemon pod.
 fn with_daemon_tolerations(template: &mut Value) {
-    let host_network = template.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+    let host_network = template.at("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
     let mut wanted = vec![
         ("node.kubernetes.io/not-ready", "NoExecute"),
         ("node.kubernetes.io/unreachable", "NoExecute"),
@@ -88,7 +89,7 @@ fn with_daemon_tolerations(template: &mut Value) {
     if host_network {
         wanted.push(("node.kubernetes.io/network-unavailable", "NoSchedule"));
     }
-    let mut tols = template.pointer("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut tols = template.at("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
     for (k, e) in wanted {
         let present = tols.iter().any(|t| {
             t.get("key").and_then(Value::as_str) == Some(k)
@@ -108,7 +109,7 @@ fn with_daemon_tolerations(template: &mut Value) {
 fn pin_to_node(template: &mut Value, node: &str) {
     let field = json!([{"key": "metadata.name", "operator": "In", "values": [node]}]);
     let path = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms";
-    let mut terms = template.pointer(path).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut terms = template.at(path).and_then(Value::as_array).cloned().unwrap_or_default();
     if terms.is_empty() {
         terms.push(json!({}));
     }
@@ -127,12 +128,12 @@ fn target_node(pod: &Value) -> Option<String> {
     if let Some(n) = super::pod_node(pod) {
         return Some(n.to_string());
     }
-    pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+    pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
         .and_then(Value::as_array)?
         .iter()
         .flat_map(|t| t.get("matchFields").and_then(Value::as_array).into_iter().flatten())
         .find(|f| f.get("key").and_then(Value::as_str) == Some("metadata.name"))
-        .and_then(|f| f.pointer("/values/0"))
+        .and_then(|f| f.at("/values/0"))
         .and_then(Value::as_str)
         .map(str::to_string)
 }
@@ -155,7 +156,7 @@ fn sync(inf: &Informer, key: &Key) {
     }
     let store = inf.store().clone();
     let uid = super::uid(&ds).to_string();
-    let mut template = ds.pointer("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut template = ds.at("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     let hash = super::template_hash(&template);
     with_daemon_tolerations(&mut template);
     let tols = matching::tolerations(&template);
@@ -229,7 +230,7 @@ fn sync(inf: &Informer, key: &Key) {
     // Rolling update: replace old pods, at most maxUnavailable nodes without a ready pod.
     let strategy = super::s(&ds, "/spec/updateStrategy/type").unwrap_or("RollingUpdate");
     if strategy == "RollingUpdate" && !old_pods.is_empty() {
-        let max_unavailable = super::int_or_percent(ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"), desired, true)
+        let max_unavailable = super::int_or_percent(ds.at("/spec/updateStrategy/rollingUpdate/maxUnavailable"), desired, true)
             .unwrap_or(1)
             .max(1);
         let mut unavailable = desired - ready;
@@ -277,7 +278,7 @@ fn sync(inf: &Informer, key: &Key) {
         "updatedNumberScheduled": updated,
         "observedGeneration": super::generation(&ds),
     });
-    let differs = status.as_object().into_iter().flatten().any(|(k, v)| ds.pointer(&format!("/status/{k}")).unwrap_or(&json!(0)) != v);
+    let differs = status.as_object().into_iter().flatten().any(|(k, v)| ds.at(&format!("/status/{k}")).unwrap_or(&json!(0)) != v);
     if differs {
         super::write(&store, "daemonset status", |tx| {
             tx.modify(&DAEMONSETS, Some(&key.0), &key.1, |o| {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::Loop;
 use crate::clock::Clock;
@@ -69,11 +70,11 @@ fn revision(rs: &Value) -> i64 {
 }
 
 fn spec_replicas(rs: &Value) -> i64 {
-    rs.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0).max(0)
+    rs.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(0).max(0)
 }
 
 fn status_i(obj: &Value, field: &str) -> i64 {
-    obj.pointer(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0)
+    obj.at(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// A planned ReplicaSet scale.
@@ -91,20 +92,20 @@ fn sync(inf: &Informer, key: &Key) {
     let store = inf.store().clone();
     let uid = super::uid(&d).to_string();
     let replicas = super::replicas(&d);
-    let template = d.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+    let template = d.at("/spec/template").cloned().unwrap_or_else(|| json!({}));
     let hash = super::template_hash(&template);
     let mut rss: Vec<Arc<Value>> = inf.owned_by(&uid, &REPLICASETS).filter(|r| !super::is_terminating(r)).cloned().collect();
     rss.sort_by_key(|r| (super::s(r, "/metadata/creationTimestamp").unwrap_or("").to_string(), super::name(r).to_string()));
     let is_new = |r: &Value| super::s(r, &format!("/metadata/labels/{HASH}")) == Some(hash.as_str());
     let new_rs = rss.iter().find(|r| is_new(r)).cloned();
     let olds: Vec<Arc<Value>> = rss.iter().filter(|r| !is_new(r)).cloned().collect();
-    let paused = d.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false);
+    let paused = d.at("/spec/paused").and_then(Value::as_bool).unwrap_or(false);
     let strategy = super::s(&d, "/spec/strategy/type").unwrap_or("RollingUpdate");
-    let max_surge = super::int_or_percent(Some(d.pointer("/spec/strategy/rollingUpdate/maxSurge").unwrap_or(&json!("25%"))), replicas, true)
+    let max_surge = super::int_or_percent(Some(d.at("/spec/strategy/rollingUpdate/maxSurge").unwrap_or(&json!("25%"))), replicas, true)
         .unwrap_or(1)
         .max(0);
     let mut max_unavailable =
-        super::int_or_percent(Some(d.pointer("/spec/strategy/rollingUpdate/maxUnavailable").unwrap_or(&json!("25%"))), replicas, false)
+        super::int_or_percent(Some(d.at("/spec/strategy/rollingUpdate/maxUnavailable").unwrap_or(&json!("25%"))), replicas, false)
             .unwrap_or(0)
             .clamp(0, replicas);
     if strategy == "RollingUpdate" && max_surge == 0 && max_unavailable == 0 {
@@ -263,9 +264,9 @@ fn create_rs(
     }
     let mut tpl = template.clone();
     super::put(&mut tpl, &["metadata", "labels", HASH], json!(hash));
-    let mut selector = d.pointer("/spec/selector").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut selector = d.at("/spec/selector").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     super::put(&mut selector, &["matchLabels", HASH], json!(hash));
-    let labels = tpl.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+    let labels = tpl.at("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
     let rs = json!({
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -282,7 +283,7 @@ fn create_rs(
         },
         "spec": {
             "replicas": reps,
-            "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
+            "minReadySeconds": d.at("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
             "selector": selector,
             "template": tpl,
         },
@@ -293,7 +294,7 @@ fn create_rs(
 
 /// Delete fully scaled-down old ReplicaSets beyond `revisionHistoryLimit` (default 10).
 fn cleanup_history(inf: &Informer, d: &Value, olds: &[Arc<Value>], new_name: Option<&str>) {
-    let limit = d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10).max(0) as usize;
+    let limit = d.at("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10).max(0) as usize;
     let mut idle: Vec<&Arc<Value>> =
         olds.iter().filter(|o| Some(super::name(o)) != new_name && spec_replicas(o) == 0 && status_i(o, "replicas") == 0).collect();
     if idle.len() <= limit {
@@ -346,7 +347,7 @@ fn update_status(
     let ns = super::namespace(d).to_string();
     let dname = super::name(d).to_string();
     let uid = super::uid(d).to_string();
-    let paused = d.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false);
+    let paused = d.at("/spec/paused").and_then(Value::as_bool).unwrap_or(false);
     let mut next = d.clone();
     {
         let mut st = d.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
@@ -379,7 +380,7 @@ fn update_status(
             super::put(&mut next, &["metadata", "annotations", REVISION], json!(new_revision.to_string()));
         }
     }
-    if next.get("status") == d.get("status") && next.pointer("/metadata/annotations") == d.pointer("/metadata/annotations") {
+    if next.get("status") == d.get("status") && next.at("/metadata/annotations") == d.at("/metadata/annotations") {
         return;
     }
     super::write(inf.store(), "deployment status", |tx| {
@@ -390,7 +391,7 @@ fn update_status(
             if let Some(st) = next.get("status") {
                 super::put(o, &["status"], st.clone());
             }
-            if let Some(rev) = next.pointer(&format!("/metadata/annotations/{}", REVISION.replace('/', "~1"))) {
+            if let Some(rev) = next.at(&format!("/metadata/annotations/{}", REVISION.replace('/', "~1"))) {
                 super::put(o, &["metadata", "annotations", REVISION], rev.clone());
             }
             Ok(())

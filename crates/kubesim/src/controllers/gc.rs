@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::Loop;
 use crate::error::ApiError;
@@ -143,7 +144,7 @@ fn out_of_service(n: &Value) -> bool {
 }
 
 fn finalizers(o: &Value) -> Vec<&str> {
-    o.pointer("/metadata/finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+    o.at("/metadata/finalizers").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
 }
 
 fn has_gc_finalizer(o: &Value) -> bool {

@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::Instant;
 
+use super::At;
 use crate::resources::{self, ResourceDef};
 use crate::store::{EventType, ListOptions, Store, WatchEvent};
 
@@ -185,8 +186,8 @@ impl Informer {
     }
 
     fn apply(&mut self, r: &'static ResourceDef, kind: EventType, obj: Arc<Value>) -> Option<Change> {
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str)?.to_string();
+        let ns = obj.at("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = obj.at("/metadata/name").and_then(Value::as_str)?.to_string();
         let key = (ns, name);
         let kk = kind_key(r);
         let map = self.objs.entry(kk).or_default();
@@ -208,7 +209,7 @@ impl Informer {
     }
 
     fn index(&mut self, r: &'static ResourceDef, key: &Key, obj: &Value) {
-        if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str) {
+        if let Some(uid) = obj.at("/metadata/uid").and_then(Value::as_str) {
             self.by_uid.insert(uid.to_string(), (r, key.clone()));
         }
         if let Some(owner) = super::controller_ref(obj) {
@@ -222,7 +223,7 @@ impl Informer {
     }
 
     fn unindex(&mut self, r: &'static ResourceDef, key: &Key, obj: &Value) {
-        if let Some(uid) = obj.pointer("/metadata/uid").and_then(Value::as_str)
+        if let Some(uid) = obj.at("/metadata/uid").and_then(Value::as_str)
             && self.by_uid.get(uid).is_some_and(|(_, k)| k == key)
         {
             self.by_uid.remove(uid);

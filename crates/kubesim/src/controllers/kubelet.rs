@@ -13,6 +13,7 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{ControllerConfig, Loop, Timers};
 use crate::clock::Clock;
@@ -144,7 +145,7 @@ impl Kubelet {
             let due = match self.stopping.get(key) {
                 Some((u, at)) if *u == uid => *at,
                 _ => {
-                    let grace = pod.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30).max(0) as f64;
+                    let grace = pod.at("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30).max(0) as f64;
                     // Containers that never ran have nothing to stop.
                     let ran = super::phase(&pod) == "Running";
                     let secs = if ran { grace.min(self.stop_secs) } else { 0.0 };
@@ -176,7 +177,7 @@ impl Kubelet {
             return;
         }
         let host_ip = node
-            .and_then(|n| n.pointer("/status/addresses").and_then(Value::as_array).cloned())
+            .and_then(|n| n.at("/status/addresses").and_then(Value::as_array).cloned())
             .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")).and_then(|x| x.get("address")).and_then(Value::as_str).map(str::to_string))
             .unwrap_or_default();
         match self.starting.get(key) {
@@ -186,7 +187,7 @@ impl Kubelet {
                     return;
                 }
                 self.starting.remove(key);
-                let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+                let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
                 let pod_ip = match super::s(&pod, "/status/podIP") {
                     Some(ip) if !ip.is_empty() => ip.to_string(),
                     _ if host_network => host_ip.clone(),
@@ -222,7 +223,7 @@ impl Kubelet {
 }
 
 fn containers(pod: &Value, field: &str) -> Vec<Value> {
-    pod.pointer(&format!("/spec/{field}")).and_then(Value::as_array).cloned().unwrap_or_default()
+    pod.at(&format!("/spec/{field}")).and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 fn image_of(c: &Value) -> String {
@@ -238,8 +239,8 @@ fn qos_class(pod: &Value) -> &'static str {
     for c in &cs {
         let r = c.get("resources");
         for k in ["cpu", "memory"] {
-            let req = r.and_then(|r| r.pointer(&format!("/requests/{k}")));
-            let lim = r.and_then(|r| r.pointer(&format!("/limits/{k}")));
+            let req = r.and_then(|r| r.at(&format!("/requests/{k}")));
+            let lim = r.and_then(|r| r.at(&format!("/limits/{k}")));
             any |= req.is_some() || lim.is_some();
             if lim.is_none() || req.is_some_and(|q| Some(q) != lim) {
                 guaranteed = false;
@@ -263,7 +264,7 @@ fn set_common(o: &mut Value, host_ip: &str) {
         super::put(o, &["status", "hostIP"], json!(host_ip));
         super::put(o, &["status", "hostIPs"], json!([{"ip": host_ip}]));
     }
-    if o.pointer("/status/qosClass").is_none() {
+    if o.at("/status/qosClass").is_none() {
         let q = qos_class(o);
         super::put(o, &["status", "qosClass"], json!(q));
     }

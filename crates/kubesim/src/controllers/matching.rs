@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use super::At;
+
 /// Parse a Kubernetes quantity (`100m`, `1`, `1.5`, `512Mi`, `1Gi`, `1G`, `1e3`, `2E`...)
 /// into its value in base units.
 pub fn parse_quantity(q: &str) -> Option<f64> {
@@ -82,7 +84,7 @@ fn container_requests(c: &Value) -> Requests {
     // A container that sets only limits requests its limits (the API's defaulting).
     let res = c.get("resources");
     let pick = |k: &str| {
-        res.and_then(|r| r.pointer(&format!("/requests/{k}"))).or_else(|| res.and_then(|r| r.pointer(&format!("/limits/{k}"))))
+        res.and_then(|r| r.at(&format!("/requests/{k}"))).or_else(|| res.and_then(|r| r.at(&format!("/limits/{k}"))))
     };
     Requests { cpu_m: cpu_millis(pick("cpu")), mem: amount(pick("memory")) }
 }
@@ -91,15 +93,15 @@ fn container_requests(c: &Value) -> Requests {
 /// the pod overhead.
 pub fn pod_requests(pod: &Value) -> Requests {
     let mut total = Requests::default();
-    for c in pod.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+    for c in pod.at("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
         total.add(container_requests(c));
     }
-    for c in pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+    for c in pod.at("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
         let r = container_requests(c);
         total.cpu_m = total.cpu_m.max(r.cpu_m);
         total.mem = total.mem.max(r.mem);
     }
-    if let Some(o) = pod.pointer("/spec/overhead") {
+    if let Some(o) = pod.at("/spec/overhead") {
         total.cpu_m += cpu_millis(o.get("cpu"));
         total.mem += amount(o.get("memory"));
     }
@@ -123,7 +125,7 @@ impl Taint {
 }
 
 pub fn taints(node: &Value) -> Vec<Taint> {
-    node.pointer("/spec/taints")
+    node.at("/spec/taints")
         .and_then(Value::as_array)
         .map(|ts| {
             ts.iter()
@@ -164,7 +166,7 @@ impl Toleration {
 }
 
 pub fn tolerations(pod: &Value) -> Vec<Toleration> {
-    pod.pointer("/spec/tolerations")
+    pod.at("/spec/tolerations")
         .and_then(Value::as_array)
         .map(|ts| {
             ts.iter()
@@ -195,7 +197,7 @@ fn label<'v>(labels: Option<&'v Map<String, Value>>, key: &str) -> Option<&'v st
 
 /// `spec.nodeSelector`: every pair must be a node label.
 pub fn node_selector_matches(pod: &Value, node_labels: Option<&Map<String, Value>>) -> bool {
-    match pod.pointer("/spec/nodeSelector").and_then(Value::as_object) {
+    match pod.at("/spec/nodeSelector").and_then(Value::as_object) {
         Some(sel) => sel.iter().all(|(k, v)| label(node_labels, k) == v.as_str()),
         None => true,
     }
@@ -239,7 +241,7 @@ pub fn term_matches(term: &Value, node_name: &str, node_labels: Option<&Map<Stri
 
 /// `requiredDuringSchedulingIgnoredDuringExecution`: terms are ORed.
 pub fn required_affinity_matches(pod: &Value, node_name: &str, node_labels: Option<&Map<String, Value>>) -> bool {
-    match pod.pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution") {
+    match pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution") {
         Some(sel) if !sel.is_null() => sel
             .get("nodeSelectorTerms")
             .and_then(Value::as_array)
@@ -250,7 +252,7 @@ pub fn required_affinity_matches(pod: &Value, node_name: &str, node_labels: Opti
 
 /// Sum of the weights of matching `preferredDuringSchedulingIgnoredDuringExecution` terms.
 pub fn preferred_affinity_score(pod: &Value, node_name: &str, node_labels: Option<&Map<String, Value>>) -> i64 {
-    pod.pointer("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution")
+    pod.at("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution")
         .and_then(Value::as_array)
         .map(|prefs| {
             prefs
@@ -264,8 +266,8 @@ pub fn preferred_affinity_score(pod: &Value, node_name: &str, node_labels: Optio
 
 /// Node selector and required affinity.
 pub fn node_affinity_matches(pod: &Value, node: &Value) -> bool {
-    let labels = node.pointer("/metadata/labels").and_then(Value::as_object);
-    let name = node.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let labels = node.at("/metadata/labels").and_then(Value::as_object);
+    let name = node.at("/metadata/name").and_then(Value::as_str).unwrap_or("");
     node_selector_matches(pod, labels) && required_affinity_matches(pod, name, labels)
 }
 

@@ -182,8 +182,32 @@ impl<K: Ord + Clone> Timers<K> {
 // Object helpers shared by the loops. All tolerate odd objects (missing fields read as absent).
 // ------------------------------------------------------------------------------------------
 
+/// `Value::pointer` without its per-segment allocations: the loops read many fields of
+/// thousands of objects, and `pointer` allocates for every path segment.
+pub(crate) trait At {
+    fn at(&self, path: &str) -> Option<&Value>;
+}
+
+impl At for Value {
+    fn at(&self, path: &str) -> Option<&Value> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        let mut cur = self;
+        for seg in path.strip_prefix('/')?.split('/') {
+            cur = match cur {
+                Value::Object(m) if seg.contains('~') => m.get(&seg.replace("~1", "/").replace("~0", "~"))?,
+                Value::Object(m) => m.get(seg)?,
+                Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(cur)
+    }
+}
+
 pub(crate) fn s<'v>(obj: &'v Value, ptr: &str) -> Option<&'v str> {
-    obj.pointer(ptr).and_then(Value::as_str)
+    obj.at(ptr).and_then(Value::as_str)
 }
 
 pub(crate) fn name(obj: &Value) -> &str {
@@ -199,12 +223,12 @@ pub(crate) fn uid(obj: &Value) -> &str {
 }
 
 pub(crate) fn generation(obj: &Value) -> i64 {
-    obj.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1)
+    obj.at("/metadata/generation").and_then(Value::as_i64).unwrap_or(1)
 }
 
 /// `spec.replicas`, defaulting to 1 as the API does.
 pub(crate) fn replicas(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0)
+    obj.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0)
 }
 
 /// Set `obj[path...] = v`, creating missing (or null) intermediate objects. Returns false (and
@@ -243,7 +267,7 @@ pub(crate) struct OwnerRef<'v> {
 }
 
 pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef<'_>> {
-    obj.pointer("/metadata/ownerReferences")
+    obj.at("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .map(|refs| {
             refs.iter()
@@ -284,7 +308,7 @@ pub(crate) fn pod_node(pod: &Value) -> Option<&str> {
 }
 
 pub(crate) fn is_terminating(obj: &Value) -> bool {
-    obj.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.at("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
 }
 
 pub(crate) fn phase(pod: &Value) -> &str {
@@ -302,7 +326,7 @@ pub(crate) fn is_active(pod: &Value) -> bool {
 }
 
 pub(crate) fn condition<'v>(obj: &'v Value, ty: &str) -> Option<&'v Value> {
-    obj.pointer("/status/conditions")
+    obj.at("/status/conditions")
         .and_then(Value::as_array)?
         .iter()
         .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
@@ -422,12 +446,12 @@ pub(crate) fn pod_from_template(
     extra_labels: &[(&str, &str)],
 ) -> Value {
     let mut meta = json!({});
-    if let Some(l) = template.pointer("/metadata/labels").filter(|v| v.is_object()) {
+    if let Some(l) = template.at("/metadata/labels").filter(|v| v.is_object()) {
         meta["labels"] = l.clone();
     } else {
         meta["labels"] = json!({});
     }
-    if let Some(a) = template.pointer("/metadata/annotations").filter(|v| v.is_object()) {
+    if let Some(a) = template.at("/metadata/annotations").filter(|v| v.is_object()) {
         meta["annotations"] = a.clone();
     }
     for (k, v) in extra_labels {

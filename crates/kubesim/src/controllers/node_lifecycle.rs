@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer};
 use super::matching::{self, Taint};
 use super::Loop;
@@ -82,7 +83,7 @@ fn is_managed(key: &str) -> bool {
 /// The controller-owned taints `node` should carry.
 fn desired(node: &Value) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
-    if node.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false) {
+    if node.at("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false) {
         out.push((UNSCHEDULABLE, "NoSchedule"));
     }
     match super::condition_status(node, "Ready") {
@@ -117,7 +118,7 @@ impl NodeLifecycle {
                     if super::uid(o) != uid {
                         return Ok(());
                     }
-                    let current = o.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let current = o.at("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
                     let fresh = desired(o);
                     let mut taints: Vec<Value> = current
                         .iter()

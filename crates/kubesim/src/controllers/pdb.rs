@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{ControllerConfig, Loop, Timers};
 use crate::error::ApiError;
@@ -42,7 +43,7 @@ impl Disruption {
     fn selector(&mut self, key: &Key, pdb: &Value) -> &LabelSelector {
         self.selectors.entry(key.clone()).or_insert_with(|| {
             // policy/v1: a missing selector matches nothing, an empty one everything.
-            LabelSelector::from_object(pdb.pointer("/spec/selector").unwrap_or(&Value::Null)).unwrap_or_else(|e| {
+            LabelSelector::from_object(pdb.at("/spec/selector").unwrap_or(&Value::Null)).unwrap_or_else(|e| {
                 tracing::debug!(pdb = %key.1, error = %e, "bad PDB selector; matching nothing");
                 LabelSelector::nothing()
             })
@@ -77,7 +78,7 @@ impl Loop for Disruption {
             return;
         }
         if ch.is(&PODS) {
-            let labels = |p: Option<&Value>| p.and_then(|p| p.pointer("/metadata/labels")).and_then(Value::as_object).cloned();
+            let labels = |p: Option<&Value>| p.and_then(|p| p.at("/metadata/labels")).and_then(Value::as_object).cloned();
             let (old, new) = (labels(ch.old.as_deref()), labels(ch.new.as_deref()));
             for (k, pdb) in inf.in_ns(&PODDISRUPTIONBUDGETS, &ns) {
                 let sel = self.selector(k, pdb);
@@ -89,7 +90,7 @@ impl Loop for Disruption {
             return;
         }
         // A controller's scale changed: PDBs of the namespace may expect a different count.
-        let scale = |o: Option<&Value>| o.and_then(|o| o.pointer("/spec/replicas")).cloned();
+        let scale = |o: Option<&Value>| o.and_then(|o| o.at("/spec/replicas")).cloned();
         if scale(ch.old.as_deref()) != scale(ch.new.as_deref()) {
             self.dirty.extend(inf.in_ns(&PODDISRUPTIONBUDGETS, &ns).map(|(k, _)| k.clone()));
         }
@@ -176,7 +177,7 @@ impl Disruption {
         // disruptedPods: keep entries for live, non-terminating pods within the timeout.
         let clock = *inf.store().clock();
         let timeout = clock.real_secs(self.timeout_secs);
-        let recorded = pdb.pointer("/status/disruptedPods").and_then(Value::as_object).cloned().unwrap_or_default();
+        let recorded = pdb.at("/status/disruptedPods").and_then(Value::as_object).cloned().unwrap_or_default();
         let mut disrupted = Map::new();
         let mut recheck: Option<Duration> = None;
         for p in &pods {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{Loop, PodName, Timers};
 use crate::resources::{PODS, REPLICASETS, ResourceDef};
@@ -109,7 +110,7 @@ impl ReplicaSets {
         // A ReplicaSet being deleted no longer manages its pods; the garbage collector does.
         if !super::is_terminating(&rs) {
             if active.len() < want {
-                let template = rs.pointer("/spec/template").cloned().unwrap_or_else(|| json!({}));
+                let template = rs.at("/spec/template").cloned().unwrap_or_else(|| json!({}));
                 let prefix = format!("{}-", key.1);
                 let n = (want - active.len()).min(BURST);
                 for _ in 0..n {
@@ -159,13 +160,13 @@ impl ReplicaSets {
         }
 
         // Status from the pods as cached (new pods show up in the next pass).
-        let min_ready = rs.pointer("/spec/minReadySeconds").and_then(Value::as_i64).unwrap_or(0).max(0) as f64;
-        let template_labels = rs.pointer("/spec/template/metadata/labels").and_then(Value::as_object);
+        let min_ready = rs.at("/spec/minReadySeconds").and_then(Value::as_i64).unwrap_or(0).max(0) as f64;
+        let template_labels = rs.at("/spec/template/metadata/labels").and_then(Value::as_object);
         let now = Instant::now();
         let (mut ready, mut available, mut labeled) = (0, 0, 0);
         let mut next_check: Option<Instant> = None;
         for p in &active {
-            if template_labels.is_none_or(|tl| tl.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))) {
+            if template_labels.is_none_or(|tl| tl.iter().all(|(k, v)| p.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))) {
                 labeled += 1;
             }
             if !super::pod_ready(p) {

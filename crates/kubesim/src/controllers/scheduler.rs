@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::matching::{self, Requests, Taint, Toleration};
 use super::Loop;
@@ -61,9 +62,9 @@ impl NodeInfo {
             // Before the lifecycle controller taints a NotReady node, treat it as tainted.
             taints.push(Taint { key: NOT_READY_TAINT.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None });
         }
-        let alloc = node.pointer("/status/allocatable");
+        let alloc = node.at("/status/allocatable");
         Self {
-            unschedulable: node.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
+            unschedulable: node.at("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
             alloc: Requests {
                 cpu_m: matching::cpu_millis(alloc.and_then(|a| a.get("cpu"))),
                 mem: matching::amount(alloc.and_then(|a| a.get("memory"))),
@@ -80,7 +81,7 @@ impl NodeInfo {
     }
     /// What the scheduler looks at, to tell real changes from status noise.
     fn signature(&self) -> (bool, &[Taint], Requests, i64, Option<&Value>) {
-        (self.unschedulable, &self.taints, self.alloc, self.alloc_pods, self.node.pointer("/metadata/labels"))
+        (self.unschedulable, &self.taints, self.alloc, self.alloc_pods, self.node.at("/metadata/labels"))
     }
 }
 
@@ -137,7 +138,7 @@ fn wants_scheduling(pod: &Value) -> bool {
         && !super::is_terminating(pod)
         && !super::is_terminal(pod)
         && super::s(pod, "/spec/schedulerName").is_none_or(|n| n.is_empty() || n == SCHEDULER_NAME)
-        && pod.pointer("/spec/schedulingGates").and_then(Value::as_array).is_none_or(|g| g.is_empty())
+        && pod.at("/spec/schedulingGates").and_then(Value::as_array).is_none_or(|g| g.is_empty())
 }
 
 fn key_of(obj: &Value) -> Key {
@@ -321,7 +322,7 @@ impl Scheduler {
     /// `spec.priority` (set by admission), else the PriorityClass's value, else the global
     /// default class, else 0.
     fn priority(&self, inf: &Informer, pod: &Value) -> i64 {
-        if let Some(p) = pod.pointer("/spec/priority").and_then(Value::as_i64) {
+        if let Some(p) = pod.at("/spec/priority").and_then(Value::as_i64) {
             return p;
         }
         let value = |pc: &Value| pc.get("value").and_then(Value::as_i64).unwrap_or(0);
@@ -358,7 +359,7 @@ impl Scheduler {
 
     fn filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<i64, Fit> {
         let name = n.name();
-        let labels = n.node.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = n.node.at("/metadata/labels").and_then(Value::as_object);
         let unsched = Taint { key: UNSCHEDULABLE_TAINT.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None };
         if n.unschedulable && !matching::tolerated(&p.tols, &unsched) {
             return Err(Fit { reasons: vec!["node(s) were unschedulable".into()], resources_only: false });
@@ -639,7 +640,7 @@ enum Preemption {
 fn spec_hash(pod: &Value) -> u64 {
     let mut h = DefaultHasher::new();
     for f in ["tolerations", "nodeSelector", "affinity", "containers", "initContainers", "overhead", "priority", "preemptionPolicy"] {
-        pod.pointer(&format!("/spec/{f}")).map(Value::to_string).hash(&mut h);
+        pod.at(&format!("/spec/{f}")).map(Value::to_string).hash(&mut h);
     }
     h.finish()
 }

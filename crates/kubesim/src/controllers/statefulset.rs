@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{Loop, PodName};
 use crate::resources::{PODS, ResourceDef, STATEFULSETS};
@@ -81,7 +82,7 @@ fn sync(inf: &Informer, key: &Key) {
     let name = key.1.as_str();
     let replicas = super::replicas(&sts) as usize;
     let parallel = super::s(&sts, "/spec/podManagementPolicy") == Some("Parallel");
-    let template = sts.pointer("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let template = sts.at("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
     let revision = format!("{name}-{}", super::template_hash(&template));
 
     let mut pods: BTreeMap<usize, Arc<Value>> = BTreeMap::new();
@@ -140,7 +141,7 @@ fn sync(inf: &Informer, key: &Key) {
     }
     // Rolling update: when everything is in place and healthy, replace the highest old pod.
     let strategy = super::s(&sts, "/spec/updateStrategy/type").unwrap_or("RollingUpdate");
-    let partition = sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
+    let partition = sts.at("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
     let all_healthy = pods.len() == replicas && pods.values().all(|p| super::pod_healthy(p));
     if strategy == "RollingUpdate"
         && actions.is_empty()
@@ -211,7 +212,7 @@ fn sync(inf: &Informer, key: &Key) {
         "updateRevision": revision,
         "collisionCount": 0,
     });
-    let differs = status.as_object().into_iter().flatten().any(|(k, v)| sts.pointer(&format!("/status/{k}")) != Some(v));
+    let differs = status.as_object().into_iter().flatten().any(|(k, v)| sts.at(&format!("/status/{k}")) != Some(v));
     if differs {
         super::write(&store, "statefulset status", |tx| {
             tx.modify(&STATEFULSETS, Some(&key.0), &key.1, |o| {

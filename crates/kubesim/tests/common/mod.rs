@@ -316,3 +316,30 @@ pub fn settle_pdb(store: &Store, ns: &str, name: &str, allowed: i64, healthy: i6
         std::thread::sleep(Duration::from_millis(30));
     }
 }
+
+/// The running pod of controller `owner` on `node_name`: the workload controllers and the
+/// scheduler make it within milliseconds when they run; otherwise it is written by hand.
+/// Returns its name.
+pub fn owned_pod(store: &Store, ns: &str, owner: &Value, node_name: &str, labels: Value) -> String {
+    let uid = owner["metadata"]["uid"].clone();
+    let start = Instant::now();
+    let name = loop {
+        let (pods, _) = store.list(&resources::PODS, Some(ns), &ListOptions::default());
+        let mine = pods.iter().find(|p| {
+            p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node_name)
+                && p.pointer("/metadata/deletionTimestamp").is_none()
+                && p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten().any(|o| o["uid"] == uid && o["controller"] == true)
+        });
+        if let Some(p) = mine {
+            break p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        }
+        if start.elapsed() > Duration::from_millis(1500) {
+            let name = format!("{}-hand1", owner["metadata"]["name"].as_str().unwrap_or("pod"));
+            pod(store, ns, &name, Some(node_name), labels, Some(owner), false);
+            break name;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ensure_running_blocking(store, ns, &name);
+    name
+}
