@@ -187,8 +187,16 @@ impl Ec2Link {
         tokio::spawn(async move {
             let mut last_error = String::new();
             loop {
+                let t = std::time::Instant::now();
                 match self.snapshot().await {
                     Ok(facts) => {
+                        if t.elapsed() > interval * 5 {
+                            tracing::debug!(
+                                secs = t.elapsed().as_secs_f64(),
+                                instances = facts.len(),
+                                "slow EC2 poll"
+                            );
+                        }
                         if !last_error.is_empty() {
                             tracing::info!("EC2 polling recovered");
                             last_error.clear();

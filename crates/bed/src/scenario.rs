@@ -36,8 +36,9 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
-    #[error("scenario is not valid YAML for the scenario schema: {0}")]
-    Parse(#[source] serde_yaml::Error),
+    /// The YAML does not fit the scenario schema (the message says which field, and where).
+    #[error("scenario {origin} does not fit the scenario schema: {message}")]
+    Parse { origin: String, message: String },
     #[error("scenario `{name}` is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { name: String, problems: Vec<String> },
 }
@@ -302,7 +303,14 @@ pub enum Workload {
 impl Scenario {
     /// Parse and validate.
     pub fn from_yaml(yaml: &str) -> Result<Self, ScenarioError> {
-        let s: Scenario = serde_yaml::from_str(yaml).map_err(ScenarioError::Parse)?;
+        Self::parse(yaml, "(inline)")
+    }
+
+    fn parse(yaml: &str, origin: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = serde_yaml::from_str(yaml).map_err(|e| ScenarioError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
         s.validate()?;
         Ok(s)
     }
@@ -312,7 +320,7 @@ impl Scenario {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_yaml(&yaml)
+        Self::parse(&yaml, &path.display().to_string())
     }
 
     /// `scenarios/default.yaml`.

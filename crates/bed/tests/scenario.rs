@@ -92,7 +92,7 @@ fn a_scenario_with_an_unknown_field_is_rejected_clearly() {
     let yaml = builtin::DEFAULT.replace("    count: 3\n", "    count: 3\n    spot_price: 0.1\n");
     assert_ne!(yaml, builtin::DEFAULT);
     let err = Scenario::from_yaml(&yaml).unwrap_err();
-    assert!(matches!(err, ScenarioError::Parse(_)), "{err:?}");
+    assert!(matches!(err, ScenarioError::Parse { .. }), "{err:?}");
     let msg = format!("{err}");
     assert!(msg.contains("unknown field `spot_price`"), "{msg}");
     assert!(

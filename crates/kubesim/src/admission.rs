@@ -292,15 +292,14 @@ fn resolve_priority(tx: &Tx<'_>, pod_name: &str, spec: &mut Map<String, Value>) 
         };
         (class_name, pc.get("value").and_then(Value::as_i64).unwrap_or(0), pc.get("preemptionPolicy").cloned())
     };
-    if let Some(given) = spec.get("priority").and_then(Value::as_i64) {
-        if given != value {
+    if let Some(given) = spec.get("priority").and_then(Value::as_i64)
+        && given != value {
             return Err(forbidden(
                 &resources::PODS,
                 pod_name,
                 format!("the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"),
             ));
         }
-    }
     if !class_name.is_empty() {
         spec.insert("priorityClassName".into(), json!(class_name));
     }
@@ -339,11 +338,10 @@ pub fn qos_class(spec: &Map<String, Value>) -> &'static str {
             if name != "cpu" && name != "memory" {
                 continue;
             }
-            if let Some(n) = q.as_str().and_then(parse_quantity).or_else(|| q.as_f64().map(|f| (f * 1e9) as i128)) {
-                if n > 0 {
+            if let Some(n) = q.as_str().and_then(parse_quantity).or_else(|| q.as_f64().map(|f| (f * 1e9) as i128))
+                && n > 0 {
                     *requests.entry(if name == "cpu" { "cpu" } else { "memory" }).or_default() += n;
                 }
-            }
         }
         let mut found = (false, false);
         for (name, q) in res.and_then(|r| r.get("limits")).and_then(Value::as_object).into_iter().flatten() {
@@ -351,8 +349,8 @@ pub fn qos_class(spec: &Map<String, Value>) -> &'static str {
             if name != "cpu" && name != "memory" {
                 continue;
             }
-            if let Some(n) = q.as_str().and_then(parse_quantity).or_else(|| q.as_f64().map(|f| (f * 1e9) as i128)) {
-                if n > 0 {
+            if let Some(n) = q.as_str().and_then(parse_quantity).or_else(|| q.as_f64().map(|f| (f * 1e9) as i128))
+                && n > 0 {
                     if name == "cpu" {
                         found.0 = true;
                     } else {
@@ -360,7 +358,6 @@ pub fn qos_class(spec: &Map<String, Value>) -> &'static str {
                     }
                     *limits.entry(if name == "cpu" { "cpu" } else { "memory" }).or_default() += n;
                 }
-            }
         }
         if !(found.0 && found.1) {
             guaranteed = false;
@@ -428,11 +425,10 @@ fn pod_update(old: &Value, new: &mut Value) -> Result<(), ApiError> {
         pod_spec_defaults(spec);
         // The Priority plugin keeps what it resolved on create.
         for k in ["priority", "preemptionPolicy", "priorityClassName"] {
-            if !spec.contains_key(k) {
-                if let Some(v) = old_spec.get(k) {
+            if !spec.contains_key(k)
+                && let Some(v) = old_spec.get(k) {
                     spec.insert(k.into(), v.clone());
                 }
-            }
         }
     }
     let new_spec = new.get("spec").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -714,13 +710,12 @@ pub fn delete_options_from(v: &Value) -> Result<DeleteOptions, ApiError> {
         Some(g) => Some(g.as_i64().ok_or_else(|| ApiError::bad_request("gracePeriodSeconds must be an integer"))?),
     };
     let policy = v.get("propagationPolicy").and_then(Value::as_str);
-    if let Some(p) = policy {
-        if !matches!(p, "Orphan" | "Background" | "Foreground") {
+    if let Some(p) = policy
+        && !matches!(p, "Orphan" | "Background" | "Foreground") {
             return Err(ApiError::bad_request(format!(
                 "propagationPolicy: Unsupported value: \"{p}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
             )));
         }
-    }
     let orphan = policy == Some("Orphan") || (policy.is_none() && v.get("orphanDependents").and_then(Value::as_bool) == Some(true));
     let dry_run = match v.get("dryRun") {
         None | Some(Value::Null) => false,
@@ -796,22 +791,20 @@ pub fn evict(tx: &mut Tx<'_>, ns: &str, name: &str, eviction: &Value) -> Result<
 }
 
 fn check_preconditions(pod: &Value, opts: &DeleteOptions, name: &str) -> Result<(), ApiError> {
-    if let Some(uid) = &opts.precondition_uid {
-        if meta_str(pod, "uid") != Some(uid.as_str()) {
+    if let Some(uid) = &opts.precondition_uid
+        && meta_str(pod, "uid") != Some(uid.as_str()) {
             return Err(ApiError::conflict("", "pods", name).with_message(format!(
                 "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                 meta_str(pod, "uid").unwrap_or("")
             )));
         }
-    }
-    if let Some(rv) = &opts.precondition_rv {
-        if meta_str(pod, "resourceVersion") != Some(rv.as_str()) {
+    if let Some(rv) = &opts.precondition_rv
+        && meta_str(pod, "resourceVersion") != Some(rv.as_str()) {
             return Err(ApiError::conflict("", "pods", name).with_message(format!(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
                 meta_str(pod, "resourceVersion").unwrap_or("")
             )));
         }
-    }
     Ok(())
 }
 
@@ -920,11 +913,10 @@ fn set_condition(status: &mut Map<String, Value>, mut cond: Value, now: &str) {
 /// POST pods/{name}/binding: bind a pod that has no node yet (409 otherwise), recording the
 /// PodScheduled condition and the Binding's annotations.
 pub fn bind(tx: &mut Tx<'_>, ns: &str, name: &str, binding: &Value) -> Result<(), ApiError> {
-    if let Some(bname) = meta_str(binding, "name").filter(|n| !n.is_empty()) {
-        if bname != name {
+    if let Some(bname) = meta_str(binding, "name").filter(|n| !n.is_empty())
+        && bname != name {
             return Err(ApiError::bad_request("name in URL does not match name in Binding object"));
         }
-    }
     let target = binding.get("target").unwrap_or(&Value::Null);
     let node = target.get("name").and_then(Value::as_str).unwrap_or("").to_string();
     let mut errs = Vec::new();
@@ -944,11 +936,10 @@ pub fn bind(tx: &mut Tx<'_>, ns: &str, name: &str, binding: &Value) -> Result<()
         ApiError::new(409, "Conflict", format!("Operation cannot be fulfilled on pods/binding \"{name}\": {msg}"))
             .with_details(json!({"name": name, "kind": "pods/binding"}))
     };
-    if let Some(uid) = meta_str(binding, "uid").filter(|u| !u.is_empty()) {
-        if meta_str(&pod, "uid") != Some(uid) {
+    if let Some(uid) = meta_str(binding, "uid").filter(|u| !u.is_empty())
+        && meta_str(&pod, "uid") != Some(uid) {
             return Err(conflict(format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&pod, "uid").unwrap_or(""))));
         }
-    }
     if meta_str(&pod, "deletionTimestamp").is_some() {
         return Err(conflict(format!("pod {name} is being deleted, cannot be assigned to a host")));
     }
@@ -1019,11 +1010,15 @@ mod tests {
         let mut old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x:1"}]}});
         pod_spec_defaults(child(&mut old, "spec"));
         let mut added = old.clone();
-        added["spec"]["tolerations"].as_array_mut().map(|t| t.push(json!({"key": "k", "operator": "Exists"})));
+        if let Some(t) = added["spec"]["tolerations"].as_array_mut() {
+            t.push(json!({"key": "k", "operator": "Exists"}));
+        }
         assert!(pod_update(&old, &mut added).is_ok());
 
         let mut removed = old.clone();
-        removed["spec"]["tolerations"].as_array_mut().map(|t| t.remove(0));
+        if let Some(t) = removed["spec"]["tolerations"].as_array_mut() {
+            t.remove(0);
+        }
         // The removed default toleration is re-added by defaulting, so removing it is a no-op...
         assert!(pod_update(&old, &mut removed).is_ok());
         // ...but removing a user toleration is not.

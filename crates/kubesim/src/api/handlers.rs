@@ -201,11 +201,10 @@ fn update(
     let out = match sub {
         Some("scale") => write(store, dry, |tx| {
             let cur = tx.get(r, ns, name)?;
-            if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|rv| !rv.is_empty()) {
-                if Some(rv) != meta_str(&cur, "resourceVersion") {
+            if let Some(rv) = meta_str(&obj, "resourceVersion").filter(|rv| !rv.is_empty())
+                && Some(rv) != meta_str(&cur, "resourceVersion") {
                     return Err(ApiError::conflict(r.group, r.plural, name));
                 }
-            }
             let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
             set_replicas(tx, r, ns, name, cur, &replicas)
         })?,
@@ -305,11 +304,10 @@ fn patch(
                 // A Scale has no lists, so a strategic patch is a merge patch.
                 let kind = if kind == PatchType::Strategic { PatchType::Merge } else { kind };
                 let patched = patch::apply(r, kind, &scale, &p)?;
-                if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|rv| !rv.is_empty()) {
-                    if Some(rv) != meta_str(&cur, "resourceVersion") {
+                if let Some(rv) = meta_str(&patched, "resourceVersion").filter(|rv| !rv.is_empty())
+                    && Some(rv) != meta_str(&cur, "resourceVersion") {
                         return Err(ApiError::conflict(r.group, r.plural, name));
                     }
-                }
                 let replicas = patched.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
                 set_replicas(tx, r, ns, name, cur, &replicas)?
             }
@@ -334,15 +332,29 @@ fn optional_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
 fn delete(store: &Store, r: &'static ResourceDef, ns: Option<&str>, name: &str, q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
     let mut opts = q.delete_options(&optional_body(headers, body)?)?;
     let dry = std::mem::take(&mut opts.dry_run);
+    let is_namespace = r.plural == "namespaces" && r.group.is_empty();
+    if is_namespace && matches!(name, "default" | "kube-system" | "kube-public") {
+        return Err(admission::forbidden(r, name, "this namespace may not be deleted"));
+    }
     let (obj, still_there) = write(store, dry, |tx| {
+        if is_namespace {
+            tx.get(r, None, name)?;
+            remove_namespace_contents(tx, name)?;
+        }
         let obj = tx.delete(r, ns, name, &opts)?;
         let still_there = tx.try_get(r, ns, name);
         Ok((obj, still_there))
     })?;
-    // Objects that stay (graceful deletion, finalizers) come back as they are now; pods come
-    // back even when gone; everything else gets a Status.
+    // Objects that stay (graceful deletion, finalizers) come back as they are now; pods and
+    // namespaces come back even when gone; everything else gets a Status.
     let body = match still_there {
         Some(now) => now,
+        None if is_namespace => {
+            let mut ns_obj = obj;
+            ns_obj["status"] = json!({"phase": "Terminating"});
+            ns_obj["metadata"]["deletionTimestamp"] = json!(crate::clock::Clock::now_rfc3339());
+            ns_obj
+        }
         None if r.kind == "Pod" && r.group.is_empty() => obj,
         None => status_success(
             200,
@@ -350,6 +362,17 @@ fn delete(store: &Store, r: &'static ResourceDef, ns: Option<&str>, name: &str, 
         ),
     };
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// What the namespace controller does before a namespace goes: every object in it goes
+/// (here at once, in the same transaction).
+fn remove_namespace_contents(tx: &mut Tx<'_>, ns: &str) -> Result<(), ApiError> {
+    for r in crate::resources::ALL.iter().copied().filter(|r| r.namespaced) {
+        for item in tx.list(r, Some(ns), &Default::default()) {
+            tx.remove(r, Some(ns), meta_str(&item, "name").unwrap_or(""))?;
+        }
+    }
+    Ok(())
 }
 
 fn delete_collection(store: &Store, r: &'static ResourceDef, ns: Option<&str>, q: &Query, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
@@ -378,11 +401,10 @@ fn evict(store: &Store, ns: &str, name: &str, q: &Query, headers: &HeaderMap, bo
     if kind != "Eviction" || !matches!(av, "policy/v1" | "policy/v1beta1") {
         return Err(ApiError::bad_request(format!("the body of the request must be a policy/v1 Eviction, got {av} {kind}")));
     }
-    if let Some(n) = meta_str(&eviction, "name").filter(|n| !n.is_empty()) {
-        if n != name {
+    if let Some(n) = meta_str(&eviction, "name").filter(|n| !n.is_empty())
+        && n != name {
             return Err(ApiError::bad_request("name in URL does not match name in Eviction object"));
         }
-    }
     let body_dry = match eviction.get("deleteOptions").filter(|o| o.is_object()) {
         Some(o) => admission::delete_options_from(o)?.dry_run,
         None => false,

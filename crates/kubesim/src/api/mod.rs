@@ -177,11 +177,10 @@ fn route(path: &str) -> Option<Route> {
     if ns.is_some() && !res.namespaced {
         return None;
     }
-    if let Some(s) = &sub {
-        if !res.subresources.contains(&s.as_str()) || legacy_watch {
+    if let Some(s) = &sub
+        && (!res.subresources.contains(&s.as_str()) || legacy_watch) {
             return None;
         }
-    }
     // A named namespaced object needs its namespace in the path.
     if res.namespaced && ns.is_none() && name.is_some() {
         return None;

@@ -163,11 +163,10 @@ impl Watch {
         if ev.resource.group != self.r.group || ev.resource.plural != self.r.plural {
             return;
         }
-        if let Some(ns) = &self.ns {
-            if self.r.namespaced && ev.namespace() != Some(ns.as_str()) {
+        if let Some(ns) = &self.ns
+            && self.r.namespaced && ev.namespace() != Some(ns.as_str()) {
                 return;
             }
-        }
         let obj = &ev.object;
         let matches = self.name_matches(obj) && self.opts.matches(obj);
         let ty = match &mut self.seen {

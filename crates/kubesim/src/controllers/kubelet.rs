@@ -177,9 +177,13 @@ impl Kubelet {
             return;
         }
         let host_ip = node
-            .and_then(|n| n.at("/status/addresses").and_then(Value::as_array).cloned())
-            .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")).and_then(|x| x.get("address")).and_then(Value::as_str).map(str::to_string))
-            .unwrap_or_default();
+            .and_then(|n| n.at("/status/addresses"))
+            .and_then(Value::as_array)
+            .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")))
+            .and_then(|x| x.get("address"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         match self.starting.get(key) {
             Some((u, at)) if *u == uid => {
                 if *at > now {

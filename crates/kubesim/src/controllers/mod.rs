@@ -287,7 +287,14 @@ pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef<'_>> {
 
 /// The controlling owner (`controller: true`), if any.
 pub(crate) fn controller_ref(obj: &Value) -> Option<OwnerRef<'_>> {
-    owner_refs(obj).into_iter().find(|r| r.controller)
+    let r = obj.at("/metadata/ownerReferences")?.as_array()?.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+    Some(OwnerRef {
+        api_version: r.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+        kind: r.get("kind").and_then(Value::as_str).unwrap_or(""),
+        name: r.get("name").and_then(Value::as_str)?,
+        uid: r.get("uid").and_then(Value::as_str)?,
+        controller: true,
+    })
 }
 
 /// An ownerReference to `owner` marking it the controller.

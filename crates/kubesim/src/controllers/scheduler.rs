@@ -46,6 +46,7 @@ const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
 
 struct NodeInfo {
+    name: String,
     node: Arc<Value>,
     taints: Vec<Taint>,
     unschedulable: bool,
@@ -73,11 +74,12 @@ impl NodeInfo {
             taints,
             used: Requests::default(),
             pods: 0,
+            name: super::name(&node).to_string(),
             node,
         }
     }
     fn name(&self) -> &str {
-        super::name(&self.node)
+        &self.name
     }
     /// What the scheduler looks at, to tell real changes from status noise.
     fn signature(&self) -> (bool, &[Taint], Requests, i64, Option<&Value>) {
@@ -93,6 +95,7 @@ struct PodInfo {
     req: Requests,
     tols: Vec<Toleration>,
     class: u64,
+    has_preferences: bool,
 }
 
 /// A pod waiting for room: when its condition was last written, the message, and the hash of
@@ -104,7 +107,7 @@ struct Unschedulable {
 }
 
 /// Why one node does not fit.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Fit {
     reasons: Vec<String>,
     /// Only resources are missing: preemption might help.
@@ -125,6 +128,9 @@ pub struct Scheduler {
     unschedulable: HashMap<Key, Unschedulable>,
     flush_wanted: bool,
     last_flush: Option<Instant>,
+    /// Per pass: for each pod class, the nodes' verdicts on everything but resources
+    /// (unschedulable, taints, affinity), which binding pods does not change.
+    static_fits: HashMap<u64, Vec<Option<Fit>>>,
 }
 
 impl Scheduler {
@@ -218,6 +224,7 @@ impl Loop for Scheduler {
             }
         }
         let mut failed_classes: HashMap<u64, String> = HashMap::new();
+        self.static_fits.clear();
         let mut n = 0;
         while let Some(entry) = self.active.pop_first() {
             let key = entry.2;
@@ -341,7 +348,8 @@ impl Scheduler {
         let mut h = DefaultHasher::new();
         spec_hash(&pod).hash(&mut h);
         prio.hash(&mut h);
-        PodInfo { key, class: h.finish(), prio, req, tols, pod }
+        let has_preferences = pod.at("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution").is_some();
+        PodInfo { key, class: h.finish(), prio, req, tols, pod, has_preferences }
     }
 
     /// Resources nominated to `node` for pods of at least `prio` (other than `key`).
@@ -357,20 +365,26 @@ impl Scheduler {
         (r, n)
     }
 
-    fn filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<i64, Fit> {
-        let name = n.name();
+    /// Everything but resources: NodeUnschedulable, TaintToleration, NodeAffinity.
+    fn static_filter(p: &PodInfo, n: &NodeInfo) -> Option<Fit> {
         let labels = n.node.at("/metadata/labels").and_then(Value::as_object);
         let unsched = Taint { key: UNSCHEDULABLE_TAINT.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None };
         if n.unschedulable && !matching::tolerated(&p.tols, &unsched) {
-            return Err(Fit { reasons: vec!["node(s) were unschedulable".into()], resources_only: false });
+            return Some(Fit { reasons: vec!["node(s) were unschedulable".into()], resources_only: false });
         }
         if let Some(t) = matching::untolerated(&n.taints, &p.tols) {
-            return Err(Fit { reasons: vec![format!("node(s) had untolerated taint {}", t.describe())], resources_only: false });
+            return Some(Fit { reasons: vec![format!("node(s) had untolerated taint {}", t.describe())], resources_only: false });
         }
-        if !(matching::node_selector_matches(&p.pod, labels) && matching::required_affinity_matches(&p.pod, name, labels)) {
-            return Err(Fit { reasons: vec!["node(s) didn't match Pod's node affinity/selector".into()], resources_only: false });
+        if !(matching::node_selector_matches(&p.pod, labels) && matching::required_affinity_matches(&p.pod, &n.name, labels)) {
+            return Some(Fit { reasons: vec!["node(s) didn't match Pod's node affinity/selector".into()], resources_only: false });
         }
-        let (nom, nom_pods) = if self.nominated.is_empty() { (Requests::default(), 0) } else { self.nominated_on(name, p.prio, &p.key) };
+        None
+    }
+
+    /// NodeResourcesFit (with nominated pods' reservations) and the score, for a node that
+    /// passed [`Self::static_filter`].
+    fn resource_filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<i64, Fit> {
+        let (nom, nom_pods) = if self.nominated.is_empty() { (Requests::default(), 0) } else { self.nominated_on(&n.name, p.prio, &p.key) };
         let mut reasons = Vec::new();
         if n.pods + nom_pods + 1 > n.alloc_pods {
             reasons.push("Too many pods".to_string());
@@ -387,9 +401,19 @@ impl Scheduler {
         // Least allocated (0..100), plus preferences.
         let free = |used: i64, req: i64, alloc: i64| if alloc > 0 { ((alloc - used - req) as f64 / alloc as f64).max(0.0) } else { 0.0 };
         let mut score = ((free(n.used.cpu_m, p.req.cpu_m, n.alloc.cpu_m) + free(n.used.mem, p.req.mem, n.alloc.mem)) * 50.0) as i64;
-        score += matching::preferred_affinity_score(&p.pod, name, labels).min(100);
+        if p.has_preferences {
+            let labels = n.node.at("/metadata/labels").and_then(Value::as_object);
+            score += matching::preferred_affinity_score(&p.pod, &n.name, labels).min(100);
+        }
         score -= 10 * n.taints.iter().filter(|t| t.effect == "PreferNoSchedule" && !matching::tolerated(&p.tols, t)).count() as i64;
         Ok(score)
+    }
+
+    fn filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<i64, Fit> {
+        match Self::static_filter(p, n) {
+            Some(fit) => Err(fit),
+            None => self.resource_filter(p, n),
+        }
     }
 
     /// Try to place one pod. Err carries the failure message (for identical pods this pass).
@@ -405,8 +429,16 @@ impl Scheduler {
         }
         let mut fits: HashMap<String, Fit> = HashMap::new();
         if best.is_none() {
-            for (name, n) in &self.nodes {
-                match self.filter(p, n) {
+            let statics = self
+                .static_fits
+                .remove(&p.class)
+                .unwrap_or_else(|| self.nodes.values().map(|n| Self::static_filter(p, n)).collect());
+            for ((name, n), st) in self.nodes.iter().zip(&statics) {
+                let verdict = match st {
+                    Some(fit) => Err(fit.clone()),
+                    None => self.resource_filter(p, n),
+                };
+                match verdict {
                     Ok(score) => {
                         if best.is_none_or(|(s, _)| score > s) {
                             best = Some((score, n.name()));
@@ -417,6 +449,7 @@ impl Scheduler {
                     }
                 }
             }
+            self.static_fits.insert(p.class, statics);
         }
         if let Some((_, node)) = best {
             let node = node.to_string();

@@ -186,6 +186,7 @@ pub fn set_running(store: &Store, ns: &str, name: &str) -> Value {
 
 /// A PDB over `selector` whose status says `allowed` disruptions (as the disruption
 /// controller would report for `healthy` of `expected` pods).
+#[allow(clippy::too_many_arguments)]
 pub fn pdb(store: &Store, ns: &str, name: &str, selector: Value, min_available: i64, allowed: i64, healthy: i64, expected: i64) -> Value {
     let created = store
         .create(
