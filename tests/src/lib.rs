@@ -142,7 +142,7 @@ impl Harness for BedHarness {
 
     async fn start(setup: Setup) -> Self {
         let bed = Bed::start(setup.scenario.clone()).await.expect("bed starts");
-        bed.wait_ready(Duration::from_secs(60)).await.expect("bed settles");
+        bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
         let config = config(bed.env(), &setup);
         let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
         let world = costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default());

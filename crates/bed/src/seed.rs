@@ -386,9 +386,10 @@ async fn pick_ami(ec2: &aws_sdk_ec2::Client) -> Result<String, BedError> {
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<(), BedError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+        ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
     };
+    use costop_core::record::{GSI1, GSI1_PK, GSI1_SK};
     let be = |e: aws_sdk_dynamodb::error::BuildError| BedError::Seed(e.to_string());
     let t = &s.table;
     ddb.create_table()
@@ -419,6 +420,22 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<()
             KeySchemaElement::builder()
                 .attribute_name(&t.sort_key)
                 .key_type(KeyType::Range)
+                .build()
+                .map_err(be)?,
+        )
+        // costop's record model: interruptions of an instance, through a sparse index.
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name(GSI1_PK).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name(GSI1_SK).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
+        )
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(GSI1)
+                .key_schema(KeySchemaElement::builder().attribute_name(GSI1_PK).key_type(KeyType::Hash).build().map_err(be)?)
+                .key_schema(KeySchemaElement::builder().attribute_name(GSI1_SK).key_type(KeyType::Range).build().map_err(be)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(be)?,
         )

@@ -191,6 +191,34 @@ fn apply_creates_then_updates_with_server_side_validation() {
 }
 
 #[test]
+fn create_generators_work_although_kubectl_sends_protobuf() {
+    let env = KubectlEnv::new();
+    assert_eq!(env.ok(&["create", "namespace", "team-a"]).trim(), "namespace/team-a created");
+    assert_eq!(env.ok(&["create", "configmap", "cfg", "--from-literal=a=1", "-n", "team-a"]).trim(), "configmap/cfg created");
+    env.ok(&["create", "deployment", "web", "--image=nginx:1.27", "--replicas=3", "--port=80", "-n", "team-a"]);
+    env.ok(&["create", "pdb", "web", "--selector=app=web", "--max-unavailable=50%", "-n", "team-a"]);
+    env.ok(&["create", "priorityclass", "batch", "--value=1000", "--preemption-policy=Never"]);
+    env.ok(&["create", "service", "nodeport", "web", "--tcp=80:8080", "--node-port=30080", "-n", "team-a"]);
+    let store = env.store();
+    let get = |r, ns: Option<&str>, name: &str| store.get(r, ns, name).expect("created");
+    assert_eq!(get(&resources::CONFIGMAPS, Some("team-a"), "cfg")["data"], json!({"a": "1"}));
+    let d = get(&resources::DEPLOYMENTS, Some("team-a"), "web");
+    assert_eq!((d["spec"]["replicas"].clone(), d["spec"]["selector"]["matchLabels"]["app"].clone()), (json!(3), json!("web")));
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 80);
+    assert_eq!(get(&resources::PODDISRUPTIONBUDGETS, Some("team-a"), "web")["spec"]["maxUnavailable"], "50%");
+    let pc = get(&resources::PRIORITYCLASSES, None, "batch");
+    assert_eq!((pc["value"].clone(), pc["preemptionPolicy"].clone()), (json!(1000), json!("Never")));
+    let svc = get(&resources::SERVICES, Some("team-a"), "web");
+    assert_eq!(svc["spec"]["ports"][0], json!({"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080, "nodePort": 30080}));
+
+    // Deleting the namespace takes its contents along.
+    assert_eq!(env.ok(&["delete", "namespace", "team-a"]).trim(), "namespace \"team-a\" deleted");
+    assert!(store.get(&resources::CONFIGMAPS, Some("team-a"), "cfg").is_err());
+    let out = env.kubectl(&["delete", "namespace", "default"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "Error from server (Forbidden): namespaces \"default\" is forbidden: this namespace may not be deleted");
+}
+
+#[test]
 fn delete_removes_objects() {
     let env = KubectlEnv::new();
     small_cluster(&env);

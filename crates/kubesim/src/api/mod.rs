@@ -9,6 +9,7 @@
 
 mod discovery;
 mod handlers;
+mod protobuf;
 mod query;
 mod table;
 mod watch;

@@ -102,10 +102,13 @@ pub fn serve(store: &Arc<Store>, r: &'static ResourceDef, ns: Option<String>, na
         done: false,
     };
     let mut chunk = Vec::new();
+    // A lower bound of the version the watch starts at (bookmarks must never run ahead of
+    // what the stream has delivered).
+    let rv_before = store.current_rv();
     match store.watch(r, ns.as_deref(), from, &w.opts) {
         Ok((backlog, rx)) => {
             w.rx = rx;
-            w.last_rv = from.unwrap_or_else(|| store.current_rv());
+            w.last_rv = from.unwrap_or(rv_before);
             if filtered {
                 // For a resumed watch, the client is assumed to hold what matches now.
                 let current = if from.is_some() { store.list(r, ns.as_deref(), &w.opts).0 } else { Vec::new() };

@@ -78,7 +78,9 @@ impl Loop for GarbageCollector {
             for r in &refs {
                 self.dependents.entry(r.uid.to_string()).or_default().insert((kind, key.clone()));
             }
-            if !refs.is_empty() {
+            // Status updates do not change ownership: look again only when the references do.
+            let refs_changed = ch.old.as_deref().is_none_or(|o| o.at("/metadata/ownerReferences") != new.at("/metadata/ownerReferences"));
+            if !refs.is_empty() && refs_changed {
                 self.dirty.insert((kind, key.clone()));
             }
             // An owner being deleted with a finalizer the collector handles.
@@ -100,7 +102,11 @@ impl Loop for GarbageCollector {
                 self.dirty.extend(inf.pods_on(super::name(obj)).map(|p| ("pods", key_of(p))));
             }
         } else if ch.is(&PODS) && ch.new.as_deref().is_some_and(|p| super::pod_node(p).is_some()) {
-            self.dirty.insert(("pods", key));
+            // Pod GC looks at bound pods when they are bound or start terminating.
+            let state = |p: Option<&Value>| p.map(|p| (super::pod_node(p).map(str::to_string), super::is_terminating(p)));
+            if state(ch.old.as_deref()) != state(ch.new.as_deref()) {
+                self.dirty.insert(("pods", key));
+            }
         }
     }
 

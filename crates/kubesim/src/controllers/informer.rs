@@ -68,6 +68,11 @@ fn kind_key(r: &'static ResourceDef) -> Rk {
     (r.group, r.plural)
 }
 
+/// What the indexes depend on: uid, controlling owner uid, node.
+fn index_fields(o: &Value) -> (Option<&str>, Option<&str>, Option<&str>) {
+    (o.at("/metadata/uid").and_then(Value::as_str), super::controller_ref(o).map(|r| r.uid), super::pod_node(o))
+}
+
 impl Informer {
     /// Snapshot `kinds` and subscribe, atomically.
     pub fn new(store: Arc<Store>, kinds: &[&'static ResourceDef]) -> Self {
@@ -195,16 +200,17 @@ impl Informer {
             EventType::Deleted => map.remove(&key),
             _ => map.insert(key.clone(), obj.clone()),
         };
-        if let Some(o) = &old {
-            self.unindex(r, &key, o);
-        }
-        let new = match kind {
-            EventType::Deleted => None,
-            _ => {
-                self.index(r, &key, &obj);
-                Some(obj)
+        // Most events are status updates that leave every index as it was.
+        let same_index = kind != EventType::Deleted && old.as_deref().is_some_and(|o| index_fields(o) == index_fields(&obj));
+        if !same_index {
+            if let Some(o) = &old {
+                self.unindex(r, &key, o);
             }
-        };
+            if kind != EventType::Deleted {
+                self.index(r, &key, &obj);
+            }
+        }
+        let new = (kind != EventType::Deleted).then_some(obj);
         Some(Change { resource: r, old, new })
     }
 

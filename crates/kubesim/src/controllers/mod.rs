@@ -263,7 +263,6 @@ pub(crate) struct OwnerRef<'v> {
     pub kind: &'v str,
     pub name: &'v str,
     pub uid: &'v str,
-    pub controller: bool,
 }
 
 pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef<'_>> {
@@ -277,7 +276,6 @@ pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef<'_>> {
                         kind: r.get("kind").and_then(Value::as_str).unwrap_or(""),
                         name: r.get("name").and_then(Value::as_str)?,
                         uid: r.get("uid").and_then(Value::as_str)?,
-                        controller: r.get("controller").and_then(Value::as_bool).unwrap_or(false),
                     })
                 })
                 .collect()
@@ -293,7 +291,6 @@ pub(crate) fn controller_ref(obj: &Value) -> Option<OwnerRef<'_>> {
         kind: r.get("kind").and_then(Value::as_str).unwrap_or(""),
         name: r.get("name").and_then(Value::as_str)?,
         uid: r.get("uid").and_then(Value::as_str)?,
-        controller: true,
     })
 }
 

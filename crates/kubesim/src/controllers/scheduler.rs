@@ -182,6 +182,21 @@ impl Loop for Scheduler {
             return;
         }
         if ch.is(&PODS) {
+            // Status updates of running pods (most events) change nothing the scheduler tracks.
+            let tracked = |p: &Value| {
+                (
+                    super::pod_node(p).map(str::to_string),
+                    super::is_terminal(p),
+                    super::is_terminating(p),
+                    p.at("/status/nominatedNodeName").cloned(),
+                )
+            };
+            if let (Some(old), Some(new)) = (ch.old.as_deref(), ch.new.as_deref())
+                && super::pod_node(new).is_some()
+                && tracked(old) == tracked(new)
+            {
+                return;
+            }
             let key = key_of(ch.object());
             self.account(inf, &key, ch.new.as_deref());
             return;
