@@ -1,7 +1,9 @@
 //! A client-side token bucket, like client-go's QPS/burst, so a drain of hundreds of pods does
 //! not trip the API server's priority-and-fairness limits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Mutex;
 
