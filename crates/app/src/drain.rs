@@ -1,6 +1,7 @@
 //! The drain executor: evicts a plan's pods with bounded concurrency and a client-side QPS
 //! limit, retries PodDisruptionBudget refusals (429) on the core's backoff schedule until
-//! `evict_by`, waits for evicted pods to go, and at the deadline reports (and, only if
+//! `evict_by`, waits for evicted pods to go (one list of the node's pods per tick for all of
+//! them), and at the deadline reports (and, only if
 //! configured, force-deletes) whatever is left. It never runs past the deadline.
 
 use std::sync::Mutex;
@@ -41,8 +42,12 @@ pub struct DrainReport {
 const GONE_POLL: Duration = Duration::from_millis(200);
 
 enum PodResult {
+    /// Already gone when asked.
     Gone { retries: u32 },
-    Remaining { retries: u32, issued: bool },
+    /// Eviction accepted; the pod is terminating.
+    Accepted { retries: u32 },
+    /// Refused until `evict_by` (or attempts ran out).
+    GaveUp { retries: u32 },
 }
 
 /// Run `drain`. Infallible by design: failures of individual pods are retried until the
@@ -78,6 +83,7 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
         ..Default::default()
     };
     let mut remaining = Vec::new();
+    let mut accepted = Vec::new();
     for (pod, r) in results {
         match r {
             PodResult::Gone { retries } => {
@@ -85,11 +91,24 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
                 report.evictions_issued += 1;
                 report.evicted.push(pod);
             }
-            PodResult::Remaining { retries, issued } => {
+            PodResult::Accepted { retries } => {
                 report.eviction_retries += retries;
-                report.evictions_issued += usize::from(issued);
+                report.evictions_issued += 1;
+                accepted.extend(drain.pods.iter().find(|p| p.pod_ref() == pod));
+            }
+            PodResult::GaveUp { retries } => {
+                report.eviction_retries += retries;
                 remaining.push(pod);
             }
+        }
+    }
+    let gone = wait_gone(kube, &limiter, drain, &accepted, &record).await;
+    for p in accepted {
+        let r = p.pod_ref();
+        if gone.contains(&r) {
+            report.evicted.push(r);
+        } else {
+            remaining.push(r);
         }
     }
     let outcome = at_deadline(&remaining, drain.force_delete_at_deadline);
@@ -163,25 +182,40 @@ where
             RetryDecision::GiveUp { reason } => {
                 mark_issued();
                 tracing::warn!(pod = %pref, ?reason, last = %refused, "eviction given up");
-                return PodResult::Remaining { retries: retries - 1, issued: false };
+                return PodResult::GaveUp { retries: retries - 1 };
             }
         }
     }
-    // Phase 2: wait for the pod to go (its grace period was capped to end before evict_by).
-    loop {
+    PodResult::Accepted { retries }
+}
+
+/// Wait until the accepted pods are gone, reading the node's pods once per tick for all of them
+/// (one request however many pods are draining), until the deadline.
+async fn wait_gone<K, F, Fut>(kube: &K, limiter: &RateLimiter, drain: &Drain, accepted: &[&EvictPod], record: &F) -> Vec<PodRef>
+where
+    K: Kube,
+    F: Fn(TimelineStep) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut waiting: Vec<&EvictPod> = accepted.to_vec();
+    let mut gone = Vec::new();
+    while !waiting.is_empty() {
         limiter.acquire().await;
-        match kube.pod_exists(pod).await {
-            Ok(false) => {
-                record(TimelineStep::Evicted { pod: pref.clone() }).await;
-                return PodResult::Gone { retries };
+        if let Ok(present) = kube.pods_on(&drain.node).await {
+            let (still, left): (Vec<&EvictPod>, Vec<&EvictPod>) =
+                waiting.into_iter().partition(|p| present.iter().any(|q| q.uid == p.uid));
+            for p in left {
+                record(TimelineStep::Evicted { pod: p.pod_ref() }).await;
+                gone.push(p.pod_ref());
             }
-            Ok(true) | Err(_) => {}
+            waiting = still;
         }
-        if Utc::now() + chrono::Duration::from_std(GONE_POLL).unwrap_or_default() >= drain.deadline {
-            return PodResult::Remaining { retries, issued: true };
+        if waiting.is_empty() || Utc::now() + chrono::Duration::from_std(GONE_POLL).unwrap_or_default() >= drain.deadline {
+            break;
         }
         tokio::time::sleep(GONE_POLL).await;
     }
+    gone
 }
 
 fn error_text(e: &PortError) -> String {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use costop_core::facts::{Facts, InstanceFacts};
+use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts, instance_id_from_provider_id};
 use costop_core::plan::action::CordonAndTaint;
 use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::{Action, Config, Decision, Event, ParseError, Plan};
@@ -100,11 +100,13 @@ pub struct ExecutionReport {
 pub struct Handler<W: World> {
     world: W,
     config: Config,
+    /// The cluster of the last instance served (a warm function's hint for speculative reads).
+    last_cluster: std::sync::Mutex<Option<String>>,
 }
 
 impl<W: World> Handler<W> {
     pub fn new(world: W, config: Config) -> Self {
-        Self { world, config }
+        Self { world, config, last_cluster: std::sync::Mutex::new(None) }
     }
 
     pub fn config(&self) -> &Config {
@@ -156,54 +158,85 @@ impl<W: World> Handler<W> {
         Ok(Outcome { event_id, kind: event.kind().map(|k| k.slug().to_string()).unwrap_or_else(|| "ignored".into()), instances })
     }
 
-    /// Everything the planner needs, for every instance, with independent reads in parallel.
+    /// Everything the planner needs, for every instance. The reads are shaped so that a warm
+    /// function needs ONE round of parallel requests: EC2, the dedupe item, the target groups and
+    /// — when the cluster and the instance's node name are already known from an earlier
+    /// invocation — the node and its pods are all asked at once. A cold function, or a node it
+    /// has not seen, costs one more round after EC2 answers.
     async fn observe(&self, event: &Event, event_id: &str, ids: &[String]) -> Result<Vec<Facts>, HandlerError> {
         if ids.is_empty() || matches!(event, Event::Ignored(_)) {
             return Ok(Vec::new());
         }
-        let instances = self
-            .world
-            .ec2()
-            .describe_instances(ids)
-            .await
-            .map_err(|source| HandlerError::Observe { instance_id: ids.join(","), source })?;
-        let per_instance = ids.iter().map(|id| {
+        let all = |source| HandlerError::Observe { instance_id: ids.join(","), source };
+        let hint = self.cluster_hint();
+        let describe = self.world.ec2().describe_instances(ids);
+        let groups = self.world.elb().target_groups();
+        let dedupe = join_all(ids.iter().map(|id| self.delivery(event_id, id)));
+        let speculative = join_all(ids.iter().map(|id| self.speculate(hint.as_deref(), id)));
+        let (instances, groups, deliveries, speculated) = futures::join!(describe, groups, dedupe, speculative);
+        let instances = instances.map_err(all)?;
+        let groups = groups.map_err(all)?;
+        let per_instance = ids.iter().zip(deliveries).zip(speculated).map(|((id, delivery), guess)| {
             let instance = instances.iter().find(|i| i.instance_id == *id).cloned();
-            async move { self.observe_one(event_id, id, instance).await }
+            let groups = &groups;
+            let hint = hint.clone();
+            async move {
+                let err = |source| HandlerError::Observe { instance_id: id.to_string(), source };
+                let delivery = delivery.map_err(err)?;
+                let Some(instance) = instance else {
+                    return Ok(Facts { delivery, ..Facts::unknown_instance(id.as_str()) });
+                };
+                let cluster = costop_core::plan::resolve_cluster(&instance, &self.config).map(|c| c.name);
+                let (node, pods) = match (cluster, guess) {
+                    (Some(c), Some((node, pods))) if Some(&c) == hint.as_ref() => (Some(node), pods),
+                    (Some(c), _) => self.observe_node(&c, &instance).await.map_err(err)?,
+                    (None, _) => (None, Vec::new()),
+                };
+                // Keep only the groups (and targets) of this instance: a group can hold hundreds.
+                let target_groups = groups
+                    .iter()
+                    .filter_map(|g| {
+                        let mine = g.targets_of(&instance);
+                        (!mine.is_empty()).then(|| TargetGroupFacts { targets: mine, ..g.clone() })
+                    })
+                    .collect();
+                Ok(Facts { instance_id: id.clone(), delivery, target_groups, node, pods, instance: Some(instance) })
+            }
         });
         join_all(per_instance).await.into_iter().collect()
     }
 
-    async fn observe_one(&self, event_id: &str, id: &str, instance: Option<InstanceFacts>) -> Result<Facts, HandlerError> {
-        let err = |source| HandlerError::Observe { instance_id: id.to_string(), source };
-        let delivery = async {
-            let item = self.world.records().get(&record::dedupe_key(event_id, id)).await?;
-            record::delivery_from_item(item.as_ref())
-                .map_err(|e| PortError::Permanent { op: "read dedupe item", source: Box::new(e) })
-        };
-        let Some(instance) = instance else {
-            let delivery = delivery.await.map_err(err)?;
-            return Ok(Facts { delivery, ..Facts::unknown_instance(id) });
-        };
-        let cluster = costop_core::plan::resolve_cluster(&instance, &self.config).map(|c| c.name);
-        let kube_side = async {
-            let Some(cluster) = cluster else { return Ok((None, Vec::new())) };
-            let kube = self.world.clusters().connect(&cluster).await?;
-            let Some(node) = kube.node_for(&instance).await? else { return Ok((None, Vec::new())) };
-            let pods = kube.pods_on(&node.name).await?;
-            Ok::<_, PortError>((Some(node), pods))
-        };
-        let tgs = self.world.elb().target_groups_for(&instance);
-        let (delivery, kube_side, tgs) = futures::join!(delivery, kube_side, tgs);
-        let (node, pods) = kube_side.map_err(err)?;
-        Ok(Facts {
-            instance_id: id.to_string(),
-            delivery: delivery.map_err(err)?,
-            target_groups: tgs.map_err(err)?,
-            node,
-            pods,
-            instance: Some(instance),
-        })
+    async fn delivery(&self, event_id: &str, id: &str) -> Result<Delivery, PortError> {
+        let item = self.world.records().get(&record::dedupe_key(event_id, id)).await?;
+        record::delivery_from_item(item.as_ref()).map_err(|e| PortError::Permanent { op: "read dedupe item", source: Box::new(e) })
+    }
+
+    /// The node and pods of `instance_id` read by a name remembered from an earlier invocation,
+    /// before EC2 has answered; `None` when there is nothing to go on or the guess is stale.
+    async fn speculate(&self, cluster: Option<&str>, instance_id: &str) -> Option<(NodeFacts, Vec<PodFacts>)> {
+        let kube = self.world.clusters().connect(cluster?).await.ok()?;
+        let name = kube.known_node_name(instance_id)?;
+        let (node, pods) = futures::join!(kube.node(&name), kube.pods_on(&name));
+        let node = node.ok()??;
+        // A recycled name (same private IP, new instance) is not this instance's node.
+        let ours = node.provider_id.as_deref().and_then(instance_id_from_provider_id).is_none_or(|id| id == instance_id);
+        Some((node, pods.ok()?)).filter(|_| ours)
+    }
+
+    async fn observe_node(&self, cluster: &str, instance: &InstanceFacts) -> Result<(Option<NodeFacts>, Vec<PodFacts>), PortError> {
+        let kube = self.world.clusters().connect(cluster).await?;
+        *self.last_cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster.to_string());
+        let Some(node) = kube.node_for(instance).await? else { return Ok((None, Vec::new())) };
+        let pods = kube.pods_on(&node.name).await?;
+        Ok((Some(node), pods))
+    }
+
+    /// The cluster to read speculatively: the only one allowed, else the last one served.
+    fn cluster_hint(&self) -> Option<String> {
+        match self.config.cluster_allow_list.as_slice() {
+            [only] => Some(only.clone()),
+            _ => self.last_cluster.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
     }
 
     /// Run a plan's actions in order.
@@ -220,18 +253,56 @@ impl<W: World> Handler<W> {
             Err(e) if plan.actions.iter().any(needs_kube) => return Err(fail("connect")(e)),
             Err(_) => None,
         };
+        // The opening: the dedupe claim and the node patch go out together, so the node is
+        // cordoned one round trip after the facts are in. The patch is idempotent (the same
+        // taint, conditional on the resourceVersion), so a concurrent duplicate delivery that
+        // also sends it changes nothing; only the claim's winner goes on past this point.
+        let claim = plan.actions.iter().find_map(|a| match a {
+            Action::RecordEvent(r) => Some(r),
+            _ => None,
+        });
+        let cordon = plan.actions.iter().find_map(|a| match a {
+            Action::CordonAndTaint(c) => Some(c),
+            _ => None,
+        });
+        if let Some(claim) = claim {
+            let claim_fut = records.claim(claim, Utc::now());
+            let cordon_fut = async {
+                match (cordon, kube.as_ref()) {
+                    (Some(c), Some(k)) => Some(self.cordon(k, c).await.map(|()| started.elapsed())),
+                    _ => None,
+                }
+            };
+            let (claimed, cordoned) = futures::join!(claim_fut, cordon_fut);
+            match claimed.map_err(fail("record_event"))? {
+                Claim::Lost => {
+                    tracing::info!(interruption_id = %plan.interruption_id, "another delivery owns this event; stopping");
+                    report.lost_claim = true;
+                    report.actions.push("record_event");
+                    return Ok(report);
+                }
+                Claim::Won => {}
+            }
+            if let Some(done) = cordoned {
+                match done {
+                    Ok(elapsed) => report.time_to_cordon_ms = Some(elapsed.as_millis() as u64),
+                    Err(e) => {
+                        let _ = records.put(record::header_item(plan, ttl)).await;
+                        let _ = self
+                            .record(plan, TimelineStep::Failed { action: "cordon_and_taint".into(), error: error_chain(&e) })
+                            .await;
+                        return Err(fail("cordon_and_taint")(e));
+                    }
+                }
+            }
+        }
         for action in &plan.actions {
             report.actions.push(action.name());
             let name = action.name();
             let result: Result<(), PortError> = async {
                 match action {
-                    Action::RecordEvent(a) => {
-                        if records.claim(a, Utc::now()).await? == Claim::Lost {
-                            report.lost_claim = true;
-                        } else {
-                            records.put(record::header_item(plan, ttl)).await?;
-                        }
-                    }
+                    // Claimed in the opening; the header goes in now that this delivery owns it.
+                    Action::RecordEvent(_) => records.put(record::header_item(plan, ttl)).await?,
                     Action::RecordTimeline(step) => self.record(plan, step.clone()).await?,
                     Action::SnapshotNode { .. } => {
                         if let Some(f) = facts {
@@ -242,9 +313,12 @@ impl<W: World> Handler<W> {
                     }
                     Action::LifecycleHeartbeat(hook) => self.world.asg().heartbeat(hook).await?,
                     Action::CordonAndTaint(a) => {
-                        let kube = kube.as_ref().expect("connected above");
-                        self.cordon(kube, a).await?;
-                        report.time_to_cordon_ms = Some(started.elapsed().as_millis() as u64);
+                        // Done in the opening when the plan claims the event first.
+                        if claim.is_none() {
+                            let kube = kube.as_ref().expect("connected above");
+                            self.cordon(kube, a).await?;
+                            report.time_to_cordon_ms = Some(started.elapsed().as_millis() as u64);
+                        }
                     }
                     Action::DeregisterTargets(d) => {
                         self.world.elb().deregister(d).await?;
@@ -276,10 +350,6 @@ impl<W: World> Handler<W> {
                     .await;
                 return Err(fail(name)(e));
             }
-            if report.lost_claim {
-                tracing::info!(interruption_id = %plan.interruption_id, "another delivery owns this event; stopping");
-                break;
-            }
         }
         Ok(report)
     }
@@ -304,7 +374,9 @@ impl<W: World> Handler<W> {
     }
 
     async fn record(&self, plan: &Plan, step: TimelineStep) -> Result<(), PortError> {
-        let entry = TimelineEntry { interruption_id: plan.interruption_id.clone(), at: Utc::now(), step };
+        // "Received" is when the delivery arrived, not when its record was written.
+        let at = if step == TimelineStep::Received { plan.received_at } else { Utc::now() };
+        let entry = TimelineEntry { interruption_id: plan.interruption_id.clone(), at, step };
         self.world.records().append(&entry, self.config.timeline_ttl_days).await
     }
 

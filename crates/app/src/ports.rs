@@ -73,8 +73,10 @@ pub trait Ec2: Send + Sync {
 
 /// Elastic Load Balancing v2.
 pub trait Elb: Send + Sync {
-    /// Target groups that may hold the instance (by id or by one of its IPs), with targets.
-    fn target_groups_for(&self, instance: &InstanceFacts) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send;
+    /// Every instance- and IP-type target group with its registered targets. Independent of the
+    /// instance so the handler can ask before EC2 has answered; it keeps the groups that hold the
+    /// instance (by id or by one of its IPs) itself.
+    fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send;
     fn deregister(&self, action: &DeregisterTargets) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
@@ -109,6 +111,9 @@ pub trait Records: Send + Sync {
 pub trait Kube: Send + Sync {
     /// The node backing `instance`: by private DNS name, else by providerID.
     fn node_for(&self, instance: &InstanceFacts) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
+    /// The node name this client last saw for the instance, without any request (a warm
+    /// Lambda's cache), so the handler can read the node while EC2 is still answering.
+    fn known_node_name(&self, instance_id: &str) -> Option<String>;
     /// A node by name.
     fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
     /// Pods bound to `node`.
@@ -118,8 +123,6 @@ pub trait Kube: Send + Sync {
     /// Replace the node's taints (conditional on the resourceVersion when given).
     fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> impl Future<Output = Result<(), PortError>> + Send;
     fn evict(&self, pod: &EvictPod) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;
-    /// Whether the pod with that uid still exists.
-    fn pod_exists(&self, pod: &EvictPod) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Delete with grace period 0 (only when configured, at the deadline).
     fn force_delete(&self, pod: &EvictPod) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -293,6 +293,19 @@ async fn watch_reports_changes_in_order_and_resumes_from_a_resource_version() {
     let mut fresh = cms.watch(&WatchParams::default().timeout(5), "0").await.expect("watch").boxed();
     let ev = tokio::time::timeout(Duration::from_secs(5), fresh.try_next()).await.expect("in time").expect("ok").expect("open");
     assert!(matches!(ev, WatchEvent::Added(ref c) if c.metadata.name.as_deref() == Some("w")), "{ev:?}");
+
+    // A streaming list: the current state, then a bookmark marking its end.
+    let mut streaming = cms.watch(&WatchParams::streaming_lists().timeout(5), "").await.expect("watch").boxed();
+    let ev = tokio::time::timeout(Duration::from_secs(5), streaming.try_next()).await.expect("in time").expect("ok").expect("open");
+    assert!(matches!(ev, WatchEvent::Added(ref c) if c.metadata.name.as_deref() == Some("w")), "{ev:?}");
+    let ev = tokio::time::timeout(Duration::from_secs(5), streaming.try_next()).await.expect("in time").expect("ok").expect("open");
+    match ev {
+        WatchEvent::Bookmark(b) => {
+            assert_eq!(b.metadata.annotations.get("k8s.io/initial-events-end").map(String::as_str), Some("true"));
+            assert!(b.metadata.resource_version.parse::<u64>().is_ok());
+        }
+        other => panic!("expected the initial-events-end bookmark, got {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -445,6 +445,66 @@ async fn statefulset_pods_are_created_in_order() {
     assert_eq!(i(&sts, "/status/readyReplicas"), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parallel_statefulset_creates_all_pods_at_once() {
+    let c = cluster_with(100.0, ControllerConfig { pod_start_seconds: 60.0, ..ControllerConfig::default() });
+    add_node(&c, node("n1", "4", "8Gi", 110));
+    create(
+        &c,
+        &resources::STATEFULSETS,
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "cache", "namespace": "default"},
+            "spec": {
+                "replicas": 3,
+                "podManagementPolicy": "Parallel",
+                "selector": {"matchLabels": {"app": "cache"}},
+                "template": {"metadata": {"labels": {"app": "cache"}}, "spec": simple_spec()},
+            },
+        }),
+    );
+    // All three exist while none is Ready yet (pods take 0.6 s to start).
+    eventually_true("3 pods before any is ready", || {
+        let ps = pods_of(&c, "cache");
+        ps.len() == 3 && ps.iter().all(|p| !ready(p))
+    })
+    .await;
+    running(&c, "cache", 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreate_deployment_replaces_all_pods_after_the_old_ones_are_gone() {
+    let c = cluster_with(100.0, ControllerConfig { pod_stop_seconds: 20.0, ..ControllerConfig::default() });
+    add_node(&c, node("n1", "4", "8Gi", 110));
+    let mut d = deployment("web", 2, simple_spec());
+    d["spec"]["strategy"] = json!({"type": "Recreate"});
+    create(&c, &resources::DEPLOYMENTS, d);
+    running(&c, "web", 2).await;
+    let mut rx = c.store.subscribe();
+    modify(&c, &resources::DEPLOYMENTS, Some("default"), "web", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    });
+    eventually_true("new pods running", || {
+        let ps = pods_of(&c, "web");
+        ps.len() == 2 && ps.iter().all(|p| running_ready(p) && s(p, "/spec/containers/0/image") == "nginx:1.28")
+    })
+    .await;
+    // No new pod was created while an old one still existed.
+    let mut old_alive = 2;
+    while let Ok(ev) = rx.try_recv() {
+        if ev.resource.kind != "Pod" {
+            continue;
+        }
+        let image = s(&ev.object, "/spec/containers/0/image");
+        match ev.kind {
+            EventType::Deleted if image == "nginx:1.27" => old_alive -= 1,
+            EventType::Added if image == "nginx:1.28" => assert_eq!(old_alive, 0, "new pod created before the old ones were gone"),
+            _ => {}
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Scheduling
 // ------------------------------------------------------------------------------------------

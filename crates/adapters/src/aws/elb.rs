@@ -1,7 +1,11 @@
 //! ELBv2: finding the target groups that hold an instance, and deregistering it.
 //!
 //! ELBv2 cannot be asked "which groups hold this instance", so the adapter lists every target
-//! group and reads the targets of the instance- and ip-type ones, a bounded number at a time.
+//! group (a list a warm Lambda reuses for [`GROUP_LIST_TTL`]) and reads the targets of the
+//! instance- and ip-type ones, a bounded number at a time; the handler picks the instance's.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup, TargetTypeEnum};
 use costop_app::ports::{Elb, PortError};
@@ -15,16 +19,44 @@ use super::sdk_error;
 /// the API's rate limit.
 const HEALTH_CONCURRENCY: usize = 8;
 
+/// How long a warm Lambda reuses the list of target groups. Groups are created rarely; reusing
+/// the list saves a sequential round trip before the node can be cordoned. A group created in
+/// the last minute is seen on the next invocation after that.
+pub const GROUP_LIST_TTL: Duration = Duration::from_secs(60);
+
 /// ELBv2 through the SDK.
 #[derive(Clone, Debug)]
 pub struct ElbAdapter {
     client: aws_sdk_elasticloadbalancingv2::Client,
+    groups: Arc<Mutex<Option<(Instant, Vec<(String, TargetType)>)>>>,
 }
 
 impl ElbAdapter {
     /// Wraps an SDK client.
     pub fn new(client: aws_sdk_elasticloadbalancingv2::Client) -> Self {
-        ElbAdapter { client }
+        ElbAdapter { client, groups: Arc::default() }
+    }
+
+    /// Instance- and IP-type groups (ARN, type), from the cache when it is fresh.
+    async fn candidates(&self) -> Result<Vec<(String, TargetType)>, PortError> {
+        if let Some((at, list)) = self.groups.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && at.elapsed() < GROUP_LIST_TTL
+        {
+            return Ok(list.clone());
+        }
+        // iam: elasticloadbalancing:DescribeTargetGroups
+        let groups: Vec<TargetGroup> = self
+            .client
+            .describe_target_groups()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("describe target groups", e))?;
+        let list: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
+        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), list.clone()));
+        Ok(list)
     }
 
     /// A group's registered targets; `None` if the group vanished meanwhile.
@@ -81,36 +113,17 @@ fn candidate(g: &TargetGroup) -> Option<(String, TargetType)> {
 }
 
 impl Elb for ElbAdapter {
-    async fn target_groups_for(
-        &self,
-        instance: &InstanceFacts,
-    ) -> Result<Vec<TargetGroupFacts>, PortError> {
-        // iam: elasticloadbalancing:DescribeTargetGroups
-        let groups: Vec<TargetGroup> = self
-            .client
-            .describe_target_groups()
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| sdk_error("describe target groups", e))?;
-        let candidates: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
+    async fn target_groups(&self) -> Result<Vec<TargetGroupFacts>, PortError> {
+        let candidates = self.candidates().await?;
         let found: Vec<Option<TargetGroupFacts>> = futures::stream::iter(candidates)
             .map(|(arn, target_type)| async move {
                 let Some(targets) = self.targets(&arn).await? else {
                     return Ok(None);
                 };
-                let group = TargetGroupFacts {
+                Ok::<_, PortError>(Some(TargetGroupFacts {
                     arn,
                     target_type,
                     targets,
-                };
-                // Only the instance's own targets: a group can hold hundreds of others.
-                let mine = group.targets_of(instance);
-                Ok::<_, PortError>((!mine.is_empty()).then_some(TargetGroupFacts {
-                    targets: mine,
-                    ..group
                 }))
             })
             .buffered(HEALTH_CONCURRENCY)
@@ -248,7 +261,15 @@ mod tests {
         let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
             &sdk_config(&server.url).await,
         ));
-        let mut groups = elb.target_groups_for(&instance()).await.unwrap();
+        let all = elb.target_groups().await.unwrap();
+        // What the handler does with them: keep the instance's own targets.
+        let mut groups: Vec<TargetGroupFacts> = all
+            .iter()
+            .filter_map(|g| {
+                let mine = g.targets_of(&instance());
+                (!mine.is_empty()).then(|| TargetGroupFacts { targets: mine, ..g.clone() })
+            })
+            .collect();
         groups.sort_by(|a, b| a.arn.cmp(&b.arn));
         assert_eq!(groups.len(), 2);
         assert_eq!(
@@ -273,6 +294,11 @@ mod tests {
                 .get("TargetGroupArn")
                 .is_some_and(|a| a == "arn:lambda")
         }));
+        // A warm call reuses the group list: only target health is read again.
+        let listed = |s: &Server| s.requests().iter().filter(|r| r.form()["Action"] == "DescribeTargetGroups").count();
+        assert_eq!(listed(&server), 1);
+        elb.target_groups().await.unwrap();
+        assert_eq!(listed(&server), 1);
     }
 
     #[tokio::test]

@@ -177,6 +177,10 @@ fn is_node_of(node: &Node, instance_id: &str) -> bool {
 }
 
 impl Kube for KubeCluster {
+    fn known_node_name(&self, instance_id: &str) -> Option<String> {
+        self.cache().get(instance_id).cloned()
+    }
+
     async fn node_for(&self, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
         let id = instance.instance_id.as_str();
         let cached = self.cache().get(id).cloned();
@@ -279,18 +283,6 @@ impl Kube for KubeCluster {
                 _ => Err(port_error("evict pod", || pod.pod_ref().to_string(), e)),
             },
         }
-    }
-
-    async fn pod_exists(&self, pod: &EvictPod) -> Result<bool, PortError> {
-        // rbac: pods get
-        let found = self
-            .pods(&pod.namespace)
-            .get_opt(&pod.name)
-            .await
-            .map_err(|e| port_error("get pod", || pod.pod_ref().to_string(), e))?;
-        Ok(found.is_some_and(|p| {
-            pod.uid.is_empty() || p.metadata.uid.as_deref() == Some(pod.uid.as_str())
-        }))
     }
 
     async fn force_delete(&self, pod: &EvictPod) -> Result<(), PortError> {

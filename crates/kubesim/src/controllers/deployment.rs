@@ -17,7 +17,7 @@ use super::At;
 use super::informer::{Change, Informer, Key};
 use super::Loop;
 use crate::clock::Clock;
-use crate::resources::{DEPLOYMENTS, REPLICASETS, ResourceDef};
+use crate::resources::{DEPLOYMENTS, PODS, REPLICASETS, ResourceDef};
 use crate::store::{DeleteOptions, Tx};
 
 const COMPONENT: &str = "deployment-controller";
@@ -33,13 +33,24 @@ impl Loop for Deployments {
     const NAME: &'static str = "deployment";
 
     fn kinds(&self) -> Vec<&'static ResourceDef> {
-        vec![&DEPLOYMENTS, &REPLICASETS]
+        // Pods only so Recreate can wait until every old pod is gone.
+        vec![&DEPLOYMENTS, &REPLICASETS, &PODS]
     }
 
-    fn observe(&mut self, _inf: &Informer, ch: &Change) {
+    fn observe(&mut self, inf: &Informer, ch: &Change) {
         if ch.is(&DEPLOYMENTS) {
             let o = ch.object();
             self.dirty.insert((super::namespace(o).to_string(), super::name(o).to_string()));
+            return;
+        }
+        if ch.is(&PODS) {
+            // A pod went away: a Recreate rollout may now proceed.
+            if ch.new.is_none()
+                && let Some(rs) = ch.old.as_deref().and_then(super::controller_ref).and_then(|r| inf.by_uid(r.uid))
+                && let Some(d) = super::controller_ref(rs.2).filter(|r| r.kind == "Deployment")
+            {
+                self.dirty.insert((rs.1.0.clone(), d.name.to_string()));
+            }
             return;
         }
         for rs in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
@@ -117,7 +128,8 @@ fn sync(inf: &Informer, key: &Key) {
     let mut created_new: Option<(String, i64)> = None;
     let mut bump_revision = false;
     let old_spec: i64 = olds.iter().map(|r| spec_replicas(r)).sum();
-    let old_active: i64 = olds.iter().map(|r| status_i(r, "replicas")).sum();
+    // Old pods still around, terminating ones included (Recreate waits for all of them).
+    let old_pods = olds.iter().map(|r| inf.owned_by(super::uid(r), &PODS).filter(|p| !super::is_terminal(p)).count()).sum::<usize>();
 
     if paused {
         // Paused: only follow scale changes on the current ReplicaSet.
@@ -134,7 +146,7 @@ fn sync(inf: &Informer, key: &Key) {
             }
         }
         // The new pods start only once every old pod is gone.
-        if old_active == 0 && old_spec == 0 {
+        if old_pods == 0 && old_spec == 0 {
             match &new_rs {
                 None => created_new = Some((format!("{}-{hash}", key.1), replicas)),
                 Some(n) if spec_replicas(n) != replicas => {
