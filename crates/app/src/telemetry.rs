@@ -30,6 +30,40 @@ pub fn init_text_logs(level: &str) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
+/// One log line per instance of a delivery: what was decided and, for a dry run, the whole plan
+/// (so the first dry-run week can be read back from CloudWatch Logs).
+pub fn log_outcome(outcome: &Outcome) {
+    for inst in &outcome.instances {
+        match (&inst.decision, &inst.report) {
+            (costop_core::Decision::Ignore { reason }, _) => tracing::info!(
+                event_id = %outcome.event_id,
+                kind = %outcome.kind,
+                instance_id = %inst.instance_id,
+                reason = %serde_json::to_string(reason).unwrap_or_default(),
+                "ignored"
+            ),
+            (costop_core::Decision::Act(plan), None) => tracing::info!(
+                event_id = %outcome.event_id,
+                kind = %outcome.kind,
+                instance_id = %inst.instance_id,
+                node = %plan.node,
+                interruption_id = %plan.interruption_id,
+                plan = %serde_json::to_string(plan).unwrap_or_default(),
+                "planned (dry run: nothing changed)"
+            ),
+            (costop_core::Decision::Act(plan), Some(report)) => tracing::info!(
+                event_id = %outcome.event_id,
+                kind = %outcome.kind,
+                instance_id = %inst.instance_id,
+                node = %plan.node,
+                interruption_id = %plan.interruption_id,
+                report = %serde_json::to_string(report).unwrap_or_default(),
+                "handled"
+            ),
+        }
+    }
+}
+
 /// Emit the EMF metrics of one handled delivery (one line per executed plan).
 pub fn emit_metrics(config: &Config, outcome: &Outcome) {
     for inst in &outcome.instances {

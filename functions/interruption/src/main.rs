@@ -31,6 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             tracing::error!(error = %costop_app::handler::error_chain(&e), retryable = e.is_retryable(), "delivery failed");
             LambdaError(e)
         })?;
+        telemetry::log_outcome(&outcome);
         telemetry::emit_metrics(handler.config(), &outcome);
         Ok::<_, LambdaError>(serde_json::to_value(&outcome).unwrap_or(Value::Null))
     }))
