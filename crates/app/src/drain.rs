@@ -125,9 +125,9 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     }
     report.evicted.sort();
     report.deadline_missed = !outcome.is_clean();
-    if outcome.is_clean() {
-        record(TimelineStep::Drained).await;
-    } else {
+    // A clean drain is recorded by the plan's own `drained` milestone; a missed deadline
+    // replaces it (the handler skips `drained` then).
+    if !outcome.is_clean() {
         record(TimelineStep::DeadlineReached { remaining: outcome.remaining.clone() }).await;
     }
     report.remaining = outcome.remaining;

@@ -303,6 +303,8 @@ impl<W: World> Handler<W> {
                 match action {
                     // Claimed in the opening; the header goes in now that this delivery owns it.
                     Action::RecordEvent(_) => records.put(record::header_item(plan, ttl)).await?,
+                    Action::RecordTimeline(TimelineStep::Drained)
+                        if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
                     Action::RecordTimeline(step) => self.record(plan, step.clone()).await?,
                     Action::SnapshotNode { .. } => {
                         if let Some(f) = facts {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup, TargetTypeEnum};
 use costop_app::ports::{Elb, PortError};
-use costop_core::facts::{InstanceFacts, RegisteredTarget, TargetGroupFacts, TargetType};
+use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetType};
 use costop_core::plan::action::DeregisterTargets;
 use futures::{StreamExt, TryStreamExt};
 
@@ -174,7 +174,7 @@ mod tests {
     use crate::aws::tests::sdk_config;
     use crate::testutil::{Captured, Reply, Server};
     use costop_core::event::InstanceState;
-    use costop_core::facts::Lifecycle;
+    use costop_core::facts::{InstanceFacts, Lifecycle};
 
     const NS: &str = "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/";
 

@@ -1,0 +1,672 @@
+//! The interruption benchmark (issue 3): costop's real adapters against the local bed (moto +
+//! kubesim), every port call recorded.
+//!
+//! 1. Sequential round trips from invocation to the node being cordoned and tainted: cold (a new
+//!    function), warm on another spot node, and warm on an instance the function has already seen
+//!    (a rebalance recommendation, then the Spot warning for the same instance).
+//! 2. A 110-pod drain: time until every eviction is issued, and until the node is drained.
+//! 3. 50 simultaneous interruptions of 50 nodes × 30 pods, each its own cold handler (like 50
+//!    Lambda containers): time until every node is cordoned, until every eviction is issued, the
+//!    taint success rate, and where the time goes (AWS vs Kubernetes calls).
+//!
+//! Run: `cargo bench -p costop-tests --bench interruption` (`-- --quick` for a smaller run; `--part
+//! 1|2|3` for one part; `--nodes N` for part 3's fleet size). `COSTOP_*` variables in the
+//! environment override the handler's configuration (e.g. `COSTOP_KUBE_QPS`). BENCHMARKS.md
+//! records the figures.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use costop_adapters::{AwsWorld, ClusterAccess};
+use costop_app::ports::{Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World};
+use costop_app::{Handler, Mode, Outcome};
+use costop_bed::{Bed, Scenario};
+use costop_core::Config;
+use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
+use costop_core::kube::Taint;
+use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
+use costop_core::record::{Item, Key, TimelineEntry, Update};
+use costop_tests::{events, pods_on, spot_nodes};
+use kubesim::resources;
+use kubesim::store::ListOptions;
+use serde_json::{Value, json};
+
+// ------------------------------------------------------------------------------------------------
+// The recorder: every port call as (name, side, start, end).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Side {
+    Aws,
+    Kube,
+    /// No request goes out (kubeconfig access: building the client is local).
+    Local,
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    name: &'static str,
+    side: Side,
+    start: Duration,
+    end: Duration,
+}
+
+impl Call {
+    fn ms(&self) -> f64 {
+        (self.end - self.start).as_secs_f64() * 1e3
+    }
+}
+
+struct Recorder {
+    t0: Instant,
+    calls: Mutex<Vec<Call>>,
+}
+
+impl Recorder {
+    fn new(t0: Instant) -> Arc<Self> {
+        Arc::new(Self { t0, calls: Mutex::default() })
+    }
+    async fn time<T>(&self, name: &'static str, side: Side, f: impl Future<Output = T>) -> T {
+        let start = self.t0.elapsed();
+        let out = f.await;
+        let end = self.t0.elapsed();
+        self.calls.lock().unwrap().push(Call { name, side, start, end });
+        out
+    }
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+}
+
+/// Every AWS port of a world, recorded. One type for all of them (their method names differ).
+struct Port<W> {
+    w: Arc<W>,
+    rec: Arc<Recorder>,
+}
+
+/// A world whose every port call is recorded.
+struct RecWorld<W> {
+    port: Port<W>,
+}
+
+impl<W: World> RecWorld<W> {
+    fn new(w: W, rec: Arc<Recorder>) -> Self {
+        Self { port: Port { w: Arc::new(w), rec } }
+    }
+}
+
+impl<W: World> World for RecWorld<W> {
+    type Ec2 = Port<W>;
+    type Elb = Port<W>;
+    type Asg = Port<W>;
+    type Records = Port<W>;
+    type Clusters = Port<W>;
+    fn ec2(&self) -> &Port<W> {
+        &self.port
+    }
+    fn elb(&self) -> &Port<W> {
+        &self.port
+    }
+    fn asg(&self) -> &Port<W> {
+        &self.port
+    }
+    fn records(&self) -> &Port<W> {
+        &self.port
+    }
+    fn clusters(&self) -> &Port<W> {
+        &self.port
+    }
+}
+
+impl<W: World> Ec2 for Port<W> {
+    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<InstanceFacts>, PortError> {
+        self.rec.time("ec2.describe_instances", Side::Aws, self.w.ec2().describe_instances(ids)).await
+    }
+}
+
+impl<W: World> Elb for Port<W> {
+    async fn target_groups(&self) -> Result<Vec<TargetGroupFacts>, PortError> {
+        self.rec.time("elb.target_groups", Side::Aws, self.w.elb().target_groups()).await
+    }
+    async fn deregister(&self, action: &DeregisterTargets) -> Result<(), PortError> {
+        self.rec.time("elb.deregister", Side::Aws, self.w.elb().deregister(action)).await
+    }
+}
+
+impl<W: World> Asg for Port<W> {
+    async fn detach(&self, asg: &str, instance_id: &str) -> Result<(), PortError> {
+        self.rec.time("asg.detach", Side::Aws, self.w.asg().detach(asg, instance_id)).await
+    }
+    async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
+        self.rec.time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook)).await
+    }
+    async fn complete(&self, hook: &LifecycleRef) -> Result<(), PortError> {
+        self.rec.time("asg.complete", Side::Aws, self.w.asg().complete(hook)).await
+    }
+}
+
+impl<W: World> Records for Port<W> {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
+        self.rec.time("ddb.get", Side::Aws, self.w.records().get(key)).await
+    }
+    async fn put(&self, item: Item) -> Result<(), PortError> {
+        self.rec.time("ddb.put", Side::Aws, self.w.records().put(item)).await
+    }
+    async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
+        self.rec.time("ddb.claim", Side::Aws, self.w.records().claim(action, now)).await
+    }
+    async fn update(&self, update: &Update) -> Result<(), PortError> {
+        self.rec.time("ddb.update", Side::Aws, self.w.records().update(update)).await
+    }
+    async fn query(&self, pk: &str) -> Result<Vec<Item>, PortError> {
+        self.rec.time("ddb.query", Side::Aws, self.w.records().query(pk)).await
+    }
+    async fn query_instance(&self, instance_id: &str) -> Result<Vec<Item>, PortError> {
+        self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id)).await
+    }
+    async fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> Result<(), PortError> {
+        self.rec.time("ddb.append", Side::Aws, self.w.records().append(entry, ttl_days)).await
+    }
+}
+
+impl<W: World> Clusters for Port<W> {
+    type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
+    async fn connect(&self, cluster: &str) -> Result<Self::Kube, PortError> {
+        let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
+        Ok(RecKube { inner, rec: self.rec.clone() })
+    }
+}
+
+#[derive(Clone)]
+struct RecKube<K> {
+    inner: K,
+    rec: Arc<Recorder>,
+}
+
+impl<K: Kube> Kube for RecKube<K> {
+    async fn node_for(&self, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
+        self.rec.time("kube.node_for", Side::Kube, self.inner.node_for(instance)).await
+    }
+    fn known_node_name(&self, instance_id: &str) -> Option<String> {
+        self.inner.known_node_name(instance_id)
+    }
+    async fn node(&self, name: &str) -> Result<Option<NodeFacts>, PortError> {
+        self.rec.time("kube.node", Side::Kube, self.inner.node(name)).await
+    }
+    async fn pods_on(&self, node: &str) -> Result<Vec<PodFacts>, PortError> {
+        self.rec.time("kube.pods_on", Side::Kube, self.inner.pods_on(node)).await
+    }
+    async fn cordon_and_taint(&self, action: &CordonAndTaint) -> Result<(), PortError> {
+        self.rec.time("kube.cordon_and_taint", Side::Kube, self.inner.cordon_and_taint(action)).await
+    }
+    async fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> Result<(), PortError> {
+        self.rec.time("kube.set_taints", Side::Kube, self.inner.set_taints(node, taints, resource_version)).await
+    }
+    async fn evict(&self, pod: &EvictPod) -> Result<EvictOutcome, PortError> {
+        self.rec.time("kube.evict", Side::Kube, self.inner.evict(pod)).await
+    }
+    async fn force_delete(&self, pod: &EvictPod) -> Result<(), PortError> {
+        self.rec.time("kube.force_delete", Side::Kube, self.inner.force_delete(pod)).await
+    }
+}
+
+const CORDON: &str = "kube.cordon_and_taint";
+
+/// The longest chain of requests (each starting after the previous one ended) among the calls
+/// that ended by the time the node was cordoned, ending with the cordon call. Local calls (no
+/// request) are left out. `None` when there was no cordon.
+fn critical_path(calls: &[Call]) -> Option<Vec<Call>> {
+    let cordon = calls.iter().filter(|c| c.name == CORDON).max_by_key(|c| c.end)?.clone();
+    let mut set: Vec<Call> = calls.iter().filter(|c| c.side != Side::Local && c.end <= cordon.end).cloned().collect();
+    set.sort_by_key(|c| (c.end, c.start));
+    // dp[i]: longest chain ending with set[i]; prev[i]: the call before it.
+    let mut dp = vec![1usize; set.len()];
+    let mut prev = vec![None; set.len()];
+    for i in 0..set.len() {
+        for j in 0..i {
+            if set[j].end <= set[i].start && dp[j] + 1 > dp[i] {
+                dp[i] = dp[j] + 1;
+                prev[i] = Some(j);
+            }
+        }
+    }
+    let last = set.iter().rposition(|c| c.name == CORDON && c.end == cordon.end)?;
+    let mut chain = vec![set[last].clone()];
+    let mut at = last;
+    while let Some(p) = prev[at] {
+        chain.push(set[p].clone());
+        at = p;
+    }
+    chain.reverse();
+    Some(chain)
+}
+
+fn show_chain(chain: &[Call], origin: Duration) -> String {
+    chain
+        .iter()
+        .map(|c| {
+            format!(
+                "{} [{:.1}–{:.1} ms]",
+                c.name,
+                (c.start.saturating_sub(origin)).as_secs_f64() * 1e3,
+                (c.end.saturating_sub(origin)).as_secs_f64() * 1e3
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" → ")
+}
+
+// ------------------------------------------------------------------------------------------------
+// Set-up helpers.
+
+type BenchHandler = Handler<RecWorld<AwsWorld>>;
+
+fn scenario(file: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file);
+    Scenario::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The handler's configuration: the bed's, then any `COSTOP_*` of this process.
+fn config(bed: &Bed) -> Config {
+    let own = std::env::vars().filter(|(k, _)| k.starts_with("COSTOP_") && k != "COSTOP_TABLE" && k != "COSTOP_CLUSTER");
+    Config::from_env(bed.env().into_iter().chain(own)).expect("valid COSTOP_* settings")
+}
+
+/// A new function instance: its own SDK clients (own connection pool) and its own kube client.
+async fn cold_handler(bed: &Bed, config: &Config, rec: Arc<Recorder>) -> BenchHandler {
+    let sdk = costop_bed::sdk_config(&bed.endpoint_url(), &bed.scenario().cluster.region).await;
+    let access = ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+    let world = AwsWorld::new(&sdk, config, access, Default::default());
+    Handler::new(RecWorld::new(world, rec), config.clone())
+}
+
+async fn start_bed(s: Scenario) -> Bed {
+    let t = Instant::now();
+    let bed = Bed::start(s).await.expect("bed starts");
+    bed.wait_ready(Duration::from_secs(300)).await.expect("bed settles");
+    eprintln!("  (bed `{}` up in {:.1} s)", bed.scenario().name, t.elapsed().as_secs_f64());
+    bed
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One Deployment per node, `replicas` pods each, preferring that node (they land there while it
+/// is schedulable; their replacements go elsewhere once it is cordoned).
+fn pinned_deployments(nodes: &[String], replicas: usize) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| {
+            format!(
+                r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: load-{i}, namespace: default, labels: {{app: load-{i}}}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: load-{i}}}}}
+  template:
+    metadata: {{labels: {{app: load-{i}, bench: "true"}}}}
+    spec:
+      terminationGracePeriodSeconds: 30
+      affinity:
+        nodeAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              preference:
+                matchFields: [{{key: metadata.name, operator: In, values: ["{node}"]}}]
+      containers: [{{name: c, image: registry.k8s.io/pause:3.10, resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]
+"#
+            )
+        })
+        .collect()
+}
+
+fn running_bench_pods(bed: &Bed, node: &str) -> usize {
+    pods_on(bed.sim(), node)
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["bench"] == "true" && p["status"]["phase"] == "Running")
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+        .count()
+}
+
+async fn load_nodes(bed: &Bed, nodes: &[String], replicas: usize) {
+    let t = Instant::now();
+    bed.sim().apply_yaml(&pinned_deployments(nodes, replicas)).expect("deployments apply");
+    wait_for("the bench pods to run on their nodes", Duration::from_secs(300), || {
+        nodes.iter().all(|n| running_bench_pods(bed, n) >= replicas)
+    })
+    .await;
+    eprintln!("  ({} × {replicas} pods running in {:.1} s)", nodes.len(), t.elapsed().as_secs_f64());
+}
+
+fn has_taint(bed: &Bed, node: &str, key: &str) -> bool {
+    bed.sim()
+        .store()
+        .get(&resources::NODES, None, node)
+        .ok()
+        .and_then(|n| n.pointer("/spec/taints").and_then(Value::as_array).cloned())
+        .is_some_and(|ts| ts.iter().any(|t| t["key"] == key))
+}
+
+fn rebalance(instance_id: &str) -> Value {
+    let path = format!("{}/../events/aws.ec2-instance-rebalance-recommendation.json", env!("CARGO_MANIFEST_DIR"));
+    let mut ev: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
+    ev["id"] = json!(uuid::Uuid::new_v4().to_string());
+    ev["time"] = json!(Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    ev["resources"] = json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}")]);
+    ev["detail"]["instance-id"] = json!(instance_id);
+    ev
+}
+
+fn report_of(out: &Outcome) -> costop_app::ExecutionReport {
+    out.instances.first().and_then(|i| i.report.clone()).expect("the plan was executed")
+}
+
+fn stats(xs: &mut [f64]) -> String {
+    if xs.is_empty() {
+        return "n=0".into();
+    }
+    xs.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| xs[((xs.len() - 1) as f64 * p).round() as usize];
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    format!("n={} min {:.1} p50 {:.1} mean {:.1} p90 {:.1} max {:.1}", xs.len(), xs[0], q(0.5), mean, q(0.9), xs[xs.len() - 1])
+}
+
+/// Per call name: count and latency stats (ms).
+fn per_name(calls: &[Call]) -> BTreeMap<(Side, &'static str), Vec<f64>> {
+    let mut m: BTreeMap<(Side, &'static str), Vec<f64>> = BTreeMap::new();
+    for c in calls {
+        m.entry((c.side, c.name)).or_default().push(c.ms());
+    }
+    m
+}
+
+fn print_calls(calls: &[Call]) {
+    for ((side, name), mut v) in per_name(calls) {
+        println!("      {:<5} {:<24} {}", format!("{side:?}"), name, stats(&mut v));
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Part 1: round trips to the cordon.
+
+struct Trip {
+    label: &'static str,
+    chain: Vec<Call>,
+    time_to_cordon_ms: u64,
+    origin: Duration,
+}
+
+async fn one_trip(h: &BenchHandler, rec: &Recorder, label: &'static str, event: &Value) -> Trip {
+    rec.take();
+    let origin = rec.t0.elapsed();
+    let out = h.handle(event, Mode::Execute).await.expect("handled");
+    let report = report_of(&out);
+    let calls = rec.take();
+    let chain = critical_path(&calls).expect("the node was cordoned");
+    Trip { label, chain, time_to_cordon_ms: report.time_to_cordon_ms.expect("time to cordon"), origin }
+}
+
+async fn part1(quick: bool) {
+    println!("\n== 1. Sequential round trips from invocation to cordon+taint (bench-path, real adapters on the bed)");
+    let bed = start_bed(scenario("bench-path.yaml")).await;
+    let config = config(&bed);
+    let nodes = spot_nodes(bed.sim());
+    let rounds = if quick { 1 } else { 2 };
+    assert!(nodes.len() >= 3 * rounds, "need {} spot nodes", 3 * rounds);
+    let mut trips = Vec::new();
+    for r in 0..rounds {
+        let rec = Recorder::new(Instant::now());
+        let h = cold_handler(&bed, &config, rec.clone()).await;
+        let [a, b, c] = [&nodes[3 * r], &nodes[3 * r + 1], &nodes[3 * r + 2]];
+        trips.push(one_trip(&h, &rec, "cold (new function)", &events::spot_warning(&a.0, Utc::now())).await);
+        trips.push(one_trip(&h, &rec, "warm, another spot node", &events::spot_warning(&b.0, Utc::now())).await);
+        // A rebalance recommendation usually precedes the warning: the function has seen the instance.
+        h.handle(&rebalance(&c.0), Mode::Execute).await.expect("rebalance handled");
+        trips.push(one_trip(&h, &rec, "warm, instance seen before", &events::spot_warning(&c.0, Utc::now())).await);
+    }
+    for t in &trips {
+        let n = t.chain.len();
+        println!("  {:<28} {n} round trip(s), time_to_cordon {} ms: {}", t.label, t.time_to_cordon_ms, show_chain(&t.chain, t.origin));
+    }
+    println!("  (goal: ≤ 2 sequential round trips on a warm function)");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Part 2: a 110-pod drain.
+
+async fn part2(quick: bool) {
+    const PODS: usize = 110;
+    println!("\n== 2. 110-pod drain (bench-drain: m5.8xlarge spot nodes, real adapters on the bed)");
+    let bed = start_bed(scenario("bench-drain.yaml")).await;
+    let config = config(&bed);
+    println!(
+        "  config: COSTOP_DRAIN_CONCURRENCY={} COSTOP_KUBE_QPS={} COSTOP_KUBE_BURST={}; time_scale {} (pod_stop {} sim s = {:.0} ms real)",
+        config.drain_concurrency,
+        config.kube_qps,
+        config.kube_burst,
+        bed.scenario().time_scale,
+        bed.scenario().delays.pod_stop,
+        bed.scenario().delays.pod_stop / bed.scenario().time_scale * 1e3
+    );
+    let nodes = spot_nodes(bed.sim());
+    let rounds = if quick { 1 } else { nodes.len() };
+    let names: Vec<String> = nodes.iter().take(rounds).map(|(_, n)| n.clone()).collect();
+    load_nodes(&bed, &names, PODS).await;
+    let rec = Recorder::new(Instant::now());
+    let h = cold_handler(&bed, &config, rec.clone()).await;
+    for (i, (instance, node)) in nodes.iter().take(rounds).enumerate() {
+        rec.take();
+        let origin = rec.t0.elapsed();
+        let t = Instant::now();
+        let out = h.handle(&events::spot_warning(instance, Utc::now()), Mode::Execute).await.expect("handled");
+        let total = t.elapsed();
+        let calls = rec.take();
+        let report = report_of(&out);
+        let drain = report.drain.clone().expect("a drain");
+        let evicts: Vec<&Call> = calls.iter().filter(|c| c.name == "kube.evict").collect();
+        let first_evict = evicts.iter().map(|c| c.start).min().unwrap_or_default();
+        let last_issued = evicts.iter().map(|c| c.end).max().unwrap_or_default();
+        let last_list = calls.iter().filter(|c| c.name == "kube.pods_on").map(|c| c.end).max().unwrap_or_default();
+        let ms = |d: Duration| d.saturating_sub(origin).as_secs_f64() * 1e3;
+        println!(
+            "  round {} ({}): {} evictions ({} evict calls, {} retries), all_issued_ms {} (drain start → last eviction accepted); \
+             from invocation: cordoned {} ms, first eviction {:.0} ms, all issued {:.0} ms, drained {:.0} ms, handler done {:.0} ms; remaining {}",
+            i + 1,
+            if i == 0 { "cold" } else { "warm" },
+            drain.evictions_issued,
+            evicts.len(),
+            drain.eviction_retries,
+            drain.all_issued_ms,
+            report.time_to_cordon_ms.unwrap_or(0),
+            ms(first_evict),
+            ms(last_issued),
+            ms(last_list),
+            total.as_secs_f64() * 1e3,
+            drain.remaining.len(),
+        );
+        let _ = node;
+        let mut lat: Vec<f64> = evicts.iter().map(|c| c.ms()).collect();
+        println!("      eviction latency ms: {}", stats(&mut lat));
+        if i == 0 {
+            print_calls(&calls);
+        }
+    }
+    println!("  (goal: all evictions issued ≤ 500 ms)");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Part 3: 50 simultaneous interruptions.
+
+struct Run {
+    node: String,
+    calls: Vec<Call>,
+    result: Result<costop_app::ExecutionReport, String>,
+    done: Duration,
+}
+
+async fn part3(quick: bool, nodes_wanted: Option<usize>) {
+    const PODS: usize = 30;
+    let mut s = scenario("bench-fleet.yaml");
+    let n = nodes_wanted.unwrap_or(if quick { 10 } else { 50 });
+    s.node_groups[0].count = Some(n as u32);
+    s.node_groups[1].count = Some((n * PODS).div_ceil(200).max(1) as u32);
+    println!("\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own cold handler)");
+    let bed = start_bed(s).await;
+    let config = config(&bed);
+    println!(
+        "  config: COSTOP_DRAIN_CONCURRENCY={} COSTOP_KUBE_QPS={} COSTOP_KUBE_BURST={}; time_scale {}",
+        config.drain_concurrency,
+        config.kube_qps,
+        config.kube_burst,
+        bed.scenario().time_scale
+    );
+    let nodes = spot_nodes(bed.sim());
+    assert_eq!(nodes.len(), n);
+    let names: Vec<String> = nodes.iter().map(|(_, n)| n.clone()).collect();
+    load_nodes(&bed, &names, PODS).await;
+
+    // Init (outside the measured window, like a Lambda's init phase): one world per invocation.
+    let t_init = Instant::now();
+    let t0 = Instant::now() + Duration::from_millis(0);
+    let mut handlers = Vec::new();
+    for _ in 0..n {
+        let rec = Recorder::new(t0);
+        handlers.push((Arc::new(cold_handler(&bed, &config, rec.clone()).await), rec));
+    }
+    println!("  init of {n} handlers (SDK config + clients, not measured): {:.0} ms", t_init.elapsed().as_secs_f64() * 1e3);
+
+    let events: Vec<Value> = nodes.iter().map(|(id, _)| events::spot_warning(id, Utc::now())).collect();
+    let start = t0.elapsed();
+    let tasks: Vec<_> = handlers
+        .into_iter()
+        .zip(events)
+        .zip(nodes.iter())
+        .map(|(((h, rec), ev), (_, node))| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
+                let done = rec.t0.elapsed();
+                Run { node, calls: rec.take(), result, done }
+            })
+        })
+        .collect();
+    let mut runs = Vec::new();
+    for t in tasks {
+        runs.push(t.await.expect("task"));
+    }
+    let ms = |d: Duration| d.saturating_sub(start).as_secs_f64() * 1e3;
+
+    let failed: Vec<&Run> = runs.iter().filter(|r| r.result.is_err()).collect();
+    let tainted = names.iter().filter(|n| has_taint(&bed, n, &config.taint_keys.spot_interruption)).count();
+    let mut cordon_at: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max())
+        .map(ms)
+        .collect();
+    let mut ttc: Vec<f64> = runs.iter().filter_map(|r| r.result.as_ref().ok()?.time_to_cordon_ms).map(|x| x as f64).collect();
+    let mut issued_at: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.calls.iter().filter(|c| c.name == "kube.evict").map(|c| c.end).max())
+        .map(ms)
+        .collect();
+    let mut all_issued: Vec<f64> =
+        runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.all_issued_ms as f64).collect();
+    let mut done_at: Vec<f64> = runs.iter().map(|r| ms(r.done)).collect();
+    let mut trips: Vec<f64> = runs.iter().filter_map(|r| critical_path(&r.calls)).map(|c| c.len() as f64).collect();
+    let issued: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.evictions_issued).sum();
+    let remaining: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.remaining.len()).sum();
+    let max = |v: &[f64]| v.iter().copied().fold(0.0f64, f64::max);
+
+    println!("  every node cordoned (common start → last cordon patch answered): {:.0} ms  (goal ≤ 1000 ms)", max(&cordon_at));
+    println!("      per invocation, cordon answered at ms: {}", stats(&mut cordon_at));
+    println!("      per invocation, report.time_to_cordon_ms: {}", stats(&mut ttc));
+    println!("      sequential round trips to the cordon: {}", stats(&mut trips));
+    println!("  every eviction issued (common start → last eviction accepted): {:.0} ms  (goal ≤ 5000 ms)", max(&issued_at));
+    println!("      per invocation, last eviction at ms: {}", stats(&mut issued_at));
+    println!("      per invocation, DrainReport.all_issued_ms: {}", stats(&mut all_issued));
+    println!("  evictions issued {issued} / {}; pods remaining at the end {remaining}", n * PODS);
+    println!("  every handler done (drained, records written): {:.0} ms; per invocation: {}", max(&done_at), stats(&mut done_at));
+    println!(
+        "  taint success: {tainted}/{n} nodes carry {} ({:.0} %); handler errors: {}",
+        config.taint_keys.spot_interruption,
+        tainted as f64 * 100.0 / n as f64,
+        failed.len()
+    );
+    for r in failed.iter().take(5) {
+        println!("      {}: {}", r.node, r.result.as_ref().err().unwrap());
+    }
+
+    // Where the time goes.
+    let all: Vec<Call> = runs.iter().flat_map(|r| r.calls.iter().cloned()).collect();
+    let busy = |side: Side, pre_cordon: bool| -> f64 {
+        runs.iter()
+            .flat_map(|r| {
+                let cut = r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max().unwrap_or(Duration::MAX);
+                r.calls.iter().filter(move |c| c.side == side && (!pre_cordon || c.end <= cut)).map(|c| c.ms()).collect::<Vec<_>>()
+            })
+            .sum()
+    };
+    println!(
+        "  time in calls, summed over invocations: AWS {:.1} s, Kubernetes {:.1} s (up to the cordon: AWS {:.1} s, Kubernetes {:.1} s)",
+        busy(Side::Aws, false) / 1e3,
+        busy(Side::Kube, false) / 1e3,
+        busy(Side::Aws, true) / 1e3,
+        busy(Side::Kube, true) / 1e3
+    );
+    // Critical path to the cordon, by side.
+    let (mut aws_cp, mut kube_cp) = (Vec::new(), Vec::new());
+    for r in &runs {
+        if let Some(chain) = critical_path(&r.calls) {
+            aws_cp.push(chain.iter().filter(|c| c.side == Side::Aws).map(Call::ms).sum::<f64>());
+            kube_cp.push(chain.iter().filter(|c| c.side == Side::Kube).map(Call::ms).sum::<f64>());
+        }
+    }
+    println!("      critical path to the cordon, ms in AWS calls: {}", stats(&mut aws_cp));
+    println!("      critical path to the cordon, ms in Kubernetes calls: {}", stats(&mut kube_cp));
+    println!("    per call (latency ms over all invocations):");
+    print_calls(&all);
+    if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max()) {
+        if let Some(chain) = critical_path(&worst.calls) {
+            println!("    slowest cordon ({}): {}", worst.node, show_chain(&chain, start));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let get = |flag: &str| args.iter().position(|x| x == flag).and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<usize>().ok());
+    let part = get("--part");
+    let nodes = get("--nodes");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        println!(
+            "costop interruption benchmark ({}; {} cores; profile {})",
+            if quick { "quick" } else { "full" },
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            if cfg!(debug_assertions) { "debug" } else { "optimized" }
+        );
+        if part.is_none_or(|p| p == 1) {
+            part1(quick).await;
+        }
+        if part.is_none_or(|p| p == 2) {
+            part2(quick).await;
+        }
+        if part.is_none_or(|p| p == 3) {
+            part3(quick, nodes).await;
+        }
+    });
+}
