@@ -32,7 +32,6 @@ use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, Lif
 use costop_core::record::{Item, Key, TimelineEntry, Update};
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
-use kubesim::store::ListOptions;
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------------------
@@ -122,61 +121,63 @@ impl<W: World> World for RecWorld<W> {
 }
 
 impl<W: World> Ec2 for Port<W> {
-    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<InstanceFacts>, PortError> {
-        self.rec.time("ec2.describe_instances", Side::Aws, self.w.ec2().describe_instances(ids)).await
+    fn describe_instances(&self, ids: &[String]) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send {
+        self.rec.time("ec2.describe_instances", Side::Aws, self.w.ec2().describe_instances(ids))
     }
 }
 
 impl<W: World> Elb for Port<W> {
-    async fn target_groups(&self) -> Result<Vec<TargetGroupFacts>, PortError> {
-        self.rec.time("elb.target_groups", Side::Aws, self.w.elb().target_groups()).await
+    fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
+        self.rec.time("elb.target_groups", Side::Aws, self.w.elb().target_groups())
     }
-    async fn deregister(&self, action: &DeregisterTargets) -> Result<(), PortError> {
-        self.rec.time("elb.deregister", Side::Aws, self.w.elb().deregister(action)).await
+    fn deregister(&self, action: &DeregisterTargets) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("elb.deregister", Side::Aws, self.w.elb().deregister(action))
     }
 }
 
 impl<W: World> Asg for Port<W> {
-    async fn detach(&self, asg: &str, instance_id: &str) -> Result<(), PortError> {
-        self.rec.time("asg.detach", Side::Aws, self.w.asg().detach(asg, instance_id)).await
+    fn detach(&self, asg: &str, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("asg.detach", Side::Aws, self.w.asg().detach(asg, instance_id))
     }
-    async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
-        self.rec.time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook)).await
+    fn heartbeat(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook))
     }
-    async fn complete(&self, hook: &LifecycleRef) -> Result<(), PortError> {
-        self.rec.time("asg.complete", Side::Aws, self.w.asg().complete(hook)).await
+    fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("asg.complete", Side::Aws, self.w.asg().complete(hook))
     }
 }
 
 impl<W: World> Records for Port<W> {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
-        self.rec.time("ddb.get", Side::Aws, self.w.records().get(key)).await
+    fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Item>, PortError>> + Send {
+        self.rec.time("ddb.get", Side::Aws, self.w.records().get(key))
     }
-    async fn put(&self, item: Item) -> Result<(), PortError> {
-        self.rec.time("ddb.put", Side::Aws, self.w.records().put(item)).await
+    fn put(&self, item: Item) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("ddb.put", Side::Aws, self.w.records().put(item))
     }
-    async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
-        self.rec.time("ddb.claim", Side::Aws, self.w.records().claim(action, now)).await
+    fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, PortError>> + Send {
+        self.rec.time("ddb.claim", Side::Aws, self.w.records().claim(action, now))
     }
-    async fn update(&self, update: &Update) -> Result<(), PortError> {
-        self.rec.time("ddb.update", Side::Aws, self.w.records().update(update)).await
+    fn update(&self, update: &Update) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("ddb.update", Side::Aws, self.w.records().update(update))
     }
-    async fn query(&self, pk: &str) -> Result<Vec<Item>, PortError> {
-        self.rec.time("ddb.query", Side::Aws, self.w.records().query(pk)).await
+    fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
+        self.rec.time("ddb.query", Side::Aws, self.w.records().query(pk))
     }
-    async fn query_instance(&self, instance_id: &str) -> Result<Vec<Item>, PortError> {
-        self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id)).await
+    fn query_instance(&self, instance_id: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
+        self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id))
     }
-    async fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> Result<(), PortError> {
-        self.rec.time("ddb.append", Side::Aws, self.w.records().append(entry, ttl_days)).await
+    fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("ddb.append", Side::Aws, self.w.records().append(entry, ttl_days))
     }
 }
 
 impl<W: World> Clusters for Port<W> {
     type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
-    async fn connect(&self, cluster: &str) -> Result<Self::Kube, PortError> {
-        let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
-        Ok(RecKube { inner, rec: self.rec.clone() })
+    fn connect(&self, cluster: &str) -> impl Future<Output = Result<Self::Kube, PortError>> + Send {
+        async move {
+            let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
+            Ok(RecKube { inner, rec: self.rec.clone() })
+        }
     }
 }
 
@@ -187,29 +188,29 @@ struct RecKube<K> {
 }
 
 impl<K: Kube> Kube for RecKube<K> {
-    async fn node_for(&self, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
-        self.rec.time("kube.node_for", Side::Kube, self.inner.node_for(instance)).await
+    fn node_for(&self, instance: &InstanceFacts) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
+        self.rec.time("kube.node_for", Side::Kube, self.inner.node_for(instance))
     }
     fn known_node_name(&self, instance_id: &str) -> Option<String> {
         self.inner.known_node_name(instance_id)
     }
-    async fn node(&self, name: &str) -> Result<Option<NodeFacts>, PortError> {
-        self.rec.time("kube.node", Side::Kube, self.inner.node(name)).await
+    fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
+        self.rec.time("kube.node", Side::Kube, self.inner.node(name))
     }
-    async fn pods_on(&self, node: &str) -> Result<Vec<PodFacts>, PortError> {
-        self.rec.time("kube.pods_on", Side::Kube, self.inner.pods_on(node)).await
+    fn pods_on(&self, node: &str) -> impl Future<Output = Result<Vec<PodFacts>, PortError>> + Send {
+        self.rec.time("kube.pods_on", Side::Kube, self.inner.pods_on(node))
     }
-    async fn cordon_and_taint(&self, action: &CordonAndTaint) -> Result<(), PortError> {
-        self.rec.time("kube.cordon_and_taint", Side::Kube, self.inner.cordon_and_taint(action)).await
+    fn cordon_and_taint(&self, action: &CordonAndTaint) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("kube.cordon_and_taint", Side::Kube, self.inner.cordon_and_taint(action))
     }
-    async fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> Result<(), PortError> {
-        self.rec.time("kube.set_taints", Side::Kube, self.inner.set_taints(node, taints, resource_version)).await
+    fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("kube.set_taints", Side::Kube, self.inner.set_taints(node, taints, resource_version))
     }
-    async fn evict(&self, pod: &EvictPod) -> Result<EvictOutcome, PortError> {
-        self.rec.time("kube.evict", Side::Kube, self.inner.evict(pod)).await
+    fn evict(&self, pod: &EvictPod) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send {
+        self.rec.time("kube.evict", Side::Kube, self.inner.evict(pod))
     }
-    async fn force_delete(&self, pod: &EvictPod) -> Result<(), PortError> {
-        self.rec.time("kube.force_delete", Side::Kube, self.inner.force_delete(pod)).await
+    fn force_delete(&self, pod: &EvictPod) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("kube.force_delete", Side::Kube, self.inner.force_delete(pod))
     }
 }
 
@@ -542,29 +543,22 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     let mut handlers = Vec::new();
     for _ in 0..n {
         let rec = Recorder::new(t0);
-        handlers.push((Arc::new(cold_handler(&bed, &config, rec.clone()).await), rec));
+        handlers.push((cold_handler(&bed, &config, rec.clone()).await, rec));
     }
     println!("  init of {n} handlers (SDK config + clients, not measured): {:.0} ms", t_init.elapsed().as_secs_f64() * 1e3);
 
     let events: Vec<Value> = nodes.iter().map(|(id, _)| events::spot_warning(id, Utc::now())).collect();
     let start = t0.elapsed();
-    let tasks: Vec<_> = handlers
-        .into_iter()
-        .zip(events)
-        .zip(nodes.iter())
-        .map(|(((h, rec), ev), (_, node))| {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
-                let done = rec.t0.elapsed();
-                Run { node, calls: rec.take(), result, done }
-            })
-        })
-        .collect();
-    let mut runs = Vec::new();
-    for t in tasks {
-        runs.push(t.await.expect("task"));
-    }
+    // Side by side on one task: `Handler::handle`'s future is not provably `Send` (see
+    // BENCHMARKS.md), so it cannot be `tokio::spawn`ed; the bed (kubesim) keeps the other worker.
+    let runs: Vec<Run> = futures::future::join_all(handlers.into_iter().zip(events).zip(nodes.iter()).map(
+        |(((h, rec), ev), (_, node))| async move {
+            let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
+            let done = rec.t0.elapsed();
+            Run { node: node.clone(), calls: rec.take(), result, done }
+        },
+    ))
+    .await;
     let ms = |d: Duration| d.saturating_sub(start).as_secs_f64() * 1e3;
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.result.is_err()).collect();

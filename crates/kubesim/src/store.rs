@@ -81,7 +81,56 @@ type Key = (String, String); // (namespace or "", name)
 struct State {
     rv: u64,
     objects: HashMap<RKey, BTreeMap<Key, Value>>,
+    /// Pods by `spec.nodeName`: listing a node's pods (drain, describe node, the kubelet) is
+    /// the hot query, and a scan of every pod's JSON would make it O(all pods).
+    pods_by_node: HashMap<String, std::collections::BTreeSet<Key>>,
     history: VecDeque<WatchEvent>,
+}
+
+fn node_of(v: &Value) -> Option<&str> {
+    v.get("spec").and_then(|s| s.get("nodeName")).and_then(Value::as_str).filter(|n| !n.is_empty())
+}
+
+impl State {
+    /// Write or remove one object, keeping the indexes in step; the previous value.
+    fn set(&mut self, r: &ResourceDef, key: Key, obj: Option<Value>) -> Option<Value> {
+        let map = self.objects.entry(rkey(r)).or_default();
+        let prev = match obj {
+            Some(v) => {
+                let new_node = if rkey(r) == rkey(&resources::PODS) { node_of(&v).map(str::to_string) } else { None };
+                let prev = map.insert(key.clone(), v);
+                if rkey(r) == rkey(&resources::PODS) {
+                    self.reindex(prev.as_ref().and_then(node_of).map(str::to_string), new_node, &key);
+                }
+                prev
+            }
+            None => {
+                let prev = map.remove(&key);
+                if rkey(r) == rkey(&resources::PODS) {
+                    self.reindex(prev.as_ref().and_then(node_of).map(str::to_string), None, &key);
+                }
+                prev
+            }
+        };
+        prev
+    }
+
+    fn reindex(&mut self, old: Option<String>, new: Option<String>, key: &Key) {
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            if let Some(set) = self.pods_by_node.get_mut(&o) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.pods_by_node.remove(&o);
+                }
+            }
+        }
+        if let Some(n) = new {
+            self.pods_by_node.entry(n).or_default().insert(key.clone());
+        }
+    }
 }
 
 /// Storage identity of a resource type: (group, plural).
@@ -138,15 +187,7 @@ impl Store {
                 let undo = std::mem::take(&mut tx.undo);
                 drop(tx);
                 for (r, key, prev) in undo.into_iter().rev() {
-                    let map = guard.objects.entry(r).or_default();
-                    match prev {
-                        Some(v) => {
-                            map.insert(key, v);
-                        }
-                        None => {
-                            map.remove(&key);
-                        }
-                    }
+                    guard.set(r, key, prev);
                 }
                 guard.rv = start_rv;
                 Err(e)
@@ -238,6 +279,18 @@ impl Store {
 
 fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOptions) -> Vec<Value> {
     let Some(map) = g.objects.get(&rkey(r)) else { return Vec::new() };
+    if rkey(r) == rkey(&resources::PODS) {
+        if let Some(node) = opts.field.as_ref().and_then(|f| f.exact("spec.nodeName")).filter(|n| !n.is_empty()) {
+            let Some(keys) = g.pods_by_node.get(node) else { return Vec::new() };
+            return keys
+                .iter()
+                .filter(|(n, _)| ns.is_none_or(|ns| ns == n))
+                .filter_map(|k| map.get(k))
+                .filter(|v| opts.matches(v))
+                .cloned()
+                .collect();
+        }
+    }
     let iter: Box<dyn Iterator<Item = (&Key, &Value)>> = match ns {
         Some(ns) if r.namespaced => {
             Box::new(map.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns))
@@ -251,7 +304,7 @@ fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOpti
 pub struct Tx<'a> {
     state: &'a mut State,
     clock: Clock,
-    undo: Vec<(RKey, Key, Option<Value>)>,
+    undo: Vec<(&'static ResourceDef, Key, Option<Value>)>,
     events: Vec<WatchEvent>,
 }
 
@@ -274,12 +327,8 @@ impl Tx<'_> {
     }
 
     fn put(&mut self, r: &'static ResourceDef, key: Key, obj: Option<Value>, kind: EventType) {
-        let map = self.state.objects.entry(rkey(r)).or_default();
-        let prev = match &obj {
-            Some(v) => map.insert(key.clone(), v.clone()),
-            None => map.remove(&key),
-        };
-        self.undo.push((rkey(r), key, prev.clone()));
+        let prev = self.state.set(r, key.clone(), obj.clone());
+        self.undo.push((r, key, prev.clone()));
         let object = match obj {
             Some(v) => v,
             None => {
