@@ -51,6 +51,8 @@ struct Call {
     side: Side,
     start: Duration,
     end: Duration,
+    /// Sequential HTTP requests the call makes (1 for all but a cold `elb.target_groups`).
+    requests: usize,
 }
 
 impl Call {
@@ -72,7 +74,8 @@ impl Recorder {
         let start = self.t0.elapsed();
         let out = f.await;
         let end = self.t0.elapsed();
-        self.calls.lock().unwrap().push(Call { name, side, start, end });
+        let requests = if name == TG_COLD { 2 } else { 1 };
+        self.calls.lock().unwrap().push(Call { name, side, start, end, requests });
         out
     }
     fn take(&self) -> Vec<Call> {
@@ -84,7 +87,15 @@ impl Recorder {
 struct Port<W> {
     w: Arc<W>,
     rec: Arc<Recorder>,
+    /// When the adapter last listed the target groups (it reuses the list for `GROUP_LIST_TTL`).
+    tg_listed: Mutex<Option<Instant>>,
 }
+
+/// `elb.target_groups` with the adapter's group list cold: DescribeTargetGroups, then
+/// DescribeTargetHealth (per group, in parallel) — two sequential requests.
+const TG_COLD: &str = "elb.target_groups(cold)";
+/// `costop_adapters::aws::elb::GROUP_LIST_TTL` (not exported).
+const GROUP_LIST_TTL: Duration = Duration::from_secs(60);
 
 /// A world whose every port call is recorded.
 struct RecWorld<W> {
@@ -93,7 +104,7 @@ struct RecWorld<W> {
 
 impl<W: World> RecWorld<W> {
     fn new(w: W, rec: Arc<Recorder>) -> Self {
-        Self { port: Port { w: Arc::new(w), rec } }
+        Self { port: Port { w: Arc::new(w), rec, tg_listed: Mutex::default() } }
     }
 }
 
@@ -128,7 +139,13 @@ impl<W: World> Ec2 for Port<W> {
 
 impl<W: World> Elb for Port<W> {
     fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
-        self.rec.time("elb.target_groups", Side::Aws, self.w.elb().target_groups())
+        let mut listed = self.tg_listed.lock().unwrap();
+        let cold = listed.is_none_or(|at| at.elapsed() >= GROUP_LIST_TTL);
+        if cold {
+            *listed = Some(Instant::now());
+        }
+        let name = if cold { TG_COLD } else { "elb.target_groups" };
+        self.rec.time(name, Side::Aws, self.w.elb().target_groups())
     }
     fn deregister(&self, action: &DeregisterTargets) -> impl Future<Output = Result<(), PortError>> + Send {
         self.rec.time("elb.deregister", Side::Aws, self.w.elb().deregister(action))
@@ -223,13 +240,16 @@ fn critical_path(calls: &[Call]) -> Option<Vec<Call>> {
     let cordon = calls.iter().filter(|c| c.name == CORDON).max_by_key(|c| c.end)?.clone();
     let mut set: Vec<Call> = calls.iter().filter(|c| c.side != Side::Local && c.end <= cordon.end).cloned().collect();
     set.sort_by_key(|c| (c.end, c.start));
-    // dp[i]: longest chain ending with set[i]; prev[i]: the call before it.
-    let mut dp = vec![1usize; set.len()];
+    // dp[i]: most sequential requests in a chain ending with set[i]; prev[i]: the call before it.
+    let mut dp: Vec<usize> = set.iter().map(|c| c.requests).collect();
     let mut prev = vec![None; set.len()];
     for i in 0..set.len() {
         for j in 0..i {
-            if set[j].end <= set[i].start && dp[j] + 1 > dp[i] {
-                dp[i] = dp[j] + 1;
+            // On a tie, the predecessor that ended last (the one that actually gated the call).
+            let w = set[i].requests;
+            let better = dp[j] + w > dp[i] || (dp[j] + w == dp[i] && prev[i].is_some_and(|p: usize| set[j].end > set[p].end));
+            if set[j].end <= set[i].start && better {
+                dp[i] = dp[j] + w;
                 prev[i] = Some(j);
             }
         }

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::At;
 use super::informer::{Change, Informer, Key};
@@ -68,10 +67,6 @@ impl Loop for DaemonSets {
             sync(inf, &key);
         }
         false
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        None
     }
 }
 

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::At;
 use super::informer::{Change, Informer, Key};
@@ -53,11 +52,7 @@ impl Loop for Deployments {
             }
             return;
         }
-        for rs in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
-            if let Some(owner) = super::controller_ref(rs).filter(|r| r.kind == "Deployment") {
-                self.dirty.insert((super::namespace(rs).to_string(), owner.name.to_string()));
-            }
-        }
+        super::mark_owners(&mut self.dirty, ch, "Deployment");
     }
 
     fn mark_all(&mut self, inf: &Informer) {
@@ -69,10 +64,6 @@ impl Loop for Deployments {
             sync(inf, &key);
         }
         false
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        None
     }
 }
 

@@ -15,7 +15,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
-use tokio::time::Instant;
 
 use super::At;
 use super::informer::{Change, Informer, Key};
@@ -137,10 +136,6 @@ impl Loop for GarbageCollector {
             }
         }
         false
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        None
     }
 }
 

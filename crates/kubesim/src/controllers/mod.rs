@@ -96,8 +96,19 @@ pub(crate) trait Loop: Send + 'static {
     /// Do marked and due work. Returns true if there is more to do right away (the loop then
     /// yields to let other tasks and new events in before calling again).
     fn work(&mut self, inf: &Informer) -> bool;
-    /// When the loop's timers want it to run next.
-    fn deadline(&self) -> Option<Instant>;
+    /// When the loop's timers want it to run next (none by default).
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+}
+
+/// Mark dirty the `kind` controllers owning the object of a change (before and after it).
+pub(crate) fn mark_owners(dirty: &mut BTreeSet<(String, String)>, ch: &Change, kind: &str) {
+    for o in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
+        if let Some(owner) = controller_ref(o).filter(|r| r.kind == kind) {
+            dirty.insert((namespace(o).to_string(), owner.name.to_string()));
+        }
+    }
 }
 
 async fn run<L: Loop>(store: Arc<Store>, mut l: L, resync: Duration) {

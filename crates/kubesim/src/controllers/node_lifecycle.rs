@@ -14,7 +14,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::At;
 use super::informer::{Change, Informer};
@@ -69,10 +68,6 @@ impl Loop for NodeLifecycle {
             self.sync(inf, &name);
         }
         false
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        None
     }
 }
 

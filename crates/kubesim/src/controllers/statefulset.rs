@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::time::Instant;
 
 use super::At;
 use super::informer::{Change, Informer, Key};
@@ -40,11 +39,7 @@ impl Loop for StatefulSets {
             self.dirty.insert((super::namespace(o).to_string(), super::name(o).to_string()));
             return;
         }
-        for p in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
-            if let Some(owner) = super::controller_ref(p).filter(|r| r.kind == "StatefulSet") {
-                self.dirty.insert((super::namespace(p).to_string(), owner.name.to_string()));
-            }
-        }
+        super::mark_owners(&mut self.dirty, ch, "StatefulSet");
     }
 
     fn mark_all(&mut self, inf: &Informer) {
@@ -56,10 +51,6 @@ impl Loop for StatefulSets {
             sync(inf, &key);
         }
         false
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        None
     }
 }
 
