@@ -199,7 +199,8 @@ impl Kubelet {
                 };
                 super::write(inf.store(), "kubelet pod start", |tx| {
                     tx.modify(&PODS, Some(&key.0), &key.1, |o| {
-                        if super::uid(o) == uid && !super::is_terminating(o) && super::pod_node(o).is_some() {
+                        // Decided on a cached copy: re-check, a finished pod never starts again.
+                        if super::uid(o) == uid && !super::is_terminating(o) && !super::is_terminal(o) && super::pod_node(o).is_some() {
                             set_running(o, &host_ip, &pod_ip);
                         }
                         Ok(())
@@ -213,7 +214,7 @@ impl Kubelet {
                 if !running {
                     super::write(inf.store(), "kubelet pod creating", |tx| {
                         tx.modify(&PODS, Some(&key.0), &key.1, |o| {
-                            if super::uid(o) == uid && !super::is_terminating(o) {
+                            if super::uid(o) == uid && !super::is_terminating(o) && !super::is_terminal(o) {
                                 set_creating(o, &host_ip);
                             }
                             Ok(())
