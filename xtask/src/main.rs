@@ -110,7 +110,10 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
         eprintln!("xtask: installing cargo-nextest");
         run(cargo(root).args(["install", "--locked", "cargo-nextest"]))?;
     }
-    run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))?;
-    // Doc examples are tests too; nextest does not run them.
-    run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))
+    // Doc examples are tests too, and nextest does not run them: run them first so the run
+    // closes on nextest's summary of every other test.
+    if extra.is_empty() {
+        run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))?;
+    }
+    run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))
 }
