@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,8 @@ struct Call {
     end: Duration,
     /// Sequential HTTP requests the call makes (1 for all but a cold `elb.target_groups`).
     requests: usize,
+    /// When the future was first polled (diagnostics: `start` is when the handler asked).
+    polled: Duration,
 }
 
 impl Call {
@@ -70,13 +73,18 @@ impl Recorder {
     fn new(t0: Instant) -> Arc<Self> {
         Arc::new(Self { t0, calls: Mutex::default() })
     }
-    async fn time<T>(&self, name: &'static str, side: Side, f: impl Future<Output = T>) -> T {
+    /// Time `f` from now (when the handler asks, not when the future is first polled: a future
+    /// polled after a sibling's synchronous work would otherwise look like it started late).
+    fn time<T>(&self, name: &'static str, side: Side, f: impl Future<Output = T>) -> impl Future<Output = T> {
         let start = self.t0.elapsed();
-        let out = f.await;
-        let end = self.t0.elapsed();
-        let requests = if name == TG_COLD { 2 } else { 1 };
-        self.calls.lock().unwrap().push(Call { name, side, start, end, requests });
-        out
+        async move {
+            let polled = self.t0.elapsed();
+            let out = f.await;
+            let end = self.t0.elapsed();
+            let requests = if name == TG_COLD { 2 } else { 1 };
+            self.calls.lock().unwrap().push(Call { name, side, start, end, requests, polled });
+            out
+        }
     }
     fn take(&self) -> Vec<Call> {
         std::mem::take(&mut *self.calls.lock().unwrap())
@@ -102,13 +110,13 @@ struct RecWorld<W> {
     port: Port<W>,
 }
 
-impl<W: World> RecWorld<W> {
+impl<W: World + 'static> RecWorld<W> {
     fn new(w: W, rec: Arc<Recorder>) -> Self {
         Self { port: Port { w: Arc::new(w), rec, tg_listed: Mutex::default() } }
     }
 }
 
-impl<W: World> World for RecWorld<W> {
+impl<W: World + 'static> World for RecWorld<W> {
     type Ec2 = Port<W>;
     type Elb = Port<W>;
     type Asg = Port<W>;
@@ -131,13 +139,13 @@ impl<W: World> World for RecWorld<W> {
     }
 }
 
-impl<W: World> Ec2 for Port<W> {
+impl<W: World + 'static> Ec2 for Port<W> {
     fn describe_instances(&self, ids: &[String]) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send {
         self.rec.time("ec2.describe_instances", Side::Aws, self.w.ec2().describe_instances(ids))
     }
 }
 
-impl<W: World> Elb for Port<W> {
+impl<W: World + 'static> Elb for Port<W> {
     fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
         let mut listed = self.tg_listed.lock().unwrap();
         let cold = listed.is_none_or(|at| at.elapsed() >= GROUP_LIST_TTL);
@@ -152,7 +160,7 @@ impl<W: World> Elb for Port<W> {
     }
 }
 
-impl<W: World> Asg for Port<W> {
+impl<W: World + 'static> Asg for Port<W> {
     fn detach(&self, asg: &str, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send {
         self.rec.time("asg.detach", Side::Aws, self.w.asg().detach(asg, instance_id))
     }
@@ -164,7 +172,7 @@ impl<W: World> Asg for Port<W> {
     }
 }
 
-impl<W: World> Records for Port<W> {
+impl<W: World + 'static> Records for Port<W> {
     fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Item>, PortError>> + Send {
         self.rec.time("ddb.get", Side::Aws, self.w.records().get(key))
     }
@@ -184,11 +192,22 @@ impl<W: World> Records for Port<W> {
         self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id))
     }
     fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("ddb.append", Side::Aws, self.w.records().append(entry, ttl_days))
+        let (w, rec, entry) = (self.w.clone(), self.rec.clone(), entry.clone());
+        async move {
+            if DETACH_TIMELINE.load(Ordering::Relaxed) {
+                // What-if (`--detach-timeline`): the write goes on in the background.
+                tokio::spawn(async move {
+                    let _ = rec.time("ddb.append", Side::Aws, w.records().append(&entry, ttl_days)).await;
+                });
+                Ok(())
+            } else {
+                rec.time("ddb.append", Side::Aws, w.records().append(&entry, ttl_days)).await
+            }
+        }
     }
 }
 
-impl<W: World> Clusters for Port<W> {
+impl<W: World + 'static> Clusters for Port<W> {
     type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
     fn connect(&self, cluster: &str) -> impl Future<Output = Result<Self::Kube, PortError>> + Send {
         async move {
@@ -232,6 +251,11 @@ impl<K: Kube> Kube for RecKube<K> {
 }
 
 const CORDON: &str = "kube.cordon_and_taint";
+
+/// `--detach-timeline`: a what-if, not costop's behaviour. Timeline appends return at once and
+/// the DynamoDB write goes on in the background, to show what the drain's in-line timeline
+/// writes cost.
+static DETACH_TIMELINE: AtomicBool = AtomicBool::new(false);
 
 /// The longest chain of requests (each starting after the previous one ended) among the calls
 /// that ended by the time the node was cordoned, ending with the cordon call. Local calls (no
@@ -424,6 +448,7 @@ fn print_calls(calls: &[Call]) {
 struct Trip {
     label: &'static str,
     chain: Vec<Call>,
+    all: Vec<Call>,
     time_to_cordon_ms: u64,
     origin: Duration,
 }
@@ -435,7 +460,7 @@ async fn one_trip(h: &BenchHandler, rec: &Recorder, label: &'static str, event: 
     let report = report_of(&out);
     let calls = rec.take();
     let chain = critical_path(&calls).expect("the node was cordoned");
-    Trip { label, chain, time_to_cordon_ms: report.time_to_cordon_ms.expect("time to cordon"), origin }
+    Trip { label, chain, all: calls, time_to_cordon_ms: report.time_to_cordon_ms.expect("time to cordon"), origin }
 }
 
 async fn part1(quick: bool) {
@@ -456,9 +481,24 @@ async fn part1(quick: bool) {
         h.handle(&rebalance(&c.0), Mode::Execute).await.expect("rebalance handled");
         trips.push(one_trip(&h, &rec, "warm, instance seen before", &events::spot_warning(&c.0, Utc::now())).await);
     }
+    if std::env::args().any(|a| a == "--verbose") {
+        for t in &trips {
+            println!("  {} — every call up to the cordon:", t.label);
+            for c in t.all.iter().filter(|c| c.end <= t.chain.last().map(|l| l.end).unwrap_or_default()) {
+                let ms = |d: Duration| d.saturating_sub(t.origin).as_secs_f64() * 1e3;
+                println!("      {:<26} asked {:>6.1} polled {:>6.1} done {:>6.1} ms", c.name, ms(c.start), ms(c.polled), ms(c.end));
+            }
+        }
+    }
     for t in &trips {
-        let n = t.chain.len();
-        println!("  {:<28} {n} round trip(s), time_to_cordon {} ms: {}", t.label, t.time_to_cordon_ms, show_chain(&t.chain, t.origin));
+        let n: usize = t.chain.iter().map(|c| c.requests).sum();
+        println!(
+            "  {:<28} {n} sequential round trip(s) ({} port calls), time_to_cordon {} ms: {}",
+            t.label,
+            t.chain.len(),
+            t.time_to_cordon_ms,
+            show_chain(&t.chain, t.origin)
+        );
     }
     println!("  (goal: ≤ 2 sequential round trips on a warm function)");
 }
@@ -597,7 +637,20 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     let mut all_issued: Vec<f64> =
         runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.all_issued_ms as f64).collect();
     let mut done_at: Vec<f64> = runs.iter().map(|r| ms(r.done)).collect();
-    let mut trips: Vec<f64> = runs.iter().filter_map(|r| critical_path(&r.calls)).map(|c| c.len() as f64).collect();
+    // From the cordon to the first eviction: the opening's bookkeeping and the deregistration go
+    // first, one AWS call after another.
+    let mut gap: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| {
+            let cordon = r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max()?;
+            let first = r.calls.iter().filter(|c| c.name == "kube.evict").map(|c| c.start).min()?;
+            Some((first.saturating_sub(cordon)).as_secs_f64() * 1e3)
+        })
+        .collect();
+    let aws_requests: usize = runs.iter().flat_map(|r| r.calls.iter()).filter(|c| c.side == Side::Aws).map(|c| c.requests).sum();
+    let kube_requests: usize = runs.iter().flat_map(|r| r.calls.iter()).filter(|c| c.side == Side::Kube).count();
+    let mut trips: Vec<f64> =
+        runs.iter().filter_map(|r| critical_path(&r.calls)).map(|c| c.iter().map(|c| c.requests).sum::<usize>() as f64).collect();
     let issued: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.evictions_issued).sum();
     let remaining: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.remaining.len()).sum();
     let max = |v: &[f64]| v.iter().copied().fold(0.0f64, f64::max);
@@ -607,6 +660,7 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     println!("      per invocation, report.time_to_cordon_ms: {}", stats(&mut ttc));
     println!("      sequential round trips to the cordon: {}", stats(&mut trips));
     println!("  every eviction issued (common start → last eviction accepted): {:.0} ms  (goal ≤ 5000 ms)", max(&issued_at));
+    println!("      per invocation, cordon → first eviction (sequential AWS bookkeeping + deregister) ms: {}", stats(&mut gap));
     println!("      per invocation, last eviction at ms: {}", stats(&mut issued_at));
     println!("      per invocation, DrainReport.all_issued_ms: {}", stats(&mut all_issued));
     println!("  evictions issued {issued} / {}; pods remaining at the end {remaining}", n * PODS);
@@ -631,6 +685,12 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
             })
             .sum()
     };
+    let wall = max(&done_at) / 1e3;
+    println!(
+        "  requests: AWS {aws_requests} ({:.0}/s over the {wall:.1} s run), Kubernetes {kube_requests} ({:.0}/s)",
+        aws_requests as f64 / wall,
+        kube_requests as f64 / wall
+    );
     println!(
         "  time in calls, summed over invocations: AWS {:.1} s, Kubernetes {:.1} s (up to the cordon: AWS {:.1} s, Kubernetes {:.1} s)",
         busy(Side::Aws, false) / 1e3,
@@ -650,10 +710,48 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     println!("      critical path to the cordon, ms in Kubernetes calls: {}", stats(&mut kube_cp));
     println!("    per call (latency ms over all invocations):");
     print_calls(&all);
+    moto_throughput(&bed).await;
     if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max()) {
         if let Some(chain) = critical_path(&worst.calls) {
             println!("    slowest cordon ({}): {}", worst.node, show_chain(&chain, start));
         }
+    }
+}
+
+/// moto's own ceiling on this machine: PutItem (what a timeline append is) one at a time and
+/// with 50 in flight, straight from the SDK.
+async fn moto_throughput(bed: &Bed) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use futures::StreamExt;
+    let ddb = bed.dynamodb();
+    let table = bed.world().table.clone();
+    for (n, inflight) in [(200usize, 1usize), (1000, 50)] {
+        let t = Instant::now();
+        let lat: Vec<f64> = futures::stream::iter(0..n)
+            .map(|i| {
+                let (ddb, table) = (ddb.clone(), table.clone());
+                async move {
+                    let t = Instant::now();
+                    ddb.put_item()
+                        .table_name(table)
+                        .item("pk", AttributeValue::S(format!("BENCH#{inflight}#{i}")))
+                        .item("sk", AttributeValue::S("X".into()))
+                        .send()
+                        .await
+                        .expect("put item");
+                    t.elapsed().as_secs_f64() * 1e3
+                }
+            })
+            .buffer_unordered(inflight)
+            .collect()
+            .await;
+        let secs = t.elapsed().as_secs_f64();
+        let mut lat = lat;
+        println!(
+            "    moto alone: {n} PutItem, {inflight} in flight: {:.0} req/s; latency ms {}",
+            n as f64 / secs,
+            stats(&mut lat)
+        );
     }
 }
 
@@ -664,12 +762,14 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let get = |flag: &str| args.iter().position(|x| x == flag).and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<usize>().ok());
     let part = get("--part");
+    DETACH_TIMELINE.store(args.iter().any(|a| a == "--detach-timeline"), Ordering::Relaxed);
     let nodes = get("--nodes");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         println!(
-            "costop interruption benchmark ({}; {} cores; profile {})",
+            "costop interruption benchmark ({}{}; {} cores; profile {})",
             if quick { "quick" } else { "full" },
+            if DETACH_TIMELINE.load(Ordering::Relaxed) { ", WHAT-IF: timeline writes detached" } else { "" },
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             if cfg!(debug_assertions) { "debug" } else { "optimized" }
         );
