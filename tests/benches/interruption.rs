@@ -10,7 +10,8 @@
 //!    taint success rate, and where the time goes (AWS vs Kubernetes calls).
 //!
 //! Run: `cargo bench -p costop-tests --bench interruption` (`-- --quick` for a smaller run; `--part
-//! 1|2|3` for one part; `--nodes N` for part 3's fleet size). `COSTOP_*` variables in the
+//! 1|2|3` for one part; `--nodes N` for part 3's fleet size; `--verbose` lists every call of part
+//! 1; `--detach-timeline` is a what-if, see [`DETACH_TIMELINE`]). `COSTOP_*` variables in the
 //! environment override the handler's configuration (e.g. `COSTOP_KUBE_QPS`). BENCHMARKS.md
 //! records the figures.
 
@@ -209,11 +210,9 @@ impl<W: World + 'static> Records for Port<W> {
 
 impl<W: World + 'static> Clusters for Port<W> {
     type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
-    fn connect(&self, cluster: &str) -> impl Future<Output = Result<Self::Kube, PortError>> + Send {
-        async move {
-            let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
-            Ok(RecKube { inner, rec: self.rec.clone() })
-        }
+    async fn connect(&self, cluster: &str) -> Result<Self::Kube, PortError> {
+        let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
+        Ok(RecKube { inner, rec: self.rec.clone() })
     }
 }
 
@@ -711,10 +710,10 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     println!("    per call (latency ms over all invocations):");
     print_calls(&all);
     moto_throughput(&bed).await;
-    if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max()) {
-        if let Some(chain) = critical_path(&worst.calls) {
-            println!("    slowest cordon ({}): {}", worst.node, show_chain(&chain, start));
-        }
+    if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max())
+        && let Some(chain) = critical_path(&worst.calls)
+    {
+        println!("    slowest cordon ({}): {}", worst.node, show_chain(&chain, start));
     }
 }
 

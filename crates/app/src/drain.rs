@@ -38,6 +38,9 @@ pub struct DrainReport {
     pub deadline_missed: bool,
 }
 
+/// Timeline writes in flight at once when a batch is flushed.
+const TIMELINE_WRITES: usize = 16;
+
 /// How often to check that an evicted pod is gone.
 const GONE_POLL: Duration = Duration::from_millis(200);
 
@@ -56,11 +59,24 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     let started = std::time::Instant::now();
     let limiter = RateLimiter::new(config.kube_qps, config.kube_burst);
     let issued_at = Mutex::new(Vec::<u64>::new());
-    let record = |step: TimelineStep| async move {
+    // Timeline entries are stamped when they happen but written in concurrent batches between
+    // phases: awaiting a DynamoDB write inside an eviction slot would hold the slot for the
+    // write's latency and slow every eviction behind it.
+    let pending = Mutex::new(Vec::<TimelineEntry>::new());
+    let record = |step: TimelineStep| {
         let entry = TimelineEntry { interruption_id: interruption_id.to_string(), at: Utc::now(), step };
-        if let Err(e) = records.append(&entry, config.timeline_ttl_days).await {
-            tracing::warn!(interruption_id, error = %e, "timeline write failed");
-        }
+        pending.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        std::future::ready(())
+    };
+    let flush = || async {
+        let entries = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
+        futures::stream::iter(entries)
+            .for_each_concurrent(TIMELINE_WRITES, |entry| async move {
+                if let Err(e) = records.append(&entry, config.timeline_ttl_days).await {
+                    tracing::warn!(interruption_id, error = %e, "timeline write failed");
+                }
+            })
+            .await;
     };
     let results: Vec<(PodRef, PodResult)> = futures::stream::iter(drain.pods.iter())
         .map(|pod| {
@@ -102,6 +118,7 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
             }
         }
     }
+    flush().await;
     let gone = wait_gone(kube, &limiter, drain, &accepted, &record).await;
     for p in accepted {
         let r = p.pod_ref();
@@ -130,6 +147,7 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     if !outcome.is_clean() {
         record(TimelineStep::DeadlineReached { remaining: outcome.remaining.clone() }).await;
     }
+    flush().await;
     report.remaining = outcome.remaining;
     report
 }
