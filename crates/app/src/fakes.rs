@@ -161,7 +161,11 @@ impl Records for FakeRecords {
         let want = Attr::s(record::instance_key(instance_id));
         let mut v: Vec<Item> =
             lock(&self.items).values().filter(|i| i.get(record::GSI1_PK) == Some(&want)).cloned().collect();
-        v.sort_by(|a, b| format!("{:?}", a.get(record::GSI1_SK)).cmp(&format!("{:?}", b.get(record::GSI1_SK))));
+        let sort_key = |i: &Item| match i.get(record::GSI1_SK) {
+            Some(Attr::S(s)) => s.clone(),
+            _ => String::new(),
+        };
+        v.sort_by_key(sort_key);
         Ok(v)
     }
 }

@@ -391,50 +391,25 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<()
     };
     use costop_core::record::{GSI1, GSI1_PK, GSI1_SK};
     let be = |e: aws_sdk_dynamodb::error::BuildError| BedError::Seed(e.to_string());
+    // Every key attribute is a string; a key is (attribute, HASH|RANGE).
+    let string_attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(be);
+    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(be);
     let t = &s.table;
     ddb.create_table()
         .table_name(&t.name)
         .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&t.partition_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(be)?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&t.sort_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(be)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&t.partition_key)
-                .key_type(KeyType::Hash)
-                .build()
-                .map_err(be)?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&t.sort_key)
-                .key_type(KeyType::Range)
-                .build()
-                .map_err(be)?,
-        )
+        .attribute_definitions(string_attr(&t.partition_key)?)
+        .attribute_definitions(string_attr(&t.sort_key)?)
+        .key_schema(key(&t.partition_key, KeyType::Hash)?)
+        .key_schema(key(&t.sort_key, KeyType::Range)?)
         // costop's record model: interruptions of an instance, through a sparse index.
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name(GSI1_PK).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name(GSI1_SK).attribute_type(ScalarAttributeType::S).build().map_err(be)?,
-        )
+        .attribute_definitions(string_attr(GSI1_PK)?)
+        .attribute_definitions(string_attr(GSI1_SK)?)
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
                 .index_name(GSI1)
-                .key_schema(KeySchemaElement::builder().attribute_name(GSI1_PK).key_type(KeyType::Hash).build().map_err(be)?)
-                .key_schema(KeySchemaElement::builder().attribute_name(GSI1_SK).key_type(KeyType::Range).build().map_err(be)?)
+                .key_schema(key(GSI1_PK, KeyType::Hash)?)
+                .key_schema(key(GSI1_SK, KeyType::Range)?)
                 .projection(Projection::builder().projection_type(ProjectionType::All).build())
                 .build()
                 .map_err(be)?,
