@@ -5,20 +5,20 @@
 //!    function), warm on another spot node, and warm on an instance the function has already seen
 //!    (a rebalance recommendation, then the Spot warning for the same instance).
 //! 2. A 110-pod drain: time until every eviction is issued, and until the node is drained.
-//! 3. 50 simultaneous interruptions of 50 nodes × 30 pods, each its own cold handler (like 50
-//!    Lambda containers): time until every node is cordoned, until every eviction is issued, the
+//! 3. 50 simultaneous interruptions of 50 nodes × 30 pods, each its own handler (like 50 Lambda
+//!    containers; cold, or with `--warm` each having handled a rebalance recommendation for its
+//!    instance first): time until every node is cordoned, until every eviction is issued, the
 //!    taint success rate, and where the time goes (AWS vs Kubernetes calls).
 //!
 //! Run: `cargo bench -p costop-tests --bench interruption` (`-- --quick` for a smaller run; `--part
-//! 1|2|3` for one part; `--nodes N` for part 3's fleet size; `--verbose` lists every call of part
-//! 1; `--detach-timeline` is a what-if, see [`DETACH_TIMELINE`]). `COSTOP_*` variables in the
+//! 1|2|3` for one part; `--nodes N` for part 3's fleet size; `--warm` for part 3's warm fleet;
+//! `--verbose` lists every call of part 1). `COSTOP_*` variables in the
 //! environment override the handler's configuration (e.g. `COSTOP_KUBE_QPS`). BENCHMARKS.md
 //! records the figures.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use costop_core::Config;
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
-use costop_core::record::{Item, Key, TimelineEntry, Update};
+use costop_core::record::{Item, Key, Update};
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
 use serde_json::{Value, json};
@@ -192,19 +192,8 @@ impl<W: World + 'static> Records for Port<W> {
     fn query_instance(&self, instance_id: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
         self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id))
     }
-    fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
-        let (w, rec, entry) = (self.w.clone(), self.rec.clone(), entry.clone());
-        async move {
-            if DETACH_TIMELINE.load(Ordering::Relaxed) {
-                // What-if (`--detach-timeline`): the write goes on in the background.
-                tokio::spawn(async move {
-                    let _ = rec.time("ddb.append", Side::Aws, w.records().append(&entry, ttl_days)).await;
-                });
-                Ok(())
-            } else {
-                rec.time("ddb.append", Side::Aws, w.records().append(&entry, ttl_days)).await
-            }
-        }
+    fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time("ddb.put_many", Side::Aws, self.w.records().put_many(items))
     }
 }
 
@@ -229,6 +218,9 @@ impl<K: Kube> Kube for RecKube<K> {
     fn known_node_name(&self, instance_id: &str) -> Option<String> {
         self.inner.known_node_name(instance_id)
     }
+    fn refresh_node_index(&self, max_age: Duration) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.rec.time("kube.refresh_node_index", Side::Kube, self.inner.refresh_node_index(max_age))
+    }
     fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
         self.rec.time("kube.node", Side::Kube, self.inner.node(name))
     }
@@ -250,11 +242,6 @@ impl<K: Kube> Kube for RecKube<K> {
 }
 
 const CORDON: &str = "kube.cordon_and_taint";
-
-/// `--detach-timeline`: a what-if, not costop's behaviour. Timeline appends return at once and
-/// the DynamoDB write goes on in the background, to show what the drain's in-line timeline
-/// writes cost.
-static DETACH_TIMELINE: AtomicBool = AtomicBool::new(false);
 
 /// The longest chain of requests (each starting after the previous one ended) among the calls
 /// that ended by the time the node was cordoned, ending with the cordon call. Local calls (no
@@ -475,7 +462,8 @@ async fn part1(quick: bool) {
         let h = cold_handler(&bed, &config, rec.clone()).await;
         let [a, b, c] = [&nodes[3 * r], &nodes[3 * r + 1], &nodes[3 * r + 2]];
         trips.push(one_trip(&h, &rec, "cold (new function)", &events::spot_warning(&a.0, Utc::now())).await);
-        trips.push(one_trip(&h, &rec, "warm, another spot node", &events::spot_warning(&b.0, Utc::now())).await);
+        // The first invocation indexed every node of the cluster beside its drain.
+        trips.push(one_trip(&h, &rec, "warm, a node not seen before", &events::spot_warning(&b.0, Utc::now())).await);
         // A rebalance recommendation usually precedes the warning: the function has seen the instance.
         h.handle(&rebalance(&c.0), Mode::Execute).await.expect("rebalance handled");
         trips.push(one_trip(&h, &rec, "warm, instance seen before", &events::spot_warning(&c.0, Utc::now())).await);
@@ -575,13 +563,16 @@ struct Run {
     done: Duration,
 }
 
-async fn part3(quick: bool, nodes_wanted: Option<usize>) {
+async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool) {
     const PODS: usize = 30;
     let mut s = scenario("bench-fleet.yaml");
     let n = nodes_wanted.unwrap_or(if quick { 10 } else { 50 });
     s.node_groups[0].count = Some(n as u32);
     s.node_groups[1].count = Some((n * PODS).div_ceil(200).max(1) as u32);
-    println!("\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own cold handler)");
+    println!(
+        "\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own {} handler)",
+        if warm { "warm" } else { "cold" }
+    );
     let bed = start_bed(s).await;
     let config = config(&bed);
     println!(
@@ -598,26 +589,41 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
 
     // Init (outside the measured window, like a Lambda's init phase): one world per invocation.
     let t_init = Instant::now();
-    let t0 = Instant::now() + Duration::from_millis(0);
+    let t0 = Instant::now();
     let mut handlers = Vec::new();
-    for _ in 0..n {
+    for (instance, _) in &nodes {
         let rec = Recorder::new(t0);
-        handlers.push((cold_handler(&bed, &config, rec.clone()).await, rec));
+        let h = cold_handler(&bed, &config, rec.clone()).await;
+        if warm {
+            // A warm container: it has read the target groups and indexed the nodes before.
+            h.handle(&rebalance(instance), Mode::Execute).await.expect("rebalance handled");
+            rec.take();
+        }
+        handlers.push((Arc::new(h), rec));
     }
-    println!("  init of {n} handlers (SDK config + clients, not measured): {:.0} ms", t_init.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "  init of {n} handlers (SDK config + clients{}, not measured): {:.0} ms",
+        if warm { ", one rebalance recommendation each" } else { "" },
+        t_init.elapsed().as_secs_f64() * 1e3
+    );
 
     let events: Vec<Value> = nodes.iter().map(|(id, _)| events::spot_warning(id, Utc::now())).collect();
     let start = t0.elapsed();
-    // Side by side on one task: `Handler::handle`'s future is not provably `Send` (see
-    // BENCHMARKS.md), so it cannot be `tokio::spawn`ed; the bed (kubesim) keeps the other worker.
-    let runs: Vec<Run> = futures::future::join_all(handlers.into_iter().zip(events).zip(nodes.iter()).map(
-        |(((h, rec), ev), (_, node))| async move {
-            let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
-            let done = rec.t0.elapsed();
-            Run { node: node.clone(), calls: rec.take(), result, done }
-        },
-    ))
-    .await;
+    // Each invocation its own task, as 50 Lambda containers would run side by side.
+    let tasks: Vec<_> = handlers
+        .into_iter()
+        .zip(events)
+        .zip(nodes.iter())
+        .map(|(((h, rec), ev), (_, node))| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
+                let done = rec.t0.elapsed();
+                Run { node, calls: rec.take(), result, done }
+            })
+        })
+        .collect();
+    let runs: Vec<Run> = futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("invocation task")).collect();
     let ms = |d: Duration| d.saturating_sub(start).as_secs_f64() * 1e3;
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.result.is_err()).collect();
@@ -659,7 +665,7 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>) {
     println!("      per invocation, report.time_to_cordon_ms: {}", stats(&mut ttc));
     println!("      sequential round trips to the cordon: {}", stats(&mut trips));
     println!("  every eviction issued (common start → last eviction accepted): {:.0} ms  (goal ≤ 5000 ms)", max(&issued_at));
-    println!("      per invocation, cordon → first eviction (sequential AWS bookkeeping + deregister) ms: {}", stats(&mut gap));
+    println!("      per invocation, cordon → first eviction (deregistration first; bookkeeping runs beside) ms: {}", stats(&mut gap));
     println!("      per invocation, last eviction at ms: {}", stats(&mut issued_at));
     println!("      per invocation, DrainReport.all_issued_ms: {}", stats(&mut all_issued));
     println!("  evictions issued {issued} / {}; pods remaining at the end {remaining}", n * PODS);
@@ -761,14 +767,14 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let get = |flag: &str| args.iter().position(|x| x == flag).and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<usize>().ok());
     let part = get("--part");
-    DETACH_TIMELINE.store(args.iter().any(|a| a == "--detach-timeline"), Ordering::Relaxed);
     let nodes = get("--nodes");
+    let warm = args.iter().any(|a| a == "--warm");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         println!(
             "costop interruption benchmark ({}{}; {} cores; profile {})",
             if quick { "quick" } else { "full" },
-            if DETACH_TIMELINE.load(Ordering::Relaxed) { ", WHAT-IF: timeline writes detached" } else { "" },
+            if warm { ", part 3 warm" } else { "" },
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             if cfg!(debug_assertions) { "debug" } else { "optimized" }
         );
@@ -779,7 +785,7 @@ fn main() {
             part2(quick).await;
         }
         if part.is_none_or(|p| p == 3) {
-            part3(quick, nodes).await;
+            part3(quick, nodes, warm).await;
         }
     });
 }

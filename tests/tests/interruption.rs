@@ -252,3 +252,38 @@ on_both!(
     Setup::default_scenario().with_env("COSTOP_SAFETY_MARGIN_SECONDS", "10"),
     a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for
 );
+
+async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Harness>(h: H) {
+    let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    pin_to(&h, &node_name, &pinned_deployment("stuck", 1, "maxUnavailable: 0"), 1).await;
+    let event = events::spot_warning(&instance, Utc::now());
+    // The warning leaves ~2 minutes; the invocation only 6 s (3 of them kept in reserve).
+    let t0 = Instant::now();
+    let budget_end = Utc::now() + chrono::Duration::seconds(6);
+    let err = h.handler().handle_within(&event, Mode::Execute, Some(budget_end)).await.expect_err("out of time");
+    assert!(t0.elapsed() < Duration::from_secs(6), "{}: stopped before the invocation's end ({:?})", h.flavor(), t0.elapsed());
+    assert!(matches!(err, HandlerError::OutOfTime { pods_left: 1, .. }), "{}: {err:?}", h.flavor());
+    assert_eq!(err.error_type(), "Retryable");
+    assert!(cordoned(&node(h.sim(), &node_name)), "{}: the node stays cordoned", h.flavor());
+    let HandlerError::OutOfTime { interruption_id, .. } = &err else { unreachable!() };
+    let steps = timeline(&h, interruption_id).await;
+    assert!(
+        steps.iter().any(|s| matches!(s, TimelineStep::Failed { action, .. } if action == "drain")),
+        "{}: the timeline says the drain was cut short: {steps:?}",
+        h.flavor()
+    );
+    // The retry is not a duplicate: it takes over at once and finishes once the PDB allows it.
+    h.sim()
+        .store()
+        .delete(&resources::PODDISRUPTIONBUDGETS, Some("default"), "stuck", &Default::default())
+        .expect("PDB removed");
+    let retry = h.handler().handle(&event, Mode::Execute).await.expect("the retry is handled");
+    let drain = retry.instances[0].report.as_ref().and_then(|r| r.drain.clone()).expect("the retry drains");
+    assert!(drain.remaining.is_empty(), "{}: {:?}", h.flavor(), drain.remaining);
+    assert!(drain.evicted.iter().any(|p| p.name.starts_with("stuck-")), "{}: {:?}", h.flavor(), drain.evicted);
+}
+on_both!(
+    a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry,
+    Setup::default_scenario(),
+    a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry
+);

@@ -38,9 +38,6 @@ pub struct DrainReport {
     pub deadline_missed: bool,
 }
 
-/// Timeline writes in flight at once when a batch is flushed.
-const TIMELINE_WRITES: usize = 16;
-
 /// How often to check that an evicted pod is gone.
 const GONE_POLL: Duration = Duration::from_millis(200);
 
@@ -70,20 +67,21 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     };
     let flush = || async {
         let entries = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
-        futures::stream::iter(entries)
-            .for_each_concurrent(TIMELINE_WRITES, |entry| async move {
-                if let Err(e) = records.append(&entry, config.timeline_ttl_days).await {
-                    tracing::warn!(interruption_id, error = %e, "timeline write failed");
-                }
-            })
-            .await;
+        if entries.is_empty() {
+            return;
+        }
+        if let Err(e) = records.append_many(&entries, config.timeline_ttl_days).await {
+            tracing::warn!(interruption_id, entries = entries.len(), error = %crate::handler::error_chain(&e), "timeline write failed");
+        }
     };
-    let results: Vec<(PodRef, PodResult)> = futures::stream::iter(drain.pods.iter())
+    // Owned pods: a closure over borrowed ones makes this future lose `Send` (rustc's
+    // higher-ranked lifetime limitation with stream combinators).
+    let results: Vec<(PodRef, PodResult)> = futures::stream::iter(drain.pods.iter().cloned())
         .map(|pod| {
             let limiter = &limiter;
             let issued_at = &issued_at;
             async move {
-                let r = evict_one(kube, limiter, pod, drain, &record, || {
+                let r = evict_one(kube, limiter, &pod, drain, &record, || {
                     issued_at.lock().unwrap_or_else(|e| e.into_inner()).push(started.elapsed().as_millis() as u64)
                 })
                 .await;

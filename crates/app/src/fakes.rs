@@ -92,10 +92,7 @@ pub struct FakeRecords {
 }
 
 fn key_of(item: &Item) -> Option<(String, String)> {
-    match (item.get(record::PK), item.get(record::SK)) {
-        (Some(Attr::S(pk)), Some(Attr::S(sk))) => Some((pk.clone(), sk.clone())),
-        _ => None,
-    }
+    record::Key::of(item).map(|k| (k.pk, k.sk))
 }
 
 fn missing_key() -> PortError {
@@ -124,7 +121,8 @@ impl Records for FakeRecords {
                     Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
                     _ => i64::MAX,
                 };
-                unfinished && first < action.takeover_if_seen_before.timestamp()
+                let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
+                unfinished && (first < action.takeover_if_seen_before.timestamp() || released)
             }
         };
         if !allowed {

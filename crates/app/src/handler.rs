@@ -2,14 +2,15 @@
 //! → plan (pure, in the core) → execute the plan's actions in order. Dry-run is "stop after the
 //! plan": the same path up to the decision, then nothing is executed.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts, instance_id_from_provider_id};
-use costop_core::plan::action::CordonAndTaint;
+use costop_core::plan::action::{CordonAndTaint, DeregisterTargets};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::{Action, Config, Decision, Event, ParseError, Plan};
-use futures::future::join_all;
+use futures::StreamExt;
+use futures::future::{BoxFuture, join_all};
 use serde::Serialize;
 
 use crate::drain::{self, DrainReport};
@@ -41,12 +42,17 @@ pub enum HandlerError {
         #[source]
         source: PortError,
     },
+    /// The invocation's time ran out before the drain's own deadline (see
+    /// [`Handler::handle_within`]); the retry carries on.
+    #[error("the invocation's time ran out with {pods_left} pod(s) still to drain for interruption {interruption_id}")]
+    OutOfTime { interruption_id: String, pods_left: usize },
 }
 
 impl HandlerError {
     pub fn is_retryable(&self) -> bool {
         match self {
             HandlerError::Malformed(_) => false,
+            HandlerError::OutOfTime { .. } => true,
             HandlerError::Observe { source, .. } | HandlerError::Execute { source, .. } => source.is_retryable(),
         }
     }
@@ -96,12 +102,56 @@ pub struct ExecutionReport {
     pub actions: Vec<&'static str>,
 }
 
+/// How old the instance → node index may get before an invocation refreshes it (off its
+/// critical path, beside the drain).
+const NODE_INDEX_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// Bookkeeping writes (header, snapshot, milestones) in flight at once beside the effects.
+const JOURNAL_IN_FLIGHT: usize = 8;
+
+/// Kept back from the invocation's budget to record how far it got and give the event up.
+const BUDGET_RESERVE: TimeDelta = TimeDelta::seconds(3);
+
+type KubeOf<W> = <<W as World>::Clusters as Clusters>::Kube;
+
 /// The handler over a [`World`].
 pub struct Handler<W: World> {
     world: W,
     config: Config,
     /// The cluster of the last instance served (a warm function's hint for speculative reads).
     last_cluster: std::sync::Mutex<Option<String>>,
+}
+
+/// One instance, observed up to its opening.
+struct Front<K> {
+    /// Everything but the target groups (and the pods, which are in `pods`).
+    facts: Facts,
+    /// The decision planned from [`Facts::for_opening`].
+    early: Decision,
+    /// The pods, read while the opening was in flight.
+    pods: Result<Vec<PodFacts>, PortError>,
+    /// `None` when nothing was executed (an ignore, or a dry run).
+    opened: Option<Opened<K>>,
+}
+
+enum Opened<K> {
+    /// Another delivery owns the event.
+    Lost,
+    /// This delivery owns it, and the node is cordoned (if the plan cordons).
+    Won(Won<K>),
+}
+
+struct Won<K> {
+    kube: Option<K>,
+    /// When the cordon patch was answered; `None` if the plan has none (or no claim to
+    /// send it with, in which case it runs in its place in the plan).
+    cordoned: Option<(Duration, DateTime<Utc>)>,
+}
+
+/// Why executing a plan stopped.
+enum Failure {
+    Port(&'static str, PortError),
+    OutOfTime { pods_left: usize },
 }
 
 impl<W: World> Handler<W> {
@@ -117,93 +167,237 @@ impl<W: World> Handler<W> {
         &self.world
     }
 
-    /// Handle one delivery (the raw EventBridge JSON).
+    /// Handle one delivery (the raw EventBridge JSON) with no time limit of its own.
     pub async fn handle(&self, payload: &serde_json::Value, mode: Mode) -> Result<Outcome, HandlerError> {
+        self.handle_within(payload, mode, None).await
+    }
+
+    /// Handle one delivery, done by `budget_end` (the Lambda invocation's deadline). A drain
+    /// whose own deadline lies beyond it (an ASG hook waits up to its heartbeat timeout) stops
+    /// a few seconds before, records how far it got, gives the event up and fails retryably, so
+    /// the async retry carries on from the cluster as it then is instead of being killed
+    /// mid-flight with nothing recorded.
+    pub async fn handle_within(
+        &self,
+        payload: &serde_json::Value,
+        mode: Mode,
+        budget_end: Option<DateTime<Utc>>,
+    ) -> Result<Outcome, HandlerError> {
         let started = Instant::now();
         let event = Event::from_value(payload).map_err(HandlerError::Malformed)?;
         let now = Utc::now();
         let ids: Vec<String> = event.instance_ids().into_iter().map(|s| s.to_string()).collect();
         let event_id = event.id().unwrap_or_default().to_string();
-        let facts = self.observe(&event, &event_id, &ids).await?;
-        let decisions = costop_core::plan_all(&event, &facts, &self.config, now);
-        let mut instances = Vec::with_capacity(decisions.len());
-        // Several instances (a Health event) are independent: run them side by side.
-        let runs = decisions.into_iter().map(|decision| {
-            let f = facts.iter().find(|f| decision.as_plan().is_some_and(|p| p.instance_id == f.instance_id)).cloned();
-            async move {
-                let instance_id = match &decision {
-                    Decision::Act(p) => p.instance_id.clone(),
-                    Decision::Ignore { .. } => f.as_ref().map(|f| f.instance_id.clone()).unwrap_or_default(),
-                };
-                match (&decision, mode) {
-                    (Decision::Act(plan), Mode::Execute) if !plan.dry_run => {
-                        let report = self.execute(plan, f.as_ref(), started).await?;
-                        Ok(InstanceOutcome { instance_id, decision, report: Some(report) })
-                    }
-                    _ => Ok::<_, HandlerError>(InstanceOutcome { instance_id, decision, report: None }),
-                }
-            }
+        let kind = event.kind().map(|k| k.slug().to_string()).unwrap_or_else(|| "ignored".into());
+        if ids.is_empty() || matches!(event, Event::Ignored(_)) {
+            let instances = costop_core::plan_all(&event, &[], &self.config, now)
+                .into_iter()
+                .enumerate()
+                .map(|(i, decision)| InstanceOutcome { instance_id: ids.get(i).cloned().unwrap_or_default(), decision, report: None })
+                .collect();
+            return Ok(Outcome { event_id, kind, instances });
+        }
+
+        // Round one asks EC2, the dedupe items, the target groups and — when a warm function
+        // knows the node — the node and its pods, all at once. Each instance then goes on to its
+        // opening (claim ∥ cordon) as soon as its node is known; its pods are read beside the
+        // opening, and the target groups are awaited only after it.
+        let hint = self.cluster_hint();
+        let all = |source| HandlerError::Observe { instance_id: ids.join(","), source };
+        let front = async {
+            let describe = self.world.ec2().describe_instances(&ids);
+            let dedupe = join_all(ids.iter().map(|id| self.delivery(&event_id, id)));
+            let speculative = join_all(ids.iter().map(|id| self.speculate(hint.as_deref(), id)));
+            let (instances, deliveries, guesses) = futures::join!(describe, dedupe, speculative);
+            let instances = instances.map_err(all)?;
+            let fronts = ids.iter().zip(deliveries).zip(guesses).map(|((id, delivery), guess)| {
+                let instance = instances.iter().find(|i| i.instance_id == *id).cloned();
+                self.front(&event, id, instance, delivery, guess, hint.as_deref(), now, mode, started)
+            });
+            Ok::<_, HandlerError>(join_all(fronts).await)
+        };
+        let (groups, fronts) = futures::join!(self.world.elb().target_groups(), front);
+        let fronts = fronts?;
+        let won_any = fronts.iter().any(|f| matches!(f, Ok(Front { opened: Some(Opened::Won(_)), .. })));
+        // Nothing done yet: a failed target-group read fails the delivery, to be retried whole.
+        // Once a node is cordoned its drain must go on: the deregistration is skipped instead.
+        let groups = match groups {
+            Err(e) if !won_any => return Err(all(e)),
+            other => other,
+        };
+        // Instances are independent (a Health event names several): each finishes even when
+        // another failed; the first error is returned after all of them.
+        let runs = fronts.into_iter().map(|front| async {
+            let front = front?;
+            self.finish(&event, front, &groups, now, started, budget_end).await
         });
+        let mut instances = Vec::with_capacity(ids.len());
+        let mut first_error = None;
         for r in join_all(runs).await {
-            instances.push(r?);
-        }
-        // Ignore decisions carry their own instance ids in the reason; fill blanks in order.
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(o) = instances.get_mut(i) {
-                if o.instance_id.is_empty() {
-                    o.instance_id = id.clone();
+            match r {
+                Ok(o) => instances.push(o),
+                Err(e) => {
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(Outcome { event_id, kind: event.kind().map(|k| k.slug().to_string()).unwrap_or_else(|| "ignored".into()), instances })
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(Outcome { event_id, kind, instances }),
+        }
     }
 
-    /// Everything the planner needs, for every instance. The reads are shaped so that a warm
-    /// function needs ONE round of parallel requests: EC2, the dedupe item, the target groups and
-    /// — when the cluster and the instance's node name are already known from an earlier
-    /// invocation — the node and its pods are all asked at once. A cold function, or a node it
-    /// has not seen, costs one more round after EC2 answers.
-    async fn observe(&self, event: &Event, event_id: &str, ids: &[String]) -> Result<Vec<Facts>, HandlerError> {
-        if ids.is_empty() || matches!(event, Event::Ignored(_)) {
-            return Ok(Vec::new());
-        }
-        let all = |source| HandlerError::Observe { instance_id: ids.join(","), source };
-        let hint = self.cluster_hint();
-        let describe = self.world.ec2().describe_instances(ids);
-        let groups = self.world.elb().target_groups();
-        let dedupe = join_all(ids.iter().map(|id| self.delivery(event_id, id)));
-        let speculative = join_all(ids.iter().map(|id| self.speculate(hint.as_deref(), id)));
-        let (instances, groups, deliveries, speculated) = futures::join!(describe, groups, dedupe, speculative);
-        let instances = instances.map_err(all)?;
-        let groups = groups.map_err(all)?;
-        let per_instance = ids.iter().zip(deliveries).zip(speculated).map(|((id, delivery), guess)| {
-            let instance = instances.iter().find(|i| i.instance_id == *id).cloned();
-            let groups = &groups;
-            let hint = hint.clone();
-            async move {
-                let err = |source| HandlerError::Observe { instance_id: id.to_string(), source };
-                let delivery = delivery.map_err(err)?;
-                let Some(instance) = instance else {
-                    return Ok(Facts { delivery, ..Facts::unknown_instance(id.as_str()) });
-                };
-                let cluster = costop_core::plan::resolve_cluster(&instance, &self.config).map(|c| c.name);
-                let (node, pods) = match (cluster, guess) {
-                    (Some(c), Some((node, pods))) if Some(&c) == hint.as_ref() => (Some(node), pods),
-                    (Some(c), _) => self.observe_node(&c, &instance).await.map_err(err)?,
-                    (None, _) => (None, Vec::new()),
-                };
-                // Keep only the groups (and targets) of this instance: a group can hold hundreds.
-                let target_groups = groups
-                    .iter()
-                    .filter_map(|g| {
-                        let mine = g.targets_of(&instance);
-                        (!mine.is_empty()).then(|| TargetGroupFacts { targets: mine, ..g.clone() })
-                    })
-                    .collect();
-                Ok(Facts { instance_id: id.clone(), delivery, target_groups, node, pods, instance: Some(instance) })
+    /// One instance up to its opening: find the node (unless the speculative read did), plan
+    /// from what the opening depends on, then send the opening while reading the pods.
+    #[allow(clippy::too_many_arguments)]
+    async fn front(
+        &self,
+        event: &Event,
+        id: &str,
+        instance: Option<InstanceFacts>,
+        delivery: Result<Delivery, PortError>,
+        guess: Option<(NodeFacts, Vec<PodFacts>)>,
+        hint: Option<&str>,
+        now: DateTime<Utc>,
+        mode: Mode,
+        started: Instant,
+    ) -> Result<Front<KubeOf<W>>, HandlerError> {
+        let err = |source| HandlerError::Observe { instance_id: id.to_string(), source };
+        let mut facts = Facts { delivery: delivery.map_err(err)?, instance, ..Facts::unknown_instance(id) };
+        let cluster = facts.instance.as_ref().and_then(|i| costop_core::plan::resolve_cluster(i, &self.config)).map(|c| c.name);
+        // Look for the node only if the planner would act given one: a duplicate delivery or
+        // an instance of another cluster costs no Kubernetes request.
+        let needs_node = match costop_core::plan(event, &facts, &self.config, now) {
+            Decision::Ignore { reason } => matches!(reason, costop_core::IgnoreReason::NoNodeForInstance { .. }),
+            Decision::Act(_) => false,
+        };
+        let mut known_pods = None;
+        if let (true, Some(c), Some(instance)) = (needs_node, &cluster, &facts.instance) {
+            match guess {
+                Some((node, pods)) if Some(c.as_str()) == hint => {
+                    facts.node = Some(node);
+                    known_pods = Some(pods);
+                }
+                _ => facts.node = self.find_node(c, instance).await.map_err(err)?,
             }
-        });
-        join_all(per_instance).await.into_iter().collect()
+        }
+        let early = costop_core::plan(event, &facts, &self.config, now);
+        let pods = async {
+            match (&early, known_pods, &facts.node, &cluster) {
+                (Decision::Ignore { .. }, ..) => Ok(Vec::new()),
+                (_, Some(pods), ..) => Ok(pods),
+                (_, None, Some(node), Some(c)) => self.world.clusters().connect(c).await?.pods_on(&node.name).await,
+                _ => Ok(Vec::new()),
+            }
+        };
+        let opening = async {
+            match (&early, mode) {
+                (Decision::Act(plan), Mode::Execute) if !plan.dry_run => Some(self.open(plan, started).await),
+                _ => None,
+            }
+        };
+        let (pods, opened) = futures::join!(pods, opening);
+        Ok(Front { facts, early, pods, opened: opened.transpose()? })
+    }
+
+    /// The opening: the dedupe claim and the node patch go out together, so the node is
+    /// cordoned one round trip after its facts are in. The patch is idempotent (the same taint,
+    /// conditional on the resourceVersion), so a concurrent duplicate delivery that also sends
+    /// it changes nothing; only the claim's winner goes on.
+    async fn open(&self, plan: &Plan, started: Instant) -> Result<Opened<KubeOf<W>>, HandlerError> {
+        let fail = |action: &'static str| {
+            let id = plan.interruption_id.clone();
+            move |source| HandlerError::Execute { interruption_id: id, action, source }
+        };
+        let kube = match self.world.clusters().connect(&plan.cluster).await {
+            Ok(k) => Some(k),
+            Err(e) if plan.actions.iter().any(needs_kube) => return Err(fail("connect")(e)),
+            Err(_) => None,
+        };
+        let opening = plan.opening();
+        let Some(claim) = opening.claim else {
+            return Ok(Opened::Won(Won { kube, cordoned: None }));
+        };
+        let cordon = async {
+            match (opening.cordon, kube.as_ref()) {
+                (Some(c), Some(k)) => Some(self.cordon(k, c).await.map(|()| (started.elapsed(), Utc::now()))),
+                _ => None,
+            }
+        };
+        let (claimed, cordoned) = futures::join!(self.world.records().claim(claim, Utc::now()), cordon);
+        match claimed.map_err(fail("record_event"))? {
+            Claim::Lost => {
+                tracing::info!(interruption_id = %plan.interruption_id, "another delivery owns this event; stopping");
+                return Ok(Opened::Lost);
+            }
+            Claim::Won => {}
+        }
+        match cordoned.transpose() {
+            Ok(cordoned) => Ok(Opened::Won(Won { kube, cordoned })),
+            Err(e) => {
+                self.give_up(plan, "cordon_and_taint", &e).await;
+                Err(fail("cordon_and_taint")(e))
+            }
+        }
+    }
+
+    /// One instance after its opening: plan from the complete facts and execute the rest.
+    async fn finish(
+        &self,
+        event: &Event,
+        front: Front<KubeOf<W>>,
+        groups: &Result<Vec<TargetGroupFacts>, PortError>,
+        now: DateTime<Utc>,
+        started: Instant,
+        budget_end: Option<DateTime<Utc>>,
+    ) -> Result<InstanceOutcome, HandlerError> {
+        let Front { mut facts, early, pods, opened } = front;
+        let instance_id = facts.instance_id.clone();
+        let err = |source| HandlerError::Observe { instance_id: instance_id.clone(), source };
+        let won = match opened {
+            None | Some(Opened::Lost) if early.as_plan().is_none() => {
+                return Ok(InstanceOutcome { instance_id, decision: early, report: None });
+            }
+            None => None,
+            Some(Opened::Lost) => {
+                let report = ExecutionReport { lost_claim: true, actions: vec!["record_event"], ..Default::default() };
+                return Ok(InstanceOutcome { instance_id, decision: early, report: Some(report) });
+            }
+            Some(Opened::Won(won)) => Some(won),
+        };
+        let pods = match (pods, early.as_plan(), &won) {
+            (Ok(pods), ..) => pods,
+            (Err(e), Some(plan), Some(_)) => {
+                self.give_up(plan, "observe_pods", &e).await;
+                return Err(err(e));
+            }
+            (Err(e), ..) => return Err(err(e)),
+        };
+        facts.pods = pods;
+        let mut groups_failed = None;
+        match groups {
+            Ok(groups) => facts.target_groups = mine(groups, facts.instance.as_ref()),
+            Err(e) => groups_failed = Some(e),
+        }
+        let decision = costop_core::plan(event, &facts, &self.config, now);
+        let Some(won) = won else {
+            return Ok(InstanceOutcome { instance_id, decision, report: None });
+        };
+        let (Decision::Act(plan), Some(early)) = (&decision, early.as_plan()) else {
+            // The golden tests show the opening never depends on pods or target groups.
+            unreachable!("the early plan acted, so the complete one does");
+        };
+        if plan.opening() != early.opening() {
+            tracing::error!(interruption_id = %plan.interruption_id, "the opening planned early differs from the complete plan's");
+        }
+        if let Some(e) = groups_failed {
+            // Logged and recorded; the node is already cordoned and must still be drained.
+            tracing::error!(interruption_id = %plan.interruption_id, error = %error_chain(e), "target groups unreadable; not deregistering");
+            let step = TimelineStep::Failed { action: "observe_target_groups".into(), error: error_chain(e) };
+            let _ = self.record(plan, Utc::now(), step).await;
+        }
+        let report = self.execute(plan, &facts, won, started, budget_end).await?;
+        Ok(InstanceOutcome { instance_id, decision, report: Some(report) })
     }
 
     async fn delivery(&self, event_id: &str, id: &str) -> Result<Delivery, PortError> {
@@ -211,8 +405,9 @@ impl<W: World> Handler<W> {
         record::delivery_from_item(item.as_ref()).map_err(|e| PortError::Permanent { op: "read dedupe item", source: Box::new(e) })
     }
 
-    /// The node and pods of `instance_id` read by a name remembered from an earlier invocation,
-    /// before EC2 has answered; `None` when there is nothing to go on or the guess is stale.
+    /// The node and pods of `instance_id` read by a name remembered from an earlier invocation
+    /// (or the node index), before EC2 has answered; `None` when there is nothing to go on or
+    /// the guess is stale.
     async fn speculate(&self, cluster: Option<&str>, instance_id: &str) -> Option<(NodeFacts, Vec<PodFacts>)> {
         let kube = self.world.clusters().connect(cluster?).await.ok()?;
         let name = kube.known_node_name(instance_id)?;
@@ -223,12 +418,10 @@ impl<W: World> Handler<W> {
         Some((node, pods.ok()?)).filter(|_| ours)
     }
 
-    async fn observe_node(&self, cluster: &str, instance: &InstanceFacts) -> Result<(Option<NodeFacts>, Vec<PodFacts>), PortError> {
+    async fn find_node(&self, cluster: &str, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
         let kube = self.world.clusters().connect(cluster).await?;
         *self.last_cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster.to_string());
-        let Some(node) = kube.node_for(instance).await? else { return Ok((None, Vec::new())) };
-        let pods = kube.pods_on(&node.name).await?;
-        Ok((Some(node), pods))
+        kube.node_for(instance).await
     }
 
     /// The cluster to read speculatively: the only one allowed, else the last one served.
@@ -239,121 +432,169 @@ impl<W: World> Handler<W> {
         }
     }
 
-    /// Run a plan's actions in order.
-    async fn execute(&self, plan: &Plan, facts: Option<&Facts>, started: Instant) -> Result<ExecutionReport, HandlerError> {
-        let mut report = ExecutionReport::default();
-        let fail = |action: &'static str| {
-            let id = plan.interruption_id.clone();
-            move |source| HandlerError::Execute { interruption_id: id, action, source }
-        };
+    /// Everything after the opening. Effects (heartbeat, deregistrations, detach, drain,
+    /// lifecycle completion, out-of-service taint) run in plan order, deregistrations from
+    /// several target groups side by side; the bookkeeping writes (header, snapshot,
+    /// milestones) never hold an effect up: they go to a journal written beside them, and the
+    /// event is marked finished only once the journal is complete.
+    async fn execute(
+        &self,
+        plan: &Plan,
+        facts: &Facts,
+        won: Won<KubeOf<W>>,
+        started: Instant,
+        budget_end: Option<DateTime<Utc>>,
+    ) -> Result<ExecutionReport, HandlerError> {
         let records = self.world.records();
         let ttl = self.config.timeline_ttl_days;
-        let kube = match self.world.clusters().connect(&plan.cluster).await {
-            Ok(k) => Some(k),
-            Err(e) if plan.actions.iter().any(needs_kube) => return Err(fail("connect")(e)),
-            Err(_) => None,
-        };
-        // The opening: the dedupe claim and the node patch go out together, so the node is
-        // cordoned one round trip after the facts are in. The patch is idempotent (the same
-        // taint, conditional on the resourceVersion), so a concurrent duplicate delivery that
-        // also sends it changes nothing; only the claim's winner goes on past this point.
-        let claim = plan.actions.iter().find_map(|a| match a {
-            Action::RecordEvent(r) => Some(r),
-            _ => None,
-        });
-        let cordon = plan.actions.iter().find_map(|a| match a {
-            Action::CordonAndTaint(c) => Some(c),
-            _ => None,
-        });
-        if let Some(claim) = claim {
-            let claim_fut = records.claim(claim, Utc::now());
-            let cordon_fut = async {
-                match (cordon, kube.as_ref()) {
-                    (Some(c), Some(k)) => Some(self.cordon(k, c).await.map(|()| started.elapsed())),
-                    _ => None,
-                }
-            };
-            let (claimed, cordoned) = futures::join!(claim_fut, cordon_fut);
-            match claimed.map_err(fail("record_event"))? {
-                Claim::Lost => {
-                    tracing::info!(interruption_id = %plan.interruption_id, "another delivery owns this event; stopping");
-                    report.lost_claim = true;
-                    report.actions.push("record_event");
-                    return Ok(report);
-                }
-                Claim::Won => {}
-            }
-            if let Some(done) = cordoned {
-                match done {
-                    Ok(elapsed) => report.time_to_cordon_ms = Some(elapsed.as_millis() as u64),
-                    Err(e) => {
-                        let _ = records.put(record::header_item(plan, ttl)).await;
-                        let _ = self
-                            .record(plan, TimelineStep::Failed { action: "cordon_and_taint".into(), error: error_chain(&e) })
-                            .await;
-                        return Err(fail("cordon_and_taint")(e));
-                    }
-                }
-            }
-        }
-        for action in &plan.actions {
-            report.actions.push(action.name());
-            let name = action.name();
-            let result: Result<(), PortError> = async {
+        let kube = won.kube.as_ref();
+        let (journal_tx, journal_rx) = futures::channel::mpsc::unbounded::<BoxFuture<'_, Result<(), Failure>>>();
+        let journal = journal_rx
+            .buffer_unordered(JOURNAL_IN_FLIGHT)
+            .filter_map(|r| std::future::ready(r.err()))
+            .collect::<Vec<_>>();
+        let effects = async {
+            // Dropped when the effects are done, which ends the journal once it is written.
+            let journal = journal_tx;
+            let mut report = ExecutionReport { time_to_cordon_ms: won.cordoned.map(|(d, _)| d.as_millis() as u64), ..Default::default() };
+            let mut i = 0;
+            while let Some(action) = plan.actions.get(i) {
+                i += 1;
+                let name = action.name();
+                let port = |e| Failure::Port(name, e);
                 match action {
-                    // Claimed in the opening; the header goes in now that this delivery owns it.
-                    Action::RecordEvent(_) => records.put(record::header_item(plan, ttl)).await?,
-                    Action::RecordTimeline(TimelineStep::Drained)
-                        if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
-                    Action::RecordTimeline(step) => self.record(plan, step.clone()).await?,
-                    Action::SnapshotNode { .. } => {
-                        if let Some(f) = facts {
-                            let item = record::snapshot_item(&plan.interruption_id, f, Utc::now(), ttl)
-                                .map_err(|e| PortError::Permanent { op: "encode snapshot", source: Box::new(e) })?;
-                            records.put(item).await?;
-                        }
+                    Action::RecordEvent(_) => {
+                        let put = records.put(record::header_item(plan, ttl));
+                        let _ = journal.unbounded_send(Box::pin(async move { put.await.map_err(|e| Failure::Port(name, e)) }));
                     }
-                    Action::LifecycleHeartbeat(hook) => self.world.asg().heartbeat(hook).await?,
+                    Action::RecordTimeline(TimelineStep::Drained) if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
+                    Action::RecordTimeline(step) => {
+                        let at = match step {
+                            // When the delivery arrived, not when its record was written.
+                            TimelineStep::Received => plan.received_at,
+                            TimelineStep::Cordoned => won.cordoned.map_or_else(Utc::now, |(_, at)| at),
+                            _ => Utc::now(),
+                        };
+                        let append = self.record(plan, at, step.clone());
+                        let _ = journal.unbounded_send(Box::pin(async move { append.await.map_err(|e| Failure::Port(name, e)) }));
+                    }
+                    Action::SnapshotNode { .. } => match record::snapshot_item(&plan.interruption_id, facts, Utc::now(), ttl) {
+                        Ok(item) => {
+                            let put = records.put(item);
+                            let _ = journal.unbounded_send(Box::pin(async move { put.await.map_err(|e| Failure::Port(name, e)) }));
+                        }
+                        Err(e) => return Err(port(PortError::Permanent { op: "encode snapshot", source: Box::new(e) })),
+                    },
+                    Action::LifecycleHeartbeat(hook) => self.world.asg().heartbeat(hook).await.map_err(port)?,
                     Action::CordonAndTaint(a) => {
-                        // Done in the opening when the plan claims the event first.
-                        if claim.is_none() {
-                            let kube = kube.as_ref().expect("connected above");
-                            self.cordon(kube, a).await?;
+                        // Sent with the claim in the opening, unless the plan has no claim.
+                        if won.cordoned.is_none() {
+                            let kube = kube.expect("connected in the opening");
+                            self.cordon(kube, a).await.map_err(port)?;
                             report.time_to_cordon_ms = Some(started.elapsed().as_millis() as u64);
                         }
                     }
-                    Action::DeregisterTargets(d) => {
-                        self.world.elb().deregister(d).await?;
-                        report.targets_deregistered += d.targets.len();
+                    Action::DeregisterTargets(_) => {
+                        // This and the deregistrations right after it, side by side.
+                        let run: Vec<&DeregisterTargets> = plan.actions[i - 1..]
+                            .iter()
+                            .map_while(|a| match a {
+                                Action::DeregisterTargets(d) => Some(d),
+                                _ => None,
+                            })
+                            .collect();
+                        i += run.len() - 1;
+                        for r in join_all(run.iter().map(|d| self.world.elb().deregister(d))).await {
+                            r.map_err(port)?;
+                        }
+                        report.targets_deregistered += run.iter().map(|d| d.targets.len()).sum::<usize>();
+                        report.actions.extend(std::iter::repeat_n(name, run.len() - 1));
                     }
-                    Action::DetachFromAsg { asg, instance_id, .. } => self.world.asg().detach(asg, instance_id).await?,
+                    Action::DetachFromAsg { asg, instance_id, .. } => self.world.asg().detach(asg, instance_id).await.map_err(port)?,
                     Action::Drain(d) => {
-                        let kube = kube.as_ref().expect("connected above");
-                        let r = drain::run(kube, records, &plan.interruption_id, d, &self.config).await;
+                        let kube = kube.expect("connected in the opening");
+                        let bounded = budget_end.and_then(|end| d.bounded_by(end - BUDGET_RESERVE));
+                        let r = drain::run(kube, records, &plan.interruption_id, bounded.as_ref().unwrap_or(d), &self.config).await;
+                        if bounded.is_some() && !r.remaining.is_empty() {
+                            return Err(Failure::OutOfTime { pods_left: r.remaining.len() });
+                        }
                         report.drain = Some(r);
                     }
-                    Action::CompleteLifecycleAction { hook, .. } => self.world.asg().complete(hook).await?,
+                    Action::CompleteLifecycleAction { hook, .. } => self.world.asg().complete(hook).await.map_err(port)?,
                     Action::OutOfServiceTaint { node, taints_after, resource_version, .. } => {
-                        let kube = kube.as_ref().expect("connected above");
-                        kube.set_taints(node, taints_after, resource_version.as_deref()).await?;
+                        let kube = kube.expect("connected in the opening");
+                        kube.set_taints(node, taints_after, resource_version.as_deref()).await.map_err(port)?;
                     }
-                    Action::FinishEvent { event_id, instance_id } => {
-                        records.update(&record::dedupe_finish(event_id, instance_id)).await?
-                    }
+                    // Once the journal is complete, below.
+                    Action::FinishEvent { .. } => continue,
                 }
-                Ok(())
+                report.actions.push(name);
             }
-            .await;
-            if let Err(e) = result {
-                tracing::error!(interruption_id = %plan.interruption_id, action = name, error = %e, "action failed");
-                // Best effort: the failure itself belongs in the timeline.
-                let _ = self
-                    .record(plan, TimelineStep::Failed { action: name.to_string(), error: error_chain(&e) })
-                    .await;
-                return Err(fail(name)(e));
+            Ok(report)
+        };
+        // A warm function then knows every node of the cluster (see `speculate`).
+        let index = async {
+            if let Some(k) = kube
+                && let Err(e) = k.refresh_node_index(NODE_INDEX_MAX_AGE).await
+            {
+                tracing::warn!(error = %error_chain(&e), "could not refresh the node index");
+            }
+        };
+        let (effects, journal_failures, ()) = futures::join!(effects, journal, index);
+        let mut report = match effects {
+            Err(f) => return Err(self.fail(plan, f).await),
+            Ok(report) => report,
+        };
+        if let Some(f) = journal_failures.into_iter().next() {
+            return Err(self.fail(plan, f).await);
+        }
+        for action in &plan.actions {
+            if let Action::FinishEvent { event_id, instance_id } = action {
+                records.update(&record::dedupe_finish(event_id, instance_id)).await.map_err(|e| {
+                    HandlerError::Execute { interruption_id: plan.interruption_id.clone(), action: action.name(), source: e }
+                })?;
+                report.actions.push(action.name());
             }
         }
         Ok(report)
+    }
+
+    /// Records a failure after the claim, gives the event up, and says what to report.
+    async fn fail(&self, plan: &Plan, failure: Failure) -> HandlerError {
+        match failure {
+            Failure::Port(action, source) => {
+                self.give_up(plan, action, &source).await;
+                HandlerError::Execute { interruption_id: plan.interruption_id.clone(), action, source }
+            }
+            Failure::OutOfTime { pods_left } => {
+                let e = HandlerError::OutOfTime { interruption_id: plan.interruption_id.clone(), pods_left };
+                self.give_up(plan, "drain", &e).await;
+                e
+            }
+        }
+    }
+
+    /// After a failure past the claim: the header (so the timeline can be found), the failure
+    /// in the timeline, and the claim released so the delivery's retry takes over at once
+    /// rather than being ignored as a duplicate until the lease runs out. Best effort.
+    async fn give_up(&self, plan: &Plan, action: &str, e: &(dyn std::error::Error + Send + Sync + 'static)) {
+        let error = error_chain(e);
+        tracing::error!(interruption_id = %plan.interruption_id, action, error = %error, "action failed; giving the event up for a retry");
+        let records = self.world.records();
+        let header = records.put(record::header_item(plan, self.config.timeline_ttl_days));
+        let failed = self.record(plan, Utc::now(), TimelineStep::Failed { action: action.to_string(), error });
+        let release = async {
+            match plan.opening().claim {
+                Some(c) => records.update(&record::dedupe_release(&c.event_id, &c.instance_id)).await,
+                None => Ok(()),
+            }
+        };
+        let (a, b, c) = futures::join!(header, failed, release);
+        for r in [a, b, c] {
+            if let Err(e) = r {
+                tracing::warn!(interruption_id = %plan.interruption_id, error = %error_chain(&e), "could not record the failure");
+            }
+        }
     }
 
     /// The one-request cordon+taint; on a conflict (the node changed since it was read) read it
@@ -375,9 +616,7 @@ impl<W: World> Handler<W> {
         Ok(())
     }
 
-    async fn record(&self, plan: &Plan, step: TimelineStep) -> Result<(), PortError> {
-        // "Received" is when the delivery arrived, not when its record was written.
-        let at = if step == TimelineStep::Received { plan.received_at } else { Utc::now() };
+    async fn record(&self, plan: &Plan, at: DateTime<Utc>, step: TimelineStep) -> Result<(), PortError> {
         let entry = TimelineEntry { interruption_id: plan.interruption_id.clone(), at, step };
         self.world.records().append(&entry, self.config.timeline_ttl_days).await
     }
@@ -398,6 +637,19 @@ impl<W: World> Handler<W> {
     pub async fn timeline(&self, interruption_id: &str) -> Result<Vec<record::Item>, PortError> {
         self.world.records().query(&record::interruption_pk(interruption_id)).await
     }
+}
+
+/// The target groups that hold `instance`, each with only its targets (a group can hold
+/// hundreds).
+fn mine(groups: &[TargetGroupFacts], instance: Option<&InstanceFacts>) -> Vec<TargetGroupFacts> {
+    let Some(instance) = instance else { return Vec::new() };
+    groups
+        .iter()
+        .filter_map(|g| {
+            let targets = g.targets_of(instance);
+            (!targets.is_empty()).then(|| TargetGroupFacts { targets, ..g.clone() })
+        })
+        .collect()
 }
 
 fn needs_kube(a: &Action) -> bool {
@@ -423,4 +675,10 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// Timestamp helper for callers that render outcomes.
 pub fn now() -> DateTime<Utc> {
     Utc::now()
+}
+
+/// Compile-time check: a delivery's future is `Send`, so callers may `tokio::spawn` it.
+#[allow(dead_code)]
+fn handling_is_send<'a, W: World>(h: &'a Handler<W>, payload: &'a serde_json::Value) -> impl std::future::Future + Send + 'a {
+    h.handle(payload, Mode::Execute)
 }

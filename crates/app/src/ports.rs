@@ -3,6 +3,7 @@
 //! crate implement them in memory, so the same handler and the same test bodies run on both.
 
 use std::future::Future;
+use std::time::Duration;
 
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
@@ -98,13 +99,31 @@ pub trait Records: Send + Sync {
     fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
     /// Interruption headers of an instance (GSI1), oldest first.
     fn query_instance(&self, instance_id: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
+    /// Write several unconditional items, in any order. The default sends them one by one, a few
+    /// at a time; the DynamoDB adapter batches them (25 per `BatchWriteItem`).
+    fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
+        use futures::{StreamExt, TryStreamExt};
+        futures::stream::iter(items).map(|item| self.put(item)).buffer_unordered(PUT_MANY_IN_FLIGHT).try_collect()
+    }
     fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
         let item = entry.to_item(ttl_days);
         async move {
-            let item = item.map_err(|e| PortError::Permanent { op: "encode timeline entry", source: Box::new(e) })?;
+            let item = item.map_err(encode_error)?;
             self.put(item).await
         }
     }
+    /// Several timeline entries, through [`Records::put_many`].
+    fn append_many(&self, entries: &[TimelineEntry], ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
+        let items: Result<Vec<Item>, _> = entries.iter().map(|e| e.to_item(ttl_days)).collect();
+        async move { self.put_many(items.map_err(encode_error)?).await }
+    }
+}
+
+/// Items in flight at once for the default [`Records::put_many`].
+pub const PUT_MANY_IN_FLIGHT: usize = 16;
+
+fn encode_error(e: costop_core::record::RecordError) -> PortError {
+    PortError::Permanent { op: "encode timeline entry", source: Box::new(e) }
 }
 
 /// One Kubernetes cluster.
@@ -114,6 +133,11 @@ pub trait Kube: Send + Sync {
     /// The node name this client last saw for the instance, without any request (a warm
     /// Lambda's cache), so the handler can read the node while EC2 is still answering.
     fn known_node_name(&self, instance_id: &str) -> Option<String>;
+    /// Fill the instance → node name index behind [`Kube::known_node_name`] from a (paged) list
+    /// of every node, unless the last list is younger than `max_age`; `true` when it listed. The
+    /// handler calls it off the critical path, so a warm function knows the node of every
+    /// instance that was in the cluster at the last refresh.
+    fn refresh_node_index(&self, max_age: Duration) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// A node by name.
     fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
     /// Pods bound to `node`.

@@ -58,6 +58,17 @@ impl Facts {
             delivery: Delivery::New,
         }
     }
+
+    /// These facts without the pods and target groups: all the plan's opening
+    /// (claim and cordon, [`crate::Plan::opening`]) depends on, so the shell can
+    /// plan and send it before those two slower reads are in.
+    pub fn for_opening(&self) -> Facts {
+        Facts {
+            pods: Vec::new(),
+            target_groups: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Whether this (event id, instance id) delivery was seen before.
@@ -83,6 +94,10 @@ pub enum Delivery {
         /// The interruption the first delivery started.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         interruption_id: Option<String>,
+        /// The first delivery failed and gave the event up, so a retry may
+        /// take over at once instead of waiting for the lease to expire.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        released: bool,
     },
 }
 

@@ -96,6 +96,17 @@ impl Key {
             (SK.to_owned(), Attr::s(&self.sk)),
         ])
     }
+
+    /// The key of an item, if it has string `pk` and `sk` attributes.
+    pub fn of(item: &Item) -> Option<Key> {
+        match (item.get(PK), item.get(SK)) {
+            (Some(Attr::S(pk)), Some(Attr::S(sk))) => Some(Key {
+                pk: pk.clone(),
+                sk: sk.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Reading an item back failed.
@@ -228,10 +239,11 @@ pub fn dedupe_put(action: &RecordEvent, now: DateTime<Utc>) -> ConditionalPut {
     ConditionalPut {
         item,
         condition_expression:
-            "attribute_not_exists(pk) OR (completed = :false AND first_seen_epoch < :cutoff)"
+            "attribute_not_exists(pk) OR (completed = :false AND (first_seen_epoch < :cutoff OR released = :true))"
                 .to_owned(),
         expression_values: BTreeMap::from([
             (":false".to_owned(), Attr::Bool(false)),
+            (":true".to_owned(), Attr::Bool(true)),
             (
                 ":cutoff".to_owned(),
                 Attr::n(action.takeover_if_seen_before.timestamp()),
@@ -249,6 +261,17 @@ pub fn dedupe_finish(event_id: &str, instance_id: &str) -> Update {
     }
 }
 
+/// Gives a claimed event up after the delivery that owns it failed (the
+/// shell's error path): a retry of the delivery may then claim it at once
+/// rather than be ignored as a duplicate until the lease runs out.
+pub fn dedupe_release(event_id: &str, instance_id: &str) -> Update {
+    Update {
+        key: dedupe_key(event_id, instance_id),
+        update_expression: "SET released = :true".to_owned(),
+        expression_values: BTreeMap::from([(":true".to_owned(), Attr::Bool(true))]),
+    }
+}
+
 /// Turns the dedupe `GetItem` result into [`Facts::delivery`].
 pub fn delivery_from_item(item: Option<&Item>) -> Result<Delivery, RecordError> {
     let Some(item) = item else {
@@ -256,21 +279,25 @@ pub fn delivery_from_item(item: Option<&Item>) -> Result<Delivery, RecordError> 
     };
     Ok(Delivery::Seen {
         first_seen_at: get_time(item, "first_seen_at")?,
-        completed: match item.get("completed") {
-            None => false,
-            Some(Attr::Bool(b)) => *b,
-            Some(_) => {
-                return Err(RecordError::WrongType {
-                    name: "completed".into(),
-                    expected: "BOOL",
-                });
-            }
-        },
+        completed: get_bool(item, "completed")?,
         interruption_id: match item.get("interruption_id") {
             Some(Attr::S(s)) => Some(s.clone()),
             _ => None,
         },
+        released: get_bool(item, "released")?,
     })
+}
+
+/// An optional BOOL attribute (absent = false).
+fn get_bool(item: &Item, name: &str) -> Result<bool, RecordError> {
+    match item.get(name) {
+        None => Ok(false),
+        Some(Attr::Bool(b)) => Ok(*b),
+        Some(_) => Err(RecordError::WrongType {
+            name: name.into(),
+            expected: "BOOL",
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -622,7 +649,8 @@ mod tests {
             Delivery::Seen {
                 first_seen_at: now,
                 completed: false,
-                interruption_id: Some("x".into())
+                interruption_id: Some("x".into()),
+                released: false,
             }
         );
         assert_eq!(delivery_from_item(None).unwrap(), Delivery::New);

@@ -485,6 +485,7 @@ fn a_duplicate_delivery_is_ignored() {
         first_seen_at: now(),
         completed: true,
         interruption_id: None,
+        released: false,
     };
     let later = now() + TimeDelta::hours(1);
     assert!(matches!(
@@ -500,6 +501,7 @@ fn a_delivery_in_progress_elsewhere_is_a_duplicate_until_its_lease_expires() {
         first_seen_at: now(),
         completed: false,
         interruption_id: None,
+        released: false,
     };
     let c = Config::default();
     let within = now() + TimeDelta::seconds(c.dedupe_lease_seconds - 1);
@@ -509,6 +511,26 @@ fn a_delivery_in_progress_elsewhere_is_a_duplicate_until_its_lease_expires() {
     ));
     let after = now() + TimeDelta::seconds(c.dedupe_lease_seconds);
     act(plan(&spot("terminate"), &f, &c, after));
+}
+
+#[test]
+fn a_delivery_released_by_its_failed_first_delivery_is_taken_over_at_once() {
+    let mut f = facts(I);
+    f.delivery = Delivery::Seen {
+        first_seen_at: now(),
+        completed: false,
+        interruption_id: None,
+        released: true,
+    };
+    act(plan(&spot("terminate"), &f, &Config::default(), now()));
+    // A completed delivery stays done even if it was released before.
+    if let Delivery::Seen { completed, .. } = &mut f.delivery {
+        *completed = true;
+    }
+    assert!(matches!(
+        ignored(plan(&spot("terminate"), &f, &Config::default(), now())),
+        IgnoreReason::DuplicateDelivery { .. }
+    ));
 }
 
 /// Three deliveries of one event against an in-memory dedupe table: the

@@ -152,6 +152,21 @@ fn every_sample_event_matches_its_golden_output() {
                 let config = Config::from_env(&fixture.env)
                     .unwrap_or_else(|e| panic!("{}: bad env: {e}", fixture_path.display()));
                 let decisions = plan_all(&event, &fixture.facts, &config, fixture.now);
+                // The shell sends the opening planned without pods and target groups.
+                let early: Vec<Facts> = fixture.facts.iter().map(Facts::for_opening).collect();
+                let early = plan_all(&event, &early, &config, fixture.now);
+                for (full, early) in decisions.iter().zip(&early) {
+                    let same = match (full, early) {
+                        (Decision::Act(f), Decision::Act(e)) => f.opening() == e.opening(),
+                        (Decision::Ignore { reason: f }, Decision::Ignore { reason: e }) => f == e,
+                        _ => false,
+                    };
+                    if !same {
+                        failures.push(format!(
+                            "{stem}: the opening planned without pods and target groups differs"
+                        ));
+                    }
+                }
                 // A struct (not json!) keeps field order as declared: readable.
                 let doc = Golden {
                     event: &event,

@@ -27,7 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Handler::new(world, config);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let outcome = handler.handle(&event.payload, Mode::Execute).await.map_err(|e| {
+        // The invocation's own deadline bounds the drain (see `Handler::handle_within`).
+        let budget_end = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64);
+        let outcome = handler.handle_within(&event.payload, Mode::Execute, budget_end).await.map_err(|e| {
             tracing::error!(error = %costop_app::handler::error_chain(&e), retryable = e.is_retryable(), "delivery failed");
             LambdaError(e)
         })?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use costop_app::ports::{Claim, PortError, Records};
 use costop_core::plan::action::RecordEvent;
@@ -133,6 +133,52 @@ impl DynamoRecords {
     }
 }
 
+/// DynamoDB's limit of items per `BatchWriteItem`.
+const BATCH_WRITE_MAX: usize = 25;
+/// Batches in flight at once from one `put_many`.
+const BATCHES_IN_FLIGHT: usize = 4;
+/// Attempts at a batch whose items keep coming back unprocessed.
+const BATCH_ATTEMPTS: u32 = 5;
+
+/// Items still unprocessed after every attempt (DynamoDB kept throttling them).
+#[derive(Debug, thiserror::Error)]
+#[error("{count} item(s) still unprocessed after {attempts} BatchWriteItem attempts")]
+pub struct UnprocessedItems {
+    /// Items not written.
+    pub count: usize,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+impl DynamoRecords {
+    async fn batch_write(&self, mut chunk: Vec<WriteRequest>) -> Result<(), PortError> {
+        for attempt in 0..BATCH_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+            // iam: dynamodb:BatchWriteItem
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, chunk)
+                .send()
+                .await
+                .map_err(|e| sdk_error("batch write items", e))?;
+            chunk = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+            if chunk.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(PortError::Transient {
+            op: "batch write items",
+            source: Box::new(UnprocessedItems { count: chunk.len(), attempts: BATCH_ATTEMPTS }),
+        })
+    }
+}
+
 impl Records for DynamoRecords {
     async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
         // iam: dynamodb:GetItem
@@ -183,6 +229,36 @@ impl Records for DynamoRecords {
             }
             Err(e) => Err(sdk_error("claim event", e)),
         }
+    }
+
+    /// `BatchWriteItem`, 25 items per request and a few requests in flight; items DynamoDB
+    /// leaves unprocessed (throttling) are sent again with backoff.
+    async fn put_many(&self, items: Vec<Item>) -> Result<(), PortError> {
+        use futures::{StreamExt, TryStreamExt};
+        // A batch must not name one key twice; the last write of a key wins, as with PutItem.
+        let mut unique: HashMap<Key, Item> = HashMap::with_capacity(items.len());
+        for item in items {
+            let key = Key::of(&item).ok_or_else(|| PortError::Permanent {
+                op: "batch write items",
+                source: Box::new(record::RecordError::MissingAttribute { name: record::PK.into() }),
+            })?;
+            unique.insert(key, item);
+        }
+        let requests: Vec<WriteRequest> = unique
+            .values()
+            .map(|item| {
+                let put = PutRequest::builder().set_item(Some(item_to_sdk(item))).build().map_err(|e| {
+                    PortError::Permanent { op: "batch write items", source: Box::new(e) }
+                })?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<_, PortError>>()?;
+        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH_WRITE_MAX).map(<[_]>::to_vec).collect();
+        futures::stream::iter(chunks)
+            .map(|chunk| self.batch_write(chunk))
+            .buffer_unordered(BATCHES_IN_FLIGHT)
+            .try_collect()
+            .await
     }
 
     async fn update(&self, update: &Update) -> Result<(), PortError> {
@@ -318,10 +394,69 @@ mod tests {
         );
         assert_eq!(
             body["ExpressionAttributeValues"],
-            json!({":false": {"BOOL": false}, ":cutoff": {"N": "1735689420"}})
+            json!({":false": {"BOOL": false}, ":true": {"BOOL": true}, ":cutoff": {"N": "1735689420"}})
         );
         assert_eq!(body["Item"]["pk"], json!({"S": "EVENT#e1"}));
         assert_eq!(body["Item"]["completed"], json!({"BOOL": false}));
+    }
+
+    #[tokio::test]
+    async fn many_puts_go_out_25_per_batch_and_unprocessed_items_are_sent_again() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let server = Server::start(move |r: &Captured| {
+            assert_eq!(target(r), "BatchWriteItem");
+            let body = r.json();
+            let writes = body["RequestItems"]["costop"].as_array().unwrap().clone();
+            // The first request of all is throttled in part: its first item comes back.
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                Reply::aws_json(200, json!({"UnprocessedItems": {"costop": [writes[0].clone()]}}))
+            } else {
+                Reply::aws_json(200, json!({"UnprocessedItems": {}}))
+            }
+        })
+        .await;
+        let records = DynamoRecords::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await),
+            "costop",
+        );
+        let item = |i: usize| {
+            BTreeMap::from([
+                (record::PK.to_owned(), Attr::s("P")),
+                (record::SK.to_owned(), Attr::s(format!("S{i:02}"))),
+            ])
+        };
+        // 30 distinct items plus a second write of item 3: 30 keys.
+        let mut items: Vec<Item> = (0..30).map(item).collect();
+        items.push(item(3));
+        records.put_many(items).await.unwrap();
+        let sizes: Vec<usize> = server
+            .requests()
+            .iter()
+            .map(|r| r.json()["RequestItems"]["costop"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes.len(), 3, "two batches and one resend: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 31, "{sizes:?}");
+        assert!(sizes.contains(&25) && sizes.contains(&1), "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn items_left_unprocessed_after_every_attempt_are_a_transient_error() {
+        let server = Server::start(|r: &Captured| {
+            let body = r.json();
+            Reply::aws_json(200, json!({"UnprocessedItems": {"costop": body["RequestItems"]["costop"].clone()}}))
+        })
+        .await;
+        let records = DynamoRecords::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await),
+            "costop",
+        );
+        let item = BTreeMap::from([
+            (record::PK.to_owned(), Attr::s("P")),
+            (record::SK.to_owned(), Attr::s("S")),
+        ]);
+        let err = records.put_many(vec![item]).await.unwrap_err();
+        assert!(err.is_retryable(), "{err:?}");
+        assert_eq!(server.requests().len(), BATCH_ATTEMPTS as usize);
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ mod quantity;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use costop_app::ports::{EvictOutcome, Kube, PortError};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
@@ -27,9 +28,17 @@ const LIST_PAGE: u32 = 500;
 #[derive(Clone)]
 pub struct KubeCluster {
     client: kube::Client,
-    /// instance id → node name, filled by lookups and node lists, so a warm Lambda finds a node
-    /// whose name is not the instance's DNS name without listing every node again.
-    node_names: Arc<Mutex<HashMap<String, String>>>,
+    /// instance id → node name, filled by lookups and node lists, so a warm Lambda reads the
+    /// node of any instance it has indexed in the same round as EC2, and finds a node whose name
+    /// is not the instance's DNS name without listing every node again.
+    node_names: Arc<Mutex<NodeIndex>>,
+}
+
+#[derive(Default)]
+struct NodeIndex {
+    names: HashMap<String, String>,
+    /// When the last full list filled `names`.
+    listed_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for KubeCluster {
@@ -100,7 +109,7 @@ impl KubeCluster {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, NodeIndex> {
         self.node_names
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -114,10 +123,10 @@ impl KubeCluster {
             .map_err(|e| port_error("get node", || format!("node {name}"), e))
     }
 
-    /// Pages through every node for the one backed by `instance_id`, refreshing the whole
-    /// instance → name cache on the way. Only one page is held at a time: Node objects are big
-    /// (image lists) and clusters can have thousands.
-    async fn find_node_by_provider_id(&self, instance_id: &str) -> Result<Option<Node>, PortError> {
+    /// Pages through every node, refreshing the whole instance → name index on the way, and
+    /// returns the one backed by `instance_id` if asked. Only one page is held at a time: Node
+    /// objects are big (image lists) and clusters can have thousands.
+    async fn list_into_index(&self, instance_id: Option<&str>) -> Result<Option<Node>, PortError> {
         let mut names = HashMap::new();
         let mut found = None;
         let mut params = ListParams::default().limit(LIST_PAGE);
@@ -133,7 +142,7 @@ impl KubeCluster {
                     (node_instance_id(&node), node.metadata.name.as_ref())
                 {
                     names.insert(id.to_owned(), name.clone());
-                    if id == instance_id {
+                    if Some(id) == instance_id {
                         found = Some(node);
                     }
                 }
@@ -143,7 +152,7 @@ impl KubeCluster {
                 None => break,
             }
         }
-        *self.cache() = names;
+        *self.cache() = NodeIndex { names, listed_at: Some(Instant::now()) };
         Ok(found)
     }
 
@@ -178,12 +187,19 @@ fn is_node_of(node: &Node, instance_id: &str) -> bool {
 
 impl Kube for KubeCluster {
     fn known_node_name(&self, instance_id: &str) -> Option<String> {
-        self.cache().get(instance_id).cloned()
+        self.cache().names.get(instance_id).cloned()
+    }
+
+    async fn refresh_node_index(&self, max_age: Duration) -> Result<bool, PortError> {
+        if self.cache().listed_at.is_some_and(|at| at.elapsed() < max_age) {
+            return Ok(false);
+        }
+        self.list_into_index(None).await.map(|_| true)
     }
 
     async fn node_for(&self, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
         let id = instance.instance_id.as_str();
-        let cached = self.cache().get(id).cloned();
+        let cached = self.cache().names.get(id).cloned();
         let mut tried: Vec<&str> = Vec::new();
         for name in [cached.as_deref(), instance.private_dns_name.as_deref()]
             .into_iter()
@@ -196,13 +212,13 @@ impl Kube for KubeCluster {
             if let Some(node) = self.get_node(name).await?
                 && is_node_of(&node, id)
             {
-                self.cache().insert(id.to_owned(), name.to_owned());
+                self.cache().names.insert(id.to_owned(), name.to_owned());
                 return Ok(Some(convert::node_facts(&node)));
             }
         }
         // Custom node names (e.g. Karpenter/Bottlerocket resource names): match the providerID.
         Ok(self
-            .find_node_by_provider_id(id)
+            .list_into_index(Some(id))
             .await?
             .as_ref()
             .map(convert::node_facts))

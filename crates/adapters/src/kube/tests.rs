@@ -127,6 +127,35 @@ async fn node_for_falls_back_to_the_provider_id_and_remembers_the_name() {
 }
 
 #[tokio::test]
+async fn the_node_index_is_refreshed_from_a_paged_list_only_when_it_is_older_than_asked() {
+    let server = Server::start(|r: &Captured| match r.target.as_str() {
+        t if t.contains("continue=c1") => Reply::json(
+            200,
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [node("custom-name", ID)]}),
+        ),
+        t if t.starts_with("/api/v1/nodes?") => Reply::json(
+            200,
+            json!({"kind": "NodeList", "apiVersion": "v1", "metadata": {"continue": "c1"}, "items": [node("other", "i-0aaaaaaaaaaaaaaaa")]}),
+        ),
+        t => panic!("unexpected {t}"),
+    })
+    .await;
+    let kube = cluster(&server);
+    assert_eq!(kube.known_node_name(ID), None);
+    assert!(kube.refresh_node_index(Duration::from_secs(300)).await.unwrap());
+    assert_eq!(server.requests().len(), 2, "{:?}", targets(&server));
+    // Every node of every page is known, through any clone of the client.
+    assert_eq!(kube.clone().known_node_name(ID).as_deref(), Some("custom-name"));
+    assert_eq!(kube.known_node_name("i-0aaaaaaaaaaaaaaaa").as_deref(), Some("other"));
+    // Fresh enough: no request.
+    assert!(!kube.refresh_node_index(Duration::from_secs(300)).await.unwrap());
+    assert_eq!(server.requests().len(), 2);
+    // Too old for the caller: listed again.
+    assert!(kube.refresh_node_index(Duration::ZERO).await.unwrap());
+    assert_eq!(server.requests().len(), 4);
+}
+
+#[tokio::test]
 async fn a_node_named_like_the_instance_but_backed_by_another_is_not_taken() {
     let server = Server::start(|r: &Captured| {
         if r.target == "/api/v1/nodes/ip-10-0-1-23.ec2.internal" {

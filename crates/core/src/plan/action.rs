@@ -200,6 +200,19 @@ pub struct Drain {
     pub backoff: BackoffPolicy,
 }
 
+impl Drain {
+    /// This drain cut short at `limit` when that comes before its deadline (the
+    /// invocation's own time runs out first, e.g. a Lambda timeout shorter than an
+    /// ASG hook's deadline); `None` when the drain already ends by then.
+    pub fn bounded_by(&self, limit: DateTime<Utc>) -> Option<Drain> {
+        (limit < self.deadline).then(|| Drain {
+            evict_by: self.evict_by.min(limit),
+            deadline: limit,
+            ..self.clone()
+        })
+    }
+}
+
 /// One eviction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EvictPod {

@@ -10,7 +10,8 @@
 //!    costop does not handle (`pending`, `running`), is a Health event that
 //!    is not an EC2 scheduled change, or is closed;
 //! 2. the facts are about an instance the event does not name;
-//! 3. the delivery was already seen (completed, or still within its lease);
+//! 3. the delivery was already seen (completed, or still within its lease and
+//!    not released by a failed first delivery);
 //! 4. EC2 does not know the instance;
 //! 5. no cluster tag, or no tagged cluster passes the allow-list;
 //! 6. the managed tag is required and missing;
@@ -212,7 +213,34 @@ pub struct Plan {
     pub actions: Vec<Action>,
 }
 
+/// A plan's opening: the dedupe claim and the one-request cordon, which the
+/// shell sends together as soon as the node is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Opening<'a> {
+    /// The conditional dedupe write.
+    pub claim: Option<&'a RecordEvent>,
+    /// The node patch.
+    pub cordon: Option<&'a CordonAndTaint>,
+}
+
 impl Plan {
+    /// The opening. It depends only on the event, the delivery, the instance
+    /// and the node — never on the pods or target groups — so planning from
+    /// [`Facts::for_opening`] yields the same opening as planning from the
+    /// complete facts (the golden tests check this for every sample).
+    pub fn opening(&self) -> Opening<'_> {
+        Opening {
+            claim: self.actions.iter().find_map(|a| match a {
+                Action::RecordEvent(r) => Some(r),
+                _ => None,
+            }),
+            cordon: self.actions.iter().find_map(|a| match a {
+                Action::CordonAndTaint(c) => Some(c),
+                _ => None,
+            }),
+        }
+    }
+
     /// The drain step, if any.
     pub fn drain(&self) -> Option<&Drain> {
         self.actions.iter().find_map(|a| match a {
@@ -331,11 +359,12 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
     if let Delivery::Seen {
         first_seen_at,
         completed,
+        released,
         ..
     } = &facts.delivery
     {
         let lease_over = *first_seen_at + TimeDelta::seconds(config.dedupe_lease_seconds) <= now;
-        if *completed || !lease_over {
+        if *completed || !(lease_over || *released) {
             return ignore(IgnoreReason::DuplicateDelivery {
                 event_id: envelope.id.clone(),
                 instance_id,
