@@ -498,9 +498,17 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
             problems.append(f"{lid}: Handler {p.get('Handler')!r}, want bootstrap")
         if not isinstance(p.get("MemorySize"), int):
             problems.append(f"{lid}: MemorySize must be explicit")
+        # The handler stops 3 s before the invocation's deadline; an ASG hook's drain may run up
+        # to the hook deadline, so the timeout must cover it (a Spot drain ends at 120 s anyway).
         timeout = p.get("Timeout")
-        if not isinstance(timeout, int) or timeout > 120:
-            problems.append(f"{lid}: Timeout {timeout!r} must be <= 120 s (the Spot warning's 2 minutes)")
+        env = p.get("Environment", {}).get("Variables", {})
+        hook = env.get("COSTOP_ASG_HOOK_DEADLINE_SECONDS", 300)
+        hook = int(hook) if isinstance(hook, (int, str)) and str(hook).isdigit() else 300
+        if not isinstance(timeout, int) or not hook + 3 <= timeout <= 900:
+            problems.append(
+                f"{lid}: Timeout {timeout!r} must cover the ASG hook deadline ({hook} s) plus the "
+                "handler's 3 s reserve, and be at most 900 s"
+            )
 
     # Async invocation: every function EventBridge invokes has an invoke config with a
     # short max age, few retries and an encrypted, alarmed on-failure queue.

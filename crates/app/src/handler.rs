@@ -148,6 +148,11 @@ struct Won<K> {
     cordoned: Option<(Duration, DateTime<Utc>)>,
 }
 
+/// The complete facts did not call for the action the early plan opened with.
+#[derive(Debug, thiserror::Error)]
+#[error("the plan from the complete facts no longer acts on this instance")]
+struct PlanChanged;
+
 /// Why executing a plan stopped.
 enum Failure {
     Port(&'static str, PortError),
@@ -384,8 +389,12 @@ impl<W: World> Handler<W> {
             return Ok(InstanceOutcome { instance_id, decision, report: None });
         };
         let (Decision::Act(plan), Some(early)) = (&decision, early.as_plan()) else {
-            // The golden tests show the opening never depends on pods or target groups.
-            unreachable!("the early plan acted, so the complete one does");
+            // Never expected: the golden tests show the decision does not depend on the pods or
+            // target groups. Should it ever, stop and leave the event to the retry.
+            if let Some(early) = early.as_plan() {
+                self.give_up(early, "plan", &PlanChanged).await;
+            }
+            return Ok(InstanceOutcome { instance_id, decision, report: None });
         };
         if plan.opening() != early.opening() {
             tracing::error!(interruption_id = %plan.interruption_id, "the opening planned early differs from the complete plan's");
@@ -432,11 +441,10 @@ impl<W: World> Handler<W> {
         }
     }
 
-    /// Everything after the opening. Effects (heartbeat, deregistrations, detach, drain,
-    /// lifecycle completion, out-of-service taint) run in plan order, deregistrations from
-    /// several target groups side by side; the bookkeeping writes (header, snapshot,
-    /// milestones) never hold an effect up: they go to a journal written beside them, and the
-    /// event is marked finished only once the journal is complete.
+    /// Everything after the opening. Effects (heartbeat, detach, drain, lifecycle completion,
+    /// out-of-service taint) run in plan order. What need not hold them up runs beside them: the
+    /// bookkeeping writes (header, snapshot, milestones) and the deregistrations. The event is
+    /// marked finished only once all of it is done.
     async fn execute(
         &self,
         plan: &Plan,
@@ -468,6 +476,8 @@ impl<W: World> Handler<W> {
                         let _ = journal.unbounded_send(Box::pin(async move { put.await.map_err(|e| Failure::Port(name, e)) }));
                     }
                     Action::RecordTimeline(TimelineStep::Drained) if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
+                    // Stamped beside the deregistrations when they are done.
+                    Action::RecordTimeline(TimelineStep::Deregistered) => {}
                     Action::RecordTimeline(step) => {
                         let at = match step {
                             // When the delivery arrived, not when its record was written.
@@ -495,7 +505,10 @@ impl<W: World> Handler<W> {
                         }
                     }
                     Action::DeregisterTargets(_) => {
-                        // This and the deregistrations right after it, side by side.
+                        // This and the deregistrations right after it go out side by side, beside
+                        // the drain: an evicted pod takes its grace period to stop, longer than a
+                        // deregistration takes to apply. `Deregistered` is stamped when they are
+                        // all done, so the plan's own entry for it is skipped below.
                         let run: Vec<&DeregisterTargets> = plan.actions[i - 1..]
                             .iter()
                             .map_while(|a| match a {
@@ -504,11 +517,17 @@ impl<W: World> Handler<W> {
                             })
                             .collect();
                         i += run.len() - 1;
-                        for r in join_all(run.iter().map(|d| self.world.elb().deregister(d))).await {
-                            r.map_err(port)?;
-                        }
                         report.targets_deregistered += run.iter().map(|d| d.targets.len()).sum::<usize>();
                         report.actions.extend(std::iter::repeat_n(name, run.len() - 1));
+                        let deregister = async move {
+                            for r in join_all(run.iter().map(|d| self.world.elb().deregister(d))).await {
+                                r.map_err(|e| Failure::Port(name, e))?;
+                            }
+                            self.record(plan, Utc::now(), TimelineStep::Deregistered)
+                                .await
+                                .map_err(|e| Failure::Port("record_timeline", e))
+                        };
+                        let _ = journal.unbounded_send(Box::pin(deregister));
                     }
                     Action::DetachFromAsg { asg, instance_id, .. } => self.world.asg().detach(asg, instance_id).await.map_err(port)?,
                     Action::Drain(d) => {
