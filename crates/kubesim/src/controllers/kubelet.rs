@@ -303,6 +303,23 @@ fn set_creating(o: &mut Value, host_ip: &str) {
     super::put(o, &["status", "containerStatuses"], json!(statuses));
 }
 
+/// The status of a container the kubelet has started (`state`: running, or an init container
+/// that completed), with fresh image and container ids.
+fn started_status(c: &Value, started: bool, state: &Value) -> Value {
+    let id = || uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    json!({
+        "name": c.get("name").cloned().unwrap_or(json!("")),
+        "image": c.get("image").cloned().unwrap_or(json!("")),
+        "imageID": format!("{}@sha256:{}", image_of(c), id()),
+        "containerID": format!("containerd://{}", id()),
+        "ready": true,
+        "started": started,
+        "restartCount": 0,
+        "state": state,
+        "lastState": {},
+    })
+}
+
 fn set_running(o: &mut Value, host_ip: &str, pod_ip: &str) {
     let now = Clock::now_rfc3339();
     super::put(o, &["status", "phase"], json!("Running"));
@@ -313,40 +330,11 @@ fn set_running(o: &mut Value, host_ip: &str, pod_ip: &str) {
     for ty in ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"] {
         super::set_condition(o, ty, "True", None, None, none.clone());
     }
-    let id = || uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
-    let statuses: Vec<Value> = containers(o, "containers")
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.get("name").cloned().unwrap_or(json!("")),
-                "image": c.get("image").cloned().unwrap_or(json!("")),
-                "imageID": format!("{}@sha256:{}", image_of(c), id()),
-                "containerID": format!("containerd://{}", id()),
-                "ready": true,
-                "started": true,
-                "restartCount": 0,
-                "state": {"running": {"startedAt": now}},
-                "lastState": {},
-            })
-        })
-        .collect();
+    let running = json!({"running": {"startedAt": now}});
+    let statuses: Vec<Value> = containers(o, "containers").iter().map(|c| started_status(c, true, &running)).collect();
     super::put(o, &["status", "containerStatuses"], json!(statuses));
-    let inits: Vec<Value> = containers(o, "initContainers")
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.get("name").cloned().unwrap_or(json!("")),
-                "image": c.get("image").cloned().unwrap_or(json!("")),
-                "imageID": format!("{}@sha256:{}", image_of(c), id()),
-                "containerID": format!("containerd://{}", id()),
-                "ready": true,
-                "started": false,
-                "restartCount": 0,
-                "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}},
-                "lastState": {},
-            })
-        })
-        .collect();
+    let completed = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}});
+    let inits: Vec<Value> = containers(o, "initContainers").iter().map(|c| started_status(c, false, &completed)).collect();
     if !inits.is_empty() {
         super::put(o, &["status", "initContainerStatuses"], json!(inits));
     }
