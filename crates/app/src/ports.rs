@@ -40,6 +40,11 @@ pub enum PortError {
 }
 
 impl PortError {
+    /// `Transient` or `Permanent`, as the adapter judged the source.
+    pub fn classified(op: &'static str, transient: bool, source: BoxError) -> Self {
+        if transient { PortError::Transient { op, source } } else { PortError::Permanent { op, source } }
+    }
+
     /// Worth a retry of the delivery (Lambda's async retry) rather than a dead letter.
     pub fn is_retryable(&self) -> bool {
         matches!(self, PortError::Transient { .. } | PortError::Conflict { .. })

@@ -73,17 +73,7 @@ where
         // SdkError is non-exhaustive; an unknown kind is not known to be retryable.
         _ => false,
     };
-    if transient {
-        PortError::Transient {
-            op,
-            source: Box::new(err),
-        }
-    } else {
-        PortError::Permanent {
-            op,
-            source: Box::new(err),
-        }
-    }
+    PortError::classified(op, transient, Box::new(err))
 }
 
 /// The service error code, if `err` is a service error.

@@ -67,17 +67,7 @@ pub(crate) fn port_error(
         E::HyperError(_) | E::Service(_) | E::ReadEvents(_) => true,
         _ => false,
     };
-    if transient {
-        PortError::Transient {
-            op,
-            source: Box::new(err),
-        }
-    } else {
-        PortError::Permanent {
-            op,
-            source: Box::new(err),
-        }
-    }
+    PortError::classified(op, transient, Box::new(err))
 }
 
 fn api_status(err: &kube::Error) -> Option<&Status> {
