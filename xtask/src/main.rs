@@ -1,7 +1,10 @@
 //! The project runner behind the README's commands: `cargo xtask demo` runs the main job on
 //! the local bed, `cargo xtask test` installs what the tests need and runs all of them,
-//! `cargo xtask bed` starts the standalone bed, `cargo xtask bench` runs the benchmarks.
+//! `cargo xtask bed` starts the standalone bed, `cargo xtask bench` runs the benchmarks,
+//! `cargo xtask measure-lambda` measures the deployable function (zip size, init, peak RSS).
 //! It only orchestrates other commands, so it stays dependency-light and builds in seconds.
+
+mod measure;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -40,6 +43,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build the release Lambda zip and measure its size, cold-start init and peak RSS on a
+    /// 110-pod drain on the bed (see BENCHMARKS.md).
+    MeasureLambda(measure::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Cmd::Bench { args } => setup(&root).and_then(|()| {
             run(cargo(&root).args(["bench", "--workspace", "--"]).args(&args))
         }),
+        Cmd::MeasureLambda(args) => setup(&root).and_then(|()| measure::measure(&root, &args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,6 +108,11 @@ fn setup(root: &Path) -> Result<(), String> {
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 
+/// What `cargo lambda watch -p costop-interruption --bin costop-interruption` compiles (it runs
+/// `cargo run` with these; tests/tests/lambda_local.rs has the same list).
+const LAMBDA_WATCH_BUILD: [&str; 7] =
+    ["build", "--manifest-path", "Cargo.toml", "--package", "costop-interruption", "--bin", "costop-interruption"];
+
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["nextest", "--version"])
@@ -115,5 +127,9 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     if extra.is_empty() {
         run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))?;
     }
+    // tests/tests/lambda_local.rs runs `cargo lambda watch`, which builds the function with this
+    // command: its own feature set, so nothing nextest builds serves it, and a cold build takes
+    // ~10 min on 2 cores. Built here, outside any test's timeout, the test only starts it.
+    run(cargo(root).args(LAMBDA_WATCH_BUILD))?;
     run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))
 }
