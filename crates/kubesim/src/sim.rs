@@ -98,8 +98,7 @@ impl Simulator {
                 )
                 .map_err(SimError::Manifest)?;
         }
-        let listener =
-            tokio::net::TcpListener::bind(cfg.bind).await.map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
+        let listener = listen(cfg.bind).map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
         let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
         let app = api::router(ApiState { store: store.clone() });
         let mut tasks = vec![tokio::spawn(async move {
@@ -198,4 +197,13 @@ impl Drop for Simulator {
             t.abort();
         }
     }
+}
+
+/// A listener with a backlog big enough for a burst of new clients (fifty handlers connecting at
+/// once): with the usual 128 the kernel drops SYNs and those clients stall for a 1 s retransmit.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
