@@ -12,6 +12,7 @@
 //!
 //! Run: `cargo bench -p costop-tests --bench interruption` (`-- --quick` for a smaller run; `--part
 //! 1|2|3` for one part; `--nodes N` for part 3's fleet size; `--warm` for part 3's warm fleet;
+//! `--aws-in-memory` for part 3 with AWS served by the in-memory fakes (moto out of the picture);
 //! `--verbose` lists every call of part 1). `COSTOP_*` variables in the
 //! environment override the handler's configuration (e.g. `COSTOP_KUBE_QPS`). BENCHMARKS.md
 //! records the figures.
@@ -32,6 +33,8 @@ use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
 use costop_core::record::{Item, Key, Update};
+use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
+use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
 use serde_json::{Value, json};
@@ -556,6 +559,44 @@ async fn part2(quick: bool) {
 // ------------------------------------------------------------------------------------------------
 // Part 3: 50 simultaneous interruptions.
 
+/// A warm container has read the target groups and indexed the nodes before.
+async fn warm_up<W: World + 'static>(h: &Handler<RecWorld<W>>, rec: &Recorder, instance: &str, warm: bool) {
+    if warm {
+        h.handle(&rebalance(instance), Mode::Execute).await.expect("rebalance handled");
+        rec.take();
+    }
+}
+
+fn print_init(n: usize, warm: bool, since: Instant) {
+    println!(
+        "  init of {n} handlers (clients{}, not measured): {:.0} ms",
+        if warm { ", one rebalance recommendation each" } else { "" },
+        since.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+/// Every invocation its own task, as 50 Lambda containers would run side by side.
+async fn run_fleet<W: World + 'static>(
+    handlers: Vec<(Arc<Handler<RecWorld<W>>>, Arc<Recorder>)>,
+    events: Vec<Value>,
+    nodes: &[(String, String)],
+) -> Vec<Run> {
+    let tasks: Vec<_> = handlers
+        .into_iter()
+        .zip(events)
+        .zip(nodes.iter())
+        .map(|(((h, rec), ev), (_, node))| {
+            let node = node.clone();
+            tokio::spawn(async move {
+                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
+                let done = rec.t0.elapsed();
+                Run { node, calls: rec.take(), result, done }
+            })
+        })
+        .collect();
+    futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("invocation task")).collect()
+}
+
 struct Run {
     node: String,
     calls: Vec<Call>,
@@ -563,15 +604,16 @@ struct Run {
     done: Duration,
 }
 
-async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool) {
+async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: bool) {
     const PODS: usize = 30;
     let mut s = scenario("bench-fleet.yaml");
     let n = nodes_wanted.unwrap_or(if quick { 10 } else { 50 });
     s.node_groups[0].count = Some(n as u32);
     s.node_groups[1].count = Some((n * PODS).div_ceil(200).max(1) as u32);
     println!(
-        "\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own {} handler)",
-        if warm { "warm" } else { "cold" }
+        "\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own {} handler{})",
+        if warm { "warm" } else { "cold" },
+        if in_memory { "; AWS in memory, Kubernetes on kubesim" } else { "" }
     );
     let bed = start_bed(s).await;
     let config = config(&bed);
@@ -590,40 +632,50 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool) {
     // Init (outside the measured window, like a Lambda's init phase): one world per invocation.
     let t_init = Instant::now();
     let t0 = Instant::now();
-    let mut handlers = Vec::new();
-    for (instance, _) in &nodes {
-        let rec = Recorder::new(t0);
-        let h = cold_handler(&bed, &config, rec.clone()).await;
-        if warm {
-            // A warm container: it has read the target groups and indexed the nodes before.
-            h.handle(&rebalance(instance), Mode::Execute).await.expect("rebalance handled");
-            rec.take();
-        }
-        handlers.push((Arc::new(h), rec));
-    }
-    println!(
-        "  init of {n} handlers (SDK config + clients{}, not measured): {:.0} ms",
-        if warm { ", one rebalance recommendation each" } else { "" },
-        t_init.elapsed().as_secs_f64() * 1e3
-    );
-
     let events: Vec<Value> = nodes.iter().map(|(id, _)| events::spot_warning(id, Utc::now())).collect();
-    let start = t0.elapsed();
-    // Each invocation its own task, as 50 Lambda containers would run side by side.
-    let tasks: Vec<_> = handlers
-        .into_iter()
-        .zip(events)
-        .zip(nodes.iter())
-        .map(|(((h, rec), ev), (_, node))| {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
-                let done = rec.t0.elapsed();
-                Run { node, calls: rec.take(), result, done }
-            })
-        })
-        .collect();
-    let runs: Vec<Run> = futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("invocation task")).collect();
+    let (start, runs) = if in_memory {
+        // The bed's EC2 and ELB facts, read once from moto, served by the in-memory fakes; one
+        // table shared by every invocation, as DynamoDB is. Kubernetes is the same kubesim.
+        let probe = cold_handler(&bed, &config, Recorder::new(t0)).await;
+        let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
+        let (ec2, elb) = (FakeEc2::default(), FakeElb::default());
+        for i in probe.world().ec2().describe_instances(&ids).await.expect("describe instances") {
+            ec2.insert(i);
+        }
+        for g in probe.world().elb().target_groups().await.expect("target groups") {
+            elb.groups.lock().unwrap().insert(g.arn.clone(), g);
+        }
+        let records = FakeRecords::default();
+        let mut handlers = Vec::new();
+        for (instance, _) in &nodes {
+            let rec = Recorder::new(t0);
+            let access = ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+            let world = FastWorld {
+                ec2: ec2.clone(),
+                elb: elb.clone(),
+                asg: FakeAsg::default(),
+                records: records.clone(),
+                clusters: costop_adapters::KubeClusters::new(access, Default::default()),
+            };
+            let h = Handler::new(RecWorld::new(world, rec.clone()), config.clone());
+            warm_up(&h, &rec, instance, warm).await;
+            handlers.push((Arc::new(h), rec));
+        }
+        print_init(n, warm, t_init);
+        let start = t0.elapsed();
+        (start, run_fleet(handlers, events, &nodes).await)
+    } else {
+        let mut handlers = Vec::new();
+        for (instance, _) in &nodes {
+            let rec = Recorder::new(t0);
+            let h = cold_handler(&bed, &config, rec.clone()).await;
+            warm_up(&h, &rec, instance, warm).await;
+            handlers.push((Arc::new(h), rec));
+        }
+        print_init(n, warm, t_init);
+        let start = t0.elapsed();
+        (start, run_fleet(handlers, events, &nodes).await)
+    };
     let ms = |d: Duration| d.saturating_sub(start).as_secs_f64() * 1e3;
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.result.is_err()).collect();
@@ -715,7 +767,9 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool) {
     println!("      critical path to the cordon, ms in Kubernetes calls: {}", stats(&mut kube_cp));
     println!("    per call (latency ms over all invocations):");
     print_calls(&all);
-    moto_throughput(&bed).await;
+    if !in_memory {
+        moto_throughput(&bed).await;
+    }
     if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max())
         && let Some(chain) = critical_path(&worst.calls)
     {
@@ -769,6 +823,7 @@ fn main() {
     let part = get("--part");
     let nodes = get("--nodes");
     let warm = args.iter().any(|a| a == "--warm");
+    let in_memory = args.iter().any(|a| a == "--aws-in-memory");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     rt.block_on(async {
         println!(
@@ -785,7 +840,7 @@ fn main() {
             part2(quick).await;
         }
         if part.is_none_or(|p| p == 3) {
-            part3(quick, nodes, warm).await;
+            part3(quick, nodes, warm, in_memory).await;
         }
     });
 }

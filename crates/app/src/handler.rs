@@ -204,7 +204,7 @@ impl<W: World> Handler<W> {
         }
 
         // Round one asks EC2, the dedupe items, the target groups and — when a warm function
-        // knows the node — the node and its pods, all at once. Each instance then goes on to its
+        // knows the node — the node, all at once. Each instance then goes on to its
         // opening (claim ∥ cordon) as soon as its node is known; its pods are read beside the
         // opening, and the target groups are awaited only after it.
         let hint = self.cluster_hint();
@@ -261,7 +261,7 @@ impl<W: World> Handler<W> {
         id: &str,
         instance: Option<InstanceFacts>,
         delivery: Result<Delivery, PortError>,
-        guess: Option<(NodeFacts, Vec<PodFacts>)>,
+        guess: Option<NodeFacts>,
         hint: Option<&str>,
         now: DateTime<Utc>,
         mode: Mode,
@@ -276,22 +276,16 @@ impl<W: World> Handler<W> {
             Decision::Ignore { reason } => matches!(reason, costop_core::IgnoreReason::NoNodeForInstance { .. }),
             Decision::Act(_) => false,
         };
-        let mut known_pods = None;
         if let (true, Some(c), Some(instance)) = (needs_node, &cluster, &facts.instance) {
             match guess {
-                Some((node, pods)) if Some(c.as_str()) == hint => {
-                    facts.node = Some(node);
-                    known_pods = Some(pods);
-                }
+                Some(node) if Some(c.as_str()) == hint => facts.node = Some(node),
                 _ => facts.node = self.find_node(c, instance).await.map_err(err)?,
             }
         }
         let early = costop_core::plan(event, &facts, &self.config, now);
         let pods = async {
-            match (&early, known_pods, &facts.node, &cluster) {
-                (Decision::Ignore { .. }, ..) => Ok(Vec::new()),
-                (_, Some(pods), ..) => Ok(pods),
-                (_, None, Some(node), Some(c)) => self.world.clusters().connect(c).await?.pods_on(&node.name).await,
+            match (&early, &facts.node, &cluster) {
+                (Decision::Act(_), Some(node), Some(c)) => self.world.clusters().connect(c).await?.pods_on(&node.name).await,
                 _ => Ok(Vec::new()),
             }
         };
@@ -301,7 +295,8 @@ impl<W: World> Handler<W> {
                 _ => None,
             }
         };
-        let (pods, opened) = futures::join!(pods, opening);
+        // The opening first: its requests go out before the pods are asked for.
+        let (opened, pods) = futures::join!(opening, pods);
         Ok(Front { facts, early, pods, opened: opened.transpose()? })
     }
 
@@ -414,17 +409,16 @@ impl<W: World> Handler<W> {
         record::delivery_from_item(item.as_ref()).map_err(|e| PortError::Permanent { op: "read dedupe item", source: Box::new(e) })
     }
 
-    /// The node and pods of `instance_id` read by a name remembered from an earlier invocation
-    /// (or the node index), before EC2 has answered; `None` when there is nothing to go on or
-    /// the guess is stale.
-    async fn speculate(&self, cluster: Option<&str>, instance_id: &str) -> Option<(NodeFacts, Vec<PodFacts>)> {
+    /// The node of `instance_id` read by a name remembered from an earlier invocation (or the
+    /// node index), before EC2 has answered; `None` when there is nothing to go on or the guess
+    /// is stale. Only the node: its pods are read beside the opening, never ahead of it.
+    async fn speculate(&self, cluster: Option<&str>, instance_id: &str) -> Option<NodeFacts> {
         let kube = self.world.clusters().connect(cluster?).await.ok()?;
         let name = kube.known_node_name(instance_id)?;
-        let (node, pods) = futures::join!(kube.node(&name), kube.pods_on(&name));
-        let node = node.ok()??;
+        let node = kube.node(&name).await.ok()??;
         // A recycled name (same private IP, new instance) is not this instance's node.
         let ours = node.provider_id.as_deref().and_then(instance_id_from_provider_id).is_none_or(|id| id == instance_id);
-        Some((node, pods.ok()?)).filter(|_| ours)
+        Some(node).filter(|_| ours)
     }
 
     async fn find_node(&self, cluster: &str, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
