@@ -336,31 +336,13 @@ async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// One Deployment per node, `replicas` pods each, preferring that node (they land there while it
 /// is schedulable; their replacements go elsewhere once it is cordoned).
 fn pinned_deployments(nodes: &[String], replicas: usize) -> String {
+    const TEMPLATE: &str = include_str!("../../scenarios/workloads/pinned-load.yaml");
     nodes
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            format!(
-                r#"---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: load-{i}, namespace: default, labels: {{app: load-{i}}}}}
-spec:
-  replicas: {replicas}
-  selector: {{matchLabels: {{app: load-{i}}}}}
-  template:
-    metadata: {{labels: {{app: load-{i}, bench: "true"}}}}
-    spec:
-      terminationGracePeriodSeconds: 30
-      affinity:
-        nodeAffinity:
-          preferredDuringSchedulingIgnoredDuringExecution:
-            - weight: 100
-              preference:
-                matchFields: [{{key: metadata.name, operator: In, values: ["{node}"]}}]
-      containers: [{{name: c, image: registry.k8s.io/pause:3.10, resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]
-"#
-            )
+            let doc = TEMPLATE.replace("NAME", &format!("load-{i}")).replace("REPLICAS", &replicas.to_string()).replace("NODE", node);
+            format!("---\n{doc}")
         })
         .collect()
 }

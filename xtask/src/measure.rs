@@ -322,26 +322,10 @@ impl Kubectl {
 
     /// One Deployment of `pods` replicas preferring `node`; waits until they all run there.
     fn load(&self, node: &str, pods: usize) -> Result<(), String> {
-        let manifest = format!(
-            r#"apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: load, namespace: default, labels: {{app: load}}}}
-spec:
-  replicas: {pods}
-  selector: {{matchLabels: {{app: load}}}}
-  template:
-    metadata: {{labels: {{app: load}}}}
-    spec:
-      terminationGracePeriodSeconds: 30
-      affinity:
-        nodeAffinity:
-          preferredDuringSchedulingIgnoredDuringExecution:
-            - weight: 100
-              preference:
-                matchFields: [{{key: metadata.name, operator: In, values: ["{node}"]}}]
-      containers: [{{name: c, image: registry.k8s.io/pause:3.10, resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]
-"#
-        );
+        let manifest = include_str!("../../scenarios/workloads/pinned-load.yaml")
+            .replace("NAME", "load")
+            .replace("REPLICAS", &pods.to_string())
+            .replace("NODE", node);
         let mut apply = self.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().map_err(|e| format!("kubectl apply: {e}"))?;
         apply.stdin.take().ok_or("no stdin")?.write_all(manifest.as_bytes()).map_err(|e| format!("kubectl apply: {e}"))?;
         if !apply.wait().map_err(|e| format!("kubectl apply: {e}"))?.success() {

@@ -159,6 +159,15 @@ enum Failure {
     OutOfTime { pods_left: usize },
 }
 
+/// A write for the journal, its error tagged with the action it belongs to. (A free function:
+/// a closure doing the same cannot name the journal's lifetime.)
+fn journaled<'a>(
+    action: &'static str,
+    write: impl std::future::Future<Output = Result<(), PortError>> + Send + 'a,
+) -> BoxFuture<'a, Result<(), Failure>> {
+    Box::pin(async move { write.await.map_err(|e| Failure::Port(action, e)) })
+}
+
 impl<W: World> Handler<W> {
     pub fn new(world: W, config: Config) -> Self {
         Self { world, config, last_cluster: std::sync::Mutex::new(None) }
@@ -466,8 +475,7 @@ impl<W: World> Handler<W> {
                 let port = |e| Failure::Port(name, e);
                 match action {
                     Action::RecordEvent(_) => {
-                        let put = records.put(record::header_item(plan, ttl));
-                        let _ = journal.unbounded_send(Box::pin(async move { put.await.map_err(|e| Failure::Port(name, e)) }));
+                        let _ = journal.unbounded_send(journaled(name, records.put(record::header_item(plan, ttl))));
                     }
                     Action::RecordTimeline(TimelineStep::Drained) if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
                     // Stamped beside the deregistrations when they are done.
@@ -479,13 +487,11 @@ impl<W: World> Handler<W> {
                             TimelineStep::Cordoned => won.cordoned.map_or_else(Utc::now, |(_, at)| at),
                             _ => Utc::now(),
                         };
-                        let append = self.record(plan, at, step.clone());
-                        let _ = journal.unbounded_send(Box::pin(async move { append.await.map_err(|e| Failure::Port(name, e)) }));
+                        let _ = journal.unbounded_send(journaled(name, self.record(plan, at, step.clone())));
                     }
                     Action::SnapshotNode { .. } => match record::snapshot_item(&plan.interruption_id, facts, Utc::now(), ttl) {
                         Ok(item) => {
-                            let put = records.put(item);
-                            let _ = journal.unbounded_send(Box::pin(async move { put.await.map_err(|e| Failure::Port(name, e)) }));
+                            let _ = journal.unbounded_send(journaled(name, records.put(item)));
                         }
                         Err(e) => return Err(port(PortError::Permanent { op: "encode snapshot", source: Box::new(e) })),
                     },
