@@ -34,6 +34,10 @@
 //! | `COSTOP_DETACH_FROM_ASG` | `false` | Detach the instance from its ASG (desired capacity kept) so a replacement launches early. |
 //! | `COSTOP_OUT_OF_SERVICE_ON_TERMINATED` | `false` | Put `node.kubernetes.io/out-of-service` on nodes whose instance stopped/terminated. |
 //! | `COSTOP_TIMELINE_TTL_DAYS` | `30` | DynamoDB TTL of records (1–3650). |
+//! | `COSTOP_TAINT_KEY_STANDBY` | `costop.io/standby` | Taint key of warm standbys (value `true`, `NoSchedule`); replacement pods get its toleration. |
+//! | `COSTOP_STANDBY_POOL_SIZE` | `1` | Warm standbys wanted per availability zone (0–100); the keeper reports the pool against it. |
+//! | `COSTOP_STANDBY_MIN_SERVE_SECONDS` | `600` | A started standby serves at least this long before it may return to the pool. |
+//! | `COSTOP_STANDBY_WATCH_SECONDS` | `240` | After a Spot warning the keeper gives replacement pods the standby toleration for this long (bounded by its invocation). |
 //! | `COSTOP_METRICS_NAMESPACE` | `Costop` | CloudWatch namespace for EMF metrics. |
 //! | `COSTOP_LOG_LEVEL` | `info` | Log filter (a level or a `tracing` env-filter directive). |
 //!
@@ -54,7 +58,7 @@ use crate::plan::BackoffPolicy;
 pub const PREFIX: &str = "COSTOP_";
 
 /// Every variable [`Config::from_env`] understands.
-pub const KNOWN_VARS: [&str; 27] = [
+pub const KNOWN_VARS: [&str; 31] = [
     "COSTOP_TABLE",
     "COSTOP_TAINT_EFFECT",
     "COSTOP_TAINT_KEY_SPOT_INTERRUPTION",
@@ -80,6 +84,10 @@ pub const KNOWN_VARS: [&str; 27] = [
     "COSTOP_DETACH_FROM_ASG",
     "COSTOP_OUT_OF_SERVICE_ON_TERMINATED",
     "COSTOP_TIMELINE_TTL_DAYS",
+    "COSTOP_TAINT_KEY_STANDBY",
+    "COSTOP_STANDBY_POOL_SIZE",
+    "COSTOP_STANDBY_MIN_SERVE_SECONDS",
+    "COSTOP_STANDBY_WATCH_SECONDS",
     "COSTOP_METRICS_NAMESPACE",
     "COSTOP_LOG_LEVEL",
 ];
@@ -213,6 +221,14 @@ pub struct Config {
     pub out_of_service_on_terminated: bool,
     /// `COSTOP_TIMELINE_TTL_DAYS`.
     pub timeline_ttl_days: u32,
+    /// `COSTOP_TAINT_KEY_STANDBY`.
+    pub standby_taint_key: String,
+    /// `COSTOP_STANDBY_POOL_SIZE` (per zone).
+    pub standby_pool_size: u32,
+    /// `COSTOP_STANDBY_MIN_SERVE_SECONDS`.
+    pub standby_min_serve_seconds: i64,
+    /// `COSTOP_STANDBY_WATCH_SECONDS`.
+    pub standby_watch_seconds: i64,
     /// `COSTOP_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
     /// `COSTOP_LOG_LEVEL`.
@@ -241,6 +257,10 @@ impl Default for Config {
             detach_from_asg: false,
             out_of_service_on_terminated: false,
             timeline_ttl_days: 30,
+            standby_taint_key: constants::TAINT_STANDBY.to_owned(),
+            standby_pool_size: 1,
+            standby_min_serve_seconds: 600,
+            standby_watch_seconds: 240,
             metrics_namespace: "Costop".to_owned(),
             log_level: "info".to_owned(),
         }
@@ -479,6 +499,20 @@ impl Config {
             1,
             3650,
         )?;
+        vars.taint_key("COSTOP_TAINT_KEY_STANDBY", &mut c.standby_taint_key)?;
+        vars.int("COSTOP_STANDBY_POOL_SIZE", &mut c.standby_pool_size, 0, 100)?;
+        vars.int(
+            "COSTOP_STANDBY_MIN_SERVE_SECONDS",
+            &mut c.standby_min_serve_seconds,
+            0,
+            86_400,
+        )?;
+        vars.int(
+            "COSTOP_STANDBY_WATCH_SECONDS",
+            &mut c.standby_watch_seconds,
+            1,
+            900,
+        )?;
         vars.string("COSTOP_METRICS_NAMESPACE", &mut c.metrics_namespace);
         vars.string("COSTOP_LOG_LEVEL", &mut c.log_level);
         Ok(c)
@@ -517,7 +551,8 @@ impl fmt::Display for Config {
              kube_burst={} grace_cap_s={} safety_margin_s={} deadline_window_s={} asg_hook_deadline_s={} \
              dedupe_lease_s={} eviction_backoff_ms={}..{}x{} dry_run={} require_managed_tag={} \
              cluster_allow_list=[{}] force_delete_at_deadline={} detach_from_asg={} \
-             out_of_service_on_terminated={} timeline_ttl_days={} metrics_namespace={} log_level={}",
+             out_of_service_on_terminated={} timeline_ttl_days={} standby_taint_key={} \
+             standby_pool_size={} standby_min_serve_s={} standby_watch_s={} metrics_namespace={} log_level={}",
             self.table_name,
             self.taint_effect,
             k.spot_interruption,
@@ -543,6 +578,10 @@ impl fmt::Display for Config {
             self.detach_from_asg,
             self.out_of_service_on_terminated,
             self.timeline_ttl_days,
+            self.standby_taint_key,
+            self.standby_pool_size,
+            self.standby_min_serve_seconds,
+            self.standby_watch_seconds,
             self.metrics_namespace,
             self.log_level,
         )

@@ -20,8 +20,12 @@ pub const TAINT_ASG_LIFECYCLE_TERMINATION: &str = "costop.io/asg-lifecycle-termi
 pub const TAINT_SCHEDULED_MAINTENANCE: &str = "costop.io/scheduled-maintenance";
 /// Taint key for an EC2 instance state change (stopping, shutting-down…).
 pub const TAINT_INSTANCE_STATE_CHANGE: &str = "costop.io/instance-state-change";
-/// Taint key marking warm on-demand standby capacity (later work).
+/// Taint key marking warm on-demand standby capacity: only pods costop gave
+/// the matching toleration (the replacements of an interrupted node's pods)
+/// may land on a standby.
 pub const TAINT_STANDBY: &str = "costop.io/standby";
+/// Value of [`TAINT_STANDBY`] (and of the toleration costop adds).
+pub const TAINT_STANDBY_VALUE: &str = "true";
 
 /// Kubernetes' own out-of-service taint: lets the control plane force-detach
 /// volumes and delete pods of a node that is known to be shut down.
@@ -79,6 +83,11 @@ pub const ANNOTATION_MIRROR_POD: &str = "kubernetes.io/config.mirror";
 /// Label identifying costop's placeholder ("dummy") pods that reserve warm
 /// standby capacity (later work). They are evicted first and never reported.
 pub const LABEL_PLACEHOLDER_POD: &str = "costop.io/placeholder";
+/// Annotation costop writes on a replacement pod it gave the standby
+/// toleration: the interruption it replaces a pod of.
+pub const ANNOTATION_STANDBY_FOR: &str = "costop.io/standby-for";
+/// EKS managed node group label on nodes.
+pub const LABEL_EKS_NODEGROUP: &str = "eks.amazonaws.com/nodegroup";
 /// Annotation on placeholder pods naming the standby pool they belong to.
 pub const ANNOTATION_PLACEHOLDER_POOL: &str = "costop.io/standby-pool";
 
@@ -101,6 +110,39 @@ pub const TAG_KUBERNETES_CLUSTER_SHARED: &str = "shared";
 pub const TAG_COSTOP_MANAGED: &str = "costop.io/managed";
 /// Value of [`TAG_COSTOP_MANAGED`] that opts an instance in.
 pub const TAG_COSTOP_MANAGED_VALUE: &str = "true";
+/// Tag marking an instance as a warm standby (value [`TAG_STANDBY_VALUE`]).
+/// The keeper only ever starts, stops, retypes or retags instances with it,
+/// and the IAM policy is conditioned on it.
+pub const TAG_STANDBY: &str = "costop.io/standby";
+/// Value of [`TAG_STANDBY`].
+pub const TAG_STANDBY_VALUE: &str = "true";
+/// Tag naming the standby pool an instance belongs to (metrics dimension).
+pub const TAG_STANDBY_POOL: &str = "costop.io/standby-pool";
+/// Tag with the standby's state: [`STANDBY_STATE_AVAILABLE`],
+/// [`STANDBY_STATE_SERVING`] or [`STANDBY_STATE_RETURNING`] (absent = available).
+pub const TAG_STANDBY_STATE: &str = "costop.io/standby-state";
+/// [`TAG_STANDBY_STATE`]: stopped, in the pool.
+pub const STANDBY_STATE_AVAILABLE: &str = "available";
+/// [`TAG_STANDBY_STATE`]: started for an interruption.
+pub const STANDBY_STATE_SERVING: &str = "serving";
+/// [`TAG_STANDBY_STATE`]: spot capacity is back; being drained, then stopped.
+pub const STANDBY_STATE_RETURNING: &str = "returning";
+/// Tag with the interruption a serving standby answers.
+pub const TAG_STANDBY_INTERRUPTION: &str = "costop.io/standby-interruption";
+/// Tag with the RFC 3339 time a standby started serving.
+pub const TAG_STANDBY_SINCE: &str = "costop.io/standby-since";
+/// Tag with the spot instance a serving standby replaces.
+pub const TAG_STANDBY_REPLACES: &str = "costop.io/standby-replaces";
+/// Tag with the node group of the spot instance a serving standby replaces.
+pub const TAG_STANDBY_NODE_GROUP: &str = "costop.io/standby-node-group";
+/// Every tag the keeper writes on a standby when it starts serving and
+/// removes when it returns to the pool.
+pub const STANDBY_SERVING_TAGS: [&str; 4] = [
+    TAG_STANDBY_INTERRUPTION,
+    TAG_STANDBY_SINCE,
+    TAG_STANDBY_REPLACES,
+    TAG_STANDBY_NODE_GROUP,
+];
 /// Tag Auto Scaling puts on instances it launched.
 pub const TAG_AUTOSCALING_GROUP_NAME: &str = "aws:autoscaling:groupName";
 /// Tag Karpenter puts on instances it launched.
@@ -137,6 +179,10 @@ mod tests {
             ANNOTATION_DEADLINE,
             ANNOTATION_MIRROR_POD,
             LABEL_PLACEHOLDER_POD,
+            ANNOTATION_STANDBY_FOR,
+            LABEL_EKS_NODEGROUP,
+            TAG_STANDBY_STATE,
+            TAG_STANDBY_INTERRUPTION,
             LABEL_EKS_CAPACITY_TYPE,
             LABEL_KARPENTER_CAPACITY_TYPE,
             LABEL_NODE_LIFECYCLE,

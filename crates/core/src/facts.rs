@@ -220,6 +220,32 @@ pub struct NodeFacts {
     pub taints: Vec<Taint>,
     /// `spec.unschedulable`.
     pub unschedulable: bool,
+    /// The `Ready` condition is `True` (`None`: not observed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// `metadata.creationTimestamp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl NodeFacts {
+    /// Spot capacity by the labels EKS, Karpenter or the community set.
+    pub fn is_spot(&self) -> bool {
+        let label = |k: &str| self.labels.get(k).map(String::as_str);
+        label(constants::LABEL_EKS_CAPACITY_TYPE) == Some(constants::EKS_CAPACITY_SPOT)
+            || label(constants::LABEL_KARPENTER_CAPACITY_TYPE) == Some(constants::KARPENTER_CAPACITY_SPOT)
+            || label(constants::LABEL_NODE_LIFECYCLE) == Some("spot")
+    }
+
+    /// The zone label.
+    pub fn zone(&self) -> Option<&str> {
+        self.labels.get(constants::LABEL_TOPOLOGY_ZONE).map(String::as_str)
+    }
+
+    /// The instance id from the providerID.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.provider_id.as_deref().and_then(instance_id_from_provider_id)
+    }
 }
 
 /// The providerID the AWS cloud provider gives a node.
@@ -319,6 +345,12 @@ pub struct PodFacts {
     /// `spec.tolerations`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// `metadata.creationTimestamp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    /// `metadata.resourceVersion`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.

@@ -76,8 +76,7 @@ impl Taint {
     }
 }
 
-/// A pod toleration, as observed (kept for the standby work's placement
-/// checks; the planner does not evaluate tolerations yet).
+/// A pod toleration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Toleration {
     /// Key, absent = match all keys (with operator Exists).
@@ -95,6 +94,34 @@ pub struct Toleration {
     /// For NoExecute: how long the pod stays bound after the taint appears.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toleration_seconds: Option<i64>,
+}
+
+impl Toleration {
+    /// Kubernetes' matching rule: the effect matches (or is empty), the key
+    /// matches (or is empty with `Exists`), and with `Equal` the values match.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        if self.effect.is_some_and(|e| e != taint.effect) {
+            return false;
+        }
+        let exists = self.operator.as_deref() == Some("Exists");
+        match &self.key {
+            None => exists,
+            Some(k) if *k != taint.key => false,
+            Some(_) if exists => true,
+            Some(_) => self.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+        }
+    }
+
+    /// The `Equal` toleration of exactly `taint`.
+    pub fn of(taint: &Taint) -> Toleration {
+        Toleration {
+            key: Some(taint.key.clone()),
+            operator: Some("Equal".to_owned()),
+            value: taint.value.clone(),
+            effect: Some(taint.effect),
+            toleration_seconds: None,
+        }
+    }
 }
 
 /// The node's taints after adding (or replacing) `taint`.

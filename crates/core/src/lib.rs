@@ -28,6 +28,7 @@
 //!   (grace-period caps, eviction backoff, deadline reporting).
 //! - [`record`]: the DynamoDB single-table model as plain data.
 //! - [`metrics`]: CloudWatch Embedded Metric Format rendering.
+//! - [`standby`]: the warm standby pool (the keeper's decisions).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod kube;
 pub mod metrics;
 pub mod plan;
 pub mod record;
+pub mod standby;
 
 pub use config::{Config, ConfigError};
 pub use event::{Event, EventKind, Ignored, ParseError};

@@ -252,6 +252,70 @@ pub fn dedupe_put(action: &RecordEvent, now: DateTime<Utc>) -> ConditionalPut {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Standby leases.
+// ---------------------------------------------------------------------------
+
+/// The lease on one standby instance: `STANDBY#<instance>` / `LEASE`. Two
+/// interruptions in one zone at once must not both start (and retag) the same
+/// standby; EC2 has no conditional tagging, so the keeper takes this lease first.
+pub fn standby_lease_key(standby_instance: &str) -> Key {
+    Key {
+        pk: format!("STANDBY#{standby_instance}"),
+        sk: "LEASE".to_owned(),
+    }
+}
+
+/// A standby lease to take (the keeper's `ClaimStandby`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyLease {
+    /// The standby instance.
+    pub standby: String,
+    /// The interruption it will serve.
+    pub interruption_id: String,
+    /// The interrupted spot instance.
+    pub spot_instance: String,
+    /// A lease taken before this and never released is presumed dead (its
+    /// keeper crashed between the lease and the start).
+    pub takeover_if_taken_before: DateTime<Utc>,
+    /// DynamoDB TTL.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The conditional write of a [`StandbyLease`] at `now`: it succeeds when no
+/// lease exists, when the same interruption holds it (a redelivery), when it
+/// was released (the standby went back to the pool), or when it is stale.
+pub fn standby_lease_put(lease: &StandbyLease, now: DateTime<Utc>) -> ConditionalPut {
+    let mut item = standby_lease_key(&lease.standby).to_item();
+    item.insert("standby".into(), Attr::s(&lease.standby));
+    item.insert("interruption_id".into(), Attr::s(&lease.interruption_id));
+    item.insert("spot_instance".into(), Attr::s(&lease.spot_instance));
+    item.insert("taken_at".into(), Attr::s(sortable_time(now)));
+    item.insert("taken_epoch".into(), Attr::n(now.timestamp()));
+    item.insert("released".into(), Attr::Bool(false));
+    item.insert(TTL.into(), Attr::n(lease.expires_at.timestamp()));
+    ConditionalPut {
+        item,
+        condition_expression:
+            "attribute_not_exists(pk) OR interruption_id = :iid OR released = :true OR taken_epoch < :cutoff"
+                .to_owned(),
+        expression_values: BTreeMap::from([
+            (":iid".to_owned(), Attr::s(&lease.interruption_id)),
+            (":true".to_owned(), Attr::Bool(true)),
+            (":cutoff".to_owned(), Attr::n(lease.takeover_if_taken_before.timestamp())),
+        ]),
+    }
+}
+
+/// Releases a standby's lease (it is back in the pool, or its start failed).
+pub fn standby_lease_release(standby_instance: &str) -> Update {
+    Update {
+        key: standby_lease_key(standby_instance),
+        update_expression: "SET released = :true".to_owned(),
+        expression_values: BTreeMap::from([(":true".to_owned(), Attr::Bool(true))]),
+    }
+}
+
 /// Marks a dedupe item completed (the plan's `FinishEvent`).
 pub fn dedupe_finish(event_id: &str, instance_id: &str) -> Update {
     Update {
@@ -412,6 +476,31 @@ pub enum TimelineStep {
     LifecycleCompleted,
     /// The out-of-service taint was applied.
     OutOfServiceTainted,
+    /// A warm standby was started to take the node's replacement pods.
+    StandbyStarted {
+        /// The standby instance.
+        standby: String,
+        /// Its instance type now (the interrupted node's).
+        instance_type: String,
+        /// Its type before, when the keeper changed it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retyped_from: Option<String>,
+    },
+    /// No standby could take the node's pods.
+    NoStandby {
+        /// Why (e.g. none available in the zone).
+        reason: String,
+    },
+    /// A replacement pod got the standby toleration.
+    ReplacementTolerated {
+        /// Pod.
+        pod: PodRef,
+    },
+    /// Spot capacity is back: the standby was drained, stopped and returned to the pool.
+    StandbyReturned {
+        /// The standby instance.
+        standby: String,
+    },
     /// Nothing was done.
     Ignored {
         /// Why.
@@ -442,6 +531,10 @@ impl TimelineStep {
             TimelineStep::DeadlineReached { .. } => "DEADLINE_REACHED",
             TimelineStep::LifecycleCompleted => "LIFECYCLE_COMPLETED",
             TimelineStep::OutOfServiceTainted => "OUT_OF_SERVICE_TAINTED",
+            TimelineStep::StandbyStarted { .. } => "STANDBY_STARTED",
+            TimelineStep::NoStandby { .. } => "NO_STANDBY",
+            TimelineStep::ReplacementTolerated { .. } => "REPLACEMENT_TOLERATED",
+            TimelineStep::StandbyReturned { .. } => "STANDBY_RETURNED",
             TimelineStep::Ignored { .. } => "IGNORED",
             TimelineStep::Failed { .. } => "FAILED",
         }
@@ -453,7 +546,8 @@ impl TimelineStep {
             TimelineStep::EvictionIssued { pod }
             | TimelineStep::EvictionRetried { pod, .. }
             | TimelineStep::Evicted { pod }
-            | TimelineStep::ForceDeleted { pod } => Some(pod),
+            | TimelineStep::ForceDeleted { pod }
+            | TimelineStep::ReplacementTolerated { pod } => Some(pod),
             _ => None,
         }
     }

@@ -15,11 +15,15 @@
 //! | `aws.autoscaling` | `EC2 Instance-terminate Lifecycle Action` | [`Event::AsgTerminate`]     |
 //! | `aws.health`      | `AWS Health Event`                        | [`Event::Health`]           |
 //! | any other         |                                           | [`Event::Ignored`]          |
+//!
+//! The keeper also takes `aws.events` / `Scheduled Event` ticks, parsed by
+//! [`scheduled`] and dispatched in [`crate::standby::Trigger`].
 
 mod field;
 pub mod health;
 pub mod lifecycle;
 pub mod rebalance;
+pub mod scheduled;
 pub mod spot;
 pub mod state_change;
 
