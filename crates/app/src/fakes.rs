@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use costop_core::facts::{InstanceFacts, TargetGroupFacts};
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
-use costop_core::record::{self, Attr, Item, Key, Update};
+use costop_core::event::InstanceState;
+use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
 
 use crate::ports::{Asg, Claim, Ec2, Elb, PortError, Records};
 
@@ -17,15 +18,60 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// EC2 instances by id.
+/// Called with every instance after each state or type change, so a test world can hand the
+/// new snapshot to kubesim's node link (as the bed's EC2 link does for moto).
+pub type InstanceObserver = Arc<dyn Fn(Vec<InstanceFacts>) + Send + Sync>;
+
+/// A recorded mutating EC2 call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ec2Call {
+    Tag { instance_id: String, set: BTreeMap<String, String>, remove: Vec<String> },
+    Retype { instance_id: String, instance_type: String },
+    Start(String),
+    Stop(String),
+}
+
+/// EC2 instances by id. Start and stop take effect at once (`running`, `stopped`); retyping
+/// a running instance is refused, as EC2 does.
 #[derive(Clone, Default)]
 pub struct FakeEc2 {
     pub instances: Arc<Mutex<BTreeMap<String, InstanceFacts>>>,
+    pub calls: Arc<Mutex<Vec<Ec2Call>>>,
+    observer: Arc<Mutex<Option<InstanceObserver>>>,
 }
 
 impl FakeEc2 {
     pub fn insert(&self, i: InstanceFacts) {
         lock(&self.instances).insert(i.instance_id.clone(), i);
+    }
+
+    /// Call `f` with every instance after each state or type change.
+    pub fn observe(&self, f: InstanceObserver) {
+        *lock(&self.observer) = Some(f);
+    }
+
+    /// The instance now.
+    pub fn get(&self, id: &str) -> Option<InstanceFacts> {
+        lock(&self.instances).get(id).cloned()
+    }
+
+    /// Change an instance as EC2 would, then tell the observer.
+    pub fn change(&self, id: &str, f: impl FnOnce(&mut InstanceFacts)) -> Result<(), PortError> {
+        let snapshot = {
+            let mut m = lock(&self.instances);
+            let i = m.get_mut(id).ok_or_else(|| PortError::NotFound { op: "ec2", what: format!("instance {id}") })?;
+            f(i);
+            m.values().cloned().collect::<Vec<_>>()
+        };
+        let observer = lock(&self.observer).clone();
+        if let Some(o) = observer {
+            o(snapshot);
+        }
+        Ok(())
+    }
+
+    fn call(&self, c: Ec2Call) {
+        lock(&self.calls).push(c);
     }
 }
 
@@ -33,6 +79,41 @@ impl Ec2 for FakeEc2 {
     async fn describe_instances(&self, ids: &[String]) -> Result<Vec<InstanceFacts>, PortError> {
         let m = lock(&self.instances);
         Ok(ids.iter().filter_map(|id| m.get(id).cloned()).collect())
+    }
+    async fn standbys(&self) -> Result<Vec<InstanceFacts>, PortError> {
+        Ok(lock(&self.instances)
+            .values()
+            .filter(|i| costop_core::standby::is_standby(i) && i.state != InstanceState::Terminated)
+            .cloned()
+            .collect())
+    }
+    async fn tag_standby(&self, instance_id: &str, set: &BTreeMap<String, String>, remove: &[String]) -> Result<(), PortError> {
+        self.call(Ec2Call::Tag { instance_id: instance_id.into(), set: set.clone(), remove: remove.to_vec() });
+        let mut m = lock(&self.instances);
+        let i = m.get_mut(instance_id).ok_or_else(|| PortError::NotFound { op: "create tags", what: instance_id.into() })?;
+        i.tags.extend(set.clone());
+        for k in remove {
+            i.tags.remove(k);
+        }
+        Ok(())
+    }
+    async fn retype(&self, instance_id: &str, instance_type: &str) -> Result<(), PortError> {
+        self.call(Ec2Call::Retype { instance_id: instance_id.into(), instance_type: instance_type.into() });
+        if self.get(instance_id).is_some_and(|i| i.state != InstanceState::Stopped) {
+            return Err(PortError::Permanent {
+                op: "modify instance type",
+                source: format!("IncorrectInstanceState: {instance_id} is not stopped").into(),
+            });
+        }
+        self.change(instance_id, |i| i.instance_type = Some(instance_type.into()))
+    }
+    async fn start(&self, instance_id: &str) -> Result<(), PortError> {
+        self.call(Ec2Call::Start(instance_id.into()));
+        self.change(instance_id, |i| i.state = InstanceState::Running)
+    }
+    async fn stop(&self, instance_id: &str) -> Result<(), PortError> {
+        self.call(Ec2Call::Stop(instance_id.into()));
+        self.change(instance_id, |i| i.state = InstanceState::Stopped)
     }
 }
 
@@ -123,6 +204,29 @@ impl Records for FakeRecords {
                 };
                 let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
                 unfinished && (first < action.takeover_if_seen_before.timestamp() || released)
+            }
+        };
+        if !allowed {
+            return Ok(Claim::Lost);
+        }
+        items.insert(k, put.item);
+        Ok(Claim::Won)
+    }
+    async fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> Result<Claim, PortError> {
+        // The same condition as `record::standby_lease_put`'s expression, evaluated directly.
+        let put = record::standby_lease_put(lease, now);
+        let k = key_of(&put.item).ok_or_else(missing_key)?;
+        let mut items = lock(&self.items);
+        let allowed = match items.get(&k) {
+            None => true,
+            Some(existing) => {
+                let same = existing.get("interruption_id") == Some(&Attr::s(&lease.interruption_id));
+                let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
+                let taken = match existing.get("taken_epoch") {
+                    Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
+                    _ => i64::MAX,
+                };
+                same || released || taken < lease.takeover_if_taken_before.timestamp()
             }
         };
         if !allowed {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
 use costop_core::kube::Taint;
-use costop_core::record::{Item, Key, TimelineEntry, Update};
+use costop_core::record::{Item, Key, StandbyLease, TimelineEntry, Update};
+use costop_core::standby::TolerationPatch;
+use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 /// Any error from below a port, kept whole (never stringified) for logs and diagnostics.
@@ -75,6 +77,21 @@ pub enum Claim {
 pub trait Ec2: Send + Sync {
     /// The named instances EC2 knows (unknown ids are simply absent).
     fn describe_instances(&self, ids: &[String]) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send;
+    /// Every warm standby (`costop.io/standby=true`) not terminated, any cluster.
+    fn standbys(&self) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send;
+    /// Set `set` and delete `remove` on a standby's tags.
+    fn tag_standby(
+        &self,
+        instance_id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Change a stopped standby's instance type.
+    fn retype(&self, instance_id: &str, instance_type: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Start a stopped standby.
+    fn start(&self, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Stop a standby.
+    fn stop(&self, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Elastic Load Balancing v2.
@@ -109,6 +126,13 @@ pub trait Records: Send + Sync {
     fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
         use futures::{StreamExt, TryStreamExt};
         futures::stream::iter(items).map(|item| self.put(item)).buffer_unordered(PUT_MANY_IN_FLIGHT).try_collect()
+    }
+    /// The conditional standby lease write of [`costop_core::record::standby_lease_put`].
+    fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    /// [`costop_core::record::standby_lease_release`].
+    fn release_standby(&self, standby: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        let update = costop_core::record::standby_lease_release(standby);
+        async move { self.update(&update).await }
     }
     fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
         let item = entry.to_item(ttl_days);
@@ -154,6 +178,16 @@ pub trait Kube: Send + Sync {
     fn evict(&self, pod: &EvictPod) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;
     /// Delete with grace period 0 (only when configured, at the deadline).
     fn force_delete(&self, pod: &EvictPod) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Every node of the cluster (paged).
+    fn nodes(&self) -> impl Future<Output = Result<Vec<NodeFacts>, PortError>> + Send;
+    /// Pods not bound to any node (`spec.nodeName` empty), every namespace.
+    fn unbound_pods(&self) -> impl Future<Output = Result<Vec<PodFacts>, PortError>> + Send;
+    /// Give a pod the standby toleration and annotation (uid and
+    /// resourceVersion preconditions). `Ok(false)`: the pod is gone or changed
+    /// since it was read (the next poll reads it again).
+    fn tolerate(&self, patch: &TolerationPatch) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// Set `spec.unschedulable` (taints untouched).
+    fn set_unschedulable(&self, node: &str, unschedulable: bool) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Connections to the clusters costop serves.

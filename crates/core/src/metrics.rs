@@ -24,6 +24,21 @@ pub const DEADLINE_MISSES: &str = "DeadlineMisses";
 /// Events ignored.
 pub const EVENTS_IGNORED: &str = "EventsIgnored";
 
+/// Warm standbys started for an interruption (keeper).
+pub const STANDBY_STARTS: &str = "StandbyStarts";
+/// Spot warnings for which no standby could be started (keeper).
+pub const STANDBY_UNAVAILABLE: &str = "StandbyUnavailable";
+/// Replacement pods given the standby toleration (keeper).
+pub const REPLACEMENTS_TOLERATED: &str = "ReplacementsTolerated";
+/// Standbys returned to the pool (keeper).
+pub const STANDBY_RETURNS: &str = "StandbyReturns";
+/// Stopped standbys ready to start, per cluster (keeper, every tick).
+pub const STANDBY_POOL_AVAILABLE: &str = "StandbyPoolAvailable";
+/// Standbys serving an interruption, per cluster (keeper, every tick).
+pub const STANDBY_POOL_SERVING: &str = "StandbyPoolServing";
+/// Standbys wanted (pool size × zones), per cluster (keeper, every tick).
+pub const STANDBY_POOL_WANTED: &str = "StandbyPoolWanted";
+
 /// Dimension: event kind slug.
 pub const DIM_KIND: &str = "Kind";
 /// Dimension: cluster name.

@@ -98,8 +98,14 @@ pub struct TolerationPatch {
     pub name: String,
     /// UID precondition (never patch a same-named successor).
     pub uid: String,
-    /// The pod's tolerations after the patch (existing ones kept).
+    /// `metadata.resourceVersion` precondition, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// The pod's tolerations after the patch (existing ones kept: the API
+    /// only lets a pod's tolerations grow).
     pub tolerations_after: Vec<Toleration>,
+    /// The pod's annotations after the patch (`costop.io/standby-for` added).
+    pub annotations_after: BTreeMap<String, String>,
     /// Annotation `costop.io/standby-for` value.
     pub interruption_id: String,
     /// The pod's controller kind.
@@ -164,10 +170,17 @@ impl ReplacementTracker {
             *l -= 1;
             let mut tolerations_after = p.tolerations.clone();
             tolerations_after.push(self.spec.toleration.clone());
+            let mut annotations_after = p.annotations.clone();
+            annotations_after.insert(
+                crate::constants::ANNOTATION_STANDBY_FOR.to_owned(),
+                self.spec.interruption_id.clone(),
+            );
             out.push(TolerationPatch {
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
                 uid: p.uid.clone(),
+                resource_version: p.resource_version.clone(),
+                annotations_after,
                 tolerations_after,
                 interruption_id: self.spec.interruption_id.clone(),
                 owner_kind: self.spec.owners[o].kind.clone(),
