@@ -192,18 +192,18 @@ fn capacity_back(s: &StandbyFacts, a: &Assignment, since: DateTime<Utc>, facts: 
 /// Drain a returning standby; once nothing but DaemonSet/mirror pods is
 /// left, stop it and put it back in the pool.
 fn returning(s: &StandbyFacts, a: &Assignment, config: &Config, now: DateTime<Utc>) -> Vec<StandbyAction> {
-    let mut out = Vec::new();
-    if let Some(node) = &s.node
-        && !node.unschedulable
-        && !is_down(&s.instance)
-    {
-        out.push(StandbyAction::SetUnschedulable { node: node.name.clone(), unschedulable: true });
-    }
     let moving: Vec<&PodFacts> = s
         .pods
         .iter()
         .filter(|p| !p.is_mirror() && !p.is_daemonset() && !p.is_finished())
         .collect();
+    if moving.is_empty() || is_down(&s.instance) {
+        return back_to_pool(s, a, now, true);
+    }
+    let mut out = Vec::new();
+    if let Some(node) = s.node.as_ref().filter(|n| !n.unschedulable) {
+        out.push(StandbyAction::SetUnschedulable { node: node.name.clone(), unschedulable: true });
+    }
     let evict: Vec<EvictPod> = moving
         .iter()
         .filter(|p| classify_pod(p) == PodDisposition::Evict)
@@ -214,16 +214,11 @@ fn returning(s: &StandbyFacts, a: &Assignment, config: &Config, now: DateTime<Ut
             grace_period_seconds: p.grace_seconds().min(config.grace_cap_seconds),
         })
         .collect();
-    if !evict.is_empty() && !is_down(&s.instance) {
+    // Pods already terminating: wait for them; the stop comes on a later tick.
+    if !evict.is_empty() {
         let node = s.node.as_ref().map(|n| n.name.clone()).unwrap_or_default();
         out.push(StandbyAction::EvictFromStandby { node, pods: evict });
-        return out;
     }
-    if !moving.is_empty() && !is_down(&s.instance) {
-        // Pods still terminating: stop on a later tick.
-        return out;
-    }
-    out.extend(back_to_pool(s, a, now, true));
     out
 }
 
