@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
-use costop_app::{Handler, World};
+use costop_app::{Handler, Keeper, World};
+use std::sync::Mutex;
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::Scenario;
 use costop_core::event::InstanceState as CoreState;
@@ -53,6 +54,9 @@ impl World for FastWorld {
 pub struct FastHarness {
     sim: Arc<Simulator>,
     handler: Handler<FastWorld>,
+    keeper: Keeper<FastWorld>,
+    /// kubesim's view of every fake instance, kept in step with the fake EC2.
+    sim_instances: Arc<Mutex<BTreeMap<String, SimInstance>>>,
     cluster: String,
     _dir: tempfile::TempDir,
 }
@@ -159,6 +163,32 @@ impl Harness for FastHarness {
             ec2.insert(core.clone());
         }
         sim.observe_instances(instances.iter().map(|(_, sim, _)| sim.clone()).collect());
+        // EC2 changes (start, stop, retype, launch) reach kubesim's node link, as the bed's
+        // EC2 link does for moto.
+        let sim_instances: Arc<Mutex<BTreeMap<String, SimInstance>>> =
+            Arc::new(Mutex::new(instances.iter().map(|(c, si, _)| (c.instance_id.clone(), si.clone())).collect()));
+        {
+            let (sim, known) = (sim.clone(), sim_instances.clone());
+            ec2.observe(Arc::new(move |all: Vec<InstanceFacts>| {
+                let mut known = known.lock().unwrap();
+                for i in &all {
+                    let Some(si) = known.get_mut(&i.instance_id) else { continue };
+                    si.state = match i.state {
+                        CoreState::Pending => SimState::Pending,
+                        CoreState::Running => SimState::Running,
+                        CoreState::Stopping => SimState::Stopping,
+                        CoreState::Stopped => SimState::Stopped,
+                        CoreState::ShuttingDown => SimState::ShuttingDown,
+                        CoreState::Terminated => SimState::Terminated,
+                    };
+                    if let Some(ty) = &i.instance_type {
+                        (si.vcpus, si.memory_mib, si.max_pods) = shape(ty);
+                        si.instance_type = ty.clone();
+                    }
+                }
+                sim.observe_instances(known.values().cloned().collect());
+            }));
+        }
         let elb = FakeElb::default();
         for tg in &s.target_groups {
             let arn = format!("arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef", s.cluster.region, tg.name);
@@ -194,10 +224,43 @@ impl Harness for FastHarness {
             records: FakeRecords::default(),
             clusters: costop_adapters::KubeClusters::new(access, Default::default()),
         };
-        Self { sim, handler: Handler::new(world, config), cluster: s.cluster.name.clone(), _dir: dir }
+        // The keeper's world shares the fakes' state; its cluster clients are its own.
+        let keeper_world = FastWorld {
+            ec2: world.ec2.clone(),
+            elb: world.elb.clone(),
+            asg: world.asg.clone(),
+            records: world.records.clone(),
+            clusters: costop_adapters::KubeClusters::new(
+                costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig"),
+                Default::default(),
+            ),
+        };
+        let keeper = Keeper::new(keeper_world, config.clone());
+        Self { sim, handler: Handler::new(world, config), keeper, sim_instances, cluster: s.cluster.name.clone(), _dir: dir }
     }
     fn handler(&self) -> &Handler<FastWorld> {
         &self.handler
+    }
+    fn keeper(&self) -> &Keeper<FastWorld> {
+        &self.keeper
+    }
+    async fn launch_spot_like(&self, instance_id: &str) -> String {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let ec2 = &self.handler.world().ec2;
+        let mut core = ec2.get(instance_id).expect("source instance");
+        let id = format!("i-0fa5ee{n:011x}");
+        let ip = format!("10.0.200.{n}");
+        let dns = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
+        let mut si = self.sim_instances.lock().unwrap().get(instance_id).cloned().expect("source in kubesim");
+        (core.instance_id, core.state, core.private_dns_name, core.private_ips) =
+            (id.clone(), CoreState::Running, Some(dns.clone()), vec![ip.clone()]);
+        (si.instance_id, si.state, si.private_dns_name, si.private_ip) = (id.clone(), SimState::Running, dns, Some(ip));
+        self.sim_instances.lock().unwrap().insert(id.clone(), si);
+        ec2.insert(core);
+        ec2.change(&id, |_| {}).expect("instance exists");
+        id
     }
     fn sim(&self) -> &Simulator {
         &self.sim

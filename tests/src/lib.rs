@@ -10,7 +10,7 @@ pub mod fast;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use costop_app::{Handler, World};
+use costop_app::{Handler, Keeper, World};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use kubesim::Simulator;
@@ -50,6 +50,11 @@ pub trait Harness: Sized + Send + Sync {
     type W: World;
     fn start(setup: Setup) -> impl Future<Output = Self> + Send;
     fn handler(&self) -> &Handler<Self::W>;
+    /// The keeper, over its own world sharing the same AWS state and clusters.
+    fn keeper(&self) -> &Keeper<Self::W>;
+    /// Launch a running spot instance like `instance_id` (same type, zone, tags, so its node
+    /// joins the same group): spot capacity coming back. Its id.
+    fn launch_spot_like(&self, instance_id: &str) -> impl Future<Output = String> + Send;
     fn sim(&self) -> &Simulator;
     /// `fakes` or `bed`, for messages.
     fn flavor(&self) -> &'static str;
@@ -135,6 +140,7 @@ pub fn is_daemonset_pod(p: &Value) -> bool {
 pub struct BedHarness {
     pub bed: Bed,
     handler: Handler<costop_adapters::AwsWorld>,
+    keeper: Keeper<costop_adapters::AwsWorld>,
 }
 
 impl Harness for BedHarness {
@@ -144,12 +150,41 @@ impl Harness for BedHarness {
         let bed = Bed::start(setup.scenario.clone()).await.expect("bed starts");
         bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
         let config = config(bed.env(), &setup);
-        let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
-        let world = costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default());
-        Self { handler: Handler::new(world, config), bed }
+        let world = || {
+            let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+            costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default())
+        };
+        let (handler, keeper) = (Handler::new(world(), config.clone()), Keeper::new(world(), config));
+        Self { handler, keeper, bed }
     }
     fn handler(&self) -> &Handler<Self::W> {
         &self.handler
+    }
+    fn keeper(&self) -> &Keeper<Self::W> {
+        &self.keeper
+    }
+    async fn launch_spot_like(&self, instance_id: &str) -> String {
+        use aws_sdk_ec2::types::{InstanceMarketOptionsRequest, MarketType, ResourceType, TagSpecification};
+        let ec2 = self.bed.ec2();
+        let out = ec2.describe_instances().instance_ids(instance_id).send().await.expect("describe");
+        let source = out.reservations()[0].instances()[0].clone();
+        let zone = source.placement().and_then(|p| p.availability_zone()).expect("zone").to_string();
+        let w = self.bed.world();
+        let tags: Vec<_> =
+            source.tags().iter().filter(|t| !t.key().unwrap_or("aws:").starts_with("aws:")).cloned().collect();
+        let out = ec2
+            .run_instances()
+            .image_id(&w.ami_id)
+            .instance_type(source.instance_type().expect("type").clone())
+            .subnet_id(&w.subnets[&zone])
+            .min_count(1)
+            .max_count(1)
+            .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
+            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build())
+            .send()
+            .await
+            .expect("run instance");
+        out.instances()[0].instance_id().expect("id").to_string()
     }
     fn sim(&self) -> &Simulator {
         self.bed.sim()
