@@ -1,9 +1,11 @@
-//! The local replay of docs/deploy.md, run for real: the bed (moto + kubesim) on its own ports,
-//! its `KEY=VALUE` environment written to an env file, `cargo lambda watch --env-file` running
-//! the `costop-interruption` binary against it, and `cargo lambda invoke --data-file` sending
-//! EventBridge deliveries: a Spot warning re-addressed to a bed instance, a malformed sample and
-//! an event costop does not handle, each checked in the JSON that comes back and (for the
-//! warning) in the cluster, read with kubectl.
+//! The local replay of docs/deploy.md, run for real for each function: the bed (moto + kubesim)
+//! on its own ports, its `KEY=VALUE` environment written to an env file, `cargo lambda watch
+//! --env-file` running the function's binary against it, and `cargo lambda invoke --data-file`
+//! sending EventBridge deliveries. The interruption function: a Spot warning re-addressed to a
+//! bed instance, a malformed sample and an event costop does not handle, each checked in the
+//! JSON that comes back and (for the warning) in the cluster, read with kubectl. The keeper: a
+//! Spot warning (the zone's standby starts, read back from EC2), the captured scheduled tick,
+//! and a malformed sample.
 //!
 //! cargo-lambda is the venv's (`tools/requirements.txt`; `cargo xtask test` installs it). `watch`
 //! builds the function with `cargo run --package costop-interruption --bin
@@ -22,10 +24,11 @@ use costop_bed::{Bed, Scenario};
 use costop_tests::{events, spot_nodes};
 use serde_json::Value;
 
-/// What `cargo lambda watch -p costop-interruption --bin costop-interruption` compiles, as
-/// `cargo` arguments (xtask's prebuild uses the same; keep them in step).
-const BUILD_ARGS: [&str; 7] =
-    ["build", "--manifest-path", "Cargo.toml", "--package", "costop-interruption", "--bin", "costop-interruption"];
+/// What `cargo lambda watch -p <function> --bin <function>` compiles, as `cargo` arguments
+/// (xtask's prebuild uses the same; keep them in step).
+fn build_args(function: &str) -> [&str; 7] {
+    ["build", "--manifest-path", "Cargo.toml", "--package", function, "--bin", function]
+}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repo").to_path_buf()
@@ -48,10 +51,11 @@ struct Watch {
     child: Child,
     port: u16,
     log: PathBuf,
+    function: &'static str,
 }
 
 impl Watch {
-    fn start(env_file: &Path, log: PathBuf) -> Self {
+    fn start(function: &'static str, env_file: &Path, log: PathBuf) -> Self {
         let port = free_port();
         let out = std::fs::File::create(&log).expect("create the watch log");
         let mut cmd = Command::new(cargo_lambda());
@@ -59,7 +63,7 @@ impl Watch {
             .arg(port.to_string())
             .arg("--env-file")
             .arg(env_file)
-            .args(["--package", "costop-interruption", "--bin", "costop-interruption"])
+            .args(["--package", function, "--bin", function])
             .current_dir(repo_root())
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup the log"))
@@ -81,7 +85,7 @@ impl Watch {
             });
         }
         let child = cmd.spawn().expect("start cargo lambda watch");
-        Self { child, port, log }
+        Self { child, port, log, function }
     }
 
     /// Wait until the emulator accepts connections.
@@ -160,10 +164,10 @@ impl Invoked {
     }
 }
 
-/// `cargo lambda invoke costop-interruption --data-file <file>` against the emulator.
+/// `cargo lambda invoke <function> --data-file <file>` against the emulator.
 async fn invoke(watch: &Watch, data_file: &Path) -> Invoked {
     let run = tokio::process::Command::new(cargo_lambda())
-        .args(["lambda", "invoke", "costop-interruption", "--invoke-address", "127.0.0.1", "--invoke-port"])
+        .args(["lambda", "invoke", watch.function, "--invoke-address", "127.0.0.1", "--invoke-port"])
         .arg(watch.port.to_string())
         .arg("--data-file")
         .arg(data_file)
@@ -198,30 +202,37 @@ fn kubectl_node(kubeconfig: &str, cache: &Path, name: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("kubectl prints JSON")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_invoke() {
-    let root = repo_root();
+/// Build `function` as watch will, start the bed, write its env (plus `extra`) to a file.
+async fn prepare(function: &str, extra: &[(&str, &str)]) -> (Bed, tempfile::TempDir, PathBuf, Vec<(String, String)>) {
     let build = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(BUILD_ARGS)
-        .current_dir(&root)
+        .args(build_args(function))
+        .current_dir(repo_root())
         .kill_on_drop(true)
         .output()
         .await
         .expect("run cargo build");
-    assert!(build.status.success(), "the function does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+    assert!(build.status.success(), "{function} does not build:\n{}", String::from_utf8_lossy(&build.stderr));
 
     let mut scenario = Scenario::default_scenario();
     scenario.time_scale = 50.0;
     let bed = Bed::start(scenario).await.expect("bed starts");
     bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
-    let (instance, node_name) = spot_nodes(bed.sim()).into_iter().next().expect("a spot node");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let env_file = dir.path().join("bed.env");
     let mut env = bed.env();
     env.push(("COSTOP_DRY_RUN".into(), "false".into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
     std::fs::write(&env_file, lines).expect("write the env file");
+    (bed, dir, env_file, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_invoke() {
+    let root = repo_root();
+    let (bed, dir, env_file, env) = prepare("costop-interruption", &[]).await;
+    let (instance, node_name) = spot_nodes(bed.sim()).into_iter().next().expect("a spot node");
     let kubeconfig = env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| v.clone()).expect("KUBECONFIG in the bed env");
 
     // A copy of the captured warning, re-addressed to the bed's instance and dated now.
@@ -229,7 +240,7 @@ async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_i
     let event = events::spot_warning(&instance, Utc::now());
     std::fs::write(&warning, serde_json::to_vec_pretty(&event).unwrap()).expect("write the event");
 
-    let mut watch = Watch::start(&env_file, dir.path().join("watch.log"));
+    let mut watch = Watch::start("costop-interruption", &env_file, dir.path().join("watch.log"));
     watch.wait_listening(Duration::from_secs(60));
 
     let acted = invoke(&watch, &warning).await.json();
@@ -270,4 +281,35 @@ async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_i
     assert_eq!(decision["decision"], "ignore", "{ignored:#}");
     assert_eq!(decision["reason"]["reason"], "unknown_event", "{ignored:#}");
     assert_eq!(decision["reason"]["detail_type"], "EC2 AMI State Change", "{ignored:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_lambda_watch_runs_the_keeper_against_the_bed_and_answers_each_invoke() {
+    let root = repo_root();
+    // A short watch window: the invoke returns once replacements had their chance.
+    let (bed, dir, env_file, _) = prepare("costop-keeper", &[("COSTOP_STANDBY_WATCH_SECONDS", "3")]).await;
+    let (instance, _) = spot_nodes(bed.sim()).into_iter().next().expect("a spot node");
+    let warning = dir.path().join("spot-warning.json");
+    std::fs::write(&warning, serde_json::to_vec_pretty(&events::spot_warning(&instance, Utc::now())).unwrap())
+        .expect("write the event");
+
+    let mut watch = Watch::start("costop-keeper", &env_file, dir.path().join("watch.log"));
+    watch.wait_listening(Duration::from_secs(60));
+
+    let started = invoke(&watch, &warning).await.json();
+    assert_eq!(started["trigger"], "standby", "{started:#}");
+    assert_eq!(started["decision"]["decision"], "act", "{started:#}");
+    assert_eq!(started["report"]["started"], true, "{started:#}");
+    let standby = started["decision"]["standby"].as_str().expect("the standby's id").to_string();
+    let out = bed.ec2().describe_instances().instance_ids(&standby).send().await.expect("describe the standby");
+    let state = out.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_string());
+    assert!(matches!(state.as_deref(), Some("pending" | "running")), "the standby was started: {state:?}");
+
+    let tick = invoke(&watch, &root.join("events/aws.events-scheduled-event.json")).await.json();
+    assert_eq!(tick["trigger"], "tick", "{tick:#}");
+    assert_eq!(tick["plans"][0]["cluster"], bed.scenario().cluster.name.as_str(), "{tick:#}");
+
+    let malformed = invoke(&watch, &root.join("events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")).await;
+    assert!(!malformed.success, "a malformed event is an error: {}", malformed.stdout);
+    assert!(malformed.stderr.contains("Error: NonRetryable"), "errorType NonRetryable:\n{}", malformed.stderr);
 }

@@ -108,10 +108,10 @@ fn setup(root: &Path) -> Result<(), String> {
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 
-/// What `cargo lambda watch -p costop-interruption --bin costop-interruption` compiles (it runs
-/// `cargo run` with these; tests/tests/lambda_local.rs has the same list).
-const LAMBDA_WATCH_BUILD: [&str; 7] =
-    ["build", "--manifest-path", "Cargo.toml", "--package", "costop-interruption", "--bin", "costop-interruption"];
+/// The Lambda functions (package = binary name). `cargo lambda watch -p <f> --bin <f>` compiles
+/// each with `cargo build --manifest-path Cargo.toml --package <f> --bin <f>` (it runs `cargo
+/// run`); tests/tests/lambda_local.rs builds the same way.
+const LAMBDA_FUNCTIONS: [&str; 2] = ["costop-interruption", "costop-keeper"];
 
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -130,6 +130,8 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     // tests/tests/lambda_local.rs runs `cargo lambda watch`, which builds the function with this
     // command: its own feature set, so nothing nextest builds serves it, and a cold build takes
     // ~10 min on 2 cores. Built here, outside any test's timeout, the test only starts it.
-    run(cargo(root).args(LAMBDA_WATCH_BUILD))?;
+    for f in LAMBDA_FUNCTIONS {
+        run(cargo(root).args(["build", "--manifest-path", "Cargo.toml", "--package", f, "--bin", f]))?;
+    }
     run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))
 }

@@ -32,7 +32,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // cargo lambda's emulator sending a duration, not a real deadline.
         let budget_end = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64)
             .filter(|end| *end > chrono::Utc::now());
-        let outcome = keeper.handle_within(&event.payload, Mode::Execute, budget_end).await.map_err(|e| {
+        // Boxed: the keeper's future nests deeply enough to exceed rustc's layout query depth.
+        let outcome = Box::pin(keeper.handle_within(&event.payload, Mode::Execute, budget_end)).await.map_err(|e| {
             tracing::error!(error = %costop_app::handler::error_chain(&e), retryable = e.is_retryable(), "delivery failed");
             LambdaError(e)
         })?;

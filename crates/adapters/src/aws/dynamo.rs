@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use costop_app::ports::{Claim, PortError, Records};
 use costop_core::plan::action::RecordEvent;
-use costop_core::record::{self, Attr, Item, Key, Update};
+use costop_core::record::{self, Attr, ConditionalPut, Item, Key, StandbyLease, Update};
 
 use super::sdk_error;
 
@@ -151,6 +151,30 @@ pub struct UnprocessedItems {
 }
 
 impl DynamoRecords {
+    /// A conditional `PutItem`: `Lost` when the condition failed (someone else holds the item).
+    async fn conditional_put(&self, op: &'static str, put: &ConditionalPut) -> Result<Claim, PortError> {
+        // iam: dynamodb:PutItem
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_to_sdk(&put.item)))
+            .condition_expression(&put.condition_expression)
+            .set_expression_attribute_values(Some(item_to_sdk(&put.expression_values)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::Won),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Claim::Lost)
+            }
+            Err(e) => Err(sdk_error(op, e)),
+        }
+    }
+
     async fn batch_write(&self, mut chunk: Vec<WriteRequest>) -> Result<(), PortError> {
         for attempt in 0..BATCH_ATTEMPTS {
             if attempt > 0 {
@@ -208,27 +232,13 @@ impl Records for DynamoRecords {
     }
 
     async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
-        let put = record::dedupe_put(action, now);
-        // iam: dynamodb:PutItem
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item_to_sdk(&put.item)))
-            .condition_expression(&put.condition_expression)
-            .set_expression_attribute_values(Some(item_to_sdk(&put.expression_values)))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Claim::Won),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Claim::Lost)
-            }
-            Err(e) => Err(sdk_error("claim event", e)),
-        }
+        self.conditional_put("claim event", &record::dedupe_put(action, now))
+            .await
+    }
+
+    async fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> Result<Claim, PortError> {
+        self.conditional_put("lease standby", &record::standby_lease_put(lease, now))
+            .await
     }
 
     /// `BatchWriteItem`, 25 items per request and a few requests in flight; items DynamoDB
@@ -398,6 +408,58 @@ mod tests {
         );
         assert_eq!(body["Item"]["pk"], json!({"S": "EVENT#e1"}));
         assert_eq!(body["Item"]["completed"], json!({"BOOL": false}));
+    }
+
+    /// An item as DynamoDB's JSON protocol spells it.
+    fn wire_item(item: &Item) -> serde_json::Value {
+        fn wire(a: &Attr) -> serde_json::Value {
+            match a {
+                Attr::S(s) => json!({"S": s}),
+                Attr::N(n) => json!({"N": n}),
+                Attr::Bool(b) => json!({"BOOL": b}),
+                Attr::L(l) => json!({"L": l.iter().map(wire).collect::<Vec<_>>()}),
+                Attr::M(m) => json!({"M": wire_item(m)}),
+            }
+        }
+        item.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<serde_json::Map<_, _>>().into()
+    }
+
+    #[tokio::test]
+    async fn a_standby_lease_is_the_cores_conditional_put_and_a_failed_condition_is_lost() {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let server = Server::start(move |_| match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::aws_json(200, json!({})),
+            1 => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed"})),
+            _ => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "slow down"})),
+        })
+        .await;
+        let records = DynamoRecords::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config(&server.url).await),
+            "costop",
+        );
+        let now: DateTime<Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+        let lease = StandbyLease {
+            standby: "i-0aaaaaaaaaaaaaaaa".into(),
+            interruption_id: "x1".into(),
+            spot_instance: "i-0123456789abcdef0".into(),
+            takeover_if_taken_before: now - chrono::TimeDelta::seconds(600),
+            expires_at: now + chrono::TimeDelta::days(1),
+        };
+        assert_eq!(records.lease_standby(&lease, now).await.unwrap(), Claim::Won);
+        assert_eq!(records.lease_standby(&lease, now).await.unwrap(), Claim::Lost);
+        let err = records.lease_standby(&lease, now).await.unwrap_err();
+        assert!(matches!(err, PortError::Transient { op: "lease standby", .. }), "{err:?}");
+        let req = &server.requests()[0];
+        assert_eq!(target(req), "PutItem");
+        let body = req.json();
+        let expected = record::standby_lease_put(&lease, now);
+        assert_eq!(body["TableName"], "costop");
+        assert_eq!(body["ConditionExpression"], expected.condition_expression.as_str());
+        assert_eq!(body["Item"], wire_item(&expected.item));
+        assert_eq!(
+            body["ExpressionAttributeValues"],
+            wire_item(&expected.expression_values)
+        );
     }
 
     #[tokio::test]

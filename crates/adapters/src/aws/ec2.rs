@@ -1,9 +1,11 @@
-//! EC2: `DescribeInstances` → [`InstanceFacts`].
+//! EC2: `DescribeInstances` → [`InstanceFacts`], and the warm-standby pool's writes (tags,
+//! instance type, start and stop).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_ec2::types::{Filter, Instance, InstanceLifecycleType};
+use aws_sdk_ec2::types::{AttributeValue, Filter, Instance, InstanceLifecycleType, Tag};
 use costop_app::ports::{Ec2, PortError};
+use costop_core::constants::{TAG_STANDBY, TAG_STANDBY_VALUE};
 use costop_core::event::InstanceState;
 use costop_core::facts::{InstanceFacts, Lifecycle};
 
@@ -11,6 +13,9 @@ use super::sdk_error;
 
 /// Values per EC2 filter (the API's limit is 200).
 const IDS_PER_CALL: usize = 200;
+
+/// The states a standby can be in until it is gone: everything but `terminated`.
+const STANDBY_STATES: [&str; 5] = ["pending", "running", "stopping", "stopped", "shutting-down"];
 
 /// EC2 through the SDK.
 #[derive(Clone, Debug)]
@@ -53,6 +58,108 @@ impl Ec2 for Ec2Adapter {
         }
         // In the order asked, once each.
         Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
+    async fn standbys(&self) -> Result<Vec<InstanceFacts>, PortError> {
+        let tag = Filter::builder()
+            .name(format!("tag:{TAG_STANDBY}"))
+            .values(TAG_STANDBY_VALUE)
+            .build();
+        let states = Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(STANDBY_STATES.map(str::to_owned).to_vec()))
+            .build();
+        // iam: ec2:DescribeInstances
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(tag)
+            .filters(states)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("describe standbys", e))?;
+            out.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(instance_facts),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn tag_standby(
+        &self,
+        instance_id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), PortError> {
+        if !set.is_empty() {
+            let tags = set
+                .iter()
+                .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                .collect();
+            // iam: ec2:CreateTags
+            self.client
+                .create_tags()
+                .resources(instance_id)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map_err(|e| sdk_error("tag standby", e))?;
+        }
+        if !remove.is_empty() {
+            // A tag given by key alone is deleted whatever its value.
+            let keys = remove
+                .iter()
+                .map(|k| Tag::builder().key(k).build())
+                .collect();
+            // iam: ec2:DeleteTags
+            self.client
+                .delete_tags()
+                .resources(instance_id)
+                .set_tags(Some(keys))
+                .send()
+                .await
+                .map_err(|e| sdk_error("untag standby", e))?;
+        }
+        Ok(())
+    }
+
+    async fn retype(&self, instance_id: &str, instance_type: &str) -> Result<(), PortError> {
+        // iam: ec2:ModifyInstanceAttribute
+        self.client
+            .modify_instance_attribute()
+            .instance_id(instance_id)
+            .instance_type(AttributeValue::builder().value(instance_type).build())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| sdk_error("retype standby", e))
+    }
+
+    async fn start(&self, instance_id: &str) -> Result<(), PortError> {
+        // iam: ec2:StartInstances
+        self.client
+            .start_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| sdk_error("start standby", e))
+    }
+
+    async fn stop(&self, instance_id: &str) -> Result<(), PortError> {
+        // iam: ec2:StopInstances
+        self.client
+            .stop_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| sdk_error("stop standby", e))
     }
 }
 
@@ -133,10 +240,13 @@ fn private_ips(i: &Instance) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::tests::sdk_config;
+    use crate::testutil::{Captured, Reply, Server};
     use aws_sdk_ec2::types::{
         InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstancePrivateIpAddress,
         InstanceStateName, InstanceType, Placement, Tag,
     };
+    use std::sync::{Arc, Mutex};
 
     fn eni(device: i32, primary: &str, secondaries: &[&str]) -> InstanceNetworkInterface {
         let mut b = InstanceNetworkInterface::builder()
@@ -235,6 +345,155 @@ mod tests {
         assert!(
             instance_facts(&Instance::builder().instance_id("i-2").build()).is_none(),
             "no state"
+        );
+    }
+
+    const NS: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
+
+    fn ok(action: &str) -> Reply {
+        Reply::xml(
+            200,
+            format!("<{action}Response xmlns=\"{NS}\"><requestId>r</requestId></{action}Response>"),
+        )
+    }
+
+    fn error(status: u16, code: &str) -> Reply {
+        Reply::xml(
+            status,
+            format!(
+                "<Response><Errors><Error><Code>{code}</Code><Message>m</Message></Error></Errors><RequestID>r</RequestID></Response>"
+            ),
+        )
+    }
+
+    /// An adapter against a server answering with `replies` in order, then success.
+    async fn adapter(replies: Vec<Reply>) -> (Ec2Adapter, Server) {
+        let replies = Arc::new(Mutex::new(replies));
+        let server = Server::start(move |r: &Captured| {
+            let mut q = replies.lock().unwrap();
+            if q.is_empty() {
+                ok(&r.form()["Action"])
+            } else {
+                q.remove(0)
+            }
+        })
+        .await;
+        let client = aws_sdk_ec2::Client::new(&sdk_config(&server.url).await);
+        (Ec2Adapter::new(client), server)
+    }
+
+    #[tokio::test]
+    async fn standbys_are_asked_for_by_tag_and_every_state_but_terminated() {
+        let (ec2, server) = adapter(vec![]).await;
+        assert!(ec2.standbys().await.unwrap().is_empty());
+        let form = server.requests()[0].form();
+        assert_eq!(form["Action"], "DescribeInstances");
+        assert_eq!(form["Filter.1.Name"], "tag:costop.io/standby");
+        assert_eq!(form["Filter.1.Value.1"], "true");
+        assert_eq!(form["Filter.2.Name"], "instance-state-name");
+        let states: Vec<&str> = (1..=5)
+            .map(|i| form[&format!("Filter.2.Value.{i}")].as_str())
+            .collect();
+        assert_eq!(states, STANDBY_STATES);
+        assert!(!form.contains_key("InstanceId.1"));
+    }
+
+    #[tokio::test]
+    async fn tags_are_set_then_deleted_by_key_and_an_empty_change_sends_nothing() {
+        let (ec2, server) = adapter(vec![]).await;
+        ec2.tag_standby("i-1", &BTreeMap::new(), &[]).await.unwrap();
+        assert!(server.requests().is_empty());
+        let set = BTreeMap::from([("costop.io/standby-state".to_owned(), "serving".to_owned())]);
+        ec2.tag_standby("i-1", &set, &["costop.io/standby-since".to_owned()])
+            .await
+            .unwrap();
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2);
+        let create = reqs[0].form();
+        assert_eq!(create["Action"], "CreateTags");
+        assert_eq!(create["ResourceId.1"], "i-1");
+        assert_eq!(create["Tag.1.Key"], "costop.io/standby-state");
+        assert_eq!(create["Tag.1.Value"], "serving");
+        let delete = reqs[1].form();
+        assert_eq!(delete["Action"], "DeleteTags");
+        assert_eq!(delete["ResourceId.1"], "i-1");
+        assert_eq!(delete["Tag.1.Key"], "costop.io/standby-since");
+        assert!(
+            !delete.contains_key("Tag.1.Value"),
+            "by key, whatever the value"
+        );
+        ec2.tag_standby("i-1", &BTreeMap::new(), &["k".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(
+            server.requests()[2].form()["Action"],
+            "DeleteTags",
+            "only a delete"
+        );
+    }
+
+    #[tokio::test]
+    async fn retype_start_and_stop_name_the_instance_and_errors_are_classified() {
+        let (ec2, server) = adapter(vec![
+            ok("ModifyInstanceAttribute"),
+            ok("StartInstances"),
+            ok("StopInstances"),
+            error(503, "RequestLimitExceeded"),
+            error(400, "IncorrectInstanceState"),
+            error(400, "InvalidInstanceID.NotFound"),
+            error(500, "InternalError"),
+        ])
+        .await;
+        ec2.retype("i-1", "c5.xlarge").await.unwrap();
+        ec2.start("i-1").await.unwrap();
+        ec2.stop("i-1").await.unwrap();
+        let reqs = server.requests();
+        let modify = reqs[0].form();
+        assert_eq!(modify["Action"], "ModifyInstanceAttribute");
+        assert_eq!(modify["InstanceId"], "i-1");
+        assert_eq!(modify["InstanceType.Value"], "c5.xlarge");
+        assert_eq!(reqs[1].form()["Action"], "StartInstances");
+        assert_eq!(reqs[1].form()["InstanceId.1"], "i-1");
+        assert_eq!(reqs[2].form()["Action"], "StopInstances");
+        assert_eq!(reqs[2].form()["InstanceId.1"], "i-1");
+
+        let e = ec2.start("i-1").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PortError::Transient {
+                    op: "start standby",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = ec2.retype("i-1", "c5.xlarge").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PortError::Permanent {
+                    op: "retype standby",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = ec2.stop("i-1").await.unwrap_err();
+        assert!(matches!(e, PortError::Permanent { .. }), "{e:?}");
+        let e = ec2
+            .tag_standby("i-1", &BTreeMap::from([("k".into(), "v".into())]), &[])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PortError::Transient {
+                    op: "tag standby",
+                    ..
+                }
+            ),
+            "{e:?}"
         );
     }
 }

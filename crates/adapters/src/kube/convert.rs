@@ -1,6 +1,7 @@
 //! Pure translations between k8s-openapi objects / API JSON and the core's facts and actions:
-//! Node → [`NodeFacts`], Pod → [`PodFacts`], the node merge patches, the Eviction body and the
-//! message of a refused eviction. No I/O, so every rule here is unit-tested.
+//! Node → [`NodeFacts`], Pod → [`PodFacts`], the node merge patches, the pod toleration JSON
+//! Patch, the Eviction body and the message of a refused eviction. No I/O, so every rule here is
+//! unit-tested.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,8 @@ use costop_core::constants;
 use costop_core::facts::{NodeFacts, OwnerRef, PodFacts, PodPhase, VolumeFacts};
 use costop_core::kube::{Taint, TaintEffect, Toleration};
 use costop_core::plan::action::{CordonAndTaint, EvictPod};
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use costop_core::standby::TolerationPatch;
+use k8s_openapi::api::core::v1::{Container, Node, NodeCondition, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::Status;
 use serde_json::{Map, Value, json};
@@ -38,7 +40,18 @@ pub(crate) fn node_facts(node: &Node) -> NodeFacts {
             })
             .collect(),
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
+        ready: node_ready(node.status.as_ref().and_then(|s| s.conditions.as_deref())),
+        created_at: node.metadata.creation_timestamp.as_ref().and_then(time),
     }
+}
+
+/// The `Ready` condition: `True` → ready; `False` or `Unknown` (the kubelet stopped posting) →
+/// not ready; no such condition (a node still registering, or one created by hand) → unknown.
+fn node_ready(conditions: Option<&[NodeCondition]>) -> Option<bool> {
+    conditions?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status == "True")
 }
 
 fn time(t: &Time) -> Option<DateTime<Utc>> {
@@ -152,6 +165,8 @@ pub(crate) fn pod_facts(pod: &Pod) -> PodFacts {
                 toleration_seconds: t.toleration_seconds,
             })
             .collect(),
+        created_at: meta.creation_timestamp.as_ref().and_then(time),
+        resource_version: meta.resource_version.clone(),
         name,
     }
 }
@@ -164,6 +179,55 @@ fn taint_json(t: &Taint) -> Value {
     }
     m.insert("effect".into(), t.effect.as_str().into());
     Value::Object(m)
+}
+
+/// A toleration as the API spells it (absent fields left out, as `kubectl get -o json` shows).
+fn toleration_json(t: &Toleration) -> Value {
+    let mut m = Map::new();
+    if let Some(k) = &t.key {
+        m.insert("key".into(), k.clone().into());
+    }
+    if let Some(o) = &t.operator {
+        m.insert("operator".into(), o.clone().into());
+    }
+    if let Some(v) = &t.value {
+        m.insert("value".into(), v.clone().into());
+    }
+    if let Some(e) = t.effect {
+        m.insert("effect".into(), e.as_str().into());
+    }
+    if let Some(s) = t.toleration_seconds {
+        m.insert("tolerationSeconds".into(), s.into());
+    }
+    Value::Object(m)
+}
+
+/// The JSON Patch (RFC 6902) that gives a pending pod the standby toleration and annotation.
+///
+/// The `test` operations make it conditional: on the uid, so a same-named successor is never
+/// touched, and on the resourceVersion when known, so tolerations read a moment ago are not
+/// overwritten after a concurrent change. `add` on an existing member replaces it: both lists
+/// are the pod's complete values after the patch.
+pub(crate) fn toleration_patch(patch: &TolerationPatch) -> Value {
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": patch.uid})];
+    if let Some(rv) = &patch.resource_version {
+        ops.push(json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}));
+    }
+    ops.push(json!({
+        "op": "add",
+        "path": "/spec/tolerations",
+        "value": patch.tolerations_after.iter().map(toleration_json).collect::<Vec<_>>(),
+    }));
+    ops.push(
+        json!({"op": "add", "path": "/metadata/annotations", "value": patch.annotations_after}),
+    );
+    Value::Array(ops)
+}
+
+/// The merge patch that cordons or uncordons a node (its taints are left to the node
+/// lifecycle controller and to costop's own patches).
+pub(crate) fn unschedulable_patch(unschedulable: bool) -> Value {
+    json!({"spec": {"unschedulable": unschedulable}})
 }
 
 fn metadata_with_precondition(resource_version: Option<&str>) -> Map<String, Value> {
@@ -372,6 +436,133 @@ mod tests {
         assert_eq!(f.volumes.len(), 4);
         assert_eq!(pod_facts(&Pod::default()).phase, PodPhase::Pending);
         assert_eq!(phase(Some("Weird")), PodPhase::Unknown);
+    }
+
+    #[test]
+    fn readiness_creation_time_and_resource_version_are_read() {
+        let node_with = |conditions: Value| -> Node {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n", "creationTimestamp": "2025-01-01T00:00:02Z"},
+                "status": {"conditions": conditions}
+            }))
+            .unwrap()
+        };
+        let cond = |t: &str, s: &str| json!({"type": t, "status": s});
+        let ready = |conditions| node_facts(&node_with(conditions)).ready;
+        assert_eq!(
+            ready(json!([
+                cond("MemoryPressure", "False"),
+                cond("Ready", "True")
+            ])),
+            Some(true)
+        );
+        assert_eq!(ready(json!([cond("Ready", "False")])), Some(false));
+        assert_eq!(
+            ready(json!([cond("Ready", "Unknown")])),
+            Some(false),
+            "the kubelet stopped posting"
+        );
+        assert_eq!(ready(json!([])), None);
+        assert_eq!(ready(json!([cond("DiskPressure", "False")])), None);
+        assert_eq!(node_facts(&node()).ready, None, "no status at all");
+        assert_eq!(
+            node_facts(&node_with(json!([]))).created_at,
+            Some("2025-01-01T00:00:02Z".parse().unwrap())
+        );
+
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "77", "creationTimestamp": "2025-01-01T00:00:03Z"},
+            "spec": {"containers": []}
+        }))
+        .unwrap();
+        let f = pod_facts(&pod);
+        assert_eq!(f.resource_version.as_deref(), Some("77"));
+        assert_eq!(f.created_at, Some("2025-01-01T00:00:03Z".parse().unwrap()));
+        let bare = pod_facts(&Pod::default());
+        assert_eq!((bare.resource_version, bare.created_at), (None, None));
+    }
+
+    fn toleration_patch_for(resource_version: Option<&str>) -> TolerationPatch {
+        TolerationPatch {
+            namespace: "shop".into(),
+            name: "web-2".into(),
+            uid: "u-2".into(),
+            resource_version: resource_version.map(str::to_owned),
+            tolerations_after: vec![
+                Toleration {
+                    key: Some("node.kubernetes.io/not-ready".into()),
+                    operator: Some("Exists".into()),
+                    value: None,
+                    effect: Some(TaintEffect::NoExecute),
+                    toleration_seconds: Some(300),
+                },
+                Toleration {
+                    key: Some("costop.io/standby".into()),
+                    operator: Some("Equal".into()),
+                    value: Some("true".into()),
+                    effect: Some(TaintEffect::NoSchedule),
+                    toleration_seconds: None,
+                },
+                Toleration {
+                    operator: Some("Exists".into()),
+                    ..Toleration::default()
+                },
+            ],
+            annotations_after: BTreeMap::from([
+                ("a".to_owned(), "b".to_owned()),
+                ("costop.io/standby-for".to_owned(), "x1".to_owned()),
+            ]),
+            interruption_id: "x1".into(),
+            owner_kind: "ReplicaSet".into(),
+            owner_name: "web-abc".into(),
+        }
+    }
+
+    #[test]
+    fn the_toleration_patch_tests_uid_and_resource_version_then_sets_both_lists() {
+        assert_eq!(
+            toleration_patch(&toleration_patch_for(Some("12"))),
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": "u-2"},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": "12"},
+                {"op": "add", "path": "/spec/tolerations", "value": [
+                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    {"key": "costop.io/standby", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+                    {"operator": "Exists"}
+                ]},
+                {"op": "add", "path": "/metadata/annotations", "value": {"a": "b", "costop.io/standby-for": "x1"}}
+            ])
+        );
+        let unconditional = toleration_patch(&toleration_patch_for(None));
+        let paths: Vec<&str> = unconditional
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| op["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/uid",
+                "/spec/tolerations",
+                "/metadata/annotations"
+            ]
+        );
+    }
+
+    #[test]
+    fn tolerations_survive_the_round_trip_through_the_api_shape() {
+        let patch = toleration_patch_for(None);
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [], "tolerations": toleration_patch(&patch)[1]["value"]}
+        }))
+        .unwrap();
+        assert_eq!(pod_facts(&pod).tolerations, patch.tolerations_after);
+        assert_eq!(
+            unschedulable_patch(false),
+            json!({"spec": {"unschedulable": false}})
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port.
+//! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port (the
+//! interruption handler's node and pod calls, and the standby keeper's node list, pending pods,
+//! toleration patch and cordon toggle).
 //!
 //! Owns the API calls costop makes against a cluster and their error mapping. Each call site
 //! carries an `// rbac: <resource> <verb>` marker that the infra RBAC check scans for; keep one
@@ -16,7 +18,9 @@ use costop_app::ports::{EvictOutcome, Kube, PortError};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, EvictPod};
+use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Resource as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::Status;
 
@@ -91,11 +95,11 @@ impl KubeCluster {
         &self.client
     }
 
-    fn nodes(&self) -> Api<Node> {
+    fn node_api(&self) -> Api<Node> {
         Api::all(self.client.clone())
     }
 
-    fn pods(&self, namespace: &str) -> Api<Pod> {
+    fn pod_api(&self, namespace: &str) -> Api<Pod> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
@@ -107,23 +111,22 @@ impl KubeCluster {
 
     async fn get_node(&self, name: &str) -> Result<Option<Node>, PortError> {
         // rbac: nodes get
-        self.nodes()
+        self.node_api()
             .get_opt(name)
             .await
             .map_err(|e| port_error("get node", || format!("node {name}"), e))
     }
 
-    /// Pages through every node, refreshing the whole instance → name index on the way, and
-    /// returns the one backed by `instance_id` if asked. Only one page is held at a time: Node
-    /// objects are big (image lists) and clusters can have thousands.
-    async fn list_into_index(&self, instance_id: Option<&str>) -> Result<Option<Node>, PortError> {
+    /// Pages through every node, handing each to `each` and refreshing the whole instance → name
+    /// index on the way. Only one page is held at a time: Node objects are big (image lists) and
+    /// clusters can have thousands.
+    async fn list_nodes(&self, mut each: impl FnMut(Node)) -> Result<(), PortError> {
         let mut names = HashMap::new();
-        let mut found = None;
         let mut params = ListParams::default().limit(LIST_PAGE);
         loop {
             // rbac: nodes list
             let page = self
-                .nodes()
+                .node_api()
                 .list(&params)
                 .await
                 .map_err(|e| port_error("list nodes", || "nodes".into(), e))?;
@@ -132,10 +135,8 @@ impl KubeCluster {
                     (node_instance_id(&node), node.metadata.name.as_ref())
                 {
                     names.insert(id.to_owned(), name.clone());
-                    if Some(id) == instance_id {
-                        found = Some(node);
-                    }
                 }
+                each(node);
             }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
@@ -143,7 +144,46 @@ impl KubeCluster {
             }
         }
         *self.cache() = NodeIndex { names, listed_at: Some(Instant::now()) };
+        Ok(())
+    }
+
+    /// Lists every node (refreshing the index) and returns the one backed by `instance_id` if
+    /// asked.
+    async fn list_into_index(&self, instance_id: Option<&str>) -> Result<Option<Node>, PortError> {
+        let mut found = None;
+        self.list_nodes(|node| {
+            if instance_id.is_some() && node_instance_id(&node) == instance_id {
+                found = Some(node);
+            }
+        })
+        .await?;
         Ok(found)
+    }
+
+    /// Pods of every namespace matching `field_selector`, paged.
+    async fn list_pods(
+        &self,
+        field_selector: &str,
+        what: impl Fn() -> String,
+    ) -> Result<Vec<PodFacts>, PortError> {
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let mut out = Vec::new();
+        let mut params = ListParams::default()
+            .fields(field_selector)
+            .limit(LIST_PAGE);
+        loop {
+            // rbac: pods list
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|e| port_error("list pods", &what, e))?;
+            out.extend(page.items.iter().map(convert::pod_facts));
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     async fn patch_node(
@@ -153,7 +193,7 @@ impl KubeCluster {
         patch: serde_json::Value,
     ) -> Result<(), PortError> {
         // rbac: nodes patch
-        self.nodes()
+        self.node_api()
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map(drop)
@@ -219,24 +259,10 @@ impl Kube for KubeCluster {
     }
 
     async fn pods_on(&self, node: &str) -> Result<Vec<PodFacts>, PortError> {
-        let api: Api<Pod> = Api::all(self.client.clone());
-        let mut out = Vec::new();
-        let mut params = ListParams::default()
-            .fields(&format!("spec.nodeName={node}"))
-            .limit(LIST_PAGE);
-        loop {
-            // rbac: pods list
-            let page = api
-                .list(&params)
-                .await
-                .map_err(|e| port_error("list pods", || format!("pods on {node}"), e))?;
-            out.extend(page.items.iter().map(convert::pod_facts));
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
-        Ok(out)
+        self.list_pods(&format!("spec.nodeName={node}"), || {
+            format!("pods on {node}")
+        })
+        .await
     }
 
     async fn cordon_and_taint(&self, action: &CordonAndTaint) -> Result<(), PortError> {
@@ -266,7 +292,7 @@ impl Kube for KubeCluster {
         let body = convert::eviction_body(pod);
         // rbac: pods/eviction create
         let result = self
-            .pods(&pod.namespace)
+            .pod_api(&pod.namespace)
             .create_subresource::<_, serde_json::Value>(
                 "eviction",
                 &pod.name,
@@ -301,7 +327,11 @@ impl Kube for KubeCluster {
             ..DeleteParams::default()
         };
         // rbac: pods delete
-        match self.pods(&pod.namespace).delete(&pod.name, &params).await {
+        match self
+            .pod_api(&pod.namespace)
+            .delete(&pod.name, &params)
+            .await
+        {
             Ok(_) => Ok(()),
             // Already gone, or the name now belongs to a successor we must not touch.
             Err(e)
@@ -317,6 +347,65 @@ impl Kube for KubeCluster {
                 e,
             )),
         }
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeFacts>, PortError> {
+        let mut out = Vec::new();
+        self.list_nodes(|node| out.push(convert::node_facts(&node)))
+            .await?;
+        Ok(out)
+    }
+
+    async fn unbound_pods(&self) -> Result<Vec<PodFacts>, PortError> {
+        self.list_pods("spec.nodeName=", || "unbound pods".into())
+            .await
+    }
+
+    /// A JSON Patch sent as a raw request: kube's typed `Patch::Json` needs its `jsonpatch`
+    /// feature (another crate in every function) for what is one PATCH with a fixed body.
+    async fn tolerate(&self, patch: &TolerationPatch) -> Result<bool, PortError> {
+        let what = || format!("pod {}/{}", patch.namespace, patch.name);
+        let op = "tolerate pod";
+        let body = serde_json::to_vec(&convert::toleration_patch(patch)).map_err(|e| {
+            PortError::Permanent {
+                op,
+                source: Box::new(e),
+            }
+        })?;
+        let path = format!(
+            "{}/{}",
+            Pod::url_path(&(), Some(patch.namespace.as_str())),
+            patch.name
+        );
+        let request = http::Request::patch(path)
+            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+            .body(body)
+            .map_err(|e| PortError::Permanent {
+                op,
+                source: Box::new(e),
+            })?;
+        // rbac: pods patch
+        match self.client.request_text(request).await {
+            Ok(_) => Ok(true),
+            Err(e) => match api_status(&e) {
+                // Gone, or changed since it was read (a failed `test` is a 422, a write race a
+                // 409): the next poll reads the pod again.
+                Some(s) if matches!(s.code, 404 | 409 | 422) => {
+                    tracing::info!(pod = %what(), code = s.code, message = %s.message, "toleration patch not applied");
+                    Ok(false)
+                }
+                _ => Err(port_error(op, what, e)),
+            },
+        }
+    }
+
+    async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), PortError> {
+        self.patch_node(
+            "set node unschedulable",
+            node,
+            convert::unschedulable_patch(unschedulable),
+        )
+        .await
     }
 }
 

@@ -1,12 +1,14 @@
 //! [`KubeCluster`] against a scripted API server: the real kube client builds and sends every
-//! request, so these check paths, verbs, bodies and the mapping of real error responses.
+//! request, so these check paths, verbs, bodies and the mapping of real error responses. The
+//! keeper's calls also run against kubesim in process, where a refused patch must leave a real
+//! stored object untouched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use costop_core::event::InstanceState;
 use costop_core::facts::Lifecycle;
-use costop_core::kube::TaintEffect;
+use costop_core::kube::{TaintEffect, Toleration};
 use serde_json::{Value, json};
 
 use super::*;
@@ -338,4 +340,296 @@ async fn force_delete_tolerates_gone_pods() {
         del.json(),
         json!({"gracePeriodSeconds": 0, "preconditions": {"uid": "u-1"}})
     );
+}
+
+#[tokio::test]
+async fn nodes_and_unbound_pods_are_listed_page_by_page() {
+    let server = Server::start(|r: &Captured| {
+        let list = |kind: &str, cont: Value, items: Value| {
+            Reply::json(200, json!({"kind": kind, "apiVersion": "v1", "metadata": cont, "items": items}))
+        };
+        let pod = |name: &str| json!({"metadata": {"name": name, "namespace": "x", "uid": name, "resourceVersion": "3"}, "spec": {"containers": []}});
+        match r.target.as_str() {
+            t if t.starts_with("/api/v1/nodes?") && t.contains("continue=n2") => list("NodeList", json!({}), json!([node("b", "i-0bbbbbbbbbbbbbbbb")])),
+            t if t.starts_with("/api/v1/nodes?") => list("NodeList", json!({"continue": "n2"}), json!([node("a", ID)])),
+            t if t.starts_with("/api/v1/pods?") && t.contains("continue=p2") => list("PodList", json!({}), json!([pod("q")])),
+            t if t.starts_with("/api/v1/pods?") => list("PodList", json!({"continue": "p2"}), json!([pod("p")])),
+            t => panic!("unexpected {t}"),
+        }
+    })
+    .await;
+    let kube = cluster(&server);
+    let nodes = kube.nodes().await.unwrap();
+    let names: Vec<_> = nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    // A full list refreshes the instance → node index as well.
+    assert_eq!(kube.known_node_name(ID).as_deref(), Some("a"));
+    let pods = kube.unbound_pods().await.unwrap();
+    let names: Vec<_> = pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["p", "q"]);
+    assert_eq!(pods[0].resource_version.as_deref(), Some("3"));
+    let targets = targets(&server);
+    assert_eq!(targets.len(), 4, "{targets:?}");
+    assert!(targets[0].contains("limit=500"), "{targets:?}");
+    assert!(targets[2].starts_with("GET /api/v1/pods?"), "{targets:?}");
+    assert!(
+        targets[2].contains("fieldSelector=spec.nodeName%3D&")
+            || targets[2].ends_with("fieldSelector=spec.nodeName%3D"),
+        "{targets:?}"
+    );
+    assert!(targets[2].contains("limit=500"), "{targets:?}");
+}
+
+#[tokio::test]
+async fn a_refused_toleration_patch_is_false_and_other_errors_are_classified() {
+    let replies = Arc::new(Mutex::new(vec![
+        Reply::json(
+            200,
+            json!({"metadata": {"name": "web-2", "namespace": "shop", "uid": "u-2"}}),
+        ),
+        status(404, "NotFound", "pods \"web-2\" not found"),
+        status(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        ),
+        status(409, "Conflict", "the object has been modified"),
+        status(403, "Forbidden", "forbidden"),
+        status(503, "ServiceUnavailable", "etcd"),
+    ]));
+    let r = replies.clone();
+    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    let kube = cluster(&server);
+    let patch = toleration_patch("u-2", Some("12"));
+    assert!(kube.tolerate(&patch).await.unwrap());
+    assert!(!kube.tolerate(&patch).await.unwrap());
+    assert!(!kube.tolerate(&patch).await.unwrap());
+    assert!(!kube.tolerate(&patch).await.unwrap());
+    assert!(matches!(
+        kube.tolerate(&patch).await,
+        Err(PortError::Permanent { .. })
+    ));
+    assert!(matches!(
+        kube.tolerate(&patch).await,
+        Err(PortError::Transient { .. })
+    ));
+    let req = &server.requests()[0];
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("PATCH", "/api/v1/namespaces/shop/pods/web-2")
+    );
+    assert_eq!(req.headers["content-type"], "application/json-patch+json");
+    assert_eq!(req.json(), convert::toleration_patch(&patch));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against kubesim.
+// ---------------------------------------------------------------------------------------------
+
+/// A fresh simulator (no instances, so no node comes or goes on its own) and a client for it.
+async fn sim() -> (kubesim::Simulator, KubeCluster) {
+    let sim = kubesim::Simulator::start(kubesim::SimConfig::default())
+        .await
+        .unwrap();
+    crate::install_crypto_provider();
+    let mut config = kube::Config::new(sim.url().parse().unwrap());
+    config.default_retry = false;
+    let kube = KubeCluster::new(kube::Client::try_from(config).unwrap());
+    (sim, kube)
+}
+
+fn sim_node(sim: &kubesim::Simulator, name: &str, instance: &str, ready: Option<&str>) {
+    let mut node = json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"providerID": format!("aws:///us-east-1a/{instance}")},
+    });
+    if let Some(status) = ready {
+        node["status"] = json!({"conditions": [{"type": "Ready", "status": status}]});
+    }
+    sim.apply_object(node).unwrap();
+}
+
+/// A pod no scheduler will bind (`schedulerName` names none), so it stays as written, unless
+/// `node` binds it.
+fn sim_pod(sim: &kubesim::Simulator, namespace: &str, name: &str, node: Option<&str>) -> Value {
+    let mut spec = json!({
+        "schedulerName": "nobody",
+        "containers": [{"name": "c", "image": "busybox"}],
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "web", "effect": "NoSchedule"}],
+    });
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    sim.apply_object(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "annotations": {"a": "b"}},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn standby_toleration() -> Toleration {
+    Toleration {
+        key: Some("costop.io/standby".into()),
+        operator: Some("Equal".into()),
+        value: Some("true".into()),
+        effect: Some(TaintEffect::NoSchedule),
+        toleration_seconds: None,
+    }
+}
+
+fn toleration_patch(uid: &str, resource_version: Option<&str>) -> TolerationPatch {
+    TolerationPatch {
+        namespace: "shop".into(),
+        name: "web-2".into(),
+        uid: uid.into(),
+        resource_version: resource_version.map(str::to_owned),
+        tolerations_after: vec![standby_toleration()],
+        annotations_after: [("costop.io/standby-for".to_owned(), "x1".to_owned())].into(),
+        interruption_id: "x1".into(),
+        owner_kind: "ReplicaSet".into(),
+        owner_name: "web-abc".into(),
+    }
+}
+
+/// The patch the keeper would send for `pod`, as read by [`Kube::unbound_pods`].
+fn toleration_patch_for(pod: &PodFacts) -> TolerationPatch {
+    let mut tolerations_after = pod.tolerations.clone();
+    tolerations_after.push(standby_toleration());
+    let mut annotations_after = pod.annotations.clone();
+    annotations_after.insert("costop.io/standby-for".into(), "x1".into());
+    TolerationPatch {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        resource_version: pod.resource_version.clone(),
+        tolerations_after,
+        annotations_after,
+        ..toleration_patch(&pod.uid, None)
+    }
+}
+
+async fn stored_pod(kube: &KubeCluster, namespace: &str, name: &str) -> Option<Pod> {
+    kube.pod_api(namespace).get_opt(name).await.unwrap()
+}
+
+#[tokio::test]
+async fn nodes_lists_every_node_with_its_readiness_and_creation_time() {
+    let (sim, kube) = sim().await;
+    sim_node(&sim, "ready", ID, Some("True"));
+    sim_node(&sim, "not-ready", "i-0aaaaaaaaaaaaaaaa", Some("False"));
+    sim_node(&sim, "registering", "i-0bbbbbbbbbbbbbbbb", None);
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(5);
+    let mut nodes = kube.nodes().await.unwrap();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let seen: Vec<_> = nodes.iter().map(|n| (n.name.as_str(), n.ready)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("not-ready", Some(false)),
+            ("ready", Some(true)),
+            ("registering", None)
+        ]
+    );
+    for n in &nodes {
+        assert!(n.created_at.is_some_and(|t| t > before), "{n:?}");
+        assert!(n.resource_version.is_some(), "{n:?}");
+    }
+    assert_eq!(kube.known_node_name(ID).as_deref(), Some("ready"));
+}
+
+#[tokio::test]
+async fn unbound_pods_are_the_pods_of_every_namespace_not_yet_on_a_node() {
+    let (sim, kube) = sim().await;
+    sim.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .unwrap();
+    sim_node(&sim, "n1", ID, Some("True"));
+    sim_pod(&sim, "default", "pending-a", None);
+    sim_pod(&sim, "shop", "pending-b", None);
+    sim_pod(&sim, "shop", "bound", Some("n1"));
+    let mut pods = kube.unbound_pods().await.unwrap();
+    pods.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<_> = pods
+        .iter()
+        .map(|p| (p.namespace.as_str(), p.name.as_str()))
+        .collect();
+    assert_eq!(names, [("default", "pending-a"), ("shop", "pending-b")]);
+    assert!(
+        pods.iter()
+            .all(|p| p.created_at.is_some() && p.resource_version.is_some() && !p.uid.is_empty())
+    );
+}
+
+#[tokio::test]
+async fn tolerate_adds_the_toleration_and_annotation_to_the_pod_it_read() {
+    let (sim, kube) = sim().await;
+    sim.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .unwrap();
+    sim_pod(&sim, "shop", "web-2", None);
+    let pod = kube.unbound_pods().await.unwrap().remove(0);
+    let patch = toleration_patch_for(&pod);
+    assert!(kube.tolerate(&patch).await.unwrap());
+    let after = convert::pod_facts(&stored_pod(&kube, "shop", "web-2").await.unwrap());
+    assert_eq!(after.tolerations, patch.tolerations_after);
+    assert!(after.tolerations.contains(&standby_toleration()));
+    assert_eq!(after.annotations["costop.io/standby-for"], "x1");
+    assert_eq!(after.annotations["a"], "b", "existing annotations kept");
+    assert_eq!(after.uid, pod.uid);
+}
+
+#[tokio::test]
+async fn tolerate_is_false_and_changes_nothing_for_another_uid_a_moved_pod_or_a_missing_one() {
+    let (sim, kube) = sim().await;
+    sim.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .unwrap();
+    sim_pod(&sim, "shop", "web-2", None);
+    let pod = kube.unbound_pods().await.unwrap().remove(0);
+    let before = serde_json::to_value(stored_pod(&kube, "shop", "web-2").await.unwrap()).unwrap();
+
+    let successor = TolerationPatch {
+        uid: "another-uid".into(),
+        ..toleration_patch_for(&pod)
+    };
+    assert!(
+        !kube.tolerate(&successor).await.unwrap(),
+        "a same-named successor is not touched"
+    );
+    let stale = TolerationPatch {
+        resource_version: Some("1".into()),
+        ..toleration_patch_for(&pod)
+    };
+    assert!(
+        !kube.tolerate(&stale).await.unwrap(),
+        "a pod changed since it was read is left alone"
+    );
+    let after = serde_json::to_value(stored_pod(&kube, "shop", "web-2").await.unwrap()).unwrap();
+    assert_eq!(after, before);
+
+    let missing = TolerationPatch {
+        name: "gone".into(),
+        ..toleration_patch_for(&pod)
+    };
+    assert!(!kube.tolerate(&missing).await.unwrap());
+    assert!(stored_pod(&kube, "shop", "gone").await.is_none());
+}
+
+#[tokio::test]
+async fn set_unschedulable_cordons_and_uncordons_the_node() {
+    let (sim, kube) = sim().await;
+    sim_node(&sim, "n1", ID, Some("True"));
+    kube.set_unschedulable("n1", true).await.unwrap();
+    assert!(kube.node("n1").await.unwrap().unwrap().unschedulable);
+    kube.set_unschedulable("n1", false).await.unwrap();
+    assert!(!kube.node("n1").await.unwrap().unwrap().unschedulable);
+    assert!(matches!(
+        kube.set_unschedulable("nope", true).await,
+        Err(PortError::NotFound { .. })
+    ));
 }
