@@ -16,20 +16,30 @@ Checks (each prints PASS/FAIL with reasons; exit status 1 if any failed, 2 on ba
                  (`-a cfn_lint_serverless.rules`); errors and warnings fail.
   iam            no wildcard or NotAction/NotResource in any policy; Resource "*" only for the
                  APIs that support no resource-level permissions (RESOURCE_STAR_ACTIONS); managed
-                 policies only from ALLOWED_MANAGED_POLICIES; no Allow to Principal "*".
+                 policies only from ALLOWED_MANAGED_POLICIES; no Allow to Principal "*"; mutating
+                 EC2 actions (MUTATING_EC2_ACTIONS) only with the Condition StringEquals
+                 aws:ResourceTag/costop.io/standby "true" in every branch, tagging ones also with
+                 aws:TagKeys limited to costop.io/standby-* and not Null; DynamoDB actions only on
+                 this stack's tables and their indexes.
   iam-code       the AWS SDK calls in crates/adapters/src (`.describe_instances()...send()`) and the
                  actions the function roles allow are the same set (SDK_OPERATIONS maps calls to
                  actions; NOT_FOR_FUNCTIONS lists calls only other binaries make).
-  event-rules    every rule names source and detail-type and has a retry policy and a DLQ; every
-                 sample in events/ reaches exactly the rule it should, or none (EXPECTED_DELIVERY).
-  shape          what the deployment issue requires: arm64 provided.al2023 functions with a
-                 timeout inside the 2-minute window, async invoke config with an encrypted
-                 on-failure queue and an alarm on it, the timeline table's keys/TTL/PITR/SSE/Retain,
-                 EKS access entries, DryRun defaulting to true, outputs, the Rust CodeUri.
+  event-rules    every rule names source and detail-type (or is a schedule) and its targets have
+                 a retry policy and a DLQ whose queue policy lets that rule in; every sample in
+                 events/ reaches, for each function that receives it (FUNCTIONS), exactly one rule
+                 targeting that function, and no other function (EXPECTED_DELIVERY); each function
+                 with a schedule has exactly one schedule rule with that expression.
+  shape          what the deployment issue requires: arm64 provided.al2023 functions running the
+                 binary FUNCTIONS names, each with a timeout covering its work (the interruption
+                 function an ASG hook's deadline + 3 s, the keeper its standby watch + 30 s; at
+                 most 900 s), async invoke config with an encrypted on-failure queue and an alarm
+                 on it, the timeline table's keys/TTL/PITR/SSE/Retain, EKS access entries (one per
+                 cluster slot for every role that calls eks:DescribeCluster, same conditions),
+                 DryRun defaulting to true, outputs, the Rust CodeUri.
   samconfig      samconfig.toml builds this template (cached, parallel) and deploys the built one.
   config-env     every COSTOP_* variable the template sets is one crates/core/src/config.rs reads.
   dashboard      the dashboard body is JSON and shows only metrics crates/core/src/metrics.rs defines
-                 and shell code (crates other than core, functions/) emits.
+                 and shell code (crates other than core, functions/*, each function's CodeUri) emits.
   rbac           infra/k8s/rbac.yaml grants exactly the (resource, verb) pairs the Kubernetes code
                  in crates/adapters/src declares with `// rbac:` markers (see infra/k8s/README.md).
 """
@@ -57,7 +67,7 @@ REGION = "us-east-1"
 CHECK_PARAMETERS = {"ClusterNames": "prod,staging"}
 
 # Actions whose API has no resource-level permissions, so "Resource": "*" is what IAM requires.
-# Add the keeper's Describe* calls here when it arrives; never a mutating action.
+# Only Describe* calls belong here; never a mutating action.
 RESOURCE_STAR_ACTIONS = {
     "ec2:DescribeInstances",
     "ec2:DescribeInstanceTypes",
@@ -69,9 +79,10 @@ RESOURCE_STAR_ACTIONS = {
 ALLOWED_MANAGED_POLICIES = {"service-role/AWSLambdaBasicExecutionRole"}
 
 # Which rule each sample in events/ must reach, by longest file-stem prefix: the detail-type of
-# the one rule that must match, or None for "no rule may match" (costop must not be invoked).
-# Malformed samples (`-malformed-` in the name) are skipped. A sample without an entry fails
-# the check, so a new kind of event gets a decision here.
+# the rule that must match (one per function that handles it, see FUNCTIONS), or None for "no
+# rule may match" (costop must not be invoked). Malformed samples (`-malformed-` in the name)
+# are skipped. A sample without an entry fails the check, so a new kind of event gets a
+# decision here.
 EXPECTED_DELIVERY: dict[str, str | None] = {
     "aws.ec2-spot-instance-interruption-warning": "EC2 Spot Instance Interruption Warning",
     "aws.ec2-instance-rebalance-recommendation": "EC2 Instance Rebalance Recommendation",
@@ -86,7 +97,68 @@ EXPECTED_DELIVERY: dict[str, str | None] = {
     "aws.health-aws-health-event-rds-": None,
     "aws.ec2-ami-state-change": None,
     "aws.s3-": None,
+    # A schedule rule's own event: delivered by the rule's ScheduleExpression, never by a pattern
+    # (a pattern on it would fire for every schedule in the account).
+    "aws.events-scheduled-event": "Scheduled Event",
 }
+SCHEDULED_EVENT = "Scheduled Event"
+
+# Every function of the template, by logical id: the cargo binary it runs, the detail-types it
+# must receive (each through exactly one rule targeting it; SCHEDULED_EVENT through a schedule
+# rule with `schedule`), and what its Timeout must cover ("hook": an ASG hook's drain,
+# COSTOP_ASG_HOOK_DEADLINE_SECONDS + the handler's 3 s reserve; "watch": the keeper's
+# replacement watch, COSTOP_STANDBY_WATCH_SECONDS + 30 s). A function not listed fails `shape`
+# and `event-rules`, so a new function gets a decision here.
+FUNCTIONS: dict[str, dict[str, Any]] = {
+    "InterruptionFunction": {
+        "binary": "costop-interruption",
+        "receives": {
+            "EC2 Spot Instance Interruption Warning",
+            "EC2 Instance Rebalance Recommendation",
+            "EC2 Instance State-change Notification",
+            "EC2 Instance-terminate Lifecycle Action",
+            "AWS Health Event",
+        },
+        "timeout": "hook",
+    },
+    "KeeperFunction": {
+        "binary": "costop-keeper",
+        "receives": {
+            "EC2 Spot Instance Interruption Warning",
+            "EC2 Instance Rebalance Recommendation",
+            SCHEDULED_EVENT,
+        },
+        "schedule": "rate(1 minute)",
+        "timeout": "watch",
+    },
+}
+# Timeout rules: (variable, default if config.rs's table cannot be read, reserve in seconds).
+TIMEOUT_RULES: dict[str, tuple[str, int, int]] = {
+    "hook": ("COSTOP_ASG_HOOK_DEADLINE_SECONDS", 300, 3),
+    "watch": ("COSTOP_STANDBY_WATCH_SECONDS", 240, 30),
+}
+
+# EC2 actions that change an instance (or its tags). A function may only be granted one with the
+# Condition `StringEquals: {aws:ResourceTag/costop.io/standby: "true"}` (for RunInstances,
+# aws:RequestTag/costop.io/standby also does: the instance does not exist yet), so the keeper can
+# touch its standbys and nothing else. fnmatch patterns, matched both ways against the granted
+# action (so `ec2:*` or `ec2:Modify*` count too).
+MUTATING_EC2_ACTIONS = (
+    "ec2:StartInstances",
+    "ec2:StopInstances",
+    "ec2:RebootInstances",
+    "ec2:TerminateInstances",
+    "ec2:RunInstances",
+    "ec2:Modify*",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+)
+STANDBY_TAG = "costop.io/standby"
+# Tagging actions must also be limited to the keeper's own state tags: `ForAllValues:StringLike`
+# (or StringEquals) on aws:TagKeys, every pattern under this prefix, plus `Null: {aws:TagKeys:
+# "false"}` (a DeleteTags without keys deletes every tag and passes ForAllValues vacuously).
+TAGGING_ACTIONS = ("ec2:CreateTags", "ec2:DeleteTags")
+STANDBY_STATE_TAG_PREFIX = "costop.io/standby-"
 
 # Kubernetes verbs a marker or a ClusterRole may name.
 KUBE_VERBS = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
@@ -126,7 +198,9 @@ class Context:
         self.events_dir: Path = Path(args.events).resolve()
         self.core_src: Path = Path(args.core_src).resolve()
         self.samconfig_path: Path = Path(args.samconfig).resolve()
-        # Where metrics are emitted: every crate but the core, and the functions.
+        # Where metrics are emitted: every crate but the core (crates/app/src/keeper.rs is the
+        # keeper's), and the functions (functions/keeper/src); `check_dashboard` adds each
+        # template function's CodeUri, wherever it is.
         self.emitter_dirs: list[Path] = [
             p / "src" for p in sorted((ROOT / "crates").iterdir()) if p.is_dir() and p.name != "core"
         ] + [p / "src" for p in sorted((ROOT / "functions").iterdir()) if p.is_dir()]
@@ -366,6 +440,20 @@ def check_iam(ctx: Context, notes: Notes) -> list[str]:
                                 f"{label}: {a} on Resource '*' (only {sorted(RESOURCE_STAR_ACTIONS)} may be; "
                                 "scope it to this stack's resources)"
                             )
+                str_actions = [a for a in actions if isinstance(a, str)]
+                # Mutating EC2 calls: only on costop standbys (every branch of the Condition).
+                for a in (a for a in str_actions if matches_any(a, MUTATING_EC2_ACTIONS)):
+                    for cond in condition_branches(stmt.get("Condition")):
+                        problems.extend(f"{label}: {p}" for p in standby_condition_problems(a, cond))
+                # DynamoDB: this stack's tables and their indexes, nothing else.
+                if any(a.lower().startswith("dynamodb:") for a in str_actions):
+                    tables = {lid for lid, _ in resources(cfn, "AWS::DynamoDB::Table")}
+                    for r in as_list(stmt.get("Resource", [])):
+                        if r != "*" and not is_table_resource(r, tables):
+                            problems.append(
+                                f"{label}: DynamoDB actions on {json.dumps(r)}: only this stack's tables "
+                                "(!GetAtt <table>.Arn) and their indexes (!Sub \"${<table>.Arn}/index/<name>\")"
+                            )
     for lid, res in resources(cfn, "AWS::IAM::Role"):
         for arn in as_list(res.get("Properties", {}).get("ManagedPolicyArns", [])):
             text = arn if isinstance(arn, str) else json.dumps(arn)
@@ -373,6 +461,87 @@ def check_iam(ctx: Context, notes: Notes) -> list[str]:
                 problems.append(f"{lid}: managed policy {text} (allowed: {sorted(ALLOWED_MANAGED_POLICIES)})")
     notes.append(f"{count} policy statements checked")
     return problems
+
+
+def matches_any(action: str, patterns: tuple[str, ...]) -> bool:
+    """Whether `action` is one of `patterns`, or a wildcard action that covers one of them."""
+    a = action.lower()
+    return any(fnmatch.fnmatchcase(a, p.lower()) or fnmatch.fnmatchcase(p.lower(), a) for p in patterns)
+
+
+def condition_branches(node: Any) -> Iterator[dict]:
+    """Every concrete Condition block of a statement: both sides of Fn::If, {} for no condition
+    (absent or AWS::NoValue), so an unconditioned branch is never skipped."""
+    if isinstance(node, dict) and len(node) == 1:
+        (key, val), = node.items()
+        if key == "Fn::If" and isinstance(val, list) and len(val) == 3:
+            yield from condition_branches(val[1])
+            yield from condition_branches(val[2])
+            return
+        if key == "Ref" and val == "AWS::NoValue":
+            yield {}
+            return
+    yield node if isinstance(node, dict) else {}
+
+
+def condition_value(cond: dict, operator: str, key: str) -> Any:
+    """The value of condition key `key` under `operator` (keys compared case-insensitively, as
+    IAM does), or None."""
+    block = cond.get(operator)
+    if not isinstance(block, dict):
+        return None
+    for k, v in block.items():
+        if isinstance(k, str) and k.lower() == key.lower():
+            return v
+    return None
+
+
+def standby_condition_problems(action: str, cond: dict) -> list[str]:
+    """What one concrete Condition block lacks for a mutating EC2 action (empty: nothing)."""
+    problems: list[str] = []
+    tag_keys = [f"aws:ResourceTag/{STANDBY_TAG}"]
+    if fnmatch.fnmatchcase("ec2:runinstances", action.lower()):
+        tag_keys.append(f"aws:RequestTag/{STANDBY_TAG}")
+    if not any(as_list(condition_value(cond, "StringEquals", k)) == ["true"] for k in tag_keys):
+        problems.append(
+            f'{action} is granted without the Condition StringEquals {tag_keys[0]}: "true" '
+            "(a function may change costop standbys only, see MUTATING_EC2_ACTIONS in infra/check.py)"
+        )
+    if matches_any(action, TAGGING_ACTIONS):
+        keys = None
+        for op in ("ForAllValues:StringLike", "ForAllValues:StringEquals"):
+            value = condition_value(cond, op, "aws:TagKeys")
+            if value is not None:
+                keys = as_list(value)
+        if not keys or not all(
+            isinstance(k, str) and k.startswith(STANDBY_STATE_TAG_PREFIX) and len(k) > len(STANDBY_STATE_TAG_PREFIX)
+            for k in keys
+        ):
+            problems.append(
+                f"{action} is granted without ForAllValues:StringLike aws:TagKeys limited to "
+                f"{STANDBY_STATE_TAG_PREFIX}* (the keeper's own state tags; got {keys!r})"
+            )
+        if as_list(condition_value(cond, "Null", "aws:TagKeys")) not in (["false"], [False]):
+            problems.append(
+                f'{action} is granted without Null aws:TagKeys: "false" (a request without tag keys '
+                "passes ForAllValues, and a DeleteTags without keys deletes every tag)"
+            )
+    return problems
+
+
+TABLE_INDEX_SUB_RE = re.compile(r"^\$\{([A-Za-z0-9]+)\.Arn\}/index/[A-Za-z0-9_.-]+$")
+
+
+def is_table_resource(resource: Any, tables: set[str]) -> bool:
+    """`!GetAtt <table>.Arn` or `!Sub "${<table>.Arn}/index/<name>"` for a table of the template."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        att = resource["Fn::GetAtt"]
+        att = att if isinstance(att, list) else str(att).split(".", 1)
+        return len(att) == 2 and att[0] in tables and att[1] == "Arn"
+    if isinstance(resource, dict) and isinstance(resource.get("Fn::Sub"), str):
+        m = TABLE_INDEX_SUB_RE.match(resource["Fn::Sub"])
+        return bool(m) and m.group(1) in tables
+    return False
 
 
 def event_samples(events_dir: Path) -> list[tuple[str, dict]]:
@@ -402,12 +571,36 @@ def check_event_rules(ctx: Context, notes: Notes) -> list[str]:
     functions = {lid for lid, _ in resources(cfn, "AWS::Lambda::Function")}
     queues = {lid for lid, _ in resources(cfn, "AWS::SQS::Queue")}
     rules: dict[str, tuple[dict, Any]] = {}
+    schedules: dict[str, Any] = {}  # schedule rule -> ScheduleExpression
+    targets: dict[str, set[str]] = {}  # rule -> the functions it invokes
+    dlq_users: dict[str, set[str]] = {}  # queue -> the rules that use it as their DLQ
     for lid, res in resources(cfn, "AWS::Events::Rule"):
         props = res.get("Properties", {})
+        targets[lid] = set()
+        for t in props.get("Targets", []) or []:
+            tid = t.get("Id", "?")
+            fn = ref_target(t.get("Arn"))
+            if fn not in functions:
+                problems.append(f"{lid} target {tid}: not a function of this template")
+            else:
+                targets[lid].add(fn)
+            rp = t.get("RetryPolicy") or {}
+            if not {"MaximumEventAgeInSeconds", "MaximumRetryAttempts"} <= set(rp):
+                problems.append(f"{lid} target {tid}: RetryPolicy needs MaximumEventAgeInSeconds and MaximumRetryAttempts")
+            dlq = ref_target((t.get("DeadLetterConfig") or {}).get("Arn"))
+            if dlq not in queues:
+                problems.append(f"{lid} target {tid}: DeadLetterConfig.Arn must be an SQS queue of this template")
+            else:
+                dlq_users.setdefault(dlq, set()).add(lid)
         pattern = props.get("EventPattern")
         if pattern is None:
             if "ScheduleExpression" not in props:
                 problems.append(f"{lid}: neither EventPattern nor ScheduleExpression")
+            else:
+                schedules[lid] = props["ScheduleExpression"]
+                states = [s for s in branches(props.get("State", "ENABLED"))]
+                if not set(states) <= {"ENABLED", "DISABLED"} or "ENABLED" not in states:
+                    problems.append(f"{lid}: State {props.get('State')!r} is never ENABLED (or not ENABLED/DISABLED)")
             continue
         if not isinstance(pattern, dict):
             problems.append(f"{lid}: EventPattern is not a literal object")
@@ -422,17 +615,17 @@ def check_event_rules(ctx: Context, notes: Notes) -> list[str]:
             problems.append(f"{lid}: invalid EventPattern: {e}")
             continue
         rules[lid] = (pattern, matcher)
-        for t in props.get("Targets", []) or []:
-            tid = t.get("Id", "?")
-            if ref_target(t.get("Arn")) not in functions:
-                problems.append(f"{lid} target {tid}: not a function of this template")
-            rp = t.get("RetryPolicy") or {}
-            if not {"MaximumEventAgeInSeconds", "MaximumRetryAttempts"} <= set(rp):
-                problems.append(f"{lid} target {tid}: RetryPolicy needs MaximumEventAgeInSeconds and MaximumRetryAttempts")
-            if ref_target((t.get("DeadLetterConfig") or {}).get("Arn")) not in queues:
-                problems.append(f"{lid} target {tid}: DeadLetterConfig.Arn must be an SQS queue of this template")
     if not rules:
         problems.append("no EventBridge rules with an EventPattern")
+
+    # Which function must receive what (FUNCTIONS); a function without an entry is a finding.
+    receives: dict[str, set[str]] = {}
+    for fn in sorted(functions):
+        spec = FUNCTIONS.get(fn)
+        if spec is None:
+            problems.append(f"{fn}: no entry in FUNCTIONS (infra/check.py): say which events it receives")
+            continue
+        receives[fn] = set(spec["receives"])
 
     used: set[str] = set()
     samples = event_samples(ctx.events_dir)
@@ -449,15 +642,79 @@ def check_event_rules(ctx: Context, notes: Notes) -> list[str]:
             if matched:
                 problems.append(f"events/{stem}.json must not invoke costop but matches {matched}")
             continue
-        if len(matched) != 1:
-            problems.append(f"events/{stem}.json must match exactly one rule (the {want!r} one), matches {matched or 'none'}")
+        if want == SCHEDULED_EVENT:
+            # Delivered by schedule rules (checked below); a pattern matching it would invoke costop
+            # for every schedule of every service in the account.
+            if matched:
+                problems.append(f"events/{stem}.json is a schedule's own event: no pattern rule may match it, matches {matched}")
             continue
-        if want not in rules[matched[0]][0].get("detail-type", []):
-            problems.append(f"events/{stem}.json reaches {matched[0]}, not the {want!r} rule")
+        if not any(want in r for r in receives.values()):
+            problems.append(f"events/{stem}.json: no function in FUNCTIONS receives {want!r}")
+        for fn, wanted in sorted(receives.items()):
+            mine = [lid for lid in matched if fn in targets.get(lid, set())]
+            if want not in wanted:
+                if mine:
+                    problems.append(f"events/{stem}.json must not reach {fn} (it does not receive {want!r}), matches {mine}")
+                continue
+            if len(mine) != 1:
+                problems.append(
+                    f"events/{stem}.json must match exactly one rule targeting {fn} (the {want!r} one), matches {mine or 'none'}"
+                )
+                continue
+            if want not in rules[mine[0]][0].get("detail-type", []):
+                problems.append(f"events/{stem}.json reaches {fn} through {mine[0]}, not through the {want!r} rule")
     for lid in rules:
         if lid not in used:
             problems.append(f"{lid}: no sample in events/ matches it (add one, or the pattern is broken)")
-    notes.append(f"{len(rules)} rules, {len(samples)} samples replayed from {ctx.rel(ctx.events_dir)}")
+
+    # Schedules: exactly one per function that receives SCHEDULED_EVENT, with its expression.
+    for fn, wanted in sorted(receives.items()):
+        mine = sorted(lid for lid in schedules if fn in targets.get(lid, set()))
+        expr = FUNCTIONS[fn].get("schedule")
+        if SCHEDULED_EVENT not in wanted:
+            if mine:
+                problems.append(f"{fn}: schedule rule(s) {mine} target it, but FUNCTIONS gives it no schedule")
+            continue
+        if len(mine) != 1:
+            problems.append(f"{fn}: want exactly one schedule rule ({expr}) targeting it, found {mine or 'none'}")
+        elif schedules[mine[0]] != expr:
+            problems.append(f"{mine[0]}: ScheduleExpression {schedules[mine[0]]!r}, want {expr!r} for {fn}")
+
+    # A rule's DLQ must let the rule in: EventBridge sends undeliverable events with the rule as
+    # aws:SourceArn, and a queue policy that does not name it drops them silently.
+    allowed: dict[str, set[str] | None] = {}
+    for _, res in resources(cfn, "AWS::SQS::QueuePolicy"):
+        props = res.get("Properties", {})
+        for stmt in as_list((props.get("PolicyDocument") or {}).get("Statement", [])):
+            if not isinstance(stmt, dict) or stmt.get("Effect") != "Allow":
+                continue
+            services = [s for p in as_list(stmt.get("Principal", {})) if isinstance(p, dict) for s in as_list(p.get("Service", []))]
+            if "events.amazonaws.com" not in services or "sqs:SendMessage" not in as_list(stmt.get("Action", [])):
+                continue
+            sources = None
+            for cond in condition_branches(stmt.get("Condition")):
+                arns = condition_value(cond, "ArnEquals", "aws:SourceArn") or condition_value(cond, "ArnLike", "aws:SourceArn")
+                if arns is not None:
+                    sources = (sources or set()) | {ref_target(a) for a in as_list(arns)}
+            for q in as_list(props.get("Queues", [])):
+                qid = ref_target(q)
+                if sources is None:
+                    allowed[qid] = None  # any rule (the iam check does not like that either)
+                elif allowed.get(qid, set()) is not None:
+                    allowed[qid] = allowed.get(qid, set()) | sources
+    for q, users in sorted(dlq_users.items()):
+        if q not in allowed:
+            problems.append(f"{q}: DLQ of {sorted(users)} but no queue policy lets events.amazonaws.com send to it")
+            continue
+        if allowed[q] is None:
+            continue
+        for lid in sorted(users - allowed[q]):
+            problems.append(f"{lid}: its DLQ {q} does not allow it (add !GetAtt {lid}.Arn to the queue policy's aws:SourceArn)")
+
+    notes.append(
+        f"{len(rules)} pattern rules, {len(schedules)} schedule(s), {len(samples)} samples replayed from "
+        f"{ctx.rel(ctx.events_dir)} per function ({', '.join(sorted(receives))})"
+    )
     return problems
 
 
@@ -484,6 +741,11 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
         bins = cargo_binaries(manifest)
         if binary not in bins:
             problems.append(f"{lid}: BuildProperties.Binary {binary!r} is not a binary of {ctx.rel(manifest)} ({sorted(bins)})")
+        spec = FUNCTIONS.get(lid)
+        if spec is None:
+            problems.append(f"{lid}: no entry in FUNCTIONS (infra/check.py): say what it runs and receives")
+        elif binary != spec["binary"]:
+            problems.append(f"{lid}: BuildProperties.Binary {binary!r}, FUNCTIONS says {spec['binary']!r}")
 
     functions = dict(resources(cfn, "AWS::Lambda::Function"))
     if not functions:
@@ -498,16 +760,24 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
             problems.append(f"{lid}: Handler {p.get('Handler')!r}, want bootstrap")
         if not isinstance(p.get("MemorySize"), int):
             problems.append(f"{lid}: MemorySize must be explicit")
-        # The handler stops 3 s before the invocation's deadline; an ASG hook's drain may run up
-        # to the hook deadline, so the timeout must cover it (a Spot drain ends at 120 s anyway).
+        # The interruption handler stops 3 s before the invocation's deadline; an ASG hook's
+        # drain may run up to the hook deadline, so the timeout must cover it (a Spot drain ends
+        # at 120 s anyway). The keeper watches for replacement pods for the watch window after
+        # a Spot warning: its timeout covers that plus 30 s (event delay, lease, start).
         timeout = p.get("Timeout")
         env = p.get("Environment", {}).get("Variables", {})
-        hook = env.get("COSTOP_ASG_HOOK_DEADLINE_SECONDS", 300)
-        hook = int(hook) if isinstance(hook, (int, str)) and str(hook).isdigit() else 300
-        if not isinstance(timeout, int) or not hook + 3 <= timeout <= 900:
+        rule = (FUNCTIONS.get(lid) or {}).get("timeout", "hook")
+        var, fallback, reserve = TIMEOUT_RULES[rule]
+        value = env.get(var, config_default(ctx.core_src, var, fallback))
+        if not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+            problems.append(f"{lid}: {var} must be a literal number (the Timeout is checked against it), got {value!r}")
+            continue
+        value = int(value)
+        if not isinstance(timeout, int) or not value + reserve <= timeout <= 900:
+            what = "the ASG hook deadline" if rule == "hook" else "the standby watch window"
             problems.append(
-                f"{lid}: Timeout {timeout!r} must cover the ASG hook deadline ({hook} s) plus the "
-                "handler's 3 s reserve, and be at most 900 s"
+                f"{lid}: Timeout {timeout!r} must cover {what} ({var}={value} s) plus {reserve} s, "
+                "and be at most 900 s"
             )
 
     # Async invocation: every function EventBridge invokes has an invoke config with a
@@ -588,6 +858,26 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
             problems.append(f"{lid}: no access policies: RBAC (infra/k8s/rbac.yaml) is the only grant")
         if p.get("KubernetesGroups") != ["costop"]:
             problems.append(f"{lid}: KubernetesGroups must be [costop] (the group rbac.yaml binds)")
+    # Every function role that reaches a cluster (eks:DescribeCluster) has an entry in each
+    # cluster slot, under the same Condition as the other roles' entry for that slot.
+    slot_conditions: dict[str, set[str]] = {}
+    for role in sorted(roles_allowing(cfn, "eks:DescribeCluster")):
+        slots: dict[str, list[str]] = {}
+        for lid, res in entries.items():
+            if ref_target(res.get("Properties", {}).get("PrincipalArn")) == role:
+                slot = json.dumps(res["Properties"].get("ClusterName"), sort_keys=True)
+                slots.setdefault(slot, []).append(lid)
+                slot_conditions.setdefault(slot, set()).add(str(res.get("Condition")))
+        for i in range(3):
+            slot = json.dumps({"Fn::Select": [i, {"Ref": "ClusterNames"}]}, sort_keys=True)
+            if len(slots.get(slot, [])) != 1:
+                problems.append(
+                    f"{role}: calls eks:DescribeCluster, so it needs exactly one AWS::EKS::AccessEntry for "
+                    f"cluster {i + 1} (!Select [{i}, !Ref ClusterNames]); found {slots.get(slot, [])}"
+                )
+    for slot, conds in sorted(slot_conditions.items()):
+        if len(conds) > 1:
+            problems.append(f"access entries for {slot} differ in Condition: {sorted(conds)} (keep the same pattern)")
 
     params = cfn.get("Parameters", {})
     if (params.get("DryRun") or {}).get("Default") != "true":
@@ -607,6 +897,27 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
         problems.append("no DashboardUrl output")
     notes.append(f"{len(functions)} function(s), {len(entries)} access entr{'y' if len(entries) == 1 else 'ies'}")
     return problems
+
+
+def roles_allowing(cfn: dict, action: str) -> set[str]:
+    """The IAM roles whose identity policies allow `action` (any branch)."""
+    out: set[str] = set()
+    for lid, res in resources(cfn, "AWS::IAM::Role"):
+        for pol in as_list(res.get("Properties", {}).get("Policies", [])):
+            for stmt in as_list(((pol or {}).get("PolicyDocument") or {}).get("Statement", [])):
+                if isinstance(stmt, dict) and stmt.get("Effect") == "Allow" and action in as_list(stmt.get("Action", [])):
+                    out.add(lid)
+    return out
+
+
+def config_default(core_src: Path, var: str, fallback: int) -> Any:
+    """A variable's default from the table in crates/core/src/config.rs's module docs."""
+    config_rs = core_src / "config.rs"
+    if config_rs.exists():
+        m = re.search(rf"^//! \| `{re.escape(var)}` \| `([^`]*)` \|", config_rs.read_text(), re.M)
+        if m:
+            return m.group(1)
+    return fallback
 
 
 def cargo_binaries(manifest: Path) -> set[str]:
@@ -713,7 +1024,14 @@ def check_dashboard(ctx: Context, notes: Notes) -> list[str]:
     if not metrics_rs.exists():
         raise CheckError(f"{metrics_rs} not found")
     defined, dims = metric_constants(metrics_rs)
-    emitted = emitted_metrics(defined, ctx.emitter_dirs)
+    emitter_dirs = list(ctx.emitter_dirs)
+    for _, res in resources(ctx.raw, "AWS::Serverless::Function"):
+        code_uri = (res.get("Properties", {}) or {}).get("CodeUri")
+        if isinstance(code_uri, str):
+            src = (ctx.template_path.parent / code_uri / "src").resolve()
+            if src not in (d.resolve() for d in emitter_dirs):
+                emitter_dirs.append(src)
+    emitted = emitted_metrics(defined, emitter_dirs)
     cfn = ctx.cfn
     namespace = (cfn.get("Parameters", {}).get("MetricsNamespace") or {}).get("Default")
     problems: list[str] = []
@@ -786,6 +1104,9 @@ SDK_OPERATIONS: dict[str, str] = {
     "modify_instance_attribute": "ec2:ModifyInstanceAttribute",
     "run_instances": "ec2:RunInstances",
     "create_tags": "ec2:CreateTags",
+    "delete_tags": "ec2:DeleteTags",
+    "terminate_instances": "ec2:TerminateInstances",
+    "reboot_instances": "ec2:RebootInstances",
     "create_launch_template": "ec2:CreateLaunchTemplate",
     "create_launch_template_version": "ec2:CreateLaunchTemplateVersion",
     "describe_launch_templates": "ec2:DescribeLaunchTemplates",
@@ -818,9 +1139,8 @@ SDK_OPERATIONS: dict[str, str] = {
 }
 # Actions the adapters call that no Lambda role needs: they serve other binaries (the CLI,
 # with the operator's credentials). Each entry says who calls it; keep the list short.
-NOT_FOR_FUNCTIONS: dict[str, str] = {
-    "dynamodb:Query": "Handler::timeline / interruptions_of: post-mortem reads by costop-cli, not the Lambda path",
-}
+# (dynamodb:Query was here until the keeper, which queries the table, was granted it.)
+NOT_FOR_FUNCTIONS: dict[str, str] = {}
 SDK_CALL_RE = re.compile(r"\.([a-z][a-z0-9_]*)\(\)")
 
 

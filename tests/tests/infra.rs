@@ -129,12 +129,15 @@ fn a_template_with_a_broken_rule_pattern_fails_the_checks() {
     let run = run_checks([OsStr::new("--template"), template.as_os_str()]);
     assert!(!run.success, "a rule that never fires passed:\n{}", run.output);
     assert_eq!(run.failed_checks(), ["event-rules"], "{}", run.output);
+    // The keeper's own Spot warning rule still matches: only the interruption function misses it.
     assert!(
-        run.output
-            .contains("aws.ec2-spot-instance-interruption-warning-terminate.json must match exactly one rule"),
+        run.output.contains(
+            "aws.ec2-spot-instance-interruption-warning-terminate.json must match exactly one rule targeting InterruptionFunction"
+        ),
         "{}",
         run.output
     );
+    assert!(!run.output.contains("targeting KeeperFunction"), "{}", run.output);
 
     // The state-change rule without its state filter: it would fire for every pending/running.
     let (_dir, template) = broken_template(|t| {
@@ -154,6 +157,98 @@ fn a_template_with_a_broken_rule_pattern_fails_the_checks() {
     assert!(
         run.output
             .contains("aws.ec2-instance-state-change-notification-running.json must not invoke costop"),
+        "{}",
+        run.output
+    );
+}
+
+#[test]
+fn a_template_granting_standby_actions_without_the_tag_condition_fails_the_checks() {
+    // The keeper's start/stop/retype without `aws:ResourceTag/costop.io/standby: "true"`: valid
+    // IAM, scoped to instance ARNs, and it would let the keeper start, stop or retype any instance
+    // in the account.
+    let (_dir, template) = broken_template(|t| {
+        t.replacen(
+            "              Condition:\n                StringEquals:\n                  aws:ResourceTag/costop.io/standby: \"true\"\n            - Sid: TagStandbyInstances\n",
+            "            - Sid: TagStandbyInstances\n",
+            1,
+        )
+    });
+    let run = run_checks([OsStr::new("--template"), template.as_os_str()]);
+    assert!(!run.success, "mutating EC2 actions without the standby tag condition passed:\n{}", run.output);
+    assert_eq!(run.failed_checks(), ["iam"], "{}", run.output);
+    for action in ["ec2:StartInstances", "ec2:StopInstances", "ec2:ModifyInstanceAttribute"] {
+        assert!(
+            run.output.contains(&format!(
+                "statement ManageStandbyInstances: {action} is granted without the Condition StringEquals aws:ResourceTag/costop.io/standby: \"true\""
+            )),
+            "{action}:\n{}",
+            run.output
+        );
+    }
+
+    // Tagging without the tag-key limit: the keeper could then write or delete any tag of a
+    // standby, its own `costop.io/standby` marker included.
+    let (_dir, template) = broken_template(|t| {
+        t.replacen(
+            "                ForAllValues:StringLike:\n                  aws:TagKeys: [\"costop.io/standby-*\"]\n",
+            "",
+            1,
+        )
+    });
+    let run = run_checks([
+        OsStr::new("--only"),
+        OsStr::new("iam"),
+        OsStr::new("--template"),
+        template.as_os_str(),
+    ]);
+    assert!(!run.success, "tagging without the aws:TagKeys limit passed:\n{}", run.output);
+    assert!(
+        run.output
+            .contains("ec2:DeleteTags is granted without ForAllValues:StringLike aws:TagKeys limited to costop.io/standby-*"),
+        "{}",
+        run.output
+    );
+}
+
+#[test]
+fn a_keeper_timeout_shorter_than_its_watch_or_a_rule_its_dlq_refuses_fails_the_checks() {
+    // The keeper watches for replacement pods for COSTOP_STANDBY_WATCH_SECONDS (240 s) after a
+    // Spot warning: a timeout that does not cover it plus 30 s cuts the watch short.
+    let (_dir, template) = broken_template(|t| {
+        t.replacen(
+            "      Timeout: 300\n      Environment:\n        Variables:\n          COSTOP_STANDBY_POOL_SIZE",
+            "      Timeout: 240\n      Environment:\n        Variables:\n          COSTOP_STANDBY_POOL_SIZE",
+            1,
+        )
+    });
+    let run = run_checks([
+        OsStr::new("--only"),
+        OsStr::new("shape"),
+        OsStr::new("--template"),
+        template.as_os_str(),
+    ]);
+    assert!(!run.success, "a keeper timeout inside its watch window passed:\n{}", run.output);
+    assert!(
+        run.output.contains("KeeperFunction: Timeout 240 must cover the standby watch window"),
+        "{}",
+        run.output
+    );
+
+    // The tick's rule left out of the EventBridge DLQ's policy: undeliverable ticks would be
+    // dropped instead of parked and alarmed on.
+    let (_dir, template) =
+        broken_template(|t| t.replacen("                  - !GetAtt KeeperFunctionPoolTick.Arn\n", "", 1));
+    let run = run_checks([
+        OsStr::new("--only"),
+        OsStr::new("event-rules"),
+        OsStr::new("--template"),
+        template.as_os_str(),
+    ]);
+    assert!(!run.success, "a rule its DLQ refuses passed:\n{}", run.output);
+    assert!(
+        run.output
+            .contains("KeeperFunctionPoolTick: its DLQ EventBridgeDeadLetterQueue does not allow it"),
         "{}",
         run.output
     );

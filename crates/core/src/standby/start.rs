@@ -141,8 +141,8 @@ fn pick<'a>(
     facts: &'a StartFacts,
     config: &Config,
     iid: Option<&str>,
-) -> Result<Chosen<'a>, StartDecision> {
-    let no = |reason| StartDecision::NoStandby { interruption_id: iid.map(str::to_owned), reason };
+) -> Result<Chosen<'a>, Box<StartDecision>> {
+    let no = |reason| Box::new(StartDecision::NoStandby { interruption_id: iid.map(str::to_owned), reason });
     let id = instance_id.to_owned();
     if config.standby_pool_size == 0 {
         return Err(no(NoStandbyReason::PoolDisabled));
@@ -186,7 +186,7 @@ pub fn plan_start(
     let iid = interruption_id(instance_id, EventKind::SpotInterruption, event.envelope.time);
     let c = match pick(instance_id, facts, config, Some(&iid)) {
         Ok(c) => c,
-        Err(d) => return d,
+        Err(d) => return *d,
     };
     let standby_id = c.standby.instance_id.clone();
     let mut actions = vec![
@@ -254,7 +254,7 @@ pub fn plan_prepare(
     let iid = interruption_id(instance_id, EventKind::RebalanceRecommendation, event.envelope.time);
     let c = match pick(instance_id, facts, config, Some(&iid)) {
         Ok(c) => c,
-        Err(d) => return d,
+        Err(d) => return *d,
     };
     StartDecision::Act(StartPlan {
         interruption_id: iid,
