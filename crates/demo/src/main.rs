@@ -1,7 +1,8 @@
 //! The demo: start the local bed's default scenario, deliver the captured Spot Instance
 //! Interruption Warning for one spot node through the real function code (the same handler and
-//! adapters the Lambda runs, against moto and kubesim), then print the interruption's timeline as
-//! recorded in DynamoDB and the resulting cluster state.
+//! adapters the Lambda runs, against moto and kubesim) — to the interruption function and the
+//! keeper at once, as the EventBridge rule's two targets do — then print the interruption's
+//! timeline as recorded in DynamoDB and the resulting cluster state, the started standby in it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use costop_app::keeper::{Keeper, KeeperOutcome};
 use costop_app::{Handler, Mode, telemetry};
+use costop_core::standby::StartDecision;
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use kubesim::resources;
@@ -63,13 +66,50 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let event = spot_warning(&instance_id)?;
     println!("\n== 3. EC2: Spot Instance Interruption Warning for {instance_id} (node {node}), two minutes left");
 
-    let config = Config::from_env(bed.env().into_iter().chain([("COSTOP_DRY_RUN".to_string(), args.dry_run.to_string())]))?;
-    let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())?;
-    let world = costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default());
-    let handler = Handler::new(world, config);
+    // The keeper watches for replacement pods 15 s here (240 s by default) so the demo ends soon.
+    let env = bed.env().into_iter().chain([
+        ("COSTOP_DRY_RUN".to_string(), args.dry_run.to_string()),
+        ("COSTOP_STANDBY_WATCH_SECONDS".to_string(), "15".to_string()),
+    ]);
+    let config = Config::from_env(env)?;
+    let world = || -> Result<_, BoxError> {
+        let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())?;
+        Ok(costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default()))
+    };
+    let handler = Handler::new(world()?, config.clone());
+    let keeper = Keeper::new(world()?, config.clone());
+    let mode = if args.dry_run { Mode::DryRun } else { Mode::Execute };
     let started = Instant::now();
-    let outcome = handler.handle(&event, if args.dry_run { Mode::DryRun } else { Mode::Execute }).await?;
-    println!("   handled in {:.2?} by the costop-interruption handler", started.elapsed());
+    let keeping = async {
+        let outcome = Box::pin(keeper.handle(&event, mode)).await;
+        (outcome, started.elapsed())
+    };
+    let handling = async {
+        let outcome = handler.handle(&event, mode).await;
+        (outcome, started.elapsed())
+    };
+    let ((outcome, handled_in), (kept, kept_in)) = tokio::join!(handling, keeping);
+    let outcome = outcome?;
+    println!("   handled in {handled_in:.2?} by the costop-interruption handler");
+    match kept? {
+        KeeperOutcome::Standby { decision: StartDecision::Act(p), report, .. } => {
+            let retyped = p.actions.iter().any(|a| a.name() == "retype_standby");
+            println!(
+                "   keeper: standby {} in {} {} as {}{}, {} replacement pod(s) tolerated (watch over after {:.2?})",
+                p.standby,
+                p.zone,
+                if report.is_some() { "started" } else { "would be started" },
+                p.instance_type,
+                if retyped { " (retyped while stopped)" } else { "" },
+                report.map_or(0, |r| r.tolerated),
+                kept_in
+            );
+        }
+        KeeperOutcome::Standby { decision: StartDecision::NoStandby { reason, .. }, .. } => {
+            println!("   keeper: no standby started: {}", reason.describe())
+        }
+        other => println!("   keeper: {}", serde_json::to_string(&other)?),
+    }
     let Some(plan) = outcome.plans().next().cloned() else {
         println!("   costop ignored it: {}", serde_json::to_string(&outcome.instances)?);
         return Ok(());
