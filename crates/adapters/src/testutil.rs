@@ -133,6 +133,24 @@ impl Server {
         Server { url, requests }
     }
 
+    /// A server answering with `replies` in order, then with `otherwise` for every later request.
+    pub async fn scripted(
+        replies: Vec<Reply>,
+        otherwise: impl Fn(&Captured) -> Reply + Send + Sync + 'static,
+    ) -> Server {
+        let queue = Mutex::new(std::collections::VecDeque::from(replies));
+        Server::start(move |r: &Captured| {
+            let next = queue.lock().unwrap().pop_front();
+            next.unwrap_or_else(|| otherwise(r))
+        })
+        .await
+    }
+
+    /// For [`Server::scripted`]: a request beyond the script fails the test.
+    pub fn unexpected(r: &Captured) -> Reply {
+        panic!("unexpected request beyond the script: {} {}", r.method, r.target)
+    }
+
     pub fn requests(&self) -> Vec<Captured> {
         self.requests.lock().unwrap().clone()
     }

@@ -99,27 +99,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client) -> String {
 async fn ec2_describes_known_instances_and_skips_unknown_ids() {
     let Some(sdk) = moto().await else { return };
     let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let run = ec2
-        .run_instances()
-        .image_id("ami-12c6146b")
-        .instance_type(InstanceType::M5Large)
-        .min_count(1)
-        .max_count(1)
-        .tag_specifications(
-            TagSpecification::builder()
-                .resource_type(ResourceType::Instance)
-                .tags(
-                    Tag::builder()
-                        .key("eks:cluster-name")
-                        .value("smoke")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("run instance in moto");
-    let id = run.instances()[0].instance_id().unwrap().to_owned();
+    let id = launch(&ec2, &[("eks:cluster-name", "smoke")]).await;
 
     let adapter = Ec2Adapter::new(ec2);
     let found = adapter

@@ -107,7 +107,6 @@ mod tests {
     use super::*;
     use crate::aws::tests::sdk_config;
     use crate::testutil::{Captured, Reply, Server};
-    use std::sync::{Arc, Mutex};
 
     const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
 
@@ -140,16 +139,7 @@ mod tests {
 
     /// An adapter against a server answering with `replies` in order.
     async fn adapter(replies: Vec<Reply>) -> (AsgAdapter, Server) {
-        let replies = Arc::new(Mutex::new(replies));
-        let server = Server::start(move |r: &Captured| {
-            let mut q = replies.lock().unwrap();
-            if q.is_empty() {
-                ok(&r.form()["Action"])
-            } else {
-                q.remove(0)
-            }
-        })
-        .await;
+        let server = Server::scripted(replies, |r: &Captured| ok(&r.form()["Action"])).await;
         let client = aws_sdk_autoscaling::Client::new(&sdk_config(&server.url).await);
         (AsgAdapter::new(client), server)
     }

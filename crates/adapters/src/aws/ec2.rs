@@ -246,7 +246,6 @@ mod tests {
         InstanceNetworkInterface, InstanceNetworkInterfaceAttachment, InstancePrivateIpAddress,
         InstanceStateName, InstanceType, Placement, Tag,
     };
-    use std::sync::{Arc, Mutex};
 
     fn eni(device: i32, primary: &str, secondaries: &[&str]) -> InstanceNetworkInterface {
         let mut b = InstanceNetworkInterface::builder()
@@ -368,16 +367,7 @@ mod tests {
 
     /// An adapter against a server answering with `replies` in order, then success.
     async fn adapter(replies: Vec<Reply>) -> (Ec2Adapter, Server) {
-        let replies = Arc::new(Mutex::new(replies));
-        let server = Server::start(move |r: &Captured| {
-            let mut q = replies.lock().unwrap();
-            if q.is_empty() {
-                ok(&r.form()["Action"])
-            } else {
-                q.remove(0)
-            }
-        })
-        .await;
+        let server = Server::scripted(replies, |r: &Captured| ok(&r.form()["Action"])).await;
         let client = aws_sdk_ec2::Client::new(&sdk_config(&server.url).await);
         (Ec2Adapter::new(client), server)
     }

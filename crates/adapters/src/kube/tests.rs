@@ -253,7 +253,7 @@ async fn cordon_is_one_merge_patch_and_a_moved_resource_version_is_a_conflict() 
 
 #[tokio::test]
 async fn eviction_outcomes_follow_the_status_code() {
-    let replies = Arc::new(Mutex::new(vec![
+    let replies = vec![
         Reply::json(
             201,
             json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}),
@@ -273,9 +273,8 @@ async fn eviction_outcomes_follow_the_status_code() {
         status(409, "Conflict", "the object has been modified"),
         status(403, "Forbidden", "forbidden"),
         status(500, "InternalError", "etcd"),
-    ]));
-    let r = replies.clone();
-    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    ];
+    let server = Server::scripted(replies, Server::unexpected).await;
     let kube = cluster(&server);
     let pod = evict_pod();
     assert_eq!(kube.evict(&pod).await.unwrap(), EvictOutcome::Accepted);
@@ -310,7 +309,7 @@ async fn eviction_outcomes_follow_the_status_code() {
 
 #[tokio::test]
 async fn force_delete_tolerates_gone_pods() {
-    let replies = Arc::new(Mutex::new(vec![
+    let replies = vec![
         Reply::json(
             200,
             json!({"metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1"}}),
@@ -322,9 +321,8 @@ async fn force_delete_tolerates_gone_pods() {
             "Precondition failed: UID in precondition: u-1, UID in object meta: u-2",
         ),
         status(403, "Forbidden", "no"),
-    ]));
-    let r = replies.clone();
-    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    ];
+    let server = Server::scripted(replies, Server::unexpected).await;
     let kube = cluster(&server);
     let pod = evict_pod();
     kube.force_delete(&pod).await.unwrap();
@@ -382,7 +380,7 @@ async fn nodes_and_unbound_pods_are_listed_page_by_page() {
 
 #[tokio::test]
 async fn a_refused_toleration_patch_is_false_and_other_errors_are_classified() {
-    let replies = Arc::new(Mutex::new(vec![
+    let replies = vec![
         Reply::json(
             200,
             json!({"metadata": {"name": "web-2", "namespace": "shop", "uid": "u-2"}}),
@@ -396,9 +394,8 @@ async fn a_refused_toleration_patch_is_false_and_other_errors_are_classified() {
         status(409, "Conflict", "the object has been modified"),
         status(403, "Forbidden", "forbidden"),
         status(503, "ServiceUnavailable", "etcd"),
-    ]));
-    let r = replies.clone();
-    let server = Server::start(move |_: &Captured| r.lock().unwrap().remove(0)).await;
+    ];
+    let server = Server::scripted(replies, Server::unexpected).await;
     let kube = cluster(&server);
     let patch = toleration_patch("u-2", Some("12"));
     assert!(kube.tolerate(&patch).await.unwrap());
