@@ -691,6 +691,14 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+/// The invocation budget from Lambda's context deadline (epoch milliseconds), for
+/// `handle_within`. A deadline already past on arrival is not a real one (cargo lambda's local
+/// emulator sends a duration where Lambda sends an epoch): then `None`, and the plan's own
+/// deadlines apply.
+pub fn budget_end(deadline_ms: u64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(i64::try_from(deadline_ms).ok()?).filter(|end| *end > Utc::now())
+}
+
 /// Timestamp helper for callers that render outcomes.
 pub fn now() -> DateTime<Utc> {
     Utc::now()

@@ -27,11 +27,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Handler::new(world, config);
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // The invocation's own deadline bounds the drain (see `Handler::handle_within`). One
-        // already past on arrival is not a real deadline (cargo lambda's local emulator sends a
-        // duration where Lambda sends an epoch): then the plan's own deadline applies.
-        let budget_end = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64)
-            .filter(|end| *end > chrono::Utc::now());
+        // The invocation's own deadline bounds the drain (see `Handler::handle_within`).
+        let budget_end = costop_app::handler::budget_end(event.context.deadline);
         let outcome = handler.handle_within(&event.payload, Mode::Execute, budget_end).await.map_err(|e| {
             tracing::error!(error = %costop_app::handler::error_chain(&e), retryable = e.is_retryable(), "delivery failed");
             LambdaError(e)

@@ -28,10 +28,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let keeper = Keeper::new(world, config);
     let keeper = &keeper;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Replacement watching ends before the invocation does; a deadline already past is
-        // cargo lambda's emulator sending a duration, not a real deadline.
-        let budget_end = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64)
-            .filter(|end| *end > chrono::Utc::now());
+        // Replacement watching ends before the invocation does.
+        let budget_end = costop_app::handler::budget_end(event.context.deadline);
         // Boxed: the keeper's future nests deeply enough to exceed rustc's layout query depth.
         let outcome = Box::pin(keeper.handle_within(&event.payload, Mode::Execute, budget_end)).await.map_err(|e| {
             tracing::error!(error = %costop_app::handler::error_chain(&e), retryable = e.is_retryable(), "delivery failed");
