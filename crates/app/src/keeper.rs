@@ -280,11 +280,7 @@ impl<W: World> Keeper<W> {
         if let Ok(current) = ec2.describe_instances(std::slice::from_ref(&plan.standby)).await
             && current.first().is_some_and(|i| i.state == costop_core::event::InstanceState::Stopped)
         {
-            let set = BTreeMap::from([(
-                costop_core::constants::TAG_STANDBY_STATE.to_owned(),
-                costop_core::constants::STANDBY_STATE_AVAILABLE.to_owned(),
-            )]);
-            let remove: Vec<String> = costop_core::constants::STANDBY_SERVING_TAGS.iter().map(|t| (*t).to_owned()).collect();
+            let (set, remove) = standby::available_tags();
             if let Err(e) = ec2.tag_standby(&plan.standby, &set, &remove).await {
                 tracing::warn!(standby = %plan.standby, error = %crate::handler::error_chain(&e), "could not retag the standby available");
             }

@@ -175,5 +175,14 @@ pub fn serving_tags(
     tags
 }
 
+/// The tag change that puts a standby back in the pool: state `available`, the serving tags
+/// removed (as `(set, remove)` for `TagStandby`).
+pub fn available_tags() -> (BTreeMap<String, String>, Vec<String>) {
+    (
+        BTreeMap::from([(constants::TAG_STANDBY_STATE.to_owned(), constants::STANDBY_STATE_AVAILABLE.to_owned())]),
+        constants::STANDBY_SERVING_TAGS.iter().map(|t| (*t).to_owned()).collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests;

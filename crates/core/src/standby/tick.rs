@@ -228,11 +228,8 @@ fn back_to_pool(s: &StandbyFacts, a: &Assignment, now: DateTime<Utc>, returned: 
     if !is_down(&s.instance) {
         out.push(StandbyAction::StopStandby { instance_id: id.clone() });
     }
-    out.push(StandbyAction::TagStandby {
-        instance_id: id.clone(),
-        set: BTreeMap::from([(constants::TAG_STANDBY_STATE.to_owned(), constants::STANDBY_STATE_AVAILABLE.to_owned())]),
-        remove: constants::STANDBY_SERVING_TAGS.iter().map(|t| (*t).to_owned()).collect(),
-    });
+    let (set, remove) = super::available_tags();
+    out.push(StandbyAction::TagStandby { instance_id: id.clone(), set, remove });
     if let Some(node) = s.node.as_ref().filter(|n| n.unschedulable) {
         // The taint keeps other pods off; the next serving start needs it schedulable.
         out.push(StandbyAction::SetUnschedulable { node: node.name.clone(), unschedulable: false });
