@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use costop_app::keeper::KeeperOutcome;
+use costop_app::keeper::{self, KeeperOutcome};
 use costop_app::{Ec2, Mode, Records, World};
-use costop_core::constants;
+use costop_core::{constants, metrics};
 use costop_core::event::InstanceState;
 use costop_core::record::{self, Attr, TimelineEntry, TimelineStep};
 use costop_core::standby::{StartDecision, StandbyAction};
@@ -112,14 +112,18 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     let (drained, kept) =
         tokio::join!(h.handler().handle(&warning, Mode::Execute), h.keeper().handle(&warning, Mode::Execute));
     drained.expect("the interruption path succeeds");
-    let KeeperOutcome::Standby { decision: StartDecision::Act(plan), report: Some(report), .. } =
-        kept.expect("the keeper succeeds")
-    else {
+    let kept = kept.expect("the keeper succeeds");
+    let KeeperOutcome::Standby { decision: StartDecision::Act(plan), report: Some(report), .. } = &kept else {
         panic!("[{}] expected a started standby", h.flavor())
     };
     assert_eq!((plan.zone.as_str(), plan.instance_type.as_str()), (zone.as_str(), "m5a.large"), "[{}]", h.flavor());
     assert!(plan.actions.iter().any(|a| matches!(a, StandbyAction::RetypeStandby { .. })));
     assert!(report.started && report.tolerated == 1, "[{}] {report:?}", h.flavor());
+    let emitted = keeper::metrics(h.keeper().config(), &kept, Utc::now());
+    assert_eq!(metric(&emitted, metrics::STANDBY_STARTS), Some(1.0), "{emitted:?}");
+    assert_eq!(metric(&emitted, metrics::REPLACEMENTS_TOLERATED), Some(1.0), "{emitted:?}");
+    assert!(metric(&emitted, metrics::TIME_TO_STANDBY_START_MS).is_some(), "{emitted:?}");
+    assert_eq!(emitted[0][metrics::DIM_CLUSTER], json!(plan.cluster));
 
     let standby = instance(&h, &plan.standby).await;
     assert_eq!(standby.state, InstanceState::Running);
@@ -164,14 +168,19 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     let tick = json!({"version": "0", "id": uuid::Uuid::new_v4().to_string(), "source": "aws.events", "detail-type": "Scheduled Event",
         "time": Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(), "resources": [], "detail": {}});
     let t0 = std::time::Instant::now();
+    let mut returns = 0.0;
     loop {
-        h.keeper().handle(&tick, Mode::Execute).await.expect("the tick succeeds");
+        let ticked = h.keeper().handle(&tick, Mode::Execute).await.expect("the tick succeeds");
+        let emitted = keeper::metrics(h.keeper().config(), &ticked, Utc::now());
+        assert!(metric(&emitted, metrics::STANDBY_POOL_WANTED).is_some_and(|n| n >= 1.0), "{emitted:?}");
+        returns += metric(&emitted, metrics::STANDBY_RETURNS).unwrap_or(0.0);
         if instance(&h, &plan.standby).await.state == InstanceState::Stopped {
             break;
         }
         assert!(t0.elapsed() < Duration::from_secs(90), "[{}] the standby was never returned", h.flavor());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    assert_eq!(returns, 1.0, "[{}] one StandbyReturns over the ticks", h.flavor());
     let standby = instance(&h, &plan.standby).await;
     assert_eq!(standby.tags.get(constants::TAG_STANDBY_STATE).map(String::as_str), Some(constants::STANDBY_STATE_AVAILABLE));
     assert!(constants::STANDBY_SERVING_TAGS.iter().all(|t| !standby.tags.contains_key(*t)), "{:?}", standby.tags);
@@ -186,6 +195,11 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     // Schedulable again for its next start; the taint keeps everything else off.
     let node = costop_tests::node(h.sim(), &standby_node);
     assert_ne!(node.pointer("/spec/unschedulable"), Some(&json!(true)));
+}
+
+/// A metric's value in the first EMF document that carries it.
+fn metric(docs: &[Value], name: &str) -> Option<f64> {
+    docs.iter().find_map(|d| d[name].as_f64())
 }
 
 async fn eventually_node<H: Harness>(h: &H, instance_id: &str) -> String {

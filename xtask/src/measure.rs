@@ -1,11 +1,12 @@
 //! `cargo xtask measure-lambda`: the Lambda figures of issue 4, measured on the artefact that is
-//! deployed, not on a test build.
+//! deployed, not on a test build, for one function at a time (`--function`).
 //!
-//! 1. `cargo lambda build --release --output-format zip --bin costop-interruption` (skipped with
-//!    `--no-build`); the zip's size, and its `bootstrap` extracted to a temp dir.
-//! 2. The bed (`costop-bed`, `scenarios/bench-drain.yaml` by default) as a child process; its
-//!    `KEY=VALUE` lines become the function's environment. One 110-replica Deployment is pinned
-//!    to its first spot node with kubectl.
+//! 1. `cargo lambda build --release --output-format zip` of the functions the measurement runs
+//!    (skipped with `--no-build`); the measured zip's size; each `bootstrap` extracted to a temp
+//!    dir.
+//! 2. The bed (`costop-bed` with the function's scenario) as a child process; its `KEY=VALUE`
+//!    lines become the functions' environment. One Deployment (110 replicas) is pinned to its
+//!    first spot node with kubectl.
 //! 3. Per function process, a fresh `cargo lambda watch --only-lambda-apis` (cargo-lambda's
 //!    runtime emulator, no build) and the extracted `bootstrap` started against it:
 //!    * init rounds: an event costop ignores (no I/O) is posted the moment the process is
@@ -13,9 +14,12 @@
 //!      answer minus the median warm answer to the same event (the emulator's and the HTTP
 //!      round trip's own cost, the handler being a parse) is the init: exec, config, logging,
 //!      SDK and kube clients, runtime client;
-//!    * the drain round: a new process whose first event is the Spot warning for the loaded
-//!      node, as after a real cold start; its peak RSS (`VmHWM` of /proc/<pid>/status) is read
-//!      once the invoke has answered, before the process is killed;
+//!    * the heavy round: a new process whose first event is the Spot warning for the loaded
+//!      node, as after a real cold start. costop-interruption drains the node's pods;
+//!      costop-keeper starts the zone's standby and tolerates every replacement pod while a
+//!      costop-interruption process, given the same warning at the same moment (the rule's two
+//!      targets), drains the node. The measured process's peak RSS (`VmHWM` of
+//!      /proc/<pid>/status) is read once its invoke has answered, before it is killed;
 //!    * for each process, the CPU time it used (`wait4`'s rusage): Lambda gives a function CPU
 //!      in proportion to its memory size, so this is what decides `MemorySize`, not the RSS.
 //!
@@ -36,21 +40,59 @@ use crate::{cargo, run};
 /// Options of `cargo xtask measure-lambda`.
 #[derive(clap::Args)]
 pub struct Args {
+    /// The function to measure.
+    #[arg(long, value_enum, default_value_t = Measured::Interruption)]
+    function: Measured,
     /// Cold starts to measure (each its own process and emulator).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Pods pinned to the drained node.
+    /// Pods pinned to the interrupted node.
     #[arg(long, default_value_t = 110)]
     pods: usize,
-    /// Scenario for the bed.
-    #[arg(long, default_value = "scenarios/bench-drain.yaml")]
-    scenario: PathBuf,
-    /// Measure the existing target/lambda/costop-interruption/bootstrap.zip.
+    /// Scenario for the bed (default: scenarios/bench-drain.yaml for costop-interruption,
+    /// scenarios/bench-keeper.yaml for costop-keeper).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Measure the zips already in target/lambda/.
     #[arg(long)]
     no_build: bool,
 }
 
-const FUNCTION: &str = "costop-interruption";
+/// The deployable functions.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Measured {
+    #[value(name = "costop-interruption")]
+    Interruption,
+    #[value(name = "costop-keeper")]
+    Keeper,
+}
+
+impl Measured {
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Interruption => INTERRUPTION,
+            Self::Keeper => "costop-keeper",
+        }
+    }
+
+    fn scenario(self) -> &'static str {
+        match self {
+            Self::Interruption => "scenarios/bench-drain.yaml",
+            Self::Keeper => "scenarios/bench-keeper.yaml",
+        }
+    }
+
+    /// The functions the heavy round runs: the keeper's replacements come from the interruption
+    /// function's drain.
+    fn needs(self) -> &'static [&'static str] {
+        match self {
+            Self::Interruption => &[INTERRUPTION],
+            Self::Keeper => &[INTERRUPTION, "costop-keeper"],
+        }
+    }
+}
+
+const INTERRUPTION: &str = "costop-interruption";
 /// The name cargo-lambda's emulator serves on `/.rt` with `--only-lambda-apis`.
 const EMULATED_NAME: &str = "_";
 const ZIP_GOAL_MB: f64 = 6.0;
@@ -61,25 +103,36 @@ const MIB_IN_MB: f64 = 1.048_576;
 pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     let venv_bin = root.join(".venv/bin");
     let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let measured = args.function.binary();
     if !args.no_build {
         // The zig cross-linker cargo-lambda uses comes with the venv's ziglang: .venv/bin first.
-        run(cargo(root).env("PATH", &path).args(["lambda", "build", "--release", "--output-format", "zip", "--bin", FUNCTION]))?;
+        let mut build = cargo(root);
+        build.env("PATH", &path).args(["lambda", "build", "--release", "--output-format", "zip"]);
+        for bin in args.function.needs() {
+            build.args(["--bin", bin]);
+        }
+        run(&mut build)?;
     }
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let zip = target.join(format!("lambda/{FUNCTION}/bootstrap.zip"));
-    let zip_bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e} (build it, or drop --no-build)", zip.display()))?.len();
     let work = std::env::temp_dir().join(format!("costop-measure-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("create {}: {e}", work.display()))?;
     let _cleanup = RemoveOnDrop(work.clone());
-    run(Command::new(venv_bin.join("python")).args(["-m", "zipfile", "-e"]).arg(&zip).arg(&work))?;
-    let bootstrap = work.join("bootstrap");
+    let zip = target.join(format!("lambda/{measured}/bootstrap.zip"));
+    let zip_bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e} (build it, or drop --no-build)", zip.display()))?.len();
+    let bootstrap = extract(&venv_bin, &zip, &work.join(measured))?;
     let bootstrap_bytes = std::fs::metadata(&bootstrap).map_err(|e| format!("{}: {e}", bootstrap.display()))?.len();
-    std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(|e| format!("chmod {}: {e}", bootstrap.display()))?;
     eprintln!("measure: {} is {} bytes ({} bytes unzipped)", zip.display(), zip_bytes, bootstrap_bytes);
+    let drainer = match args.function {
+        Measured::Interruption => None,
+        Measured::Keeper => {
+            let zip = target.join(format!("lambda/{INTERRUPTION}/bootstrap.zip"));
+            Some(extract(&venv_bin, &zip, &work.join(INTERRUPTION))?)
+        }
+    };
 
-    eprintln!("measure: starting the bed ({})", args.scenario.display());
-    let (_bed, env) = start_bed(root, &args.scenario)?;
+    let scenario = args.scenario.clone().unwrap_or_else(|| PathBuf::from(args.function.scenario()));
+    eprintln!("measure: starting the bed ({})", scenario.display());
+    let (_bed, env) = start_bed(root, &scenario)?;
     let kubeconfig = env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| v.clone()).ok_or("the bed printed no KUBECONFIG")?;
     let kube = Kubectl { kubeconfig, cache: work.join("kube-cache") };
     let (node, instance) = kube.first_spot_node()?;
@@ -99,6 +152,10 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     for round in 1..=args.rounds {
         let mut f = Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join(format!("init-{round}.log")))?;
         let first = f.invoke_timed(&noop)?;
+        // costop-interruption answers `kind: ignored`, costop-keeper `trigger: ignored`.
+        if first.1["kind"] != "ignored" && first.1["trigger"] != "ignored" {
+            return Err(format!("the no-op event was not ignored: {:#}", first.1));
+        }
         let mut warm: Vec<f64> = (0..10).map(|_| f.invoke_timed(&noop).map(|(ms, _)| ms)).collect::<Result<_, _>>()?;
         let warm_ms = median(&mut warm);
         warm_all.extend(warm);
@@ -114,27 +171,41 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         idle_cpu.push(cpu);
     }
 
-    let mut f = Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join("drain.log"))?;
     let warning = spot_warning(root, &instance)?;
-    let (drain_ms, outcome) = f.invoke_timed(&warning)?;
+    let mut f = Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join("heavy.log"))?;
+    let heavy_row = match &drainer {
+        None => {
+            let (ms, outcome) = f.invoke_timed(&warning)?;
+            drain_row(&outcome, ms)?
+        }
+        Some(drainer) => {
+            let d = Function::start(root, &venv_bin, drainer, &fn_env, &work.join("drainer.log"))?;
+            let (kept, drained) = std::thread::scope(|s| {
+                let drained = s.spawn(|| d.invoke_timed(&warning));
+                let kept = f.invoke_timed(&warning);
+                (kept, drained.join().unwrap_or_else(|_| Err("the drainer's thread panicked".into())))
+            });
+            let (ms, outcome) = kept?;
+            let (drain_ms, drained) = drained?;
+            let drain = drain_row(&drained, drain_ms)?;
+            format!("{}\n{drain}", keeper_row(&outcome, ms, args.pods)?)
+        }
+    };
     let hwm = f.status_kb("VmHWM")? as f64 / 1024.0;
     let rss_end = f.status_kb("VmRSS")? as f64 / 1024.0;
-    let drain_cpu = f.process.kill_for_cpu_time()?.as_secs_f64() * 1e3;
+    let heavy_cpu = f.process.kill_for_cpu_time()?.as_secs_f64() * 1e3;
     drop(f);
-    let report = &outcome["instances"][0]["report"];
-    let drain = &report["drain"];
-    if outcome["instances"][0]["decision"]["decision"] != "act" || drain.is_null() {
-        return Err(format!("the Spot warning was not acted on: {outcome:#}"));
-    }
-    let evictions = drain["evictions_issued"].as_u64().unwrap_or(0);
-    let remaining = drain["remaining"].as_array().map_or(0, Vec::len);
 
     let zip_mb = zip_bytes as f64 / 1e6;
     let init_med = median(&mut inits.clone());
     let (init_min, init_max) = range(&inits);
     let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    let heavy = match args.function {
+        Measured::Interruption => format!("{}-pod drain", args.pods),
+        Measured::Keeper => format!("standby start + {} replacements tolerated", args.pods),
+    };
     println!();
-    println!("costop-interruption, x86_64 release (`cargo lambda build --release`), bed `{}`", args.scenario.display());
+    println!("{measured}, x86_64 release (`cargo lambda build --release`), bed `{}`", scenario.display());
     println!();
     println!("| figure | goal | measured | verdict |");
     println!("| --- | --- | --- | --- |");
@@ -149,24 +220,62 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         verdict(init_med <= INIT_GOAL_MS)
     );
     println!(
-        "| peak RSS (VmHWM), cold start + {evictions}-pod drain | ≤ {RSS_GOAL_MB} MB | {hwm:.1} MiB ({:.1} MB) | {} |",
+        "| peak RSS (VmHWM), cold start + {heavy} | ≤ {RSS_GOAL_MB} MB | {hwm:.1} MiB ({:.1} MB) | {} |",
         hwm * MIB_IN_MB,
         verdict(hwm * MIB_IN_MB <= RSS_GOAL_MB)
     );
     println!("| … after init only (no-op event) | — | {:.1}–{:.1} MiB | |", range(&idle_rss).0, range(&idle_rss).1);
-    println!("| … RSS when the drain answered | — | {rss_end:.1} MiB | |");
+    println!("| … RSS when the heavy invocation answered | — | {rss_end:.1} MiB | |");
     println!(
-        "| CPU time (user + system): init + 11 no-op answers / cold start + drain | — | {:.1}–{:.1} ms / {drain_cpu:.0} ms | |",
+        "| CPU time (user + system): init + 11 no-op answers / cold start + {heavy} | — | {:.1}–{:.1} ms / {heavy_cpu:.0} ms | |",
         range(&idle_cpu).0,
         range(&idle_cpu).1
     );
-    println!(
-        "| drain invocation: answered / time_to_cordon / all evictions issued | — | {drain_ms:.0} ms / {} ms / {} ms; {evictions} evicted, {remaining} left | |",
-        report["time_to_cordon_ms"],
-        drain["all_issued_ms"]
-    );
+    println!("{heavy_row}");
     println!("| warm no-op answer through the emulator (subtracted) | — | median {:.2} ms | |", median(&mut warm_all));
     Ok(())
+}
+
+/// Unzip `zip` into `dir`; the executable `bootstrap`.
+fn extract(venv_bin: &Path, zip: &Path, dir: &Path) -> Result<PathBuf, String> {
+    if !zip.exists() {
+        return Err(format!("{}: missing (build it, or drop --no-build)", zip.display()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+    run(Command::new(venv_bin.join("python")).args(["-m", "zipfile", "-e"]).arg(zip).arg(dir))?;
+    let bootstrap = dir.join("bootstrap");
+    std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(|e| format!("chmod {}: {e}", bootstrap.display()))?;
+    Ok(bootstrap)
+}
+
+/// The interruption function's answer to the warning: it must have drained; the table row.
+fn drain_row(outcome: &Value, ms: f64) -> Result<String, String> {
+    let report = &outcome["instances"][0]["report"];
+    let drain = &report["drain"];
+    if outcome["instances"][0]["decision"]["decision"] != "act" || drain.is_null() {
+        return Err(format!("the Spot warning was not acted on: {outcome:#}"));
+    }
+    let evictions = drain["evictions_issued"].as_u64().unwrap_or(0);
+    let remaining = drain["remaining"].as_array().map_or(0, Vec::len);
+    Ok(format!(
+        "| drain invocation: answered / time_to_cordon / all evictions issued | — | {ms:.0} ms / {} ms / {} ms; {evictions} evicted, {remaining} left | |",
+        report["time_to_cordon_ms"], drain["all_issued_ms"]
+    ))
+}
+
+/// The keeper's answer to the warning: it must have started a standby and tolerated `pods`
+/// replacements; the table row.
+fn keeper_row(outcome: &Value, ms: f64, pods: usize) -> Result<String, String> {
+    let report = &outcome["report"];
+    let tolerated = report["tolerated"].as_u64().unwrap_or(0);
+    if outcome["trigger"] != "standby" || report["started"] != true || tolerated != pods as u64 {
+        return Err(format!("the keeper did not start a standby and tolerate {pods} replacements: {outcome:#}"));
+    }
+    Ok(format!(
+        "| keeper invocation: answered (start, then every replacement tolerated) | — | {ms:.0} ms; standby {} started, {tolerated} tolerated | |",
+        outcome["decision"]["standby"].as_str().unwrap_or("?")
+    ))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -358,7 +467,7 @@ struct Function {
     port: u16,
     spawned: Instant,
     /// No event answered yet: the next answer's time counts from the spawn.
-    first: std::cell::Cell<bool>,
+    first: std::sync::atomic::AtomicBool,
 }
 
 impl Function {
@@ -393,13 +502,13 @@ impl Function {
             .stderr(out);
         let spawned = Instant::now();
         let process = Group::spawn(&mut cmd)?;
-        Ok(Self { process, _emulator: emulator, port, spawned, first: std::cell::Cell::new(true) })
+        Ok(Self { process, _emulator: emulator, port, spawned, first: std::sync::atomic::AtomicBool::new(true) })
     }
 
     /// Post one event; (ms until the answer, the answer). The first call's time counts from the
     /// spawn, so it includes the init.
     fn invoke_timed(&self, body: &[u8]) -> Result<(f64, Value), String> {
-        let t0 = if self.first.replace(false) { self.spawned } else { Instant::now() };
+        let t0 = if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) { self.spawned } else { Instant::now() };
         let (status, answer) = post(self.port, &format!("/2015-03-31/functions/{EMULATED_NAME}/invocations"), body)?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if status != 200 {

@@ -93,6 +93,9 @@ pub struct StartReport {
     pub leases_lost: Vec<String>,
     /// The standby was started.
     pub started: bool,
+    /// Observation began → StartInstances answered (cold start excluded, as time to cordon).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_start_ms: Option<u64>,
     /// Replacement pods given the toleration.
     pub tolerated: usize,
     /// Actions executed, in order.
@@ -173,6 +176,7 @@ impl<W: World> Keeper<W> {
         budget_end: Option<DateTime<Utc>>,
         plan: impl Fn(&StartFacts, DateTime<Utc>) -> StartDecision,
     ) -> Result<(StartDecision, Option<StartReport>), KeeperError> {
+        let began = std::time::Instant::now();
         let ec2 = self.world.ec2();
         let ids = [instance_id.to_owned()];
         let (spot, standbys) = futures::join!(ec2.describe_instances(&ids), ec2.standbys());
@@ -211,7 +215,7 @@ impl<W: World> Keeper<W> {
             if mode == Mode::DryRun {
                 return Ok((decision, None));
             }
-            match self.execute_start(plan, kube.as_ref(), budget_end, &mut report).await {
+            match self.execute_start(plan, kube.as_ref(), budget_end, began, &mut report).await {
                 Ok(Claim::Won) => return Ok((decision, Some(report))),
                 Ok(Claim::Lost) => {
                     report.leases_lost.push(plan.standby.clone());
@@ -232,6 +236,7 @@ impl<W: World> Keeper<W> {
         plan: &standby::StartPlan,
         kube: Option<&KubeOf<W>>,
         budget_end: Option<DateTime<Utc>>,
+        began: std::time::Instant,
         report: &mut StartReport,
     ) -> Result<Claim, KeeperError> {
         let ec2 = self.world.ec2();
@@ -257,6 +262,7 @@ impl<W: World> Keeper<W> {
                 StandbyAction::StartStandby { instance_id } => {
                     ec2.start(instance_id).await.map_err(failed(action.name()))?;
                     report.started = true;
+                    report.time_to_start_ms = Some(began.elapsed().as_millis() as u64);
                     tracing::info!(standby = %instance_id, interruption_id = %plan.interruption_id, instance_type = %plan.instance_type, "standby started");
                 }
                 StandbyAction::Record(entry) => self.append(entry, &plan.standby).await?,
@@ -502,13 +508,16 @@ pub fn metrics(config: &Config, outcome: &KeeperOutcome, at: DateTime<Utc>) -> V
     match outcome {
         KeeperOutcome::Ignored { .. } => Vec::new(),
         KeeperOutcome::Standby { kind, decision, report: Some(report) } if *kind == "spot-interruption" => match decision {
-            StartDecision::Act(plan) => vec![doc(
-                &plan.cluster,
-                &[
+            StartDecision::Act(plan) => {
+                let mut metrics = vec![
                     Metric::new(m::STANDBY_STARTS, if report.started { 1.0 } else { 0.0 }, Unit::Count),
                     Metric::new(m::REPLACEMENTS_TOLERATED, report.tolerated as f64, Unit::Count),
-                ],
-            )],
+                ];
+                if let Some(ms) = report.time_to_start_ms {
+                    metrics.push(Metric::new(m::TIME_TO_STANDBY_START_MS, ms as f64, Unit::Milliseconds));
+                }
+                vec![doc(&plan.cluster, &metrics)]
+            }
             StartDecision::NoStandby { reason: standby::NoStandbyReason::NoneAvailable { cluster, .. }, .. } => {
                 vec![doc(cluster, &[Metric::new(m::STANDBY_UNAVAILABLE, 1.0, Unit::Count)])]
             }

@@ -867,6 +867,22 @@ mod tests {
     }
 
     #[test]
+    fn every_scenario_file_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                if let Err(e) = Scenario::from_file(&path) {
+                    panic!("{e}");
+                }
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "only {seen} scenarios in {}", dir.display());
+    }
+
+    #[test]
     fn subnets_are_carved_from_the_vpc() {
         let s = Scenario::default_scenario();
         let cidrs = s.subnet_cidrs().unwrap();

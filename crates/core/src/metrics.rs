@@ -26,6 +26,8 @@ pub const EVENTS_IGNORED: &str = "EventsIgnored";
 
 /// Warm standbys started for an interruption (keeper).
 pub const STANDBY_STARTS: &str = "StandbyStarts";
+/// Invocation start → the standby's StartInstances answered, ms (keeper).
+pub const TIME_TO_STANDBY_START_MS: &str = "TimeToStandbyStartMs";
 /// Spot warnings for which no standby could be started (keeper).
 pub const STANDBY_UNAVAILABLE: &str = "StandbyUnavailable";
 /// Replacement pods given the standby toleration (keeper).
