@@ -25,15 +25,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use costop_adapters::{AwsWorld, ClusterAccess};
-use costop_app::ports::{Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World};
+use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
+use costop_app::ports::{
+    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World,
+};
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::kube::Taint;
-use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
+use costop_core::plan::action::{
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
+};
 use costop_core::record::{Item, Key, Update};
-use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
@@ -75,18 +79,33 @@ struct Recorder {
 
 impl Recorder {
     fn new(t0: Instant) -> Arc<Self> {
-        Arc::new(Self { t0, calls: Mutex::default() })
+        Arc::new(Self {
+            t0,
+            calls: Mutex::default(),
+        })
     }
     /// Time `f` from now (when the handler asks, not when the future is first polled: a future
     /// polled after a sibling's synchronous work would otherwise look like it started late).
-    fn time<T>(&self, name: &'static str, side: Side, f: impl Future<Output = T>) -> impl Future<Output = T> {
+    fn time<T>(
+        &self,
+        name: &'static str,
+        side: Side,
+        f: impl Future<Output = T>,
+    ) -> impl Future<Output = T> {
         let start = self.t0.elapsed();
         async move {
             let polled = self.t0.elapsed();
             let out = f.await;
             let end = self.t0.elapsed();
             let requests = if name == TG_COLD { 2 } else { 1 };
-            self.calls.lock().unwrap().push(Call { name, side, start, end, requests, polled });
+            self.calls.lock().unwrap().push(Call {
+                name,
+                side,
+                start,
+                end,
+                requests,
+                polled,
+            });
             out
         }
     }
@@ -116,7 +135,13 @@ struct RecWorld<W> {
 
 impl<W: World + 'static> RecWorld<W> {
     fn new(w: W, rec: Arc<Recorder>) -> Self {
-        Self { port: Port { w: Arc::new(w), rec, tg_listed: Mutex::default() } }
+        Self {
+            port: Port {
+                w: Arc::new(w),
+                rec,
+                tg_listed: Mutex::default(),
+            },
+        }
     }
 }
 
@@ -144,13 +169,22 @@ impl<W: World + 'static> World for RecWorld<W> {
 }
 
 impl<W: World + 'static> Ec2 for Port<W> {
-    fn describe_instances(&self, ids: &[String]) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send {
-        self.rec.time("ec2.describe_instances", Side::Aws, self.w.ec2().describe_instances(ids))
+    fn describe_instances(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send {
+        self.rec.time(
+            "ec2.describe_instances",
+            Side::Aws,
+            self.w.ec2().describe_instances(ids),
+        )
     }
 }
 
 impl<W: World + 'static> Elb for Port<W> {
-    fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
+    fn target_groups(
+        &self,
+    ) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
         let mut listed = self.tg_listed.lock().unwrap();
         let cold = listed.is_none_or(|at| at.elapsed() >= GROUP_LIST_TTL);
         if cold {
@@ -159,52 +193,93 @@ impl<W: World + 'static> Elb for Port<W> {
         let name = if cold { TG_COLD } else { "elb.target_groups" };
         self.rec.time(name, Side::Aws, self.w.elb().target_groups())
     }
-    fn deregister(&self, action: &DeregisterTargets) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("elb.deregister", Side::Aws, self.w.elb().deregister(action))
+    fn deregister(
+        &self,
+        action: &DeregisterTargets,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec
+            .time("elb.deregister", Side::Aws, self.w.elb().deregister(action))
     }
 }
 
 impl<W: World + 'static> Asg for Port<W> {
-    fn detach(&self, asg: &str, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("asg.detach", Side::Aws, self.w.asg().detach(asg, instance_id))
+    fn detach(
+        &self,
+        asg: &str,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "asg.detach",
+            Side::Aws,
+            self.w.asg().detach(asg, instance_id),
+        )
     }
     fn heartbeat(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook))
+        self.rec
+            .time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook))
     }
     fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("asg.complete", Side::Aws, self.w.asg().complete(hook))
+        self.rec
+            .time("asg.complete", Side::Aws, self.w.asg().complete(hook))
     }
 }
 
 impl<W: World + 'static> Records for Port<W> {
     fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Item>, PortError>> + Send {
-        self.rec.time("ddb.get", Side::Aws, self.w.records().get(key))
+        self.rec
+            .time("ddb.get", Side::Aws, self.w.records().get(key))
     }
     fn put(&self, item: Item) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("ddb.put", Side::Aws, self.w.records().put(item))
+        self.rec
+            .time("ddb.put", Side::Aws, self.w.records().put(item))
     }
-    fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, PortError>> + Send {
-        self.rec.time("ddb.claim", Side::Aws, self.w.records().claim(action, now))
+    fn claim(
+        &self,
+        action: &RecordEvent,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send {
+        self.rec
+            .time("ddb.claim", Side::Aws, self.w.records().claim(action, now))
     }
     fn update(&self, update: &Update) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("ddb.update", Side::Aws, self.w.records().update(update))
+        self.rec
+            .time("ddb.update", Side::Aws, self.w.records().update(update))
     }
     fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
-        self.rec.time("ddb.query", Side::Aws, self.w.records().query(pk))
+        self.rec
+            .time("ddb.query", Side::Aws, self.w.records().query(pk))
     }
-    fn query_instance(&self, instance_id: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
-        self.rec.time("ddb.query_instance", Side::Aws, self.w.records().query_instance(instance_id))
+    fn query_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
+        self.rec.time(
+            "ddb.query_instance",
+            Side::Aws,
+            self.w.records().query_instance(instance_id),
+        )
     }
     fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("ddb.put_many", Side::Aws, self.w.records().put_many(items))
+        self.rec
+            .time("ddb.put_many", Side::Aws, self.w.records().put_many(items))
     }
 }
 
 impl<W: World + 'static> Clusters for Port<W> {
     type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
     async fn connect(&self, cluster: &str) -> Result<Self::Kube, PortError> {
-        let inner = self.rec.time("kube.connect", Side::Local, self.w.clusters().connect(cluster)).await?;
-        Ok(RecKube { inner, rec: self.rec.clone() })
+        let inner = self
+            .rec
+            .time(
+                "kube.connect",
+                Side::Local,
+                self.w.clusters().connect(cluster),
+            )
+            .await?;
+        Ok(RecKube {
+            inner,
+            rec: self.rec.clone(),
+        })
     }
 }
 
@@ -215,32 +290,72 @@ struct RecKube<K> {
 }
 
 impl<K: Kube> Kube for RecKube<K> {
-    fn node_for(&self, instance: &InstanceFacts) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
-        self.rec.time("kube.node_for", Side::Kube, self.inner.node_for(instance))
+    fn node_for(
+        &self,
+        instance: &InstanceFacts,
+    ) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
+        self.rec
+            .time("kube.node_for", Side::Kube, self.inner.node_for(instance))
     }
     fn known_node_name(&self, instance_id: &str) -> Option<String> {
         self.inner.known_node_name(instance_id)
     }
-    fn refresh_node_index(&self, max_age: Duration) -> impl Future<Output = Result<bool, PortError>> + Send {
-        self.rec.time("kube.refresh_node_index", Side::Kube, self.inner.refresh_node_index(max_age))
+    fn refresh_node_index(
+        &self,
+        max_age: Duration,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.rec.time(
+            "kube.refresh_node_index",
+            Side::Kube,
+            self.inner.refresh_node_index(max_age),
+        )
     }
-    fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
-        self.rec.time("kube.node", Side::Kube, self.inner.node(name))
+    fn node(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send {
+        self.rec
+            .time("kube.node", Side::Kube, self.inner.node(name))
     }
     fn pods_on(&self, node: &str) -> impl Future<Output = Result<Vec<PodFacts>, PortError>> + Send {
-        self.rec.time("kube.pods_on", Side::Kube, self.inner.pods_on(node))
+        self.rec
+            .time("kube.pods_on", Side::Kube, self.inner.pods_on(node))
     }
-    fn cordon_and_taint(&self, action: &CordonAndTaint) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("kube.cordon_and_taint", Side::Kube, self.inner.cordon_and_taint(action))
+    fn cordon_and_taint(
+        &self,
+        action: &CordonAndTaint,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.cordon_and_taint",
+            Side::Kube,
+            self.inner.cordon_and_taint(action),
+        )
     }
-    fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("kube.set_taints", Side::Kube, self.inner.set_taints(node, taints, resource_version))
+    fn set_taints(
+        &self,
+        node: &str,
+        taints: &[Taint],
+        resource_version: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.set_taints",
+            Side::Kube,
+            self.inner.set_taints(node, taints, resource_version),
+        )
     }
-    fn evict(&self, pod: &EvictPod) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send {
-        self.rec.time("kube.evict", Side::Kube, self.inner.evict(pod))
+    fn evict(
+        &self,
+        pod: &EvictPod,
+    ) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send {
+        self.rec
+            .time("kube.evict", Side::Kube, self.inner.evict(pod))
     }
     fn force_delete(&self, pod: &EvictPod) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec.time("kube.force_delete", Side::Kube, self.inner.force_delete(pod))
+        self.rec.time(
+            "kube.force_delete",
+            Side::Kube,
+            self.inner.force_delete(pod),
+        )
     }
 }
 
@@ -250,8 +365,16 @@ const CORDON: &str = "kube.cordon_and_taint";
 /// that ended by the time the node was cordoned, ending with the cordon call. Local calls (no
 /// request) are left out. `None` when there was no cordon.
 fn critical_path(calls: &[Call]) -> Option<Vec<Call>> {
-    let cordon = calls.iter().filter(|c| c.name == CORDON).max_by_key(|c| c.end)?.clone();
-    let mut set: Vec<Call> = calls.iter().filter(|c| c.side != Side::Local && c.end <= cordon.end).cloned().collect();
+    let cordon = calls
+        .iter()
+        .filter(|c| c.name == CORDON)
+        .max_by_key(|c| c.end)?
+        .clone();
+    let mut set: Vec<Call> = calls
+        .iter()
+        .filter(|c| c.side != Side::Local && c.end <= cordon.end)
+        .cloned()
+        .collect();
     set.sort_by_key(|c| (c.end, c.start));
     // dp[i]: most sequential requests in a chain ending with set[i]; prev[i]: the call before it.
     let mut dp: Vec<usize> = set.iter().map(|c| c.requests).collect();
@@ -260,14 +383,17 @@ fn critical_path(calls: &[Call]) -> Option<Vec<Call>> {
         for j in 0..i {
             // On a tie, the predecessor that ended last (the one that actually gated the call).
             let w = set[i].requests;
-            let better = dp[j] + w > dp[i] || (dp[j] + w == dp[i] && prev[i].is_some_and(|p: usize| set[j].end > set[p].end));
+            let better = dp[j] + w > dp[i]
+                || (dp[j] + w == dp[i] && prev[i].is_some_and(|p: usize| set[j].end > set[p].end));
             if set[j].end <= set[i].start && better {
                 dp[i] = dp[j] + w;
                 prev[i] = Some(j);
             }
         }
     }
-    let last = set.iter().rposition(|c| c.name == CORDON && c.end == cordon.end)?;
+    let last = set
+        .iter()
+        .rposition(|c| c.name == CORDON && c.end == cordon.end)?;
     let mut chain = vec![set[last].clone()];
     let mut at = last;
     while let Some(p) = prev[at] {
@@ -299,13 +425,16 @@ fn show_chain(chain: &[Call], origin: Duration) -> String {
 type BenchHandler = Handler<RecWorld<AwsWorld>>;
 
 fn scenario(file: &str) -> Scenario {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(file);
     Scenario::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The handler's configuration: the bed's, then any `COSTOP_*` of this process.
 fn config(bed: &Bed) -> Config {
-    let own = std::env::vars().filter(|(k, _)| k.starts_with("COSTOP_") && k != "COSTOP_TABLE" && k != "COSTOP_CLUSTER");
+    let own = std::env::vars()
+        .filter(|(k, _)| k.starts_with("COSTOP_") && k != "COSTOP_TABLE" && k != "COSTOP_CLUSTER");
     Config::from_env(bed.env().into_iter().chain(own)).expect("valid COSTOP_* settings")
 }
 
@@ -320,15 +449,24 @@ async fn cold_handler(bed: &Bed, config: &Config, rec: Arc<Recorder>) -> BenchHa
 async fn start_bed(s: Scenario) -> Bed {
     let t = Instant::now();
     let bed = Bed::start(s).await.expect("bed starts");
-    bed.wait_ready(Duration::from_secs(300)).await.expect("bed settles");
-    eprintln!("  (bed `{}` up in {:.1} s)", bed.scenario().name, t.elapsed().as_secs_f64());
+    bed.wait_ready(Duration::from_secs(300))
+        .await
+        .expect("bed settles");
+    eprintln!(
+        "  (bed `{}` up in {:.1} s)",
+        bed.scenario().name,
+        t.elapsed().as_secs_f64()
+    );
     bed
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -341,7 +479,10 @@ fn pinned_deployments(nodes: &[String], replicas: usize) -> String {
         .iter()
         .enumerate()
         .map(|(i, node)| {
-            let doc = TEMPLATE.replace("NAME", &format!("load-{i}")).replace("REPLICAS", &replicas.to_string()).replace("NODE", node);
+            let doc = TEMPLATE
+                .replace("NAME", &format!("load-{i}"))
+                .replace("REPLICAS", &replicas.to_string())
+                .replace("NODE", node);
             format!("---\n{doc}")
         })
         .collect()
@@ -357,12 +498,20 @@ fn running_bench_pods(bed: &Bed, node: &str) -> usize {
 
 async fn load_nodes(bed: &Bed, nodes: &[String], replicas: usize) {
     let t = Instant::now();
-    bed.sim().apply_yaml(&pinned_deployments(nodes, replicas)).expect("deployments apply");
-    wait_for("the bench pods to run on their nodes", Duration::from_secs(300), || {
-        nodes.iter().all(|n| running_bench_pods(bed, n) >= replicas)
-    })
+    bed.sim()
+        .apply_yaml(&pinned_deployments(nodes, replicas))
+        .expect("deployments apply");
+    wait_for(
+        "the bench pods to run on their nodes",
+        Duration::from_secs(300),
+        || nodes.iter().all(|n| running_bench_pods(bed, n) >= replicas),
+    )
     .await;
-    eprintln!("  ({} × {replicas} pods running in {:.1} s)", nodes.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "  ({} × {replicas} pods running in {:.1} s)",
+        nodes.len(),
+        t.elapsed().as_secs_f64()
+    );
 }
 
 fn has_taint(bed: &Bed, node: &str, key: &str) -> bool {
@@ -375,17 +524,26 @@ fn has_taint(bed: &Bed, node: &str, key: &str) -> bool {
 }
 
 fn rebalance(instance_id: &str) -> Value {
-    let path = format!("{}/../events/aws.ec2-instance-rebalance-recommendation.json", env!("CARGO_MANIFEST_DIR"));
-    let mut ev: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
+    let path = format!(
+        "{}/../events/aws.ec2-instance-rebalance-recommendation.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut ev: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("sample")).expect("json");
     ev["id"] = json!(uuid::Uuid::new_v4().to_string());
     ev["time"] = json!(Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
-    ev["resources"] = json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}")]);
+    ev["resources"] = json!([format!(
+        "arn:aws:ec2:us-east-1:123456789012:instance/{instance_id}"
+    )]);
     ev["detail"]["instance-id"] = json!(instance_id);
     ev
 }
 
 fn report_of(out: &Outcome) -> costop_app::ExecutionReport {
-    out.instances.first().and_then(|i| i.report.clone()).expect("the plan was executed")
+    out.instances
+        .first()
+        .and_then(|i| i.report.clone())
+        .expect("the plan was executed")
 }
 
 fn stats(xs: &mut [f64]) -> String {
@@ -395,7 +553,15 @@ fn stats(xs: &mut [f64]) -> String {
     xs.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| xs[((xs.len() - 1) as f64 * p).round() as usize];
     let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-    format!("n={} min {:.1} p50 {:.1} mean {:.1} p90 {:.1} max {:.1}", xs.len(), xs[0], q(0.5), mean, q(0.9), xs[xs.len() - 1])
+    format!(
+        "n={} min {:.1} p50 {:.1} mean {:.1} p90 {:.1} max {:.1}",
+        xs.len(),
+        xs[0],
+        q(0.5),
+        mean,
+        q(0.9),
+        xs[xs.len() - 1]
+    )
 }
 
 /// Per call name: count and latency stats (ms).
@@ -409,7 +575,12 @@ fn per_name(calls: &[Call]) -> BTreeMap<(Side, &'static str), Vec<f64>> {
 
 fn print_calls(calls: &[Call]) {
     for ((side, name), mut v) in per_name(calls) {
-        println!("      {:<5} {:<24} {}", format!("{side:?}"), name, stats(&mut v));
+        println!(
+            "      {:<5} {:<24} {}",
+            format!("{side:?}"),
+            name,
+            stats(&mut v)
+        );
     }
 }
 
@@ -431,11 +602,19 @@ async fn one_trip(h: &BenchHandler, rec: &Recorder, label: &'static str, event: 
     let report = report_of(&out);
     let calls = rec.take();
     let chain = critical_path(&calls).expect("the node was cordoned");
-    Trip { label, chain, all: calls, time_to_cordon_ms: report.time_to_cordon_ms.expect("time to cordon"), origin }
+    Trip {
+        label,
+        chain,
+        all: calls,
+        time_to_cordon_ms: report.time_to_cordon_ms.expect("time to cordon"),
+        origin,
+    }
 }
 
 async fn part1(quick: bool) {
-    println!("\n== 1. Sequential round trips from invocation to cordon+taint (bench-path, real adapters on the bed)");
+    println!(
+        "\n== 1. Sequential round trips from invocation to cordon+taint (bench-path, real adapters on the bed)"
+    );
     let bed = start_bed(scenario("bench-path.yaml")).await;
     let config = config(&bed);
     let nodes = spot_nodes(bed.sim());
@@ -446,19 +625,55 @@ async fn part1(quick: bool) {
         let rec = Recorder::new(Instant::now());
         let h = cold_handler(&bed, &config, rec.clone()).await;
         let [a, b, c] = [&nodes[3 * r], &nodes[3 * r + 1], &nodes[3 * r + 2]];
-        trips.push(one_trip(&h, &rec, "cold (new function)", &events::spot_warning(&a.0, Utc::now())).await);
+        trips.push(
+            one_trip(
+                &h,
+                &rec,
+                "cold (new function)",
+                &events::spot_warning(&a.0, Utc::now()),
+            )
+            .await,
+        );
         // The first invocation indexed every node of the cluster beside its drain.
-        trips.push(one_trip(&h, &rec, "warm, a node not seen before", &events::spot_warning(&b.0, Utc::now())).await);
+        trips.push(
+            one_trip(
+                &h,
+                &rec,
+                "warm, a node not seen before",
+                &events::spot_warning(&b.0, Utc::now()),
+            )
+            .await,
+        );
         // A rebalance recommendation usually precedes the warning: the function has seen the instance.
-        h.handle(&rebalance(&c.0), Mode::Execute).await.expect("rebalance handled");
-        trips.push(one_trip(&h, &rec, "warm, instance seen before", &events::spot_warning(&c.0, Utc::now())).await);
+        h.handle(&rebalance(&c.0), Mode::Execute)
+            .await
+            .expect("rebalance handled");
+        trips.push(
+            one_trip(
+                &h,
+                &rec,
+                "warm, instance seen before",
+                &events::spot_warning(&c.0, Utc::now()),
+            )
+            .await,
+        );
     }
     if std::env::args().any(|a| a == "--verbose") {
         for t in &trips {
             println!("  {} — every call up to the cordon:", t.label);
-            for c in t.all.iter().filter(|c| c.end <= t.chain.last().map(|l| l.end).unwrap_or_default()) {
+            for c in t
+                .all
+                .iter()
+                .filter(|c| c.end <= t.chain.last().map(|l| l.end).unwrap_or_default())
+            {
                 let ms = |d: Duration| d.saturating_sub(t.origin).as_secs_f64() * 1e3;
-                println!("      {:<26} asked {:>6.1} polled {:>6.1} done {:>6.1} ms", c.name, ms(c.start), ms(c.polled), ms(c.end));
+                println!(
+                    "      {:<26} asked {:>6.1} polled {:>6.1} done {:>6.1} ms",
+                    c.name,
+                    ms(c.start),
+                    ms(c.polled),
+                    ms(c.end)
+                );
             }
         }
     }
@@ -480,7 +695,9 @@ async fn part1(quick: bool) {
 
 async fn part2(quick: bool) {
     const PODS: usize = 110;
-    println!("\n== 2. 110-pod drain (bench-drain: m5.8xlarge spot nodes, real adapters on the bed)");
+    println!(
+        "\n== 2. 110-pod drain (bench-drain: m5.8xlarge spot nodes, real adapters on the bed)"
+    );
     let bed = start_bed(scenario("bench-drain.yaml")).await;
     let config = config(&bed);
     println!(
@@ -502,7 +719,10 @@ async fn part2(quick: bool) {
         rec.take();
         let origin = rec.t0.elapsed();
         let t = Instant::now();
-        let out = h.handle(&events::spot_warning(instance, Utc::now()), Mode::Execute).await.expect("handled");
+        let out = h
+            .handle(&events::spot_warning(instance, Utc::now()), Mode::Execute)
+            .await
+            .expect("handled");
         let total = t.elapsed();
         let calls = rec.take();
         let report = report_of(&out);
@@ -510,7 +730,12 @@ async fn part2(quick: bool) {
         let evicts: Vec<&Call> = calls.iter().filter(|c| c.name == "kube.evict").collect();
         let first_evict = evicts.iter().map(|c| c.start).min().unwrap_or_default();
         let last_issued = evicts.iter().map(|c| c.end).max().unwrap_or_default();
-        let last_list = calls.iter().filter(|c| c.name == "kube.pods_on").map(|c| c.end).max().unwrap_or_default();
+        let last_list = calls
+            .iter()
+            .filter(|c| c.name == "kube.pods_on")
+            .map(|c| c.end)
+            .max()
+            .unwrap_or_default();
         let ms = |d: Duration| d.saturating_sub(origin).as_secs_f64() * 1e3;
         println!(
             "  round {} ({}): {} evictions ({} evict calls, {} retries), all_issued_ms {} (drain start → last eviction accepted); \
@@ -542,9 +767,16 @@ async fn part2(quick: bool) {
 // Part 3: 50 simultaneous interruptions.
 
 /// A warm container has read the target groups and indexed the nodes before.
-async fn warm_up<W: World + 'static>(h: &Handler<RecWorld<W>>, rec: &Recorder, instance: &str, warm: bool) {
+async fn warm_up<W: World + 'static>(
+    h: &Handler<RecWorld<W>>,
+    rec: &Recorder,
+    instance: &str,
+    warm: bool,
+) {
     if warm {
-        h.handle(&rebalance(instance), Mode::Execute).await.expect("rebalance handled");
+        h.handle(&rebalance(instance), Mode::Execute)
+            .await
+            .expect("rebalance handled");
         rec.take();
     }
 }
@@ -552,7 +784,11 @@ async fn warm_up<W: World + 'static>(h: &Handler<RecWorld<W>>, rec: &Recorder, i
 fn print_init(n: usize, warm: bool, since: Instant) {
     println!(
         "  init of {n} handlers (clients{}, not measured): {:.0} ms",
-        if warm { ", one rebalance recommendation each" } else { "" },
+        if warm {
+            ", one rebalance recommendation each"
+        } else {
+            ""
+        },
         since.elapsed().as_secs_f64() * 1e3
     );
 }
@@ -570,13 +806,26 @@ async fn run_fleet<W: World + 'static>(
         .map(|(((h, rec), ev), (_, node))| {
             let node = node.clone();
             tokio::spawn(async move {
-                let result = h.handle(&ev, Mode::Execute).await.map(|o| report_of(&o)).map_err(|e| costop_app::handler::error_chain(&e));
+                let result = h
+                    .handle(&ev, Mode::Execute)
+                    .await
+                    .map(|o| report_of(&o))
+                    .map_err(|e| costop_app::handler::error_chain(&e));
                 let done = rec.t0.elapsed();
-                Run { node, calls: rec.take(), result, done }
+                Run {
+                    node,
+                    calls: rec.take(),
+                    result,
+                    done,
+                }
             })
         })
         .collect();
-    futures::future::join_all(tasks).await.into_iter().map(|r| r.expect("invocation task")).collect()
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.expect("invocation task"))
+        .collect()
 }
 
 struct Run {
@@ -595,7 +844,11 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
     println!(
         "\n== 3. {n} simultaneous interruptions of {n} nodes × {PODS} pods (bench-fleet, each invocation its own {} handler{})",
         if warm { "warm" } else { "cold" },
-        if in_memory { "; AWS in memory, Kubernetes on kubesim" } else { "" }
+        if in_memory {
+            "; AWS in memory, Kubernetes on kubesim"
+        } else {
+            ""
+        }
     );
     let bed = start_bed(s).await;
     let config = config(&bed);
@@ -614,17 +867,32 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
     // Init (outside the measured window, like a Lambda's init phase): one world per invocation.
     let t_init = Instant::now();
     let t0 = Instant::now();
-    let events: Vec<Value> = nodes.iter().map(|(id, _)| events::spot_warning(id, Utc::now())).collect();
+    let events: Vec<Value> = nodes
+        .iter()
+        .map(|(id, _)| events::spot_warning(id, Utc::now()))
+        .collect();
     let (start, runs) = if in_memory {
         // The bed's EC2 and ELB facts, read once from moto, served by the in-memory fakes; one
         // table shared by every invocation, as DynamoDB is. Kubernetes is the same kubesim.
         let probe = cold_handler(&bed, &config, Recorder::new(t0)).await;
         let ids: Vec<String> = nodes.iter().map(|(id, _)| id.clone()).collect();
         let (ec2, elb) = (FakeEc2::default(), FakeElb::default());
-        for i in probe.world().ec2().describe_instances(&ids).await.expect("describe instances") {
+        for i in probe
+            .world()
+            .ec2()
+            .describe_instances(&ids)
+            .await
+            .expect("describe instances")
+        {
             ec2.insert(i);
         }
-        for g in probe.world().elb().target_groups().await.expect("target groups") {
+        for g in probe
+            .world()
+            .elb()
+            .target_groups()
+            .await
+            .expect("target groups")
+        {
             elb.groups.lock().unwrap().insert(g.arn.clone(), g);
         }
         let records = FakeRecords::default();
@@ -661,49 +929,132 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
     let ms = |d: Duration| d.saturating_sub(start).as_secs_f64() * 1e3;
 
     let failed: Vec<&Run> = runs.iter().filter(|r| r.result.is_err()).collect();
-    let tainted = names.iter().filter(|n| has_taint(&bed, n, &config.taint_keys.spot_interruption)).count();
+    let tainted = names
+        .iter()
+        .filter(|n| has_taint(&bed, n, &config.taint_keys.spot_interruption))
+        .count();
     let mut cordon_at: Vec<f64> = runs
         .iter()
-        .filter_map(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max())
+        .filter_map(|r| {
+            r.calls
+                .iter()
+                .filter(|c| c.name == CORDON)
+                .map(|c| c.end)
+                .max()
+        })
         .map(ms)
         .collect();
-    let mut ttc: Vec<f64> = runs.iter().filter_map(|r| r.result.as_ref().ok()?.time_to_cordon_ms).map(|x| x as f64).collect();
+    let mut ttc: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok()?.time_to_cordon_ms)
+        .map(|x| x as f64)
+        .collect();
     let mut issued_at: Vec<f64> = runs
         .iter()
-        .filter_map(|r| r.calls.iter().filter(|c| c.name == "kube.evict").map(|c| c.end).max())
+        .filter_map(|r| {
+            r.calls
+                .iter()
+                .filter(|c| c.name == "kube.evict")
+                .map(|c| c.end)
+                .max()
+        })
         .map(ms)
         .collect();
-    let mut all_issued: Vec<f64> =
-        runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.all_issued_ms as f64).collect();
+    let mut all_issued: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok()?.drain.as_ref())
+        .map(|d| d.all_issued_ms as f64)
+        .collect();
     let mut done_at: Vec<f64> = runs.iter().map(|r| ms(r.done)).collect();
     // From the cordon to the first eviction: the opening's bookkeeping and the deregistration go
     // first, one AWS call after another.
     let mut gap: Vec<f64> = runs
         .iter()
         .filter_map(|r| {
-            let cordon = r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max()?;
-            let first = r.calls.iter().filter(|c| c.name == "kube.evict").map(|c| c.start).min()?;
+            let cordon = r
+                .calls
+                .iter()
+                .filter(|c| c.name == CORDON)
+                .map(|c| c.end)
+                .max()?;
+            let first = r
+                .calls
+                .iter()
+                .filter(|c| c.name == "kube.evict")
+                .map(|c| c.start)
+                .min()?;
             Some((first.saturating_sub(cordon)).as_secs_f64() * 1e3)
         })
         .collect();
-    let aws_requests: usize = runs.iter().flat_map(|r| r.calls.iter()).filter(|c| c.side == Side::Aws).map(|c| c.requests).sum();
-    let kube_requests: usize = runs.iter().flat_map(|r| r.calls.iter()).filter(|c| c.side == Side::Kube).count();
-    let mut trips: Vec<f64> =
-        runs.iter().filter_map(|r| critical_path(&r.calls)).map(|c| c.iter().map(|c| c.requests).sum::<usize>() as f64).collect();
-    let issued: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.evictions_issued).sum();
-    let remaining: usize = runs.iter().filter_map(|r| r.result.as_ref().ok()?.drain.as_ref()).map(|d| d.remaining.len()).sum();
+    let aws_requests: usize = runs
+        .iter()
+        .flat_map(|r| r.calls.iter())
+        .filter(|c| c.side == Side::Aws)
+        .map(|c| c.requests)
+        .sum();
+    let kube_requests: usize = runs
+        .iter()
+        .flat_map(|r| r.calls.iter())
+        .filter(|c| c.side == Side::Kube)
+        .count();
+    let mut trips: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| critical_path(&r.calls))
+        .map(|c| c.iter().map(|c| c.requests).sum::<usize>() as f64)
+        .collect();
+    let issued: usize = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok()?.drain.as_ref())
+        .map(|d| d.evictions_issued)
+        .sum();
+    let remaining: usize = runs
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok()?.drain.as_ref())
+        .map(|d| d.remaining.len())
+        .sum();
     let max = |v: &[f64]| v.iter().copied().fold(0.0f64, f64::max);
 
-    println!("  every node cordoned (common start → last cordon patch answered): {:.0} ms  (goal ≤ 1000 ms)", max(&cordon_at));
-    println!("      per invocation, cordon answered at ms: {}", stats(&mut cordon_at));
-    println!("      per invocation, report.time_to_cordon_ms: {}", stats(&mut ttc));
-    println!("      sequential round trips to the cordon: {}", stats(&mut trips));
-    println!("  every eviction issued (common start → last eviction accepted): {:.0} ms  (goal ≤ 5000 ms)", max(&issued_at));
-    println!("      per invocation, cordon → first eviction (deregistration first; bookkeeping runs beside) ms: {}", stats(&mut gap));
-    println!("      per invocation, last eviction at ms: {}", stats(&mut issued_at));
-    println!("      per invocation, DrainReport.all_issued_ms: {}", stats(&mut all_issued));
-    println!("  evictions issued {issued} / {}; pods remaining at the end {remaining}", n * PODS);
-    println!("  every handler done (drained, records written): {:.0} ms; per invocation: {}", max(&done_at), stats(&mut done_at));
+    println!(
+        "  every node cordoned (common start → last cordon patch answered): {:.0} ms  (goal ≤ 1000 ms)",
+        max(&cordon_at)
+    );
+    println!(
+        "      per invocation, cordon answered at ms: {}",
+        stats(&mut cordon_at)
+    );
+    println!(
+        "      per invocation, report.time_to_cordon_ms: {}",
+        stats(&mut ttc)
+    );
+    println!(
+        "      sequential round trips to the cordon: {}",
+        stats(&mut trips)
+    );
+    println!(
+        "  every eviction issued (common start → last eviction accepted): {:.0} ms  (goal ≤ 5000 ms)",
+        max(&issued_at)
+    );
+    println!(
+        "      per invocation, cordon → first eviction (deregistration first; bookkeeping runs beside) ms: {}",
+        stats(&mut gap)
+    );
+    println!(
+        "      per invocation, last eviction at ms: {}",
+        stats(&mut issued_at)
+    );
+    println!(
+        "      per invocation, DrainReport.all_issued_ms: {}",
+        stats(&mut all_issued)
+    );
+    println!(
+        "  evictions issued {issued} / {}; pods remaining at the end {remaining}",
+        n * PODS
+    );
+    println!(
+        "  every handler done (drained, records written): {:.0} ms; per invocation: {}",
+        max(&done_at),
+        stats(&mut done_at)
+    );
     println!(
         "  taint success: {tainted}/{n} nodes carry {} ({:.0} %); handler errors: {}",
         config.taint_keys.spot_interruption,
@@ -719,8 +1070,18 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
     let busy = |side: Side, pre_cordon: bool| -> f64 {
         runs.iter()
             .flat_map(|r| {
-                let cut = r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max().unwrap_or(Duration::MAX);
-                r.calls.iter().filter(move |c| c.side == side && (!pre_cordon || c.end <= cut)).map(|c| c.ms()).collect::<Vec<_>>()
+                let cut = r
+                    .calls
+                    .iter()
+                    .filter(|c| c.name == CORDON)
+                    .map(|c| c.end)
+                    .max()
+                    .unwrap_or(Duration::MAX);
+                r.calls
+                    .iter()
+                    .filter(move |c| c.side == side && (!pre_cordon || c.end <= cut))
+                    .map(|c| c.ms())
+                    .collect::<Vec<_>>()
             })
             .sum()
     };
@@ -741,21 +1102,48 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
     let (mut aws_cp, mut kube_cp) = (Vec::new(), Vec::new());
     for r in &runs {
         if let Some(chain) = critical_path(&r.calls) {
-            aws_cp.push(chain.iter().filter(|c| c.side == Side::Aws).map(Call::ms).sum::<f64>());
-            kube_cp.push(chain.iter().filter(|c| c.side == Side::Kube).map(Call::ms).sum::<f64>());
+            aws_cp.push(
+                chain
+                    .iter()
+                    .filter(|c| c.side == Side::Aws)
+                    .map(Call::ms)
+                    .sum::<f64>(),
+            );
+            kube_cp.push(
+                chain
+                    .iter()
+                    .filter(|c| c.side == Side::Kube)
+                    .map(Call::ms)
+                    .sum::<f64>(),
+            );
         }
     }
-    println!("      critical path to the cordon, ms in AWS calls: {}", stats(&mut aws_cp));
-    println!("      critical path to the cordon, ms in Kubernetes calls: {}", stats(&mut kube_cp));
+    println!(
+        "      critical path to the cordon, ms in AWS calls: {}",
+        stats(&mut aws_cp)
+    );
+    println!(
+        "      critical path to the cordon, ms in Kubernetes calls: {}",
+        stats(&mut kube_cp)
+    );
     println!("    per call (latency ms over all invocations):");
     print_calls(&all);
     if !in_memory {
         moto_throughput(&bed).await;
     }
-    if let Some(worst) = runs.iter().max_by_key(|r| r.calls.iter().filter(|c| c.name == CORDON).map(|c| c.end).max())
-        && let Some(chain) = critical_path(&worst.calls)
+    if let Some(worst) = runs.iter().max_by_key(|r| {
+        r.calls
+            .iter()
+            .filter(|c| c.name == CORDON)
+            .map(|c| c.end)
+            .max()
+    }) && let Some(chain) = critical_path(&worst.calls)
     {
-        println!("    slowest cordon ({}): {}", worst.node, show_chain(&chain, start));
+        println!(
+            "    slowest cordon ({}): {}",
+            worst.node,
+            show_chain(&chain, start)
+        );
     }
 }
 
@@ -801,19 +1189,34 @@ async fn moto_throughput(bed: &Bed) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let get = |flag: &str| args.iter().position(|x| x == flag).and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<usize>().ok());
+    let get = |flag: &str| {
+        args.iter()
+            .position(|x| x == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse::<usize>().ok())
+    };
     let part = get("--part");
     let nodes = get("--nodes");
     let warm = args.iter().any(|a| a == "--warm");
     let in_memory = args.iter().any(|a| a == "--aws-in-memory");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         println!(
             "costop interruption benchmark ({}{}; {} cores; profile {})",
             if quick { "quick" } else { "full" },
             if warm { ", part 3 warm" } else { "" },
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-            if cfg!(debug_assertions) { "debug" } else { "optimized" }
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0),
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "optimized"
+            }
         );
         if part.is_none_or(|p| p == 1) {
             part1(quick).await;

@@ -35,7 +35,8 @@ pub fn health_by_arn(instance_ids: &[&str], at: DateTime<Utc>, start: DateTime<U
     let mut ev = sample("aws.health-aws-health-event-instance-stop-scheduled-arn.json");
     let arns: Vec<String> = instance_ids.iter().map(|id| arn_for(&ev, id)).collect();
     ev["resources"] = json!(arns);
-    ev["detail"]["affectedEntities"] = Value::Array(arns.iter().map(|a| json!({"entityValue": a})).collect());
+    ev["detail"]["affectedEntities"] =
+        Value::Array(arns.iter().map(|a| json!({"entityValue": a})).collect());
     ev["detail"]["startTime"] = json!(start.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }

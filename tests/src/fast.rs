@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::{Handler, Keeper, World};
-use std::sync::Mutex;
-use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::Scenario;
+use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_core::event::InstanceState as CoreState;
-use costop_core::facts::{InstanceFacts, Lifecycle, RegisteredTarget, TargetGroupFacts, TargetType};
+use costop_core::facts::{
+    InstanceFacts, Lifecycle, RegisteredTarget, TargetGroupFacts, TargetType,
+};
 use kubesim::nodes::{InstanceFacts as SimInstance, InstanceState as SimState, TaintSpec};
 use kubesim::{SimConfig, Simulator};
+use std::sync::Mutex;
 
 use crate::{Harness, Setup};
 
@@ -81,35 +83,64 @@ pub fn fake_instances(s: &Scenario) -> Vec<(InstanceFacts, SimInstance, String)>
     let mut n = 0u32;
     for ng in &s.node_groups {
         let zones = s.zones_of(ng);
-        let count = ng.count.unwrap_or(if ng.standby { zones.len() as u32 } else { 0 });
+        let count = ng
+            .count
+            .unwrap_or(if ng.standby { zones.len() as u32 } else { 0 });
         for i in 0..count as usize {
             n += 1;
             let zone = zones[i % zones.len()].clone();
-            let zone_ix = s.network.zones.iter().position(|z| z.name == zone).unwrap_or(0);
+            let zone_ix = s
+                .network
+                .zones
+                .iter()
+                .position(|z| z.name == zone)
+                .unwrap_or(0);
             let ip = format!("10.0.{}.{}", zone_ix * 16, 10 + n);
             let dns = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
             let id = format!("i-0fa5e{n:012x}");
             let itype = ng.instance_types[i % ng.instance_types.len()].clone();
             let (vcpus, memory_mib, max_pods) = shape(&itype);
-            let mut taints: Vec<TaintSpec> =
-                ng.taints.iter().map(|t| TaintSpec { key: t.key.clone(), value: t.value.clone(), effect: t.effect.clone() }).collect();
+            let mut taints: Vec<TaintSpec> = ng
+                .taints
+                .iter()
+                .map(|t| TaintSpec {
+                    key: t.key.clone(),
+                    value: t.value.clone(),
+                    effect: t.effect.clone(),
+                })
+                .collect();
             if ng.standby {
-                taints.push(TaintSpec { key: "costop.io/standby".into(), value: "true".into(), effect: "NoSchedule".into() });
+                taints.push(TaintSpec {
+                    key: "costop.io/standby".into(),
+                    value: "true".into(),
+                    effect: "NoSchedule".into(),
+                });
             }
             let mut tags = BTreeMap::from([
                 ("eks:cluster-name".to_string(), s.cluster.name.clone()),
-                (format!("kubernetes.io/cluster/{}", s.cluster.name), "owned".to_string()),
+                (
+                    format!("kubernetes.io/cluster/{}", s.cluster.name),
+                    "owned".to_string(),
+                ),
                 ("eks:nodegroup-name".to_string(), ng.name.clone()),
             ]);
             if ng.standby {
                 tags.insert("costop.io/standby".into(), "true".into());
                 tags.insert("costop.io/managed".into(), "true".into());
             }
-            let state = if ng.standby { CoreState::Stopped } else { CoreState::Running };
+            let state = if ng.standby {
+                CoreState::Stopped
+            } else {
+                CoreState::Running
+            };
             let core = InstanceFacts {
                 instance_id: id.clone(),
                 state,
-                lifecycle: if ng.capacity == Capacity::Spot { Lifecycle::Spot } else { Lifecycle::OnDemand },
+                lifecycle: if ng.capacity == Capacity::Spot {
+                    Lifecycle::Spot
+                } else {
+                    Lifecycle::OnDemand
+                },
                 instance_type: Some(itype.clone()),
                 availability_zone: Some(zone.clone()),
                 private_dns_name: Some(dns.clone()),
@@ -118,7 +149,11 @@ pub fn fake_instances(s: &Scenario) -> Vec<(InstanceFacts, SimInstance, String)>
             };
             let sim = SimInstance {
                 instance_id: id,
-                state: if ng.standby { SimState::Stopped } else { SimState::Running },
+                state: if ng.standby {
+                    SimState::Stopped
+                } else {
+                    SimState::Running
+                },
                 private_dns_name: dns,
                 private_ip: Some(ip),
                 availability_zone: zone,
@@ -156,7 +191,8 @@ impl Harness for FastHarness {
         );
         let dir = tempfile::tempdir().expect("temp dir");
         let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
+        sim.write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
         let instances = fake_instances(s);
         let ec2 = FakeEc2::default();
         for (core, _, _) in &instances {
@@ -165,14 +201,20 @@ impl Harness for FastHarness {
         sim.observe_instances(instances.iter().map(|(_, sim, _)| sim.clone()).collect());
         // EC2 changes (start, stop, retype, launch) reach kubesim's node link, as the bed's
         // EC2 link does for moto.
-        let sim_instances: Arc<Mutex<BTreeMap<String, SimInstance>>> =
-            Arc::new(Mutex::new(instances.iter().map(|(c, si, _)| (c.instance_id.clone(), si.clone())).collect()));
+        let sim_instances: Arc<Mutex<BTreeMap<String, SimInstance>>> = Arc::new(Mutex::new(
+            instances
+                .iter()
+                .map(|(c, si, _)| (c.instance_id.clone(), si.clone()))
+                .collect(),
+        ));
         {
             let (sim, known) = (sim.clone(), sim_instances.clone());
             ec2.observe(Arc::new(move |all: Vec<InstanceFacts>| {
                 let mut known = known.lock().unwrap();
                 for i in &all {
-                    let Some(si) = known.get_mut(&i.instance_id) else { continue };
+                    let Some(si) = known.get_mut(&i.instance_id) else {
+                        continue;
+                    };
                     si.state = match i.state {
                         CoreState::Pending => SimState::Pending,
                         CoreState::Running => SimState::Running,
@@ -191,10 +233,15 @@ impl Harness for FastHarness {
         }
         let elb = FakeElb::default();
         for tg in &s.target_groups {
-            let arn = format!("arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef", s.cluster.region, tg.name);
+            let arn = format!(
+                "arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef",
+                s.cluster.region, tg.name
+            );
             let targets = instances
                 .iter()
-                .filter(|(core, _, ng)| tg.node_groups.contains(ng) && core.state == CoreState::Running)
+                .filter(|(core, _, ng)| {
+                    tg.node_groups.contains(ng) && core.state == CoreState::Running
+                })
                 .map(|(core, _, _)| RegisteredTarget {
                     id: match tg.target_type {
                         ScenarioTargetType::Instance => core.instance_id.clone(),
@@ -208,15 +255,30 @@ impl Harness for FastHarness {
                 ScenarioTargetType::Instance => TargetType::Instance,
                 ScenarioTargetType::Ip => TargetType::Ip,
             };
-            elb.groups.lock().unwrap().insert(arn.clone(), TargetGroupFacts { arn, target_type, targets });
+            elb.groups.lock().unwrap().insert(
+                arn.clone(),
+                TargetGroupFacts {
+                    arn,
+                    target_type,
+                    targets,
+                },
+            );
         }
-        sim.apply_yaml(&s.manifests_yaml()).expect("workloads apply");
-        crate::eventually("the fast world to settle", Duration::from_secs(60), || crate::settled(&sim)).await;
+        sim.apply_yaml(&s.manifests_yaml())
+            .expect("workloads apply");
+        crate::eventually("the fast world to settle", Duration::from_secs(60), || {
+            crate::settled(&sim)
+        })
+        .await;
         let config = crate::config(
-            vec![("COSTOP_TABLE".into(), s.table.name.clone()), ("COSTOP_CLUSTER".into(), s.cluster.name.clone())],
+            vec![
+                ("COSTOP_TABLE".into(), s.table.name.clone()),
+                ("COSTOP_CLUSTER".into(), s.cluster.name.clone()),
+            ],
             &setup,
         );
-        let access = costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig");
+        let access =
+            costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig");
         let world = FastWorld {
             ec2,
             elb,
@@ -236,7 +298,14 @@ impl Harness for FastHarness {
             ),
         };
         let keeper = Keeper::new(keeper_world, config.clone());
-        Self { sim, handler: Handler::new(world, config), keeper, sim_instances, cluster: s.cluster.name.clone(), _dir: dir }
+        Self {
+            sim,
+            handler: Handler::new(world, config),
+            keeper,
+            sim_instances,
+            cluster: s.cluster.name.clone(),
+            _dir: dir,
+        }
     }
     fn handler(&self) -> &Handler<FastWorld> {
         &self.handler
@@ -253,10 +322,26 @@ impl Harness for FastHarness {
         let id = format!("i-0fa5ee{n:011x}");
         let ip = format!("10.0.200.{n}");
         let dns = format!("ip-{}.ec2.internal", ip.replace('.', "-"));
-        let mut si = self.sim_instances.lock().unwrap().get(instance_id).cloned().expect("source in kubesim");
-        (core.instance_id, core.state, core.private_dns_name, core.private_ips) =
-            (id.clone(), CoreState::Running, Some(dns.clone()), vec![ip.clone()]);
-        (si.instance_id, si.state, si.private_dns_name, si.private_ip) = (id.clone(), SimState::Running, dns, Some(ip));
+        let mut si = self
+            .sim_instances
+            .lock()
+            .unwrap()
+            .get(instance_id)
+            .cloned()
+            .expect("source in kubesim");
+        (
+            core.instance_id,
+            core.state,
+            core.private_dns_name,
+            core.private_ips,
+        ) = (
+            id.clone(),
+            CoreState::Running,
+            Some(dns.clone()),
+            vec![ip.clone()],
+        );
+        (si.instance_id, si.state, si.private_dns_name, si.private_ip) =
+            (id.clone(), SimState::Running, dns, Some(ip));
         self.sim_instances.lock().unwrap().insert(id.clone(), si);
         ec2.insert(core);
         ec2.change(&id, |_| {}).expect("instance exists");

@@ -32,7 +32,10 @@ impl Setup {
     pub fn default_scenario() -> Self {
         let mut scenario = Scenario::default_scenario();
         scenario.time_scale = 50.0;
-        Self { scenario, env: Vec::new() }
+        Self {
+            scenario,
+            env: Vec::new(),
+        }
     }
     pub fn with_env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.to_string(), v.to_string()));
@@ -40,7 +43,10 @@ impl Setup {
     }
     /// Add Kubernetes manifests to the scenario's workloads.
     pub fn with_manifests(mut self, yaml: &str) -> Self {
-        self.scenario.workloads.0.push(costop_bed::scenario::Workload::Yaml(yaml.to_string()));
+        self.scenario
+            .workloads
+            .0
+            .push(costop_bed::scenario::Workload::Yaml(yaml.to_string()));
         self
     }
 }
@@ -68,50 +74,76 @@ pub trait Harness: Sized + Send + Sync {
 
 /// Settings every test world uses on top of the setup's.
 pub fn config(base: Vec<(String, String)>, setup: &Setup) -> Config {
-    Config::from_env(base.into_iter().chain(setup.env.iter().cloned())).expect("test config is valid")
+    Config::from_env(base.into_iter().chain(setup.env.iter().cloned()))
+        .expect("test config is valid")
 }
 
 /// Poll `f` until it holds or `timeout` passes (then panic with `what`).
 pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
     while !f() {
-        assert!(t0.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// Every node Ready and every pod Running (none Pending, none terminating).
 pub fn settled(sim: &Simulator) -> bool {
-    let (nodes, _) = sim.store().list(&resources::NODES, None, &ListOptions::default());
-    let (pods, _) = sim.store().list(&resources::PODS, None, &ListOptions::default());
+    let (nodes, _) = sim
+        .store()
+        .list(&resources::NODES, None, &ListOptions::default());
+    let (pods, _) = sim
+        .store()
+        .list(&resources::PODS, None, &ListOptions::default());
     let ready_nodes = nodes.iter().filter(|n| costop_bed::node_ready(n)).count();
     ready_nodes > 0
         && !pods.is_empty()
         && pods.iter().all(|p| {
-            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running") && p["metadata"].get("deletionTimestamp").is_none()
+            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
+                && p["metadata"].get("deletionTimestamp").is_none()
         })
 }
 
 /// Ready spot nodes: (instance id, node name), by node name.
 pub fn spot_nodes(sim: &Simulator) -> Vec<(String, String)> {
-    let (nodes, _) = sim.store().list(&resources::NODES, None, &ListOptions::default());
+    let (nodes, _) = sim
+        .store()
+        .list(&resources::NODES, None, &ListOptions::default());
     nodes
         .iter()
-        .filter(|n| n.pointer("/metadata/labels/eks.amazonaws.com~1capacityType").and_then(Value::as_str) == Some("SPOT"))
+        .filter(|n| {
+            n.pointer("/metadata/labels/eks.amazonaws.com~1capacityType")
+                .and_then(Value::as_str)
+                == Some("SPOT")
+        })
         .filter(|n| costop_bed::node_ready(n))
-        .filter_map(|n| Some((costop_bed::node_instance_id(n)?.to_string(), n["metadata"]["name"].as_str()?.to_string())))
+        .filter_map(|n| {
+            Some((
+                costop_bed::node_instance_id(n)?.to_string(),
+                n["metadata"]["name"].as_str()?.to_string(),
+            ))
+        })
         .collect()
 }
 
 /// The node object.
 pub fn node(sim: &Simulator, name: &str) -> Value {
-    sim.store().get(&resources::NODES, None, name).expect("node exists")
+    sim.store()
+        .get(&resources::NODES, None, name)
+        .expect("node exists")
 }
 
 /// Pods bound to `node` (all namespaces), as objects.
 pub fn pods_on(sim: &Simulator, node: &str) -> Vec<Value> {
-    let (pods, _) = sim.store().list(&resources::PODS, None, &ListOptions::default());
-    pods.into_iter().filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)).collect()
+    let (pods, _) = sim
+        .store()
+        .list(&resources::PODS, None, &ListOptions::default());
+    pods.into_iter()
+        .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+        .collect()
 }
 
 /// A node's InternalIP (the instance's private IP).
@@ -126,7 +158,11 @@ pub fn node_ip(sim: &Simulator, name: &str) -> Option<String> {
 
 /// `namespace/name` of a pod object.
 pub fn pod_ref(p: &Value) -> String {
-    format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or(""))
+    format!(
+        "{}/{}",
+        p["metadata"]["namespace"].as_str().unwrap_or(""),
+        p["metadata"]["name"].as_str().unwrap_or("")
+    )
 }
 
 /// Whether a pod is owned by a DaemonSet.
@@ -147,15 +183,27 @@ impl Harness for BedHarness {
     type W = costop_adapters::AwsWorld;
 
     async fn start(setup: Setup) -> Self {
-        let bed = Bed::start(setup.scenario.clone()).await.expect("bed starts");
-        bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
+        let bed = Bed::start(setup.scenario.clone())
+            .await
+            .expect("bed starts");
+        bed.wait_ready(Duration::from_secs(180))
+            .await
+            .expect("bed settles");
         let config = config(bed.env(), &setup);
         let world = || {
-            let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+            let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())
+                .expect("kubeconfig");
             costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default())
         };
-        let (handler, keeper) = (Handler::new(world(), config.clone()), Keeper::new(world(), config));
-        Self { handler, keeper, bed }
+        let (handler, keeper) = (
+            Handler::new(world(), config.clone()),
+            Keeper::new(world(), config),
+        );
+        Self {
+            handler,
+            keeper,
+            bed,
+        }
     }
     fn handler(&self) -> &Handler<Self::W> {
         &self.handler
@@ -164,14 +212,29 @@ impl Harness for BedHarness {
         &self.keeper
     }
     async fn launch_spot_like(&self, instance_id: &str) -> String {
-        use aws_sdk_ec2::types::{InstanceMarketOptionsRequest, MarketType, ResourceType, TagSpecification};
+        use aws_sdk_ec2::types::{
+            InstanceMarketOptionsRequest, MarketType, ResourceType, TagSpecification,
+        };
         let ec2 = self.bed.ec2();
-        let out = ec2.describe_instances().instance_ids(instance_id).send().await.expect("describe");
+        let out = ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .expect("describe");
         let source = out.reservations()[0].instances()[0].clone();
-        let zone = source.placement().and_then(|p| p.availability_zone()).expect("zone").to_string();
+        let zone = source
+            .placement()
+            .and_then(|p| p.availability_zone())
+            .expect("zone")
+            .to_string();
         let w = self.bed.world();
-        let tags: Vec<_> =
-            source.tags().iter().filter(|t| !t.key().unwrap_or("aws:").starts_with("aws:")).cloned().collect();
+        let tags: Vec<_> = source
+            .tags()
+            .iter()
+            .filter(|t| !t.key().unwrap_or("aws:").starts_with("aws:"))
+            .cloned()
+            .collect();
         let out = ec2
             .run_instances()
             .image_id(&w.ami_id)
@@ -179,8 +242,17 @@ impl Harness for BedHarness {
             .subnet_id(&w.subnets[&zone])
             .min_count(1)
             .max_count(1)
-            .instance_market_options(InstanceMarketOptionsRequest::builder().market_type(MarketType::Spot).build())
-            .tag_specifications(TagSpecification::builder().resource_type(ResourceType::Instance).set_tags(Some(tags)).build())
+            .instance_market_options(
+                InstanceMarketOptionsRequest::builder()
+                    .market_type(MarketType::Spot)
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(tags))
+                    .build(),
+            )
             .send()
             .await
             .expect("run instance");
@@ -193,8 +265,20 @@ impl Harness for BedHarness {
         "bed"
     }
     async fn target_ids(&self, target_group: &str) -> Vec<String> {
-        let arn = self.bed.world().target_groups.get(target_group).expect("target group in scenario");
-        let out = self.bed.elbv2().describe_target_health().target_group_arn(arn).send().await.expect("describe target health");
+        let arn = self
+            .bed
+            .world()
+            .target_groups
+            .get(target_group)
+            .expect("target group in scenario");
+        let out = self
+            .bed
+            .elbv2()
+            .describe_target_health()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .expect("describe target health");
         out.target_health_descriptions()
             .iter()
             .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
@@ -206,8 +290,18 @@ impl Harness for BedHarness {
         let subnet = w.subnets.values().next().expect("a subnet");
         let tags = TagSpecification::builder()
             .resource_type(ResourceType::Instance)
-            .tags(Tag::builder().key("eks:cluster-name").value("someone-elses").build())
-            .tags(Tag::builder().key("kubernetes.io/cluster/someone-elses").value("owned").build())
+            .tags(
+                Tag::builder()
+                    .key("eks:cluster-name")
+                    .value("someone-elses")
+                    .build(),
+            )
+            .tags(
+                Tag::builder()
+                    .key("kubernetes.io/cluster/someone-elses")
+                    .value("owned")
+                    .build(),
+            )
             .build();
         let out = self
             .bed
@@ -225,7 +319,14 @@ impl Harness for BedHarness {
         out.instances()[0].instance_id().expect("id").to_string()
     }
     async fn table_items(&self) -> usize {
-        let out = self.bed.dynamodb().scan().table_name(&self.bed.world().table).send().await.expect("scan");
+        let out = self
+            .bed
+            .dynamodb()
+            .scan()
+            .table_name(&self.bed.world().table)
+            .send()
+            .await
+            .expect("scan");
         out.count() as usize
     }
 }

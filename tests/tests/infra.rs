@@ -73,7 +73,8 @@ fn broken_template(edit: impl FnOnce(String) -> String) -> (tempfile::TempDir, P
     let root = repo_root();
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir(dir.path().join("infra")).expect("mkdir infra");
-    std::os::unix::fs::symlink(root.join("functions"), dir.path().join("functions")).expect("symlink functions");
+    std::os::unix::fs::symlink(root.join("functions"), dir.path().join("functions"))
+        .expect("symlink functions");
     let original = fs::read_to_string(root.join("infra/template.yaml")).expect("read template");
     let edited = edit(original.clone());
     assert_ne!(
@@ -109,11 +110,16 @@ fn the_template_passes_every_offline_check() {
 fn a_template_with_a_wildcard_action_fails_the_checks() {
     // `ec2:Describe*` is the classic shortcut: not `ec2:*`, so cfn-lint-serverless' star rule
     // lets it through; costop's own IAM check must not.
-    let (_dir, template) = broken_template(|t| t.replacen("- ec2:DescribeInstances\n", "- ec2:Describe*\n", 1));
+    let (_dir, template) =
+        broken_template(|t| t.replacen("- ec2:DescribeInstances\n", "- ec2:Describe*\n", 1));
     let run = run_checks([OsStr::new("--template"), template.as_os_str()]);
     assert!(!run.success, "a wildcard action passed:\n{}", run.output);
     assert_eq!(run.failed_checks(), ["iam"], "{}", run.output);
-    assert!(run.output.contains("wildcard action 'ec2:Describe*'"), "{}", run.output);
+    assert!(
+        run.output.contains("wildcard action 'ec2:Describe*'"),
+        "{}",
+        run.output
+    );
 }
 
 #[test]
@@ -127,7 +133,11 @@ fn a_template_with_a_broken_rule_pattern_fails_the_checks() {
         )
     });
     let run = run_checks([OsStr::new("--template"), template.as_os_str()]);
-    assert!(!run.success, "a rule that never fires passed:\n{}", run.output);
+    assert!(
+        !run.success,
+        "a rule that never fires passed:\n{}",
+        run.output
+    );
     assert_eq!(run.failed_checks(), ["event-rules"], "{}", run.output);
     // The keeper's own Spot warning rule still matches: only the interruption function misses it.
     assert!(
@@ -137,7 +147,11 @@ fn a_template_with_a_broken_rule_pattern_fails_the_checks() {
         "{}",
         run.output
     );
-    assert!(!run.output.contains("targeting KeeperFunction"), "{}", run.output);
+    assert!(
+        !run.output.contains("targeting KeeperFunction"),
+        "{}",
+        run.output
+    );
 
     // The state-change rule without its state filter: it would fire for every pending/running.
     let (_dir, template) = broken_template(|t| {
@@ -153,10 +167,15 @@ fn a_template_with_a_broken_rule_pattern_fails_the_checks() {
         OsStr::new("--template"),
         template.as_os_str(),
     ]);
-    assert!(!run.success, "an unfiltered state-change rule passed:\n{}", run.output);
     assert!(
+        !run.success,
+        "an unfiltered state-change rule passed:\n{}",
         run.output
-            .contains("aws.ec2-instance-state-change-notification-running.json must not invoke costop"),
+    );
+    assert!(
+        run.output.contains(
+            "aws.ec2-instance-state-change-notification-running.json must not invoke costop"
+        ),
         "{}",
         run.output
     );
@@ -175,9 +194,17 @@ fn a_template_granting_standby_actions_without_the_tag_condition_fails_the_check
         )
     });
     let run = run_checks([OsStr::new("--template"), template.as_os_str()]);
-    assert!(!run.success, "mutating EC2 actions without the standby tag condition passed:\n{}", run.output);
+    assert!(
+        !run.success,
+        "mutating EC2 actions without the standby tag condition passed:\n{}",
+        run.output
+    );
     assert_eq!(run.failed_checks(), ["iam"], "{}", run.output);
-    for action in ["ec2:StartInstances", "ec2:StopInstances", "ec2:ModifyInstanceAttribute"] {
+    for action in [
+        "ec2:StartInstances",
+        "ec2:StopInstances",
+        "ec2:ModifyInstanceAttribute",
+    ] {
         assert!(
             run.output.contains(&format!(
                 "statement ManageStandbyInstances: {action} is granted without the Condition StringEquals aws:ResourceTag/costop.io/standby: \"true\""
@@ -202,7 +229,11 @@ fn a_template_granting_standby_actions_without_the_tag_condition_fails_the_check
         OsStr::new("--template"),
         template.as_os_str(),
     ]);
-    assert!(!run.success, "tagging without the aws:TagKeys limit passed:\n{}", run.output);
+    assert!(
+        !run.success,
+        "tagging without the aws:TagKeys limit passed:\n{}",
+        run.output
+    );
     assert!(
         run.output
             .contains("ec2:DeleteTags is granted without ForAllValues:StringLike aws:TagKeys limited to costop.io/standby-*"),
@@ -228,27 +259,42 @@ fn a_keeper_timeout_shorter_than_its_watch_or_a_rule_its_dlq_refuses_fails_the_c
         OsStr::new("--template"),
         template.as_os_str(),
     ]);
-    assert!(!run.success, "a keeper timeout inside its watch window passed:\n{}", run.output);
     assert!(
-        run.output.contains("KeeperFunction: Timeout 240 must cover the standby watch window"),
+        !run.success,
+        "a keeper timeout inside its watch window passed:\n{}",
+        run.output
+    );
+    assert!(
+        run.output
+            .contains("KeeperFunction: Timeout 240 must cover the standby watch window"),
         "{}",
         run.output
     );
 
     // The tick's rule left out of the EventBridge DLQ's policy: undeliverable ticks would be
     // dropped instead of parked and alarmed on.
-    let (_dir, template) =
-        broken_template(|t| t.replacen("                  - !GetAtt KeeperFunctionPoolTick.Arn\n", "", 1));
+    let (_dir, template) = broken_template(|t| {
+        t.replacen(
+            "                  - !GetAtt KeeperFunctionPoolTick.Arn\n",
+            "",
+            1,
+        )
+    });
     let run = run_checks([
         OsStr::new("--only"),
         OsStr::new("event-rules"),
         OsStr::new("--template"),
         template.as_os_str(),
     ]);
-    assert!(!run.success, "a rule its DLQ refuses passed:\n{}", run.output);
     assert!(
+        !run.success,
+        "a rule its DLQ refuses passed:\n{}",
         run.output
-            .contains("KeeperFunctionPoolTick: its DLQ EventBridgeDeadLetterQueue does not allow it"),
+    );
+    assert!(
+        run.output.contains(
+            "KeeperFunctionPoolTick: its DLQ EventBridgeDeadLetterQueue does not allow it"
+        ),
         "{}",
         run.output
     );
@@ -296,7 +342,9 @@ fn rbac_that_grants_an_unused_verb_fails_the_check() {
     let dir = tempfile::tempdir().expect("tempdir");
     let src = dir.path().join("src");
     fs::create_dir(&src).expect("mkdir src");
-    let mut code = String::from("//! Fixture: every call site carries its `// rbac:` marker.\n\nfn calls() {\n");
+    let mut code = String::from(
+        "//! Fixture: every call site carries its `// rbac:` marker.\n\nfn calls() {\n",
+    );
     for (group, resource, verb) in &granted {
         let (base, sub) = resource
             .split_once('/')
@@ -340,7 +388,11 @@ fn rbac_that_grants_an_unused_verb_fails_the_check() {
         "get",
     ]
     .into_iter()
-    .find(|v| !granted.iter().any(|(g, r, gv)| g == group && r == resource && gv == v))
+    .find(|v| {
+        !granted
+            .iter()
+            .any(|(g, r, gv)| g == group && r == resource && gv == v)
+    })
     .expect("a verb the first rule does not grant");
     let mut docs: Vec<serde_yaml::Value> = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&rbac) {
@@ -354,7 +406,10 @@ fn rbac_that_grants_an_unused_verb_fails_the_check() {
         }
         docs.push(doc);
     }
-    let widened: Vec<String> = docs.iter().map(|d| serde_yaml::to_string(d).expect("yaml")).collect();
+    let widened: Vec<String> = docs
+        .iter()
+        .map(|d| serde_yaml::to_string(d).expect("yaml"))
+        .collect();
     let widened_path = dir.path().join("rbac.yaml");
     fs::write(&widened_path, widened.join("---\n")).expect("write rbac");
 
@@ -366,10 +421,15 @@ fn rbac_that_grants_an_unused_verb_fails_the_check() {
         OsStr::new("--rbac"),
         widened_path.as_os_str(),
     ]);
-    assert!(!run.success, "a verb granted but never used passed:\n{}", run.output);
+    assert!(
+        !run.success,
+        "a verb granted but never used passed:\n{}",
+        run.output
+    );
     let base = resource.split('/').next().unwrap_or(resource);
     assert!(
-        run.output.contains(&format!("granted but not used: {extra} {base}")),
+        run.output
+            .contains(&format!("granted but not used: {extra} {base}")),
         "{}",
         run.output
     );

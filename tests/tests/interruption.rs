@@ -7,7 +7,10 @@ use chrono::Utc;
 use costop_app::{HandlerError, Mode};
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::{Decision, IgnoreReason};
-use costop_tests::{Harness, Setup, events, eventually, is_daemonset_pod, node, on_both, pod_ref, pods_on, spot_nodes};
+use costop_tests::{
+    Harness, Setup, events, eventually, is_daemonset_pod, node, on_both, pod_ref, pods_on,
+    spot_nodes,
+};
 use kubesim::resources;
 use kubesim::store::ListOptions;
 use serde_json::{Value, json};
@@ -22,7 +25,11 @@ fn cordoned(n: &Value) -> bool {
 fn taint_keys(n: &Value) -> Vec<String> {
     n.pointer("/spec/taints")
         .and_then(Value::as_array)
-        .map(|ts| ts.iter().filter_map(|t| t["key"].as_str().map(str::to_string)).collect())
+        .map(|ts| {
+            ts.iter()
+                .filter_map(|t| t["key"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -42,8 +49,12 @@ async fn timeline<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineStep>
 async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_pods: usize) {
     let store = h.sim().store();
     let (nodes, _) = store.list(&resources::NODES, None, &ListOptions::default());
-    let others: Vec<String> =
-        nodes.iter().filter_map(|n| n["metadata"]["name"].as_str()).filter(|n| *n != node_name).map(str::to_string).collect();
+    let others: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .filter(|n| *n != node_name)
+        .map(str::to_string)
+        .collect();
     let set = |unschedulable: bool| {
         for n in &others {
             store
@@ -59,7 +70,9 @@ async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_pods
     eventually("pinned pods to run", Duration::from_secs(30), || {
         pods_on(h.sim(), node_name)
             .iter()
-            .filter(|p| p["metadata"]["labels"]["pinned"] == "true" && p["status"]["phase"] == "Running")
+            .filter(|p| {
+                p["metadata"]["labels"]["pinned"] == "true" && p["status"]["phase"] == "Running"
+            })
             .count()
             >= expect_pods
     })
@@ -97,69 +110,185 @@ spec:
 async fn a_spot_warning_cordons_taints_deregisters_and_drains_the_node<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
     let ip = costop_tests::node_ip(h.sim(), &node_name);
-    assert!(h.target_ids(WEB_TG).await.contains(&instance), "{}: registered before", h.flavor());
-    let outcome = h.handler().handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute).await.expect("handled");
+    assert!(
+        h.target_ids(WEB_TG).await.contains(&instance),
+        "{}: registered before",
+        h.flavor()
+    );
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
     let report = outcome.instances[0].report.clone().expect("executed");
     let n = node(h.sim(), &node_name);
     assert!(cordoned(&n), "{}: node cordoned", h.flavor());
     assert!(taint_keys(&n).contains(&"costop.io/spot-interruption".to_string()));
-    assert_eq!(n["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"], "true");
-    assert!(!h.target_ids(WEB_TG).await.contains(&instance), "{}: instance target deregistered", h.flavor());
+    assert_eq!(
+        n["metadata"]["labels"]["node.kubernetes.io/exclude-from-external-load-balancers"],
+        "true"
+    );
+    assert!(
+        !h.target_ids(WEB_TG).await.contains(&instance),
+        "{}: instance target deregistered",
+        h.flavor()
+    );
     if let Some(ip) = ip {
-        assert!(!h.target_ids(API_TG).await.contains(&ip), "{}: ip target deregistered", h.flavor());
+        assert!(
+            !h.target_ids(API_TG).await.contains(&ip),
+            "{}: ip target deregistered",
+            h.flavor()
+        );
     }
     let drain = report.drain.expect("drained");
-    assert!(drain.remaining.is_empty(), "{}: nothing left: {:?}", h.flavor(), drain.remaining);
-    let left: Vec<String> = pods_on(h.sim(), &node_name).iter().filter(|p| !is_daemonset_pod(p)).map(pod_ref).collect();
-    assert!(left.is_empty(), "{}: only DaemonSet pods remain, found {left:?}", h.flavor());
+    assert!(
+        drain.remaining.is_empty(),
+        "{}: nothing left: {:?}",
+        h.flavor(),
+        drain.remaining
+    );
+    let left: Vec<String> = pods_on(h.sim(), &node_name)
+        .iter()
+        .filter(|p| !is_daemonset_pod(p))
+        .map(pod_ref)
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{}: only DaemonSet pods remain, found {left:?}",
+        h.flavor()
+    );
     let plan = outcome.plans().next().expect("a plan").clone();
     let steps = timeline(&h, &plan.interruption_id).await;
     for want in ["RECEIVED", "CORDONED", "DEREGISTERED", "DRAINED"] {
-        assert!(steps.iter().any(|s| s.name() == want), "{}: timeline has {want}: {steps:?}", h.flavor());
+        assert!(
+            steps.iter().any(|s| s.name() == want),
+            "{}: timeline has {want}: {steps:?}",
+            h.flavor()
+        );
     }
 }
-on_both!(a_spot_warning_is_handled_end_to_end, Setup::default_scenario(), a_spot_warning_cordons_taints_deregisters_and_drains_the_node);
+on_both!(
+    a_spot_warning_is_handled_end_to_end,
+    Setup::default_scenario(),
+    a_spot_warning_cordons_taints_deregisters_and_drains_the_node
+);
 
 async fn pdb_blocked_evictions_are_retried_until_allowed<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node_name, &pinned_deployment("guarded", 3, "minAvailable: 2"), 3).await;
-    let outcome = h.handler().handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute).await.expect("handled");
-    let drain = outcome.instances[0].report.as_ref().and_then(|r| r.drain.clone()).expect("drained");
-    assert!(drain.eviction_retries > 0, "{}: the PDB refused some evictions first", h.flavor());
-    assert!(drain.remaining.is_empty(), "{}: every guarded pod was evicted in the end: {:?}", h.flavor(), drain.remaining);
+    pin_to(
+        &h,
+        &node_name,
+        &pinned_deployment("guarded", 3, "minAvailable: 2"),
+        3,
+    )
+    .await;
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
+    let drain = outcome.instances[0]
+        .report
+        .as_ref()
+        .and_then(|r| r.drain.clone())
+        .expect("drained");
+    assert!(
+        drain.eviction_retries > 0,
+        "{}: the PDB refused some evictions first",
+        h.flavor()
+    );
+    assert!(
+        drain.remaining.is_empty(),
+        "{}: every guarded pod was evicted in the end: {:?}",
+        h.flavor(),
+        drain.remaining
+    );
     let plan = outcome.plans().next().unwrap().clone();
     let steps = timeline(&h, &plan.interruption_id).await;
-    assert!(steps.iter().any(|s| matches!(s, TimelineStep::EvictionRetried { .. })), "{}: retries recorded", h.flavor());
+    assert!(
+        steps
+            .iter()
+            .any(|s| matches!(s, TimelineStep::EvictionRetried { .. })),
+        "{}: retries recorded",
+        h.flavor()
+    );
 }
-on_both!(a_pdb_blocked_eviction_is_retried_until_allowed, Setup::default_scenario(), pdb_blocked_evictions_are_retried_until_allowed);
+on_both!(
+    a_pdb_blocked_eviction_is_retried_until_allowed,
+    Setup::default_scenario(),
+    pdb_blocked_evictions_are_retried_until_allowed
+);
 
 async fn daemonset_pods_are_left_alone<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    let ds_before: Vec<Value> = pods_on(h.sim(), &node_name).into_iter().filter(is_daemonset_pod).collect();
+    let ds_before: Vec<Value> = pods_on(h.sim(), &node_name)
+        .into_iter()
+        .filter(is_daemonset_pod)
+        .collect();
     assert!(!ds_before.is_empty(), "the scenario runs a DaemonSet");
-    let outcome = h.handler().handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute).await.expect("handled");
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
     let plan = outcome.plans().next().unwrap();
     let drain = plan.drain().expect("a drain");
-    assert!(drain.pods.iter().all(|p| !p.name.starts_with("node-agent")), "{}: DaemonSet pods not evicted", h.flavor());
-    assert!(drain.skipped.iter().any(|s| s.pod.name.starts_with("node-agent")), "{}: reported as skipped", h.flavor());
+    assert!(
+        drain.pods.iter().all(|p| !p.name.starts_with("node-agent")),
+        "{}: DaemonSet pods not evicted",
+        h.flavor()
+    );
+    assert!(
+        drain
+            .skipped
+            .iter()
+            .any(|s| s.pod.name.starts_with("node-agent")),
+        "{}: reported as skipped",
+        h.flavor()
+    );
     for p in ds_before {
-        let still = h.sim().store().get(&resources::PODS, Some("kube-system"), p["metadata"]["name"].as_str().unwrap());
+        let still = h.sim().store().get(
+            &resources::PODS,
+            Some("kube-system"),
+            p["metadata"]["name"].as_str().unwrap(),
+        );
         let still = still.expect("DaemonSet pod still there");
         assert_eq!(still["metadata"]["uid"], p["metadata"]["uid"]);
         assert!(still["metadata"].get("deletionTimestamp").is_none());
     }
 }
-on_both!(daemonset_pods_are_left_alone_by_the_drain, Setup::default_scenario(), daemonset_pods_are_left_alone);
+on_both!(
+    daemonset_pods_are_left_alone_by_the_drain,
+    Setup::default_scenario(),
+    daemonset_pods_are_left_alone
+);
 
 async fn the_same_event_delivered_three_times_acts_once<H: Harness>(h: H) {
     let (instance, _) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
     let event = events::spot_warning(&instance, Utc::now());
-    let first = h.handler().handle(&event, Mode::Execute).await.expect("first delivery");
-    assert!(first.instances[0].report.is_some(), "{}: the first delivery acts", h.flavor());
+    let first = h
+        .handler()
+        .handle(&event, Mode::Execute)
+        .await
+        .expect("first delivery");
+    assert!(
+        first.instances[0].report.is_some(),
+        "{}: the first delivery acts",
+        h.flavor()
+    );
     for _ in 0..2 {
-        let again = h.handler().handle(&event, Mode::Execute).await.expect("redelivery");
+        let again = h
+            .handler()
+            .handle(&event, Mode::Execute)
+            .await
+            .expect("redelivery");
         assert!(
-            matches!(again.instances[0].decision, Decision::Ignore { reason: IgnoreReason::DuplicateDelivery { .. } }),
+            matches!(
+                again.instances[0].decision,
+                Decision::Ignore {
+                    reason: IgnoreReason::DuplicateDelivery { .. }
+                }
+            ),
             "{}: a redelivery is a duplicate: {:?}",
             h.flavor(),
             again.instances[0].decision
@@ -168,22 +297,44 @@ async fn the_same_event_delivered_three_times_acts_once<H: Harness>(h: H) {
     }
     let plan = first.plans().next().unwrap().clone();
     let steps = timeline(&h, &plan.interruption_id).await;
-    assert_eq!(steps.iter().filter(|s| s.name() == "RECEIVED").count(), 1, "{}: one interruption recorded", h.flavor());
+    assert_eq!(
+        steps.iter().filter(|s| s.name() == "RECEIVED").count(),
+        1,
+        "{}: one interruption recorded",
+        h.flavor()
+    );
     assert_eq!(steps.iter().filter(|s| s.name() == "CORDONED").count(), 1);
 }
-on_both!(the_same_event_delivered_three_times_acts_once, Setup::default_scenario(), the_same_event_delivered_three_times_acts_once);
+on_both!(
+    the_same_event_delivered_three_times_acts_once,
+    Setup::default_scenario(),
+    the_same_event_delivered_three_times_acts_once
+);
 
 async fn an_instance_of_another_cluster_is_ignored<H: Harness>(h: H) {
     let foreign = h.foreign_instance().await;
-    let outcome = h.handler().handle(&events::spot_warning(&foreign, Utc::now()), Mode::Execute).await.expect("handled");
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&foreign, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
     assert!(
-        matches!(outcome.instances[0].decision, Decision::Ignore { reason: IgnoreReason::ClusterNotAllowed { .. } }),
+        matches!(
+            outcome.instances[0].decision,
+            Decision::Ignore {
+                reason: IgnoreReason::ClusterNotAllowed { .. }
+            }
+        ),
         "{}: {:?}",
         h.flavor(),
         outcome.instances[0].decision
     );
     assert_eq!(h.table_items().await, 0, "{}: nothing recorded", h.flavor());
-    assert!(spot_nodes(h.sim()).iter().all(|(_, n)| !cordoned(&node(h.sim(), n))));
+    assert!(
+        spot_nodes(h.sim())
+            .iter()
+            .all(|(_, n)| !cordoned(&node(h.sim(), n)))
+    );
 }
 on_both!(
     an_instance_of_another_cluster_is_ignored,
@@ -196,56 +347,137 @@ async fn dry_run_mutates_nothing<H: Harness>(h: H) {
     let before = node(h.sim(), &node_name);
     let pods_before: Vec<String> = pods_on(h.sim(), &node_name).iter().map(pod_ref).collect();
     let targets_before = h.target_ids(WEB_TG).await;
-    let outcome = h.handler().handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute).await.expect("handled");
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
     let plan = outcome.plans().next().expect("the plan is still made");
     assert!(plan.dry_run && !plan.actions.is_empty());
-    assert!(outcome.instances[0].report.is_none(), "{}: nothing executed", h.flavor());
-    assert_eq!(node(h.sim(), &node_name)["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
-    assert_eq!(pods_on(h.sim(), &node_name).iter().map(pod_ref).collect::<Vec<_>>(), pods_before);
+    assert!(
+        outcome.instances[0].report.is_none(),
+        "{}: nothing executed",
+        h.flavor()
+    );
+    assert_eq!(
+        node(h.sim(), &node_name)["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(
+        pods_on(h.sim(), &node_name)
+            .iter()
+            .map(pod_ref)
+            .collect::<Vec<_>>(),
+        pods_before
+    );
     assert_eq!(h.target_ids(WEB_TG).await, targets_before);
     assert_eq!(h.table_items().await, 0, "{}: nothing recorded", h.flavor());
 }
-on_both!(dry_run_mutates_nothing, Setup::default_scenario().with_env("COSTOP_DRY_RUN", "true"), dry_run_mutates_nothing);
+on_both!(
+    dry_run_mutates_nothing,
+    Setup::default_scenario().with_env("COSTOP_DRY_RUN", "true"),
+    dry_run_mutates_nothing
+);
 
 async fn a_malformed_event_changes_nothing<H: Harness>(h: H) {
     let (_, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
     let before = node(h.sim(), &node_name);
-    let err = h.handler().handle(&events::malformed_missing_detail(), Mode::Execute).await.expect_err("malformed");
+    let err = h
+        .handler()
+        .handle(&events::malformed_missing_detail(), Mode::Execute)
+        .await
+        .expect_err("malformed");
     assert!(matches!(err, HandlerError::Malformed(_)), "{err:?}");
-    assert_eq!(err.error_type(), "NonRetryable", "a malformed event is never retried");
-    assert_eq!(node(h.sim(), &node_name)["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"]);
+    assert_eq!(
+        err.error_type(),
+        "NonRetryable",
+        "a malformed event is never retried"
+    );
+    assert_eq!(
+        node(h.sim(), &node_name)["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
     assert_eq!(h.table_items().await, 0);
 }
-on_both!(a_malformed_event_changes_nothing, Setup::default_scenario(), a_malformed_event_changes_nothing);
+on_both!(
+    a_malformed_event_changes_nothing,
+    Setup::default_scenario(),
+    a_malformed_event_changes_nothing
+);
 
 async fn a_health_event_naming_the_instance_by_arn_is_handled<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
     let now = Utc::now();
     let event = events::health_by_arn(&[&instance], now, now + chrono::Duration::seconds(90));
-    let outcome = h.handler().handle(&event, Mode::Execute).await.expect("handled");
-    let plan = outcome.plans().next().unwrap_or_else(|| panic!("{}: a plan: {:?}", h.flavor(), outcome.instances));
+    let outcome = h
+        .handler()
+        .handle(&event, Mode::Execute)
+        .await
+        .expect("handled");
+    let plan = outcome
+        .plans()
+        .next()
+        .unwrap_or_else(|| panic!("{}: a plan: {:?}", h.flavor(), outcome.instances));
     assert_eq!(plan.instance_id, instance);
     let n = node(h.sim(), &node_name);
     assert!(cordoned(&n));
     assert!(taint_keys(&n).contains(&"costop.io/scheduled-maintenance".to_string()));
 }
-on_both!(a_health_event_naming_the_instance_by_arn_is_handled, Setup::default_scenario(), a_health_event_naming_the_instance_by_arn_is_handled);
+on_both!(
+    a_health_event_naming_the_instance_by_arn_is_handled,
+    Setup::default_scenario(),
+    a_health_event_naming_the_instance_by_arn_is_handled
+);
 
 async fn a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node_name, &pinned_deployment("stuck", 1, "maxUnavailable: 0"), 1).await;
+    pin_to(
+        &h,
+        &node_name,
+        &pinned_deployment("stuck", 1, "maxUnavailable: 0"),
+        1,
+    )
+    .await;
     // The warning came 105 s ago: 15 s left, of which the last 10 are the safety margin.
     let sent = Utc::now() - chrono::Duration::seconds(105);
     let t0 = Instant::now();
-    let outcome = h.handler().handle(&events::spot_warning(&instance, sent), Mode::Execute).await.expect("handled");
-    assert!(t0.elapsed() < Duration::from_secs(25), "{}: returned by the deadline ({:?})", h.flavor(), t0.elapsed());
-    let drain = outcome.instances[0].report.as_ref().and_then(|r| r.drain.clone()).expect("drained");
+    let outcome = h
+        .handler()
+        .handle(&events::spot_warning(&instance, sent), Mode::Execute)
+        .await
+        .expect("handled");
+    assert!(
+        t0.elapsed() < Duration::from_secs(25),
+        "{}: returned by the deadline ({:?})",
+        h.flavor(),
+        t0.elapsed()
+    );
+    let drain = outcome.instances[0]
+        .report
+        .as_ref()
+        .and_then(|r| r.drain.clone())
+        .expect("drained");
     assert!(drain.deadline_missed);
-    assert!(drain.remaining.iter().any(|p| p.name.starts_with("stuck-")), "{}: {:?}", h.flavor(), drain.remaining);
+    assert!(
+        drain.remaining.iter().any(|p| p.name.starts_with("stuck-")),
+        "{}: {:?}",
+        h.flavor(),
+        drain.remaining
+    );
     let plan = outcome.plans().next().unwrap().clone();
     let steps = timeline(&h, &plan.interruption_id).await;
-    assert!(steps.iter().any(|s| matches!(s, TimelineStep::DeadlineReached { remaining } if !remaining.is_empty())));
-    assert!(pods_on(h.sim(), &node_name).iter().any(|p| p["metadata"]["name"].as_str().unwrap().starts_with("stuck-")), "not force-deleted");
+    assert!(steps.iter().any(
+        |s| matches!(s, TimelineStep::DeadlineReached { remaining } if !remaining.is_empty())
+    ));
+    assert!(
+        pods_on(h.sim(), &node_name)
+            .iter()
+            .any(|p| p["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("stuck-")),
+        "not force-deleted"
+    );
 }
 on_both!(
     a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for,
@@ -255,32 +487,85 @@ on_both!(
 
 async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node_name, &pinned_deployment("stuck", 1, "maxUnavailable: 0"), 1).await;
+    pin_to(
+        &h,
+        &node_name,
+        &pinned_deployment("stuck", 1, "maxUnavailable: 0"),
+        1,
+    )
+    .await;
     let event = events::spot_warning(&instance, Utc::now());
     // The warning leaves ~2 minutes; the invocation only 6 s (3 of them kept in reserve).
     let t0 = Instant::now();
     let budget_end = Utc::now() + chrono::Duration::seconds(6);
-    let err = h.handler().handle_within(&event, Mode::Execute, Some(budget_end)).await.expect_err("out of time");
-    assert!(t0.elapsed() < Duration::from_secs(6), "{}: stopped before the invocation's end ({:?})", h.flavor(), t0.elapsed());
-    assert!(matches!(err, HandlerError::OutOfTime { pods_left: 1, .. }), "{}: {err:?}", h.flavor());
+    let err = h
+        .handler()
+        .handle_within(&event, Mode::Execute, Some(budget_end))
+        .await
+        .expect_err("out of time");
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "{}: stopped before the invocation's end ({:?})",
+        h.flavor(),
+        t0.elapsed()
+    );
+    assert!(
+        matches!(err, HandlerError::OutOfTime { pods_left: 1, .. }),
+        "{}: {err:?}",
+        h.flavor()
+    );
     assert_eq!(err.error_type(), "Retryable");
-    assert!(cordoned(&node(h.sim(), &node_name)), "{}: the node stays cordoned", h.flavor());
-    let HandlerError::OutOfTime { interruption_id, .. } = &err else { unreachable!() };
+    assert!(
+        cordoned(&node(h.sim(), &node_name)),
+        "{}: the node stays cordoned",
+        h.flavor()
+    );
+    let HandlerError::OutOfTime {
+        interruption_id, ..
+    } = &err
+    else {
+        unreachable!()
+    };
     let steps = timeline(&h, interruption_id).await;
     assert!(
-        steps.iter().any(|s| matches!(s, TimelineStep::Failed { action, .. } if action == "drain")),
+        steps
+            .iter()
+            .any(|s| matches!(s, TimelineStep::Failed { action, .. } if action == "drain")),
         "{}: the timeline says the drain was cut short: {steps:?}",
         h.flavor()
     );
     // The retry is not a duplicate: it takes over at once and finishes once the PDB allows it.
     h.sim()
         .store()
-        .delete(&resources::PODDISRUPTIONBUDGETS, Some("default"), "stuck", &Default::default())
+        .delete(
+            &resources::PODDISRUPTIONBUDGETS,
+            Some("default"),
+            "stuck",
+            &Default::default(),
+        )
         .expect("PDB removed");
-    let retry = h.handler().handle(&event, Mode::Execute).await.expect("the retry is handled");
-    let drain = retry.instances[0].report.as_ref().and_then(|r| r.drain.clone()).expect("the retry drains");
-    assert!(drain.remaining.is_empty(), "{}: {:?}", h.flavor(), drain.remaining);
-    assert!(drain.evicted.iter().any(|p| p.name.starts_with("stuck-")), "{}: {:?}", h.flavor(), drain.evicted);
+    let retry = h
+        .handler()
+        .handle(&event, Mode::Execute)
+        .await
+        .expect("the retry is handled");
+    let drain = retry.instances[0]
+        .report
+        .as_ref()
+        .and_then(|r| r.drain.clone())
+        .expect("the retry drains");
+    assert!(
+        drain.remaining.is_empty(),
+        "{}: {:?}",
+        h.flavor(),
+        drain.remaining
+    );
+    assert!(
+        drain.evicted.iter().any(|p| p.name.starts_with("stuck-")),
+        "{}: {:?}",
+        h.flavor(),
+        drain.evicted
+    );
 }
 on_both!(
     a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry,

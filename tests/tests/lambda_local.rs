@@ -27,21 +27,40 @@ use serde_json::Value;
 /// What `cargo lambda watch -p <function> --bin <function>` compiles, as `cargo` arguments
 /// (xtask's prebuild uses the same; keep them in step).
 fn build_args(function: &str) -> [&str; 7] {
-    ["build", "--manifest-path", "Cargo.toml", "--package", function, "--bin", function]
+    [
+        "build",
+        "--manifest-path",
+        "Cargo.toml",
+        "--package",
+        function,
+        "--bin",
+        function,
+    ]
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the repo")
+        .to_path_buf()
 }
 
 fn cargo_lambda() -> PathBuf {
     let bin = costop_bed::moto::venv_dir().join("bin/cargo-lambda");
-    assert!(bin.is_file(), "{} is missing: run `cargo xtask setup`, which installs tools/requirements.txt", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo xtask setup`, which installs tools/requirements.txt",
+        bin.display()
+    );
     bin
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local addr")
+        .port()
 }
 
 /// `cargo lambda watch`, its cargo and the function: every process of the tree is killed when
@@ -59,23 +78,37 @@ impl Watch {
         let port = free_port();
         let out = std::fs::File::create(&log).expect("create the watch log");
         let mut cmd = Command::new(cargo_lambda());
-        cmd.args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port"])
-            .arg(port.to_string())
-            .arg("--env-file")
-            .arg(env_file)
-            .args(["--package", function, "--bin", function])
-            .current_dir(repo_root())
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("dup the log"))
-            .stderr(out)
-            .process_group(0);
+        cmd.args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .arg("--env-file")
+        .arg(env_file)
+        .args(["--package", function, "--bin", function])
+        .current_dir(repo_root())
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup the log"))
+        .stderr(out)
+        .process_group(0);
         let parent = std::process::id();
         // SAFETY: only async-signal-safe calls between fork and exec. If this test process dies
         // without unwinding (SIGKILL by a timeout), the kernel kills watch; the function then
         // loses its runtime API and exits on its own.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() as u32 != parent {
@@ -85,7 +118,12 @@ impl Watch {
             });
         }
         let child = cmd.spawn().expect("start cargo lambda watch");
-        Self { child, port, log, function }
+        Self {
+            child,
+            port,
+            log,
+            function,
+        }
     }
 
     /// Wait until the emulator accepts connections.
@@ -95,7 +133,11 @@ impl Watch {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("cargo lambda watch exited ({status}):\n{}", self.log_tail());
             }
-            assert!(t0.elapsed() < timeout, "cargo lambda watch not listening after {timeout:?}:\n{}", self.log_tail());
+            assert!(
+                t0.elapsed() < timeout,
+                "cargo lambda watch not listening after {timeout:?}:\n{}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -114,7 +156,11 @@ impl Drop for Watch {
         // SAFETY: getpgid/killpg/kill on processes this test started; never our own group.
         unsafe {
             let ours = libc::getpgid(0);
-            let mut groups: Vec<i32> = pids.iter().map(|&p| libc::getpgid(p)).filter(|&g| g > 0 && g != ours).collect();
+            let mut groups: Vec<i32> = pids
+                .iter()
+                .map(|&p| libc::getpgid(p))
+                .filter(|&g| g > 0 && g != ours)
+                .collect();
             groups.sort_unstable();
             groups.dedup();
             for g in groups {
@@ -132,10 +178,16 @@ impl Drop for Watch {
 fn descendants(root: i32) -> Vec<i32> {
     let mut links = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
         // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so split after the last ')'.
-        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
         if let Some(ppid) = ppid {
             links.push((pid, ppid));
         }
@@ -144,7 +196,12 @@ fn descendants(root: i32) -> Vec<i32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(links.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        found.extend(
+            links
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found.remove(0);
@@ -160,14 +217,22 @@ struct Invoked {
 impl Invoked {
     fn json(&self) -> Value {
         assert!(self.success, "invoke failed:\n{}", self.stderr);
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("invoke printed no JSON ({e}):\n{}", self.stdout))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("invoke printed no JSON ({e}):\n{}", self.stdout))
     }
 }
 
 /// `cargo lambda invoke <function> --data-file <file>` against the emulator.
 async fn invoke(watch: &Watch, data_file: &Path) -> Invoked {
     let run = tokio::process::Command::new(cargo_lambda())
-        .args(["lambda", "invoke", watch.function, "--invoke-address", "127.0.0.1", "--invoke-port"])
+        .args([
+            "lambda",
+            "invoke",
+            watch.function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
         .arg(watch.port.to_string())
         .arg("--data-file")
         .arg(data_file)
@@ -178,7 +243,13 @@ async fn invoke(watch: &Watch, data_file: &Path) -> Invoked {
         .output();
     let out = tokio::time::timeout(Duration::from_secs(120), run)
         .await
-        .unwrap_or_else(|_| panic!("no answer to {} in 120 s; watch log:\n{}", data_file.display(), watch.log_tail()))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no answer to {} in 120 s; watch log:\n{}",
+                data_file.display(),
+                watch.log_tail()
+            )
+        })
         .expect("run cargo lambda invoke");
     Invoked {
         success: out.status.success(),
@@ -198,25 +269,39 @@ fn kubectl_node(kubeconfig: &str, cache: &Path, name: &str) -> Value {
         .env_remove("KUBECONFIG")
         .output()
         .expect("run kubectl (is it installed?)");
-    assert!(out.status.success(), "kubectl get node {name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl get node {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("kubectl prints JSON")
 }
 
 /// Build `function` as watch will, start the bed, write its env (plus `extra`) to a file.
-async fn prepare(function: &str, extra: &[(&str, &str)]) -> (Bed, tempfile::TempDir, PathBuf, Vec<(String, String)>) {
-    let build = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(build_args(function))
-        .current_dir(repo_root())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run cargo build");
-    assert!(build.status.success(), "{function} does not build:\n{}", String::from_utf8_lossy(&build.stderr));
+async fn prepare(
+    function: &str,
+    extra: &[(&str, &str)],
+) -> (Bed, tempfile::TempDir, PathBuf, Vec<(String, String)>) {
+    let build =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(build_args(function))
+            .current_dir(repo_root())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run cargo build");
+    assert!(
+        build.status.success(),
+        "{function} does not build:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
 
     let mut scenario = Scenario::default_scenario();
     scenario.time_scale = 50.0;
     let bed = Bed::start(scenario).await.expect("bed starts");
-    bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
+    bed.wait_ready(Duration::from_secs(180))
+        .await
+        .expect("bed settles");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let env_file = dir.path().join("bed.env");
@@ -232,66 +317,127 @@ async fn prepare(function: &str, extra: &[(&str, &str)]) -> (Bed, tempfile::Temp
 async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_invoke() {
     let root = repo_root();
     let (bed, dir, env_file, env) = prepare("costop-interruption", &[]).await;
-    let (instance, node_name) = spot_nodes(bed.sim()).into_iter().next().expect("a spot node");
-    let kubeconfig = env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| v.clone()).expect("KUBECONFIG in the bed env");
+    let (instance, node_name) = spot_nodes(bed.sim())
+        .into_iter()
+        .next()
+        .expect("a spot node");
+    let kubeconfig = env
+        .iter()
+        .find(|(k, _)| k == "KUBECONFIG")
+        .map(|(_, v)| v.clone())
+        .expect("KUBECONFIG in the bed env");
 
     // A copy of the captured warning, re-addressed to the bed's instance and dated now.
     let warning = dir.path().join("spot-warning.json");
     let event = events::spot_warning(&instance, Utc::now());
     std::fs::write(&warning, serde_json::to_vec_pretty(&event).unwrap()).expect("write the event");
 
-    let mut watch = Watch::start("costop-interruption", &env_file, dir.path().join("watch.log"));
+    let mut watch = Watch::start(
+        "costop-interruption",
+        &env_file,
+        dir.path().join("watch.log"),
+    );
     watch.wait_listening(Duration::from_secs(60));
 
     let acted = invoke(&watch, &warning).await.json();
     assert_eq!(acted["kind"], "spot-interruption", "{acted:#}");
     let outcome = &acted["instances"][0];
     assert_eq!(outcome["instance_id"], instance.as_str(), "{acted:#}");
-    assert_eq!(outcome["decision"]["decision"], "act", "the plan acted: {acted:#}");
+    assert_eq!(
+        outcome["decision"]["decision"], "act",
+        "the plan acted: {acted:#}"
+    );
     let report = &outcome["report"];
-    assert!(report["time_to_cordon_ms"].is_u64(), "time_to_cordon reported: {acted:#}");
+    assert!(
+        report["time_to_cordon_ms"].is_u64(),
+        "time_to_cordon reported: {acted:#}"
+    );
     assert_eq!(report["lost_claim"], false, "{acted:#}");
     assert!(
-        report["actions"].as_array().is_some_and(|a| a.iter().any(|x| x == "cordon_and_taint")),
+        report["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "cordon_and_taint")),
         "cordon_and_taint executed: {acted:#}"
     );
 
     let node = kubectl_node(&kubeconfig, &dir.path().join("kube-cache"), &node_name);
-    assert_eq!(node.pointer("/spec/unschedulable"), Some(&Value::Bool(true)), "node cordoned: {node:#}");
-    let taints = node.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    assert_eq!(
+        node.pointer("/spec/unschedulable"),
+        Some(&Value::Bool(true)),
+        "node cordoned: {node:#}"
+    );
+    let taints = node
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     assert!(
-        taints.iter().any(|t| t["key"] == costop_core::constants::TAINT_SPOT_INTERRUPTION),
+        taints
+            .iter()
+            .any(|t| t["key"] == costop_core::constants::TAINT_SPOT_INTERRUPTION),
         "node carries costop's taint: {taints:?}"
     );
-    let annotation = node.pointer("/metadata/annotations/costop.io~1interruption-id").and_then(Value::as_str);
+    let annotation = node
+        .pointer("/metadata/annotations/costop.io~1interruption-id")
+        .and_then(Value::as_str);
     assert_eq!(
         annotation,
         outcome["decision"]["interruption_id"].as_str(),
         "the node names the interruption the outcome reports"
     );
 
-    let malformed = invoke(&watch, &root.join("events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")).await;
-    assert!(!malformed.success, "a malformed event is an error: {}", malformed.stdout);
-    assert!(malformed.stderr.contains("Error: NonRetryable"), "errorType NonRetryable:\n{}", malformed.stderr);
-    assert!(malformed.stderr.contains("malformed"), "the message says why:\n{}", malformed.stderr);
+    let malformed = invoke(
+        &watch,
+        &root.join(
+            "events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
+        ),
+    )
+    .await;
+    assert!(
+        !malformed.success,
+        "a malformed event is an error: {}",
+        malformed.stdout
+    );
+    assert!(
+        malformed.stderr.contains("Error: NonRetryable"),
+        "errorType NonRetryable:\n{}",
+        malformed.stderr
+    );
+    assert!(
+        malformed.stderr.contains("malformed"),
+        "the message says why:\n{}",
+        malformed.stderr
+    );
 
-    let ignored = invoke(&watch, &root.join("events/aws.ec2-ami-state-change.json")).await.json();
+    let ignored = invoke(&watch, &root.join("events/aws.ec2-ami-state-change.json"))
+        .await
+        .json();
     assert_eq!(ignored["kind"], "ignored", "{ignored:#}");
     let decision = &ignored["instances"][0]["decision"];
     assert_eq!(decision["decision"], "ignore", "{ignored:#}");
     assert_eq!(decision["reason"]["reason"], "unknown_event", "{ignored:#}");
-    assert_eq!(decision["reason"]["detail_type"], "EC2 AMI State Change", "{ignored:#}");
+    assert_eq!(
+        decision["reason"]["detail_type"], "EC2 AMI State Change",
+        "{ignored:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cargo_lambda_watch_runs_the_keeper_against_the_bed_and_answers_each_invoke() {
     let root = repo_root();
     // A short watch window: the invoke returns once replacements had their chance.
-    let (bed, dir, env_file, _) = prepare("costop-keeper", &[("COSTOP_STANDBY_WATCH_SECONDS", "3")]).await;
-    let (instance, _) = spot_nodes(bed.sim()).into_iter().next().expect("a spot node");
+    let (bed, dir, env_file, _) =
+        prepare("costop-keeper", &[("COSTOP_STANDBY_WATCH_SECONDS", "3")]).await;
+    let (instance, _) = spot_nodes(bed.sim())
+        .into_iter()
+        .next()
+        .expect("a spot node");
     let warning = dir.path().join("spot-warning.json");
-    std::fs::write(&warning, serde_json::to_vec_pretty(&events::spot_warning(&instance, Utc::now())).unwrap())
-        .expect("write the event");
+    std::fs::write(
+        &warning,
+        serde_json::to_vec_pretty(&events::spot_warning(&instance, Utc::now())).unwrap(),
+    )
+    .expect("write the event");
 
     let mut watch = Watch::start("costop-keeper", &env_file, dir.path().join("watch.log"));
     watch.wait_listening(Duration::from_secs(60));
@@ -300,16 +446,51 @@ async fn cargo_lambda_watch_runs_the_keeper_against_the_bed_and_answers_each_inv
     assert_eq!(started["trigger"], "standby", "{started:#}");
     assert_eq!(started["decision"]["decision"], "act", "{started:#}");
     assert_eq!(started["report"]["started"], true, "{started:#}");
-    let standby = started["decision"]["standby"].as_str().expect("the standby's id").to_string();
-    let out = bed.ec2().describe_instances().instance_ids(&standby).send().await.expect("describe the standby");
-    let state = out.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_string());
-    assert!(matches!(state.as_deref(), Some("pending" | "running")), "the standby was started: {state:?}");
+    let standby = started["decision"]["standby"]
+        .as_str()
+        .expect("the standby's id")
+        .to_string();
+    let out = bed
+        .ec2()
+        .describe_instances()
+        .instance_ids(&standby)
+        .send()
+        .await
+        .expect("describe the standby");
+    let state = out.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_string());
+    assert!(
+        matches!(state.as_deref(), Some("pending" | "running")),
+        "the standby was started: {state:?}"
+    );
 
-    let tick = invoke(&watch, &root.join("events/aws.events-scheduled-event.json")).await.json();
+    let tick = invoke(&watch, &root.join("events/aws.events-scheduled-event.json"))
+        .await
+        .json();
     assert_eq!(tick["trigger"], "tick", "{tick:#}");
-    assert_eq!(tick["plans"][0]["cluster"], bed.scenario().cluster.name.as_str(), "{tick:#}");
+    assert_eq!(
+        tick["plans"][0]["cluster"],
+        bed.scenario().cluster.name.as_str(),
+        "{tick:#}"
+    );
 
-    let malformed = invoke(&watch, &root.join("events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")).await;
-    assert!(!malformed.success, "a malformed event is an error: {}", malformed.stdout);
-    assert!(malformed.stderr.contains("Error: NonRetryable"), "errorType NonRetryable:\n{}", malformed.stderr);
+    let malformed = invoke(
+        &watch,
+        &root.join(
+            "events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
+        ),
+    )
+    .await;
+    assert!(
+        !malformed.success,
+        "a malformed event is an error: {}",
+        malformed.stdout
+    );
+    assert!(
+        malformed.stderr.contains("Error: NonRetryable"),
+        "errorType NonRetryable:\n{}",
+        malformed.stderr
+    );
 }

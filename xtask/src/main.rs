@@ -1,7 +1,8 @@
 //! The project runner behind the README's commands: `cargo xtask demo` runs the main job on
 //! the local bed, `cargo xtask test` installs what the tests need and runs all of them,
 //! `cargo xtask bed` starts the standalone bed, `cargo xtask bench` runs the benchmarks,
-//! `cargo xtask measure-lambda` measures the deployable function (zip size, init, peak RSS).
+//! `cargo xtask measure-lambda [--function …]` measures a deployable function (zip size, init,
+//! peak RSS, CPU time).
 //! It only orchestrates other commands, so it stays dependency-light and builds in seconds.
 
 mod measure;
@@ -43,8 +44,9 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Build the release Lambda zip and measure its size, cold-start init and peak RSS on a
-    /// 110-pod drain on the bed (see BENCHMARKS.md).
+    /// Build a function's release Lambda zip and measure its size, cold-start init and peak RSS
+    /// on its heavy round on the bed: a 110-pod drain, or the keeper's standby start with 110
+    /// replacements (see BENCHMARKS.md).
     MeasureLambda(measure::Args),
 }
 
@@ -55,13 +57,19 @@ fn main() -> ExitCode {
         Cmd::Setup => setup(&root),
         Cmd::Test { args } => setup(&root).and_then(|()| test(&root, &args)),
         Cmd::Bed { args } => setup(&root).and_then(|()| {
-            run(cargo(&root).args(["run", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"]).args(&args))
+            run(cargo(&root)
+                .args(["run", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"])
+                .args(&args))
         }),
         Cmd::Demo { args } => setup(&root).and_then(|()| {
-            run(cargo(&root).args(["run", "-q", "-p", "costop-demo", "--"]).args(&args))
+            run(cargo(&root)
+                .args(["run", "-q", "-p", "costop-demo", "--"])
+                .args(&args))
         }),
         Cmd::Bench { args } => setup(&root).and_then(|()| {
-            run(cargo(&root).args(["bench", "--workspace", "--"]).args(&args))
+            run(cargo(&root)
+                .args(["bench", "--workspace", "--"])
+                .args(&args))
         }),
         Cmd::MeasureLambda(args) => setup(&root).and_then(|()| measure::measure(&root, &args)),
     };
@@ -75,7 +83,10 @@ fn main() -> ExitCode {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the repo").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the repo")
+        .to_path_buf()
 }
 
 fn cargo(root: &Path) -> Command {
@@ -85,8 +96,14 @@ fn cargo(root: &Path) -> Command {
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{:?} failed ({status})", cmd.get_program())) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{:?} failed ({status})", cmd.get_program()))
+    }
 }
 
 /// Create `.venv` and install `tools/requirements.txt` into it when it changed since the
@@ -94,7 +111,8 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 fn setup(root: &Path) -> Result<(), String> {
     let venv = root.join(".venv");
     let req = root.join("tools/requirements.txt");
-    let wanted = std::fs::read_to_string(&req).map_err(|e| format!("cannot read {}: {e}", req.display()))?;
+    let wanted =
+        std::fs::read_to_string(&req).map_err(|e| format!("cannot read {}: {e}", req.display()))?;
     let stamp = venv.join(".costop-requirements");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(());
@@ -104,7 +122,9 @@ fn setup(root: &Path) -> Result<(), String> {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
     }
     eprintln!("xtask: installing tools/requirements.txt into .venv");
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&req))?;
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&req))?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 
@@ -131,7 +151,17 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     // command: its own feature set, so nothing nextest builds serves it, and a cold build takes
     // ~10 min on 2 cores. Built here, outside any test's timeout, the test only starts it.
     for f in LAMBDA_FUNCTIONS {
-        run(cargo(root).args(["build", "--manifest-path", "Cargo.toml", "--package", f, "--bin", f]))?;
+        run(cargo(root).args([
+            "build",
+            "--manifest-path",
+            "Cargo.toml",
+            "--package",
+            f,
+            "--bin",
+            f,
+        ]))?;
     }
-    run(cargo(root).args(["nextest", "run", "--workspace", "--exclude", "xtask"]).args(extra))
+    run(cargo(root)
+        .args(["nextest", "run", "--workspace", "--exclude", "xtask"])
+        .args(extra))
 }

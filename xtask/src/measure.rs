@@ -102,26 +102,42 @@ const MIB_IN_MB: f64 = 1.048_576;
 
 pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     let venv_bin = root.join(".venv/bin");
-    let path = format!("{}:{}", venv_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        venv_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let measured = args.function.binary();
     if !args.no_build {
         // The zig cross-linker cargo-lambda uses comes with the venv's ziglang: .venv/bin first.
         let mut build = cargo(root);
-        build.env("PATH", &path).args(["lambda", "build", "--release", "--output-format", "zip"]);
+        build
+            .env("PATH", &path)
+            .args(["lambda", "build", "--release", "--output-format", "zip"]);
         for bin in args.function.needs() {
             build.args(["--bin", bin]);
         }
         run(&mut build)?;
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let work = std::env::temp_dir().join(format!("costop-measure-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("create {}: {e}", work.display()))?;
     let _cleanup = RemoveOnDrop(work.clone());
     let zip = target.join(format!("lambda/{measured}/bootstrap.zip"));
-    let zip_bytes = std::fs::metadata(&zip).map_err(|e| format!("{}: {e} (build it, or drop --no-build)", zip.display()))?.len();
+    let zip_bytes = std::fs::metadata(&zip)
+        .map_err(|e| format!("{}: {e} (build it, or drop --no-build)", zip.display()))?
+        .len();
     let bootstrap = extract(&venv_bin, &zip, &work.join(measured))?;
-    let bootstrap_bytes = std::fs::metadata(&bootstrap).map_err(|e| format!("{}: {e}", bootstrap.display()))?.len();
-    eprintln!("measure: {} is {} bytes ({} bytes unzipped)", zip.display(), zip_bytes, bootstrap_bytes);
+    let bootstrap_bytes = std::fs::metadata(&bootstrap)
+        .map_err(|e| format!("{}: {e}", bootstrap.display()))?
+        .len();
+    eprintln!(
+        "measure: {} is {} bytes ({} bytes unzipped)",
+        zip.display(),
+        zip_bytes,
+        bootstrap_bytes
+    );
     let drainer = match args.function {
         Measured::Interruption => None,
         Measured::Keeper => {
@@ -130,11 +146,21 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         }
     };
 
-    let scenario = args.scenario.clone().unwrap_or_else(|| PathBuf::from(args.function.scenario()));
+    let scenario = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(args.function.scenario()));
     eprintln!("measure: starting the bed ({})", scenario.display());
     let (_bed, env) = start_bed(root, &scenario)?;
-    let kubeconfig = env.iter().find(|(k, _)| k == "KUBECONFIG").map(|(_, v)| v.clone()).ok_or("the bed printed no KUBECONFIG")?;
-    let kube = Kubectl { kubeconfig, cache: work.join("kube-cache") };
+    let kubeconfig = env
+        .iter()
+        .find(|(k, _)| k == "KUBECONFIG")
+        .map(|(_, v)| v.clone())
+        .ok_or("the bed printed no KUBECONFIG")?;
+    let kube = Kubectl {
+        kubeconfig,
+        cache: work.join("kube-cache"),
+    };
     let (node, instance) = kube.first_spot_node()?;
     eprintln!("measure: pinning {} pods to {node} ({instance})", args.pods);
     kube.load(&node, args.pods)?;
@@ -143,20 +169,29 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     fn_env.push(("COSTOP_DRY_RUN".into(), "false".into()));
     // Lambda's own log level stays info: what a deployed function would print.
     fn_env.push(("COSTOP_LOG_LEVEL".into(), "info".into()));
-    let noop = std::fs::read(root.join("events/aws.ec2-ami-state-change.json")).map_err(|e| format!("read the no-op event: {e}"))?;
+    let noop = std::fs::read(root.join("events/aws.ec2-ami-state-change.json"))
+        .map_err(|e| format!("read the no-op event: {e}"))?;
 
     let mut inits = Vec::new();
     let mut idle_rss = Vec::new();
     let mut idle_cpu = Vec::new();
     let mut warm_all = Vec::new();
     for round in 1..=args.rounds {
-        let mut f = Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join(format!("init-{round}.log")))?;
+        let mut f = Function::start(
+            root,
+            &venv_bin,
+            &bootstrap,
+            &fn_env,
+            &work.join(format!("init-{round}.log")),
+        )?;
         let first = f.invoke_timed(&noop)?;
         // costop-interruption answers `kind: ignored`, costop-keeper `trigger: ignored`.
         if first.1["kind"] != "ignored" && first.1["trigger"] != "ignored" {
             return Err(format!("the no-op event was not ignored: {:#}", first.1));
         }
-        let mut warm: Vec<f64> = (0..10).map(|_| f.invoke_timed(&noop).map(|(ms, _)| ms)).collect::<Result<_, _>>()?;
+        let mut warm: Vec<f64> = (0..10)
+            .map(|_| f.invoke_timed(&noop).map(|(ms, _)| ms))
+            .collect::<Result<_, _>>()?;
         let warm_ms = median(&mut warm);
         warm_all.extend(warm);
         let init = first.0 - warm_ms;
@@ -172,7 +207,13 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     }
 
     let warning = spot_warning(root, &instance)?;
-    let mut f = Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join("heavy.log"))?;
+    let mut f = Function::start(
+        root,
+        &venv_bin,
+        &bootstrap,
+        &fn_env,
+        &work.join("heavy.log"),
+    )?;
     let heavy_row = match &drainer {
         None => {
             let (ms, outcome) = f.invoke_timed(&warning)?;
@@ -183,7 +224,12 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
             let (kept, drained) = std::thread::scope(|s| {
                 let drained = s.spawn(|| d.invoke_timed(&warning));
                 let kept = f.invoke_timed(&warning);
-                (kept, drained.join().unwrap_or_else(|_| Err("the drainer's thread panicked".into())))
+                (
+                    kept,
+                    drained
+                        .join()
+                        .unwrap_or_else(|_| Err("the drainer's thread panicked".into())),
+                )
             });
             let (ms, outcome) = kept?;
             let (drain_ms, drained) = drained?;
@@ -195,6 +241,35 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     let rss_end = f.status_kb("VmRSS")? as f64 / 1024.0;
     let heavy_cpu = f.process.kill_for_cpu_time()?.as_secs_f64() * 1e3;
     drop(f);
+    // The keeper's most frequent invocation: the one-minute tick, here after a cold start, with
+    // the standby serving (its minimum serve time not over: observe and report only).
+    let tick_row = match args.function {
+        Measured::Interruption => None,
+        Measured::Keeper => {
+            let tick = std::fs::read(root.join("events/aws.events-scheduled-event.json"))
+                .map_err(|e| format!("read the tick: {e}"))?;
+            let mut f =
+                Function::start(root, &venv_bin, &bootstrap, &fn_env, &work.join("tick.log"))?;
+            let (ms, outcome) = f.invoke_timed(&tick)?;
+            let hwm = f.status_kb("VmHWM")? as f64 / 1024.0;
+            let cpu = f.process.kill_for_cpu_time()?.as_secs_f64() * 1e3;
+            let serving = outcome["plans"][0]["report"]["zones"]
+                .as_object()
+                .map_or(0, |z| {
+                    z.values()
+                        .filter_map(|v| v["serving"].as_u64())
+                        .sum::<u64>()
+                });
+            if outcome["trigger"] != "tick" || serving != 1 {
+                return Err(format!(
+                    "the tick did not see the serving standby: {outcome:#}"
+                ));
+            }
+            Some(format!(
+                "| tick (cold start + one cluster's pool, 1 serving standby): answered / peak RSS / CPU | — | {ms:.0} ms / {hwm:.1} MiB / {cpu:.0} ms | |"
+            ))
+        }
+    };
 
     let zip_mb = zip_bytes as f64 / 1e6;
     let init_med = median(&mut inits.clone());
@@ -205,7 +280,10 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         Measured::Keeper => format!("standby start + {} replacements tolerated", args.pods),
     };
     println!();
-    println!("{measured}, x86_64 release (`cargo lambda build --release`), bed `{}`", scenario.display());
+    println!(
+        "{measured}, x86_64 release (`cargo lambda build --release`), bed `{}`",
+        scenario.display()
+    );
     println!();
     println!("| figure | goal | measured | verdict |");
     println!("| --- | --- | --- | --- |");
@@ -224,7 +302,11 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         hwm * MIB_IN_MB,
         verdict(hwm * MIB_IN_MB <= RSS_GOAL_MB)
     );
-    println!("| … after init only (no-op event) | — | {:.1}–{:.1} MiB | |", range(&idle_rss).0, range(&idle_rss).1);
+    println!(
+        "| … after init only (no-op event) | — | {:.1}–{:.1} MiB | |",
+        range(&idle_rss).0,
+        range(&idle_rss).1
+    );
     println!("| … RSS when the heavy invocation answered | — | {rss_end:.1} MiB | |");
     println!(
         "| CPU time (user + system): init + 11 no-op answers / cold start + {heavy} | — | {:.1}–{:.1} ms / {heavy_cpu:.0} ms | |",
@@ -232,24 +314,40 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         range(&idle_cpu).1
     );
     println!("{heavy_row}");
-    println!("| warm no-op answer through the emulator (subtracted) | — | median {:.2} ms | |", median(&mut warm_all));
+    if let Some(row) = tick_row {
+        println!("{row}");
+    }
+    println!(
+        "| warm no-op answer through the emulator (subtracted) | — | median {:.2} ms | |",
+        median(&mut warm_all)
+    );
     Ok(())
 }
 
 /// Unzip `zip` into `dir`; the executable `bootstrap`.
 fn extract(venv_bin: &Path, zip: &Path, dir: &Path) -> Result<PathBuf, String> {
     if !zip.exists() {
-        return Err(format!("{}: missing (build it, or drop --no-build)", zip.display()));
+        return Err(format!(
+            "{}: missing (build it, or drop --no-build)",
+            zip.display()
+        ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
-    run(Command::new(venv_bin.join("python")).args(["-m", "zipfile", "-e"]).arg(zip).arg(dir))?;
+    run(Command::new(venv_bin.join("python"))
+        .args(["-m", "zipfile", "-e"])
+        .arg(zip)
+        .arg(dir))?;
     let bootstrap = dir.join("bootstrap");
-    std::fs::set_permissions(&bootstrap, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(|e| format!("chmod {}: {e}", bootstrap.display()))?;
+    std::fs::set_permissions(
+        &bootstrap,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(|e| format!("chmod {}: {e}", bootstrap.display()))?;
     Ok(bootstrap)
 }
 
 /// The interruption function's answer to the warning: it must have drained; the table row.
+/// (Under `--function costop-keeper` this is the companion process that made the replacements.)
 fn drain_row(outcome: &Value, ms: f64) -> Result<String, String> {
     let report = &outcome["instances"][0]["report"];
     let drain = &report["drain"];
@@ -270,21 +368,31 @@ fn keeper_row(outcome: &Value, ms: f64, pods: usize) -> Result<String, String> {
     let report = &outcome["report"];
     let tolerated = report["tolerated"].as_u64().unwrap_or(0);
     if outcome["trigger"] != "standby" || report["started"] != true || tolerated != pods as u64 {
-        return Err(format!("the keeper did not start a standby and tolerate {pods} replacements: {outcome:#}"));
+        return Err(format!(
+            "the keeper did not start a standby and tolerate {pods} replacements: {outcome:#}"
+        ));
     }
     Ok(format!(
-        "| keeper invocation: answered (start, then every replacement tolerated) | — | {ms:.0} ms; standby {} started, {tolerated} tolerated | |",
+        "| keeper invocation: answered (start, then every replacement tolerated) / time_to_start | — | {ms:.0} ms / {} ms; standby {} started, {tolerated} tolerated | |",
+        report["time_to_start_ms"],
         outcome["decision"]["standby"].as_str().unwrap_or("?")
     ))
 }
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 fn range(v: &[f64]) -> (f64, f64) {
-    v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| (lo.min(*x), hi.max(*x)))
+    v.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), x| {
+            (lo.min(*x), hi.max(*x))
+        })
 }
 
 struct RemoveOnDrop(PathBuf);
@@ -310,7 +418,14 @@ impl Group {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() as u32 != parent {
@@ -319,8 +434,13 @@ impl Group {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-        Ok(Self { child, reaped: false })
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+        Ok(Self {
+            child,
+            reaped: false,
+        })
     }
 
     fn pid(&self) -> u32 {
@@ -342,7 +462,9 @@ impl Group {
             usage
         };
         self.reaped = true;
-        let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
         Ok(tv(usage.ru_utime) + tv(usage.ru_stime))
     }
 }
@@ -373,16 +495,27 @@ impl Drop for Group {
 /// settle first); the lines as (key, value).
 fn start_bed(root: &Path, scenario: &Path) -> Result<(Group, Vec<(String, String)>), String> {
     let mut cmd = cargo(root);
-    cmd.args(["run", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--", "--scenario"])
-        .arg(scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "run",
+        "-q",
+        "-p",
+        "costop-bed",
+        "--bin",
+        "costop-bed",
+        "--",
+        "--scenario",
+    ])
+    .arg(scenario)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     let mut bed = Group::spawn(&mut cmd)?;
     let out = bed.child.stdout.take().ok_or("no bed stdout")?;
     let mut env = Vec::new();
     for line in BufReader::new(out).lines() {
         let line = line.map_err(|e| format!("read the bed's output: {e}"))?;
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         // costop-bed single-quotes values with unusual characters; ours have none.
         env.push((k.to_string(), v.trim_matches('\'').to_string()));
         if k == "COSTOP_CLUSTER" {
@@ -400,33 +533,59 @@ struct Kubectl {
 impl Kubectl {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("kubectl");
-        c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(&self.cache).args(args).env_remove("KUBECONFIG");
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args)
+            .env_remove("KUBECONFIG");
         c
     }
 
     fn json(&self, args: &[&str]) -> Result<Value, String> {
-        let out = self.command(args).output().map_err(|e| format!("cannot run kubectl: {e}"))?;
+        let out = self
+            .command(args)
+            .output()
+            .map_err(|e| format!("cannot run kubectl: {e}"))?;
         if !out.status.success() {
-            return Err(format!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "kubectl {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
         serde_json::from_slice(&out.stdout).map_err(|e| format!("kubectl {}: {e}", args.join(" ")))
     }
 
     /// (node name, instance id) of the first Ready spot node, by name.
     fn first_spot_node(&self) -> Result<(String, String), String> {
-        let nodes = self.json(&["get", "nodes", "-l", "eks.amazonaws.com/capacityType=SPOT", "-o", "json"])?;
+        let nodes = self.json(&[
+            "get",
+            "nodes",
+            "-l",
+            "eks.amazonaws.com/capacityType=SPOT",
+            "-o",
+            "json",
+        ])?;
         let mut found: Vec<(String, String)> = nodes["items"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|n| {
                 let name = n["metadata"]["name"].as_str()?.to_string();
-                let id = n["spec"]["providerID"].as_str()?.rsplit('/').next()?.to_string();
+                let id = n["spec"]["providerID"]
+                    .as_str()?
+                    .rsplit('/')
+                    .next()?
+                    .to_string();
                 Some((name, id))
             })
             .collect();
         found.sort();
-        found.into_iter().next().ok_or_else(|| "the scenario has no spot node".into())
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the scenario has no spot node".into())
     }
 
     /// One Deployment of `pods` replicas preferring `node`; waits until they all run there.
@@ -435,9 +594,23 @@ impl Kubectl {
             .replace("NAME", "load")
             .replace("REPLICAS", &pods.to_string())
             .replace("NODE", node);
-        let mut apply = self.command(&["apply", "-f", "-"]).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().map_err(|e| format!("kubectl apply: {e}"))?;
-        apply.stdin.take().ok_or("no stdin")?.write_all(manifest.as_bytes()).map_err(|e| format!("kubectl apply: {e}"))?;
-        if !apply.wait().map_err(|e| format!("kubectl apply: {e}"))?.success() {
+        let mut apply = self
+            .command(&["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("kubectl apply: {e}"))?;
+        apply
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(manifest.as_bytes())
+            .map_err(|e| format!("kubectl apply: {e}"))?;
+        if !apply
+            .wait()
+            .map_err(|e| format!("kubectl apply: {e}"))?
+            .success()
+        {
             return Err("kubectl apply of the load failed".into());
         }
         let t0 = Instant::now();
@@ -447,13 +620,19 @@ impl Kubectl {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter(|p| p["spec"]["nodeName"] == node && p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+                .filter(|p| {
+                    p["spec"]["nodeName"] == node
+                        && p["status"]["phase"] == "Running"
+                        && p["metadata"]["deletionTimestamp"].is_null()
+                })
                 .count();
             if running >= pods {
                 return Ok(());
             }
             if t0.elapsed() > Duration::from_secs(300) {
-                return Err(format!("only {running} of {pods} pods running on {node} after 300 s"));
+                return Err(format!(
+                    "only {running} of {pods} pods running on {node} after 300 s"
+                ));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -471,29 +650,51 @@ struct Function {
 }
 
 impl Function {
-    fn start(root: &Path, venv_bin: &Path, bootstrap: &Path, env: &[(String, String)], log: &Path) -> Result<Self, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| format!("free port: {e}"))?.port();
+    fn start(
+        root: &Path,
+        venv_bin: &Path,
+        bootstrap: &Path,
+        env: &[(String, String)],
+        log: &Path,
+    ) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("free port: {e}"))?
+            .port();
         let mut emu = Command::new(venv_bin.join("cargo-lambda"));
-        emu.args(["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port"])
-            .arg(port.to_string())
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        emu.args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+        ])
+        .arg(port.to_string())
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         let emulator = Group::spawn(&mut emu)?;
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if t0.elapsed() > Duration::from_secs(30) {
-                return Err(format!("the emulator is not listening on {port} after 30 s"));
+                return Err(format!(
+                    "the emulator is not listening on {port} after 30 s"
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let out = std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
+        let out =
+            std::fs::File::create(log).map_err(|e| format!("create {}: {e}", log.display()))?;
         let mut cmd = Command::new(bootstrap);
         cmd.env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             // What Lambda (and cargo-lambda's watch) set for a function; 128 MB as in the template.
-            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
             .env("AWS_LAMBDA_FUNCTION_NAME", EMULATED_NAME)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -502,14 +703,28 @@ impl Function {
             .stderr(out);
         let spawned = Instant::now();
         let process = Group::spawn(&mut cmd)?;
-        Ok(Self { process, _emulator: emulator, port, spawned, first: std::sync::atomic::AtomicBool::new(true) })
+        Ok(Self {
+            process,
+            _emulator: emulator,
+            port,
+            spawned,
+            first: std::sync::atomic::AtomicBool::new(true),
+        })
     }
 
     /// Post one event; (ms until the answer, the answer). The first call's time counts from the
     /// spawn, so it includes the init.
     fn invoke_timed(&self, body: &[u8]) -> Result<(f64, Value), String> {
-        let t0 = if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) { self.spawned } else { Instant::now() };
-        let (status, answer) = post(self.port, &format!("/2015-03-31/functions/{EMULATED_NAME}/invocations"), body)?;
+        let t0 = if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.spawned
+        } else {
+            Instant::now()
+        };
+        let (status, answer) = post(
+            self.port,
+            &format!("/2015-03-31/functions/{EMULATED_NAME}/invocations"),
+            body,
+        )?;
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         if status != 200 {
             return Err(format!("the function answered HTTP {status}: {answer}"));
@@ -520,10 +735,19 @@ impl Function {
 
     /// A `kB` line of /proc/<pid>/status.
     fn status_kb(&self, key: &str) -> Result<u64, String> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid())).map_err(|e| format!("read status: {e}"))?;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.pid()))
+            .map_err(|e| format!("read status: {e}"))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':')?.trim().strip_suffix(" kB")?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix(key)?
+                    .strip_prefix(':')?
+                    .trim()
+                    .strip_suffix(" kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .ok_or_else(|| format!("no {key} in /proc/{}/status", self.process.pid()))
     }
 }
@@ -532,27 +756,44 @@ impl Function {
 fn post(port: u16, path: &str, body: &[u8]) -> Result<(u16, String), String> {
     let err = |e: std::io::Error| format!("POST {path}: {e}");
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(err)?;
-    s.set_read_timeout(Some(Duration::from_secs(180))).map_err(err)?;
+    s.set_read_timeout(Some(Duration::from_secs(180)))
+        .map_err(err)?;
     s.set_nodelay(true).map_err(err)?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    s.write_all(&[head.as_bytes(), body].concat()).map_err(err)?;
+    s.write_all(&[head.as_bytes(), body].concat())
+        .map_err(err)?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(err)?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or_else(|| format!("POST {path}: no HTTP head in {text:?}"))?;
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("POST {path}: bad status line"))?;
-    let chunked = head.lines().any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("POST {path}: no HTTP head in {text:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("POST {path}: bad status line"))?;
+    let chunked = head.lines().any(|l| {
+        l.to_ascii_lowercase().starts_with("transfer-encoding:")
+            && l.to_ascii_lowercase().contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, body))
 }
 
 fn dechunk(mut s: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }
@@ -565,12 +806,18 @@ fn dechunk(mut s: &str) -> String {
 /// The captured Spot warning, re-addressed to `instance` and dated now.
 fn spot_warning(root: &Path, instance: &str) -> Result<Vec<u8>, String> {
     let path = root.join("events/aws.ec2-spot-instance-interruption-warning-terminate.json");
-    let mut ev: Value = serde_json::from_slice(&std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?;
+    let mut ev: Value = serde_json::from_slice(
+        &std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
     ev["id"] = json!(format!("measure-{}", now.as_nanos()));
     ev["time"] = json!(utc_rfc3339(now.as_secs()));
-    ev["resources"] = json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")]);
+    ev["resources"] = json!([format!(
+        "arn:aws:ec2:us-east-1:123456789012:instance/{instance}"
+    )]);
     ev["detail"]["instance-id"] = json!(instance);
     serde_json::to_vec(&ev).map_err(|e| e.to_string())
 }
@@ -588,5 +835,10 @@ fn utc_rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

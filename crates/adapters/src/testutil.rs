@@ -148,7 +148,10 @@ impl Server {
 
     /// For [`Server::scripted`]: a request beyond the script fails the test.
     pub fn unexpected(r: &Captured) -> Reply {
-        panic!("unexpected request beyond the script: {} {}", r.method, r.target)
+        panic!(
+            "unexpected request beyond the script: {} {}",
+            r.method, r.target
+        )
     }
 
     pub fn requests(&self) -> Vec<Captured> {

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use costop_core::Config;
 use costop_core::facts::PodRef;
 use costop_core::plan::action::{Drain, EvictPod};
-use costop_core::plan::drain::{RetryDecision, at_deadline, deterministic_jitter, next_eviction_retry};
+use costop_core::plan::drain::{
+    RetryDecision, at_deadline, deterministic_jitter, next_eviction_retry,
+};
 use costop_core::record::{TimelineEntry, TimelineStep};
 use futures::StreamExt;
 use serde::Serialize;
@@ -52,7 +54,13 @@ enum PodResult {
 
 /// Run `drain`. Infallible by design: failures of individual pods are retried until the
 /// deadline and then reported; timeline writes are best effort.
-pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &str, drain: &Drain, config: &Config) -> DrainReport {
+pub async fn run<K: Kube, R: Records>(
+    kube: &K,
+    records: &R,
+    interruption_id: &str,
+    drain: &Drain,
+    config: &Config,
+) -> DrainReport {
     let started = std::time::Instant::now();
     let limiter = RateLimiter::new(config.kube_qps, config.kube_burst);
     let issued_at = Mutex::new(Vec::<u64>::new());
@@ -61,8 +69,15 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     // write's latency and slow every eviction behind it.
     let pending = Mutex::new(Vec::<TimelineEntry>::new());
     let record = |step: TimelineStep| {
-        let entry = TimelineEntry { interruption_id: interruption_id.to_string(), at: Utc::now(), step };
-        pending.lock().unwrap_or_else(|e| e.into_inner()).push(entry);
+        let entry = TimelineEntry {
+            interruption_id: interruption_id.to_string(),
+            at: Utc::now(),
+            step,
+        };
+        pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(entry);
         std::future::ready(())
     };
     let flush = || async {
@@ -70,7 +85,10 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
         if entries.is_empty() {
             return;
         }
-        if let Err(e) = records.append_many(&entries, config.timeline_ttl_days).await {
+        if let Err(e) = records
+            .append_many(&entries, config.timeline_ttl_days)
+            .await
+        {
             tracing::warn!(interruption_id, entries = entries.len(), error = %crate::handler::error_chain(&e), "timeline write failed");
         }
     };
@@ -82,7 +100,10 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
             let issued_at = &issued_at;
             async move {
                 let r = evict_one(kube, limiter, &pod, drain, &record, || {
-                    issued_at.lock().unwrap_or_else(|e| e.into_inner()).push(started.elapsed().as_millis() as u64)
+                    issued_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(started.elapsed().as_millis() as u64)
                 })
                 .await;
                 (pod.pod_ref(), r)
@@ -93,7 +114,13 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
         .await;
 
     let mut report = DrainReport {
-        all_issued_ms: issued_at.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().max().unwrap_or(0),
+        all_issued_ms: issued_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0),
         ..Default::default()
     };
     let mut remaining = Vec::new();
@@ -143,7 +170,10 @@ pub async fn run<K: Kube, R: Records>(kube: &K, records: &R, interruption_id: &s
     // A clean drain is recorded by the plan's own `drained` milestone; a missed deadline
     // replaces it (the handler skips `drained` then).
     if !outcome.is_clean() {
-        record(TimelineStep::DeadlineReached { remaining: outcome.remaining.clone() }).await;
+        record(TimelineStep::DeadlineReached {
+            remaining: outcome.remaining.clone(),
+        })
+        .await;
     }
     flush().await;
     report.remaining = outcome.remaining;
@@ -192,13 +222,19 @@ where
         match next_eviction_retry(&drain.backoff, retries, Utc::now(), drain.evict_by, jitter) {
             RetryDecision::RetryAt { at } => {
                 tracing::debug!(pod = %pref, retry = retries, reason = %refused, "eviction refused; retrying");
-                record(TimelineStep::EvictionRetried { pod: pref.clone(), attempt: retries }).await;
+                record(TimelineStep::EvictionRetried {
+                    pod: pref.clone(),
+                    attempt: retries,
+                })
+                .await;
                 sleep_until(at).await;
             }
             RetryDecision::GiveUp { reason } => {
                 mark_issued();
                 tracing::warn!(pod = %pref, ?reason, last = %refused, "eviction given up");
-                return PodResult::GaveUp { retries: retries - 1 };
+                return PodResult::GaveUp {
+                    retries: retries - 1,
+                };
             }
         }
     }
@@ -207,7 +243,13 @@ where
 
 /// Wait until the accepted pods are gone, reading the node's pods once per tick for all of them
 /// (one request however many pods are draining), until the deadline.
-async fn wait_gone<K, F, Fut>(kube: &K, limiter: &RateLimiter, drain: &Drain, accepted: &[&EvictPod], record: &F) -> Vec<PodRef>
+async fn wait_gone<K, F, Fut>(
+    kube: &K,
+    limiter: &RateLimiter,
+    drain: &Drain,
+    accepted: &[&EvictPod],
+    record: &F,
+) -> Vec<PodRef>
 where
     K: Kube,
     F: Fn(TimelineStep) -> Fut,
@@ -218,15 +260,19 @@ where
     while !waiting.is_empty() {
         limiter.acquire().await;
         if let Ok(present) = kube.pods_on(&drain.node).await {
-            let (still, left): (Vec<&EvictPod>, Vec<&EvictPod>) =
-                waiting.into_iter().partition(|p| present.iter().any(|q| q.uid == p.uid));
+            let (still, left): (Vec<&EvictPod>, Vec<&EvictPod>) = waiting
+                .into_iter()
+                .partition(|p| present.iter().any(|q| q.uid == p.uid));
             for p in left {
                 record(TimelineStep::Evicted { pod: p.pod_ref() }).await;
                 gone.push(p.pod_ref());
             }
             waiting = still;
         }
-        if waiting.is_empty() || Utc::now() + chrono::Duration::from_std(GONE_POLL).unwrap_or_default() >= drain.deadline {
+        if waiting.is_empty()
+            || Utc::now() + chrono::Duration::from_std(GONE_POLL).unwrap_or_default()
+                >= drain.deadline
+        {
             break;
         }
         tokio::time::sleep(GONE_POLL).await;

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use costop_core::event::InstanceState;
 use costop_core::facts::{InstanceFacts, TargetGroupFacts};
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
-use costop_core::event::InstanceState;
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
 
 use crate::ports::{Asg, Claim, Ec2, Elb, PortError, Records};
@@ -25,8 +25,15 @@ pub type InstanceObserver = Arc<dyn Fn(Vec<InstanceFacts>) + Send + Sync>;
 /// A recorded mutating EC2 call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ec2Call {
-    Tag { instance_id: String, set: BTreeMap<String, String>, remove: Vec<String> },
-    Retype { instance_id: String, instance_type: String },
+    Tag {
+        instance_id: String,
+        set: BTreeMap<String, String>,
+        remove: Vec<String>,
+    },
+    Retype {
+        instance_id: String,
+        instance_type: String,
+    },
     Start(String),
     Stop(String),
 }
@@ -59,7 +66,10 @@ impl FakeEc2 {
     pub fn change(&self, id: &str, f: impl FnOnce(&mut InstanceFacts)) -> Result<(), PortError> {
         let snapshot = {
             let mut m = lock(&self.instances);
-            let i = m.get_mut(id).ok_or_else(|| PortError::NotFound { op: "ec2", what: format!("instance {id}") })?;
+            let i = m.get_mut(id).ok_or_else(|| PortError::NotFound {
+                op: "ec2",
+                what: format!("instance {id}"),
+            })?;
             f(i);
             m.values().cloned().collect::<Vec<_>>()
         };
@@ -87,10 +97,22 @@ impl Ec2 for FakeEc2 {
             .cloned()
             .collect())
     }
-    async fn tag_standby(&self, instance_id: &str, set: &BTreeMap<String, String>, remove: &[String]) -> Result<(), PortError> {
-        self.call(Ec2Call::Tag { instance_id: instance_id.into(), set: set.clone(), remove: remove.to_vec() });
+    async fn tag_standby(
+        &self,
+        instance_id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> Result<(), PortError> {
+        self.call(Ec2Call::Tag {
+            instance_id: instance_id.into(),
+            set: set.clone(),
+            remove: remove.to_vec(),
+        });
         let mut m = lock(&self.instances);
-        let i = m.get_mut(instance_id).ok_or_else(|| PortError::NotFound { op: "create tags", what: instance_id.into() })?;
+        let i = m.get_mut(instance_id).ok_or_else(|| PortError::NotFound {
+            op: "create tags",
+            what: instance_id.into(),
+        })?;
         i.tags.extend(set.clone());
         for k in remove {
             i.tags.remove(k);
@@ -98,14 +120,22 @@ impl Ec2 for FakeEc2 {
         Ok(())
     }
     async fn retype(&self, instance_id: &str, instance_type: &str) -> Result<(), PortError> {
-        self.call(Ec2Call::Retype { instance_id: instance_id.into(), instance_type: instance_type.into() });
-        if self.get(instance_id).is_some_and(|i| i.state != InstanceState::Stopped) {
+        self.call(Ec2Call::Retype {
+            instance_id: instance_id.into(),
+            instance_type: instance_type.into(),
+        });
+        if self
+            .get(instance_id)
+            .is_some_and(|i| i.state != InstanceState::Stopped)
+        {
             return Err(PortError::Permanent {
                 op: "modify instance type",
                 source: format!("IncorrectInstanceState: {instance_id} is not stopped").into(),
             });
         }
-        self.change(instance_id, |i| i.instance_type = Some(instance_type.into()))
+        self.change(instance_id, |i| {
+            i.instance_type = Some(instance_type.into())
+        })
     }
     async fn start(&self, instance_id: &str) -> Result<(), PortError> {
         self.call(Ec2Call::Start(instance_id.into()));
@@ -130,7 +160,12 @@ impl Elb for FakeElb {
     }
     async fn deregister(&self, action: &DeregisterTargets) -> Result<(), PortError> {
         if let Some(g) = lock(&self.groups).get_mut(&action.target_group_arn) {
-            g.targets.retain(|t| !action.targets.iter().any(|d| d.id == t.id && (d.port.is_none() || d.port == t.port)));
+            g.targets.retain(|t| {
+                !action
+                    .targets
+                    .iter()
+                    .any(|d| d.id == t.id && (d.port.is_none() || d.port == t.port))
+            });
         }
         lock(&self.deregistered).push(action.clone());
         Ok(())
@@ -153,7 +188,10 @@ pub struct FakeAsg {
 
 impl Asg for FakeAsg {
     async fn detach(&self, asg: &str, instance_id: &str) -> Result<(), PortError> {
-        lock(&self.calls).push(AsgCall::Detach { asg: asg.into(), instance_id: instance_id.into() });
+        lock(&self.calls).push(AsgCall::Detach {
+            asg: asg.into(),
+            instance_id: instance_id.into(),
+        });
         Ok(())
     }
     async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
@@ -177,12 +215,17 @@ fn key_of(item: &Item) -> Option<(String, String)> {
 }
 
 fn missing_key() -> PortError {
-    PortError::Permanent { op: "put item", source: "item has no pk/sk string attributes".into() }
+    PortError::Permanent {
+        op: "put item",
+        source: "item has no pk/sk string attributes".into(),
+    }
 }
 
 impl Records for FakeRecords {
     async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
-        Ok(lock(&self.items).get(&(key.pk.clone(), key.sk.clone())).cloned())
+        Ok(lock(&self.items)
+            .get(&(key.pk.clone(), key.sk.clone()))
+            .cloned())
     }
     async fn put(&self, item: Item) -> Result<(), PortError> {
         let k = key_of(&item).ok_or_else(missing_key)?;
@@ -212,7 +255,11 @@ impl Records for FakeRecords {
         items.insert(k, put.item);
         Ok(Claim::Won)
     }
-    async fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn lease_standby(
+        &self,
+        lease: &StandbyLease,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
         // The same condition as `record::standby_lease_put`'s expression, evaluated directly.
         let put = record::standby_lease_put(lease, now);
         let k = key_of(&put.item).ok_or_else(missing_key)?;
@@ -220,7 +267,8 @@ impl Records for FakeRecords {
         let allowed = match items.get(&k) {
             None => true,
             Some(existing) => {
-                let same = existing.get("interruption_id") == Some(&Attr::s(&lease.interruption_id));
+                let same =
+                    existing.get("interruption_id") == Some(&Attr::s(&lease.interruption_id));
                 let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
                 let taken = match existing.get("taken_epoch") {
                     Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
@@ -238,31 +286,54 @@ impl Records for FakeRecords {
     async fn update(&self, update: &Update) -> Result<(), PortError> {
         // Only `SET a = :v[, b = :w]` is used by costop.
         let mut items = lock(&self.items);
-        let item = items.entry((update.key.pk.clone(), update.key.sk.clone())).or_insert_with(|| update.key.to_item());
-        let set = update.update_expression.trim().strip_prefix("SET ").ok_or_else(|| PortError::Permanent {
-            op: "update item",
-            source: format!("unsupported update expression {:?}", update.update_expression).into(),
-        })?;
+        let item = items
+            .entry((update.key.pk.clone(), update.key.sk.clone()))
+            .or_insert_with(|| update.key.to_item());
+        let set = update
+            .update_expression
+            .trim()
+            .strip_prefix("SET ")
+            .ok_or_else(|| PortError::Permanent {
+                op: "update item",
+                source: format!(
+                    "unsupported update expression {:?}",
+                    update.update_expression
+                )
+                .into(),
+            })?;
         for assignment in set.split(',') {
-            let (name, value) = assignment.split_once('=').ok_or_else(|| PortError::Permanent {
-                op: "update item",
-                source: format!("bad assignment {assignment:?}").into(),
-            })?;
-            let v = update.expression_values.get(value.trim()).cloned().ok_or_else(|| PortError::Permanent {
-                op: "update item",
-                source: format!("no value for {}", value.trim()).into(),
-            })?;
+            let (name, value) = assignment
+                .split_once('=')
+                .ok_or_else(|| PortError::Permanent {
+                    op: "update item",
+                    source: format!("bad assignment {assignment:?}").into(),
+                })?;
+            let v = update
+                .expression_values
+                .get(value.trim())
+                .cloned()
+                .ok_or_else(|| PortError::Permanent {
+                    op: "update item",
+                    source: format!("no value for {}", value.trim()).into(),
+                })?;
             item.insert(name.trim().to_string(), v);
         }
         Ok(())
     }
     async fn query(&self, pk: &str) -> Result<Vec<Item>, PortError> {
-        Ok(lock(&self.items).iter().filter(|((p, _), _)| p == pk).map(|(_, v)| v.clone()).collect())
+        Ok(lock(&self.items)
+            .iter()
+            .filter(|((p, _), _)| p == pk)
+            .map(|(_, v)| v.clone())
+            .collect())
     }
     async fn query_instance(&self, instance_id: &str) -> Result<Vec<Item>, PortError> {
         let want = Attr::s(record::instance_key(instance_id));
-        let mut v: Vec<Item> =
-            lock(&self.items).values().filter(|i| i.get(record::GSI1_PK) == Some(&want)).cloned().collect();
+        let mut v: Vec<Item> = lock(&self.items)
+            .values()
+            .filter(|i| i.get(record::GSI1_PK) == Some(&want))
+            .cloned()
+            .collect();
         let sort_key = |i: &Item| match i.get(record::GSI1_SK) {
             Some(Attr::S(s)) => s.clone(),
             _ => String::new(),

@@ -5,7 +5,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts, instance_id_from_provider_id};
+use costop_core::facts::{
+    Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts,
+    instance_id_from_provider_id,
+};
 use costop_core::plan::action::{CordonAndTaint, DeregisterTargets};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::{Action, Config, Decision, Event, ParseError, Plan};
@@ -44,8 +47,13 @@ pub enum HandlerError {
     },
     /// The invocation's time ran out before the drain's own deadline (see
     /// [`Handler::handle_within`]); the retry carries on.
-    #[error("the invocation's time ran out with {pods_left} pod(s) still to drain for interruption {interruption_id}")]
-    OutOfTime { interruption_id: String, pods_left: usize },
+    #[error(
+        "the invocation's time ran out with {pods_left} pod(s) still to drain for interruption {interruption_id}"
+    )]
+    OutOfTime {
+        interruption_id: String,
+        pods_left: usize,
+    },
 }
 
 impl HandlerError {
@@ -53,12 +61,18 @@ impl HandlerError {
         match self {
             HandlerError::Malformed(_) => false,
             HandlerError::OutOfTime { .. } => true,
-            HandlerError::Observe { source, .. } | HandlerError::Execute { source, .. } => source.is_retryable(),
+            HandlerError::Observe { source, .. } | HandlerError::Execute { source, .. } => {
+                source.is_retryable()
+            }
         }
     }
     /// `Retryable` / `NonRetryable`, the Lambda diagnostic error type.
     pub fn error_type(&self) -> &'static str {
-        if self.is_retryable() { "Retryable" } else { "NonRetryable" }
+        if self.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        }
     }
 }
 
@@ -170,7 +184,11 @@ fn journaled<'a>(
 
 impl<W: World> Handler<W> {
     pub fn new(world: W, config: Config) -> Self {
-        Self { world, config, last_cluster: std::sync::Mutex::new(None) }
+        Self {
+            world,
+            config,
+            last_cluster: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -182,7 +200,11 @@ impl<W: World> Handler<W> {
     }
 
     /// Handle one delivery (the raw EventBridge JSON) with no time limit of its own.
-    pub async fn handle(&self, payload: &serde_json::Value, mode: Mode) -> Result<Outcome, HandlerError> {
+    pub async fn handle(
+        &self,
+        payload: &serde_json::Value,
+        mode: Mode,
+    ) -> Result<Outcome, HandlerError> {
         self.handle_within(payload, mode, None).await
     }
 
@@ -200,16 +222,31 @@ impl<W: World> Handler<W> {
         let started = Instant::now();
         let event = Event::from_value(payload).map_err(HandlerError::Malformed)?;
         let now = Utc::now();
-        let ids: Vec<String> = event.instance_ids().into_iter().map(|s| s.to_string()).collect();
+        let ids: Vec<String> = event
+            .instance_ids()
+            .into_iter()
+            .map(|s| s.to_string())
+            .collect();
         let event_id = event.id().unwrap_or_default().to_string();
-        let kind = event.kind().map(|k| k.slug().to_string()).unwrap_or_else(|| "ignored".into());
+        let kind = event
+            .kind()
+            .map(|k| k.slug().to_string())
+            .unwrap_or_else(|| "ignored".into());
         if ids.is_empty() || matches!(event, Event::Ignored(_)) {
             let instances = costop_core::plan_all(&event, &[], &self.config, now)
                 .into_iter()
                 .enumerate()
-                .map(|(i, decision)| InstanceOutcome { instance_id: ids.get(i).cloned().unwrap_or_default(), decision, report: None })
+                .map(|(i, decision)| InstanceOutcome {
+                    instance_id: ids.get(i).cloned().unwrap_or_default(),
+                    decision,
+                    report: None,
+                })
                 .collect();
-            return Ok(Outcome { event_id, kind, instances });
+            return Ok(Outcome {
+                event_id,
+                kind,
+                instances,
+            });
         }
 
         // Round one asks EC2, the dedupe items, the target groups and — when a warm function
@@ -217,22 +254,47 @@ impl<W: World> Handler<W> {
         // opening (claim ∥ cordon) as soon as its node is known; its pods are read beside the
         // opening, and the target groups are awaited only after it.
         let hint = self.cluster_hint();
-        let all = |source| HandlerError::Observe { instance_id: ids.join(","), source };
+        let all = |source| HandlerError::Observe {
+            instance_id: ids.join(","),
+            source,
+        };
         let front = async {
             let describe = self.world.ec2().describe_instances(&ids);
             let dedupe = join_all(ids.iter().map(|id| self.delivery(&event_id, id)));
             let speculative = join_all(ids.iter().map(|id| self.speculate(hint.as_deref(), id)));
             let (instances, deliveries, guesses) = futures::join!(describe, dedupe, speculative);
             let instances = instances.map_err(all)?;
-            let fronts = ids.iter().zip(deliveries).zip(guesses).map(|((id, delivery), guess)| {
-                let instance = instances.iter().find(|i| i.instance_id == *id).cloned();
-                self.front(&event, id, instance, delivery, guess, hint.as_deref(), now, mode, started)
-            });
+            let fronts = ids
+                .iter()
+                .zip(deliveries)
+                .zip(guesses)
+                .map(|((id, delivery), guess)| {
+                    let instance = instances.iter().find(|i| i.instance_id == *id).cloned();
+                    self.front(
+                        &event,
+                        id,
+                        instance,
+                        delivery,
+                        guess,
+                        hint.as_deref(),
+                        now,
+                        mode,
+                        started,
+                    )
+                });
             Ok::<_, HandlerError>(join_all(fronts).await)
         };
         let (groups, fronts) = futures::join!(self.world.elb().target_groups(), front);
         let fronts = fronts?;
-        let won_any = fronts.iter().any(|f| matches!(f, Ok(Front { opened: Some(Opened::Won(_)), .. })));
+        let won_any = fronts.iter().any(|f| {
+            matches!(
+                f,
+                Ok(Front {
+                    opened: Some(Opened::Won(_)),
+                    ..
+                })
+            )
+        });
         // Nothing done yet: a failed target-group read fails the delivery, to be retried whole.
         // Once a node is cordoned its drain must go on: the deregistration is skipped instead.
         let groups = match groups {
@@ -243,7 +305,8 @@ impl<W: World> Handler<W> {
         // another failed; the first error is returned after all of them.
         let runs = fronts.into_iter().map(|front| async {
             let front = front?;
-            self.finish(&event, front, &groups, now, started, budget_end).await
+            self.finish(&event, front, &groups, now, started, budget_end)
+                .await
         });
         let mut instances = Vec::with_capacity(ids.len());
         let mut first_error = None;
@@ -257,7 +320,11 @@ impl<W: World> Handler<W> {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(Outcome { event_id, kind, instances }),
+            None => Ok(Outcome {
+                event_id,
+                kind,
+                instances,
+            }),
         }
     }
 
@@ -276,13 +343,26 @@ impl<W: World> Handler<W> {
         mode: Mode,
         started: Instant,
     ) -> Result<Front<KubeOf<W>>, HandlerError> {
-        let err = |source| HandlerError::Observe { instance_id: id.to_string(), source };
-        let mut facts = Facts { delivery: delivery.map_err(err)?, instance, ..Facts::unknown_instance(id) };
-        let cluster = facts.instance.as_ref().and_then(|i| costop_core::plan::resolve_cluster(i, &self.config)).map(|c| c.name);
+        let err = |source| HandlerError::Observe {
+            instance_id: id.to_string(),
+            source,
+        };
+        let mut facts = Facts {
+            delivery: delivery.map_err(err)?,
+            instance,
+            ..Facts::unknown_instance(id)
+        };
+        let cluster = facts
+            .instance
+            .as_ref()
+            .and_then(|i| costop_core::plan::resolve_cluster(i, &self.config))
+            .map(|c| c.name);
         // Look for the node only if the planner would act given one: a duplicate delivery or
         // an instance of another cluster costs no Kubernetes request.
         let needs_node = match costop_core::plan(event, &facts, &self.config, now) {
-            Decision::Ignore { reason } => matches!(reason, costop_core::IgnoreReason::NoNodeForInstance { .. }),
+            Decision::Ignore { reason } => {
+                matches!(reason, costop_core::IgnoreReason::NoNodeForInstance { .. })
+            }
             Decision::Act(_) => false,
         };
         if let (true, Some(c), Some(instance)) = (needs_node, &cluster, &facts.instance) {
@@ -294,19 +374,33 @@ impl<W: World> Handler<W> {
         let early = costop_core::plan(event, &facts, &self.config, now);
         let pods = async {
             match (&early, &facts.node, &cluster) {
-                (Decision::Act(_), Some(node), Some(c)) => self.world.clusters().connect(c).await?.pods_on(&node.name).await,
+                (Decision::Act(_), Some(node), Some(c)) => {
+                    self.world
+                        .clusters()
+                        .connect(c)
+                        .await?
+                        .pods_on(&node.name)
+                        .await
+                }
                 _ => Ok(Vec::new()),
             }
         };
         let opening = async {
             match (&early, mode) {
-                (Decision::Act(plan), Mode::Execute) if !plan.dry_run => Some(self.open(plan, started).await),
+                (Decision::Act(plan), Mode::Execute) if !plan.dry_run => {
+                    Some(self.open(plan, started).await)
+                }
                 _ => None,
             }
         };
         // The opening first: its requests go out before the pods are asked for.
         let (opened, pods) = futures::join!(opening, pods);
-        Ok(Front { facts, early, pods, opened: opened.transpose()? })
+        Ok(Front {
+            facts,
+            early,
+            pods,
+            opened: opened.transpose()?,
+        })
     }
 
     /// The opening: the dedupe claim and the node patch go out together, so the node is
@@ -316,7 +410,11 @@ impl<W: World> Handler<W> {
     async fn open(&self, plan: &Plan, started: Instant) -> Result<Opened<KubeOf<W>>, HandlerError> {
         let fail = |action: &'static str| {
             let id = plan.interruption_id.clone();
-            move |source| HandlerError::Execute { interruption_id: id, action, source }
+            move |source| HandlerError::Execute {
+                interruption_id: id,
+                action,
+                source,
+            }
         };
         let kube = match self.world.clusters().connect(&plan.cluster).await {
             Ok(k) => Some(k),
@@ -325,15 +423,23 @@ impl<W: World> Handler<W> {
         };
         let opening = plan.opening();
         let Some(claim) = opening.claim else {
-            return Ok(Opened::Won(Won { kube, cordoned: None }));
+            return Ok(Opened::Won(Won {
+                kube,
+                cordoned: None,
+            }));
         };
         let cordon = async {
             match (opening.cordon, kube.as_ref()) {
-                (Some(c), Some(k)) => Some(self.cordon(k, c).await.map(|()| (started.elapsed(), Utc::now()))),
+                (Some(c), Some(k)) => Some(
+                    self.cordon(k, c)
+                        .await
+                        .map(|()| (started.elapsed(), Utc::now())),
+                ),
                 _ => None,
             }
         };
-        let (claimed, cordoned) = futures::join!(self.world.records().claim(claim, Utc::now()), cordon);
+        let (claimed, cordoned) =
+            futures::join!(self.world.records().claim(claim, Utc::now()), cordon);
         match claimed.map_err(fail("record_event"))? {
             Claim::Lost => {
                 tracing::info!(interruption_id = %plan.interruption_id, "another delivery owns this event; stopping");
@@ -360,17 +466,37 @@ impl<W: World> Handler<W> {
         started: Instant,
         budget_end: Option<DateTime<Utc>>,
     ) -> Result<InstanceOutcome, HandlerError> {
-        let Front { mut facts, early, pods, opened } = front;
+        let Front {
+            mut facts,
+            early,
+            pods,
+            opened,
+        } = front;
         let instance_id = facts.instance_id.clone();
-        let err = |source| HandlerError::Observe { instance_id: instance_id.clone(), source };
+        let err = |source| HandlerError::Observe {
+            instance_id: instance_id.clone(),
+            source,
+        };
         let won = match opened {
             None | Some(Opened::Lost) if early.as_plan().is_none() => {
-                return Ok(InstanceOutcome { instance_id, decision: early, report: None });
+                return Ok(InstanceOutcome {
+                    instance_id,
+                    decision: early,
+                    report: None,
+                });
             }
             None => None,
             Some(Opened::Lost) => {
-                let report = ExecutionReport { lost_claim: true, actions: vec!["record_event"], ..Default::default() };
-                return Ok(InstanceOutcome { instance_id, decision: early, report: Some(report) });
+                let report = ExecutionReport {
+                    lost_claim: true,
+                    actions: vec!["record_event"],
+                    ..Default::default()
+                };
+                return Ok(InstanceOutcome {
+                    instance_id,
+                    decision: early,
+                    report: Some(report),
+                });
             }
             Some(Opened::Won(won)) => Some(won),
         };
@@ -390,7 +516,11 @@ impl<W: World> Handler<W> {
         }
         let decision = costop_core::plan(event, &facts, &self.config, now);
         let Some(won) = won else {
-            return Ok(InstanceOutcome { instance_id, decision, report: None });
+            return Ok(InstanceOutcome {
+                instance_id,
+                decision,
+                report: None,
+            });
         };
         let (Decision::Act(plan), Some(early)) = (&decision, early.as_plan()) else {
             // Never expected: the golden tests show the decision does not depend on the pods or
@@ -398,7 +528,11 @@ impl<W: World> Handler<W> {
             if let Some(early) = early.as_plan() {
                 self.give_up(early, "plan", &PlanChanged).await;
             }
-            return Ok(InstanceOutcome { instance_id, decision, report: None });
+            return Ok(InstanceOutcome {
+                instance_id,
+                decision,
+                report: None,
+            });
         };
         if plan.opening() != early.opening() {
             tracing::error!(interruption_id = %plan.interruption_id, "the opening planned early differs from the complete plan's");
@@ -406,16 +540,30 @@ impl<W: World> Handler<W> {
         if let Some(e) = groups_failed {
             // Logged and recorded; the node is already cordoned and must still be drained.
             tracing::error!(interruption_id = %plan.interruption_id, error = %error_chain(e), "target groups unreadable; not deregistering");
-            let step = TimelineStep::Failed { action: "observe_target_groups".into(), error: error_chain(e) };
+            let step = TimelineStep::Failed {
+                action: "observe_target_groups".into(),
+                error: error_chain(e),
+            };
             let _ = self.record(plan, Utc::now(), step).await;
         }
         let report = self.execute(plan, &facts, won, started, budget_end).await?;
-        Ok(InstanceOutcome { instance_id, decision, report: Some(report) })
+        Ok(InstanceOutcome {
+            instance_id,
+            decision,
+            report: Some(report),
+        })
     }
 
     async fn delivery(&self, event_id: &str, id: &str) -> Result<Delivery, PortError> {
-        let item = self.world.records().get(&record::dedupe_key(event_id, id)).await?;
-        record::delivery_from_item(item.as_ref()).map_err(|e| PortError::Permanent { op: "read dedupe item", source: Box::new(e) })
+        let item = self
+            .world
+            .records()
+            .get(&record::dedupe_key(event_id, id))
+            .await?;
+        record::delivery_from_item(item.as_ref()).map_err(|e| PortError::Permanent {
+            op: "read dedupe item",
+            source: Box::new(e),
+        })
     }
 
     /// The node of `instance_id` read by a name remembered from an earlier invocation (or the
@@ -426,11 +574,19 @@ impl<W: World> Handler<W> {
         let name = kube.known_node_name(instance_id)?;
         let node = kube.node(&name).await.ok()??;
         // A recycled name (same private IP, new instance) is not this instance's node.
-        let ours = node.provider_id.as_deref().and_then(instance_id_from_provider_id).is_none_or(|id| id == instance_id);
+        let ours = node
+            .provider_id
+            .as_deref()
+            .and_then(instance_id_from_provider_id)
+            .is_none_or(|id| id == instance_id);
         Some(node).filter(|_| ours)
     }
 
-    async fn find_node(&self, cluster: &str, instance: &InstanceFacts) -> Result<Option<NodeFacts>, PortError> {
+    async fn find_node(
+        &self,
+        cluster: &str,
+        instance: &InstanceFacts,
+    ) -> Result<Option<NodeFacts>, PortError> {
         let kube = self.world.clusters().connect(cluster).await?;
         *self.last_cluster.lock().unwrap_or_else(|e| e.into_inner()) = Some(cluster.to_string());
         kube.node_for(instance).await
@@ -440,7 +596,11 @@ impl<W: World> Handler<W> {
     fn cluster_hint(&self) -> Option<String> {
         match self.config.cluster_allow_list.as_slice() {
             [only] => Some(only.clone()),
-            _ => self.last_cluster.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            _ => self
+                .last_cluster
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -459,7 +619,8 @@ impl<W: World> Handler<W> {
         let records = self.world.records();
         let ttl = self.config.timeline_ttl_days;
         let kube = won.kube.as_ref();
-        let (journal_tx, journal_rx) = futures::channel::mpsc::unbounded::<BoxFuture<'_, Result<(), Failure>>>();
+        let (journal_tx, journal_rx) =
+            futures::channel::mpsc::unbounded::<BoxFuture<'_, Result<(), Failure>>>();
         let journal = journal_rx
             .buffer_unordered(JOURNAL_IN_FLIGHT)
             .filter_map(|r| std::future::ready(r.err()))
@@ -467,7 +628,10 @@ impl<W: World> Handler<W> {
         let effects = async {
             // Dropped when the effects are done, which ends the journal once it is written.
             let journal = journal_tx;
-            let mut report = ExecutionReport { time_to_cordon_ms: won.cordoned.map(|(d, _)| d.as_millis() as u64), ..Default::default() };
+            let mut report = ExecutionReport {
+                time_to_cordon_ms: won.cordoned.map(|(d, _)| d.as_millis() as u64),
+                ..Default::default()
+            };
             let mut i = 0;
             while let Some(action) = plan.actions.get(i) {
                 i += 1;
@@ -475,27 +639,43 @@ impl<W: World> Handler<W> {
                 let port = |e| Failure::Port(name, e);
                 match action {
                     Action::RecordEvent(_) => {
-                        let _ = journal.unbounded_send(journaled(name, records.put(record::header_item(plan, ttl))));
+                        let _ = journal.unbounded_send(journaled(
+                            name,
+                            records.put(record::header_item(plan, ttl)),
+                        ));
                     }
-                    Action::RecordTimeline(TimelineStep::Drained) if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
+                    Action::RecordTimeline(TimelineStep::Drained)
+                        if report.drain.as_ref().is_some_and(|d| d.deadline_missed) => {}
                     // Stamped beside the deregistrations when they are done.
                     Action::RecordTimeline(TimelineStep::Deregistered) => {}
                     Action::RecordTimeline(step) => {
                         let at = match step {
                             // When the delivery arrived, not when its record was written.
                             TimelineStep::Received => plan.received_at,
-                            TimelineStep::Cordoned => won.cordoned.map_or_else(Utc::now, |(_, at)| at),
+                            TimelineStep::Cordoned => {
+                                won.cordoned.map_or_else(Utc::now, |(_, at)| at)
+                            }
                             _ => Utc::now(),
                         };
-                        let _ = journal.unbounded_send(journaled(name, self.record(plan, at, step.clone())));
+                        let _ = journal
+                            .unbounded_send(journaled(name, self.record(plan, at, step.clone())));
                     }
-                    Action::SnapshotNode { .. } => match record::snapshot_item(&plan.interruption_id, facts, Utc::now(), ttl) {
-                        Ok(item) => {
-                            let _ = journal.unbounded_send(journaled(name, records.put(item)));
+                    Action::SnapshotNode { .. } => {
+                        match record::snapshot_item(&plan.interruption_id, facts, Utc::now(), ttl) {
+                            Ok(item) => {
+                                let _ = journal.unbounded_send(journaled(name, records.put(item)));
+                            }
+                            Err(e) => {
+                                return Err(port(PortError::Permanent {
+                                    op: "encode snapshot",
+                                    source: Box::new(e),
+                                }));
+                            }
                         }
-                        Err(e) => return Err(port(PortError::Permanent { op: "encode snapshot", source: Box::new(e) })),
-                    },
-                    Action::LifecycleHeartbeat(hook) => self.world.asg().heartbeat(hook).await.map_err(port)?,
+                    }
+                    Action::LifecycleHeartbeat(hook) => {
+                        self.world.asg().heartbeat(hook).await.map_err(port)?
+                    }
                     Action::CordonAndTaint(a) => {
                         // Sent with the claim in the opening, unless the plan has no claim.
                         if won.cordoned.is_none() {
@@ -517,10 +697,15 @@ impl<W: World> Handler<W> {
                             })
                             .collect();
                         i += run.len() - 1;
-                        report.targets_deregistered += run.iter().map(|d| d.targets.len()).sum::<usize>();
-                        report.actions.extend(std::iter::repeat_n(name, run.len() - 1));
+                        report.targets_deregistered +=
+                            run.iter().map(|d| d.targets.len()).sum::<usize>();
+                        report
+                            .actions
+                            .extend(std::iter::repeat_n(name, run.len() - 1));
                         let deregister = async move {
-                            for r in join_all(run.iter().map(|d| self.world.elb().deregister(d))).await {
+                            for r in
+                                join_all(run.iter().map(|d| self.world.elb().deregister(d))).await
+                            {
                                 r.map_err(|e| Failure::Port(name, e))?;
                             }
                             self.record(plan, Utc::now(), TimelineStep::Deregistered)
@@ -529,20 +714,45 @@ impl<W: World> Handler<W> {
                         };
                         let _ = journal.unbounded_send(Box::pin(deregister));
                     }
-                    Action::DetachFromAsg { asg, instance_id, .. } => self.world.asg().detach(asg, instance_id).await.map_err(port)?,
+                    Action::DetachFromAsg {
+                        asg, instance_id, ..
+                    } => self
+                        .world
+                        .asg()
+                        .detach(asg, instance_id)
+                        .await
+                        .map_err(port)?,
                     Action::Drain(d) => {
                         let kube = kube.expect("connected in the opening");
                         let bounded = budget_end.and_then(|end| d.bounded_by(end - BUDGET_RESERVE));
-                        let r = drain::run(kube, records, &plan.interruption_id, bounded.as_ref().unwrap_or(d), &self.config).await;
+                        let r = drain::run(
+                            kube,
+                            records,
+                            &plan.interruption_id,
+                            bounded.as_ref().unwrap_or(d),
+                            &self.config,
+                        )
+                        .await;
                         if bounded.is_some() && !r.remaining.is_empty() {
-                            return Err(Failure::OutOfTime { pods_left: r.remaining.len() });
+                            return Err(Failure::OutOfTime {
+                                pods_left: r.remaining.len(),
+                            });
                         }
                         report.drain = Some(r);
                     }
-                    Action::CompleteLifecycleAction { hook, .. } => self.world.asg().complete(hook).await.map_err(port)?,
-                    Action::OutOfServiceTaint { node, taints_after, resource_version, .. } => {
+                    Action::CompleteLifecycleAction { hook, .. } => {
+                        self.world.asg().complete(hook).await.map_err(port)?
+                    }
+                    Action::OutOfServiceTaint {
+                        node,
+                        taints_after,
+                        resource_version,
+                        ..
+                    } => {
                         let kube = kube.expect("connected in the opening");
-                        kube.set_taints(node, taints_after, resource_version.as_deref()).await.map_err(port)?;
+                        kube.set_taints(node, taints_after, resource_version.as_deref())
+                            .await
+                            .map_err(port)?;
                     }
                     // Once the journal is complete, below.
                     Action::FinishEvent { .. } => continue,
@@ -568,10 +778,19 @@ impl<W: World> Handler<W> {
             return Err(self.fail(plan, f).await);
         }
         for action in &plan.actions {
-            if let Action::FinishEvent { event_id, instance_id } = action {
-                records.update(&record::dedupe_finish(event_id, instance_id)).await.map_err(|e| {
-                    HandlerError::Execute { interruption_id: plan.interruption_id.clone(), action: action.name(), source: e }
-                })?;
+            if let Action::FinishEvent {
+                event_id,
+                instance_id,
+            } = action
+            {
+                records
+                    .update(&record::dedupe_finish(event_id, instance_id))
+                    .await
+                    .map_err(|e| HandlerError::Execute {
+                        interruption_id: plan.interruption_id.clone(),
+                        action: action.name(),
+                        source: e,
+                    })?;
                 report.actions.push(action.name());
             }
         }
@@ -583,10 +802,17 @@ impl<W: World> Handler<W> {
         match failure {
             Failure::Port(action, source) => {
                 self.give_up(plan, action, &source).await;
-                HandlerError::Execute { interruption_id: plan.interruption_id.clone(), action, source }
+                HandlerError::Execute {
+                    interruption_id: plan.interruption_id.clone(),
+                    action,
+                    source,
+                }
             }
             Failure::OutOfTime { pods_left } => {
-                let e = HandlerError::OutOfTime { interruption_id: plan.interruption_id.clone(), pods_left };
+                let e = HandlerError::OutOfTime {
+                    interruption_id: plan.interruption_id.clone(),
+                    pods_left,
+                };
                 self.give_up(plan, "drain", &e).await;
                 e
             }
@@ -596,15 +822,31 @@ impl<W: World> Handler<W> {
     /// After a failure past the claim: the header (so the timeline can be found), the failure
     /// in the timeline, and the claim released so the delivery's retry takes over at once
     /// rather than being ignored as a duplicate until the lease runs out. Best effort.
-    async fn give_up(&self, plan: &Plan, action: &str, e: &(dyn std::error::Error + Send + Sync + 'static)) {
+    async fn give_up(
+        &self,
+        plan: &Plan,
+        action: &str,
+        e: &(dyn std::error::Error + Send + Sync + 'static),
+    ) {
         let error = error_chain(e);
         tracing::error!(interruption_id = %plan.interruption_id, action, error = %error, "action failed; giving the event up for a retry");
         let records = self.world.records();
         let header = records.put(record::header_item(plan, self.config.timeline_ttl_days));
-        let failed = self.record(plan, Utc::now(), TimelineStep::Failed { action: action.to_string(), error });
+        let failed = self.record(
+            plan,
+            Utc::now(),
+            TimelineStep::Failed {
+                action: action.to_string(),
+                error,
+            },
+        );
         let release = async {
             match plan.opening().claim {
-                Some(c) => records.update(&record::dedupe_release(&c.event_id, &c.instance_id)).await,
+                Some(c) => {
+                    records
+                        .update(&record::dedupe_release(&c.event_id, &c.instance_id))
+                        .await
+                }
                 None => Ok(()),
             }
         };
@@ -635,9 +877,21 @@ impl<W: World> Handler<W> {
         Ok(())
     }
 
-    async fn record(&self, plan: &Plan, at: DateTime<Utc>, step: TimelineStep) -> Result<(), PortError> {
-        let entry = TimelineEntry { interruption_id: plan.interruption_id.clone(), at, step };
-        self.world.records().append(&entry, self.config.timeline_ttl_days).await
+    async fn record(
+        &self,
+        plan: &Plan,
+        at: DateTime<Utc>,
+        step: TimelineStep,
+    ) -> Result<(), PortError> {
+        let entry = TimelineEntry {
+            interruption_id: plan.interruption_id.clone(),
+            at,
+            step,
+        };
+        self.world
+            .records()
+            .append(&entry, self.config.timeline_ttl_days)
+            .await
     }
 
     /// The interruptions recorded for an instance, oldest first.
@@ -654,25 +908,36 @@ impl<W: World> Handler<W> {
 
     /// The timeline of an interruption: header, snapshot and entries, in order.
     pub async fn timeline(&self, interruption_id: &str) -> Result<Vec<record::Item>, PortError> {
-        self.world.records().query(&record::interruption_pk(interruption_id)).await
+        self.world
+            .records()
+            .query(&record::interruption_pk(interruption_id))
+            .await
     }
 }
 
 /// The target groups that hold `instance`, each with only its targets (a group can hold
 /// hundreds).
 fn mine(groups: &[TargetGroupFacts], instance: Option<&InstanceFacts>) -> Vec<TargetGroupFacts> {
-    let Some(instance) = instance else { return Vec::new() };
+    let Some(instance) = instance else {
+        return Vec::new();
+    };
     groups
         .iter()
         .filter_map(|g| {
             let targets = g.targets_of(instance);
-            (!targets.is_empty()).then(|| TargetGroupFacts { targets, ..g.clone() })
+            (!targets.is_empty()).then(|| TargetGroupFacts {
+                targets,
+                ..g.clone()
+            })
         })
         .collect()
 }
 
 fn needs_kube(a: &Action) -> bool {
-    matches!(a, Action::CordonAndTaint(_) | Action::Drain(_) | Action::OutOfServiceTaint { .. })
+    matches!(
+        a,
+        Action::CordonAndTaint(_) | Action::Drain(_) | Action::OutOfServiceTaint { .. }
+    )
 }
 
 /// An error and its sources, one line, for the timeline (the log keeps the typed error).
@@ -696,7 +961,8 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// emulator sends a duration where Lambda sends an epoch): then `None`, and the plan's own
 /// deadlines apply.
 pub fn budget_end(deadline_ms: u64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(i64::try_from(deadline_ms).ok()?).filter(|end| *end > Utc::now())
+    DateTime::from_timestamp_millis(i64::try_from(deadline_ms).ok()?)
+        .filter(|end| *end > Utc::now())
 }
 
 /// Timestamp helper for callers that render outcomes.
@@ -706,6 +972,9 @@ pub fn now() -> DateTime<Utc> {
 
 /// Compile-time check: a delivery's future is `Send`, so callers may `tokio::spawn` it.
 #[allow(dead_code)]
-fn handling_is_send<'a, W: World>(h: &'a Handler<W>, payload: &'a serde_json::Value) -> impl std::future::Future + Send + 'a {
+fn handling_is_send<'a, W: World>(
+    h: &'a Handler<W>,
+    payload: &'a serde_json::Value,
+) -> impl std::future::Future + Send + 'a {
     h.handle(payload, Mode::Execute)
 }

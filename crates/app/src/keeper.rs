@@ -14,17 +14,22 @@ use costop_core::facts::{InstanceFacts, NodeFacts};
 use costop_core::plan::resolve_cluster;
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::standby::{
-    self, PoolFacts, ReplacementSpec, ReplacementTracker, StandbyAction, StandbyFacts, StartDecision, StartFacts,
-    TickPlan, Trigger,
+    self, PoolFacts, ReplacementSpec, ReplacementTracker, StandbyAction, StandbyFacts,
+    StartDecision, StartFacts, TickPlan, Trigger,
 };
 use costop_core::{Config, ParseError};
 use serde::Serialize;
 
+use futures::StreamExt;
+
 use crate::handler::Mode;
 use crate::ports::{Claim, Clusters, Ec2, EvictOutcome, Kube, PortError, Records, World};
+use crate::ratelimit::RateLimiter;
 
 /// How often the pending pods are read while replacements are expected.
 const POLL: Duration = Duration::from_millis(1000);
+/// Toleration patches in flight at once (each poll; the QPS limit applies as well).
+const TOLERATE_IN_FLIGHT: usize = 8;
 /// Kept back from the invocation's budget to finish cleanly.
 const BUDGET_RESERVE: TimeDelta = TimeDelta::seconds(3);
 /// Leases lost to other interruptions before the keeper gives up on a warning.
@@ -54,12 +59,18 @@ impl KeeperError {
     pub fn is_retryable(&self) -> bool {
         match self {
             KeeperError::Malformed(_) => false,
-            KeeperError::Observe { source, .. } | KeeperError::Execute { source, .. } => source.is_retryable(),
+            KeeperError::Observe { source, .. } | KeeperError::Execute { source, .. } => {
+                source.is_retryable()
+            }
         }
     }
     /// `Retryable` / `NonRetryable`.
     pub fn error_type(&self) -> &'static str {
-        if self.is_retryable() { "Retryable" } else { "NonRetryable" }
+        if self.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        }
     }
 }
 
@@ -83,7 +94,10 @@ pub enum KeeperOutcome {
         report: Option<StartReport>,
     },
     /// A scheduled tick: one plan per cluster.
-    Tick { plans: Vec<TickPlan>, reports: Vec<TickReport> },
+    Tick {
+        plans: Vec<TickPlan>,
+        reports: Vec<TickReport>,
+    },
 }
 
 /// What executing a start (or prepare) plan did.
@@ -133,7 +147,11 @@ impl<W: World> Keeper<W> {
     }
 
     /// One delivery, without an invocation budget.
-    pub async fn handle(&self, payload: &serde_json::Value, mode: Mode) -> Result<KeeperOutcome, KeeperError> {
+    pub async fn handle(
+        &self,
+        payload: &serde_json::Value,
+        mode: Mode,
+    ) -> Result<KeeperOutcome, KeeperError> {
         self.handle_within(payload, mode, None).await
     }
 
@@ -144,28 +162,49 @@ impl<W: World> Keeper<W> {
         mode: Mode,
         budget_end: Option<DateTime<Utc>>,
     ) -> Result<KeeperOutcome, KeeperError> {
-        let mode = if self.config.dry_run { Mode::DryRun } else { mode };
+        let mode = if self.config.dry_run {
+            Mode::DryRun
+        } else {
+            mode
+        };
         match Trigger::from_value(payload).map_err(KeeperError::Malformed)? {
             Trigger::Ignored(ignored) => Ok(KeeperOutcome::Ignored { ignored }),
             Trigger::SpotInterruption(d) => {
                 let id = d.detail.instance_id.clone();
                 let (decision, report) = self
-                    .standby(&id, mode, budget_end, |facts, now| standby::plan_start(&d, facts, &self.config, now))
+                    .standby(&id, mode, budget_end, |facts, now| {
+                        standby::plan_start(&d, facts, &self.config, now)
+                    })
                     .await?;
-                Ok(KeeperOutcome::Standby { kind: "spot-interruption", decision, report })
+                Ok(KeeperOutcome::Standby {
+                    kind: "spot-interruption",
+                    decision,
+                    report,
+                })
             }
             Trigger::Rebalance(d) => {
                 let id = d.detail.instance_id.clone();
-                let (decision, report) =
-                    self.standby(&id, mode, budget_end, |facts, _| standby::plan_prepare(&d, facts, &self.config)).await?;
-                Ok(KeeperOutcome::Standby { kind: "rebalance-recommendation", decision, report })
+                let (decision, report) = self
+                    .standby(&id, mode, budget_end, |facts, _| {
+                        standby::plan_prepare(&d, facts, &self.config)
+                    })
+                    .await?;
+                Ok(KeeperOutcome::Standby {
+                    kind: "rebalance-recommendation",
+                    decision,
+                    report,
+                })
             }
             Trigger::Tick(_) => self.tick(mode).await,
         }
     }
 
     async fn connect(&self, cluster: &str) -> Result<KubeOf<W>, KeeperError> {
-        self.world.clusters().connect(cluster).await.map_err(observe(format!("cluster {cluster}")))
+        self.world
+            .clusters()
+            .connect(cluster)
+            .await
+            .map_err(observe(format!("cluster {cluster}")))
     }
 
     /// Observe, plan (again without a standby whose lease is lost), execute.
@@ -180,16 +219,33 @@ impl<W: World> Keeper<W> {
         let ec2 = self.world.ec2();
         let ids = [instance_id.to_owned()];
         let (spot, standbys) = futures::join!(ec2.describe_instances(&ids), ec2.standbys());
-        let spot = spot.map_err(observe(format!("instance {instance_id}")))?.into_iter().next();
+        let spot = spot
+            .map_err(observe(format!("instance {instance_id}")))?
+            .into_iter()
+            .next();
         let standbys = standbys.map_err(observe("standbys"))?;
-        let mut facts = StartFacts { spot, standbys, ..StartFacts::default() };
+        let mut facts = StartFacts {
+            spot,
+            standbys,
+            ..StartFacts::default()
+        };
         let mut kube = None;
-        if let Some(cluster) = facts.spot.as_ref().and_then(|s| resolve_cluster(s, &self.config)) {
+        if let Some(cluster) = facts
+            .spot
+            .as_ref()
+            .and_then(|s| resolve_cluster(s, &self.config))
+        {
             let k = self.connect(&cluster.name).await?;
             let spot = facts.spot.as_ref().expect("checked above");
-            facts.node = k.node_for(spot).await.map_err(observe(format!("node of {instance_id}")))?;
+            facts.node = k
+                .node_for(spot)
+                .await
+                .map_err(observe(format!("node of {instance_id}")))?;
             if let Some(node) = &facts.node {
-                facts.pods = k.pods_on(&node.name).await.map_err(observe(format!("pods on {}", node.name)))?;
+                facts.pods = k
+                    .pods_on(&node.name)
+                    .await
+                    .map_err(observe(format!("pods on {}", node.name)))?;
             }
             kube = Some(k);
         }
@@ -197,13 +253,20 @@ impl<W: World> Keeper<W> {
         for _ in 0..MAX_CLAIMS {
             let decision = plan(&facts, Utc::now());
             let plan = match &decision {
-                StartDecision::NoStandby { interruption_id, reason } => {
+                StartDecision::NoStandby {
+                    interruption_id,
+                    reason,
+                } => {
                     tracing::info!(instance_id, reason = %reason.describe(), "no standby started");
-                    if let (Mode::Execute, Some(iid), Some(_)) = (mode, interruption_id, &facts.spot) {
+                    if let (Mode::Execute, Some(iid), Some(_)) =
+                        (mode, interruption_id, &facts.spot)
+                    {
                         let entry = TimelineEntry {
                             interruption_id: iid.clone(),
                             at: Utc::now(),
-                            step: TimelineStep::NoStandby { reason: reason.describe() },
+                            step: TimelineStep::NoStandby {
+                                reason: reason.describe(),
+                            },
                         };
                         self.append(&entry, "").await?;
                         return Ok((decision, Some(report)));
@@ -215,7 +278,10 @@ impl<W: World> Keeper<W> {
             if mode == Mode::DryRun {
                 return Ok((decision, None));
             }
-            match self.execute_start(plan, kube.as_ref(), budget_end, began, &mut report).await {
+            match self
+                .execute_start(plan, kube.as_ref(), budget_end, began, &mut report)
+                .await
+            {
                 Ok(Claim::Won) => return Ok((decision, Some(report))),
                 Ok(Claim::Lost) => {
                     report.leases_lost.push(plan.standby.clone());
@@ -242,25 +308,43 @@ impl<W: World> Keeper<W> {
         let ec2 = self.world.ec2();
         let failed = |action: &'static str| {
             let standby = plan.standby.clone();
-            move |source| KeeperError::Execute { standby, action, source }
+            move |source| KeeperError::Execute {
+                standby,
+                action,
+                source,
+            }
         };
         for action in &plan.actions {
             match action {
                 StandbyAction::ClaimStandby(lease) => {
-                    let claim =
-                        self.world.records().lease_standby(lease, Utc::now()).await.map_err(failed(action.name()))?;
+                    let claim = self
+                        .world
+                        .records()
+                        .lease_standby(lease, Utc::now())
+                        .await
+                        .map_err(failed(action.name()))?;
                     if claim == Claim::Lost {
                         return Ok(Claim::Lost);
                     }
                 }
-                StandbyAction::TagStandby { instance_id, set, remove } => {
-                    ec2.tag_standby(instance_id, set, remove).await.map_err(failed(action.name()))?
-                }
-                StandbyAction::RetypeStandby { instance_id, to, .. } => {
-                    ec2.retype(instance_id, to).await.map_err(failed(action.name()))?
-                }
+                StandbyAction::TagStandby {
+                    instance_id,
+                    set,
+                    remove,
+                } => ec2
+                    .tag_standby(instance_id, set, remove)
+                    .await
+                    .map_err(failed(action.name()))?,
+                StandbyAction::RetypeStandby {
+                    instance_id, to, ..
+                } => ec2
+                    .retype(instance_id, to)
+                    .await
+                    .map_err(failed(action.name()))?,
                 StandbyAction::StartStandby { instance_id } => {
-                    ec2.start(instance_id).await.map_err(failed(action.name()))?;
+                    ec2.start(instance_id)
+                        .await
+                        .map_err(failed(action.name()))?;
                     report.started = true;
                     report.time_to_start_ms = Some(began.elapsed().as_millis() as u64);
                     tracing::info!(standby = %instance_id, interruption_id = %plan.interruption_id, instance_type = %plan.instance_type, "standby started");
@@ -271,7 +355,10 @@ impl<W: World> Keeper<W> {
                         report.tolerated = self.tolerate(kube, spec, budget_end).await;
                     }
                 }
-                other => tracing::warn!(action = other.name(), "unexpected action in a start plan; skipped"),
+                other => tracing::warn!(
+                    action = other.name(),
+                    "unexpected action in a start plan; skipped"
+                ),
             }
             report.actions.push(action.name());
         }
@@ -281,10 +368,16 @@ impl<W: World> Keeper<W> {
     /// A start failed after the lease: put the standby back (best effort; the tick also
     /// resets a serving standby that never ran) so the retry can take it again.
     async fn undo_start(&self, plan: &standby::StartPlan) {
-        let Some(StandbyAction::ClaimStandby(_)) = plan.actions.first() else { return };
+        let Some(StandbyAction::ClaimStandby(_)) = plan.actions.first() else {
+            return;
+        };
         let ec2 = self.world.ec2();
-        if let Ok(current) = ec2.describe_instances(std::slice::from_ref(&plan.standby)).await
-            && current.first().is_some_and(|i| i.state == costop_core::event::InstanceState::Stopped)
+        if let Ok(current) = ec2
+            .describe_instances(std::slice::from_ref(&plan.standby))
+            .await
+            && current
+                .first()
+                .is_some_and(|i| i.state == costop_core::event::InstanceState::Stopped)
         {
             let (set, remove) = standby::available_tags();
             if let Err(e) = ec2.tag_standby(&plan.standby, &set, &remove).await {
@@ -297,39 +390,71 @@ impl<W: World> Keeper<W> {
     }
 
     /// Give replacement pods the toleration as they appear, until every owner's quota is
-    /// met or the watch window (or the invocation's budget) ends. Errors are logged and the
-    /// next poll tries again: a missed pod only means it waits for other capacity.
-    async fn tolerate(&self, kube: &KubeOf<W>, spec: &ReplacementSpec, budget_end: Option<DateTime<Utc>>) -> usize {
-        let until = budget_end.map_or(spec.watch_until, |b| spec.watch_until.min(b - BUDGET_RESERVE));
+    /// met or the watch window (or the invocation's budget) ends. Each poll patches its pods
+    /// [`TOLERATE_IN_FLIGHT`] at a time under the client-side QPS limit and writes their
+    /// timeline entries in one batch. Errors are logged and the next poll tries again: a
+    /// missed pod only means it waits for other capacity.
+    async fn tolerate(
+        &self,
+        kube: &KubeOf<W>,
+        spec: &ReplacementSpec,
+        budget_end: Option<DateTime<Utc>>,
+    ) -> usize {
+        let until = budget_end.map_or(spec.watch_until, |b| {
+            spec.watch_until.min(b - BUDGET_RESERVE)
+        });
+        let limiter = RateLimiter::new(self.config.kube_qps, self.config.kube_burst);
         let mut tracker = ReplacementTracker::new(spec.clone());
         loop {
             match kube.unbound_pods().await {
                 Ok(pending) => {
                     tracker.adopt(&pending);
-                    for patch in tracker.next(&pending) {
-                        match kube.tolerate(&patch).await {
+                    let limiter = &limiter;
+                    let results: Vec<_> = futures::stream::iter(tracker.next(&pending))
+                        .map(|patch| async move {
+                            limiter.acquire().await;
+                            let result = kube.tolerate(&patch).await;
+                            (patch, result)
+                        })
+                        .buffer_unordered(TOLERATE_IN_FLIGHT)
+                        .collect()
+                        .await;
+                    let mut entries = Vec::new();
+                    for (patch, result) in results {
+                        match result {
                             Ok(true) => {
                                 tracker.applied(&patch);
-                                let entry = TimelineEntry {
+                                entries.push(TimelineEntry {
                                     interruption_id: spec.interruption_id.clone(),
                                     at: Utc::now(),
                                     step: TimelineStep::ReplacementTolerated {
                                         pod: costop_core::facts::PodRef {
-                                            namespace: patch.namespace.clone(),
-                                            name: patch.name.clone(),
+                                            namespace: patch.namespace,
+                                            name: patch.name,
                                         },
                                     },
-                                };
-                                if let Err(e) = self.world.records().append(&entry, self.config.timeline_ttl_days).await {
-                                    tracing::warn!(error = %crate::handler::error_chain(&e), "could not record a tolerated replacement");
-                                }
+                                });
                             }
+                            // Bound, gone or changed since the list: the next poll sees it as it is.
                             Ok(false) => {}
-                            Err(e) => tracing::warn!(pod = %format!("{}/{}", patch.namespace, patch.name), error = %crate::handler::error_chain(&e), "could not tolerate a replacement"),
+                            Err(e) => {
+                                tracing::warn!(pod = %format!("{}/{}", patch.namespace, patch.name), error = %crate::handler::error_chain(&e), "could not tolerate a replacement")
+                            }
                         }
                     }
+                    if !entries.is_empty()
+                        && let Err(e) = self
+                            .world
+                            .records()
+                            .append_many(&entries, self.config.timeline_ttl_days)
+                            .await
+                    {
+                        tracing::warn!(entries = entries.len(), error = %crate::handler::error_chain(&e), "could not record tolerated replacements");
+                    }
                 }
-                Err(e) => tracing::warn!(error = %crate::handler::error_chain(&e), "could not list pending pods"),
+                Err(e) => {
+                    tracing::warn!(error = %crate::handler::error_chain(&e), "could not list pending pods")
+                }
             }
             if tracker.satisfied() || Utc::now() >= until {
                 break;
@@ -341,19 +466,32 @@ impl<W: World> Keeper<W> {
     }
 
     async fn append(&self, entry: &TimelineEntry, standby: &str) -> Result<(), KeeperError> {
-        self.world.records().append(entry, self.config.timeline_ttl_days).await.map_err(|source| KeeperError::Execute {
-            standby: standby.to_owned(),
-            action: "record",
-            source,
-        })
+        self.world
+            .records()
+            .append(entry, self.config.timeline_ttl_days)
+            .await
+            .map_err(|source| KeeperError::Execute {
+                standby: standby.to_owned(),
+                action: "record",
+                source,
+            })
     }
 
     /// One tick: every cluster with standbys (and every allow-listed one), planned and executed
     /// independently; the first failure is returned after all clusters had their turn.
     async fn tick(&self, mode: Mode) -> Result<KeeperOutcome, KeeperError> {
-        let standbys = self.world.ec2().standbys().await.map_err(observe("standbys"))?;
-        let mut by_cluster: BTreeMap<String, Vec<InstanceFacts>> =
-            self.config.cluster_allow_list.iter().map(|c| (c.clone(), Vec::new())).collect();
+        let standbys = self
+            .world
+            .ec2()
+            .standbys()
+            .await
+            .map_err(observe("standbys"))?;
+        let mut by_cluster: BTreeMap<String, Vec<InstanceFacts>> = self
+            .config
+            .cluster_allow_list
+            .iter()
+            .map(|c| (c.clone(), Vec::new()))
+            .collect();
         for s in standbys {
             if let Some(c) = resolve_cluster(&s, &self.config) {
                 by_cluster.entry(c.name).or_default().push(s);
@@ -387,18 +525,30 @@ impl<W: World> Keeper<W> {
         mode: Mode,
     ) -> Result<(TickPlan, Option<TickReport>), KeeperError> {
         let kube = self.connect(cluster).await?;
-        let nodes = kube.nodes().await.map_err(observe(format!("nodes of {cluster}")))?;
-        let mut facts = PoolFacts { cluster: cluster.to_owned(), standbys: Vec::new(), nodes };
+        let nodes = kube
+            .nodes()
+            .await
+            .map_err(observe(format!("nodes of {cluster}")))?;
+        let mut facts = PoolFacts {
+            cluster: cluster.to_owned(),
+            standbys: Vec::new(),
+            nodes,
+        };
         for instance in standbys {
             let node = node_of(&facts.nodes, &instance).cloned();
             // A stopped standby has nothing running on it worth a request.
             let pods = match (&node, instance.state) {
-                (Some(n), s) if s != costop_core::event::InstanceState::Stopped => {
-                    kube.pods_on(&n.name).await.map_err(observe(format!("pods on {}", n.name)))?
-                }
+                (Some(n), s) if s != costop_core::event::InstanceState::Stopped => kube
+                    .pods_on(&n.name)
+                    .await
+                    .map_err(observe(format!("pods on {}", n.name)))?,
                 _ => Vec::new(),
             };
-            facts.standbys.push(StandbyFacts { instance, node, pods });
+            facts.standbys.push(StandbyFacts {
+                instance,
+                node,
+                pods,
+            });
         }
         let plan = standby::plan_tick(&facts, &self.config, Utc::now());
         if mode == Mode::DryRun {
@@ -408,26 +558,48 @@ impl<W: World> Keeper<W> {
         Ok((plan, Some(report)))
     }
 
-    async fn execute_tick(&self, kube: &KubeOf<W>, plan: &TickPlan) -> Result<TickReport, KeeperError> {
+    async fn execute_tick(
+        &self,
+        kube: &KubeOf<W>,
+        plan: &TickPlan,
+    ) -> Result<TickReport, KeeperError> {
         let ec2 = self.world.ec2();
-        let mut report = TickReport { cluster: plan.cluster.clone(), ..TickReport::default() };
+        let mut report = TickReport {
+            cluster: plan.cluster.clone(),
+            ..TickReport::default()
+        };
         for action in &plan.actions {
             let failed = |standby: &str| {
                 let standby = standby.to_owned();
                 let action = action.name();
-                move |source| KeeperError::Execute { standby, action, source }
+                move |source| KeeperError::Execute {
+                    standby,
+                    action,
+                    source,
+                }
             };
             match action {
-                StandbyAction::TagStandby { instance_id, set, remove } => {
-                    ec2.tag_standby(instance_id, set, remove).await.map_err(failed(instance_id))?
-                }
-                StandbyAction::SetUnschedulable { node, unschedulable } => {
-                    kube.set_unschedulable(node, *unschedulable).await.map_err(failed(node))?
-                }
+                StandbyAction::TagStandby {
+                    instance_id,
+                    set,
+                    remove,
+                } => ec2
+                    .tag_standby(instance_id, set, remove)
+                    .await
+                    .map_err(failed(instance_id))?,
+                StandbyAction::SetUnschedulable {
+                    node,
+                    unschedulable,
+                } => kube
+                    .set_unschedulable(node, *unschedulable)
+                    .await
+                    .map_err(failed(node))?,
                 StandbyAction::EvictFromStandby { node, pods } => {
                     for pod in pods {
                         match kube.evict(pod).await.map_err(failed(node))? {
-                            EvictOutcome::Accepted | EvictOutcome::Gone => report.evictions_accepted += 1,
+                            EvictOutcome::Accepted | EvictOutcome::Gone => {
+                                report.evictions_accepted += 1
+                            }
                             EvictOutcome::Blocked { .. } => report.evictions_blocked += 1,
                         }
                     }
@@ -436,9 +608,12 @@ impl<W: World> Keeper<W> {
                     ec2.stop(instance_id).await.map_err(failed(instance_id))?;
                     report.stopped.push(instance_id.clone());
                 }
-                StandbyAction::ReleaseLease { instance_id } => {
-                    self.world.records().release_standby(instance_id).await.map_err(failed(instance_id))?
-                }
+                StandbyAction::ReleaseLease { instance_id } => self
+                    .world
+                    .records()
+                    .release_standby(instance_id)
+                    .await
+                    .map_err(failed(instance_id))?,
                 StandbyAction::Record(entry) => {
                     if let TimelineStep::StandbyReturned { standby } = &entry.step {
                         report.returned.push(standby.clone());
@@ -446,7 +621,10 @@ impl<W: World> Keeper<W> {
                     }
                     self.append(entry, "").await?
                 }
-                other => tracing::warn!(action = other.name(), "unexpected action in a tick plan; skipped"),
+                other => tracing::warn!(
+                    action = other.name(),
+                    "unexpected action in a tick plan; skipped"
+                ),
             }
             report.actions.push(action.name());
         }
@@ -456,15 +634,21 @@ impl<W: World> Keeper<W> {
 
 /// The node of a standby: by providerID, else by private DNS name.
 fn node_of<'a>(nodes: &'a [NodeFacts], instance: &InstanceFacts) -> Option<&'a NodeFacts> {
-    nodes.iter().find(|n| n.instance_id() == Some(instance.instance_id.as_str())).or_else(|| {
-        let dns = instance.private_dns_name.as_deref()?;
-        nodes.iter().find(|n| n.name == dns)
-    })
+    nodes
+        .iter()
+        .find(|n| n.instance_id() == Some(instance.instance_id.as_str()))
+        .or_else(|| {
+            let dns = instance.private_dns_name.as_deref()?;
+            nodes.iter().find(|n| n.name == dns)
+        })
 }
 
 /// Compile-time check: a keeper delivery's future is `Send`.
 #[allow(dead_code)]
-fn keeping_is_send<'a, W: World>(k: &'a Keeper<W>, payload: &'a serde_json::Value) -> impl std::future::Future + Send + 'a {
+fn keeping_is_send<'a, W: World>(
+    k: &'a Keeper<W>,
+    payload: &'a serde_json::Value,
+) -> impl std::future::Future + Send + 'a {
     k.handle(payload, Mode::Execute)
 }
 
@@ -474,7 +658,11 @@ pub fn log_outcome(outcome: &KeeperOutcome) {
         KeeperOutcome::Ignored { ignored } => {
             tracing::info!(source = %ignored.source, detail_type = %ignored.detail_type, "ignored (not a keeper event)")
         }
-        KeeperOutcome::Standby { kind, decision, report } => tracing::info!(
+        KeeperOutcome::Standby {
+            kind,
+            decision,
+            report,
+        } => tracing::info!(
             kind,
             decision = %serde_json::to_string(decision).unwrap_or_default(),
             report = %serde_json::to_string(report).unwrap_or_default(),
@@ -502,24 +690,57 @@ pub fn log_outcome(outcome: &KeeperOutcome) {
 }
 
 /// The EMF metrics of one keeper delivery, one document per cluster (dimension `Cluster`).
-pub fn metrics(config: &Config, outcome: &KeeperOutcome, at: DateTime<Utc>) -> Vec<serde_json::Value> {
+pub fn metrics(
+    config: &Config,
+    outcome: &KeeperOutcome,
+    at: DateTime<Utc>,
+) -> Vec<serde_json::Value> {
     use costop_core::metrics::{self as m, Metric, Unit};
-    let doc = |cluster: &str, metrics: &[Metric<'_>]| m::emf(&config.metrics_namespace, &[(m::DIM_CLUSTER, cluster)], metrics, at);
+    let doc = |cluster: &str, metrics: &[Metric<'_>]| {
+        m::emf(
+            &config.metrics_namespace,
+            &[(m::DIM_CLUSTER, cluster)],
+            metrics,
+            at,
+        )
+    };
     match outcome {
         KeeperOutcome::Ignored { .. } => Vec::new(),
-        KeeperOutcome::Standby { kind, decision, report: Some(report) } if *kind == "spot-interruption" => match decision {
+        KeeperOutcome::Standby {
+            kind,
+            decision,
+            report: Some(report),
+        } if *kind == "spot-interruption" => match decision {
             StartDecision::Act(plan) => {
                 let mut metrics = vec![
-                    Metric::new(m::STANDBY_STARTS, if report.started { 1.0 } else { 0.0 }, Unit::Count),
-                    Metric::new(m::REPLACEMENTS_TOLERATED, report.tolerated as f64, Unit::Count),
+                    Metric::new(
+                        m::STANDBY_STARTS,
+                        if report.started { 1.0 } else { 0.0 },
+                        Unit::Count,
+                    ),
+                    Metric::new(
+                        m::REPLACEMENTS_TOLERATED,
+                        report.tolerated as f64,
+                        Unit::Count,
+                    ),
                 ];
                 if let Some(ms) = report.time_to_start_ms {
-                    metrics.push(Metric::new(m::TIME_TO_STANDBY_START_MS, ms as f64, Unit::Milliseconds));
+                    metrics.push(Metric::new(
+                        m::TIME_TO_STANDBY_START_MS,
+                        ms as f64,
+                        Unit::Milliseconds,
+                    ));
                 }
                 vec![doc(&plan.cluster, &metrics)]
             }
-            StartDecision::NoStandby { reason: standby::NoStandbyReason::NoneAvailable { cluster, .. }, .. } => {
-                vec![doc(cluster, &[Metric::new(m::STANDBY_UNAVAILABLE, 1.0, Unit::Count)])]
+            StartDecision::NoStandby {
+                reason: standby::NoStandbyReason::NoneAvailable { cluster, .. },
+                ..
+            } => {
+                vec![doc(
+                    cluster,
+                    &[Metric::new(m::STANDBY_UNAVAILABLE, 1.0, Unit::Count)],
+                )]
             }
             StartDecision::NoStandby { .. } => Vec::new(),
         },
@@ -527,13 +748,25 @@ pub fn metrics(config: &Config, outcome: &KeeperOutcome, at: DateTime<Utc>) -> V
         KeeperOutcome::Tick { plans, reports } => plans
             .iter()
             .map(|plan| {
-                let returned = reports.iter().filter(|r| r.cluster == plan.cluster).map(|r| r.returned.len()).sum::<usize>();
+                let returned = reports
+                    .iter()
+                    .filter(|r| r.cluster == plan.cluster)
+                    .map(|r| r.returned.len())
+                    .sum::<usize>();
                 let wanted: u32 = plan.report.zones.values().map(|z| z.wanted).sum();
                 doc(
                     &plan.cluster,
                     &[
-                        Metric::new(m::STANDBY_POOL_AVAILABLE, f64::from(plan.report.available()), Unit::Count),
-                        Metric::new(m::STANDBY_POOL_SERVING, f64::from(plan.report.serving()), Unit::Count),
+                        Metric::new(
+                            m::STANDBY_POOL_AVAILABLE,
+                            f64::from(plan.report.available()),
+                            Unit::Count,
+                        ),
+                        Metric::new(
+                            m::STANDBY_POOL_SERVING,
+                            f64::from(plan.report.serving()),
+                            Unit::Count,
+                        ),
                         Metric::new(m::STANDBY_POOL_WANTED, f64::from(wanted), Unit::Count),
                         Metric::new(m::STANDBY_RETURNS, returned as f64, Unit::Count),
                     ],

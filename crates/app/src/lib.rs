@@ -14,6 +14,6 @@ pub mod ports;
 pub mod ratelimit;
 pub mod telemetry;
 
-pub use keeper::{Keeper, KeeperError, KeeperOutcome};
 pub use handler::{ExecutionReport, Handler, HandlerError, InstanceOutcome, Mode, Outcome};
+pub use keeper::{Keeper, KeeperError, KeeperOutcome};
 pub use ports::{Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World};

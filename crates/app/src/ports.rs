@@ -5,13 +5,15 @@
 use std::future::Future;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
-use costop_core::plan::action::{CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent};
 use costop_core::kube::Taint;
+use costop_core::plan::action::{
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
+};
 use costop_core::record::{Item, Key, StandbyLease, TimelineEntry, Update};
 use costop_core::standby::TolerationPatch;
 use std::collections::BTreeMap;
-use chrono::{DateTime, Utc};
 
 /// Any error from below a port, kept whole (never stringified) for logs and diagnostics.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -44,12 +46,19 @@ pub enum PortError {
 impl PortError {
     /// `Transient` or `Permanent`, as the adapter judged the source.
     pub fn classified(op: &'static str, transient: bool, source: BoxError) -> Self {
-        if transient { PortError::Transient { op, source } } else { PortError::Permanent { op, source } }
+        if transient {
+            PortError::Transient { op, source }
+        } else {
+            PortError::Permanent { op, source }
+        }
     }
 
     /// Worth a retry of the delivery (Lambda's async retry) rather than a dead letter.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, PortError::Transient { .. } | PortError::Conflict { .. })
+        matches!(
+            self,
+            PortError::Transient { .. } | PortError::Conflict { .. }
+        )
     }
 }
 
@@ -76,7 +85,10 @@ pub enum Claim {
 /// EC2.
 pub trait Ec2: Send + Sync {
     /// The named instances EC2 knows (unknown ids are simply absent).
-    fn describe_instances(&self, ids: &[String]) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send;
+    fn describe_instances(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send;
     /// Every warm standby (`costop.io/standby=true`) not terminated, any cluster.
     fn standbys(&self) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send;
     /// Set `set` and delete `remove` on a standby's tags.
@@ -87,7 +99,11 @@ pub trait Ec2: Send + Sync {
         remove: &[String],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Change a stopped standby's instance type.
-    fn retype(&self, instance_id: &str, instance_type: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn retype(
+        &self,
+        instance_id: &str,
+        instance_type: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Start a stopped standby.
     fn start(&self, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Stop a standby.
@@ -99,13 +115,22 @@ pub trait Elb: Send + Sync {
     /// Every instance- and IP-type target group with its registered targets. Independent of the
     /// instance so the handler can ask before EC2 has answered; it keeps the groups that hold the
     /// instance (by id or by one of its IPs) itself.
-    fn target_groups(&self) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send;
-    fn deregister(&self, action: &DeregisterTargets) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn target_groups(
+        &self,
+    ) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send;
+    fn deregister(
+        &self,
+        action: &DeregisterTargets,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Auto Scaling.
 pub trait Asg: Send + Sync {
-    fn detach(&self, asg: &str, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn detach(
+        &self,
+        asg: &str,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     fn heartbeat(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send;
     fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send;
 }
@@ -115,26 +140,44 @@ pub trait Records: Send + Sync {
     fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Item>, PortError>> + Send;
     fn put(&self, item: Item) -> impl Future<Output = Result<(), PortError>> + Send;
     /// The conditional dedupe write of [`costop_core::record::dedupe_put`].
-    fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    fn claim(
+        &self,
+        action: &RecordEvent,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
     fn update(&self, update: &Update) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Every item of a partition, in sort-key order.
     fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
     /// Interruption headers of an instance (GSI1), oldest first.
-    fn query_instance(&self, instance_id: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
+    fn query_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
     /// Write several unconditional items, in any order. The default sends them one by one, a few
     /// at a time; the DynamoDB adapter batches them (25 per `BatchWriteItem`).
     fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
         use futures::{StreamExt, TryStreamExt};
-        futures::stream::iter(items).map(|item| self.put(item)).buffer_unordered(PUT_MANY_IN_FLIGHT).try_collect()
+        futures::stream::iter(items)
+            .map(|item| self.put(item))
+            .buffer_unordered(PUT_MANY_IN_FLIGHT)
+            .try_collect()
     }
     /// The conditional standby lease write of [`costop_core::record::standby_lease_put`].
-    fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    fn lease_standby(
+        &self,
+        lease: &StandbyLease,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
     /// [`costop_core::record::standby_lease_release`].
     fn release_standby(&self, standby: &str) -> impl Future<Output = Result<(), PortError>> + Send {
         let update = costop_core::record::standby_lease_release(standby);
         async move { self.update(&update).await }
     }
-    fn append(&self, entry: &TimelineEntry, ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
+    fn append(
+        &self,
+        entry: &TimelineEntry,
+        ttl_days: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
         let item = entry.to_item(ttl_days);
         async move {
             let item = item.map_err(encode_error)?;
@@ -142,7 +185,11 @@ pub trait Records: Send + Sync {
         }
     }
     /// Several timeline entries, through [`Records::put_many`].
-    fn append_many(&self, entries: &[TimelineEntry], ttl_days: u32) -> impl Future<Output = Result<(), PortError>> + Send {
+    fn append_many(
+        &self,
+        entries: &[TimelineEntry],
+        ttl_days: u32,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
         let items: Result<Vec<Item>, _> = entries.iter().map(|e| e.to_item(ttl_days)).collect();
         async move { self.put_many(items.map_err(encode_error)?).await }
     }
@@ -152,13 +199,19 @@ pub trait Records: Send + Sync {
 pub const PUT_MANY_IN_FLIGHT: usize = 16;
 
 fn encode_error(e: costop_core::record::RecordError) -> PortError {
-    PortError::Permanent { op: "encode timeline entry", source: Box::new(e) }
+    PortError::Permanent {
+        op: "encode timeline entry",
+        source: Box::new(e),
+    }
 }
 
 /// One Kubernetes cluster.
 pub trait Kube: Send + Sync {
     /// The node backing `instance`: by private DNS name, else by providerID.
-    fn node_for(&self, instance: &InstanceFacts) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
+    fn node_for(
+        &self,
+        instance: &InstanceFacts,
+    ) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
     /// The node name this client last saw for the instance, without any request (a warm
     /// Lambda's cache), so the handler can read the node while EC2 is still answering.
     fn known_node_name(&self, instance_id: &str) -> Option<String>;
@@ -166,16 +219,29 @@ pub trait Kube: Send + Sync {
     /// of every node, unless the last list is younger than `max_age`; `true` when it listed. The
     /// handler calls it off the critical path, so a warm function knows the node of every
     /// instance that was in the cluster at the last refresh.
-    fn refresh_node_index(&self, max_age: Duration) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn refresh_node_index(
+        &self,
+        max_age: Duration,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// A node by name.
-    fn node(&self, name: &str) -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
+    fn node(&self, name: &str)
+    -> impl Future<Output = Result<Option<NodeFacts>, PortError>> + Send;
     /// Pods bound to `node`.
     fn pods_on(&self, node: &str) -> impl Future<Output = Result<Vec<PodFacts>, PortError>> + Send;
     /// Cordon, taint, label and annotate in one request, conditional on the resourceVersion.
-    fn cordon_and_taint(&self, action: &CordonAndTaint) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn cordon_and_taint(
+        &self,
+        action: &CordonAndTaint,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Replace the node's taints (conditional on the resourceVersion when given).
-    fn set_taints(&self, node: &str, taints: &[Taint], resource_version: Option<&str>) -> impl Future<Output = Result<(), PortError>> + Send;
-    fn evict(&self, pod: &EvictPod) -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;
+    fn set_taints(
+        &self,
+        node: &str,
+        taints: &[Taint],
+        resource_version: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn evict(&self, pod: &EvictPod)
+    -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;
     /// Delete with grace period 0 (only when configured, at the deadline).
     fn force_delete(&self, pod: &EvictPod) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Every node of the cluster (paged).
@@ -185,9 +251,16 @@ pub trait Kube: Send + Sync {
     /// Give a pod the standby toleration and annotation (uid and
     /// resourceVersion preconditions). `Ok(false)`: the pod is gone or changed
     /// since it was read (the next poll reads it again).
-    fn tolerate(&self, patch: &TolerationPatch) -> impl Future<Output = Result<bool, PortError>> + Send;
+    fn tolerate(
+        &self,
+        patch: &TolerationPatch,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send;
     /// Set `spec.unschedulable` (taints untouched).
-    fn set_unschedulable(&self, node: &str, unschedulable: bool) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn set_unschedulable(
+        &self,
+        node: &str,
+        unschedulable: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Connections to the clusters costop serves.

@@ -17,7 +17,11 @@ impl RateLimiter {
     /// `qps` ≤ 0 disables limiting.
     pub fn new(qps: f32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { qps: f64::from(qps), burst, state: Mutex::new((burst, Instant::now())) }
+        Self {
+            qps: f64::from(qps),
+            burst,
+            state: Mutex::new((burst, Instant::now())),
+        }
     }
 
     /// Wait for a token.
@@ -29,10 +33,15 @@ impl RateLimiter {
             let mut s = self.state.lock().await;
             let now = Instant::now();
             let (tokens, last) = *s;
-            let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst) - 1.0;
+            let tokens =
+                (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst) - 1.0;
             *s = (tokens, now);
             // A negative balance is this caller's place in the queue.
-            if tokens < 0.0 { Duration::from_secs_f64(-tokens / self.qps) } else { Duration::ZERO }
+            if tokens < 0.0 {
+                Duration::from_secs_f64(-tokens / self.qps)
+            } else {
+                Duration::ZERO
+            }
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -56,6 +65,9 @@ mod tests {
             l.acquire().await;
         }
         let e = t0.elapsed();
-        assert!(e >= Duration::from_millis(950) && e <= Duration::from_millis(1100), "{e:?}");
+        assert!(
+            e >= Duration::from_millis(950) && e <= Duration::from_millis(1100),
+            "{e:?}"
+        );
     }
 }

@@ -27,7 +27,11 @@ pub fn init_json_logs(level: &str) {
 /// Human-readable logs to stderr (CLI, demo).
 pub fn init_text_logs(level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// One log line per instance of a delivery: what was decided and, for a dry run, the whole plan
@@ -67,18 +71,43 @@ pub fn log_outcome(outcome: &Outcome) {
 /// Emit the EMF metrics of one handled delivery (one line per executed plan).
 pub fn emit_metrics(config: &Config, outcome: &Outcome) {
     for inst in &outcome.instances {
-        let (Some(plan), Some(report)) = (inst.decision.as_plan(), inst.report.as_ref()) else { continue };
+        let (Some(plan), Some(report)) = (inst.decision.as_plan(), inst.report.as_ref()) else {
+            continue;
+        };
         let mut metrics = Vec::new();
         if let Some(ms) = report.time_to_cordon_ms {
-            metrics.push(Metric::new(m::TIME_TO_CORDON_MS, ms as f64, Unit::Milliseconds));
+            metrics.push(Metric::new(
+                m::TIME_TO_CORDON_MS,
+                ms as f64,
+                Unit::Milliseconds,
+            ));
         }
         if let Some(d) = &report.drain {
-            metrics.push(Metric::new(m::PODS_EVICTED, d.evicted.len() as f64, Unit::Count));
-            metrics.push(Metric::new(m::EVICTION_RETRIES, f64::from(d.eviction_retries), Unit::Count));
-            metrics.push(Metric::new(m::PODS_REMAINING_AT_DEADLINE, d.remaining.len() as f64, Unit::Count));
-            metrics.push(Metric::new(m::DEADLINE_MISSES, if d.deadline_missed { 1.0 } else { 0.0 }, Unit::Count));
+            metrics.push(Metric::new(
+                m::PODS_EVICTED,
+                d.evicted.len() as f64,
+                Unit::Count,
+            ));
+            metrics.push(Metric::new(
+                m::EVICTION_RETRIES,
+                f64::from(d.eviction_retries),
+                Unit::Count,
+            ));
+            metrics.push(Metric::new(
+                m::PODS_REMAINING_AT_DEADLINE,
+                d.remaining.len() as f64,
+                Unit::Count,
+            ));
+            metrics.push(Metric::new(
+                m::DEADLINE_MISSES,
+                if d.deadline_missed { 1.0 } else { 0.0 },
+                Unit::Count,
+            ));
         }
-        let dims = [(m::DIM_KIND, outcome.kind.as_str()), (m::DIM_CLUSTER, plan.cluster.as_str())];
+        let dims = [
+            (m::DIM_KIND, outcome.kind.as_str()),
+            (m::DIM_CLUSTER, plan.cluster.as_str()),
+        ];
         let doc = m::emf(&config.metrics_namespace, &dims, &metrics, Utc::now());
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{doc}");

@@ -386,14 +386,26 @@ async fn pick_ami(ec2: &aws_sdk_ec2::Client) -> Result<String, BedError> {
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<(), BedError> {
     use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
     };
     use costop_core::record::{GSI1, GSI1_PK, GSI1_SK};
     let be = |e: aws_sdk_dynamodb::error::BuildError| BedError::Seed(e.to_string());
     // Every key attribute is a string; a key is (attribute, HASH|RANGE).
-    let string_attr = |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build().map_err(be);
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(be);
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(be)
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(be)
+    };
     let t = &s.table;
     ddb.create_table()
         .table_name(&t.name)
@@ -410,7 +422,11 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<()
                 .index_name(GSI1)
                 .key_schema(key(GSI1_PK, KeyType::Hash)?)
                 .key_schema(key(GSI1_SK, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .map_err(be)?,
         )

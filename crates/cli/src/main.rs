@@ -15,7 +15,11 @@ use costop_core::Config;
 mod render;
 
 #[derive(Parser)]
-#[command(name = "costop", version, about = "Spot-interruption response for EKS: replay events, read timelines")]
+#[command(
+    name = "costop",
+    version,
+    about = "Spot-interruption response for EKS: replay events, read timelines"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -66,8 +70,13 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
     let config = Config::from_env(std::env::vars())?;
     telemetry::init_text_logs(&std::env::var("COSTOP_CLI_LOG").unwrap_or_else(|_| "warn".into()));
     match cli.cmd {
-        Cmd::Replay { file, dry_run, json } => {
-            let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        Cmd::Replay {
+            file,
+            dry_run,
+            json,
+        } => {
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             // Parse before touching AWS or the cluster: a malformed event changes nothing.
             let payload: serde_json::Value = match serde_json::from_slice(&bytes) {
                 Ok(v) => v,
@@ -77,7 +86,11 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 }
             };
             if let Err(e) = costop_core::Event::from_value(&payload) {
-                eprintln!("costop: {} is malformed: {}", file.display(), costop_app::handler::error_chain(&e));
+                eprintln!(
+                    "costop: {} is malformed: {}",
+                    file.display(),
+                    costop_app::handler::error_chain(&e)
+                );
                 return Ok(ExitCode::from(2));
             }
             let world = costop_adapters::AwsWorld::from_env(&config).await?;
@@ -96,13 +109,21 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(HandlerError::Malformed(e)) => {
-                    eprintln!("costop: {} is malformed: {}", file.display(), costop_app::handler::error_chain(&e));
+                    eprintln!(
+                        "costop: {} is malformed: {}",
+                        file.display(),
+                        costop_app::handler::error_chain(&e)
+                    );
                     Ok(ExitCode::from(2))
                 }
                 Err(e) => Err(Box::new(e)),
             }
         }
-        Cmd::Timeline { interruption_id, instance, json } => {
+        Cmd::Timeline {
+            interruption_id,
+            instance,
+            json,
+        } => {
             let world = costop_adapters::AwsWorld::from_env(&config).await?;
             let handler = Handler::new(world, config);
             let ids = match (interruption_id, instance) {

@@ -9,12 +9,29 @@ use costop_core::{Action, Decision};
 /// One block per instance: the decision, then the plan (dry-run) or what was done.
 pub fn outcome(o: &Outcome, dry_run: bool) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "event {} ({})", if o.event_id.is_empty() { "-" } else { &o.event_id }, o.kind);
+    let _ = writeln!(
+        s,
+        "event {} ({})",
+        if o.event_id.is_empty() {
+            "-"
+        } else {
+            &o.event_id
+        },
+        o.kind
+    );
     for i in &o.instances {
         match &i.decision {
             Decision::Ignore { reason } => {
                 let reason = serde_json::to_string(reason).unwrap_or_default();
-                let _ = writeln!(s, "  {}: ignored {reason}", if i.instance_id.is_empty() { "-" } else { &i.instance_id });
+                let _ = writeln!(
+                    s,
+                    "  {}: ignored {reason}",
+                    if i.instance_id.is_empty() {
+                        "-"
+                    } else {
+                        &i.instance_id
+                    }
+                );
             }
             Decision::Act(plan) => {
                 let _ = writeln!(
@@ -24,7 +41,9 @@ pub fn outcome(o: &Outcome, dry_run: bool) -> String {
                     plan.node,
                     plan.cluster,
                     plan.interruption_id,
-                    plan.deadline.map(|d| format!(", deadline {}", d.to_rfc3339())).unwrap_or_default()
+                    plan.deadline
+                        .map(|d| format!(", deadline {}", d.to_rfc3339()))
+                        .unwrap_or_default()
                 );
                 if dry_run || plan.dry_run || i.report.is_none() {
                     let _ = writeln!(s, "  dry run: nothing was changed; the plan:");
@@ -34,7 +53,10 @@ pub fn outcome(o: &Outcome, dry_run: bool) -> String {
                 }
                 if let Some(r) = &i.report {
                     if r.lost_claim {
-                        let _ = writeln!(s, "    another delivery of this event owns it: nothing done");
+                        let _ = writeln!(
+                            s,
+                            "    another delivery of this event owns it: nothing done"
+                        );
                         continue;
                     }
                     if let Some(ms) = r.time_to_cordon_ms {
@@ -50,8 +72,13 @@ pub fn outcome(o: &Outcome, dry_run: bool) -> String {
                             d.all_issued_ms
                         );
                         if !d.remaining.is_empty() {
-                            let left: Vec<String> = d.remaining.iter().map(ToString::to_string).collect();
-                            let _ = writeln!(s, "    DEADLINE REACHED with pods left: {}", left.join(", "));
+                            let left: Vec<String> =
+                                d.remaining.iter().map(ToString::to_string).collect();
+                            let _ = writeln!(
+                                s,
+                                "    DEADLINE REACHED with pods left: {}",
+                                left.join(", ")
+                            );
                         }
                     }
                 }
@@ -69,14 +96,27 @@ fn describe(a: &Action) -> String {
             c.taint.key,
             c.taint.value.as_deref().unwrap_or(""),
             c.taint.effect,
-            if c.exclude_from_lb_label { ", exclude from external load balancers" } else { "" }
+            if c.exclude_from_lb_label {
+                ", exclude from external load balancers"
+            } else {
+                ""
+            }
         ),
         Action::DeregisterTargets(d) => {
             let t: Vec<String> = d.targets.iter().map(|t| t.id.clone()).collect();
             format!("deregister {} from {}", t.join(", "), d.target_group_arn)
         }
         Action::Drain(d) => {
-            let pods: Vec<String> = d.pods.iter().map(|p| format!("{}/{} (grace {}s)", p.namespace, p.name, p.grace_period_seconds)).collect();
+            let pods: Vec<String> = d
+                .pods
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{} (grace {}s)",
+                        p.namespace, p.name, p.grace_period_seconds
+                    )
+                })
+                .collect();
             format!(
                 "evict {} pod(s) by {}: {}; skip {}",
                 d.pods.len(),

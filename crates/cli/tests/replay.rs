@@ -18,13 +18,17 @@ async fn bed() -> Bed {
     let mut scenario = costop_bed::Scenario::default_scenario();
     scenario.time_scale = 50.0;
     let bed = Bed::start(scenario).await.expect("bed starts");
-    bed.wait_ready(Duration::from_secs(180)).await.expect("bed settles");
+    bed.wait_ready(Duration::from_secs(180))
+        .await
+        .expect("bed settles");
     bed
 }
 
 fn costop(bed: &Bed, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_costop"));
-    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in bed.env() {
         cmd.env(k, v);
     }
@@ -32,22 +36,39 @@ fn costop(bed: &Bed, args: &[&str]) -> Output {
 }
 
 fn spot_node(bed: &Bed) -> (String, String) {
-    let (nodes, _) = bed.sim().store().list(&resources::NODES, None, &ListOptions::default());
+    let (nodes, _) = bed
+        .sim()
+        .store()
+        .list(&resources::NODES, None, &ListOptions::default());
     nodes
         .iter()
-        .find(|n| n.pointer("/metadata/labels/eks.amazonaws.com~1capacityType").and_then(Value::as_str) == Some("SPOT"))
-        .map(|n| (costop_bed::node_instance_id(n).unwrap().to_string(), n["metadata"]["name"].as_str().unwrap().to_string()))
+        .find(|n| {
+            n.pointer("/metadata/labels/eks.amazonaws.com~1capacityType")
+                .and_then(Value::as_str)
+                == Some("SPOT")
+        })
+        .map(|n| {
+            (
+                costop_bed::node_instance_id(n).unwrap().to_string(),
+                n["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
         .expect("a spot node")
 }
 
 /// The captured Spot warning, re-addressed to `instance` and dated now, in a temp file.
 fn warning_file(dir: &Path, instance: &str) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(events_dir().join("aws.ec2-spot-instance-interruption-warning-terminate.json")).unwrap();
+    let text = std::fs::read_to_string(
+        events_dir().join("aws.ec2-spot-instance-interruption-warning-terminate.json"),
+    )
+    .unwrap();
     let mut ev: Value = serde_json::from_str(&text).unwrap();
     ev["id"] = json!(uuid::Uuid::new_v4().to_string());
     ev["time"] = json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
     ev["detail"]["instance-id"] = json!(instance);
-    ev["resources"] = json!([format!("arn:aws:ec2:us-east-1:123456789012:instance/{instance}")]);
+    ev["resources"] = json!([format!(
+        "arn:aws:ec2:us-east-1:123456789012:instance/{instance}"
+    )]);
     let path = dir.join("warning.json");
     std::fs::write(&path, ev.to_string()).unwrap();
     path
@@ -58,7 +79,11 @@ fn text(b: &[u8]) -> String {
 }
 
 fn unschedulable(bed: &Bed, node: &str) -> bool {
-    let n = bed.sim().store().get(&resources::NODES, None, node).unwrap();
+    let n = bed
+        .sim()
+        .store()
+        .get(&resources::NODES, None, node)
+        .unwrap();
     n.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true)
 }
 
@@ -69,7 +94,12 @@ async fn replay_handles_a_spot_warning_and_the_timeline_reads_it_back() {
     let (instance, node) = spot_node(&bed);
     let file = warning_file(dir.path(), &instance);
     let out = tokio::task::block_in_place(|| costop(&bed, &["replay", file.to_str().unwrap()]));
-    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let stdout = text(&out.stdout);
     assert!(stdout.contains("cordoned and tainted"), "{stdout}");
     assert!(unschedulable(&bed, &node));
@@ -96,26 +126,49 @@ async fn replay_dry_run_prints_the_plan_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (instance, node) = spot_node(&bed);
     let file = warning_file(dir.path(), &instance);
-    let out = tokio::task::block_in_place(|| costop(&bed, &["replay", "--dry-run", file.to_str().unwrap()]));
+    let out = tokio::task::block_in_place(|| {
+        costop(&bed, &["replay", "--dry-run", file.to_str().unwrap()])
+    });
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.contains("dry run") && stdout.contains(&format!("cordon {node}")), "{stdout}");
+    assert!(
+        stdout.contains("dry run") && stdout.contains(&format!("cordon {node}")),
+        "{stdout}"
+    );
     assert!(!unschedulable(&bed, &node));
-    let items = bed.dynamodb().scan().table_name(&bed.world().table).send().await.unwrap();
+    let items = bed
+        .dynamodb()
+        .scan()
+        .table_name(&bed.world().table)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(items.count(), 0, "nothing recorded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_of_a_malformed_event_exits_2_with_a_clear_message_and_changes_nothing() {
     let bed = bed().await;
-    for file in ["aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json", "aws.ec2-spot-instance-interruption-warning-malformed-bad-json.json"] {
+    for file in [
+        "aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
+        "aws.ec2-spot-instance-interruption-warning-malformed-bad-json.json",
+    ] {
         let path = events_dir().join(file);
         let out = tokio::task::block_in_place(|| costop(&bed, &["replay", path.to_str().unwrap()]));
         assert_eq!(out.status.code(), Some(2), "{file}: {}", text(&out.stderr));
         let stderr = text(&out.stderr);
-        assert!(stderr.contains("malformed") || stderr.contains("not valid JSON"), "{stderr}");
+        assert!(
+            stderr.contains("malformed") || stderr.contains("not valid JSON"),
+            "{stderr}"
+        );
     }
-    let items = bed.dynamodb().scan().table_name(&bed.world().table).send().await.unwrap();
+    let items = bed
+        .dynamodb()
+        .scan()
+        .table_name(&bed.world().table)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(items.count(), 0);
 }
 
@@ -125,5 +178,9 @@ async fn replay_of_a_foreign_event_exits_0_and_says_it_was_ignored() {
     let path = events_dir().join("aws.s3-object-created.json");
     let out = tokio::task::block_in_place(|| costop(&bed, &["replay", path.to_str().unwrap()]));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ignored"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("ignored"),
+        "{}",
+        text(&out.stdout)
+    );
 }

@@ -233,18 +233,23 @@ impl NodeFacts {
     pub fn is_spot(&self) -> bool {
         let label = |k: &str| self.labels.get(k).map(String::as_str);
         label(constants::LABEL_EKS_CAPACITY_TYPE) == Some(constants::EKS_CAPACITY_SPOT)
-            || label(constants::LABEL_KARPENTER_CAPACITY_TYPE) == Some(constants::KARPENTER_CAPACITY_SPOT)
+            || label(constants::LABEL_KARPENTER_CAPACITY_TYPE)
+                == Some(constants::KARPENTER_CAPACITY_SPOT)
             || label(constants::LABEL_NODE_LIFECYCLE) == Some("spot")
     }
 
     /// The zone label.
     pub fn zone(&self) -> Option<&str> {
-        self.labels.get(constants::LABEL_TOPOLOGY_ZONE).map(String::as_str)
+        self.labels
+            .get(constants::LABEL_TOPOLOGY_ZONE)
+            .map(String::as_str)
     }
 
     /// The instance id from the providerID.
     pub fn instance_id(&self) -> Option<&str> {
-        self.provider_id.as_deref().and_then(instance_id_from_provider_id)
+        self.provider_id
+            .as_deref()
+            .and_then(instance_id_from_provider_id)
     }
 }
 

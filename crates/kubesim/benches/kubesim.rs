@@ -24,9 +24,19 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { nodes: 200, pods_per_node: 30, lists: 200, evictions: 1000 };
+    let mut a = Args {
+        nodes: 200,
+        pods_per_node: 30,
+        lists: 200,
+        evictions: 1000,
+    };
     let v: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| v.iter().position(|x| x == flag).and_then(|i| v.get(i + 1)).and_then(|s| s.parse().ok());
+    let get = |flag: &str| {
+        v.iter()
+            .position(|x| x == flag)
+            .and_then(|i| v.get(i + 1))
+            .and_then(|s| s.parse().ok())
+    };
     if let Some(n) = get("--nodes") {
         a.nodes = n;
     }
@@ -49,7 +59,11 @@ fn instance(i: usize) -> InstanceFacts {
         state: InstanceState::Running,
         private_dns_name: format!("ip-10-0-{b}-{c}.ec2.internal"),
         private_ip: Some(format!("10.0.{b}.{c}")),
-        availability_zone: if i % 2 == 0 { "us-east-1a".into() } else { "us-east-1b".into() },
+        availability_zone: if i % 2 == 0 {
+            "us-east-1a".into()
+        } else {
+            "us-east-1b".into()
+        },
         region: "us-east-1".into(),
         instance_type: "m5.8xlarge".into(),
         vcpus: 32,
@@ -63,18 +77,27 @@ fn instance(i: usize) -> InstanceFacts {
 }
 
 fn count_running(sim: &Simulator) -> usize {
-    let (pods, _) = sim.store().list(&resources::PODS, None, &ListOptions::default());
-    pods.iter().filter(|p| p.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Running")).count()
+    let (pods, _) = sim
+        .store()
+        .list(&resources::PODS, None, &ListOptions::default());
+    pods.iter()
+        .filter(|p| p.pointer("/status/phase").and_then(|v| v.as_str()) == Some("Running"))
+        .count()
 }
 
 fn count_ready_nodes(sim: &Simulator) -> usize {
-    let (nodes, _) = sim.store().list(&resources::NODES, None, &ListOptions::default());
+    let (nodes, _) = sim
+        .store()
+        .list(&resources::NODES, None, &ListOptions::default());
     nodes
         .iter()
         .filter(|n| {
-            n.pointer("/status/conditions").and_then(|c| c.as_array()).is_some_and(|c| {
-                c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
+            n.pointer("/status/conditions")
+                .and_then(|c| c.as_array())
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
         })
         .count()
 }
@@ -109,7 +132,10 @@ async fn main() {
     .await
     .expect("simulator starts");
     sim.observe_instances((0..a.nodes).map(instance).collect());
-    wait_for("nodes Ready", Duration::from_secs(120), || count_ready_nodes(&sim) == a.nodes).await;
+    wait_for("nodes Ready", Duration::from_secs(120), || {
+        count_ready_nodes(&sim) == a.nodes
+    })
+    .await;
     let nodes_ready = t0.elapsed();
     // One Deployment per 100 pods, each pod small enough that 30 fit on a node.
     let per_deploy = 100;
@@ -127,9 +153,15 @@ async fn main() {
         }))
         .expect("deployment created");
     }
-    wait_for("every pod Running", Duration::from_secs(600), || count_running(&sim) >= total).await;
+    wait_for("every pod Running", Duration::from_secs(600), || {
+        count_running(&sim) >= total
+    })
+    .await;
     let all_running = t0.elapsed();
-    println!("startup: {} nodes Ready in {:.2?}; {} pods Running in {:.2?}", a.nodes, nodes_ready, total, all_running);
+    println!(
+        "startup: {} nodes Ready in {:.2?}; {} pods Running in {:.2?}",
+        a.nodes, nodes_ready, total, all_running
+    );
 
     let config = kube::Config::new(sim.url().parse().expect("url"));
     let client = kube::Client::try_from(config).expect("client");
@@ -141,7 +173,10 @@ async fn main() {
     for i in 0..a.lists {
         let node = instance(i % a.nodes).private_dns_name;
         let s = Instant::now();
-        let l = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await.expect("list");
+        let l = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+            .await
+            .expect("list");
         lat.push(s.elapsed());
         assert!(!l.items.is_empty(), "node {node} has pods");
     }
@@ -157,9 +192,14 @@ async fn main() {
     );
 
     // Evictions per second: evict pods of the first nodes, 32 in flight.
-    let (victims, _) = sim.store().list(&resources::PODS, Some("default"), &ListOptions::default());
-    let victims: Vec<String> =
-        victims.iter().take(a.evictions).filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string)).collect();
+    let (victims, _) = sim
+        .store()
+        .list(&resources::PODS, Some("default"), &ListOptions::default());
+    let victims: Vec<String> = victims
+        .iter()
+        .take(a.evictions)
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
+        .collect();
     let ns_pods: Api<Pod> = Api::namespaced(client, "default");
     let t = Instant::now();
     use futures::StreamExt;
@@ -173,6 +213,11 @@ async fn main() {
         .count()
         .await;
     let wall = t.elapsed();
-    println!("evictions: {ok}/{} accepted in {:.2?} ({:.0}/s)", victims.len(), wall, ok as f64 / wall.as_secs_f64());
+    println!(
+        "evictions: {ok}/{} accepted in {:.2?} ({:.0}/s)",
+        victims.len(),
+        wall,
+        ok as f64 / wall.as_secs_f64()
+    );
     sim.shutdown();
 }

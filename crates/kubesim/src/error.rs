@@ -16,7 +16,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into(), details: None }
+        Self {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
@@ -24,19 +29,35 @@ impl ApiError {
     }
     /// 404 `pods "x" not found`.
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
-        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
         Self::new(404, "NotFound", format!("{what} \"{name}\" not found"))
             .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, plural: &str, name: &str) -> Self {
-        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
-        Self::new(409, "AlreadyExists", format!("{what} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{what} \"{name}\" already exists"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
     /// 409 Conflict on a stale resourceVersion, with the exact wording of the real server.
     pub fn conflict(group: &str, plural: &str, name: &str) -> Self {
-        let what = if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") };
+        let what = if group.is_empty() {
+            plural.to_string()
+        } else {
+            format!("{plural}.{group}")
+        };
         Self::new(
             409,
             "Conflict",
@@ -48,13 +69,21 @@ impl ApiError {
     }
     /// 422 Invalid, `causes` as `[{reason, message, field}]`.
     pub fn invalid(kind: &str, name: &str, group: &str, causes: Vec<(String, String)>) -> Self {
-        let msg = causes.iter().map(|(f, m)| format!("{f}: {m}")).collect::<Vec<_>>().join(", ");
+        let msg = causes
+            .iter()
+            .map(|(f, m)| format!("{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let causes: Vec<Value> = causes
             .into_iter()
             .map(|(field, message)| json!({"reason": "FieldValueInvalid", "message": message, "field": field}))
             .collect();
-        Self::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {msg}"))
-            .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {msg}"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
@@ -63,7 +92,13 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+        )
     }
     /// 410 Gone for a watch/list from a compacted resourceVersion.
     pub fn gone(rv: u64) -> Self {

@@ -87,7 +87,12 @@ pub struct NodeLinkConfig {
 
 impl Default for NodeLinkConfig {
     fn default() -> Self {
-        Self { boot_seconds: 30.0, not_ready_seconds: 50.0, lease_renew_seconds: 10.0, tick: Duration::from_millis(50) }
+        Self {
+            boot_seconds: 30.0,
+            not_ready_seconds: 50.0,
+            lease_renew_seconds: 10.0,
+            tick: Duration::from_millis(50),
+        }
     }
 }
 
@@ -120,7 +125,11 @@ struct Tracked {
 
 impl NodeLink {
     pub fn new(store: Arc<Store>, cfg: NodeLinkConfig) -> Self {
-        Self { store, cfg, latest: Mutex::new(Vec::new()) }
+        Self {
+            store,
+            cfg,
+            latest: Mutex::new(Vec::new()),
+        }
     }
     /// Record the latest full snapshot of the cluster's instances (all states). Instances
     /// missing from the snapshot are treated as terminated.
@@ -132,14 +141,20 @@ impl NodeLink {
         tokio::spawn(async move {
             let mut tracked: HashMap<String, Tracked> = HashMap::new();
             let clock = *self.store.clock();
-            let renew_every = clock.real_secs(self.cfg.lease_renew_seconds).max(Duration::from_secs(2));
+            let renew_every = clock
+                .real_secs(self.cfg.lease_renew_seconds)
+                .max(Duration::from_secs(2));
             let mut next_renew = Instant::now() + renew_every;
             let mut next_verify = Instant::now() + VERIFY_EVERY;
             let mut interval = tokio::time::interval(self.cfg.tick.max(Duration::from_millis(1)));
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                let facts = self.latest.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let facts = self
+                    .latest
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
                 let verify = Instant::now() >= next_verify;
                 if verify {
                     next_verify = Instant::now() + VERIFY_EVERY;
@@ -153,13 +168,21 @@ impl NodeLink {
         })
     }
 
-    fn reconcile(&self, tracked: &mut HashMap<String, Tracked>, facts: &[InstanceFacts], verify: bool) {
+    fn reconcile(
+        &self,
+        tracked: &mut HashMap<String, Tracked>,
+        facts: &[InstanceFacts],
+        verify: bool,
+    ) {
         let clock = *self.store.clock();
         let now = Instant::now();
         let mut seen = HashSet::new();
         let existing: Option<HashSet<String>> = verify.then(|| {
             let (nodes, _) = self.store.list(&NODES, None, &Default::default());
-            nodes.iter().map(|n| controllers::name(n).to_string()).collect()
+            nodes
+                .iter()
+                .map(|n| controllers::name(n).to_string())
+                .collect()
         });
         for f in facts {
             seen.insert(f.instance_id.clone());
@@ -171,7 +194,9 @@ impl NodeLink {
                     if now < since + clock.real_secs(self.cfg.boot_seconds) {
                         continue;
                     }
-                    let gone = existing.as_ref().is_some_and(|e| t.node.as_ref().is_some_and(|n| !e.contains(n)));
+                    let gone = existing
+                        .as_ref()
+                        .is_some_and(|e| t.node.as_ref().is_some_and(|n| !e.contains(n)));
                     if !t.ready || t.instance_type != f.instance_type || gone {
                         if gone {
                             tracing::info!(node = ?t.node, "node of a running instance was deleted; registering it again");
@@ -195,7 +220,11 @@ impl NodeLink {
                 }
             }
         }
-        let vanished: Vec<String> = tracked.keys().filter(|id| !seen.contains(*id)).cloned().collect();
+        let vanished: Vec<String> = tracked
+            .keys()
+            .filter(|id| !seen.contains(*id))
+            .cloned()
+            .collect();
         for id in vanished {
             if let Some(mut t) = tracked.remove(&id) {
                 self.node_gone(&mut t);
@@ -213,12 +242,28 @@ impl NodeLink {
                         refresh(n, f);
                         Ok(())
                     })?;
-                    controllers::record(tx, &node, &NODES, "Normal", "NodeReady", &format!("Node {name} status is now: NodeReady"), "kubelet");
+                    controllers::record(
+                        tx,
+                        &node,
+                        &NODES,
+                        "Normal",
+                        "NodeReady",
+                        &format!("Node {name} status is now: NodeReady"),
+                        "kubelet",
+                    );
                     ensure_lease(tx, &node)?;
                 }
                 None => {
                     let node = tx.create(&NODES, None, new_node(f))?;
-                    controllers::record(tx, &node, &NODES, "Normal", "Starting", "Starting kubelet.", "kubelet");
+                    controllers::record(
+                        tx,
+                        &node,
+                        &NODES,
+                        "Normal",
+                        "Starting",
+                        "Starting kubelet.",
+                        "kubelet",
+                    );
                     controllers::record(
                         tx,
                         &node,
@@ -253,7 +298,15 @@ impl NodeLink {
                 add_taint(n, SHUTDOWN_TAINT, "NoSchedule");
                 Ok(())
             })?;
-            controllers::record(tx, &node, &NODES, "Normal", "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"), "node-controller");
+            controllers::record(
+                tx,
+                &node,
+                &NODES,
+                "Normal",
+                "NodeNotReady",
+                &format!("Node {name} status is now: NodeNotReady"),
+                "node-controller",
+            );
             Ok(())
         });
         tracing::debug!(node = %name, "node not ready (instance stopped)");
@@ -277,7 +330,11 @@ impl NodeLink {
     }
 
     fn renew_leases(&self, tracked: &HashMap<String, Tracked>) {
-        let names: Vec<&String> = tracked.values().filter(|t| t.ready).filter_map(|t| t.node.as_ref()).collect();
+        let names: Vec<&String> = tracked
+            .values()
+            .filter(|t| t.ready)
+            .filter_map(|t| t.node.as_ref())
+            .collect();
         if names.is_empty() {
             return;
         }
@@ -312,7 +369,11 @@ pub fn arch_of(instance_type: &str) -> &'static str {
     }
     let rest = family.trim_start_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = rest.trim_start_matches(|c: char| c.is_ascii_digit());
-    if suffix.starts_with('g') { "arm64" } else { "amd64" }
+    if suffix.starts_with('g') {
+        "arm64"
+    } else {
+        "amd64"
+    }
 }
 
 /// EKS kube-reserved CPU (millicores): 6 % of the first core, 1 % of the second, 0.5 % of the
@@ -344,7 +405,10 @@ fn kubelet_labels(f: &InstanceFacts) -> Vec<(&'static str, String)> {
         ("beta.kubernetes.io/instance-type", f.instance_type.clone()),
         ("topology.kubernetes.io/zone", f.availability_zone.clone()),
         ("topology.kubernetes.io/region", f.region.clone()),
-        ("failure-domain.beta.kubernetes.io/zone", f.availability_zone.clone()),
+        (
+            "failure-domain.beta.kubernetes.io/zone",
+            f.availability_zone.clone(),
+        ),
         ("failure-domain.beta.kubernetes.io/region", f.region.clone()),
     ]
 }
@@ -420,17 +484,40 @@ fn ready_conditions(previous: Option<&Value>) -> Value {
         // A condition keeps its transition time while its status does not change.
         let ltt = previous
             .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c.get("type").and_then(Value::as_str) == Some(ty)))
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+            })
             .filter(|c| c.get("status").and_then(Value::as_str) == Some(status))
             .and_then(|c| c.get("lastTransitionTime").cloned())
             .unwrap_or_else(|| json!(now));
         json!({"type": ty, "status": status, "lastHeartbeatTime": now, "lastTransitionTime": ltt, "reason": reason, "message": message})
     };
     json!([
-        cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-        cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-        cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-        cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        cond(
+            "MemoryPressure",
+            "False",
+            "KubeletHasSufficientMemory",
+            "kubelet has sufficient memory available"
+        ),
+        cond(
+            "DiskPressure",
+            "False",
+            "KubeletHasNoDiskPressure",
+            "kubelet has no disk pressure"
+        ),
+        cond(
+            "PIDPressure",
+            "False",
+            "KubeletHasSufficientPID",
+            "kubelet has sufficient PID available"
+        ),
+        cond(
+            "Ready",
+            "True",
+            "KubeletReady",
+            "kubelet is posting ready status"
+        ),
     ])
 }
 
@@ -443,7 +530,10 @@ fn new_node(f: &InstanceFacts) -> Value {
     for (k, v) in kubelet_labels(f) {
         labels.insert(k.to_string(), json!(v));
     }
-    labels.insert("eks.amazonaws.com/capacityType".into(), json!(if f.spot { "SPOT" } else { "ON_DEMAND" }));
+    labels.insert(
+        "eks.amazonaws.com/capacityType".into(),
+        json!(if f.spot { "SPOT" } else { "ON_DEMAND" }),
+    );
     if let Some(ng) = &f.nodegroup {
         labels.insert("eks.amazonaws.com/nodegroup".into(), json!(ng));
     }
@@ -454,8 +544,13 @@ fn new_node(f: &InstanceFacts) -> Value {
     if let Some(ip) = &f.private_ip {
         annotations["alpha.kubernetes.io/provided-node-ip"] = json!(ip);
     }
-    let taints: Vec<Value> = f.taints.iter().map(|t| json!({"key": t.key, "value": t.value, "effect": t.effect})).collect();
-    let mut spec = json!({"providerID": format!("aws:///{}/{}", f.availability_zone, f.instance_id)});
+    let taints: Vec<Value> = f
+        .taints
+        .iter()
+        .map(|t| json!({"key": t.key, "value": t.value, "effect": t.effect}))
+        .collect();
+    let mut spec =
+        json!({"providerID": format!("aws:///{}/{}", f.availability_zone, f.instance_id)});
     if !taints.is_empty() {
         spec["taints"] = json!(taints);
     }
@@ -485,12 +580,20 @@ fn refresh(n: &mut Value, f: &InstanceFacts) {
         controllers::put(n, &["metadata", "labels", k], json!(v));
     }
     let (capacity, allocatable) = resources(f);
-    controllers::put(n, &["spec", "providerID"], json!(format!("aws:///{}/{}", f.availability_zone, f.instance_id)));
+    controllers::put(
+        n,
+        &["spec", "providerID"],
+        json!(format!("aws:///{}/{}", f.availability_zone, f.instance_id)),
+    );
     controllers::put(n, &["status", "capacity"], capacity);
     controllers::put(n, &["status", "allocatable"], allocatable);
     controllers::put(n, &["status", "addresses"], addresses(f));
     controllers::put(n, &["status", "nodeInfo"], node_info(f));
-    controllers::put(n, &["status", "daemonEndpoints"], json!({"kubeletEndpoint": {"Port": 10250}}));
+    controllers::put(
+        n,
+        &["status", "daemonEndpoints"],
+        json!({"kubeletEndpoint": {"Port": 10250}}),
+    );
     let conds = ready_conditions(n.pointer("/status/conditions"));
     controllers::put(n, &["status", "conditions"], conds);
     if let Some(ts) = n.pointer_mut("/spec/taints").and_then(Value::as_array_mut) {
@@ -501,21 +604,35 @@ fn refresh(n: &mut Value, f: &InstanceFacts) {
 /// Every condition Unknown, as the node lifecycle controller sets them when heartbeats stop.
 fn mark_unknown(n: &mut Value) {
     let now = Clock::now_rfc3339();
-    if let Some(cs) = n.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
+    if let Some(cs) = n
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
         for c in cs.iter_mut() {
             if c.get("status").and_then(Value::as_str) != Some("Unknown") {
                 controllers::put(c, &["lastTransitionTime"], json!(now));
             }
             controllers::put(c, &["status"], json!("Unknown"));
             controllers::put(c, &["reason"], json!("NodeStatusUnknown"));
-            controllers::put(c, &["message"], json!("Kubelet stopped posting node status."));
+            controllers::put(
+                c,
+                &["message"],
+                json!("Kubelet stopped posting node status."),
+            );
         }
     }
 }
 
 fn add_taint(n: &mut Value, key: &str, effect: &str) {
-    let mut ts = n.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
-    if !ts.iter().any(|t| t.get("key").and_then(Value::as_str) == Some(key) && t.get("effect").and_then(Value::as_str) == Some(effect)) {
+    let mut ts = n
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !ts.iter().any(|t| {
+        t.get("key").and_then(Value::as_str) == Some(key)
+            && t.get("effect").and_then(Value::as_str) == Some(effect)
+    }) {
         ts.push(json!({"key": key, "effect": effect}));
         controllers::put(n, &["spec", "taints"], json!(ts));
     }
@@ -529,8 +646,12 @@ fn micro_time() -> String {
 /// The node's Lease in kube-node-lease, owned by the Node.
 fn ensure_lease(tx: &mut Tx<'_>, node: &Value) -> Result<(), ApiError> {
     let name = controllers::name(node).to_string();
-    let owner = json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": controllers::uid(node)}]);
-    if tx.try_get(&crate::resources::NAMESPACES, None, LEASE_NS).is_none() {
+    let owner =
+        json!([{"apiVersion": "v1", "kind": "Node", "name": name, "uid": controllers::uid(node)}]);
+    if tx
+        .try_get(&crate::resources::NAMESPACES, None, LEASE_NS)
+        .is_none()
+    {
         return Ok(());
     }
     let now = micro_time();
@@ -561,10 +682,27 @@ mod tests {
 
     #[test]
     fn graviton_types_are_arm64() {
-        for t in ["m6g.large", "c7gn.xlarge", "t4g.micro", "r8gd.2xlarge", "x2gd.large", "im4gn.large", "is4gen.large", "g5g.xlarge", "a1.large"] {
+        for t in [
+            "m6g.large",
+            "c7gn.xlarge",
+            "t4g.micro",
+            "r8gd.2xlarge",
+            "x2gd.large",
+            "im4gn.large",
+            "is4gen.large",
+            "g5g.xlarge",
+            "a1.large",
+        ] {
             assert_eq!(arch_of(t), "arm64", "{t}");
         }
-        for t in ["m5.large", "c6i.xlarge", "g4dn.xlarge", "r7iz.large", "m7a.large", "t3.micro"] {
+        for t in [
+            "m5.large",
+            "c6i.xlarge",
+            "g4dn.xlarge",
+            "r7iz.large",
+            "m7a.large",
+            "t3.micro",
+        ] {
             assert_eq!(arch_of(t), "amd64", "{t}");
         }
     }

@@ -20,11 +20,19 @@ pub struct ResourceDef {
 impl ResourceDef {
     /// `v1` or `apps/v1`, as objects carry it in `apiVersion`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.to_string() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
     /// `pods` or `deployments.apps`, as error messages name a resource.
     pub fn qualified(&self) -> String {
-        if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
     }
     /// Subresource kinds as discovery reports them.
     pub fn subresource_kind(&self, sub: &str) -> (&'static str, &'static str, &'static str) {
@@ -49,21 +57,186 @@ macro_rules! res {
     };
 }
 
-res!(NAMESPACES, "", "v1", "Namespace", "namespaces", "namespace", false, ["ns"], [], ["status"]);
-res!(NODES, "", "v1", "Node", "nodes", "node", false, ["no"], [], ["status"]);
-res!(PODS, "", "v1", "Pod", "pods", "pod", true, ["po"], ["all"], ["status", "eviction", "binding"]);
-res!(EVENTS, "", "v1", "Event", "events", "event", true, ["ev"], [], []);
-res!(SERVICES, "", "v1", "Service", "services", "service", true, ["svc"], ["all"], ["status"]);
-res!(CONFIGMAPS, "", "v1", "ConfigMap", "configmaps", "configmap", true, ["cm"], [], []);
-res!(SERVICEACCOUNTS, "", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, ["sa"], [], []);
-res!(DEPLOYMENTS, "apps", "v1", "Deployment", "deployments", "deployment", true, ["deploy"], ["all"], ["status", "scale"]);
-res!(REPLICASETS, "apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, ["rs"], ["all"], ["status", "scale"]);
-res!(DAEMONSETS, "apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, ["ds"], ["all"], ["status"]);
-res!(STATEFULSETS, "apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, ["sts"], ["all"], ["status", "scale"]);
-res!(PODDISRUPTIONBUDGETS, "policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", "poddisruptionbudget", true, ["pdb"], [], ["status"]);
-res!(PRIORITYCLASSES, "scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, ["pc"], [], []);
-res!(LEASES, "coordination.k8s.io", "v1", "Lease", "leases", "lease", true, [], [], []);
-res!(EVENTS_V1, "events.k8s.io", "v1", "Event", "events", "event", true, ["ev"], [], []);
+res!(
+    NAMESPACES,
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    "namespace",
+    false,
+    ["ns"],
+    [],
+    ["status"]
+);
+res!(
+    NODES,
+    "",
+    "v1",
+    "Node",
+    "nodes",
+    "node",
+    false,
+    ["no"],
+    [],
+    ["status"]
+);
+res!(
+    PODS,
+    "",
+    "v1",
+    "Pod",
+    "pods",
+    "pod",
+    true,
+    ["po"],
+    ["all"],
+    ["status", "eviction", "binding"]
+);
+res!(
+    EVENTS,
+    "",
+    "v1",
+    "Event",
+    "events",
+    "event",
+    true,
+    ["ev"],
+    [],
+    []
+);
+res!(
+    SERVICES,
+    "",
+    "v1",
+    "Service",
+    "services",
+    "service",
+    true,
+    ["svc"],
+    ["all"],
+    ["status"]
+);
+res!(
+    CONFIGMAPS,
+    "",
+    "v1",
+    "ConfigMap",
+    "configmaps",
+    "configmap",
+    true,
+    ["cm"],
+    [],
+    []
+);
+res!(
+    SERVICEACCOUNTS,
+    "",
+    "v1",
+    "ServiceAccount",
+    "serviceaccounts",
+    "serviceaccount",
+    true,
+    ["sa"],
+    [],
+    []
+);
+res!(
+    DEPLOYMENTS,
+    "apps",
+    "v1",
+    "Deployment",
+    "deployments",
+    "deployment",
+    true,
+    ["deploy"],
+    ["all"],
+    ["status", "scale"]
+);
+res!(
+    REPLICASETS,
+    "apps",
+    "v1",
+    "ReplicaSet",
+    "replicasets",
+    "replicaset",
+    true,
+    ["rs"],
+    ["all"],
+    ["status", "scale"]
+);
+res!(
+    DAEMONSETS,
+    "apps",
+    "v1",
+    "DaemonSet",
+    "daemonsets",
+    "daemonset",
+    true,
+    ["ds"],
+    ["all"],
+    ["status"]
+);
+res!(
+    STATEFULSETS,
+    "apps",
+    "v1",
+    "StatefulSet",
+    "statefulsets",
+    "statefulset",
+    true,
+    ["sts"],
+    ["all"],
+    ["status", "scale"]
+);
+res!(
+    PODDISRUPTIONBUDGETS,
+    "policy",
+    "v1",
+    "PodDisruptionBudget",
+    "poddisruptionbudgets",
+    "poddisruptionbudget",
+    true,
+    ["pdb"],
+    [],
+    ["status"]
+);
+res!(
+    PRIORITYCLASSES,
+    "scheduling.k8s.io",
+    "v1",
+    "PriorityClass",
+    "priorityclasses",
+    "priorityclass",
+    false,
+    ["pc"],
+    [],
+    []
+);
+res!(
+    LEASES,
+    "coordination.k8s.io",
+    "v1",
+    "Lease",
+    "leases",
+    "lease",
+    true,
+    [],
+    [],
+    []
+);
+res!(
+    EVENTS_V1,
+    "events.k8s.io",
+    "v1",
+    "Event",
+    "events",
+    "event",
+    true,
+    ["ev"],
+    [],
+    []
+);
 
 /// Every served resource, in discovery order.
 pub static ALL: &[&ResourceDef] = &[
@@ -86,12 +259,16 @@ pub static ALL: &[&ResourceDef] = &[
 
 /// Look a resource up by group, version and plural (as it appears in a URL path).
 pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    ALL.iter().copied().find(|r| r.group == group && r.version == version && r.plural == plural)
+    ALL.iter()
+        .copied()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Look a resource up by `apiVersion` and `kind` (as they appear in an object).
 pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    ALL.iter().copied().find(|r| r.api_version() == api_version && r.kind == kind)
+    ALL.iter()
+        .copied()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// Served group/versions, core first: `("", "v1")`, `("apps", "v1")`, ...

@@ -24,7 +24,10 @@ const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist
 fn is_qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     let ext = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.';
-    !b.is_empty() && b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric() && b.iter().all(|&c| ext(c))
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|&c| ext(c))
 }
 
 /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*`
@@ -32,7 +35,10 @@ fn is_dns1123_subdomain(s: &str) -> bool {
     s.split('.').all(|label| {
         let b = label.as_bytes();
         let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-        !b.is_empty() && alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
+        !b.is_empty()
+            && alnum(b[0])
+            && alnum(b[b.len() - 1])
+            && b.iter().all(|&c| alnum(c) || c == b'-')
     })
 }
 
@@ -129,7 +135,16 @@ impl Requirement {
         if !key_errs.is_empty() {
             errs.push(invalid("key", key, &key_errs));
         }
-        let shown = || format!("[{}]", values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(","));
+        let shown = || {
+            format!(
+                "[{}]",
+                values
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        };
         match op {
             Operator::In | Operator::NotIn if values.is_empty() => errs.push(format!(
                 "values: Invalid value: {}: for 'in', 'notin' operators, values set can't be empty",
@@ -167,7 +182,11 @@ impl Requirement {
             }
         }
         match errs.len() {
-            0 => Ok(Self { key: key.to_string(), op, values }),
+            0 => Ok(Self {
+                key: key.to_string(),
+                op,
+                values,
+            }),
             1 => Err(errs.remove(0)),
             _ => Err(format!("[{}]", errs.join(", "))),
         }
@@ -190,16 +209,26 @@ impl Requirement {
             other => other.to_string(),
         });
         match self.op {
-            Operator::Equals | Operator::DoubleEquals | Operator::In => got.is_some_and(|g| self.values.contains(&g)),
+            Operator::Equals | Operator::DoubleEquals | Operator::In => {
+                got.is_some_and(|g| self.values.contains(&g))
+            }
             Operator::NotEquals | Operator::NotIn => got.is_none_or(|g| !self.values.contains(&g)),
             Operator::Exists => got.is_some(),
             Operator::DoesNotExist => got.is_none(),
             Operator::GreaterThan | Operator::LessThan => {
-                let (Some(Ok(have)), [want]) = (got.map(|g| g.parse::<i64>()), self.values.as_slice()) else {
+                let (Some(Ok(have)), [want]) =
+                    (got.map(|g| g.parse::<i64>()), self.values.as_slice())
+                else {
                     return false;
                 };
-                let Ok(want) = want.parse::<i64>() else { return false };
-                if self.op == Operator::GreaterThan { have > want } else { have < want }
+                let Ok(want) = want.parse::<i64>() else {
+                    return false;
+                };
+                if self.op == Operator::GreaterThan {
+                    have > want
+                } else {
+                    have < want
+                }
             }
         }
     }
@@ -259,7 +288,10 @@ impl LabelSelector {
     /// The selector that matches no object (Go's `labels.Nothing()`): what a missing/null
     /// `metav1.LabelSelector` means, e.g. a policy/v1 PodDisruptionBudget without `selector`.
     pub fn nothing() -> Self {
-        Self { requirements: Vec::new(), nothing: true }
+        Self {
+            requirements: Vec::new(),
+            nothing: true,
+        }
     }
 
     /// Parse the `labelSelector` query parameter syntax. Bad syntax is a 400 BadRequest.
@@ -268,7 +300,10 @@ impl LabelSelector {
         let mut p = Parser { tokens, pos: 0 };
         let mut requirements = p.parse().map_err(ApiError::bad_request)?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Self { requirements, nothing: false })
+        Ok(Self {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// Build from a `metav1.LabelSelector` object (`matchLabels` + `matchExpressions`), as
@@ -281,38 +316,58 @@ impl LabelSelector {
         let obj = match sel {
             Value::Null => return Ok(Self::nothing()),
             Value::Object(o) => o,
-            other => return Err(ApiError::bad_request(format!("label selector must be an object, got {other}"))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "label selector must be an object, got {other}"
+                )));
+            }
         };
         let mut requirements = Vec::new();
         if let Some(ml) = obj.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in ml {
                 let v = v.as_str().unwrap_or_default().to_string();
-                requirements.push(Requirement::new(k, Operator::Equals, vec![v]).map_err(ApiError::bad_request)?);
+                requirements.push(
+                    Requirement::new(k, Operator::Equals, vec![v])
+                        .map_err(ApiError::bad_request)?,
+                );
             }
         }
         if let Some(exprs) = obj.get("matchExpressions").and_then(Value::as_array) {
             for e in exprs {
                 let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-                let op_name = e.get("operator").and_then(Value::as_str).unwrap_or_default();
+                let op_name = e
+                    .get("operator")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
                 let op = match op_name {
                     "In" => Operator::In,
                     "NotIn" => Operator::NotIn,
                     "Exists" => Operator::Exists,
                     "DoesNotExist" => Operator::DoesNotExist,
                     other => {
-                        return Err(ApiError::bad_request(format!("{other:?} is not a valid label selector operator")));
+                        return Err(ApiError::bad_request(format!(
+                            "{other:?} is not a valid label selector operator"
+                        )));
                     }
                 };
                 let values = e
                     .get("values")
                     .and_then(Value::as_array)
-                    .map(|vs| vs.iter().map(|v| v.as_str().unwrap_or_default().to_string()).collect())
+                    .map(|vs| {
+                        vs.iter()
+                            .map(|v| v.as_str().unwrap_or_default().to_string())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                requirements.push(Requirement::new(key, op, values).map_err(ApiError::bad_request)?);
+                requirements
+                    .push(Requirement::new(key, op, values).map_err(ApiError::bad_request)?);
             }
         }
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(Self { requirements, nothing: false })
+        Ok(Self {
+            requirements,
+            nothing: false,
+        })
     }
 
     /// Equality requirements from a plain label map (a Service's `spec.selector`,
@@ -323,11 +378,18 @@ impl LabelSelector {
             .map(|(k, v)| Requirement {
                 key: k.clone(),
                 op: Operator::Equals,
-                values: vec![v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())],
+                values: vec![
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                ],
             })
             .collect();
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Self { requirements, nothing: false }
+        Self {
+            requirements,
+            nothing: false,
+        }
     }
 
     /// True only for the match-everything selector (Go's `Selector.Empty()`).
@@ -374,7 +436,11 @@ pub fn format_label_selector(sel: &Value) -> String {
         Err(_) => "<error>".to_string(),
         Ok(s) => {
             let out = s.to_string();
-            if out.is_empty() { "<none>".to_string() } else { out }
+            if out.is_empty() {
+                "<none>".to_string()
+            } else {
+                out
+            }
         }
     }
 }
@@ -441,11 +507,18 @@ fn lex(s: &str) -> Vec<(Tok, String)> {
                 }
                 j += 1;
             }
-            out.push((best.0, String::from_utf8_lossy(&b[start..best.1]).into_owned()));
+            out.push((
+                best.0,
+                String::from_utf8_lossy(&b[start..best.1]).into_owned(),
+            ));
             i = best.1;
         } else {
             let start = i;
-            while i < b.len() && b[i] != 0 && !is_special(b[i]) && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n') {
+            while i < b.len()
+                && b[i] != 0
+                && !is_special(b[i])
+                && !matches!(b[i], b' ' | b'\t' | b'\r' | b'\n')
+            {
                 i += 1;
             }
             let word = String::from_utf8_lossy(&b[start..i]).into_owned();
@@ -468,7 +541,11 @@ impl Parser {
     /// In a value position `in`/`notin` are plain identifiers.
     fn lookahead(&self, values: bool) -> (Tok, String) {
         let (t, l) = self.tokens[self.pos.min(self.tokens.len() - 1)].clone();
-        let t = if values && matches!(t, Tok::In | Tok::NotIn) { Tok::Ident } else { t };
+        let t = if values && matches!(t, Tok::In | Tok::NotIn) {
+            Tok::Ident
+        } else {
+            t
+        };
         (t, l)
     }
 
@@ -486,7 +563,9 @@ impl Parser {
             let (tok, lit) = self.lookahead(true);
             match tok {
                 Tok::Ident | Tok::Bang => {
-                    let r = self.requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self
+                        .requirement()
+                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
                     reqs.push(r);
                     let (t, l) = self.consume(true);
                     match t {
@@ -494,14 +573,20 @@ impl Parser {
                         Tok::Comma => {
                             let (t2, l2) = self.lookahead(true);
                             if t2 != Tok::Ident && t2 != Tok::Bang {
-                                return Err(format!("found '{l2}', expected: identifier after ','"));
+                                return Err(format!(
+                                    "found '{l2}', expected: identifier after ','"
+                                ));
                             }
                         }
                         _ => return Err(format!("found '{l}', expected: ',' or 'end of string'")),
                     }
                 }
                 Tok::Eos => return Ok(reqs),
-                _ => return Err(format!("found '{lit}', expected: !, identifier, or 'end of string'")),
+                _ => {
+                    return Err(format!(
+                        "found '{lit}', expected: !, identifier, or 'end of string'"
+                    ));
+                }
             }
         }
     }
@@ -538,7 +623,11 @@ impl Parser {
             Tok::NotEquals => Operator::NotEquals,
             Tok::Gt => Operator::GreaterThan,
             Tok::Lt => Operator::LessThan,
-            _ => return Err(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt")),
+            _ => {
+                return Err(format!(
+                    "found '{lit}', expected: in, notin, =, ==, !=, gt, lt"
+                ));
+            }
         };
         let values = match op {
             Operator::In | Operator::NotIn => self.set_values()?,
@@ -610,7 +699,11 @@ impl Parser {
             return Ok(vec![String::new()]);
         }
         let (tok, lit) = self.consume(true);
-        if tok == Tok::Ident { Ok(vec![lit]) } else { Err(format!("found '{lit}', expected: identifier")) }
+        if tok == Tok::Ident {
+            Ok(vec![lit])
+        } else {
+            Err(format!("found '{lit}', expected: identifier"))
+        }
     }
 }
 
@@ -641,7 +734,10 @@ impl Getter {
 }
 
 const fn g(pointers: &'static [&'static str]) -> Getter {
-    Getter { pointers, default: "" }
+    Getter {
+        pointers,
+        default: "",
+    }
 }
 
 /// Resolve a field label for `res` like the API server's field label conversion funcs:
@@ -658,18 +754,33 @@ fn resolve_field(res: &ResourceDef, field: &str) -> Result<(&'static str, Getter
             "spec.nodeName" | "spec.host" => ("spec.nodeName", g(&["/spec/nodeName"])),
             "spec.restartPolicy" => ("spec.restartPolicy", g(&["/spec/restartPolicy"])),
             "spec.schedulerName" => ("spec.schedulerName", g(&["/spec/schedulerName"])),
-            "spec.serviceAccountName" => ("spec.serviceAccountName", g(&["/spec/serviceAccountName"])),
-            "spec.hostNetwork" => ("spec.hostNetwork", Getter { pointers: &["/spec/hostNetwork"], default: "false" }),
+            "spec.serviceAccountName" => {
+                ("spec.serviceAccountName", g(&["/spec/serviceAccountName"]))
+            }
+            "spec.hostNetwork" => (
+                "spec.hostNetwork",
+                Getter {
+                    pointers: &["/spec/hostNetwork"],
+                    default: "false",
+                },
+            ),
             "status.phase" => ("status.phase", g(&["/status/phase"])),
             "status.podIP" => ("status.podIP", g(&["/status/podIPs/0/ip", "/status/podIP"])),
-            "status.nominatedNodeName" => ("status.nominatedNodeName", g(&["/status/nominatedNodeName"])),
+            "status.nominatedNodeName" => (
+                "status.nominatedNodeName",
+                g(&["/status/nominatedNodeName"]),
+            ),
             _ => return Err(unsupported()),
         }),
         ("", "nodes") => Ok(match field {
             "metadata.name" => NAME,
-            "spec.unschedulable" => {
-                ("spec.unschedulable", Getter { pointers: &["/spec/unschedulable"], default: "false" })
-            }
+            "spec.unschedulable" => (
+                "spec.unschedulable",
+                Getter {
+                    pointers: &["/spec/unschedulable"],
+                    default: "false",
+                },
+            ),
             _ => return Err(unsupported()),
         }),
         ("", "namespaces") => Ok(match field {
@@ -681,14 +792,24 @@ fn resolve_field(res: &ResourceDef, field: &str) -> Result<(&'static str, Getter
             "metadata.name" => NAME,
             "metadata.namespace" => NAMESPACE,
             "involvedObject.kind" => ("involvedObject.kind", g(&["/involvedObject/kind"])),
-            "involvedObject.namespace" => ("involvedObject.namespace", g(&["/involvedObject/namespace"])),
+            "involvedObject.namespace" => (
+                "involvedObject.namespace",
+                g(&["/involvedObject/namespace"]),
+            ),
             "involvedObject.name" => ("involvedObject.name", g(&["/involvedObject/name"])),
             "involvedObject.uid" => ("involvedObject.uid", g(&["/involvedObject/uid"])),
-            "involvedObject.apiVersion" => ("involvedObject.apiVersion", g(&["/involvedObject/apiVersion"])),
-            "involvedObject.resourceVersion" => {
-                ("involvedObject.resourceVersion", g(&["/involvedObject/resourceVersion"]))
-            }
-            "involvedObject.fieldPath" => ("involvedObject.fieldPath", g(&["/involvedObject/fieldPath"])),
+            "involvedObject.apiVersion" => (
+                "involvedObject.apiVersion",
+                g(&["/involvedObject/apiVersion"]),
+            ),
+            "involvedObject.resourceVersion" => (
+                "involvedObject.resourceVersion",
+                g(&["/involvedObject/resourceVersion"]),
+            ),
+            "involvedObject.fieldPath" => (
+                "involvedObject.fieldPath",
+                g(&["/involvedObject/fieldPath"]),
+            ),
             "reason" => ("reason", g(&["/reason"])),
             "reportingComponent" => ("reportingComponent", g(&["/reportingComponent"])),
             "source" => ("source", g(&["/source/component"])),
@@ -705,9 +826,13 @@ fn resolve_field(res: &ResourceDef, field: &str) -> Result<(&'static str, Getter
         _ => Ok(match field {
             "metadata.name" => NAME,
             "metadata.namespace" => NAMESPACE,
-            "status.replicas" if res.plural == "replicasets" => {
-                ("status.replicas", Getter { pointers: &["/status/replicas"], default: "0" })
-            }
+            "status.replicas" if res.plural == "replicasets" => (
+                "status.replicas",
+                Getter {
+                    pointers: &["/status/replicas"],
+                    default: "0",
+                },
+            ),
             // Kinds without their own conversion func use DefaultMetaV1FieldSelectorConversion.
             _ => {
                 return Err(format!(
@@ -743,14 +868,25 @@ impl FieldSelector {
         let mut raw = Vec::new();
         for part in parts.iter().filter(|p| !p.is_empty()) {
             let Some((lhs, op, rhs)) = split_term(part) else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{s}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                )));
             };
-            raw.push((lhs, op == "!=", unescape(rhs).map_err(ApiError::bad_request)?));
+            raw.push((
+                lhs,
+                op == "!=",
+                unescape(rhs).map_err(ApiError::bad_request)?,
+            ));
         }
         let mut terms = Vec::with_capacity(raw.len());
         for (lhs, negate, value) in raw {
             let (field, getter) = resolve_field(res, lhs).map_err(ApiError::bad_request)?;
-            terms.push(FieldTerm { field, value, negate, getter });
+            terms.push(FieldTerm {
+                field,
+                value,
+                negate,
+                getter,
+            });
         }
         Ok(Self { terms })
     }
@@ -760,13 +896,18 @@ impl FieldSelector {
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.terms.iter().all(|t| (t.getter.get(obj) == t.value) != t.negate)
+        self.terms
+            .iter()
+            .all(|t| (t.getter.get(obj) == t.value) != t.negate)
     }
 
     /// The value when the selector pins `field=value` (e.g. `spec.nodeName`), so a store can
     /// answer from an index. `spec.host` is reported as `spec.nodeName`.
     pub fn exact(&self, field: &str) -> Option<&str> {
-        self.terms.iter().find(|t| !t.negate && t.field == field).map(|t| t.value.as_str())
+        self.terms
+            .iter()
+            .find(|t| !t.negate && t.field == field)
+            .map(|t| t.value.as_str())
     }
 }
 
@@ -812,7 +953,11 @@ fn unescape(s: &str) -> Result<String, String> {
         if in_slash {
             match c {
                 '\\' | ',' | '=' => out.push(c),
-                _ => return Err(format!("invalid field selector: invalid escape sequence: \\{c}")),
+                _ => {
+                    return Err(format!(
+                        "invalid field selector: invalid escape sequence: \\{c}"
+                    ));
+                }
             }
             in_slash = false;
             continue;
@@ -820,7 +965,12 @@ fn unescape(s: &str) -> Result<String, String> {
         match c {
             '\\' => in_slash = true,
             // Go prints the rune with %v, i.e. as its code point.
-            ',' | '=' => return Err(format!("invalid field selector: unescaped character in value: {}", c as u32)),
+            ',' | '=' => {
+                return Err(format!(
+                    "invalid field selector: unescaped character in value: {}",
+                    c as u32
+                ));
+            }
             _ => out.push(c),
         }
     }
@@ -915,7 +1065,10 @@ mod tests {
 
     #[test]
     fn label_selector_prints_its_canonical_form_sorted_by_key() {
-        assert_eq!(sel("z=1,a in (c,b),!m,k,n!=2,x==y").to_string(), "a in (b,c),k,!m,n!=2,x==y,z=1");
+        assert_eq!(
+            sel("z=1,a in (c,b),!m,k,n!=2,x==y").to_string(),
+            "a in (b,c),k,!m,n!=2,x==y,z=1"
+        );
         let from = LabelSelector::from_object(&json!({
             "matchLabels": {"app": "web"},
             "matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod", "dev"]}]
@@ -923,22 +1076,49 @@ mod tests {
         .unwrap();
         assert_eq!(from.to_string(), "app=web,env notin (dev,prod)");
         assert_eq!(format_label_selector(&json!({})), "<none>");
-        assert_eq!(format_label_selector(&json!({"matchLabels": {"a": "b"}})), "a=b");
-        assert_eq!(format_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Foo"}]})), "<error>");
+        assert_eq!(
+            format_label_selector(&json!({"matchLabels": {"a": "b"}})),
+            "a=b"
+        );
+        assert_eq!(
+            format_label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "Foo"}]})),
+            "<error>"
+        );
     }
 
     #[test]
     fn label_selector_reports_syntax_errors_with_the_real_messages() {
         let cases: &[(&str, &str)] = &[
-            ("a in b", "unable to parse requirement: found 'b' expected: '('"),
-            ("a in (b", "unable to parse requirement: found '', expected: ',' or ')'"),
-            ("a in (b c)", "unable to parse requirement: found 'c', expected: ',' or ')'"),
-            ("a b", "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"),
+            (
+                "a in b",
+                "unable to parse requirement: found 'b' expected: '('",
+            ),
+            (
+                "a in (b",
+                "unable to parse requirement: found '', expected: ',' or ')'",
+            ),
+            (
+                "a in (b c)",
+                "unable to parse requirement: found 'c', expected: ',' or ')'",
+            ),
+            (
+                "a b",
+                "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt",
+            ),
             ("a=b c", "found 'c', expected: ',' or 'end of string'"),
             ("a=b,", "found '', expected: identifier after ','"),
-            ("=b", "found '=', expected: !, identifier, or 'end of string'"),
-            ("!", "unable to parse requirement: found '', expected: identifier"),
-            ("a=(b)", "unable to parse requirement: found '(', expected: identifier"),
+            (
+                "=b",
+                "found '=', expected: !, identifier, or 'end of string'",
+            ),
+            (
+                "!",
+                "unable to parse requirement: found '', expected: identifier",
+            ),
+            (
+                "a=(b)",
+                "unable to parse requirement: found '(', expected: identifier",
+            ),
             (
                 "a>x",
                 "unable to parse requirement: values[0]: Invalid value: \"x\": for 'Gt', 'Lt' operators, the value must be an integer",
@@ -955,10 +1135,15 @@ mod tests {
             parse_err("-app=x"),
             "unable to parse requirement: <nil>: Invalid value: \"-app\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
         );
-        assert!(parse_err("Example.com/app=x").contains("prefix part a lowercase RFC 1123 subdomain"));
+        assert!(
+            parse_err("Example.com/app=x").contains("prefix part a lowercase RFC 1123 subdomain")
+        );
         assert!(parse_err("a/b/c=x").contains("a qualified name must consist of"));
         assert!(parse_err("/app=x").contains("prefix part must be non-empty"));
-        assert!(parse_err(&format!("{}=x", "k".repeat(64))).contains("name part must be no more than 63 characters"));
+        assert!(
+            parse_err(&format!("{}=x", "k".repeat(64)))
+                .contains("name part must be no more than 63 characters")
+        );
         let long = "v".repeat(64);
         assert_eq!(
             parse_err(&format!("app={long}")),
@@ -969,7 +1154,11 @@ mod tests {
         assert!(parse_err("app=-x").starts_with(
             "unable to parse requirement: values[0][app]: Invalid value: \"-x\": a valid label must be an empty string"
         ));
-        sel(&format!("example.com/{}={}", "k".repeat(63), "v".repeat(63)));
+        sel(&format!(
+            "example.com/{}={}",
+            "k".repeat(63),
+            "v".repeat(63)
+        ));
         assert!(label_key_errors("app.kubernetes.io/name").is_empty());
         assert!(label_value_errors("").is_empty());
     }
@@ -1010,19 +1199,30 @@ mod tests {
 
     #[test]
     fn label_selector_from_object_rejects_bad_operators_and_values() {
-        let e =
-            LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}))
-                .unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (400, "\"Gt\" is not a valid label selector operator"));
-        let e =
-            LabelSelector::from_object(&json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}))
-                .unwrap_err();
-        assert_eq!(e.message, "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty");
+        let e = LabelSelector::from_object(
+            &json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "\"Gt\" is not a valid label selector operator")
+        );
+        let e = LabelSelector::from_object(
+            &json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "values: Invalid value: []: for 'in', 'notin' operators, values set can't be empty"
+        );
         let e = LabelSelector::from_object(
             &json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
         )
         .unwrap_err();
-        assert!(e.message.contains("values set must be empty for exists and does not exist"));
+        assert!(
+            e.message
+                .contains("values set must be empty for exists and does not exist")
+        );
         assert!(LabelSelector::from_object(&json!({"matchLabels": {"a": "-"}})).is_err());
     }
 
@@ -1044,8 +1244,7 @@ mod tests {
             "spec": {"nodeName": "n1", "restartPolicy": "Always", "schedulerName": "default-scheduler",
                      "serviceAccountName": "sa", "hostNetwork": true},
             "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}]}});
-        let pending =
-            json!({"metadata": {"name": "p2", "namespace": "ns"}, "spec": {}, "status": {"phase": "Pending"}});
+        let pending = json!({"metadata": {"name": "p2", "namespace": "ns"}, "spec": {}, "status": {"phase": "Pending"}});
         let cases: &[(&str, bool, bool)] = &[
             ("", true, true),
             ("spec.nodeName=n1", true, false),
@@ -1073,13 +1272,41 @@ mod tests {
     #[test]
     fn field_selector_rejects_unsupported_fields_with_a_400() {
         let cases: &[(&ResourceDef, &str, &str)] = &[
-            (&resources::PODS, "spec.foo=x", "field label not supported: spec.foo"),
-            (&resources::PODS, "metadata.labels=x", "field label not supported: metadata.labels"),
-            (&resources::NODES, "metadata.namespace=x", "field label not supported: metadata.namespace"),
-            (&resources::NODES, "spec.nodeName = n1", "field label not supported: spec.nodeName "),
-            (&resources::NAMESPACES, "spec.finalizers=x", "field label not supported: spec.finalizers"),
-            (&resources::EVENTS, "message=x", "field label not supported: message"),
-            (&resources::SERVICES, "spec.ports=x", "field label not supported: spec.ports"),
+            (
+                &resources::PODS,
+                "spec.foo=x",
+                "field label not supported: spec.foo",
+            ),
+            (
+                &resources::PODS,
+                "metadata.labels=x",
+                "field label not supported: metadata.labels",
+            ),
+            (
+                &resources::NODES,
+                "metadata.namespace=x",
+                "field label not supported: metadata.namespace",
+            ),
+            (
+                &resources::NODES,
+                "spec.nodeName = n1",
+                "field label not supported: spec.nodeName ",
+            ),
+            (
+                &resources::NAMESPACES,
+                "spec.finalizers=x",
+                "field label not supported: spec.finalizers",
+            ),
+            (
+                &resources::EVENTS,
+                "message=x",
+                "field label not supported: message",
+            ),
+            (
+                &resources::SERVICES,
+                "spec.ports=x",
+                "field label not supported: spec.ports",
+            ),
             (
                 &resources::DEPLOYMENTS,
                 "spec.replicas=1",
@@ -1088,29 +1315,51 @@ mod tests {
         ];
         for (res, s, want) in cases {
             let e = FieldSelector::parse(res, s).expect_err(s);
-            assert_eq!((e.code, e.reason, e.message.as_str()), (400, "BadRequest", *want), "{s:?}");
+            assert_eq!(
+                (e.code, e.reason, e.message.as_str()),
+                (400, "BadRequest", *want),
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn field_selector_reports_bad_syntax_and_escapes() {
         let e = FieldSelector::parse(&resources::PODS, "spec.nodeName").unwrap_err();
-        assert_eq!(e.message, "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'");
+        assert_eq!(
+            e.message,
+            "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'"
+        );
         let e = FieldSelector::parse(&resources::PODS, "metadata.name=a=b").unwrap_err();
-        assert_eq!(e.message, "invalid field selector: unescaped character in value: 61");
+        assert_eq!(
+            e.message,
+            "invalid field selector: unescaped character in value: 61"
+        );
         let e = FieldSelector::parse(&resources::PODS, "metadata.name=a\\x").unwrap_err();
-        assert_eq!(e.message, "invalid field selector: invalid escape sequence: \\x");
+        assert_eq!(
+            e.message,
+            "invalid field selector: invalid escape sequence: \\x"
+        );
         let f = fsel(&resources::CONFIGMAPS, "metadata.name=a\\,b\\=c");
         assert!(f.matches(&json!({"metadata": {"name": "a,b=c"}})));
-        assert!(fsel(&resources::CONFIGMAPS, "metadata.name=x,").matches(&json!({"metadata": {"name": "x"}})));
+        assert!(
+            fsel(&resources::CONFIGMAPS, "metadata.name=x,")
+                .matches(&json!({"metadata": {"name": "x"}}))
+        );
     }
 
     #[test]
     fn field_selector_supports_node_namespace_event_service_and_replicaset_fields() {
         let node = json!({"metadata": {"name": "n1"}, "spec": {}});
         assert!(fsel(&resources::NODES, "spec.unschedulable=false").matches(&node));
-        assert!(fsel(&resources::NODES, "spec.unschedulable=true").matches(&json!({"spec": {"unschedulable": true}})));
-        assert!(fsel(&resources::NAMESPACES, "status.phase=Active").matches(&json!({"status": {"phase": "Active"}})));
+        assert!(
+            fsel(&resources::NODES, "spec.unschedulable=true")
+                .matches(&json!({"spec": {"unschedulable": true}}))
+        );
+        assert!(
+            fsel(&resources::NAMESPACES, "status.phase=Active")
+                .matches(&json!({"status": {"phase": "Active"}}))
+        );
         let ev = json!({"metadata": {"name": "e", "namespace": "d"}, "involvedObject": {"kind": "Pod", "name": "p",
             "namespace": "d", "uid": "u", "apiVersion": "v1", "resourceVersion": "3", "fieldPath": "spec"},
             "reason": "Scheduled", "reportingComponent": "default-scheduler", "source": {"component": "kubelet"},
@@ -1122,11 +1371,21 @@ mod tests {
         assert!(fsel(&resources::EVENTS, all).matches(&ev));
         assert!(!fsel(&resources::EVENTS, "type=Warning").matches(&ev));
         let svc = json!({"spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1"}});
-        assert!(fsel(&resources::SERVICES, "spec.type=ClusterIP,spec.clusterIP=10.96.0.1").matches(&svc));
-        assert!(fsel(&resources::REPLICASETS, "status.replicas=0").matches(&json!({"status": {}})));
-        assert!(fsel(&resources::REPLICASETS, "status.replicas!=0").matches(&json!({"status": {"replicas": 2}})));
         assert!(
-            fsel(&resources::PRIORITYCLASSES, "metadata.name=high").matches(&json!({"metadata": {"name": "high"}}))
+            fsel(
+                &resources::SERVICES,
+                "spec.type=ClusterIP,spec.clusterIP=10.96.0.1"
+            )
+            .matches(&svc)
+        );
+        assert!(fsel(&resources::REPLICASETS, "status.replicas=0").matches(&json!({"status": {}})));
+        assert!(
+            fsel(&resources::REPLICASETS, "status.replicas!=0")
+                .matches(&json!({"status": {"replicas": 2}}))
+        );
+        assert!(
+            fsel(&resources::PRIORITYCLASSES, "metadata.name=high")
+                .matches(&json!({"metadata": {"name": "high"}}))
         );
     }
 
@@ -1135,8 +1394,14 @@ mod tests {
         let f = fsel(&resources::PODS, "status.phase!=Succeeded,spec.nodeName=n1");
         assert_eq!(f.exact("spec.nodeName"), Some("n1"));
         assert_eq!(f.exact("status.phase"), None);
-        assert_eq!(fsel(&resources::PODS, "spec.host=n2").exact("spec.nodeName"), Some("n2"));
-        assert_eq!(fsel(&resources::PODS, "spec.nodeName=").exact("spec.nodeName"), Some(""));
+        assert_eq!(
+            fsel(&resources::PODS, "spec.host=n2").exact("spec.nodeName"),
+            Some("n2")
+        );
+        assert_eq!(
+            fsel(&resources::PODS, "spec.nodeName=").exact("spec.nodeName"),
+            Some("")
+        );
         assert!(fsel(&resources::PODS, "").is_empty());
     }
 }

@@ -82,13 +82,25 @@ impl Simulator {
         let store = Arc::new(Store::new(clock));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             store
-                .create(&resources::NAMESPACES, None, serde_json::json!({"metadata": {"name": ns}}))
+                .create(
+                    &resources::NAMESPACES,
+                    None,
+                    serde_json::json!({"metadata": {"name": ns}}),
+                )
                 .map_err(SimError::Manifest)?;
         }
         // The API server bootstraps the two system priority classes.
         for (name, value, description) in [
-            ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
-            ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+            (
+                "system-node-critical",
+                2_000_001_000,
+                "Used for system critical pods that must not be moved from their current node.",
+            ),
+            (
+                "system-cluster-critical",
+                2_000_000_000,
+                "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+            ),
         ] {
             store
                 .create(
@@ -98,27 +110,47 @@ impl Simulator {
                 )
                 .map_err(SimError::Manifest)?;
         }
-        let listener = listen(cfg.bind).map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: cfg.bind, source })?;
-        let app = api::router(ApiState { store: store.clone() });
+        let listener = listen(cfg.bind).map_err(|source| SimError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+        let app = api::router(ApiState {
+            store: store.clone(),
+        });
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "kubesim API server stopped");
             }
         })];
-        tasks.extend(controllers::spawn_all(store.clone(), ControllerConfig {
-            pod_start_seconds: cfg.pod_start_seconds,
-            pod_stop_seconds: cfg.pod_stop_seconds,
-            ..ControllerConfig::default()
-        }));
-        let link = Arc::new(NodeLink::new(store.clone(), NodeLinkConfig {
-            boot_seconds: cfg.node_boot_seconds,
-            not_ready_seconds: cfg.node_monitor_grace_seconds,
-            ..NodeLinkConfig::default()
-        }));
+        tasks.extend(controllers::spawn_all(
+            store.clone(),
+            ControllerConfig {
+                pod_start_seconds: cfg.pod_start_seconds,
+                pod_stop_seconds: cfg.pod_stop_seconds,
+                ..ControllerConfig::default()
+            },
+        ));
+        let link = Arc::new(NodeLink::new(
+            store.clone(),
+            NodeLinkConfig {
+                boot_seconds: cfg.node_boot_seconds,
+                not_ready_seconds: cfg.node_monitor_grace_seconds,
+                ..NodeLinkConfig::default()
+            },
+        ));
         tasks.push(link.clone().spawn());
         tracing::info!(%addr, cluster = %cfg.cluster_name, scale = cfg.time_scale, "kubesim started");
-        Ok(Self { cfg, store, addr, link, tasks })
+        Ok(Self {
+            cfg,
+            store,
+            addr,
+            link,
+            tasks,
+        })
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -163,12 +195,25 @@ impl Simulator {
 
     /// Create or replace one object.
     pub fn apply_object(&self, obj: Value) -> Result<Value, ApiError> {
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let api_version = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let r = resources::by_kind(api_version, kind)
-            .ok_or_else(|| ApiError::bad_request(format!("no kind \"{kind}\" is registered for version \"{api_version}\"")))?;
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+        let r = resources::by_kind(api_version, kind).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "no kind \"{kind}\" is registered for version \"{api_version}\""
+            ))
+        })?;
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         self.store.transaction(|tx| {
             if tx.try_get(r, ns.as_deref(), &name).is_some() {
                 tx.update(r, ns.as_deref(), &name, obj)
@@ -202,7 +247,11 @@ impl Drop for Simulator {
 /// A listener with a backlog big enough for a burst of new clients (fifty handlers connecting at
 /// once): with the usual 128 the kernel drops SYNs and those clients stall for a 1 s retransmit.
 fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)

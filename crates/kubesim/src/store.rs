@@ -41,10 +41,15 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     pub fn namespace(&self) -> Option<&str> {
-        self.object.pointer("/metadata/namespace").and_then(Value::as_str)
+        self.object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
     }
     pub fn name(&self) -> &str {
-        self.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        self.object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 }
 
@@ -57,10 +62,14 @@ pub struct ListOptions {
 
 impl ListOptions {
     pub fn labels(sel: LabelSelector) -> Self {
-        Self { label: Some(sel), field: None }
+        Self {
+            label: Some(sel),
+            field: None,
+        }
     }
     pub fn matches(&self, obj: &Value) -> bool {
-        self.label.as_ref().is_none_or(|l| l.matches_object(obj)) && self.field.as_ref().is_none_or(|f| f.matches(obj))
+        self.label.as_ref().is_none_or(|l| l.matches_object(obj))
+            && self.field.as_ref().is_none_or(|f| f.matches(obj))
     }
 }
 
@@ -88,7 +97,10 @@ struct State {
 }
 
 fn node_of(v: &Value) -> Option<&str> {
-    v.get("spec").and_then(|s| s.get("nodeName")).and_then(Value::as_str).filter(|n| !n.is_empty())
+    v.get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
 }
 
 impl State {
@@ -97,17 +109,29 @@ impl State {
         let map = self.objects.entry(rkey(r)).or_default();
         let prev = match obj {
             Some(v) => {
-                let new_node = if rkey(r) == rkey(&resources::PODS) { node_of(&v).map(str::to_string) } else { None };
+                let new_node = if rkey(r) == rkey(&resources::PODS) {
+                    node_of(&v).map(str::to_string)
+                } else {
+                    None
+                };
                 let prev = map.insert(key.clone(), v);
                 if rkey(r) == rkey(&resources::PODS) {
-                    self.reindex(prev.as_ref().and_then(node_of).map(str::to_string), new_node, &key);
+                    self.reindex(
+                        prev.as_ref().and_then(node_of).map(str::to_string),
+                        new_node,
+                        &key,
+                    );
                 }
                 prev
             }
             None => {
                 let prev = map.remove(&key);
                 if rkey(r) == rkey(&resources::PODS) {
-                    self.reindex(prev.as_ref().and_then(node_of).map(str::to_string), None, &key);
+                    self.reindex(
+                        prev.as_ref().and_then(node_of).map(str::to_string),
+                        None,
+                        &key,
+                    );
                 }
                 prev
             }
@@ -150,7 +174,14 @@ pub struct Store {
 impl Store {
     pub fn new(clock: Clock) -> Self {
         let (tx, _) = broadcast::channel(BROADCAST);
-        Self { state: Mutex::new(State { rv: 1, ..Default::default() }), tx, clock }
+        Self {
+            state: Mutex::new(State {
+                rv: 1,
+                ..Default::default()
+            }),
+            tx,
+            clock,
+        }
     }
 
     pub fn clock(&self) -> &Clock {
@@ -165,10 +196,18 @@ impl Store {
 
     /// Run `f` atomically. If it returns an error every write it made is undone and no watch
     /// event is sent.
-    pub fn transaction<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    pub fn transaction<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         let mut guard = self.lock();
         let start_rv = guard.rv;
-        let mut tx = Tx { state: &mut guard, clock: self.clock, undo: Vec::new(), events: Vec::new() };
+        let mut tx = Tx {
+            state: &mut guard,
+            clock: self.clock,
+            undo: Vec::new(),
+            events: Vec::new(),
+        };
         match f(&mut tx) {
             Ok(v) => {
                 let events = std::mem::take(&mut tx.events);
@@ -200,26 +239,53 @@ impl Store {
         self.lock().rv
     }
 
-    pub fn get(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         self.transaction(|tx| tx.get(r, ns, name))
     }
 
     /// Objects matching `opts` (all namespaces when `ns` is `None`) and the list resourceVersion.
-    pub fn list(&self, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOptions) -> (Vec<Value>, u64) {
+    pub fn list(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> (Vec<Value>, u64) {
         let g = self.lock();
         let items = list_in(&g, r, ns, opts);
         (items, g.rv)
     }
 
-    pub fn create(&self, r: &'static ResourceDef, ns: Option<&str>, obj: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.transaction(|tx| tx.create(r, ns, obj))
     }
 
-    pub fn update(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn update(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.transaction(|tx| tx.update(r, ns, name, obj))
     }
 
-    pub fn update_status(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn update_status(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.transaction(|tx| tx.update_status(r, ns, name, obj))
     }
 
@@ -234,7 +300,13 @@ impl Store {
         self.transaction(|tx| tx.modify(r, ns, name, f))
     }
 
-    pub fn delete(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub fn delete(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         self.transaction(|tx| tx.delete(r, ns, name, opts))
     }
 
@@ -263,14 +335,23 @@ impl Store {
         let backlog = match rv {
             None | Some(0) => list_in(&g, r, ns, opts)
                 .into_iter()
-                .map(|o| WatchEvent { rv: g.rv, kind: EventType::Added, resource: r, object: Arc::new(o) })
+                .map(|o| WatchEvent {
+                    rv: g.rv,
+                    kind: EventType::Added,
+                    resource: r,
+                    object: Arc::new(o),
+                })
                 .collect(),
             Some(rv) => {
                 let oldest = g.history.front().map(|e| e.rv).unwrap_or(g.rv + 1);
                 if rv + 1 < oldest && rv < g.rv {
                     return Err(ApiError::gone(rv));
                 }
-                g.history.iter().filter(|e| e.rv > rv && in_scope(e) && ns_ok(e)).cloned().collect()
+                g.history
+                    .iter()
+                    .filter(|e| e.rv > rv && in_scope(e) && ns_ok(e))
+                    .cloned()
+                    .collect()
             }
         };
         Ok((backlog, rx))
@@ -278,10 +359,19 @@ impl Store {
 }
 
 fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOptions) -> Vec<Value> {
-    let Some(map) = g.objects.get(&rkey(r)) else { return Vec::new() };
+    let Some(map) = g.objects.get(&rkey(r)) else {
+        return Vec::new();
+    };
     if rkey(r) == rkey(&resources::PODS) {
-        if let Some(node) = opts.field.as_ref().and_then(|f| f.exact("spec.nodeName")).filter(|n| !n.is_empty()) {
-            let Some(keys) = g.pods_by_node.get(node) else { return Vec::new() };
+        if let Some(node) = opts
+            .field
+            .as_ref()
+            .and_then(|f| f.exact("spec.nodeName"))
+            .filter(|n| !n.is_empty())
+        {
+            let Some(keys) = g.pods_by_node.get(node) else {
+                return Vec::new();
+            };
             return keys
                 .iter()
                 .filter(|(n, _)| ns.is_none_or(|ns| ns == n))
@@ -292,12 +382,15 @@ fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOpti
         }
     }
     let iter: Box<dyn Iterator<Item = (&Key, &Value)>> = match ns {
-        Some(ns) if r.namespaced => {
-            Box::new(map.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns))
-        }
+        Some(ns) if r.namespaced => Box::new(
+            map.range((ns.to_string(), String::new())..)
+                .take_while(move |((n, _), _)| n == ns),
+        ),
         _ => Box::new(map.iter()),
     };
-    iter.filter(|(_, v)| opts.matches(v)).map(|(_, v)| v.clone()).collect()
+    iter.filter(|(_, v)| opts.matches(v))
+        .map(|(_, v)| v.clone())
+        .collect()
 }
 
 /// A write transaction; see [`Store::transaction`].
@@ -309,11 +402,17 @@ pub struct Tx<'a> {
 }
 
 fn ns_key(r: &ResourceDef, ns: Option<&str>) -> String {
-    if r.namespaced { ns.unwrap_or("default").to_string() } else { String::new() }
+    if r.namespaced {
+        ns.unwrap_or("default").to_string()
+    } else {
+        String::new()
+    }
 }
 
 pub fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 impl Tx<'_> {
@@ -341,26 +440,53 @@ impl Tx<'_> {
                 v
             }
         };
-        self.events.push(WatchEvent { rv: self.state.rv, kind, resource: r, object: Arc::new(object) });
+        self.events.push(WatchEvent {
+            rv: self.state.rv,
+            kind,
+            resource: r,
+            object: Arc::new(object),
+        });
     }
 
-    pub fn get(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        self.try_get(r, ns, name).ok_or_else(|| ApiError::not_found(r.group, r.plural, name))
+    pub fn get(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        self.try_get(r, ns, name)
+            .ok_or_else(|| ApiError::not_found(r.group, r.plural, name))
     }
 
     pub fn try_get(&self, r: &'static ResourceDef, ns: Option<&str>, name: &str) -> Option<Value> {
-        self.state.objects.get(&rkey(r)).and_then(|m| m.get(&(ns_key(r, ns), name.to_string()))).cloned()
+        self.state
+            .objects
+            .get(&rkey(r))
+            .and_then(|m| m.get(&(ns_key(r, ns), name.to_string())))
+            .cloned()
     }
 
-    pub fn list(&self, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOptions) -> Vec<Value> {
+    pub fn list(
+        &self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Vec<Value> {
         list_in(self.state, r, ns, opts)
     }
 
     /// Create `obj`: names it (`generateName`), stamps uid/creationTimestamp/resourceVersion/
     /// generation, runs admission (defaults and validation).
-    pub fn create(&mut self, r: &'static ResourceDef, ns: Option<&str>, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         let ns_s = ns_key(r, ns.or_else(|| meta_str(&obj, "namespace")));
         if r.namespaced {
@@ -375,12 +501,19 @@ impl Tx<'_> {
                 return Err(ApiError::not_found("", "namespaces", &ns_s));
             }
         }
-        let meta = obj.as_object_mut().unwrap().entry("metadata").or_insert_with(|| json!({}));
+        let meta = obj
+            .as_object_mut()
+            .unwrap()
+            .entry("metadata")
+            .or_insert_with(|| json!({}));
         if !meta.is_object() {
             return Err(ApiError::bad_request("metadata must be an object"));
         }
         let m = meta.as_object_mut().unwrap();
-        let name = match (m.get("name").and_then(Value::as_str), m.get("generateName").and_then(Value::as_str)) {
+        let name = match (
+            m.get("name").and_then(Value::as_str),
+            m.get("generateName").and_then(Value::as_str),
+        ) {
             (Some(n), _) if !n.is_empty() => n.to_string(),
             (_, Some(g)) if !g.is_empty() => format!("{g}{}", random_suffix()),
             _ => {
@@ -388,12 +521,20 @@ impl Tx<'_> {
                     r.kind,
                     "",
                     r.group,
-                    vec![("metadata.name".into(), "Required value: name or generateName is required".into())],
+                    vec![(
+                        "metadata.name".into(),
+                        "Required value: name or generateName is required".into(),
+                    )],
                 ));
             }
         };
         if let Err(msg) = validate_name(r, &name) {
-            return Err(ApiError::invalid(r.kind, &name, r.group, vec![("metadata.name".into(), msg)]));
+            return Err(ApiError::invalid(
+                r.kind,
+                &name,
+                r.group,
+                vec![("metadata.name".into(), msg)],
+            ));
         }
         let key = (ns_s.clone(), name.clone());
         if self.try_get(r, Some(&ns_s), &name).is_some() {
@@ -422,17 +563,35 @@ impl Tx<'_> {
 
     /// Replace the main resource (status is kept from the stored object for resources with a
     /// status subresource). A `metadata.resourceVersion` in `obj` must match (409 otherwise).
-    pub fn update(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn update(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.replace(r, ns, name, obj, Part::Main)
     }
 
     /// Replace only `status`.
-    pub fn update_status(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn update_status(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.replace(r, ns, name, obj, Part::Status)
     }
 
     /// Replace the whole object, status included (controllers that own both).
-    pub fn update_all(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn update_all(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         self.replace(r, ns, name, obj, Part::All)
     }
 
@@ -454,11 +613,20 @@ impl Tx<'_> {
         self.replace(r, ns, name, new, Part::All)
     }
 
-    fn replace(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str, mut obj: Value, part: Part) -> Result<Value, ApiError> {
+    fn replace(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        part: Part,
+    ) -> Result<Value, ApiError> {
         let ns_s = ns_key(r, ns);
         let old = self.get(r, Some(&ns_s), name)?;
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
         }
         if let Some(body_name) = meta_str(&obj, "name") {
             if body_name != name {
@@ -493,13 +661,25 @@ impl Tx<'_> {
         // Server-owned metadata cannot be changed by clients.
         {
             let om = old.get("metadata").cloned().unwrap_or_default();
-            let m = obj.as_object_mut().unwrap().entry("metadata").or_insert_with(|| json!({}));
-            let Some(m) = m.as_object_mut() else { return Err(ApiError::bad_request("metadata must be an object")) };
+            let m = obj
+                .as_object_mut()
+                .unwrap()
+                .entry("metadata")
+                .or_insert_with(|| json!({}));
+            let Some(m) = m.as_object_mut() else {
+                return Err(ApiError::bad_request("metadata must be an object"));
+            };
             m.insert("name".into(), json!(name));
             if r.namespaced {
                 m.insert("namespace".into(), json!(ns_s));
             }
-            for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for k in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match om.get(k) {
                     Some(v) => m.insert(k.into(), v.clone()),
                     None => m.remove(k),
@@ -509,44 +689,71 @@ impl Tx<'_> {
                 // Controllers may set deletion fields through admission-owned paths only.
             }
         }
-        obj.as_object_mut().unwrap().insert("apiVersion".into(), json!(r.api_version()));
-        obj.as_object_mut().unwrap().insert("kind".into(), json!(r.kind));
+        obj.as_object_mut()
+            .unwrap()
+            .insert("apiVersion".into(), json!(r.api_version()));
+        obj.as_object_mut()
+            .unwrap()
+            .insert("kind".into(), json!(r.kind));
         admission::on_update(self, r, &old, &mut obj, part)?;
         // generation moves when the spec does (not for pods, whose spec is mostly immutable).
         if old.get("spec") != obj.get("spec") {
-            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
             obj["metadata"]["generation"] = json!(g + 1);
         }
         let mut cmp_old = old.clone();
         let mut cmp_new = obj.clone();
-        cmp_old["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
-        cmp_new["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
+        cmp_old["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
+        cmp_new["metadata"]
+            .as_object_mut()
+            .map(|m| m.remove("resourceVersion"));
         if cmp_old == cmp_new {
             return Ok(old);
         }
         let rv = self.next_rv();
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         // Finalizers emptied on an object being deleted: it goes now.
-        if meta_str(&obj, "deletionTimestamp").is_some() && finalizers_empty(&obj) && r.kind != "Pod" {
+        if meta_str(&obj, "deletionTimestamp").is_some()
+            && finalizers_empty(&obj)
+            && r.kind != "Pod"
+        {
             self.put(r, (ns_s, name.to_string()), None, EventType::Deleted);
             return Ok(obj);
         }
-        self.put(r, (ns_s, name.to_string()), Some(obj.clone()), EventType::Modified);
+        self.put(
+            r,
+            (ns_s, name.to_string()),
+            Some(obj.clone()),
+            EventType::Modified,
+        );
         Ok(obj)
     }
 
     /// Delete with the API's semantics: pods bound to a node get a graceful deletion
     /// (deletionTimestamp + grace period; the kubelet removes them); objects with finalizers
     /// wait for them; everything else goes at once. Returns the object as last seen.
-    pub fn delete(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<Value, ApiError> {
+    pub fn delete(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
         let ns_s = ns_key(r, ns);
         let mut obj = self.get(r, Some(&ns_s), name)?;
         if let Some(uid) = &opts.precondition_uid {
             if meta_str(&obj, "uid") != Some(uid.as_str()) {
-                return Err(ApiError::conflict(r.group, r.plural, name).with_message(format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&obj, "uid").unwrap_or("")
-                )));
+                return Err(
+                    ApiError::conflict(r.group, r.plural, name).with_message(format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&obj, "uid").unwrap_or("")
+                    )),
+                );
             }
         }
         if let Some(rv) = &opts.precondition_rv {
@@ -557,27 +764,52 @@ impl Tx<'_> {
         if opts.dry_run {
             return Ok(obj);
         }
-        let grace = if r.kind == "Pod" { admission::pod_grace_period(&obj, opts.grace_period_seconds) } else { 0 };
-        let graceful = r.kind == "Pod" && grace > 0 && obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty())
-            && !matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        let grace = if r.kind == "Pod" {
+            admission::pod_grace_period(&obj, opts.grace_period_seconds)
+        } else {
+            0
+        };
+        let graceful = r.kind == "Pod"
+            && grace > 0
+            && obj
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty())
+            && !matches!(
+                obj.pointer("/status/phase").and_then(Value::as_str),
+                Some("Succeeded" | "Failed")
+            );
         if opts.orphan {
             obj["metadata"]["finalizers"] = json!(["orphan"]);
         }
         if graceful || !finalizers_empty(&obj) {
             let already = meta_str(&obj, "deletionTimestamp").is_some();
-            let cur = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            let cur = obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64);
             if already && cur.is_some_and(|c| c <= grace) && !opts.orphan {
                 return Ok(obj);
             }
             let rv = self.next_rv();
             let m = obj["metadata"].as_object_mut().unwrap();
-            m.insert("deletionTimestamp".into(), json!(self.clock.rfc3339_after(std::time::Duration::from_secs(grace.max(0) as u64))));
+            m.insert(
+                "deletionTimestamp".into(),
+                json!(
+                    self.clock
+                        .rfc3339_after(std::time::Duration::from_secs(grace.max(0) as u64))
+                ),
+            );
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             m.insert("resourceVersion".into(), json!(rv.to_string()));
             if r.kind == "Pod" && !graceful && finalizers_empty(&obj) {
                 // Unreachable: kept for clarity.
             }
-            self.put(r, (ns_s, name.to_string()), Some(obj.clone()), EventType::Modified);
+            self.put(
+                r,
+                (ns_s, name.to_string()),
+                Some(obj.clone()),
+                EventType::Modified,
+            );
             return Ok(obj);
         }
         self.next_rv();
@@ -587,7 +819,12 @@ impl Tx<'_> {
 
     /// Remove an object now, whatever its grace period or finalizers (the kubelet finishing a
     /// graceful deletion, the garbage collector, a force delete).
-    pub fn remove(&mut self, r: &'static ResourceDef, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn remove(
+        &mut self,
+        r: &'static ResourceDef,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let ns_s = ns_key(r, ns);
         let obj = self.get(r, Some(&ns_s), name)?;
         self.next_rv();
@@ -621,21 +858,28 @@ fn set_or_remove(obj: &mut Value, key: &str, v: Option<Value>) {
 }
 
 fn finalizers_empty(obj: &Value) -> bool {
-    obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|a| a.is_empty())
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_none_or(|a| a.is_empty())
 }
 
 fn random_suffix() -> String {
     // Same alphabet as the real server (no vowels, no confusable digits).
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let id = uuid::Uuid::new_v4();
-    id.as_bytes()[..5].iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    id.as_bytes()[..5]
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// DNS-1123 subdomain for most objects (≤ 253), as the real server validates names.
 fn validate_name(_r: &ResourceDef, name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
@@ -656,5 +900,8 @@ impl ApiError {
 
 /// Labels of an object (empty map when none).
 pub fn labels(obj: &Value) -> Map<String, Value> {
-    obj.pointer("/metadata/labels").and_then(Value::as_object).cloned().unwrap_or_default()
+    obj.pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }

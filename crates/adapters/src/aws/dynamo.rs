@@ -152,7 +152,11 @@ pub struct UnprocessedItems {
 
 impl DynamoRecords {
     /// A conditional `PutItem`: `Lost` when the condition failed (someone else holds the item).
-    async fn conditional_put(&self, op: &'static str, put: &ConditionalPut) -> Result<Claim, PortError> {
+    async fn conditional_put(
+        &self,
+        op: &'static str,
+        put: &ConditionalPut,
+    ) -> Result<Claim, PortError> {
         // iam: dynamodb:PutItem
         let result = self
             .client
@@ -198,7 +202,10 @@ impl DynamoRecords {
         }
         Err(PortError::Transient {
             op: "batch write items",
-            source: Box::new(UnprocessedItems { count: chunk.len(), attempts: BATCH_ATTEMPTS }),
+            source: Box::new(UnprocessedItems {
+                count: chunk.len(),
+                attempts: BATCH_ATTEMPTS,
+            }),
         })
     }
 }
@@ -236,7 +243,11 @@ impl Records for DynamoRecords {
             .await
     }
 
-    async fn lease_standby(&self, lease: &StandbyLease, now: DateTime<Utc>) -> Result<Claim, PortError> {
+    async fn lease_standby(
+        &self,
+        lease: &StandbyLease,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, PortError> {
         self.conditional_put("lease standby", &record::standby_lease_put(lease, now))
             .await
     }
@@ -250,20 +261,29 @@ impl Records for DynamoRecords {
         for item in items {
             let key = Key::of(&item).ok_or_else(|| PortError::Permanent {
                 op: "batch write items",
-                source: Box::new(record::RecordError::MissingAttribute { name: record::PK.into() }),
+                source: Box::new(record::RecordError::MissingAttribute {
+                    name: record::PK.into(),
+                }),
             })?;
             unique.insert(key, item);
         }
         let requests: Vec<WriteRequest> = unique
             .values()
             .map(|item| {
-                let put = PutRequest::builder().set_item(Some(item_to_sdk(item))).build().map_err(|e| {
-                    PortError::Permanent { op: "batch write items", source: Box::new(e) }
-                })?;
+                let put = PutRequest::builder()
+                    .set_item(Some(item_to_sdk(item)))
+                    .build()
+                    .map_err(|e| PortError::Permanent {
+                        op: "batch write items",
+                        source: Box::new(e),
+                    })?;
                 Ok(WriteRequest::builder().put_request(put).build())
             })
             .collect::<Result<_, PortError>>()?;
-        let chunks: Vec<Vec<WriteRequest>> = requests.chunks(BATCH_WRITE_MAX).map(<[_]>::to_vec).collect();
+        let chunks: Vec<Vec<WriteRequest>> = requests
+            .chunks(BATCH_WRITE_MAX)
+            .map(<[_]>::to_vec)
+            .collect();
         futures::stream::iter(chunks)
             .map(|chunk| self.batch_write(chunk))
             .buffer_unordered(BATCHES_IN_FLIGHT)
@@ -421,7 +441,10 @@ mod tests {
                 Attr::M(m) => json!({"M": wire_item(m)}),
             }
         }
-        item.iter().map(|(k, v)| (k.clone(), wire(v))).collect::<serde_json::Map<_, _>>().into()
+        item.iter()
+            .map(|(k, v)| (k.clone(), wire(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     #[tokio::test]
@@ -445,16 +468,34 @@ mod tests {
             takeover_if_taken_before: now - chrono::TimeDelta::seconds(600),
             expires_at: now + chrono::TimeDelta::days(1),
         };
-        assert_eq!(records.lease_standby(&lease, now).await.unwrap(), Claim::Won);
-        assert_eq!(records.lease_standby(&lease, now).await.unwrap(), Claim::Lost);
+        assert_eq!(
+            records.lease_standby(&lease, now).await.unwrap(),
+            Claim::Won
+        );
+        assert_eq!(
+            records.lease_standby(&lease, now).await.unwrap(),
+            Claim::Lost
+        );
         let err = records.lease_standby(&lease, now).await.unwrap_err();
-        assert!(matches!(err, PortError::Transient { op: "lease standby", .. }), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                PortError::Transient {
+                    op: "lease standby",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         let req = &server.requests()[0];
         assert_eq!(target(req), "PutItem");
         let body = req.json();
         let expected = record::standby_lease_put(&lease, now);
         assert_eq!(body["TableName"], "costop");
-        assert_eq!(body["ConditionExpression"], expected.condition_expression.as_str());
+        assert_eq!(
+            body["ConditionExpression"],
+            expected.condition_expression.as_str()
+        );
         assert_eq!(body["Item"], wire_item(&expected.item));
         assert_eq!(
             body["ExpressionAttributeValues"],
@@ -471,7 +512,10 @@ mod tests {
             let writes = body["RequestItems"]["costop"].as_array().unwrap().clone();
             // The first request of all is throttled in part: its first item comes back.
             if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                Reply::aws_json(200, json!({"UnprocessedItems": {"costop": [writes[0].clone()]}}))
+                Reply::aws_json(
+                    200,
+                    json!({"UnprocessedItems": {"costop": [writes[0].clone()]}}),
+                )
             } else {
                 Reply::aws_json(200, json!({"UnprocessedItems": {}}))
             }
@@ -505,7 +549,10 @@ mod tests {
     async fn items_left_unprocessed_after_every_attempt_are_a_transient_error() {
         let server = Server::start(|r: &Captured| {
             let body = r.json();
-            Reply::aws_json(200, json!({"UnprocessedItems": {"costop": body["RequestItems"]["costop"].clone()}}))
+            Reply::aws_json(
+                200,
+                json!({"UnprocessedItems": {"costop": body["RequestItems"]["costop"].clone()}}),
+            )
         })
         .await;
         let records = DynamoRecords::new(

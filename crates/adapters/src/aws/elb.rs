@@ -34,12 +34,19 @@ pub struct ElbAdapter {
 impl ElbAdapter {
     /// Wraps an SDK client.
     pub fn new(client: aws_sdk_elasticloadbalancingv2::Client) -> Self {
-        ElbAdapter { client, groups: Arc::default() }
+        ElbAdapter {
+            client,
+            groups: Arc::default(),
+        }
     }
 
     /// Instance- and IP-type groups (ARN, type), from the cache when it is fresh.
     async fn candidates(&self) -> Result<Vec<(String, TargetType)>, PortError> {
-        if let Some((at, list)) = self.groups.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        if let Some((at, list)) = self
+            .groups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
             && at.elapsed() < GROUP_LIST_TTL
         {
             return Ok(list.clone());
@@ -55,7 +62,8 @@ impl ElbAdapter {
             .await
             .map_err(|e| sdk_error("describe target groups", e))?;
         let list: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
-        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), list.clone()));
+        *self.groups.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), list.clone()));
         Ok(list)
     }
 
@@ -267,7 +275,10 @@ mod tests {
             .iter()
             .filter_map(|g| {
                 let mine = g.targets_of(&instance());
-                (!mine.is_empty()).then(|| TargetGroupFacts { targets: mine, ..g.clone() })
+                (!mine.is_empty()).then(|| TargetGroupFacts {
+                    targets: mine,
+                    ..g.clone()
+                })
             })
             .collect();
         groups.sort_by(|a, b| a.arn.cmp(&b.arn));
@@ -295,7 +306,12 @@ mod tests {
                 .is_some_and(|a| a == "arn:lambda")
         }));
         // A warm call reuses the group list: only target health is read again.
-        let listed = |s: &Server| s.requests().iter().filter(|r| r.form()["Action"] == "DescribeTargetGroups").count();
+        let listed = |s: &Server| {
+            s.requests()
+                .iter()
+                .filter(|r| r.form()["Action"] == "DescribeTargetGroups")
+                .count()
+        };
         assert_eq!(listed(&server), 1);
         elb.target_groups().await.unwrap();
         assert_eq!(listed(&server), 1);

@@ -143,7 +143,10 @@ impl KubeCluster {
                 None => break,
             }
         }
-        *self.cache() = NodeIndex { names, listed_at: Some(Instant::now()) };
+        *self.cache() = NodeIndex {
+            names,
+            listed_at: Some(Instant::now()),
+        };
         Ok(())
     }
 
@@ -221,7 +224,11 @@ impl Kube for KubeCluster {
     }
 
     async fn refresh_node_index(&self, max_age: Duration) -> Result<bool, PortError> {
-        if self.cache().listed_at.is_some_and(|at| at.elapsed() < max_age) {
+        if self
+            .cache()
+            .listed_at
+            .is_some_and(|at| at.elapsed() < max_age)
+        {
             return Ok(false);
         }
         self.list_into_index(None).await.map(|_| true)

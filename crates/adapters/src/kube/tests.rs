@@ -144,13 +144,28 @@ async fn the_node_index_is_refreshed_from_a_paged_list_only_when_it_is_older_tha
     .await;
     let kube = cluster(&server);
     assert_eq!(kube.known_node_name(ID), None);
-    assert!(kube.refresh_node_index(Duration::from_secs(300)).await.unwrap());
+    assert!(
+        kube.refresh_node_index(Duration::from_secs(300))
+            .await
+            .unwrap()
+    );
     assert_eq!(server.requests().len(), 2, "{:?}", targets(&server));
     // Every node of every page is known, through any clone of the client.
-    assert_eq!(kube.clone().known_node_name(ID).as_deref(), Some("custom-name"));
-    assert_eq!(kube.known_node_name("i-0aaaaaaaaaaaaaaaa").as_deref(), Some("other"));
+    assert_eq!(
+        kube.clone().known_node_name(ID).as_deref(),
+        Some("custom-name")
+    );
+    assert_eq!(
+        kube.known_node_name("i-0aaaaaaaaaaaaaaaa").as_deref(),
+        Some("other")
+    );
     // Fresh enough: no request.
-    assert!(!kube.refresh_node_index(Duration::from_secs(300)).await.unwrap());
+    assert!(
+        !kube
+            .refresh_node_index(Duration::from_secs(300))
+            .await
+            .unwrap()
+    );
     assert_eq!(server.requests().len(), 2);
     // Too old for the caller: listed again.
     assert!(kube.refresh_node_index(Duration::ZERO).await.unwrap());

@@ -290,8 +290,14 @@ pub fn plan_all(
 /// The cluster costop serves `instance` in: the most authoritative cluster tag that passes the
 /// allow-list. The shell uses it to pick a cluster connection before planning; the planner
 /// applies the same rule, so the two never disagree.
-pub fn resolve_cluster(instance: &crate::facts::InstanceFacts, config: &Config) -> Option<crate::facts::ClusterRef> {
-    instance.cluster_candidates().into_iter().find(|c| config.allows_cluster(&c.name))
+pub fn resolve_cluster(
+    instance: &crate::facts::InstanceFacts,
+    config: &Config,
+) -> Option<crate::facts::ClusterRef> {
+    instance
+        .cluster_candidates()
+        .into_iter()
+        .find(|c| config.allows_cluster(&c.name))
 }
 
 /// The node patch of `action` re-derived from a fresh read of the node, after the first attempt

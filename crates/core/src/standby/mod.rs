@@ -74,7 +74,11 @@ pub struct Assignment {
 
 /// Whether `instance` is a costop standby.
 pub fn is_standby(instance: &InstanceFacts) -> bool {
-    instance.tags.get(constants::TAG_STANDBY).map(String::as_str) == Some(constants::TAG_STANDBY_VALUE)
+    instance
+        .tags
+        .get(constants::TAG_STANDBY)
+        .map(String::as_str)
+        == Some(constants::TAG_STANDBY_VALUE)
 }
 
 /// The standby's status from its tags (`None`: not a standby). An unknown
@@ -112,7 +116,10 @@ pub fn pool_of(instance: &InstanceFacts) -> String {
 
 /// Whether `instance` belongs to `cluster` by any of its cluster tags.
 pub fn in_cluster(instance: &InstanceFacts, cluster: &str) -> bool {
-    instance.cluster_candidates().iter().any(|c| c.name == cluster)
+    instance
+        .cluster_candidates()
+        .iter()
+        .any(|c| c.name == cluster)
 }
 
 /// The taint every standby carries (`<COSTOP_TAINT_KEY_STANDBY>=true:NoSchedule`).
@@ -161,15 +168,28 @@ pub fn serving_tags(
     now: DateTime<Utc>,
 ) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::from([
-        (constants::TAG_STANDBY_STATE.to_owned(), constants::STANDBY_STATE_SERVING.to_owned()),
-        (constants::TAG_STANDBY_INTERRUPTION.to_owned(), interruption_id.to_owned()),
+        (
+            constants::TAG_STANDBY_STATE.to_owned(),
+            constants::STANDBY_STATE_SERVING.to_owned(),
+        ),
+        (
+            constants::TAG_STANDBY_INTERRUPTION.to_owned(),
+            interruption_id.to_owned(),
+        ),
         (
             constants::TAG_STANDBY_SINCE.to_owned(),
             now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         ),
-        (constants::TAG_STANDBY_REPLACES.to_owned(), spot.instance_id.clone()),
+        (
+            constants::TAG_STANDBY_REPLACES.to_owned(),
+            spot.instance_id.clone(),
+        ),
     ]);
-    if let Some(ng) = spot.tags.get(constants::TAG_EKS_NODEGROUP_NAME).or_else(|| spot.tags.get(constants::TAG_AUTOSCALING_GROUP_NAME)) {
+    if let Some(ng) = spot
+        .tags
+        .get(constants::TAG_EKS_NODEGROUP_NAME)
+        .or_else(|| spot.tags.get(constants::TAG_AUTOSCALING_GROUP_NAME))
+    {
         tags.insert(constants::TAG_STANDBY_NODE_GROUP.to_owned(), ng.clone());
     }
     tags
@@ -179,8 +199,14 @@ pub fn serving_tags(
 /// removed (as `(set, remove)` for `TagStandby`).
 pub fn available_tags() -> (BTreeMap<String, String>, Vec<String>) {
     (
-        BTreeMap::from([(constants::TAG_STANDBY_STATE.to_owned(), constants::STANDBY_STATE_AVAILABLE.to_owned())]),
-        constants::STANDBY_SERVING_TAGS.iter().map(|t| (*t).to_owned()).collect(),
+        BTreeMap::from([(
+            constants::TAG_STANDBY_STATE.to_owned(),
+            constants::STANDBY_STATE_AVAILABLE.to_owned(),
+        )]),
+        constants::STANDBY_SERVING_TAGS
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect(),
     )
 }
 

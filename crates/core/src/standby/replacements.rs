@@ -69,10 +69,15 @@ impl ReplacementSpec {
         let mut counts: BTreeMap<(String, String, String), u32> = BTreeMap::new();
         for p in pods {
             let Some(owner) = &p.owner else { continue };
-            if matches!(owner.kind.as_str(), "DaemonSet" | "Node") || p.is_finished() || p.is_placeholder() {
+            if matches!(owner.kind.as_str(), "DaemonSet" | "Node")
+                || p.is_finished()
+                || p.is_placeholder()
+            {
                 continue;
             }
-            *counts.entry((p.namespace.clone(), owner.kind.clone(), owner.name.clone())).or_default() += 1;
+            *counts
+                .entry((p.namespace.clone(), owner.kind.clone(), owner.name.clone()))
+                .or_default() += 1;
         }
         ReplacementSpec {
             interruption_id: interruption_id.to_owned(),
@@ -80,7 +85,12 @@ impl ReplacementSpec {
             node: node.to_owned(),
             owners: counts
                 .into_iter()
-                .map(|((namespace, kind, name), pods)| OwnerQuota { namespace, kind, name, pods })
+                .map(|((namespace, kind, name), pods)| OwnerQuota {
+                    namespace,
+                    kind,
+                    name,
+                    pods,
+                })
                 .collect(),
             toleration,
             created_after: warned_at - TimeDelta::seconds(CREATION_SKEW_SECONDS),
@@ -125,7 +135,10 @@ pub struct ReplacementTracker {
 impl ReplacementTracker {
     /// A fresh tracker.
     pub fn new(spec: ReplacementSpec) -> Self {
-        ReplacementTracker { spec, done: BTreeMap::new() }
+        ReplacementTracker {
+            spec,
+            done: BTreeMap::new(),
+        }
     }
 
     /// The spec.
@@ -135,10 +148,9 @@ impl ReplacementTracker {
 
     fn owner_of(&self, pod: &PodFacts) -> Option<usize> {
         let owner = pod.owner.as_ref()?;
-        self.spec
-            .owners
-            .iter()
-            .position(|q| q.namespace == pod.namespace && q.kind == owner.kind && q.name == owner.name)
+        self.spec.owners.iter().position(|q| {
+            q.namespace == pod.namespace && q.kind == owner.kind && q.name == owner.name
+        })
     }
 
     fn done_for(&self, owner: usize) -> usize {
@@ -163,7 +175,9 @@ impl ReplacementTracker {
         let mut out = Vec::new();
         for (p, o) in candidates {
             let quota = self.spec.owners[o].pods as usize;
-            let l = left.entry(o).or_insert_with(|| quota.saturating_sub(self.done_for(o)));
+            let l = left
+                .entry(o)
+                .or_insert_with(|| quota.saturating_sub(self.done_for(o)));
             if *l == 0 {
                 continue;
             }
@@ -194,7 +208,8 @@ impl ReplacementTracker {
     /// tolerated (annotated with its id), so a redelivery keeps the quota.
     pub fn adopt(&mut self, pods: &[PodFacts]) {
         for p in pods {
-            if p.annotations.get(crate::constants::ANNOTATION_STANDBY_FOR) == Some(&self.spec.interruption_id)
+            if p.annotations.get(crate::constants::ANNOTATION_STANDBY_FOR)
+                == Some(&self.spec.interruption_id)
                 && let Some(o) = self.owner_of(p)
             {
                 self.done.entry(o).or_default().insert(p.uid.clone());
@@ -205,7 +220,9 @@ impl ReplacementTracker {
     /// Note a patch as applied (or found already applied).
     pub fn applied(&mut self, patch: &TolerationPatch) {
         if let Some(o) = self.spec.owners.iter().position(|q| {
-            q.namespace == patch.namespace && q.kind == patch.owner_kind && q.name == patch.owner_name
+            q.namespace == patch.namespace
+                && q.kind == patch.owner_kind
+                && q.name == patch.owner_name
         }) {
             self.done.entry(o).or_default().insert(patch.uid.clone());
         }
@@ -218,6 +235,10 @@ impl ReplacementTracker {
 
     /// Every owner has had all its replacements tolerated.
     pub fn satisfied(&self) -> bool {
-        self.spec.owners.iter().enumerate().all(|(o, q)| self.done_for(o) >= q.pods as usize)
+        self.spec
+            .owners
+            .iter()
+            .enumerate()
+            .all(|(o, q)| self.done_for(o) >= q.pods as usize)
     }
 }

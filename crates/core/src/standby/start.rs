@@ -10,7 +10,9 @@ use super::action::StandbyAction;
 use super::replacements::ReplacementSpec;
 use super::{choose, is_standby, serving_tags, standby_toleration};
 use crate::config::Config;
-use crate::event::{Delivered, EventKind, InstanceState, RebalanceRecommendation, SpotInterruptionWarning};
+use crate::event::{
+    Delivered, EventKind, InstanceState, RebalanceRecommendation, SpotInterruptionWarning,
+};
 use crate::facts::{InstanceFacts, Lifecycle, NodeFacts, PodFacts};
 use crate::plan::{interruption_id, resolve_cluster};
 use crate::record::{StandbyLease, TimelineEntry, TimelineStep};
@@ -77,14 +79,24 @@ impl NoStandbyReason {
     /// One line for the timeline.
     pub fn describe(&self) -> String {
         match self {
-            NoStandbyReason::InstanceNotFound { instance_id } => format!("{instance_id} is unknown to EC2"),
-            NoStandbyReason::NotASpotInstance { instance_id } => format!("{instance_id} is not a spot instance"),
-            NoStandbyReason::NoCluster { instance_id } => format!("{instance_id} is in no allowed cluster"),
-            NoStandbyReason::InstanceGone { instance_id } => format!("{instance_id} is already down"),
+            NoStandbyReason::InstanceNotFound { instance_id } => {
+                format!("{instance_id} is unknown to EC2")
+            }
+            NoStandbyReason::NotASpotInstance { instance_id } => {
+                format!("{instance_id} is not a spot instance")
+            }
+            NoStandbyReason::NoCluster { instance_id } => {
+                format!("{instance_id} is in no allowed cluster")
+            }
+            NoStandbyReason::InstanceGone { instance_id } => {
+                format!("{instance_id} is already down")
+            }
             NoStandbyReason::NoneAvailable { cluster, zone } => {
                 format!("no stopped, available standby of cluster {cluster} in {zone}")
             }
-            NoStandbyReason::PoolDisabled => "the standby pool is disabled (pool size 0)".to_owned(),
+            NoStandbyReason::PoolDisabled => {
+                "the standby pool is disabled (pool size 0)".to_owned()
+            }
         }
     }
 }
@@ -142,7 +154,12 @@ fn pick<'a>(
     config: &Config,
     iid: Option<&str>,
 ) -> Result<Chosen<'a>, Box<StartDecision>> {
-    let no = |reason| Box::new(StartDecision::NoStandby { interruption_id: iid.map(str::to_owned), reason });
+    let no = |reason| {
+        Box::new(StartDecision::NoStandby {
+            interruption_id: iid.map(str::to_owned),
+            reason,
+        })
+    };
     let id = instance_id.to_owned();
     if config.standby_pool_size == 0 {
         return Err(no(NoStandbyReason::PoolDisabled));
@@ -153,23 +170,47 @@ fn pick<'a>(
     if is_standby(spot) || spot.lifecycle != Lifecycle::Spot {
         return Err(no(NoStandbyReason::NotASpotInstance { instance_id: id }));
     }
-    if matches!(spot.state, InstanceState::Stopped | InstanceState::Terminated) {
+    if matches!(
+        spot.state,
+        InstanceState::Stopped | InstanceState::Terminated
+    ) {
         return Err(no(NoStandbyReason::InstanceGone { instance_id: id }));
     }
     let Some(cluster) = resolve_cluster(spot, config) else {
         return Err(no(NoStandbyReason::NoCluster { instance_id: id }));
     };
     let zone = spot.availability_zone.clone().unwrap_or_default();
-    let Some(standby) = choose(spot, &cluster.name, &facts.standbys, &facts.leased_elsewhere) else {
-        return Err(no(NoStandbyReason::NoneAvailable { cluster: cluster.name, zone }));
+    let Some(standby) = choose(
+        spot,
+        &cluster.name,
+        &facts.standbys,
+        &facts.leased_elsewhere,
+    ) else {
+        return Err(no(NoStandbyReason::NoneAvailable {
+            cluster: cluster.name,
+            zone,
+        }));
     };
-    let instance_type = spot.instance_type.clone().or_else(|| standby.instance_type.clone()).unwrap_or_default();
-    let retype = (standby.instance_type.as_deref() != Some(instance_type.as_str())).then(|| StandbyAction::RetypeStandby {
-        instance_id: standby.instance_id.clone(),
-        from: standby.instance_type.clone(),
-        to: instance_type.clone(),
+    let instance_type = spot
+        .instance_type
+        .clone()
+        .or_else(|| standby.instance_type.clone())
+        .unwrap_or_default();
+    let retype = (standby.instance_type.as_deref() != Some(instance_type.as_str())).then(|| {
+        StandbyAction::RetypeStandby {
+            instance_id: standby.instance_id.clone(),
+            from: standby.instance_type.clone(),
+            to: instance_type.clone(),
+        }
     });
-    Ok(Chosen { spot, standby, cluster: cluster.name, zone, instance_type, retype })
+    Ok(Chosen {
+        spot,
+        standby,
+        cluster: cluster.name,
+        zone,
+        instance_type,
+        retype,
+    })
 }
 
 /// Plans the keeper's answer to a Spot warning: take the standby's lease,
@@ -183,7 +224,11 @@ pub fn plan_start(
     now: DateTime<Utc>,
 ) -> StartDecision {
     let instance_id = &event.detail.instance_id;
-    let iid = interruption_id(instance_id, EventKind::SpotInterruption, event.envelope.time);
+    let iid = interruption_id(
+        instance_id,
+        EventKind::SpotInterruption,
+        event.envelope.time,
+    );
     let c = match pick(instance_id, facts, config, Some(&iid)) {
         Ok(c) => c,
         Err(d) => return *d,
@@ -205,7 +250,9 @@ pub fn plan_start(
     ];
     let retyped_from = c.retype.as_ref().and(c.standby.instance_type.clone());
     actions.extend(c.retype);
-    actions.push(StandbyAction::StartStandby { instance_id: standby_id.clone() });
+    actions.push(StandbyAction::StartStandby {
+        instance_id: standby_id.clone(),
+    });
     actions.push(StandbyAction::Record(TimelineEntry {
         interruption_id: iid.clone(),
         at: now,
@@ -251,7 +298,11 @@ pub fn plan_prepare(
     config: &Config,
 ) -> StartDecision {
     let instance_id = &event.detail.instance_id;
-    let iid = interruption_id(instance_id, EventKind::RebalanceRecommendation, event.envelope.time);
+    let iid = interruption_id(
+        instance_id,
+        EventKind::RebalanceRecommendation,
+        event.envelope.time,
+    );
     let c = match pick(instance_id, facts, config, Some(&iid)) {
         Ok(c) => c,
         Err(d) => return *d,

@@ -12,9 +12,17 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn instance(id: &str, zone: &str, ty: &str, state: InstanceState, tags: &[(&str, &str)]) -> InstanceFacts {
-    let mut all: BTreeMap<String, String> =
-        [("eks:cluster-name", "prod")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+fn instance(
+    id: &str,
+    zone: &str,
+    ty: &str,
+    state: InstanceState,
+    tags: &[(&str, &str)],
+) -> InstanceFacts {
+    let mut all: BTreeMap<String, String> = [("eks:cluster-name", "prod")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     all.extend(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     InstanceFacts {
         instance_id: id.into(),
@@ -29,11 +37,26 @@ fn instance(id: &str, zone: &str, ty: &str, state: InstanceState, tags: &[(&str,
 }
 
 fn spot() -> InstanceFacts {
-    InstanceFacts { lifecycle: Lifecycle::Spot, ..instance("i-0spot", "us-east-1a", "m5.large", InstanceState::Running, &[]) }
+    InstanceFacts {
+        lifecycle: Lifecycle::Spot,
+        ..instance(
+            "i-0spot",
+            "us-east-1a",
+            "m5.large",
+            InstanceState::Running,
+            &[],
+        )
+    }
 }
 
 fn standby_in(id: &str, zone: &str, ty: &str) -> InstanceFacts {
-    instance(id, zone, ty, InstanceState::Stopped, &[("costop.io/standby", "true")])
+    instance(
+        id,
+        zone,
+        ty,
+        InstanceState::Stopped,
+        &[("costop.io/standby", "true")],
+    )
 }
 
 fn warning() -> Delivered<SpotInterruptionWarning> {
@@ -48,7 +71,10 @@ fn warning() -> Delivered<SpotInterruptionWarning> {
             region: None,
             resources: Vec::new(),
         },
-        detail: SpotInterruptionWarning { instance_id: "i-0spot".into(), instance_action: crate::event::InstanceAction::Terminate },
+        detail: SpotInterruptionWarning {
+            instance_id: "i-0spot".into(),
+            instance_action: crate::event::InstanceAction::Terminate,
+        },
     }
 }
 
@@ -57,7 +83,10 @@ fn pod(name: &str, owner: &str, created: &str) -> PodFacts {
         namespace: "shop".into(),
         name: name.into(),
         uid: format!("uid-{name}"),
-        owner: Some(OwnerRef { kind: "ReplicaSet".into(), name: owner.into() }),
+        owner: Some(OwnerRef {
+            kind: "ReplicaSet".into(),
+            name: owner.into(),
+        }),
         phase: PodPhase::Pending,
         created_at: Some(t(created)),
         ..PodFacts::default()
@@ -73,40 +102,108 @@ fn reason(d: &StartDecision) -> Option<&NoStandbyReason> {
 
 #[test]
 fn a_standby_of_the_spot_instances_type_is_preferred_to_one_that_needs_a_retype() {
-    let standbys = vec![standby_in("i-a", "us-east-1a", "m5.xlarge"), standby_in("i-b", "us-east-1a", "m5.large")];
-    assert_eq!(choose(&spot(), "prod", &standbys, &[]).map(|s| s.instance_id.as_str()), Some("i-b"));
-    let facts = StartFacts { spot: Some(spot()), standbys, ..StartFacts::default() };
-    let StartDecision::Act(plan) = plan_start(&warning(), &facts, &Config::default(), t("2025-03-10T14:02:01Z")) else {
+    let standbys = vec![
+        standby_in("i-a", "us-east-1a", "m5.xlarge"),
+        standby_in("i-b", "us-east-1a", "m5.large"),
+    ];
+    assert_eq!(
+        choose(&spot(), "prod", &standbys, &[]).map(|s| s.instance_id.as_str()),
+        Some("i-b")
+    );
+    let facts = StartFacts {
+        spot: Some(spot()),
+        standbys,
+        ..StartFacts::default()
+    };
+    let StartDecision::Act(plan) = plan_start(
+        &warning(),
+        &facts,
+        &Config::default(),
+        t("2025-03-10T14:02:01Z"),
+    ) else {
         panic!("expected a plan")
     };
-    assert!(!plan.actions.iter().any(|a| matches!(a, StandbyAction::RetypeStandby { .. })));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, StandbyAction::RetypeStandby { .. }))
+    );
 }
 
 #[test]
 fn no_standby_is_started_for_another_zone_another_cluster_a_running_or_a_leased_one() {
     let standbys = vec![
         standby_in("i-other-zone", "us-east-1b", "m5.large"),
-        instance("i-other-cluster", "us-east-1a", "m5.large", InstanceState::Stopped, &[("costop.io/standby", "true"), ("eks:cluster-name", "dev")]),
-        instance("i-running", "us-east-1a", "m5.large", InstanceState::Running, &[("costop.io/standby", "true")]),
+        instance(
+            "i-other-cluster",
+            "us-east-1a",
+            "m5.large",
+            InstanceState::Stopped,
+            &[("costop.io/standby", "true"), ("eks:cluster-name", "dev")],
+        ),
+        instance(
+            "i-running",
+            "us-east-1a",
+            "m5.large",
+            InstanceState::Running,
+            &[("costop.io/standby", "true")],
+        ),
         standby_in("i-leased", "us-east-1a", "m5.large"),
     ];
-    let facts = StartFacts { spot: Some(spot()), standbys, leased_elsewhere: vec!["i-leased".into()], ..StartFacts::default() };
-    let d = plan_start(&warning(), &facts, &Config::default(), t("2025-03-10T14:02:01Z"));
-    assert!(matches!(reason(&d), Some(NoStandbyReason::NoneAvailable { zone, .. }) if zone == "us-east-1a"), "{d:?}");
+    let facts = StartFacts {
+        spot: Some(spot()),
+        standbys,
+        leased_elsewhere: vec!["i-leased".into()],
+        ..StartFacts::default()
+    };
+    let d = plan_start(
+        &warning(),
+        &facts,
+        &Config::default(),
+        t("2025-03-10T14:02:01Z"),
+    );
+    assert!(
+        matches!(reason(&d), Some(NoStandbyReason::NoneAvailable { zone, .. }) if zone == "us-east-1a"),
+        "{d:?}"
+    );
 }
 
 #[test]
 fn an_on_demand_instance_a_standby_and_a_disabled_pool_start_nothing() {
     let standbys = vec![standby_in("i-b", "us-east-1a", "m5.large")];
-    let on_demand = InstanceFacts { lifecycle: Lifecycle::OnDemand, ..spot() };
-    let facts = StartFacts { spot: Some(on_demand), standbys: standbys.clone(), ..StartFacts::default() };
+    let on_demand = InstanceFacts {
+        lifecycle: Lifecycle::OnDemand,
+        ..spot()
+    };
+    let facts = StartFacts {
+        spot: Some(on_demand),
+        standbys: standbys.clone(),
+        ..StartFacts::default()
+    };
     let now = t("2025-03-10T14:02:01Z");
-    assert!(matches!(reason(&plan_start(&warning(), &facts, &Config::default(), now)), Some(NoStandbyReason::NotASpotInstance { .. })));
-    let disabled = Config { standby_pool_size: 0, ..Config::default() };
-    let facts = StartFacts { spot: Some(spot()), standbys, ..StartFacts::default() };
-    assert_eq!(reason(&plan_start(&warning(), &facts, &disabled, now)), Some(&NoStandbyReason::PoolDisabled));
+    assert!(matches!(
+        reason(&plan_start(&warning(), &facts, &Config::default(), now)),
+        Some(NoStandbyReason::NotASpotInstance { .. })
+    ));
+    let disabled = Config {
+        standby_pool_size: 0,
+        ..Config::default()
+    };
+    let facts = StartFacts {
+        spot: Some(spot()),
+        standbys,
+        ..StartFacts::default()
+    };
+    assert_eq!(
+        reason(&plan_start(&warning(), &facts, &disabled, now)),
+        Some(&NoStandbyReason::PoolDisabled)
+    );
     let unknown = StartFacts::default();
-    assert!(matches!(reason(&plan_start(&warning(), &unknown, &Config::default(), now)), Some(NoStandbyReason::InstanceNotFound { .. })));
+    assert!(matches!(
+        reason(&plan_start(&warning(), &unknown, &Config::default(), now)),
+        Some(NoStandbyReason::InstanceNotFound { .. })
+    ));
 }
 
 fn tracker(quota: u32) -> ReplacementTracker {
@@ -114,7 +211,12 @@ fn tracker(quota: u32) -> ReplacementTracker {
         interruption_id: "iid".into(),
         cluster: "prod".into(),
         node: "n1".into(),
-        owners: vec![OwnerQuota { namespace: "shop".into(), kind: "ReplicaSet".into(), name: "web-1".into(), pods: quota }],
+        owners: vec![OwnerQuota {
+            namespace: "shop".into(),
+            kind: "ReplicaSet".into(),
+            name: "web-1".into(),
+            pods: quota,
+        }],
         toleration: standby_toleration(&Config::default()),
         created_after: t("2025-03-10T14:01:55Z"),
         watch_until: t("2025-03-10T14:06:00Z"),
@@ -122,7 +224,8 @@ fn tracker(quota: u32) -> ReplacementTracker {
 }
 
 #[test]
-fn only_replacements_created_after_the_warning_of_a_counted_owner_get_the_toleration_up_to_its_quota() {
+fn only_replacements_created_after_the_warning_of_a_counted_owner_get_the_toleration_up_to_its_quota()
+ {
     let mut tr = tracker(2);
     let pending = vec![
         pod("web-1-old", "web-1", "2025-03-10T13:00:00Z"),
@@ -134,8 +237,18 @@ fn only_replacements_created_after_the_warning_of_a_counted_owner_get_the_tolera
     let patches = tr.next(&pending);
     let names: Vec<&str> = patches.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["web-1-a", "web-1-b"], "oldest first, quota 2");
-    assert!(patches[0].tolerations_after.contains(&standby_toleration(&Config::default())));
-    assert_eq!(patches[0].annotations_after.get(crate::constants::ANNOTATION_STANDBY_FOR).map(String::as_str), Some("iid"));
+    assert!(
+        patches[0]
+            .tolerations_after
+            .contains(&standby_toleration(&Config::default()))
+    );
+    assert_eq!(
+        patches[0]
+            .annotations_after
+            .get(crate::constants::ANNOTATION_STANDBY_FOR)
+            .map(String::as_str),
+        Some("iid")
+    );
     for p in &patches {
         tr.applied(p);
     }
@@ -147,8 +260,12 @@ fn only_replacements_created_after_the_warning_of_a_counted_owner_get_the_tolera
 fn pods_an_earlier_delivery_tolerated_count_against_the_quota() {
     let mut tr = tracker(1);
     let mut done = pod("web-1-a", "web-1", "2025-03-10T14:02:03Z");
-    done.annotations.insert(crate::constants::ANNOTATION_STANDBY_FOR.into(), "iid".into());
-    done.tolerations.push(standby_toleration(&Config::default()));
+    done.annotations.insert(
+        crate::constants::ANNOTATION_STANDBY_FOR.into(),
+        "iid".into(),
+    );
+    done.tolerations
+        .push(standby_toleration(&Config::default()));
     let fresh = pod("web-1-b", "web-1", "2025-03-10T14:02:04Z");
     tr.adopt(&[done.clone(), fresh.clone()]);
     assert!(tr.satisfied());
@@ -160,9 +277,17 @@ fn the_standby_toleration_tolerates_the_standby_taint_and_nothing_else() {
     let c = Config::default();
     let tol = standby_toleration(&c);
     assert!(tol.tolerates(&standby_taint(&c)));
-    let other = Taint::new("costop.io/spot-interruption", Some("x".into()), TaintEffect::NoSchedule);
+    let other = Taint::new(
+        "costop.io/spot-interruption",
+        Some("x".into()),
+        TaintEffect::NoSchedule,
+    );
     assert!(!tol.tolerates(&other));
-    let wrong_value = Taint::new(c.standby_taint_key.clone(), Some("false".into()), TaintEffect::NoSchedule);
+    let wrong_value = Taint::new(
+        c.standby_taint_key.clone(),
+        Some("false".into()),
+        TaintEffect::NoSchedule,
+    );
     assert!(!tol.tolerates(&wrong_value));
 }
 
@@ -173,20 +298,35 @@ fn serving(since: &str) -> StandbyFacts {
             "us-east-1a",
             "m5.large",
             InstanceState::Running,
-            &[("costop.io/standby", "true"), ("costop.io/standby-state", "serving"), ("costop.io/standby-since", since), ("costop.io/standby-interruption", "iid")],
+            &[
+                ("costop.io/standby", "true"),
+                ("costop.io/standby-state", "serving"),
+                ("costop.io/standby-since", since),
+                ("costop.io/standby-interruption", "iid"),
+            ],
         ),
-        node: Some(NodeFacts { name: "standby-node".into(), ready: Some(true), ..NodeFacts::default() }),
-        pods: vec![PodFacts { phase: PodPhase::Running, ..pod("web-1-a", "web-1", "2025-03-10T14:02:03Z") }],
+        node: Some(NodeFacts {
+            name: "standby-node".into(),
+            ready: Some(true),
+            ..NodeFacts::default()
+        }),
+        pods: vec![PodFacts {
+            phase: PodPhase::Running,
+            ..pod("web-1-a", "web-1", "2025-03-10T14:02:03Z")
+        }],
     }
 }
 
 fn spot_node(created: &str) -> NodeFacts {
     NodeFacts {
         name: "new-spot".into(),
-        labels: [("eks.amazonaws.com/capacityType", "SPOT"), ("topology.kubernetes.io/zone", "us-east-1a")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        labels: [
+            ("eks.amazonaws.com/capacityType", "SPOT"),
+            ("topology.kubernetes.io/zone", "us-east-1a"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         ready: Some(true),
         created_at: Some(t(created)),
         ..NodeFacts::default()
@@ -194,7 +334,8 @@ fn spot_node(created: &str) -> NodeFacts {
 }
 
 #[test]
-fn a_serving_standby_stays_until_both_the_minimum_serve_time_is_over_and_a_new_spot_node_is_ready() {
+fn a_serving_standby_stays_until_both_the_minimum_serve_time_is_over_and_a_new_spot_node_is_ready()
+{
     let c = Config::default();
     let pool = |since: &str, node_created: &str| PoolFacts {
         cluster: "prod".into(),
@@ -203,21 +344,54 @@ fn a_serving_standby_stays_until_both_the_minimum_serve_time_is_over_and_a_new_s
     };
     let now = t("2025-03-10T15:00:00Z");
     // Too young: served 5 minutes of 10.
-    assert!(plan_tick(&pool("2025-03-10T14:55:00Z", "2025-03-10T14:58:00Z"), &c, now).actions.is_empty());
+    assert!(
+        plan_tick(
+            &pool("2025-03-10T14:55:00Z", "2025-03-10T14:58:00Z"),
+            &c,
+            now
+        )
+        .actions
+        .is_empty()
+    );
     // The only spot node is older than the start: capacity is not back.
-    assert!(plan_tick(&pool("2025-03-10T14:00:00Z", "2025-03-10T13:00:00Z"), &c, now).actions.is_empty());
+    assert!(
+        plan_tick(
+            &pool("2025-03-10T14:00:00Z", "2025-03-10T13:00:00Z"),
+            &c,
+            now
+        )
+        .actions
+        .is_empty()
+    );
     // Both: returning, cordoned, pods evicted; not stopped yet.
-    let plan = plan_tick(&pool("2025-03-10T14:00:00Z", "2025-03-10T14:30:00Z"), &c, now);
+    let plan = plan_tick(
+        &pool("2025-03-10T14:00:00Z", "2025-03-10T14:30:00Z"),
+        &c,
+        now,
+    );
     let names: Vec<&str> = plan.actions.iter().map(StandbyAction::name).collect();
-    assert_eq!(names, ["tag_standby", "set_unschedulable", "evict_from_standby"]);
+    assert_eq!(
+        names,
+        ["tag_standby", "set_unschedulable", "evict_from_standby"]
+    );
 }
 
 #[test]
 fn a_standby_started_outside_costop_is_drained_and_stopped() {
     let mut s = serving("2025-03-10T14:00:00Z");
-    s.instance.tags.retain(|k, _| k == "costop.io/standby" || k == "eks:cluster-name");
+    s.instance
+        .tags
+        .retain(|k, _| k == "costop.io/standby" || k == "eks:cluster-name");
     s.pods.clear();
-    let plan = plan_tick(&PoolFacts { cluster: "prod".into(), standbys: vec![s], nodes: Vec::new() }, &Config::default(), t("2025-03-10T15:00:00Z"));
+    let plan = plan_tick(
+        &PoolFacts {
+            cluster: "prod".into(),
+            standbys: vec![s],
+            nodes: Vec::new(),
+        },
+        &Config::default(),
+        t("2025-03-10T15:00:00Z"),
+    );
     let names: Vec<&str> = plan.actions.iter().map(StandbyAction::name).collect();
     assert_eq!(names, ["stop_standby", "tag_standby", "release_lease"]);
 }

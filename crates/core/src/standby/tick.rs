@@ -76,7 +76,11 @@ impl PoolReport {
     }
     /// Zones with fewer available standbys than wanted.
     pub fn short_zones(&self) -> Vec<&str> {
-        self.zones.iter().filter(|(_, z)| z.available < z.wanted).map(|(n, _)| n.as_str()).collect()
+        self.zones
+            .iter()
+            .filter(|(_, z)| z.available < z.wanted)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 }
 
@@ -102,8 +106,14 @@ pub fn plan_tick(facts: &PoolFacts, config: &Config, now: DateTime<Utc>) -> Tick
         }
     }
     let mut actions = Vec::new();
-    for s in facts.standbys.iter().filter(|s| in_cluster(&s.instance, &facts.cluster)) {
-        let Some(st) = status(&s.instance) else { continue };
+    for s in facts
+        .standbys
+        .iter()
+        .filter(|s| in_cluster(&s.instance, &facts.cluster))
+    {
+        let Some(st) = status(&s.instance) else {
+            continue;
+        };
         if s.instance.state == InstanceState::Terminated {
             continue;
         }
@@ -129,7 +139,12 @@ pub fn plan_tick(facts: &PoolFacts, config: &Config, now: DateTime<Utc>) -> Tick
     for z in report.zones.values_mut() {
         z.wanted = config.standby_pool_size;
     }
-    TickPlan { cluster: facts.cluster.clone(), report, dry_run: config.dry_run, actions }
+    TickPlan {
+        cluster: facts.cluster.clone(),
+        report,
+        dry_run: config.dry_run,
+        actions,
+    }
 }
 
 fn is_down(i: &InstanceFacts) -> bool {
@@ -151,7 +166,9 @@ fn serving(
         }
         return Vec::new();
     }
-    if s.instance.state != InstanceState::Running || since + TimeDelta::seconds(config.standby_min_serve_seconds) > now {
+    if s.instance.state != InstanceState::Running
+        || since + TimeDelta::seconds(config.standby_min_serve_seconds) > now
+    {
         return Vec::new();
     }
     if !capacity_back(s, a, since, facts, config) {
@@ -159,7 +176,10 @@ fn serving(
     }
     let mut out = vec![StandbyAction::TagStandby {
         instance_id: s.instance.instance_id.clone(),
-        set: BTreeMap::from([(constants::TAG_STANDBY_STATE.to_owned(), constants::STANDBY_STATE_RETURNING.to_owned())]),
+        set: BTreeMap::from([(
+            constants::TAG_STANDBY_STATE.to_owned(),
+            constants::STANDBY_STATE_RETURNING.to_owned(),
+        )]),
         remove: Vec::new(),
     }];
     out.extend(returning(s, a, config, now));
@@ -169,7 +189,13 @@ fn serving(
 /// Spot capacity is back for a standby serving since `since`: a Ready,
 /// schedulable spot node, not tainted by costop, registered after `since`, in
 /// the standby's zone or the interrupted node's group.
-fn capacity_back(s: &StandbyFacts, a: &Assignment, since: DateTime<Utc>, facts: &PoolFacts, config: &Config) -> bool {
+fn capacity_back(
+    s: &StandbyFacts,
+    a: &Assignment,
+    since: DateTime<Utc>,
+    facts: &PoolFacts,
+    config: &Config,
+) -> bool {
     let costop_taints = [
         config.taint_keys.spot_interruption.as_str(),
         config.taint_keys.rebalance_recommendation.as_str(),
@@ -183,15 +209,24 @@ fn capacity_back(s: &StandbyFacts, a: &Assignment, since: DateTime<Utc>, facts: 
             && n.ready == Some(true)
             && !n.unschedulable
             && n.created_at.is_some_and(|t| t > since)
-            && !n.taints.iter().any(|t| costop_taints.contains(&t.key.as_str()))
+            && !n
+                .taints
+                .iter()
+                .any(|t| costop_taints.contains(&t.key.as_str()))
             && (n.zone().is_some() && n.zone() == zone
-                || a.node_group.is_some() && n.labels.get(constants::LABEL_EKS_NODEGROUP) == a.node_group.as_ref())
+                || a.node_group.is_some()
+                    && n.labels.get(constants::LABEL_EKS_NODEGROUP) == a.node_group.as_ref())
     })
 }
 
 /// Drain a returning standby; once nothing but DaemonSet/mirror pods is
 /// left, stop it and put it back in the pool.
-fn returning(s: &StandbyFacts, a: &Assignment, config: &Config, now: DateTime<Utc>) -> Vec<StandbyAction> {
+fn returning(
+    s: &StandbyFacts,
+    a: &Assignment,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Vec<StandbyAction> {
     let moving: Vec<&PodFacts> = s
         .pods
         .iter()
@@ -202,7 +237,10 @@ fn returning(s: &StandbyFacts, a: &Assignment, config: &Config, now: DateTime<Ut
     }
     let mut out = Vec::new();
     if let Some(node) = s.node.as_ref().filter(|n| !n.unschedulable) {
-        out.push(StandbyAction::SetUnschedulable { node: node.name.clone(), unschedulable: true });
+        out.push(StandbyAction::SetUnschedulable {
+            node: node.name.clone(),
+            unschedulable: true,
+        });
     }
     let evict: Vec<EvictPod> = moving
         .iter()
@@ -222,19 +260,35 @@ fn returning(s: &StandbyFacts, a: &Assignment, config: &Config, now: DateTime<Ut
     out
 }
 
-fn back_to_pool(s: &StandbyFacts, a: &Assignment, now: DateTime<Utc>, returned: bool) -> Vec<StandbyAction> {
+fn back_to_pool(
+    s: &StandbyFacts,
+    a: &Assignment,
+    now: DateTime<Utc>,
+    returned: bool,
+) -> Vec<StandbyAction> {
     let id = s.instance.instance_id.clone();
     let mut out = Vec::new();
     if !is_down(&s.instance) {
-        out.push(StandbyAction::StopStandby { instance_id: id.clone() });
+        out.push(StandbyAction::StopStandby {
+            instance_id: id.clone(),
+        });
     }
     let (set, remove) = super::available_tags();
-    out.push(StandbyAction::TagStandby { instance_id: id.clone(), set, remove });
+    out.push(StandbyAction::TagStandby {
+        instance_id: id.clone(),
+        set,
+        remove,
+    });
     if let Some(node) = s.node.as_ref().filter(|n| n.unschedulable) {
         // The taint keeps other pods off; the next serving start needs it schedulable.
-        out.push(StandbyAction::SetUnschedulable { node: node.name.clone(), unschedulable: false });
+        out.push(StandbyAction::SetUnschedulable {
+            node: node.name.clone(),
+            unschedulable: false,
+        });
     }
-    out.push(StandbyAction::ReleaseLease { instance_id: id.clone() });
+    out.push(StandbyAction::ReleaseLease {
+        instance_id: id.clone(),
+    });
     if let (true, Some(iid)) = (returned, &a.interruption_id) {
         out.push(StandbyAction::Record(TimelineEntry {
             interruption_id: iid.clone(),

@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::event::scheduled::ScheduledTick;
-use crate::event::{Delivered, Event, Ignored, IgnoredReason, ParseError, RebalanceRecommendation, SpotInterruptionWarning};
+use crate::event::{
+    Delivered, Event, Ignored, IgnoredReason, ParseError, RebalanceRecommendation,
+    SpotInterruptionWarning,
+};
 
 /// One keeper delivery, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

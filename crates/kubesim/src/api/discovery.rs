@@ -37,7 +37,16 @@ pub fn version() -> Value {
 }
 
 fn main_verbs(r: &ResourceDef) -> Vec<&'static str> {
-    let mut v = vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+    let mut v = vec![
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch",
+    ];
     if r.plural == "namespaces" && r.group.is_empty() {
         v.retain(|x| *x != "deletecollection");
     }
@@ -52,7 +61,10 @@ fn sub_verbs(sub: &str) -> Vec<&'static str> {
 }
 
 fn in_gv<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceDef> + 'a {
-    resources::ALL.iter().copied().filter(move |r| r.group == group && r.version == version)
+    resources::ALL
+        .iter()
+        .copied()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// `/api`.
@@ -76,7 +88,11 @@ fn api_group(group: &str) -> Option<Value> {
 
 /// `/apis` (legacy `APIGroupList`).
 pub fn api_group_list() -> Value {
-    let mut groups: Vec<&str> = resources::group_versions().into_iter().map(|(g, _)| g).filter(|g| !g.is_empty()).collect();
+    let mut groups: Vec<&str> = resources::group_versions()
+        .into_iter()
+        .map(|(g, _)| g)
+        .filter(|g| !g.is_empty())
+        .collect();
     groups.dedup();
     let groups: Vec<Value> = groups.into_iter().filter_map(api_group).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
@@ -127,8 +143,14 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if out.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+    )
 }
 
 /// Aggregated discovery for `/api` (`core`) or `/apis`, as `apidiscovery.k8s.io/<version>`.
@@ -187,14 +209,21 @@ pub fn openapi_v3_root() -> Value {
         .into_iter()
         .map(|(g, v)| {
             let key = gv_path(g, v);
-            (key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={OPENAPI_HASH}")}))
+            (
+                key.clone(),
+                json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={OPENAPI_HASH}")}),
+            )
         })
         .collect();
     json!({"paths": paths})
 }
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 fn param(name: &str, location: &str, description: &str) -> Value {
@@ -216,9 +245,21 @@ pub fn openapi_v3_gv(gv: &str) -> Option<Value> {
     let mut paths = serde_json::Map::new();
     let write_params = || {
         vec![
-            param("dryRun", "query", "When present, indicates that modifications should not be persisted."),
-            param("fieldManager", "query", "fieldManager is a name associated with the actor or entity that is making these changes."),
-            param("fieldValidation", "query", "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict."),
+            param(
+                "dryRun",
+                "query",
+                "When present, indicates that modifications should not be persisted.",
+            ),
+            param(
+                "fieldManager",
+                "query",
+                "fieldManager is a name associated with the actor or entity that is making these changes.",
+            ),
+            param(
+                "fieldValidation",
+                "query",
+                "fieldValidation instructs the server on how to handle objects in the request containing unknown or duplicate fields. Valid values are: Ignore, Warn, Strict.",
+            ),
         ]
     };
     let mut any = false;
@@ -226,10 +267,18 @@ pub fn openapi_v3_gv(gv: &str) -> Option<Value> {
         any = true;
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let base = format!("/{}", gv_path(r.group, r.version));
-        let scope = if r.namespaced { "/namespaces/{namespace}" } else { "" };
+        let scope = if r.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
         let mut path_params = vec![param("name", "path", "name of the resource")];
         if r.namespaced {
-            path_params.push(param("namespace", "path", "object name and auth scope, such as for teams and projects"));
+            path_params.push(param(
+                "namespace",
+                "path",
+                "object name and auth scope, such as for teams and projects",
+            ));
         }
         let ok = json!({"200": {"description": "OK"}});
         let op = |action: &str, extra: Vec<Value>, gvk: &Value, body_types: &[&str]| {
@@ -241,14 +290,26 @@ pub fn openapi_v3_gv(gv: &str) -> Option<Value> {
                 "x-kubernetes-group-version-kind": gvk,
             });
             if !body_types.is_empty() {
-                let content: serde_json::Map<String, Value> = body_types.iter().map(|t| (t.to_string(), json!({"schema": {"type": "object"}}))).collect();
+                let content: serde_json::Map<String, Value> = body_types
+                    .iter()
+                    .map(|t| (t.to_string(), json!({"schema": {"type": "object"}})))
+                    .collect();
                 o["requestBody"] = json!({"content": content, "required": true});
             }
             o
         };
-        let patch_types = ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"];
+        let patch_types = [
+            "application/apply-patch+yaml",
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+        ];
         let mut patch_params = write_params();
-        patch_params.push(param("force", "query", "Force is going to \"force\" Apply requests."));
+        patch_params.push(param(
+            "force",
+            "query",
+            "Force is going to \"force\" Apply requests.",
+        ));
         paths.insert(
             format!("{base}{scope}/{}/{{name}}", r.plural),
             json!({
@@ -261,7 +322,11 @@ pub fn openapi_v3_gv(gv: &str) -> Option<Value> {
         );
         let mut coll_params = vec![];
         if r.namespaced {
-            coll_params.push(param("namespace", "path", "object name and auth scope, such as for teams and projects"));
+            coll_params.push(param(
+                "namespace",
+                "path",
+                "object name and auth scope, such as for teams and projects",
+            ));
         }
         paths.insert(
             format!("{base}{scope}/{}", r.plural),
@@ -312,14 +377,41 @@ mod tests {
     #[test]
     fn discovery_lists_subresources_with_their_kinds() {
         let core = resource_list("", "v1").unwrap_or_default();
-        let names: Vec<&str> = core["resources"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
-        for n in ["pods", "pods/eviction", "pods/status", "pods/binding", "nodes/status", "namespaces"] {
+        let names: Vec<&str> = core["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        for n in [
+            "pods",
+            "pods/eviction",
+            "pods/status",
+            "pods/binding",
+            "nodes/status",
+            "namespaces",
+        ] {
             assert!(names.contains(&n), "{n} missing from {names:?}");
         }
-        let eviction = core["resources"].as_array().into_iter().flatten().find(|r| r["name"] == "pods/eviction").cloned().unwrap_or_default();
-        assert_eq!((eviction["group"].as_str(), eviction["kind"].as_str()), (Some("policy"), Some("Eviction")));
+        let eviction = core["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == "pods/eviction")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            (eviction["group"].as_str(), eviction["kind"].as_str()),
+            (Some("policy"), Some("Eviction"))
+        );
         let apps = resource_list("apps", "v1").unwrap_or_default();
-        assert!(apps["resources"].as_array().into_iter().flatten().any(|r| r["name"] == "deployments/scale" && r["kind"] == "Scale"));
+        assert!(
+            apps["resources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|r| r["name"] == "deployments/scale" && r["kind"] == "Scale")
+        );
         assert!(resource_list("nope", "v1").is_none());
     }
 
@@ -330,8 +422,18 @@ mod tests {
         let patches: Vec<&Value> = paths.values().filter_map(|p| p.get("patch")).collect();
         assert!(!patches.is_empty());
         for p in patches {
-            assert!(p["parameters"].as_array().into_iter().flatten().any(|x| x["name"] == "fieldValidation" && x["in"] == "query"));
+            assert!(
+                p["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|x| x["name"] == "fieldValidation" && x["in"] == "query")
+            );
         }
-        assert!(openapi_v3_root()["paths"]["api/v1"]["serverRelativeURL"].as_str().is_some_and(|u| u.starts_with("/openapi/v3/api/v1?hash=")));
+        assert!(
+            openapi_v3_root()["paths"]["api/v1"]["serverRelativeURL"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("/openapi/v3/api/v1?hash="))
+        );
     }
 }

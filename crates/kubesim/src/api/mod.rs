@@ -54,12 +54,17 @@ pub(crate) enum Output {
 
 /// Parse `Accept` into the outputs we can produce, best first. No header means JSON.
 fn accepted(headers: &HeaderMap) -> Vec<Output> {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return vec![Output::Json] };
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return vec![Output::Json];
+    };
     let mut out = Vec::new();
     for item in accept.split(',') {
         let mut parts = item.split(';').map(str::trim);
         let media = parts.next().unwrap_or("");
-        if !matches!(media, "application/json" | "*/*" | "application/*" | "application/json-seq") {
+        if !matches!(
+            media,
+            "application/json" | "*/*" | "application/*" | "application/json-seq"
+        ) {
             continue;
         }
         let (mut as_, mut g, mut v) = ("", "", "");
@@ -73,11 +78,23 @@ fn accepted(headers: &HeaderMap) -> Vec<Output> {
         }
         let o = match (as_, g, v) {
             ("", _, _) => Output::Json,
-            ("Table", "meta.k8s.io", "v1") => Output::Table { api_version: "meta.k8s.io/v1" },
-            ("Table", "meta.k8s.io", "v1beta1") => Output::Table { api_version: "meta.k8s.io/v1beta1" },
-            ("PartialObjectMetadata" | "PartialObjectMetadataList", "meta.k8s.io", "v1" | "v1beta1") => Output::Metadata,
-            ("APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2") => Output::Aggregated { api_version: "apidiscovery.k8s.io/v2" },
-            ("APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2beta1") => Output::Aggregated { api_version: "apidiscovery.k8s.io/v2beta1" },
+            ("Table", "meta.k8s.io", "v1") => Output::Table {
+                api_version: "meta.k8s.io/v1",
+            },
+            ("Table", "meta.k8s.io", "v1beta1") => Output::Table {
+                api_version: "meta.k8s.io/v1beta1",
+            },
+            (
+                "PartialObjectMetadata" | "PartialObjectMetadataList",
+                "meta.k8s.io",
+                "v1" | "v1beta1",
+            ) => Output::Metadata,
+            ("APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2") => Output::Aggregated {
+                api_version: "apidiscovery.k8s.io/v2",
+            },
+            ("APIGroupDiscoveryList", "apidiscovery.k8s.io", "v2beta1") => Output::Aggregated {
+                api_version: "apidiscovery.k8s.io/v2beta1",
+            },
             _ => continue,
         };
         out.push(o);
@@ -91,7 +108,10 @@ fn accepted(headers: &HeaderMap) -> Vec<Output> {
 
 /// The first accepted output for which `ok` holds, else JSON.
 fn choose(headers: &HeaderMap, ok: impl Fn(&Output) -> bool) -> Output {
-    accepted(headers).into_iter().find(|o| ok(o)).unwrap_or(Output::Json)
+    accepted(headers)
+        .into_iter()
+        .find(|o| ok(o))
+        .unwrap_or(Output::Json)
 }
 
 pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -112,7 +132,12 @@ impl IntoResponse for ApiError {
 /// 404 for a path the server does not serve (kubectl: "the server could not find the
 /// requested resource").
 pub(crate) fn path_not_found() -> ApiError {
-    ApiError::new(404, "NotFound", "the server could not find the requested resource").with_details(json!({}))
+    ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    )
+    .with_details(json!({}))
 }
 
 /// A request for a served resource, parsed from its URL.
@@ -159,11 +184,14 @@ fn route(path: &str) -> Option<Route> {
         _ => (false, rest),
     };
     if rest.is_empty() {
-        return (!legacy_watch).then(|| Route::ResourceList(group.to_string(), version.to_string()));
+        return (!legacy_watch)
+            .then(|| Route::ResourceList(group.to_string(), version.to_string()));
     }
     // `namespaces/<ns>/<plural>/...` unless `<plural>` is really a subresource of a namespace.
     let (ns, rest) = match rest {
-        ["namespaces", ns, plural, ..] if resources::lookup(group, version, plural).is_some_and(|r| r.namespaced) => {
+        ["namespaces", ns, plural, ..]
+            if resources::lookup(group, version, plural).is_some_and(|r| r.namespaced) =>
+        {
             (Some(ns.to_string()), &rest[2..])
         }
         _ => (None, rest),
@@ -179,21 +207,39 @@ fn route(path: &str) -> Option<Route> {
         return None;
     }
     if let Some(s) = &sub
-        && (!res.subresources.contains(&s.as_str()) || legacy_watch) {
-            return None;
-        }
+        && (!res.subresources.contains(&s.as_str()) || legacy_watch)
+    {
+        return None;
+    }
     // A named namespaced object needs its namespace in the path.
     if res.namespaced && ns.is_none() && name.is_some() {
         return None;
     }
-    Some(Route::Resource(Target { res, ns, name, sub, legacy_watch }))
+    Some(Route::Resource(Target {
+        res,
+        ns,
+        name,
+        sub,
+        legacy_watch,
+    }))
 }
 
-async fn dispatch(State(st): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(route) = route(uri.path()) else { return path_not_found().into_response() };
+async fn dispatch(
+    State(st): State<ApiState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(route) = route(uri.path()) else {
+        return path_not_found().into_response();
+    };
     let reading = method == Method::GET || method == Method::HEAD;
     if !reading && !matches!(route, Route::Resource(_)) {
-        return ApiError::method_not_allowed("the server does not allow this method on the requested resource").into_response();
+        return ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )
+        .into_response();
     }
     let q = match query::Query::from_uri(&uri) {
         Ok(q) => q,
@@ -201,17 +247,31 @@ async fn dispatch(State(st): State<ApiState>, method: Method, uri: Uri, headers:
     };
     match route {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
-        Route::Health => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response(),
+        Route::Health => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "ok",
+        )
+            .into_response(),
         Route::Api | Route::Apis => {
             let core = matches!(route, Route::Api);
-            match choose(&headers, |o| matches!(o, Output::Json | Output::Aggregated { .. })) {
+            match choose(&headers, |o| {
+                matches!(o, Output::Json | Output::Aggregated { .. })
+            }) {
                 Output::Aggregated { api_version } => {
-                    let body = serde_json::to_vec(&discovery::aggregated(core, api_version)).unwrap_or_default();
-                    let ct = format!("application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList", api_version.rsplit('/').next().unwrap_or("v2"));
+                    let body = serde_json::to_vec(&discovery::aggregated(core, api_version))
+                        .unwrap_or_default();
+                    let ct = format!(
+                        "application/json;g=apidiscovery.k8s.io;v={};as=APIGroupDiscoveryList",
+                        api_version.rsplit('/').next().unwrap_or("v2")
+                    );
                     (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
                 }
                 _ if core => {
-                    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1:6443");
+                    let host = headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("127.0.0.1:6443");
                     json_response(StatusCode::OK, &discovery::api_versions(host))
                 }
                 _ => json_response(StatusCode::OK, &discovery::api_group_list()),
@@ -232,7 +292,9 @@ async fn dispatch(State(st): State<ApiState>, method: Method, uri: Uri, headers:
             Some(doc) => json_response(StatusCode::OK, &doc),
             None => path_not_found().into_response(),
         },
-        Route::Resource(t) => handlers::handle(&st, &method, t, &q, &headers, body).await.unwrap_or_else(IntoResponse::into_response),
+        Route::Resource(t) => handlers::handle(&st, &method, t, &q, &headers, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
     }
 }
 
@@ -250,11 +312,25 @@ mod tests {
     #[test]
     fn paths_resolve_to_resources() {
         let t = target("/api/v1/namespaces/default/pods/web-1/eviction").expect("eviction path");
-        assert_eq!((t.res.plural, t.ns.as_deref(), t.name.as_deref(), t.sub.as_deref()), ("pods", Some("default"), Some("web-1"), Some("eviction")));
+        assert_eq!(
+            (
+                t.res.plural,
+                t.ns.as_deref(),
+                t.name.as_deref(),
+                t.sub.as_deref()
+            ),
+            ("pods", Some("default"), Some("web-1"), Some("eviction"))
+        );
         let t = target("/api/v1/namespaces/kube-system").expect("namespace path");
-        assert_eq!((t.res.plural, t.ns, t.name.as_deref()), ("namespaces", None, Some("kube-system")));
+        assert_eq!(
+            (t.res.plural, t.ns, t.name.as_deref()),
+            ("namespaces", None, Some("kube-system"))
+        );
         let t = target("/api/v1/namespaces/x/status").expect("namespace status");
-        assert_eq!((t.res.plural, t.name.as_deref(), t.sub.as_deref()), ("namespaces", Some("x"), Some("status")));
+        assert_eq!(
+            (t.res.plural, t.name.as_deref(), t.sub.as_deref()),
+            ("namespaces", Some("x"), Some("status"))
+        );
         let t = target("/api/v1/pods").expect("all pods");
         assert!(t.ns.is_none() && t.name.is_none());
         let t = target("/apis/apps/v1/watch/namespaces/d/deployments/web").expect("legacy watch");
@@ -269,9 +345,19 @@ mod tests {
     fn accept_headers_pick_tables_and_discovery() {
         let mut h = HeaderMap::new();
         h.insert(header::ACCEPT, "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json".parse().unwrap_or(header::HeaderValue::from_static("")));
-        assert_eq!(accepted(&h)[0], Output::Table { api_version: "meta.k8s.io/v1" });
+        assert_eq!(
+            accepted(&h)[0],
+            Output::Table {
+                api_version: "meta.k8s.io/v1"
+            }
+        );
         h.insert(header::ACCEPT, header::HeaderValue::from_static("application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"));
-        assert_eq!(accepted(&h)[0], Output::Aggregated { api_version: "apidiscovery.k8s.io/v2" });
+        assert_eq!(
+            accepted(&h)[0],
+            Output::Aggregated {
+                api_version: "apidiscovery.k8s.io/v2"
+            }
+        );
         assert_eq!(accepted(&HeaderMap::new()), vec![Output::Json]);
     }
 }

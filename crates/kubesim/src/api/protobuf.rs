@@ -34,7 +34,14 @@ type F = (u64, &'static str, Ty, bool);
 use Ty::*;
 
 const TIME: Ty = Time;
-const OWNER_REF: &[F] = &[(1, "kind", Str, false), (3, "name", Str, false), (4, "uid", Str, false), (5, "apiVersion", Str, false), (6, "controller", Bool, true), (7, "blockOwnerDeletion", Bool, true)];
+const OWNER_REF: &[F] = &[
+    (1, "kind", Str, false),
+    (3, "name", Str, false),
+    (4, "uid", Str, false),
+    (5, "apiVersion", Str, false),
+    (6, "controller", Bool, true),
+    (7, "blockOwnerDeletion", Bool, true),
+];
 const OBJECT_META: &[F] = &[
     (1, "name", Str, false),
     (2, "generateName", Str, false),
@@ -47,11 +54,27 @@ const OBJECT_META: &[F] = &[
     (13, "ownerReferences", RepMsg(OWNER_REF), false),
     (14, "finalizers", RepStr, false),
 ];
-const LABEL_SELECTOR_REQ: &[F] = &[(1, "key", Str, false), (2, "operator", Str, false), (3, "values", RepStr, false)];
-const LABEL_SELECTOR: &[F] = &[(1, "matchLabels", MapStr, false), (2, "matchExpressions", RepMsg(LABEL_SELECTOR_REQ), false)];
-const CONTAINER_PORT: &[F] = &[(1, "name", Str, false), (2, "hostPort", Int, false), (3, "containerPort", Int, false), (4, "protocol", Str, false), (5, "hostIP", Str, false)];
+const LABEL_SELECTOR_REQ: &[F] = &[
+    (1, "key", Str, false),
+    (2, "operator", Str, false),
+    (3, "values", RepStr, false),
+];
+const LABEL_SELECTOR: &[F] = &[
+    (1, "matchLabels", MapStr, false),
+    (2, "matchExpressions", RepMsg(LABEL_SELECTOR_REQ), false),
+];
+const CONTAINER_PORT: &[F] = &[
+    (1, "name", Str, false),
+    (2, "hostPort", Int, false),
+    (3, "containerPort", Int, false),
+    (4, "protocol", Str, false),
+    (5, "hostIP", Str, false),
+];
 const ENV_VAR: &[F] = &[(1, "name", Str, false), (2, "value", Str, false)];
-const RESOURCES: &[F] = &[(1, "limits", MapQuantity, false), (2, "requests", MapQuantity, false)];
+const RESOURCES: &[F] = &[
+    (1, "limits", MapQuantity, false),
+    (2, "requests", MapQuantity, false),
+];
 const CONTAINER: &[F] = &[
     (1, "name", Str, false),
     (2, "image", Str, false),
@@ -68,7 +91,13 @@ const CONTAINER: &[F] = &[
     (18, "tty", Bool, false),
     (20, "terminationMessagePolicy", Str, false),
 ];
-const TOLERATION: &[F] = &[(1, "key", Str, false), (2, "operator", Str, false), (3, "value", Str, false), (4, "effect", Str, false), (5, "tolerationSeconds", Int, true)];
+const TOLERATION: &[F] = &[
+    (1, "key", Str, false),
+    (2, "operator", Str, false),
+    (3, "value", Str, false),
+    (4, "effect", Str, false),
+    (5, "tolerationSeconds", Int, true),
+];
 const POD_SPEC: &[F] = &[
     (2, "containers", RepMsg(CONTAINER), false),
     (3, "restartPolicy", Str, false),
@@ -86,9 +115,18 @@ const POD_SPEC: &[F] = &[
     (24, "priorityClassName", Str, false),
     (25, "priority", Int, true),
 ];
-const POD_TEMPLATE: &[F] = &[(1, "metadata", Msg(OBJECT_META), false), (2, "spec", Msg(POD_SPEC), false)];
-const ROLLING_UPDATE: &[F] = &[(1, "maxUnavailable", IntOrString, true), (2, "maxSurge", IntOrString, true)];
-const STRATEGY: &[F] = &[(1, "type", Str, false), (2, "rollingUpdate", Msg(ROLLING_UPDATE), false)];
+const POD_TEMPLATE: &[F] = &[
+    (1, "metadata", Msg(OBJECT_META), false),
+    (2, "spec", Msg(POD_SPEC), false),
+];
+const ROLLING_UPDATE: &[F] = &[
+    (1, "maxUnavailable", IntOrString, true),
+    (2, "maxSurge", IntOrString, true),
+];
+const STRATEGY: &[F] = &[
+    (1, "type", Str, false),
+    (2, "rollingUpdate", Msg(ROLLING_UPDATE), false),
+];
 const DEPLOYMENT_SPEC: &[F] = &[
     (1, "replicas", Int, true),
     (2, "selector", Msg(LABEL_SELECTOR), false),
@@ -99,7 +137,13 @@ const DEPLOYMENT_SPEC: &[F] = &[
     (7, "paused", Bool, false),
     (9, "progressDeadlineSeconds", Int, true),
 ];
-const SERVICE_PORT: &[F] = &[(1, "name", Str, false), (2, "protocol", Str, false), (3, "port", Int, false), (4, "targetPort", IntOrString, false), (5, "nodePort", Int, false)];
+const SERVICE_PORT: &[F] = &[
+    (1, "name", Str, false),
+    (2, "protocol", Str, false),
+    (3, "port", Int, false),
+    (4, "targetPort", IntOrString, false),
+    (5, "nodePort", Int, false),
+];
 const SERVICE_SPEC: &[F] = &[
     (1, "ports", RepMsg(SERVICE_PORT), false),
     (2, "selector", MapStr, false),
@@ -109,7 +153,13 @@ const SERVICE_SPEC: &[F] = &[
     (7, "sessionAffinity", Str, false),
     (10, "externalName", Str, false),
 ];
-const OBJECT_REF: &[F] = &[(1, "kind", Str, false), (2, "namespace", Str, false), (3, "name", Str, false), (4, "uid", Str, false), (5, "apiVersion", Str, false)];
+const OBJECT_REF: &[F] = &[
+    (1, "kind", Str, false),
+    (2, "namespace", Str, false),
+    (3, "name", Str, false),
+    (4, "uid", Str, false),
+    (5, "apiVersion", Str, false),
+];
 const LOCAL_REF: &[F] = &[(1, "name", Str, false)];
 const PDB_SPEC: &[F] = &[
     (1, "minAvailable", IntOrString, true),
@@ -123,7 +173,12 @@ const NAMESPACE_SPEC: &[F] = &[(1, "finalizers", RepStr, false)];
 fn schema(api_version: &str, kind: &str) -> Option<&'static [F]> {
     const META: F = (1, "metadata", Msg(OBJECT_META), false);
     Some(match (api_version, kind) {
-        ("v1", "ConfigMap") => &[META, (2, "data", MapStr, false), (3, "binaryData", MapBytes, false), (4, "immutable", Bool, true)],
+        ("v1", "ConfigMap") => &[
+            META,
+            (2, "data", MapStr, false),
+            (3, "binaryData", MapBytes, false),
+            (4, "immutable", Bool, true),
+        ],
         ("v1", "Namespace") => &[META, (2, "spec", Msg(NAMESPACE_SPEC), false)],
         ("v1", "ServiceAccount") => &[
             META,
@@ -151,7 +206,9 @@ fn base64(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
     for chunk in b.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, byte)| acc | u32::from(*byte) << (16 - 8 * i));
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, byte)| {
+            acc | u32::from(*byte) << (16 - 8 * i)
+        });
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -196,12 +253,25 @@ fn fields(b: &[u8]) -> Result<Vec<(u64, Wire<'_>)>, ApiError> {
             0 => out.push((num, Wire::Varint(varint(b, &mut i)?))),
             2 => {
                 let n = usize::try_from(varint(b, &mut i)?).map_err(|_| malformed())?;
-                let end = i.checked_add(n).filter(|e| *e <= b.len()).ok_or_else(malformed)?;
+                let end = i
+                    .checked_add(n)
+                    .filter(|e| *e <= b.len())
+                    .ok_or_else(malformed)?;
                 out.push((num, Wire::Len(&b[i..end])));
                 i = end;
             }
-            1 => i = i.checked_add(8).filter(|e| *e <= b.len()).ok_or_else(malformed)?,
-            5 => i = i.checked_add(4).filter(|e| *e <= b.len()).ok_or_else(malformed)?,
+            1 => {
+                i = i
+                    .checked_add(8)
+                    .filter(|e| *e <= b.len())
+                    .ok_or_else(malformed)?
+            }
+            5 => {
+                i = i
+                    .checked_add(4)
+                    .filter(|e| *e <= b.len())
+                    .ok_or_else(malformed)?
+            }
             _ => return Err(malformed()),
         }
     }
@@ -215,7 +285,9 @@ fn utf8(b: &[u8]) -> Result<String, ApiError> {
 fn message(b: &[u8], schema: &[F]) -> Result<Value, ApiError> {
     let mut out = Map::new();
     for (num, w) in fields(b)? {
-        let Some(&(_, name, ty, keep)) = schema.iter().find(|f| f.0 == num) else { continue };
+        let Some(&(_, name, ty, keep)) = schema.iter().find(|f| f.0 == num) else {
+            continue;
+        };
         let v = match (ty, w) {
             (Str, Wire::Len(s)) => json!(utf8(s)?),
             // int32 fields carry negative numbers as 64-bit two's complement.
@@ -294,10 +366,15 @@ fn time(b: &[u8]) -> Result<Value, ApiError> {
         (1, Wire::Varint(v)) => Some(v as i64),
         _ => None,
     });
-    Ok(match secs.filter(|s| *s != 0).and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
-        Some(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        None => Value::Null,
-    })
+    Ok(
+        match secs
+            .filter(|s| *s != 0)
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        {
+            Some(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            None => Value::Null,
+        },
+    )
 }
 
 /// intstr.IntOrString { int64 type = 1; int32 intVal = 2; string strVal = 3 }.
@@ -358,23 +435,45 @@ mod tests {
 
     #[test]
     fn decodes_a_config_map_like_kubectl_create_sends_it() {
-        let meta = [len_field(1, b"cm1"), len_field(2, b""), vec![7 << 3, 0], len_field(8, b"")].concat();
+        let meta = [
+            len_field(1, b"cm1"),
+            len_field(2, b""),
+            vec![7 << 3, 0],
+            len_field(8, b""),
+        ]
+        .concat();
         let entry = [len_field(1, b"a"), len_field(2, b"1")].concat();
         let raw = [len_field(1, &meta), len_field(2, &entry)].concat();
         let type_meta = [len_field(1, b"v1"), len_field(2, b"ConfigMap")].concat();
-        let body = [b"k8s\0".to_vec(), len_field(1, &type_meta), len_field(2, &raw), len_field(3, b""), len_field(4, b"")].concat();
+        let body = [
+            b"k8s\0".to_vec(),
+            len_field(1, &type_meta),
+            len_field(2, &raw),
+            len_field(3, b""),
+            len_field(4, b""),
+        ]
+        .concat();
         let v = decode(&body).expect("decodes");
-        assert_eq!(v, json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"a": "1"}}));
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1"}, "data": {"a": "1"}})
+        );
     }
 
     #[test]
     fn base64_pads() {
-        assert_eq!((base64(b"a"), base64(b"ab"), base64(b"abc"), base64(b"")), ("YQ==".into(), "YWI=".into(), "YWJj".into(), String::new()));
+        assert_eq!(
+            (base64(b"a"), base64(b"ab"), base64(b"abc"), base64(b"")),
+            ("YQ==".into(), "YWI=".into(), "YWJj".into(), String::new())
+        );
     }
 
     #[test]
     fn int_or_string_keeps_its_kind() {
-        assert_eq!(int_or_string(&[1 << 3, 1, (3 << 3) | 2, 3, b'5', b'0', b'%']).ok(), Some(json!("50%")));
+        assert_eq!(
+            int_or_string(&[1 << 3, 1, (3 << 3) | 2, 3, b'5', b'0', b'%']).ok(),
+            Some(json!("50%"))
+        );
         assert_eq!(int_or_string(&[1 << 3, 0, 2 << 3, 7]).ok(), Some(json!(7)));
     }
 }

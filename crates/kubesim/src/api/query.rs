@@ -29,7 +29,10 @@ impl Query {
     /// The last value of `key` (Go's `url.Values.Get` takes the first; the difference never
     /// matters for well-formed clients).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A boolean parameter as Go's `strconv.ParseBool` reads it; absent is `None`.
@@ -38,7 +41,9 @@ impl Query {
             None => Ok(None),
             Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(Some(true)),
             Some("" | "0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(Some(false)),
-            Some(other) => Err(ApiError::bad_request(format!("invalid boolean value for {key}: {other:?}"))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid boolean value for {key}: {other:?}"
+            ))),
         }
     }
 
@@ -49,22 +54,29 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::bad_request(format!("{key}: Invalid value: {v:?}: must be an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::bad_request(format!("{key}: Invalid value: {v:?}: must be an integer"))
+            }),
         }
     }
 
     /// `dryRun=All` (the only value the server knows).
     pub fn dry_run(&self) -> Result<bool, ApiError> {
-        let values: Vec<&str> = self.pairs.iter().filter(|(k, _)| k == "dryRun").map(|(_, v)| v.as_str()).collect();
+        let values: Vec<&str> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| k == "dryRun")
+            .map(|(_, v)| v.as_str())
+            .collect();
         match values.as_slice() {
             [] => Ok(false),
             vs if vs.iter().all(|v| *v == "All") => Ok(true),
             vs => Err(ApiError::bad_request(format!(
                 "dryRun: Unsupported value: {:?}: supported values: \"All\"",
-                vs.iter().find(|v| **v != "All").copied().unwrap_or_default()
+                vs.iter()
+                    .find(|v| **v != "All")
+                    .copied()
+                    .unwrap_or_default()
             ))),
         }
     }
@@ -98,7 +110,9 @@ impl Query {
         match self.get("resourceVersion").filter(|v| !v.is_empty()) {
             None => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::bad_request(format!("resourceVersion: Invalid value: {v:?}: must be a valid resource version"))
+                ApiError::bad_request(format!(
+                    "resourceVersion: Invalid value: {v:?}: must be a valid resource version"
+                ))
             }),
         }
     }
@@ -119,7 +133,11 @@ impl Query {
     /// DeleteOptions from the query (`gracePeriodSeconds`, `propagationPolicy`,
     /// `orphanDependents`, `dryRun`) layered over a request body's (which may be empty).
     pub fn delete_options(&self, body: &Value) -> Result<crate::store::DeleteOptions, ApiError> {
-        let mut merged = if body.is_object() { body.clone() } else { Value::Object(Default::default()) };
+        let mut merged = if body.is_object() {
+            body.clone()
+        } else {
+            Value::Object(Default::default())
+        };
         if let Some(g) = self.int("gracePeriodSeconds")? {
             merged["gracePeriodSeconds"] = g.into();
         }

@@ -20,66 +20,294 @@ pub enum Include {
 /// One column: name, type, format, priority, description.
 type Col = (&'static str, &'static str, &'static str, u8, &'static str);
 
-const NAME: Col = ("Name", "string", "name", 0, "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names");
-const AGE: Col = ("Age", "string", "", 0, "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata");
-const CONTAINERS: Col = ("Containers", "string", "", 1, "Names of each container in the template.");
-const IMAGES: Col = ("Images", "string", "", 1, "Images referenced by each container in the template.");
-const SELECTOR: Col = ("Selector", "string", "", 1, "A label query over pods that should match the replica count.");
+const NAME: Col = (
+    "Name",
+    "string",
+    "name",
+    0,
+    "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
+);
+const AGE: Col = (
+    "Age",
+    "string",
+    "",
+    0,
+    "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+);
+const CONTAINERS: Col = (
+    "Containers",
+    "string",
+    "",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Col = (
+    "Images",
+    "string",
+    "",
+    1,
+    "Images referenced by each container in the template.",
+);
+const SELECTOR: Col = (
+    "Selector",
+    "string",
+    "",
+    1,
+    "A label query over pods that should match the replica count.",
+);
 
 fn columns(r: &ResourceDef) -> &'static [Col] {
     match (r.group, r.kind) {
         ("", "Pod") => &[
             NAME,
-            ("Ready", "string", "", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            ("Status", "string", "", 0, "The aggregate status of the containers in this pod."),
-            ("Restarts", "string", "", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            (
+                "Ready",
+                "string",
+                "",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            (
+                "Status",
+                "string",
+                "",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            (
+                "Restarts",
+                "string",
+                "",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             AGE,
             ("IP", "string", "", 1, "podIP address allocated to the pod."),
-            ("Node", "string", "", 1, "NodeName indicates in which node this pod is scheduled."),
-            ("Nominated Node", "string", "", 1, "nominatedNodeName is set only when this pod preempts other pods on the node."),
-            ("Readiness Gates", "string", "", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            (
+                "Node",
+                "string",
+                "",
+                1,
+                "NodeName indicates in which node this pod is scheduled.",
+            ),
+            (
+                "Nominated Node",
+                "string",
+                "",
+                1,
+                "nominatedNodeName is set only when this pod preempts other pods on the node.",
+            ),
+            (
+                "Readiness Gates",
+                "string",
+                "",
+                1,
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            ),
         ],
         ("", "Node") => &[
             NAME,
             ("Status", "string", "", 0, "The status of the node"),
             ("Roles", "string", "", 0, "The roles of the node"),
             AGE,
-            ("Version", "string", "", 0, "Kubelet Version reported by the node."),
-            ("Internal-IP", "string", "", 1, "List of addresses reachable to the node."),
-            ("External-IP", "string", "", 1, "List of addresses reachable to the node."),
-            ("OS-Image", "string", "", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-            ("Kernel-Version", "string", "", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-            ("Container-Runtime", "string", "", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+            (
+                "Version",
+                "string",
+                "",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            (
+                "Internal-IP",
+                "string",
+                "",
+                1,
+                "List of addresses reachable to the node.",
+            ),
+            (
+                "External-IP",
+                "string",
+                "",
+                1,
+                "List of addresses reachable to the node.",
+            ),
+            (
+                "OS-Image",
+                "string",
+                "",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy)).",
+            ),
+            (
+                "Kernel-Version",
+                "string",
+                "",
+                1,
+                "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            (
+                "Container-Runtime",
+                "string",
+                "",
+                1,
+                "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2).",
+            ),
         ],
-        ("", "Namespace") => &[NAME, ("Status", "string", "", 0, "The status of the namespace"), AGE],
+        ("", "Namespace") => &[
+            NAME,
+            ("Status", "string", "", 0, "The status of the namespace"),
+            AGE,
+        ],
         ("", "Event") | ("events.k8s.io", "Event") => &[
-            ("Last Seen", "string", "", 0, "The time at which the most recent occurrence of this event was recorded."),
-            ("Type", "string", "", 0, "Type of this event (Normal, Warning), new types could be added in the future"),
-            ("Reason", "string", "", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-            ("Object", "string", "", 0, "The object that this event is about."),
-            ("Subobject", "string", "", 1, "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement."),
-            ("Source", "string", "", 1, "The component reporting this event. Should be a short machine understandable string."),
-            ("Message", "string", "", 0, "A human-readable description of the status of this operation."),
-            ("First Seen", "string", "", 1, "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)"),
-            ("Count", "string", "", 1, "The number of times this event has occurred."),
+            (
+                "Last Seen",
+                "string",
+                "",
+                0,
+                "The time at which the most recent occurrence of this event was recorded.",
+            ),
+            (
+                "Type",
+                "string",
+                "",
+                0,
+                "Type of this event (Normal, Warning), new types could be added in the future",
+            ),
+            (
+                "Reason",
+                "string",
+                "",
+                0,
+                "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+            ),
+            (
+                "Object",
+                "string",
+                "",
+                0,
+                "The object that this event is about.",
+            ),
+            (
+                "Subobject",
+                "string",
+                "",
+                1,
+                "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement.",
+            ),
+            (
+                "Source",
+                "string",
+                "",
+                1,
+                "The component reporting this event. Should be a short machine understandable string.",
+            ),
+            (
+                "Message",
+                "string",
+                "",
+                0,
+                "A human-readable description of the status of this operation.",
+            ),
+            (
+                "First Seen",
+                "string",
+                "",
+                1,
+                "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+            ),
+            (
+                "Count",
+                "string",
+                "",
+                1,
+                "The number of times this event has occurred.",
+            ),
             ("Name", "string", "name", 1, NAME.4),
         ],
         ("", "Service") => &[
             NAME,
-            ("Type", "string", "", 0, "type determines how the Service is exposed."),
-            ("Cluster-IP", "string", "", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
-            ("External-IP", "string", "", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-            ("Port(s)", "string", "", 0, "The list of ports that are exposed by this service."),
+            (
+                "Type",
+                "string",
+                "",
+                0,
+                "type determines how the Service is exposed.",
+            ),
+            (
+                "Cluster-IP",
+                "string",
+                "",
+                0,
+                "clusterIP is the IP address of the service and is usually assigned randomly.",
+            ),
+            (
+                "External-IP",
+                "string",
+                "",
+                0,
+                "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service.",
+            ),
+            (
+                "Port(s)",
+                "string",
+                "",
+                0,
+                "The list of ports that are exposed by this service.",
+            ),
             AGE,
-            ("Selector", "string", "", 1, "Route service traffic to pods with label keys and values matching this selector."),
+            (
+                "Selector",
+                "string",
+                "",
+                1,
+                "Route service traffic to pods with label keys and values matching this selector.",
+            ),
         ],
-        ("", "ConfigMap") => &[NAME, ("Data", "string", "", 0, "Data contains the configuration data."), AGE],
-        ("", "ServiceAccount") => &[NAME, ("Secrets", "string", "", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), AGE],
+        ("", "ConfigMap") => &[
+            NAME,
+            (
+                "Data",
+                "string",
+                "",
+                0,
+                "Data contains the configuration data.",
+            ),
+            AGE,
+        ],
+        ("", "ServiceAccount") => &[
+            NAME,
+            (
+                "Secrets",
+                "string",
+                "",
+                0,
+                "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+            ),
+            AGE,
+        ],
         ("apps", "Deployment") => &[
             NAME,
-            ("Ready", "string", "", 0, "Number of the pod with ready state"),
-            ("Up-to-date", "string", "", 0, "Total number of non-terminating pods targeted by this deployment that have the desired template spec."),
-            ("Available", "string", "", 0, "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment."),
+            (
+                "Ready",
+                "string",
+                "",
+                0,
+                "Number of the pod with ready state",
+            ),
+            (
+                "Up-to-date",
+                "string",
+                "",
+                0,
+                "Total number of non-terminating pods targeted by this deployment that have the desired template spec.",
+            ),
+            (
+                "Available",
+                "string",
+                "",
+                0,
+                "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this deployment.",
+            ),
             AGE,
             CONTAINERS,
             IMAGES,
@@ -87,9 +315,27 @@ fn columns(r: &ResourceDef) -> &'static [Col] {
         ],
         ("apps", "ReplicaSet") => &[
             NAME,
-            ("Desired", "integer", "", 0, "Replicas is the number of desired pods."),
-            ("Current", "integer", "", 0, "Replicas is the most recently observed number of non-terminating pods."),
-            ("Ready", "integer", "", 0, "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition."),
+            (
+                "Desired",
+                "integer",
+                "",
+                0,
+                "Replicas is the number of desired pods.",
+            ),
+            (
+                "Current",
+                "integer",
+                "",
+                0,
+                "Replicas is the most recently observed number of non-terminating pods.",
+            ),
+            (
+                "Ready",
+                "integer",
+                "",
+                0,
+                "The number of non-terminating pods targeted by this ReplicaSet with a Ready Condition.",
+            ),
             AGE,
             CONTAINERS,
             IMAGES,
@@ -97,33 +343,127 @@ fn columns(r: &ResourceDef) -> &'static [Col] {
         ],
         ("apps", "DaemonSet") => &[
             NAME,
-            ("Desired", "integer", "", 0, "The total number of nodes that should be running the daemon pod."),
-            ("Current", "integer", "", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-            ("Ready", "integer", "", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
-            ("Up-to-date", "integer", "", 0, "The total number of nodes that are running updated daemon pod"),
-            ("Available", "integer", "", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
-            ("Node Selector", "string", "", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            (
+                "Desired",
+                "integer",
+                "",
+                0,
+                "The total number of nodes that should be running the daemon pod.",
+            ),
+            (
+                "Current",
+                "integer",
+                "",
+                0,
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+            ),
+            (
+                "Ready",
+                "integer",
+                "",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready.",
+            ),
+            (
+                "Up-to-date",
+                "integer",
+                "",
+                0,
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            (
+                "Available",
+                "integer",
+                "",
+                0,
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available.",
+            ),
+            (
+                "Node Selector",
+                "string",
+                "",
+                0,
+                "NodeSelector is a selector which must be true for the pod to fit on a node.",
+            ),
             AGE,
             CONTAINERS,
             IMAGES,
             SELECTOR,
         ],
-        ("apps", "StatefulSet") => &[NAME, ("Ready", "string", "", 0, "Number of the pod with ready state"), AGE, CONTAINERS, IMAGES],
+        ("apps", "StatefulSet") => &[
+            NAME,
+            (
+                "Ready",
+                "string",
+                "",
+                0,
+                "Number of the pod with ready state",
+            ),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+        ],
         ("policy", "PodDisruptionBudget") => &[
             NAME,
-            ("Min Available", "string", "", 0, "The minimum number of pods that must be available."),
-            ("Max Unavailable", "string", "", 0, "The maximum number of pods that may be unavailable."),
-            ("Allowed Disruptions", "integer", "", 0, "Calculated number of pods that may be disrupted at this time."),
+            (
+                "Min Available",
+                "string",
+                "",
+                0,
+                "The minimum number of pods that must be available.",
+            ),
+            (
+                "Max Unavailable",
+                "string",
+                "",
+                0,
+                "The maximum number of pods that may be unavailable.",
+            ),
+            (
+                "Allowed Disruptions",
+                "integer",
+                "",
+                0,
+                "Calculated number of pods that may be disrupted at this time.",
+            ),
             AGE,
         ],
         ("scheduling.k8s.io", "PriorityClass") => &[
             NAME,
-            ("Value", "integer", "", 0, "value represents the integer value of this priority class."),
-            ("Global-Default", "boolean", "", 0, "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class."),
+            (
+                "Value",
+                "integer",
+                "",
+                0,
+                "value represents the integer value of this priority class.",
+            ),
+            (
+                "Global-Default",
+                "boolean",
+                "",
+                0,
+                "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class.",
+            ),
             AGE,
-            ("PreemptionPolicy", "string", "", 0, "preemptionPolicy is the Policy for preempting pods with lower priority."),
+            (
+                "PreemptionPolicy",
+                "string",
+                "",
+                0,
+                "preemptionPolicy is the Policy for preempting pods with lower priority.",
+            ),
         ],
-        ("coordination.k8s.io", "Lease") => &[NAME, ("Holder", "string", "", 0, "holderIdentity contains the identity of the holder of a current lease."), AGE],
+        ("coordination.k8s.io", "Lease") => &[
+            NAME,
+            (
+                "Holder",
+                "string",
+                "",
+                0,
+                "holderIdentity contains the identity of the holder of a current lease.",
+            ),
+            AGE,
+        ],
         _ => &[NAME, ("Created At", "date", "", 0, AGE.4)],
     }
 }
@@ -157,7 +497,11 @@ pub fn render<'a>(
         meta.insert("resourceVersion".into(), json!(rv));
     }
     let mut t = json!({"kind": "Table", "apiVersion": api_version, "metadata": meta, "rows": rows});
-    t["columnDefinitions"] = if with_columns { column_definitions(r) } else { Value::Array(Vec::new()) };
+    t["columnDefinitions"] = if with_columns {
+        column_definitions(r)
+    } else {
+        Value::Array(Vec::new())
+    };
     t
 }
 
@@ -193,11 +537,18 @@ fn i(obj: &Value, ptr: &str) -> i64 {
 }
 
 fn arr<'a>(obj: &'a Value, ptr: &str) -> &'a [Value] {
-    obj.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default()
+    obj.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
 }
 
 fn or_none(v: &str) -> String {
-    if v.is_empty() { "<none>".into() } else { v.into() }
+    if v.is_empty() {
+        "<none>".into()
+    } else {
+        v.into()
+    }
 }
 
 fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
@@ -206,7 +557,9 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
     let c: Vec<Value> = match (r.group, r.kind) {
         ("", "Pod") => return pod_cells(o, now),
         ("", "Node") => {
-            let ready = arr(o, "/status/conditions").iter().find(|c| s(c, "/type") == "Ready");
+            let ready = arr(o, "/status/conditions")
+                .iter()
+                .find(|c| s(c, "/type") == "Ready");
             let mut status = vec![match ready {
                 Some(c) if s(c, "/status") == "True" => "Ready",
                 Some(_) => "NotReady",
@@ -223,16 +576,28 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
                 .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
                     Some(role) if !role.is_empty() => Some(role.to_string()),
                     Some(_) => None,
-                    None if k == "kubernetes.io/role" => v.as_str().filter(|v| !v.is_empty()).map(str::to_string),
+                    None if k == "kubernetes.io/role" => {
+                        v.as_str().filter(|v| !v.is_empty()).map(str::to_string)
+                    }
                     None => None,
                 })
                 .collect();
             roles.sort();
             roles.dedup();
             let address = |ty: &str| {
-                arr(o, "/status/addresses").iter().find(|a| s(a, "/type") == ty).map(|a| s(a, "/address").to_string()).unwrap_or_else(|| "<none>".into())
+                arr(o, "/status/addresses")
+                    .iter()
+                    .find(|a| s(a, "/type") == ty)
+                    .map(|a| s(a, "/address").to_string())
+                    .unwrap_or_else(|| "<none>".into())
             };
-            let unknown = |v: &str| if v.is_empty() { "<unknown>".to_string() } else { v.to_string() };
+            let unknown = |v: &str| {
+                if v.is_empty() {
+                    "<unknown>".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
             vec![
                 json!(name),
                 json!(status.join(",")),
@@ -251,11 +616,18 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
         ("events.k8s.io", "Event") => event_cells(o, now, true),
         ("", "Service") => {
             let ty = s(o, "/spec/type");
-            let cluster_ip = arr(o, "/spec/clusterIPs").first().and_then(Value::as_str).unwrap_or(s(o, "/spec/clusterIP"));
+            let cluster_ip = arr(o, "/spec/clusterIPs")
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or(s(o, "/spec/clusterIP"));
             let ports: Vec<String> = arr(o, "/spec/ports")
                 .iter()
                 .map(|p| {
-                    let proto = if s(p, "/protocol").is_empty() { "TCP" } else { s(p, "/protocol") };
+                    let proto = if s(p, "/protocol").is_empty() {
+                        "TCP"
+                    } else {
+                        s(p, "/protocol")
+                    };
                     match p.get("nodePort").and_then(Value::as_i64) {
                         Some(np) if np != 0 => format!("{}:{}/{}", i(p, "/port"), np, proto),
                         _ => format!("{}/{}", i(p, "/port"), proto),
@@ -273,7 +645,10 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
             ]
         }
         ("", "ConfigMap") => {
-            let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len) + o.get("binaryData").and_then(Value::as_object).map_or(0, Map::len);
+            let n = o.get("data").and_then(Value::as_object).map_or(0, Map::len)
+                + o.get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, Map::len);
             vec![json!(name), json!(n), json!(age)]
         }
         ("", "ServiceAccount") => vec![json!(name), json!(arr(o, "/secrets").len()), json!(age)],
@@ -281,7 +656,11 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
             let (containers, images) = container_cells(o);
             vec![
                 json!(name),
-                json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
                 json!(i(o, "/status/updatedReplicas")),
                 json!(i(o, "/status/availableReplicas")),
                 json!(age),
@@ -323,7 +702,11 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
             let (containers, images) = container_cells(o);
             vec![
                 json!(name),
-                json!(format!("{}/{}", i(o, "/status/readyReplicas"), i(o, "/spec/replicas"))),
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    i(o, "/spec/replicas")
+                )),
                 json!(age),
                 json!(containers),
                 json!(images),
@@ -346,11 +729,17 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
         ("scheduling.k8s.io", "PriorityClass") => vec![
             json!(name),
             json!(i(o, "/value")),
-            json!(o.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
+            json!(
+                o.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            ),
             json!(age),
             json!(s(o, "/preemptionPolicy")),
         ],
-        ("coordination.k8s.io", "Lease") => vec![json!(name), json!(s(o, "/spec/holderIdentity")), json!(age)],
+        ("coordination.k8s.io", "Lease") => {
+            vec![json!(name), json!(s(o, "/spec/holderIdentity")), json!(age)]
+        }
         _ => vec![json!(name), json!(s(o, "/metadata/creationTimestamp"))],
     };
     (c, None)
@@ -360,21 +749,38 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
 /// Terminating), RESTARTS with the last restart age, and the wide columns.
 fn pod_cells(pod: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
     let phase = s(pod, "/status/phase");
-    let mut reason = if s(pod, "/status/reason").is_empty() { phase.to_string() } else { s(pod, "/status/reason").to_string() };
+    let mut reason = if s(pod, "/status/reason").is_empty() {
+        phase.to_string()
+    } else {
+        s(pod, "/status/reason").to_string()
+    };
     let conditions = arr(pod, "/status/conditions");
-    if conditions.iter().any(|c| s(c, "/type") == "PodScheduled" && s(c, "/reason") == "SchedulingGated") {
+    if conditions
+        .iter()
+        .any(|c| s(c, "/type") == "PodScheduled" && s(c, "/reason") == "SchedulingGated")
+    {
         reason = "SchedulingGated".into();
     }
     let row_conditions = match phase {
-        "Succeeded" => Some(json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}])),
-        "Failed" => Some(json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}])),
+        "Succeeded" => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Succeeded", "message": "The pod has completed successfully."}]),
+        ),
+        "Failed" => Some(
+            json!([{"type": "Completed", "status": "True", "reason": "Failed", "message": "The pod failed."}]),
+        ),
         _ => None,
     };
     let init_specs = arr(pod, "/spec/initContainers");
     let restartable = |name: &str| {
-        init_specs.iter().any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
+        init_specs
+            .iter()
+            .any(|c| s(c, "/name") == name && s(c, "/restartPolicy") == "Always")
     };
-    let total = arr(pod, "/spec/containers").len() + init_specs.iter().filter(|c| s(c, "/restartPolicy") == "Always").count();
+    let total = arr(pod, "/spec/containers").len()
+        + init_specs
+            .iter()
+            .filter(|c| s(c, "/restartPolicy") == "Always")
+            .count();
     let mut ready = 0;
     let mut restarts = 0i64;
     let mut sidecar_restarts = 0i64;
@@ -408,7 +814,11 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
         }
         if let Some(t) = terminated {
             reason = if s(t, "/reason").is_empty() {
-                if i(t, "/signal") != 0 { format!("Init:Signal:{}", i(t, "/signal")) } else { format!("Init:ExitCode:{}", i(t, "/exitCode")) }
+                if i(t, "/signal") != 0 {
+                    format!("Init:Signal:{}", i(t, "/signal"))
+                } else {
+                    format!("Init:ExitCode:{}", i(t, "/exitCode"))
+                }
             } else {
                 format!("Init:{}", s(t, "/reason"))
             };
@@ -420,7 +830,9 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
         initializing = true;
         break;
     }
-    let initialized = conditions.iter().any(|c| s(c, "/type") == "Initialized" && s(c, "/status") == "True");
+    let initialized = conditions
+        .iter()
+        .any(|c| s(c, "/type") == "Initialized" && s(c, "/status") == "True");
     if !initializing || initialized {
         restarts = sidecar_restarts;
         last_restart = last_sidecar_restart;
@@ -437,18 +849,32 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
             } else if let Some(t) = terminated.filter(|t| !s(t, "/reason").is_empty()) {
                 reason = s(t, "/reason").to_string();
             } else if let Some(t) = terminated {
-                reason = if i(t, "/signal") != 0 { format!("Signal:{}", i(t, "/signal")) } else { format!("ExitCode:{}", i(t, "/exitCode")) };
-            } else if c.get("ready").and_then(Value::as_bool) == Some(true) && c.pointer("/state/running").is_some() {
+                reason = if i(t, "/signal") != 0 {
+                    format!("Signal:{}", i(t, "/signal"))
+                } else {
+                    format!("ExitCode:{}", i(t, "/exitCode"))
+                };
+            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+                && c.pointer("/state/running").is_some()
+            {
                 has_running = true;
                 ready += 1;
             }
         }
         if reason == "Completed" && has_running {
-            let pod_ready = conditions.iter().any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True");
-            reason = if pod_ready { "Running".into() } else { "NotReady".into() };
+            let pod_ready = conditions
+                .iter()
+                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True");
+            reason = if pod_ready {
+                "Running".into()
+            } else {
+                "NotReady".into()
+            };
         }
     }
-    let deleting = pod.pointer("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null());
+    let deleting = pod
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null());
     if deleting && s(pod, "/status/reason") == "NodeLost" {
         reason = "Unknown".into();
     } else if deleting && !matches!(phase, "Succeeded" | "Failed") {
@@ -458,14 +884,22 @@ fn pod_cells(pod: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<Value>) {
         Some(t) if restarts != 0 => format!("{restarts} ({} ago)", human_duration(now - t)),
         _ => restarts.to_string(),
     };
-    let ip = arr(pod, "/status/podIPs").first().map(|p| s(p, "/ip")).filter(|v| !v.is_empty()).unwrap_or(s(pod, "/status/podIP"));
+    let ip = arr(pod, "/status/podIPs")
+        .first()
+        .map(|p| s(p, "/ip"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or(s(pod, "/status/podIP"));
     let gates = arr(pod, "/spec/readinessGates");
     let gates_cell = if gates.is_empty() {
         "<none>".to_string()
     } else {
         let ok = gates
             .iter()
-            .filter(|g| conditions.iter().any(|c| s(c, "/type") == s(g, "/conditionType") && s(c, "/status") == "True"))
+            .filter(|g| {
+                conditions
+                    .iter()
+                    .any(|c| s(c, "/type") == s(g, "/conditionType") && s(c, "/status") == "True")
+            })
             .count();
         format!("{ok}/{}", gates.len())
     };
@@ -496,21 +930,52 @@ fn event_cells(e: &Value, now: DateTime<Utc>, new_api: bool) -> Vec<Value> {
     } else {
         since(f("/lastTimestamp", "/deprecatedLastTimestamp"), now)
     };
-    let mut count = e.pointer(if new_api { "/deprecatedCount" } else { "/count" }).and_then(Value::as_i64).unwrap_or(0);
+    let mut count = e
+        .pointer(if new_api {
+            "/deprecatedCount"
+        } else {
+            "/count"
+        })
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if let Some(series) = e.get("series").filter(|v| v.is_object()) {
         last = since(s(series, "/lastObservedTime"), now);
         count = i(series, "/count");
     } else if count == 0 {
         count = 1;
     }
-    let obj = if new_api { "/regarding" } else { "/involvedObject" };
+    let obj = if new_api {
+        "/regarding"
+    } else {
+        "/involvedObject"
+    };
     let kind = s(e, &format!("{obj}/kind")).to_lowercase();
     let oname = s(e, &format!("{obj}/name"));
-    let target = if oname.is_empty() { kind } else { format!("{kind}/{oname}") };
-    let component = if f("/source/component", "/deprecatedSource/component").is_empty() { s(e, "/reportingController").to_string() } else { f("/source/component", "/deprecatedSource/component").to_string() };
-    let component = if component.is_empty() && !new_api { s(e, "/reportingComponent").to_string() } else { component };
-    let host = if f("/source/host", "/deprecatedSource/host").is_empty() { s(e, "/reportingInstance") } else { f("/source/host", "/deprecatedSource/host") };
-    let source = if host.is_empty() { component } else { format!("{component}, {host}") };
+    let target = if oname.is_empty() {
+        kind
+    } else {
+        format!("{kind}/{oname}")
+    };
+    let component = if f("/source/component", "/deprecatedSource/component").is_empty() {
+        s(e, "/reportingController").to_string()
+    } else {
+        f("/source/component", "/deprecatedSource/component").to_string()
+    };
+    let component = if component.is_empty() && !new_api {
+        s(e, "/reportingComponent").to_string()
+    } else {
+        component
+    };
+    let host = if f("/source/host", "/deprecatedSource/host").is_empty() {
+        s(e, "/reportingInstance")
+    } else {
+        f("/source/host", "/deprecatedSource/host")
+    };
+    let source = if host.is_empty() {
+        component
+    } else {
+        format!("{component}, {host}")
+    };
     vec![
         json!(last),
         json!(s(e, "/type")),
@@ -526,17 +991,30 @@ fn event_cells(e: &Value, now: DateTime<Utc>, new_api: bool) -> Vec<Value> {
 }
 
 fn service_external_ip(svc: &Value) -> String {
-    let external: Vec<&str> = arr(svc, "/spec/externalIPs").iter().filter_map(Value::as_str).collect();
+    let external: Vec<&str> = arr(svc, "/spec/externalIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     match s(svc, "/spec/type") {
         "ExternalName" => s(svc, "/spec/externalName").to_string(),
         "LoadBalancer" => {
             let mut ips: Vec<&str> = arr(svc, "/status/loadBalancer/ingress")
                 .iter()
-                .map(|i| if s(i, "/ip").is_empty() { s(i, "/hostname") } else { s(i, "/ip") })
+                .map(|i| {
+                    if s(i, "/ip").is_empty() {
+                        s(i, "/hostname")
+                    } else {
+                        s(i, "/ip")
+                    }
+                })
                 .filter(|v| !v.is_empty())
                 .collect();
             ips.extend(external);
-            if ips.is_empty() { "<pending>".into() } else { ips.join(",") }
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
         }
         _ => or_none(&external.join(",")),
     }
@@ -573,7 +1051,9 @@ fn container_cells(o: &Value) -> (String, String) {
 }
 
 fn parse_time(ts: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(ts).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(ts)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// `translateTimestampSince`: the human age of a timestamp, `<unknown>` when absent.
@@ -597,24 +1077,40 @@ pub fn human_duration(d: chrono::Duration) -> String {
     let minutes = d.num_minutes();
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
+        return if s == 0 {
+            format!("{minutes}m")
+        } else {
+            format!("{minutes}m{s}s")
+        };
     } else if minutes < 60 * 3 {
         return format!("{minutes}m");
     }
     let hours = d.num_hours();
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
+        return if m == 0 {
+            format!("{hours}h")
+        } else {
+            format!("{hours}h{m}m")
+        };
     } else if hours < 48 {
         return format!("{hours}h");
     } else if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
+        return if h == 0 {
+            format!("{}d", hours / 24)
+        } else {
+            format!("{}d{h}h", hours / 24)
+        };
     } else if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     } else if hours < 24 * 365 * 8 {
         let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
+        return if dy == 0 {
+            format!("{}y", hours / 24 / 365)
+        } else {
+            format!("{}y{dy}d", hours / 24 / 365)
+        };
     }
     format!("{}y", hours / 24 / 365)
 }
@@ -647,7 +1143,14 @@ mod tests {
                 {"name": "b", "ready": false, "restartCount": 2, "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
             ]},
         });
-        let t = render(&resources::PODS, "meta.k8s.io/v1", [&pod], None, Include::None, true);
+        let t = render(
+            &resources::PODS,
+            "meta.k8s.io/v1",
+            [&pod],
+            None,
+            Include::None,
+            true,
+        );
         let cells = &t["rows"][0]["cells"];
         assert_eq!(cells[1], "1/2");
         assert_eq!(cells[2], "Terminating");
@@ -664,7 +1167,14 @@ mod tests {
             "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         });
-        let t = render(&resources::NODES, "meta.k8s.io/v1", [&node], None, Include::Metadata, true);
+        let t = render(
+            &resources::NODES,
+            "meta.k8s.io/v1",
+            [&node],
+            None,
+            Include::Metadata,
+            true,
+        );
         assert_eq!(t["rows"][0]["cells"][1], "Ready,SchedulingDisabled");
         assert_eq!(t["rows"][0]["cells"][2], "worker");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");

@@ -41,7 +41,11 @@ const BATCH: usize = 256;
 enum Render {
     Json,
     Metadata,
-    Table { api_version: &'static str, include: Include, columns_sent: bool },
+    Table {
+        api_version: &'static str,
+        include: Include,
+        columns_sent: bool,
+    },
 }
 
 struct Watch {
@@ -62,11 +66,21 @@ struct Watch {
 }
 
 fn key_of(obj: &Value) -> (String, String) {
-    (meta_str(obj, "namespace").unwrap_or("").to_string(), meta_str(obj, "name").unwrap_or("").to_string())
+    (
+        meta_str(obj, "namespace").unwrap_or("").to_string(),
+        meta_str(obj, "name").unwrap_or("").to_string(),
+    )
 }
 
 /// Serve a watch of `r` in `ns` (all namespaces when `None`), optionally of one object `name`.
-pub fn serve(store: &Arc<Store>, r: &'static ResourceDef, ns: Option<String>, name: Option<String>, q: &Query, output: Output) -> Result<Response, ApiError> {
+pub fn serve(
+    store: &Arc<Store>,
+    r: &'static ResourceDef,
+    ns: Option<String>,
+    name: Option<String>,
+    q: &Query,
+    output: Output,
+) -> Result<Response, ApiError> {
     let opts = q.list_options(r)?;
     let rv = q.resource_version()?;
     let bookmarks_allowed = q.flag("allowWatchBookmarks")?;
@@ -76,12 +90,22 @@ pub fn serve(store: &Arc<Store>, r: &'static ResourceDef, ns: Option<String>, na
         _ => DEFAULT_TIMEOUT,
     };
     let render = match output {
-        Output::Table { api_version } => Render::Table { api_version, include: q.include_object()?, columns_sent: false },
+        Output::Table { api_version } => Render::Table {
+            api_version,
+            include: q.include_object()?,
+            columns_sent: false,
+        },
         Output::Metadata => Render::Metadata,
         _ => Render::Json,
     };
-    let filtered = !opts.label.as_ref().is_none_or(|l| l.is_empty()) || !opts.field.as_ref().is_none_or(|f| f.is_empty()) || name.is_some();
-    let from = if initial_events == Some(true) { None } else { rv.filter(|rv| *rv > 0) };
+    let filtered = !opts.label.as_ref().is_none_or(|l| l.is_empty())
+        || !opts.field.as_ref().is_none_or(|f| f.is_empty())
+        || name.is_some();
+    let from = if initial_events == Some(true) {
+        None
+    } else {
+        rv.filter(|rv| *rv > 0)
+    };
 
     let mut w = Watch {
         rx: store.subscribe(),
@@ -111,8 +135,18 @@ pub fn serve(store: &Arc<Store>, r: &'static ResourceDef, ns: Option<String>, na
             w.last_rv = from.unwrap_or(rv_before);
             if filtered {
                 // For a resumed watch, the client is assumed to hold what matches now.
-                let current = if from.is_some() { store.list(r, ns.as_deref(), &w.opts).0 } else { Vec::new() };
-                w.seen = Some(current.iter().filter(|o| w.name_matches(o)).map(key_of).collect());
+                let current = if from.is_some() {
+                    store.list(r, ns.as_deref(), &w.opts).0
+                } else {
+                    Vec::new()
+                };
+                w.seen = Some(
+                    current
+                        .iter()
+                        .filter(|o| w.name_matches(o))
+                        .map(key_of)
+                        .collect(),
+                );
             }
             let synthetic = from.is_none();
             for ev in backlog {
@@ -158,7 +192,9 @@ fn push_event(buf: &mut Vec<u8>, ty: &str, object: &Value) {
 
 impl Watch {
     fn name_matches(&self, obj: &Value) -> bool {
-        self.name.as_deref().is_none_or(|n| meta_str(obj, "name") == Some(n))
+        self.name
+            .as_deref()
+            .is_none_or(|n| meta_str(obj, "name") == Some(n))
     }
 
     /// Append `ev` if this watch reports it, translating selector transitions.
@@ -167,9 +203,11 @@ impl Watch {
             return;
         }
         if let Some(ns) = &self.ns
-            && self.r.namespaced && ev.namespace() != Some(ns.as_str()) {
-                return;
-            }
+            && self.r.namespaced
+            && ev.namespace() != Some(ns.as_str())
+        {
+            return;
+        }
         let obj = &ev.object;
         let matches = self.name_matches(obj) && self.opts.matches(obj);
         let ty = match &mut self.seen {
@@ -208,9 +246,20 @@ impl Watch {
         match &mut self.render {
             Render::Json => push_event(buf, ty, obj),
             Render::Metadata => push_event(buf, ty, &table::partial_metadata(obj)),
-            Render::Table { api_version, include, columns_sent } => {
+            Render::Table {
+                api_version,
+                include,
+                columns_sent,
+            } => {
                 let rv = meta_str(obj, "resourceVersion").map(str::to_string);
-                let t = table::render(self.r, api_version, [obj.as_ref()], rv, *include, !*columns_sent);
+                let t = table::render(
+                    self.r,
+                    api_version,
+                    [obj.as_ref()],
+                    rv,
+                    *include,
+                    !*columns_sent,
+                );
                 *columns_sent = true;
                 push_event(buf, ty, &t);
             }
@@ -229,7 +278,11 @@ impl Watch {
             Render::Metadata => ("meta.k8s.io/v1".to_string(), "PartialObjectMetadata"),
             _ => (self.r.api_version(), self.r.kind),
         };
-        push_event(buf, "BOOKMARK", &json!({"kind": kind, "apiVersion": api_version, "metadata": meta}));
+        push_event(
+            buf,
+            "BOOKMARK",
+            &json!({"kind": kind, "apiVersion": api_version, "metadata": meta}),
+        );
     }
 
     fn lagged(&mut self) -> Bytes {

@@ -44,22 +44,31 @@ impl Loop for DaemonSets {
             self.dirty.insert(key_of(ch.object()));
         } else if ch.is(&NODES) {
             let relevant = |n: Option<&Value>| {
-                n.map(|n| (n.at("/metadata/labels").cloned(), n.at("/spec/taints").cloned(), super::node_ready(n)))
+                n.map(|n| {
+                    (
+                        n.at("/metadata/labels").cloned(),
+                        n.at("/spec/taints").cloned(),
+                        super::node_ready(n),
+                    )
+                })
             };
             if relevant(ch.old.as_deref()) != relevant(ch.new.as_deref()) {
-                self.dirty.extend(inf.iter(&DAEMONSETS).map(|(k, _)| k.clone()));
+                self.dirty
+                    .extend(inf.iter(&DAEMONSETS).map(|(k, _)| k.clone()));
             }
         } else {
             for p in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
                 if let Some(owner) = super::controller_ref(p).filter(|r| r.kind == "DaemonSet") {
-                    self.dirty.insert((super::namespace(p).to_string(), owner.name.to_string()));
+                    self.dirty
+                        .insert((super::namespace(p).to_string(), owner.name.to_string()));
                 }
             }
         }
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.dirty.extend(inf.iter(&DAEMONSETS).map(|(k, _)| k.clone()));
+        self.dirty
+            .extend(inf.iter(&DAEMONSETS).map(|(k, _)| k.clone()));
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
@@ -72,7 +81,10 @@ impl Loop for DaemonSets {
 
 /// The tolerations the real controller adds to every daemon pod.
 fn with_daemon_tolerations(template: &mut Value) {
-    let host_network = template.at("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+    let host_network = template
+        .at("/spec/hostNetwork")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let mut wanted = vec![
         ("node.kubernetes.io/not-ready", "NoExecute"),
         ("node.kubernetes.io/unreachable", "NoExecute"),
@@ -84,7 +96,11 @@ fn with_daemon_tolerations(template: &mut Value) {
     if host_network {
         wanted.push(("node.kubernetes.io/network-unavailable", "NoSchedule"));
     }
-    let mut tols = template.at("/spec/tolerations").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut tols = template
+        .at("/spec/tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for (k, e) in wanted {
         let present = tols.iter().any(|t| {
             t.get("key").and_then(Value::as_str) == Some(k)
@@ -104,7 +120,11 @@ fn with_daemon_tolerations(template: &mut Value) {
 fn pin_to_node(template: &mut Value, node: &str) {
     let field = json!([{"key": "metadata.name", "operator": "In", "values": [node]}]);
     let path = "/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms";
-    let mut terms = template.at(path).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut terms = template
+        .at(path)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if terms.is_empty() {
         terms.push(json!({}));
     }
@@ -113,7 +133,12 @@ fn pin_to_node(template: &mut Value, node: &str) {
     }
     super::put(
         template,
-        &["spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"],
+        &[
+            "spec",
+            "affinity",
+            "nodeAffinity",
+            "requiredDuringSchedulingIgnoredDuringExecution",
+        ],
         json!({"nodeSelectorTerms": terms}),
     );
 }
@@ -139,19 +164,29 @@ fn eligibility(template: &Value, tols: &[Toleration], node: &Value) -> (bool, bo
         return (false, false);
     }
     let taints = matching::taints(node);
-    let blocked = |effect: &str| taints.iter().any(|t| t.effect == effect && !matching::tolerated(tols, t));
+    let blocked = |effect: &str| {
+        taints
+            .iter()
+            .any(|t| t.effect == effect && !matching::tolerated(tols, t))
+    };
     let keep = !blocked("NoExecute");
     (keep && !blocked("NoSchedule"), keep)
 }
 
 fn sync(inf: &Informer, key: &Key) {
-    let Some(ds) = inf.get_key(&DAEMONSETS, key).cloned() else { return };
+    let Some(ds) = inf.get_key(&DAEMONSETS, key).cloned() else {
+        return;
+    };
     if super::is_terminating(&ds) {
         return;
     }
     let store = inf.store().clone();
     let uid = super::uid(&ds).to_string();
-    let mut template = ds.at("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut template = ds
+        .at("/spec/template")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     let hash = super::template_hash(&template);
     with_daemon_tolerations(&mut template);
     let tols = matching::tolerations(&template);
@@ -173,7 +208,8 @@ fn sync(inf: &Informer, key: &Key) {
         let name = super::name(node).to_string();
         let (run, keep) = eligibility(&template, &tols, node);
         let pods = by_node.remove(&name).unwrap_or_default();
-        let mut live: Vec<&Arc<Value>> = pods.iter().filter(|p| !super::is_terminating(p)).collect();
+        let mut live: Vec<&Arc<Value>> =
+            pods.iter().filter(|p| !super::is_terminating(p)).collect();
         for p in live.iter().filter(|p| super::phase(p) == "Failed") {
             delete.push((super::name(p).to_string(), "failed".into()));
         }
@@ -202,7 +238,11 @@ fn sync(inf: &Informer, key: &Key) {
         }
         current += 1;
         // Keep the oldest pod; extras go.
-        live.sort_by_key(|p| super::s(p, "/metadata/creationTimestamp").unwrap_or("").to_string());
+        live.sort_by_key(|p| {
+            super::s(p, "/metadata/creationTimestamp")
+                .unwrap_or("")
+                .to_string()
+        });
         for extra in &live[1..] {
             delete.push((super::name(extra).to_string(), "duplicate".into()));
         }
@@ -225,9 +265,13 @@ fn sync(inf: &Informer, key: &Key) {
     // Rolling update: replace old pods, at most maxUnavailable nodes without a ready pod.
     let strategy = super::s(&ds, "/spec/updateStrategy/type").unwrap_or("RollingUpdate");
     if strategy == "RollingUpdate" && !old_pods.is_empty() {
-        let max_unavailable = super::int_or_percent(ds.at("/spec/updateStrategy/rollingUpdate/maxUnavailable"), desired, true)
-            .unwrap_or(1)
-            .max(1);
+        let max_unavailable = super::int_or_percent(
+            ds.at("/spec/updateStrategy/rollingUpdate/maxUnavailable"),
+            desired,
+            true,
+        )
+        .unwrap_or(1)
+        .max(1);
         let mut unavailable = desired - ready;
         old_pods.sort_by_key(|p| super::pod_ready(p));
         for p in old_pods {
@@ -245,18 +289,43 @@ fn sync(inf: &Informer, key: &Key) {
     for node in &create {
         let mut tpl = template.clone();
         pin_to_node(&mut tpl, node);
-        let pod = super::pod_from_template(&ds, &DAEMONSETS, &tpl, PodName::Generate(&prefix), &[(HASH, &hash), ("pod-template-generation", &generation)]);
+        let pod = super::pod_from_template(
+            &ds,
+            &DAEMONSETS,
+            &tpl,
+            PodName::Generate(&prefix),
+            &[(HASH, &hash), ("pod-template-generation", &generation)],
+        );
         super::write(&store, "daemonset pod create", |tx| {
             let p = tx.create(&PODS, Some(&key.0), pod)?;
-            super::record(tx, &ds, &DAEMONSETS, "Normal", "SuccessfulCreate", &format!("Created pod: {}", super::name(&p)), COMPONENT);
+            super::record(
+                tx,
+                &ds,
+                &DAEMONSETS,
+                "Normal",
+                "SuccessfulCreate",
+                &format!("Created pod: {}", super::name(&p)),
+                COMPONENT,
+            );
             Ok(())
         });
     }
     if !delete.is_empty() {
         super::write(&store, "daemonset pod delete", |tx| {
             for (p, _) in &delete {
-                if tx.delete(&PODS, Some(&key.0), p, &DeleteOptions::default()).is_ok() {
-                    super::record(tx, &ds, &DAEMONSETS, "Normal", "SuccessfulDelete", &format!("Deleted pod: {p}"), COMPONENT);
+                if tx
+                    .delete(&PODS, Some(&key.0), p, &DeleteOptions::default())
+                    .is_ok()
+                {
+                    super::record(
+                        tx,
+                        &ds,
+                        &DAEMONSETS,
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("Deleted pod: {p}"),
+                        COMPONENT,
+                    );
                 }
             }
             Ok(())
@@ -273,7 +342,11 @@ fn sync(inf: &Informer, key: &Key) {
         "updatedNumberScheduled": updated,
         "observedGeneration": super::generation(&ds),
     });
-    let differs = status.as_object().into_iter().flatten().any(|(k, v)| ds.at(&format!("/status/{k}")).unwrap_or(&json!(0)) != v);
+    let differs = status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| ds.at(&format!("/status/{k}")).unwrap_or(&json!(0)) != v);
     if differs {
         super::write(&store, "daemonset status", |tx| {
             tx.modify(&DAEMONSETS, Some(&key.0), &key.1, |o| {

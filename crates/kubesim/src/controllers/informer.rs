@@ -34,10 +34,14 @@ pub struct Change {
 impl Change {
     /// The newest state known (the deleted object for a deletion).
     pub fn object(&self) -> &Value {
-        self.new.as_deref().or(self.old.as_deref()).unwrap_or(&Value::Null)
+        self.new
+            .as_deref()
+            .or(self.old.as_deref())
+            .unwrap_or(&Value::Null)
     }
     pub fn is(&self, r: &'static ResourceDef) -> bool {
-        std::ptr::eq(self.resource, r) || (self.resource.group == r.group && self.resource.plural == r.plural)
+        std::ptr::eq(self.resource, r)
+            || (self.resource.group == r.group && self.resource.plural == r.plural)
     }
 }
 
@@ -70,7 +74,11 @@ fn kind_key(r: &'static ResourceDef) -> Rk {
 
 /// What the indexes depend on: uid, controlling owner uid, node.
 fn index_fields(o: &Value) -> (Option<&str>, Option<&str>, Option<&str>) {
-    (o.at("/metadata/uid").and_then(Value::as_str), super::controller_ref(o).map(|r| r.uid), super::pod_node(o))
+    (
+        o.at("/metadata/uid").and_then(Value::as_str),
+        super::controller_ref(o).map(|r| r.uid),
+        super::pod_node(o),
+    )
 }
 
 impl Informer {
@@ -94,7 +102,10 @@ impl Informer {
     fn snapshot(
         store: &Arc<Store>,
         kinds: &[&'static ResourceDef],
-    ) -> (broadcast::Receiver<WatchEvent>, Vec<(&'static ResourceDef, Vec<Value>)>) {
+    ) -> (
+        broadcast::Receiver<WatchEvent>,
+        Vec<(&'static ResourceDef, Vec<Value>)>,
+    ) {
         let all = ListOptions::default();
         store
             .transaction(|tx| {
@@ -182,7 +193,11 @@ impl Informer {
     }
 
     fn handle(&mut self, ev: WatchEvent, out: &mut Vec<Change>) {
-        if !self.kinds.iter().any(|r| r.group == ev.resource.group && r.plural == ev.resource.plural) {
+        if !self
+            .kinds
+            .iter()
+            .any(|r| r.group == ev.resource.group && r.plural == ev.resource.plural)
+        {
             return;
         }
         if let Some(ch) = self.apply(ev.resource, ev.kind, ev.object) {
@@ -190,9 +205,21 @@ impl Informer {
         }
     }
 
-    fn apply(&mut self, r: &'static ResourceDef, kind: EventType, obj: Arc<Value>) -> Option<Change> {
-        let ns = obj.at("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
-        let name = obj.at("/metadata/name").and_then(Value::as_str)?.to_string();
+    fn apply(
+        &mut self,
+        r: &'static ResourceDef,
+        kind: EventType,
+        obj: Arc<Value>,
+    ) -> Option<Change> {
+        let ns = obj
+            .at("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = obj
+            .at("/metadata/name")
+            .and_then(Value::as_str)?
+            .to_string();
         let key = (ns, name);
         let kk = kind_key(r);
         let map = self.objs.entry(kk).or_default();
@@ -201,7 +228,10 @@ impl Informer {
             _ => map.insert(key.clone(), obj.clone()),
         };
         // Most events are status updates that leave every index as it was.
-        let same_index = kind != EventType::Deleted && old.as_deref().is_some_and(|o| index_fields(o) == index_fields(&obj));
+        let same_index = kind != EventType::Deleted
+            && old
+                .as_deref()
+                .is_some_and(|o| index_fields(o) == index_fields(&obj));
         if !same_index {
             if let Some(o) = &old {
                 self.unindex(r, &key, o);
@@ -211,7 +241,11 @@ impl Informer {
             }
         }
         let new = (kind != EventType::Deleted).then_some(obj);
-        Some(Change { resource: r, old, new })
+        Some(Change {
+            resource: r,
+            old,
+            new,
+        })
     }
 
     fn index(&mut self, r: &'static ResourceDef, key: &Key, obj: &Value) {
@@ -219,12 +253,18 @@ impl Informer {
             self.by_uid.insert(uid.to_string(), (r, key.clone()));
         }
         if let Some(owner) = super::controller_ref(obj) {
-            self.owned.entry(owner.uid.to_string()).or_default().insert((kind_key(r), key.clone()));
+            self.owned
+                .entry(owner.uid.to_string())
+                .or_default()
+                .insert((kind_key(r), key.clone()));
         }
         if r.kind == "Pod"
             && let Some(node) = super::pod_node(obj)
         {
-            self.pods_on_node.entry(node.to_string()).or_default().insert(key.clone());
+            self.pods_on_node
+                .entry(node.to_string())
+                .or_default()
+                .insert(key.clone());
         }
     }
 
@@ -254,7 +294,9 @@ impl Informer {
     }
 
     pub fn get(&self, r: &'static ResourceDef, ns: &str, name: &str) -> Option<&Arc<Value>> {
-        self.objs.get(&kind_key(r))?.get(&(ns.to_string(), name.to_string()))
+        self.objs
+            .get(&kind_key(r))?
+            .get(&(ns.to_string(), name.to_string()))
     }
 
     pub fn get_key(&self, r: &'static ResourceDef, key: &Key) -> Option<&Arc<Value>> {
@@ -262,16 +304,26 @@ impl Informer {
     }
 
     /// Every cached object of `r`.
-    pub fn iter<'a>(&'a self, r: &'static ResourceDef) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
-        self.objs.get(&kind_key(r)).into_iter().flat_map(|m| m.iter())
-    }
-
-    /// Cached objects of `r` in namespace `ns`.
-    pub fn in_ns<'a>(&'a self, r: &'static ResourceDef, ns: &'a str) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+    pub fn iter<'a>(
+        &'a self,
+        r: &'static ResourceDef,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
         self.objs
             .get(&kind_key(r))
             .into_iter()
-            .flat_map(move |m| m.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns))
+            .flat_map(|m| m.iter())
+    }
+
+    /// Cached objects of `r` in namespace `ns`.
+    pub fn in_ns<'a>(
+        &'a self,
+        r: &'static ResourceDef,
+        ns: &'a str,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> + 'a {
+        self.objs.get(&kind_key(r)).into_iter().flat_map(move |m| {
+            m.range((ns.to_string(), String::new())..)
+                .take_while(move |((n, _), _)| n == ns)
+        })
     }
 
     pub fn count(&self, r: &'static ResourceDef) -> usize {
@@ -289,7 +341,11 @@ impl Informer {
     }
 
     /// Objects of `r` whose controlling ownerReference has `uid`.
-    pub fn owned_by<'a>(&'a self, uid: &str, r: &'static ResourceDef) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
+    pub fn owned_by<'a>(
+        &'a self,
+        uid: &str,
+        r: &'static ResourceDef,
+    ) -> impl Iterator<Item = &'a Arc<Value>> + 'a {
         let kk = kind_key(r);
         self.owned
             .get(uid)

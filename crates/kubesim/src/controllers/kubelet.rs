@@ -72,7 +72,10 @@ impl Loop for Kubelet {
             let name = super::name(ch.object()).to_string();
             let ready = ch.new.as_deref().is_some_and(super::node_ready);
             if self.node_ready.insert(name.clone(), ready) != Some(ready) {
-                self.dirty.extend(inf.pods_on(&name).map(|p| (super::namespace(p).to_string(), super::name(p).to_string())));
+                self.dirty.extend(
+                    inf.pods_on(&name)
+                        .map(|p| (super::namespace(p).to_string(), super::name(p).to_string())),
+                );
             }
             if ch.new.is_none() {
                 self.node_ready.remove(&name);
@@ -86,13 +89,20 @@ impl Loop for Kubelet {
             self.stopping.remove(&key);
             return;
         }
-        if ch.new.as_deref().is_some_and(|p| super::pod_node(p).is_some()) {
+        if ch
+            .new
+            .as_deref()
+            .is_some_and(|p| super::pod_node(p).is_some())
+        {
             self.dirty.insert(key);
         }
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.node_ready = inf.iter(&NODES).map(|(_, n)| (super::name(n).to_string(), super::node_ready(n))).collect();
+        self.node_ready = inf
+            .iter(&NODES)
+            .map(|(_, n)| (super::name(n).to_string(), super::node_ready(n)))
+            .collect();
         let keys: Vec<Key> = inf
             .nodes_with_pods()
             .flat_map(|n| inf.pods_on(n))
@@ -128,7 +138,9 @@ impl Kubelet {
             self.stopping.remove(key);
             return;
         };
-        let Some(node_name) = super::pod_node(&pod) else { return };
+        let Some(node_name) = super::pod_node(&pod) else {
+            return;
+        };
         let uid = super::uid(&pod).to_string();
         let node = inf.get(&NODES, "", node_name);
         let node_up = node.is_some_and(|n| super::node_ready(n));
@@ -145,7 +157,11 @@ impl Kubelet {
             let due = match self.stopping.get(key) {
                 Some((u, at)) if *u == uid => *at,
                 _ => {
-                    let grace = pod.at("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30).max(0) as f64;
+                    let grace = pod
+                        .at("/metadata/deletionGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(30)
+                        .max(0) as f64;
                     // Containers that never ran have nothing to stop.
                     let ran = super::phase(&pod) == "Running";
                     let secs = if ran { grace.min(self.stop_secs) } else { 0.0 };
@@ -179,7 +195,10 @@ impl Kubelet {
         let host_ip = node
             .and_then(|n| n.at("/status/addresses"))
             .and_then(Value::as_array)
-            .and_then(|a| a.iter().find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP")))
+            .and_then(|a| {
+                a.iter()
+                    .find(|x| x.get("type").and_then(Value::as_str) == Some("InternalIP"))
+            })
             .and_then(|x| x.get("address"))
             .and_then(Value::as_str)
             .unwrap_or_default()
@@ -191,7 +210,10 @@ impl Kubelet {
                     return;
                 }
                 self.starting.remove(key);
-                let host_network = pod.at("/spec/hostNetwork").and_then(Value::as_bool).unwrap_or(false);
+                let host_network = pod
+                    .at("/spec/hostNetwork")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let pod_ip = match super::s(&pod, "/status/podIP") {
                     Some(ip) if !ip.is_empty() => ip.to_string(),
                     _ if host_network => host_ip.clone(),
@@ -200,7 +222,11 @@ impl Kubelet {
                 super::write(inf.store(), "kubelet pod start", |tx| {
                     tx.modify(&PODS, Some(&key.0), &key.1, |o| {
                         // Decided on a cached copy: re-check, a finished pod never starts again.
-                        if super::uid(o) == uid && !super::is_terminating(o) && !super::is_terminal(o) && super::pod_node(o).is_some() {
+                        if super::uid(o) == uid
+                            && !super::is_terminating(o)
+                            && !super::is_terminal(o)
+                            && super::pod_node(o).is_some()
+                        {
                             set_running(o, &host_ip, &pod_ip);
                         }
                         Ok(())
@@ -214,7 +240,10 @@ impl Kubelet {
                 if !running {
                     super::write(inf.store(), "kubelet pod creating", |tx| {
                         tx.modify(&PODS, Some(&key.0), &key.1, |o| {
-                            if super::uid(o) == uid && !super::is_terminating(o) && !super::is_terminal(o) {
+                            if super::uid(o) == uid
+                                && !super::is_terminating(o)
+                                && !super::is_terminal(o)
+                            {
                                 set_creating(o, &host_ip);
                             }
                             Ok(())
@@ -228,12 +257,19 @@ impl Kubelet {
 }
 
 fn containers(pod: &Value, field: &str) -> Vec<Value> {
-    pod.at(&format!("/spec/{field}")).and_then(Value::as_array).cloned().unwrap_or_default()
+    pod.at(&format!("/spec/{field}"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn image_of(c: &Value) -> String {
     let image = c.get("image").and_then(Value::as_str).unwrap_or("");
-    if image.contains('/') || image.is_empty() { image.to_string() } else { format!("docker.io/library/{image}") }
+    if image.contains('/') || image.is_empty() {
+        image.to_string()
+    } else {
+        format!("docker.io/library/{image}")
+    }
 }
 
 /// The QoS class the API server derives (only set if admission has not).
@@ -279,12 +315,36 @@ fn set_creating(o: &mut Value, host_ip: &str) {
     super::put(o, &["status", "phase"], json!("Pending"));
     set_common(o, host_ip);
     let none = json!({"lastProbeTime": null});
-    super::set_condition(o, "PodReadyToStartContainers", "False", None, None, none.clone());
+    super::set_condition(
+        o,
+        "PodReadyToStartContainers",
+        "False",
+        None,
+        None,
+        none.clone(),
+    );
     super::set_condition(o, "Initialized", "True", None, None, none.clone());
-    let names: Vec<String> = containers(o, "containers").iter().filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string)).collect();
+    let names: Vec<String> = containers(o, "containers")
+        .iter()
+        .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect();
     let msg = format!("containers with unready status: [{}]", names.join(" "));
-    super::set_condition(o, "Ready", "False", Some("ContainersNotReady"), Some(&msg), none.clone());
-    super::set_condition(o, "ContainersReady", "False", Some("ContainersNotReady"), Some(&msg), none);
+    super::set_condition(
+        o,
+        "Ready",
+        "False",
+        Some("ContainersNotReady"),
+        Some(&msg),
+        none.clone(),
+    );
+    super::set_condition(
+        o,
+        "ContainersReady",
+        "False",
+        Some("ContainersNotReady"),
+        Some(&msg),
+        none,
+    );
     let statuses: Vec<Value> = containers(o, "containers")
         .iter()
         .map(|c| {
@@ -306,7 +366,8 @@ fn set_creating(o: &mut Value, host_ip: &str) {
 /// The status of a container the kubelet has started (`state`: running, or an init container
 /// that completed), with fresh image and container ids.
 fn started_status(c: &Value, started: bool, state: &Value) -> Value {
-    let id = || uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    let id =
+        || uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
     json!({
         "name": c.get("name").cloned().unwrap_or(json!("")),
         "image": c.get("image").cloned().unwrap_or(json!("")),
@@ -327,14 +388,25 @@ fn set_running(o: &mut Value, host_ip: &str, pod_ip: &str) {
     super::put(o, &["status", "podIP"], json!(pod_ip));
     super::put(o, &["status", "podIPs"], json!([{"ip": pod_ip}]));
     let none = json!({"lastProbeTime": null});
-    for ty in ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady"] {
+    for ty in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "Ready",
+        "ContainersReady",
+    ] {
         super::set_condition(o, ty, "True", None, None, none.clone());
     }
     let running = json!({"running": {"startedAt": now}});
-    let statuses: Vec<Value> = containers(o, "containers").iter().map(|c| started_status(c, true, &running)).collect();
+    let statuses: Vec<Value> = containers(o, "containers")
+        .iter()
+        .map(|c| started_status(c, true, &running))
+        .collect();
     super::put(o, &["status", "containerStatuses"], json!(statuses));
     let completed = json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": now, "finishedAt": now}});
-    let inits: Vec<Value> = containers(o, "initContainers").iter().map(|c| started_status(c, false, &completed)).collect();
+    let inits: Vec<Value> = containers(o, "initContainers")
+        .iter()
+        .map(|c| started_status(c, false, &completed))
+        .collect();
     if !inits.is_empty() {
         super::put(o, &["status", "initContainerStatuses"], json!(inits));
     }

@@ -54,7 +54,8 @@ fn quantity_value(v: &Value) -> Option<f64> {
 
 /// CPU in millicores (rounded up, as the API does).
 pub fn cpu_millis(v: Option<&Value>) -> i64 {
-    v.and_then(quantity_value).map_or(0, |x| (x * 1000.0).ceil() as i64)
+    v.and_then(quantity_value)
+        .map_or(0, |x| (x * 1000.0).ceil() as i64)
 }
 
 /// Bytes (or a plain count, e.g. `pods`).
@@ -84,19 +85,33 @@ fn container_requests(c: &Value) -> Requests {
     // A container that sets only limits requests its limits (the API's defaulting).
     let res = c.get("resources");
     let pick = |k: &str| {
-        res.and_then(|r| r.at(&format!("/requests/{k}"))).or_else(|| res.and_then(|r| r.at(&format!("/limits/{k}"))))
+        res.and_then(|r| r.at(&format!("/requests/{k}")))
+            .or_else(|| res.and_then(|r| r.at(&format!("/limits/{k}"))))
     };
-    Requests { cpu_m: cpu_millis(pick("cpu")), mem: amount(pick("memory")) }
+    Requests {
+        cpu_m: cpu_millis(pick("cpu")),
+        mem: amount(pick("memory")),
+    }
 }
 
 /// Effective requests: the sum over containers, at least the largest init container, plus
 /// the pod overhead.
 pub fn pod_requests(pod: &Value) -> Requests {
     let mut total = Requests::default();
-    for c in pod.at("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+    for c in pod
+        .at("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         total.add(container_requests(c));
     }
-    for c in pod.at("/spec/initContainers").and_then(Value::as_array).into_iter().flatten() {
+    for c in pod
+        .at("/spec/initContainers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let r = container_requests(c);
         total.cpu_m = total.cpu_m.max(r.cpu_m);
         total.mem = total.mem.max(r.mem);
@@ -132,9 +147,20 @@ pub fn taints(node: &Value) -> Vec<Taint> {
                 .filter_map(|t| {
                     Some(Taint {
                         key: t.get("key").and_then(Value::as_str)?.to_string(),
-                        value: t.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
-                        effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
-                        time_added: t.get("timeAdded").and_then(Value::as_str).map(str::to_string),
+                        value: t
+                            .get("value")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        effect: t
+                            .get("effect")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                        time_added: t
+                            .get("timeAdded")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                     })
                 })
                 .collect()
@@ -171,10 +197,26 @@ pub fn tolerations(pod: &Value) -> Vec<Toleration> {
         .map(|ts| {
             ts.iter()
                 .map(|t| Toleration {
-                    key: t.get("key").and_then(Value::as_str).unwrap_or("").to_string(),
-                    operator: t.get("operator").and_then(Value::as_str).unwrap_or("Equal").to_string(),
-                    value: t.get("value").and_then(Value::as_str).unwrap_or("").to_string(),
-                    effect: t.get("effect").and_then(Value::as_str).unwrap_or("").to_string(),
+                    key: t
+                        .get("key")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    operator: t
+                        .get("operator")
+                        .and_then(Value::as_str)
+                        .unwrap_or("Equal")
+                        .to_string(),
+                    value: t
+                        .get("value")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    effect: t
+                        .get("effect")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     seconds: t.get("tolerationSeconds").and_then(Value::as_i64),
                 })
                 .collect()
@@ -188,7 +230,9 @@ pub fn tolerated(tols: &[Toleration], t: &Taint) -> bool {
 
 /// The first NoSchedule/NoExecute taint the tolerations do not tolerate.
 pub fn untolerated<'t>(taints: &'t [Taint], tols: &[Toleration]) -> Option<&'t Taint> {
-    taints.iter().find(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tols, t))
+    taints
+        .iter()
+        .find(|t| (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerated(tols, t))
 }
 
 fn label<'v>(labels: Option<&'v Map<String, Value>>, key: &str) -> Option<&'v str> {
@@ -204,15 +248,21 @@ pub fn node_selector_matches(pod: &Value, node_labels: Option<&Map<String, Value
 }
 
 fn requirement_matches(req: &Value, value: Option<&str>) -> bool {
-    let values: Vec<&str> = req.get("values").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let values: Vec<&str> = req
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     match req.get("operator").and_then(Value::as_str).unwrap_or("") {
         "In" => value.is_some_and(|v| values.contains(&v)),
         "NotIn" => value.is_none_or(|v| !values.contains(&v)),
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         op @ ("Gt" | "Lt") => {
-            let (Some(v), Some(bound)) = (value.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|b| b.parse::<i64>().ok()))
-            else {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
                 return false;
             };
             if op == "Gt" { v > bound } else { v < bound }
@@ -223,41 +273,74 @@ fn requirement_matches(req: &Value, value: Option<&str>) -> bool {
 
 /// One `NodeSelectorTerm`: all expressions and fields must match; an empty term matches
 /// nothing.
-pub fn term_matches(term: &Value, node_name: &str, node_labels: Option<&Map<String, Value>>) -> bool {
-    let exprs = term.get("matchExpressions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-    let fields = term.get("matchFields").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+pub fn term_matches(
+    term: &Value,
+    node_name: &str,
+    node_labels: Option<&Map<String, Value>>,
+) -> bool {
+    let exprs = term
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let fields = term
+        .get("matchFields")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    exprs.iter().all(|e| requirement_matches(e, e.get("key").and_then(Value::as_str).and_then(|k| label(node_labels, k))))
-        && fields.iter().all(|f| {
-            let v = match f.get("key").and_then(Value::as_str) {
-                Some("metadata.name") => Some(node_name),
-                _ => None,
-            };
-            requirement_matches(f, v)
-        })
+    exprs.iter().all(|e| {
+        requirement_matches(
+            e,
+            e.get("key")
+                .and_then(Value::as_str)
+                .and_then(|k| label(node_labels, k)),
+        )
+    }) && fields.iter().all(|f| {
+        let v = match f.get("key").and_then(Value::as_str) {
+            Some("metadata.name") => Some(node_name),
+            _ => None,
+        };
+        requirement_matches(f, v)
+    })
 }
 
 /// `requiredDuringSchedulingIgnoredDuringExecution`: terms are ORed.
-pub fn required_affinity_matches(pod: &Value, node_name: &str, node_labels: Option<&Map<String, Value>>) -> bool {
+pub fn required_affinity_matches(
+    pod: &Value,
+    node_name: &str,
+    node_labels: Option<&Map<String, Value>>,
+) -> bool {
     match pod.at("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution") {
         Some(sel) if !sel.is_null() => sel
             .get("nodeSelectorTerms")
             .and_then(Value::as_array)
-            .is_some_and(|terms| terms.iter().any(|t| term_matches(t, node_name, node_labels))),
+            .is_some_and(|terms| {
+                terms
+                    .iter()
+                    .any(|t| term_matches(t, node_name, node_labels))
+            }),
         _ => true,
     }
 }
 
 /// Sum of the weights of matching `preferredDuringSchedulingIgnoredDuringExecution` terms.
-pub fn preferred_affinity_score(pod: &Value, node_name: &str, node_labels: Option<&Map<String, Value>>) -> i64 {
+pub fn preferred_affinity_score(
+    pod: &Value,
+    node_name: &str,
+    node_labels: Option<&Map<String, Value>>,
+) -> i64 {
     pod.at("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution")
         .and_then(Value::as_array)
         .map(|prefs| {
             prefs
                 .iter()
-                .filter(|p| p.get("preference").is_some_and(|t| term_matches(t, node_name, node_labels)))
+                .filter(|p| {
+                    p.get("preference")
+                        .is_some_and(|t| term_matches(t, node_name, node_labels))
+                })
                 .map(|p| p.get("weight").and_then(Value::as_i64).unwrap_or(0))
                 .sum()
         })
@@ -267,7 +350,10 @@ pub fn preferred_affinity_score(pod: &Value, node_name: &str, node_labels: Optio
 /// Node selector and required affinity.
 pub fn node_affinity_matches(pod: &Value, node: &Value) -> bool {
     let labels = node.at("/metadata/labels").and_then(Value::as_object);
-    let name = node.at("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let name = node
+        .at("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     node_selector_matches(pod, labels) && required_affinity_matches(pod, name, labels)
 }
 
@@ -293,13 +379,22 @@ mod tests {
 
     #[test]
     fn tolerations_match_taints() {
-        let t = Taint { key: "k".into(), value: "v".into(), effect: "NoSchedule".into(), time_added: None };
+        let t = Taint {
+            key: "k".into(),
+            value: "v".into(),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        };
         let tol = |v: Value| tolerations(&json!({"spec": {"tolerations": [v]}}))[0].tolerates(&t);
         assert!(tol(json!({"key": "k", "value": "v"})));
-        assert!(tol(json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})));
+        assert!(tol(
+            json!({"key": "k", "operator": "Exists", "effect": "NoSchedule"})
+        ));
         assert!(tol(json!({"operator": "Exists"})));
         assert!(!tol(json!({"key": "k", "value": "w"})));
-        assert!(!tol(json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})));
+        assert!(!tol(
+            json!({"key": "k", "operator": "Exists", "effect": "NoExecute"})
+        ));
     }
 
     #[test]

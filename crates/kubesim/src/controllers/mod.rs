@@ -73,7 +73,11 @@ pub fn spawn_all(store: Arc<Store>, cfg: ControllerConfig) -> Vec<JoinHandle<()>
         spawn(store.clone(), statefulset::StatefulSets::default(), resync),
         spawn(store.clone(), pdb::Disruption::new(&cfg), resync),
         spawn(store.clone(), gc::GarbageCollector::default(), resync),
-        spawn(store.clone(), node_lifecycle::NodeLifecycle::default(), resync),
+        spawn(
+            store.clone(),
+            node_lifecycle::NodeLifecycle::default(),
+            resync,
+        ),
         spawn(store, taint_eviction::TaintEviction::default(), resync),
     ]
 }
@@ -123,7 +127,12 @@ async fn run<L: Loop>(store: Arc<Store>, mut l: L, resync: Duration) {
         } else {
             l.deadline().map_or(next_resync, |d| d.min(next_resync))
         };
-        let batch = inf.next(Some(deadline), if more { Duration::ZERO } else { l.debounce() }).await;
+        let batch = inf
+            .next(
+                Some(deadline),
+                if more { Duration::ZERO } else { l.debounce() },
+            )
+            .await;
         if batch.closed {
             tracing::debug!(controller = L::NAME, "store closed; stopping");
             return;
@@ -140,7 +149,11 @@ async fn run<L: Loop>(store: Arc<Store>, mut l: L, resync: Duration) {
 
 /// Run a write; log and swallow failures (the next change or resync retries). Conflicts and
 /// not-found are routine races between loops and clients.
-pub(crate) fn write<T>(store: &Store, what: &str, f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>) -> Option<T> {
+pub(crate) fn write<T>(
+    store: &Store,
+    what: &str,
+    f: impl FnOnce(&mut Tx<'_>) -> Result<T, ApiError>,
+) -> Option<T> {
     match store.transaction(f) {
         Ok(v) => Some(v),
         Err(e) if matches!(e.code, 404 | 409) => {
@@ -162,7 +175,9 @@ pub(crate) struct Timers<K: Ord> {
 
 impl<K: Ord> Default for Timers<K> {
     fn default() -> Self {
-        Self { set: BTreeSet::new() }
+        Self {
+            set: BTreeSet::new(),
+        }
     }
 }
 
@@ -207,7 +222,9 @@ impl At for Value {
         let mut cur = self;
         for seg in path.strip_prefix('/')?.split('/') {
             cur = match cur {
-                Value::Object(m) if seg.contains('~') => m.get(&seg.replace("~1", "/").replace("~0", "~"))?,
+                Value::Object(m) if seg.contains('~') => {
+                    m.get(&seg.replace("~1", "/").replace("~0", "~"))?
+                }
                 Value::Object(m) => m.get(seg)?,
                 Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
                 _ => return None,
@@ -234,25 +251,34 @@ pub(crate) fn uid(obj: &Value) -> &str {
 }
 
 pub(crate) fn generation(obj: &Value) -> i64 {
-    obj.at("/metadata/generation").and_then(Value::as_i64).unwrap_or(1)
+    obj.at("/metadata/generation")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
 }
 
 /// `spec.replicas`, defaulting to 1 as the API does.
 pub(crate) fn replicas(obj: &Value) -> i64 {
-    obj.at("/spec/replicas").and_then(Value::as_i64).unwrap_or(1).max(0)
+    obj.at("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1)
+        .max(0)
 }
 
 /// Set `obj[path...] = v`, creating missing (or null) intermediate objects. Returns false (and
 /// changes nothing further) if something on the way is not an object, so odd objects never
 /// panic a loop.
 pub(crate) fn put(obj: &mut Value, path: &[&str], v: Value) -> bool {
-    let Some((last, init)) = path.split_last() else { return false };
+    let Some((last, init)) = path.split_last() else {
+        return false;
+    };
     let mut cur = obj;
     for k in init {
         if cur.is_null() {
             *cur = json!({});
         }
-        let Some(m) = cur.as_object_mut() else { return false };
+        let Some(m) = cur.as_object_mut() else {
+            return false;
+        };
         cur = m.entry(k.to_string()).or_insert(Value::Null);
     }
     if cur.is_null() {
@@ -296,7 +322,11 @@ pub(crate) fn owner_refs(obj: &Value) -> Vec<OwnerRef<'_>> {
 
 /// The controlling owner (`controller: true`), if any.
 pub(crate) fn controller_ref(obj: &Value) -> Option<OwnerRef<'_>> {
-    let r = obj.at("/metadata/ownerReferences")?.as_array()?.iter().find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
+    let r = obj
+        .at("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))?;
     Some(OwnerRef {
         api_version: r.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
         kind: r.get("kind").and_then(Value::as_str).unwrap_or(""),
@@ -323,7 +353,8 @@ pub(crate) fn pod_node(pod: &Value) -> Option<&str> {
 }
 
 pub(crate) fn is_terminating(obj: &Value) -> bool {
-    obj.at("/metadata/deletionTimestamp").is_some_and(|v| !v.is_null())
+    obj.at("/metadata/deletionTimestamp")
+        .is_some_and(|v| !v.is_null())
 }
 
 pub(crate) fn phase(pod: &Value) -> &str {
@@ -348,7 +379,9 @@ pub(crate) fn condition<'v>(obj: &'v Value, ty: &str) -> Option<&'v Value> {
 }
 
 pub(crate) fn condition_status<'v>(obj: &'v Value, ty: &str) -> Option<&'v str> {
-    condition(obj, ty).and_then(|c| c.get("status")).and_then(Value::as_str)
+    condition(obj, ty)
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
 }
 
 pub(crate) fn pod_ready(pod: &Value) -> bool {
@@ -368,7 +401,14 @@ pub(crate) fn node_ready(node: &Value) -> bool {
 /// reason and message) is left alone, so a no-op stays a no-op; `lastTransitionTime` only moves
 /// when the status does, as on a real server. `extra` fields (e.g. `lastUpdateTime`,
 /// `lastProbeTime`) are merged in when the condition is written.
-pub(crate) fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Option<&str>, message: Option<&str>, extra: Value) {
+pub(crate) fn set_condition(
+    obj: &mut Value,
+    ty: &str,
+    status: &str,
+    reason: Option<&str>,
+    message: Option<&str>,
+    extra: Value,
+) {
     let Some(o) = obj.as_object_mut() else { return };
     let st = o.entry("status").or_insert_with(|| json!({}));
     if !st.is_object() {
@@ -379,7 +419,9 @@ pub(crate) fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Opt
     if !conds.is_array() {
         *conds = json!([]);
     }
-    let Some(arr) = conds.as_array_mut() else { return };
+    let Some(arr) = conds.as_array_mut() else {
+        return;
+    };
     let mut c = json!({"type": ty, "status": status});
     if let Some(r) = reason {
         c["reason"] = json!(r);
@@ -393,13 +435,22 @@ pub(crate) fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Opt
         }
     }
     let now = Clock::now_rfc3339();
-    match arr.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(ty)) {
+    match arr
+        .iter_mut()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(ty))
+    {
         Some(existing) => {
             let same_status = existing.get("status").and_then(Value::as_str) == Some(status);
-            if same_status && existing.get("reason") == c.get("reason") && existing.get("message") == c.get("message") {
+            if same_status
+                && existing.get("reason") == c.get("reason")
+                && existing.get("message") == c.get("message")
+            {
                 return;
             }
-            let ltt = existing.get("lastTransitionTime").cloned().filter(|_| same_status);
+            let ltt = existing
+                .get("lastTransitionTime")
+                .cloned()
+                .filter(|_| same_status);
             c["lastTransitionTime"] = ltt.unwrap_or_else(|| json!(now));
             *existing = c;
         }
@@ -411,7 +462,14 @@ pub(crate) fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Opt
 }
 
 /// A core/v1 Event about `obj` (what `kubectl describe` and `kubectl get events` show).
-pub(crate) fn event(obj: &Value, r: &ResourceDef, ty: &str, reason: &str, message: &str, component: &str) -> Value {
+pub(crate) fn event(
+    obj: &Value,
+    r: &ResourceDef,
+    ty: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) -> Value {
     let now = Clock::now_rfc3339();
     let ns = match namespace(obj) {
         "" => "default",
@@ -443,9 +501,19 @@ pub(crate) fn event(obj: &Value, r: &ResourceDef, ty: &str, reason: &str, messag
 
 /// Record an event inside a transaction; failures (e.g. a namespace being deleted) are ignored
 /// so they never abort the write they describe.
-pub(crate) fn record(tx: &mut Tx<'_>, obj: &Value, r: &ResourceDef, ty: &str, reason: &str, message: &str, component: &str) {
+pub(crate) fn record(
+    tx: &mut Tx<'_>,
+    obj: &Value,
+    r: &ResourceDef,
+    ty: &str,
+    reason: &str,
+    message: &str,
+    component: &str,
+) {
     let ev = event(obj, r, ty, reason, message, component);
-    let ns = s(&ev, "/metadata/namespace").unwrap_or("default").to_string();
+    let ns = s(&ev, "/metadata/namespace")
+        .unwrap_or("default")
+        .to_string();
     if tx.try_get(&resources::NAMESPACES, None, &ns).is_some() {
         let _ = tx.create(&resources::EVENTS, Some(&ns), ev);
     }
@@ -466,7 +534,10 @@ pub(crate) fn pod_from_template(
     } else {
         meta["labels"] = json!({});
     }
-    if let Some(a) = template.at("/metadata/annotations").filter(|v| v.is_object()) {
+    if let Some(a) = template
+        .at("/metadata/annotations")
+        .filter(|v| v.is_object())
+    {
         meta["annotations"] = a.clone();
     }
     for (k, v) in extra_labels {
@@ -478,7 +549,11 @@ pub(crate) fn pod_from_template(
     }
     meta["namespace"] = json!(namespace(owner));
     meta["ownerReferences"] = json!([controller_ref_to(owner, owner_res)]);
-    let spec = template.get("spec").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let spec = template
+        .get("spec")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
 }
 
@@ -524,7 +599,10 @@ pub(crate) fn template_hash(template: &Value) -> String {
         h = h.wrapping_mul(0x0100_0193);
     }
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    h.to_string().bytes().map(|d| ALPHABET[usize::from(d) % ALPHABET.len()] as char).collect()
+    h.to_string()
+        .bytes()
+        .map(|d| ALPHABET[usize::from(d) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// `intstr` value (`3` or `"25%"`) scaled against `total`; `round_up` as the real helpers.
@@ -547,7 +625,10 @@ pub(crate) fn int_or_percent(v: Option<&Value>, total: i64, round_up: bool) -> O
 /// Seconds since an RFC 3339 timestamp, in real time (None if absent or unparsable).
 pub(crate) fn real_age(ts: Option<&str>) -> Option<Duration> {
     let t = chrono::DateTime::parse_from_rfc3339(ts?).ok()?;
-    (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).to_std().ok().or(Some(Duration::ZERO))
+    (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+        .to_std()
+        .ok()
+        .or(Some(Duration::ZERO))
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 
 use super::At;
+use super::Loop;
 use super::informer::{Change, Informer};
 use super::matching::{self, Taint};
-use super::Loop;
 use crate::clock::Clock;
 use crate::resources::{NODES, PODS, ResourceDef};
 
@@ -29,7 +29,10 @@ const CONDITION_TAINTS: &[(&str, &str)] = &[
     ("MemoryPressure", "node.kubernetes.io/memory-pressure"),
     ("DiskPressure", "node.kubernetes.io/disk-pressure"),
     ("PIDPressure", "node.kubernetes.io/pid-pressure"),
-    ("NetworkUnavailable", "node.kubernetes.io/network-unavailable"),
+    (
+        "NetworkUnavailable",
+        "node.kubernetes.io/network-unavailable",
+    ),
 ];
 
 #[derive(Default)]
@@ -60,7 +63,8 @@ impl Loop for NodeLifecycle {
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.dirty.extend(inf.iter(&NODES).map(|(_, n)| super::name(n).to_string()));
+        self.dirty
+            .extend(inf.iter(&NODES).map(|(_, n)| super::name(n).to_string()));
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
@@ -72,13 +76,20 @@ impl Loop for NodeLifecycle {
 }
 
 fn is_managed(key: &str) -> bool {
-    key == UNSCHEDULABLE || key == NOT_READY || key == UNREACHABLE || CONDITION_TAINTS.iter().any(|(_, k)| *k == key)
+    key == UNSCHEDULABLE
+        || key == NOT_READY
+        || key == UNREACHABLE
+        || CONDITION_TAINTS.iter().any(|(_, k)| *k == key)
 }
 
 /// The controller-owned taints `node` should carry.
 fn desired(node: &Value) -> Vec<(&'static str, &'static str)> {
     let mut out = Vec::new();
-    if node.at("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false) {
+    if node
+        .at("/spec/unschedulable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
         out.push((UNSCHEDULABLE, "NoSchedule"));
     }
     match super::condition_status(node, "Ready") {
@@ -102,10 +113,18 @@ fn desired(node: &Value) -> Vec<(&'static str, &'static str)> {
 
 impl NodeLifecycle {
     fn sync(&mut self, inf: &Informer, name: &str) {
-        let Some(node) = inf.get(&NODES, "", name).cloned() else { return };
+        let Some(node) = inf.get(&NODES, "", name).cloned() else {
+            return;
+        };
         let want = desired(&node);
-        let have: Vec<Taint> = matching::taints(&node).into_iter().filter(|t| is_managed(&t.key)).collect();
-        let same = want.len() == have.len() && want.iter().all(|(k, e)| have.iter().any(|t| t.key == *k && t.effect == *e));
+        let have: Vec<Taint> = matching::taints(&node)
+            .into_iter()
+            .filter(|t| is_managed(&t.key))
+            .collect();
+        let same = want.len() == have.len()
+            && want
+                .iter()
+                .all(|(k, e)| have.iter().any(|t| t.key == *k && t.effect == *e));
         let uid = super::uid(&node).to_string();
         if !same {
             super::write(inf.store(), "node taints", |tx| {
@@ -113,7 +132,11 @@ impl NodeLifecycle {
                     if super::uid(o) != uid {
                         return Ok(());
                     }
-                    let current = o.at("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let current = o
+                        .at("/spec/taints")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
                     let fresh = desired(o);
                     let mut taints: Vec<Value> = current
                         .iter()
@@ -126,7 +149,8 @@ impl NodeLifecycle {
                         .collect();
                     for (k, e) in &fresh {
                         let present = taints.iter().any(|t| {
-                            t.get("key").and_then(Value::as_str) == Some(k) && t.get("effect").and_then(Value::as_str) == Some(e)
+                            t.get("key").and_then(Value::as_str) == Some(k)
+                                && t.get("effect").and_then(Value::as_str) == Some(e)
                         });
                         if !present {
                             let mut t = json!({"key": k, "effect": e});
@@ -155,14 +179,27 @@ impl NodeLifecycle {
             let pods: Vec<(String, String, String)> = inf
                 .pods_on(name)
                 .filter(|p| !super::is_terminal(p) && super::pod_ready(p))
-                .map(|p| (super::namespace(p).to_string(), super::name(p).to_string(), super::uid(p).to_string()))
+                .map(|p| {
+                    (
+                        super::namespace(p).to_string(),
+                        super::name(p).to_string(),
+                        super::uid(p).to_string(),
+                    )
+                })
                 .collect();
             if !pods.is_empty() {
                 super::write(inf.store(), "mark pods not ready", |tx| {
                     for (ns, pname, puid) in &pods {
                         let _ = tx.modify(&PODS, Some(ns), pname, |o| {
                             if super::uid(o) == puid {
-                                super::set_condition(o, "Ready", "False", None, None, json!({"lastProbeTime": null}));
+                                super::set_condition(
+                                    o,
+                                    "Ready",
+                                    "False",
+                                    None,
+                                    None,
+                                    json!({"lastProbeTime": null}),
+                                );
                             }
                             Ok(())
                         });

@@ -25,7 +25,9 @@ use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{ControllerConfig, Loop, Timers};
 use crate::error::ApiError;
-use crate::resources::{DEPLOYMENTS, PODDISRUPTIONBUDGETS, PODS, REPLICASETS, ResourceDef, STATEFULSETS};
+use crate::resources::{
+    DEPLOYMENTS, PODDISRUPTIONBUDGETS, PODS, REPLICASETS, ResourceDef, STATEFULSETS,
+};
 use crate::selectors::LabelSelector;
 
 pub struct Disruption {
@@ -37,16 +39,22 @@ pub struct Disruption {
 
 impl Disruption {
     pub fn new(cfg: &ControllerConfig) -> Self {
-        Self { timeout_secs: cfg.pdb_disrupted_pod_timeout_seconds.max(0.0), dirty: BTreeSet::new(), timers: Timers::default(), selectors: HashMap::new() }
+        Self {
+            timeout_secs: cfg.pdb_disrupted_pod_timeout_seconds.max(0.0),
+            dirty: BTreeSet::new(),
+            timers: Timers::default(),
+            selectors: HashMap::new(),
+        }
     }
 
     fn selector(&mut self, key: &Key, pdb: &Value) -> &LabelSelector {
         self.selectors.entry(key.clone()).or_insert_with(|| {
             // policy/v1: a missing selector matches nothing, an empty one everything.
-            LabelSelector::from_object(pdb.at("/spec/selector").unwrap_or(&Value::Null)).unwrap_or_else(|e| {
-                tracing::debug!(pdb = %key.1, error = %e, "bad PDB selector; matching nothing");
-                LabelSelector::nothing()
-            })
+            LabelSelector::from_object(pdb.at("/spec/selector").unwrap_or(&Value::Null))
+                .unwrap_or_else(|e| {
+                    tracing::debug!(pdb = %key.1, error = %e, "bad PDB selector; matching nothing");
+                    LabelSelector::nothing()
+                })
         })
     }
 }
@@ -59,7 +67,13 @@ impl Loop for Disruption {
     const NAME: &'static str = "disruption";
 
     fn kinds(&self) -> Vec<&'static ResourceDef> {
-        vec![&PODDISRUPTIONBUDGETS, &PODS, &REPLICASETS, &DEPLOYMENTS, &STATEFULSETS]
+        vec![
+            &PODDISRUPTIONBUDGETS,
+            &PODS,
+            &REPLICASETS,
+            &DEPLOYMENTS,
+            &STATEFULSETS,
+        ]
     }
 
     fn debounce(&self) -> Duration {
@@ -78,11 +92,17 @@ impl Loop for Disruption {
             return;
         }
         if ch.is(&PODS) {
-            let labels = |p: Option<&Value>| p.and_then(|p| p.at("/metadata/labels")).and_then(Value::as_object).cloned();
+            let labels = |p: Option<&Value>| {
+                p.and_then(|p| p.at("/metadata/labels"))
+                    .and_then(Value::as_object)
+                    .cloned()
+            };
             let (old, new) = (labels(ch.old.as_deref()), labels(ch.new.as_deref()));
             for (k, pdb) in inf.in_ns(&PODDISRUPTIONBUDGETS, &ns) {
                 let sel = self.selector(k, pdb);
-                let hit = |l: &Option<Map<String, Value>>| l.as_ref().is_some_and(|l| sel.matches(Some(l)));
+                let hit = |l: &Option<Map<String, Value>>| {
+                    l.as_ref().is_some_and(|l| sel.matches(Some(l)))
+                };
                 if hit(&old) || hit(&new) {
                     self.dirty.insert(k.clone());
                 }
@@ -92,12 +112,16 @@ impl Loop for Disruption {
         // A controller's scale changed: PDBs of the namespace may expect a different count.
         let scale = |o: Option<&Value>| o.and_then(|o| o.at("/spec/replicas")).cloned();
         if scale(ch.old.as_deref()) != scale(ch.new.as_deref()) {
-            self.dirty.extend(inf.in_ns(&PODDISRUPTIONBUDGETS, &ns).map(|(k, _)| k.clone()));
+            self.dirty.extend(
+                inf.in_ns(&PODDISRUPTIONBUDGETS, &ns)
+                    .map(|(k, _)| k.clone()),
+            );
         }
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.dirty.extend(inf.iter(&PODDISRUPTIONBUDGETS).map(|(k, _)| k.clone()));
+        self.dirty
+            .extend(inf.iter(&PODDISRUPTIONBUDGETS).map(|(k, _)| k.clone()));
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
@@ -140,11 +164,19 @@ impl Disruption {
             return;
         };
         let sel = self.selector(key, &pdb).clone();
-        let pods: Vec<&Value> = inf.in_ns(&PODS, &key.0).map(|(_, p)| &**p).filter(|p| sel.matches_object(p)).collect();
+        let pods: Vec<&Value> = inf
+            .in_ns(&PODS, &key.0)
+            .map(|(_, p)| &**p)
+            .filter(|p| sel.matches_object(p))
+            .collect();
 
         let spec = pdb.get("spec");
-        let min_available = spec.and_then(|s| s.get("minAvailable")).filter(|v| !v.is_null());
-        let max_unavailable = spec.and_then(|s| s.get("maxUnavailable")).filter(|v| !v.is_null());
+        let min_available = spec
+            .and_then(|s| s.get("minAvailable"))
+            .filter(|v| !v.is_null());
+        let max_unavailable = spec
+            .and_then(|s| s.get("maxUnavailable"))
+            .filter(|v| !v.is_null());
         let scale = || {
             let mut seen = HashSet::new();
             let mut total = 0;
@@ -163,13 +195,18 @@ impl Disruption {
         let (expected, desired) = match (max_unavailable, min_available) {
             (Some(mu), _) => {
                 let expected = scale();
-                let mu = super::int_or_percent(Some(mu), expected, true).unwrap_or(0).max(0);
+                let mu = super::int_or_percent(Some(mu), expected, true)
+                    .unwrap_or(0)
+                    .max(0);
                 (expected, (expected - mu).max(0))
             }
             (None, Some(Value::Number(n))) => (pods.len() as i64, n.as_i64().unwrap_or(0)),
             (None, Some(ma)) => {
                 let expected = scale();
-                (expected, super::int_or_percent(Some(ma), expected, true).unwrap_or(0))
+                (
+                    expected,
+                    super::int_or_percent(Some(ma), expected, true).unwrap_or(0),
+                )
             }
             (None, None) => (0, 0),
         };
@@ -177,12 +214,18 @@ impl Disruption {
         // disruptedPods: keep entries for live, non-terminating pods within the timeout.
         let clock = *inf.store().clock();
         let timeout = clock.real_secs(self.timeout_secs);
-        let recorded = pdb.at("/status/disruptedPods").and_then(Value::as_object).cloned().unwrap_or_default();
+        let recorded = pdb
+            .at("/status/disruptedPods")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut disrupted = Map::new();
         let mut recheck: Option<Duration> = None;
         for p in &pods {
             let name = super::name(p);
-            let Some(ts) = recorded.get(name) else { continue };
+            let Some(ts) = recorded.get(name) else {
+                continue;
+            };
             if super::is_terminating(p) {
                 continue;
             }
@@ -197,15 +240,25 @@ impl Disruption {
         }
         if let Some(left) = recheck {
             // Timestamps have second precision: look again a little after the earliest expiry.
-            self.timers.at(Instant::now() + left + Duration::from_millis(50), key.clone());
+            self.timers.at(
+                Instant::now() + left + Duration::from_millis(50),
+                key.clone(),
+            );
         }
-        let healthy = pods.iter().filter(|p| super::pod_healthy(p) && !disrupted.contains_key(super::name(p))).count() as i64;
+        let healthy = pods
+            .iter()
+            .filter(|p| super::pod_healthy(p) && !disrupted.contains_key(super::name(p)))
+            .count() as i64;
         let mut allowed = healthy - desired;
         if expected <= 0 || allowed <= 0 {
             allowed = 0;
         }
 
-        let mut next = pdb.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let mut next = pdb
+            .get("status")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         for (k, v) in [
             ("observedGeneration", json!(super::generation(&pdb))),
             ("disruptionsAllowed", json!(allowed)),
@@ -223,13 +276,26 @@ impl Disruption {
             super::put(&mut next, &["disruptedPods"], Value::Object(disrupted));
         }
         let mut wrapped = json!({"status": next});
-        let (st, reason) = if allowed > 0 { ("True", "SufficientPods") } else { ("False", "InsufficientPods") };
-        super::set_condition(&mut wrapped, "DisruptionAllowed", st, Some(reason), Some(""), json!({"observedGeneration": super::generation(&pdb)}));
+        let (st, reason) = if allowed > 0 {
+            ("True", "SufficientPods")
+        } else {
+            ("False", "InsufficientPods")
+        };
+        super::set_condition(
+            &mut wrapped,
+            "DisruptionAllowed",
+            st,
+            Some(reason),
+            Some(""),
+            json!({"observedGeneration": super::generation(&pdb)}),
+        );
         let next = wrapped["status"].take();
         if pdb.get("status") == Some(&next) {
             return;
         }
-        let rv = super::s(&pdb, "/metadata/resourceVersion").unwrap_or("").to_string();
+        let rv = super::s(&pdb, "/metadata/resourceVersion")
+            .unwrap_or("")
+            .to_string();
         let written = super::write(inf.store(), "pdb status", |tx| {
             tx.modify(&PODDISRUPTIONBUDGETS, Some(&key.0), &key.1, |o| {
                 // Only over the version this was computed from (an eviction may have moved it).
@@ -242,7 +308,8 @@ impl Disruption {
         });
         if written.is_none() {
             // The newer version arrives as an event and is recomputed; be sure anyway.
-            self.timers.at(Instant::now() + Duration::from_millis(20), key.clone());
+            self.timers
+                .at(Instant::now() + Duration::from_millis(20), key.clone());
         }
     }
 }

@@ -43,12 +43,14 @@ impl Loop for ReplicaSets {
     fn observe(&mut self, _inf: &Informer, ch: &Change) {
         if ch.is(&REPLICASETS) {
             let o = ch.object();
-            self.dirty.insert((super::namespace(o).to_string(), super::name(o).to_string()));
+            self.dirty
+                .insert((super::namespace(o).to_string(), super::name(o).to_string()));
             return;
         }
         for pod in [ch.old.as_deref(), ch.new.as_deref()].into_iter().flatten() {
             if let Some(owner) = super::controller_ref(pod).filter(|r| r.kind == "ReplicaSet") {
-                self.dirty.insert((super::namespace(pod).to_string(), owner.name.to_string()));
+                self.dirty
+                    .insert((super::namespace(pod).to_string(), owner.name.to_string()));
             }
         }
         if ch.new.is_none()
@@ -59,7 +61,8 @@ impl Loop for ReplicaSets {
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.dirty.extend(inf.iter(&REPLICASETS).map(|(k, _)| k.clone()));
+        self.dirty
+            .extend(inf.iter(&REPLICASETS).map(|(k, _)| k.clone()));
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
@@ -89,8 +92,15 @@ fn deletion_rank(pod: &Value) -> (bool, u8, bool, std::cmp::Reverse<String>) {
         "Running" => 2,
         _ => 3,
     };
-    let created = super::s(pod, "/metadata/creationTimestamp").unwrap_or("").to_string();
-    (super::pod_node(pod).is_some(), phase, super::pod_ready(pod), std::cmp::Reverse(created))
+    let created = super::s(pod, "/metadata/creationTimestamp")
+        .unwrap_or("")
+        .to_string();
+    (
+        super::pod_node(pod).is_some(),
+        phase,
+        super::pod_ready(pod),
+        std::cmp::Reverse(created),
+    )
 }
 
 impl ReplicaSets {
@@ -104,20 +114,41 @@ impl ReplicaSets {
         let clock = *store.clock();
         let uid = super::uid(&rs).to_string();
         let pods: Vec<&Arc<Value>> = inf.owned_by(&uid, &PODS).collect();
-        let mut active: Vec<&Arc<Value>> = pods.iter().copied().filter(|p| super::is_active(p)).collect();
+        let mut active: Vec<&Arc<Value>> = pods
+            .iter()
+            .copied()
+            .filter(|p| super::is_active(p))
+            .collect();
         let want = super::replicas(&rs) as usize;
         let mut created = 0;
         // A ReplicaSet being deleted no longer manages its pods; the garbage collector does.
         if !super::is_terminating(&rs) {
             if active.len() < want {
-                let template = rs.at("/spec/template").cloned().unwrap_or_else(|| json!({}));
+                let template = rs
+                    .at("/spec/template")
+                    .cloned()
+                    .unwrap_or_else(|| json!({}));
                 let prefix = format!("{}-", key.1);
                 let n = (want - active.len()).min(BURST);
                 for _ in 0..n {
-                    let pod = super::pod_from_template(&rs, &REPLICASETS, &template, PodName::Generate(&prefix), &[]);
+                    let pod = super::pod_from_template(
+                        &rs,
+                        &REPLICASETS,
+                        &template,
+                        PodName::Generate(&prefix),
+                        &[],
+                    );
                     match store.transaction(|tx| {
                         let p = tx.create(&PODS, Some(&key.0), pod)?;
-                        super::record(tx, &rs, &REPLICASETS, "Normal", "SuccessfulCreate", &format!("Created pod: {}", super::name(&p)), COMPONENT);
+                        super::record(
+                            tx,
+                            &rs,
+                            &REPLICASETS,
+                            "Normal",
+                            "SuccessfulCreate",
+                            &format!("Created pod: {}", super::name(&p)),
+                            COMPONENT,
+                        );
                         Ok(())
                     }) {
                         Ok(()) => {
@@ -129,9 +160,24 @@ impl ReplicaSets {
                             if self.failures.get(key) != Some(&msg) {
                                 tracing::warn!(replicaset = %key.1, namespace = %key.0, error = %e, "cannot create pod");
                                 super::write(&store, "replicaset failure", |tx| {
-                                    super::record(tx, &rs, &REPLICASETS, "Warning", "FailedCreate", &format!("Error creating: {msg}"), COMPONENT);
+                                    super::record(
+                                        tx,
+                                        &rs,
+                                        &REPLICASETS,
+                                        "Warning",
+                                        "FailedCreate",
+                                        &format!("Error creating: {msg}"),
+                                        COMPONENT,
+                                    );
                                     tx.modify(&REPLICASETS, Some(&key.0), &key.1, |o| {
-                                        super::set_condition(o, "ReplicaFailure", "True", Some("FailedCreate"), Some(&msg), json!({}));
+                                        super::set_condition(
+                                            o,
+                                            "ReplicaFailure",
+                                            "True",
+                                            Some("FailedCreate"),
+                                            Some(&msg),
+                                            json!({}),
+                                        );
                                         Ok(())
                                     })
                                 });
@@ -146,11 +192,23 @@ impl ReplicaSets {
                 }
             } else if active.len() > want {
                 active.sort_by_cached_key(|p| deletion_rank(p));
-                let victims: Vec<String> = active[..active.len() - want].iter().map(|p| super::name(p).to_string()).collect();
+                let victims: Vec<String> = active[..active.len() - want]
+                    .iter()
+                    .map(|p| super::name(p).to_string())
+                    .collect();
                 super::write(&store, "replicaset scale down", |tx| {
                     for v in &victims {
-                        if let Ok(p) = tx.delete(&PODS, Some(&key.0), v, &DeleteOptions::default()) {
-                            super::record(tx, &rs, &REPLICASETS, "Normal", "SuccessfulDelete", &format!("Deleted pod: {}", super::name(&p)), COMPONENT);
+                        if let Ok(p) = tx.delete(&PODS, Some(&key.0), v, &DeleteOptions::default())
+                        {
+                            super::record(
+                                tx,
+                                &rs,
+                                &REPLICASETS,
+                                "Normal",
+                                "SuccessfulDelete",
+                                &format!("Deleted pod: {}", super::name(&p)),
+                                COMPONENT,
+                            );
                         }
                     }
                     Ok(())
@@ -160,13 +218,22 @@ impl ReplicaSets {
         }
 
         // Status from the pods as cached (new pods show up in the next pass).
-        let min_ready = rs.at("/spec/minReadySeconds").and_then(Value::as_i64).unwrap_or(0).max(0) as f64;
-        let template_labels = rs.at("/spec/template/metadata/labels").and_then(Value::as_object);
+        let min_ready = rs
+            .at("/spec/minReadySeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0) as f64;
+        let template_labels = rs
+            .at("/spec/template/metadata/labels")
+            .and_then(Value::as_object);
         let now = Instant::now();
         let (mut ready, mut available, mut labeled) = (0, 0, 0);
         let mut next_check: Option<Instant> = None;
         for p in &active {
-            if template_labels.is_none_or(|tl| tl.iter().all(|(k, v)| p.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))) {
+            if template_labels.is_none_or(|tl| {
+                tl.iter()
+                    .all(|(k, v)| p.at("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
+            }) {
                 labeled += 1;
             }
             if !super::pod_ready(p) {
@@ -174,7 +241,10 @@ impl ReplicaSets {
                 continue;
             }
             ready += 1;
-            let since = *self.ready_since.entry(super::uid(p).to_string()).or_insert(now);
+            let since = *self
+                .ready_since
+                .entry(super::uid(p).to_string())
+                .or_insert(now);
             let avail_at = since + clock.real_secs(min_ready);
             if min_ready == 0.0 || avail_at <= now {
                 available += 1;
@@ -193,23 +263,38 @@ impl ReplicaSets {
             "observedGeneration": super::generation(&rs),
         });
         let current = rs.get("status").cloned().unwrap_or_else(|| json!({}));
-        let differs = ["replicas", "fullyLabeledReplicas", "readyReplicas", "availableReplicas", "observedGeneration"]
-            .iter()
-            .any(|f| current.get(*f).and_then(Value::as_i64).unwrap_or(0) != status[*f].as_i64().unwrap_or(0));
-        let clear_failure = !self.failures.contains_key(key) && super::condition(&rs, "ReplicaFailure").is_some();
+        let differs = [
+            "replicas",
+            "fullyLabeledReplicas",
+            "readyReplicas",
+            "availableReplicas",
+            "observedGeneration",
+        ]
+        .iter()
+        .any(|f| {
+            current.get(*f).and_then(Value::as_i64).unwrap_or(0) != status[*f].as_i64().unwrap_or(0)
+        });
+        let clear_failure =
+            !self.failures.contains_key(key) && super::condition(&rs, "ReplicaFailure").is_some();
         if differs || clear_failure {
             super::write(&store, "replicaset status", |tx| {
                 tx.modify(&REPLICASETS, Some(&key.0), &key.1, |o| {
                     if super::uid(o) != uid {
                         return Ok(());
                     }
-                    let st = o.as_object_mut().map(|m| m.entry("status").or_insert_with(|| json!({})));
+                    let st = o
+                        .as_object_mut()
+                        .map(|m| m.entry("status").or_insert_with(|| json!({})));
                     if let Some(st) = st.and_then(Value::as_object_mut) {
                         for (k, v) in status.as_object().into_iter().flatten() {
                             st.insert(k.clone(), v.clone());
                         }
-                        if clear_failure && let Some(c) = st.get_mut("conditions").and_then(Value::as_array_mut) {
-                            c.retain(|c| c.get("type").and_then(Value::as_str) != Some("ReplicaFailure"));
+                        if clear_failure
+                            && let Some(c) = st.get_mut("conditions").and_then(Value::as_array_mut)
+                        {
+                            c.retain(|c| {
+                                c.get("type").and_then(Value::as_str) != Some("ReplicaFailure")
+                            });
                         }
                     }
                     Ok(())

@@ -27,9 +27,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::At;
+use super::Loop;
 use super::informer::{Change, Informer, Key};
 use super::matching::{self, Requests, Taint, Toleration};
-use super::Loop;
 use crate::error::ApiError;
 use crate::resources::{NODES, PODS, PRIORITYCLASSES, ResourceDef};
 use crate::store::{DeleteOptions, Tx};
@@ -59,18 +59,32 @@ struct NodeInfo {
 impl NodeInfo {
     fn new(node: Arc<Value>) -> Self {
         let mut taints = matching::taints(&node);
-        if !super::node_ready(&node) && !taints.iter().any(|t| t.key == NOT_READY_TAINT || t.key == UNREACHABLE_TAINT) {
+        if !super::node_ready(&node)
+            && !taints
+                .iter()
+                .any(|t| t.key == NOT_READY_TAINT || t.key == UNREACHABLE_TAINT)
+        {
             // Before the lifecycle controller taints a NotReady node, treat it as tainted.
-            taints.push(Taint { key: NOT_READY_TAINT.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None });
+            taints.push(Taint {
+                key: NOT_READY_TAINT.into(),
+                value: String::new(),
+                effect: "NoSchedule".into(),
+                time_added: None,
+            });
         }
         let alloc = node.at("/status/allocatable");
         Self {
-            unschedulable: node.at("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
+            unschedulable: node
+                .at("/spec/unschedulable")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             alloc: Requests {
                 cpu_m: matching::cpu_millis(alloc.and_then(|a| a.get("cpu"))),
                 mem: matching::amount(alloc.and_then(|a| a.get("memory"))),
             },
-            alloc_pods: alloc.and_then(|a| a.get("pods")).map_or(110, |p| matching::amount(Some(p))),
+            alloc_pods: alloc
+                .and_then(|a| a.get("pods"))
+                .map_or(110, |p| matching::amount(Some(p))),
             taints,
             used: Requests::default(),
             pods: 0,
@@ -83,7 +97,13 @@ impl NodeInfo {
     }
     /// What the scheduler looks at, to tell real changes from status noise.
     fn signature(&self) -> (bool, &[Taint], Requests, i64, Option<&Value>) {
-        (self.unschedulable, &self.taints, self.alloc, self.alloc_pods, self.node.at("/metadata/labels"))
+        (
+            self.unschedulable,
+            &self.taints,
+            self.alloc,
+            self.alloc_pods,
+            self.node.at("/metadata/labels"),
+        )
     }
 }
 
@@ -144,11 +164,17 @@ fn wants_scheduling(pod: &Value) -> bool {
         && !super::is_terminating(pod)
         && !super::is_terminal(pod)
         && super::s(pod, "/spec/schedulerName").is_none_or(|n| n.is_empty() || n == SCHEDULER_NAME)
-        && pod.at("/spec/schedulingGates").and_then(Value::as_array).is_none_or(|g| g.is_empty())
+        && pod
+            .at("/spec/schedulingGates")
+            .and_then(Value::as_array)
+            .is_none_or(|g| g.is_empty())
 }
 
 fn key_of(obj: &Value) -> Key {
-    (super::namespace(obj).to_string(), super::name(obj).to_string())
+    (
+        super::namespace(obj).to_string(),
+        super::name(obj).to_string(),
+    )
 }
 
 impl Loop for Scheduler {
@@ -165,7 +191,9 @@ impl Loop for Scheduler {
             match &ch.new {
                 Some(n) => {
                     let mut info = NodeInfo::new(n.clone());
-                    let changed = old.as_ref().is_none_or(|o| o.signature() != info.signature());
+                    let changed = old
+                        .as_ref()
+                        .is_none_or(|o| o.signature() != info.signature());
                     if let Some(o) = old {
                         info.used = o.used;
                         info.pods = o.pods;
@@ -206,7 +234,10 @@ impl Loop for Scheduler {
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.nodes = inf.iter(&NODES).map(|(_, n)| (super::name(n).to_string(), NodeInfo::new(n.clone()))).collect();
+        self.nodes = inf
+            .iter(&NODES)
+            .map(|(_, n)| (super::name(n).to_string(), NodeInfo::new(n.clone())))
+            .collect();
         self.usage.clear();
         self.nominated.clear();
         self.active.clear();
@@ -228,7 +259,11 @@ impl Loop for Scheduler {
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
-        if self.flush_wanted && self.last_flush.is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL) {
+        if self.flush_wanted
+            && self
+                .last_flush
+                .is_none_or(|t| t.elapsed() >= FLUSH_INTERVAL)
+        {
             self.flush_wanted = false;
             self.last_flush = Some(Instant::now());
             let keys: Vec<Key> = self.unschedulable.keys().cloned().collect();
@@ -244,7 +279,9 @@ impl Loop for Scheduler {
         while let Some(entry) = self.active.pop_first() {
             let key = entry.2;
             self.queued.remove(&key);
-            let Some(pod) = inf.get_key(&PODS, &key).cloned() else { continue };
+            let Some(pod) = inf.get_key(&PODS, &key).cloned() else {
+                continue;
+            };
             if !wants_scheduling(&pod) {
                 continue;
             }
@@ -282,7 +319,9 @@ impl Scheduler {
                 n.used.sub(req);
                 n.pods -= 1;
             }
-            let still_there = pod.is_some_and(|p| super::pod_node(p) == Some(node.as_str()) && !super::is_terminal(p));
+            let still_there = pod.is_some_and(|p| {
+                super::pod_node(p) == Some(node.as_str()) && !super::is_terminal(p)
+            });
             if !still_there {
                 // Capacity freed: pending pods may fit now.
                 self.flush_wanted = true;
@@ -315,11 +354,22 @@ impl Scheduler {
             return;
         }
         if let Some(nn) = super::s(pod, "/status/nominatedNodeName").filter(|n| !n.is_empty()) {
-            self.nominated.insert(key.clone(), (nn.to_string(), self.priority(inf, pod), matching::pod_requests(pod)));
+            self.nominated.insert(
+                key.clone(),
+                (
+                    nn.to_string(),
+                    self.priority(inf, pod),
+                    matching::pod_requests(pod),
+                ),
+            );
         }
         // New pods, and unschedulable pods whose spec changed (e.g. a toleration was added),
         // are tried now; status-only updates of a waiting pod are not a reason to retry.
-        if self.unschedulable.get(key).is_some_and(|u| u.spec == spec_hash(pod)) {
+        if self
+            .unschedulable
+            .get(key)
+            .is_some_and(|u| u.spec == spec_hash(pod))
+        {
             return;
         }
         self.enqueue(inf, key, pod);
@@ -327,11 +377,14 @@ impl Scheduler {
 
     fn enqueue(&mut self, inf: &Informer, key: &Key, pod: &Value) {
         let prio = self.priority(inf, pod);
-        let ts = super::s(pod, "/metadata/creationTimestamp").unwrap_or("").to_string();
+        let ts = super::s(pod, "/metadata/creationTimestamp")
+            .unwrap_or("")
+            .to_string();
         if let Some((p, t)) = self.queued.remove(key) {
             self.active.remove(&(std::cmp::Reverse(p), t, key.clone()));
         }
-        self.active.insert((std::cmp::Reverse(prio), ts.clone(), key.clone()));
+        self.active
+            .insert((std::cmp::Reverse(prio), ts.clone(), key.clone()));
         self.queued.insert(key.clone(), (prio, ts));
     }
 
@@ -348,11 +401,17 @@ impl Scheduler {
             return p;
         }
         let value = |pc: &Value| pc.get("value").and_then(Value::as_i64).unwrap_or(0);
-        if let Some(pc) = super::s(pod, "/spec/priorityClassName").and_then(|n| inf.get(&PRIORITYCLASSES, "", n)) {
+        if let Some(pc) =
+            super::s(pod, "/spec/priorityClassName").and_then(|n| inf.get(&PRIORITYCLASSES, "", n))
+        {
             return value(pc);
         }
         inf.iter(&PRIORITYCLASSES)
-            .find(|(_, pc)| pc.get("globalDefault").and_then(Value::as_bool).unwrap_or(false))
+            .find(|(_, pc)| {
+                pc.get("globalDefault")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            })
             .map_or(0, |(_, pc)| value(pc))
     }
 
@@ -363,8 +422,18 @@ impl Scheduler {
         let mut h = DefaultHasher::new();
         spec_hash(&pod).hash(&mut h);
         prio.hash(&mut h);
-        let has_preferences = pod.at("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution").is_some();
-        PodInfo { key, class: h.finish(), prio, req, tols, pod, has_preferences }
+        let has_preferences = pod
+            .at("/spec/affinity/nodeAffinity/preferredDuringSchedulingIgnoredDuringExecution")
+            .is_some();
+        PodInfo {
+            key,
+            class: h.finish(),
+            prio,
+            req,
+            tols,
+            pod,
+            has_preferences,
+        }
     }
 
     /// Resources nominated to `node` for pods of at least `prio` (other than `key`).
@@ -383,15 +452,31 @@ impl Scheduler {
     /// Everything but resources: NodeUnschedulable, TaintToleration, NodeAffinity.
     fn static_filter(p: &PodInfo, n: &NodeInfo) -> Option<Fit> {
         let labels = n.node.at("/metadata/labels").and_then(Value::as_object);
-        let unsched = Taint { key: UNSCHEDULABLE_TAINT.into(), value: String::new(), effect: "NoSchedule".into(), time_added: None };
+        let unsched = Taint {
+            key: UNSCHEDULABLE_TAINT.into(),
+            value: String::new(),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        };
         if n.unschedulable && !matching::tolerated(&p.tols, &unsched) {
-            return Some(Fit { reasons: vec!["node(s) were unschedulable".into()], resources_only: false });
+            return Some(Fit {
+                reasons: vec!["node(s) were unschedulable".into()],
+                resources_only: false,
+            });
         }
         if let Some(t) = matching::untolerated(&n.taints, &p.tols) {
-            return Some(Fit { reasons: vec![format!("node(s) had untolerated taint {}", t.describe())], resources_only: false });
+            return Some(Fit {
+                reasons: vec![format!("node(s) had untolerated taint {}", t.describe())],
+                resources_only: false,
+            });
         }
-        if !(matching::node_selector_matches(&p.pod, labels) && matching::required_affinity_matches(&p.pod, &n.name, labels)) {
-            return Some(Fit { reasons: vec!["node(s) didn't match Pod's node affinity/selector".into()], resources_only: false });
+        if !(matching::node_selector_matches(&p.pod, labels)
+            && matching::required_affinity_matches(&p.pod, &n.name, labels))
+        {
+            return Some(Fit {
+                reasons: vec!["node(s) didn't match Pod's node affinity/selector".into()],
+                resources_only: false,
+            });
         }
         None
     }
@@ -399,7 +484,11 @@ impl Scheduler {
     /// NodeResourcesFit (with nominated pods' reservations) and the score, for a node that
     /// passed [`Self::static_filter`].
     fn resource_filter(&self, p: &PodInfo, n: &NodeInfo) -> Result<i64, Fit> {
-        let (nom, nom_pods) = if self.nominated.is_empty() { (Requests::default(), 0) } else { self.nominated_on(&n.name, p.prio, &p.key) };
+        let (nom, nom_pods) = if self.nominated.is_empty() {
+            (Requests::default(), 0)
+        } else {
+            self.nominated_on(&n.name, p.prio, &p.key)
+        };
         let mut reasons = Vec::new();
         if n.pods + nom_pods + 1 > n.alloc_pods {
             reasons.push("Too many pods".to_string());
@@ -411,16 +500,31 @@ impl Scheduler {
             reasons.push("Insufficient memory".to_string());
         }
         if !reasons.is_empty() {
-            return Err(Fit { reasons, resources_only: true });
+            return Err(Fit {
+                reasons,
+                resources_only: true,
+            });
         }
         // Least allocated (0..100), plus preferences.
-        let free = |used: i64, req: i64, alloc: i64| if alloc > 0 { ((alloc - used - req) as f64 / alloc as f64).max(0.0) } else { 0.0 };
-        let mut score = ((free(n.used.cpu_m, p.req.cpu_m, n.alloc.cpu_m) + free(n.used.mem, p.req.mem, n.alloc.mem)) * 50.0) as i64;
+        let free = |used: i64, req: i64, alloc: i64| {
+            if alloc > 0 {
+                ((alloc - used - req) as f64 / alloc as f64).max(0.0)
+            } else {
+                0.0
+            }
+        };
+        let mut score = ((free(n.used.cpu_m, p.req.cpu_m, n.alloc.cpu_m)
+            + free(n.used.mem, p.req.mem, n.alloc.mem))
+            * 50.0) as i64;
         if p.has_preferences {
             let labels = n.node.at("/metadata/labels").and_then(Value::as_object);
             score += matching::preferred_affinity_score(&p.pod, &n.name, labels).min(100);
         }
-        score -= 10 * n.taints.iter().filter(|t| t.effect == "PreferNoSchedule" && !matching::tolerated(&p.tols, t)).count() as i64;
+        score -= 10
+            * n.taints
+                .iter()
+                .filter(|t| t.effect == "PreferNoSchedule" && !matching::tolerated(&p.tols, t))
+                .count() as i64;
         Ok(score)
     }
 
@@ -433,7 +537,9 @@ impl Scheduler {
 
     /// Try to place one pod. Err carries the failure message (for identical pods this pass).
     fn schedule_one(&mut self, inf: &Informer, p: &PodInfo) -> Result<(), String> {
-        let nominated = super::s(&p.pod, "/status/nominatedNodeName").filter(|n| !n.is_empty()).map(str::to_string);
+        let nominated = super::s(&p.pod, "/status/nominatedNodeName")
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
         let mut best: Option<(i64, &str)> = None;
         // The nominated node first: the room made by preemption is meant for this pod.
         if let Some(nn) = &nominated
@@ -444,10 +550,12 @@ impl Scheduler {
         }
         let mut fits: HashMap<String, Fit> = HashMap::new();
         if best.is_none() {
-            let statics = self
-                .static_fits
-                .remove(&p.class)
-                .unwrap_or_else(|| self.nodes.values().map(|n| Self::static_filter(p, n)).collect());
+            let statics = self.static_fits.remove(&p.class).unwrap_or_else(|| {
+                self.nodes
+                    .values()
+                    .map(|n| Self::static_filter(p, n))
+                    .collect()
+            });
             for ((name, n), st) in self.nodes.iter().zip(&statics) {
                 let verdict = match st {
                     Some(fit) => Err(fit.clone()),
@@ -507,11 +615,22 @@ impl Scheduler {
         let uid = super::uid(&p.pod).to_string();
         inf.store().transaction(|tx| {
             let pod = tx.get(&PODS, Some(ns), name)?;
-            if super::uid(&pod) != uid || super::pod_node(&pod).is_some() || super::is_terminating(&pod) {
+            if super::uid(&pod) != uid
+                || super::pod_node(&pod).is_some()
+                || super::is_terminating(&pod)
+            {
                 return Err(ApiError::conflict("", "pods", name));
             }
             bind_in(tx, ns, name, node)?;
-            super::record(tx, &pod, &PODS, "Normal", "Scheduled", &format!("Successfully assigned {ns}/{name} to {node}"), SCHEDULER_NAME);
+            super::record(
+                tx,
+                &pod,
+                &PODS,
+                "Normal",
+                "Scheduled",
+                &format!("Successfully assigned {ns}/{name} to {node}"),
+                SCHEDULER_NAME,
+            );
             Ok(())
         })?;
         // Assume the binding now so the rest of this pass sees the node's new usage; the
@@ -541,11 +660,19 @@ impl Scheduler {
             u.message = msg.to_string();
             u.reported = now;
         } else {
-            self.unschedulable.insert(p.key.clone(), Unschedulable { reported: now, message: msg.to_string(), spec });
+            self.unschedulable.insert(
+                p.key.clone(),
+                Unschedulable {
+                    reported: now,
+                    message: msg.to_string(),
+                    spec,
+                },
+            );
         }
         let current = super::condition(&p.pod, "PodScheduled");
         let same = current.is_some_and(|c| {
-            c.get("status").and_then(Value::as_str) == Some("False") && c.get("message").and_then(Value::as_str) == Some(msg)
+            c.get("status").and_then(Value::as_str) == Some("False")
+                && c.get("message").and_then(Value::as_str) == Some(msg)
         });
         if same {
             return;
@@ -555,23 +682,42 @@ impl Scheduler {
         super::write(inf.store(), "scheduler unschedulable", |tx| {
             let pod = tx.modify(&PODS, Some(ns), name, |o| {
                 if super::uid(o) == uid && super::pod_node(o).is_none() {
-                    super::set_condition(o, "PodScheduled", "False", Some("Unschedulable"), Some(msg), json!({"lastProbeTime": null}));
+                    super::set_condition(
+                        o,
+                        "PodScheduled",
+                        "False",
+                        Some("Unschedulable"),
+                        Some(msg),
+                        json!({"lastProbeTime": null}),
+                    );
                 }
                 Ok(())
             })?;
-            super::record(tx, &pod, &PODS, "Warning", "FailedScheduling", msg, SCHEDULER_NAME);
+            super::record(
+                tx,
+                &pod,
+                &PODS,
+                "Warning",
+                "FailedScheduling",
+                msg,
+                SCHEDULER_NAME,
+            );
             Ok(())
         });
     }
 
     fn preempt(&mut self, inf: &Informer, p: &PodInfo, fits: &HashMap<String, Fit>) -> Preemption {
         if super::s(&p.pod, "/spec/preemptionPolicy") == Some("Never") {
-            return Preemption::Failed("preemption: not eligible due to preemptionPolicy=Never.".into());
+            return Preemption::Failed(
+                "preemption: not eligible due to preemptionPolicy=Never.".into(),
+            );
         }
         let total = self.nodes.len();
         // Already nominated somewhere with lower-priority pods still terminating: wait for them.
         if let Some(nn) = super::s(&p.pod, "/status/nominatedNodeName").filter(|n| !n.is_empty()) {
-            let waiting = inf.pods_on(nn).any(|v| super::is_terminating(v) && self.priority(inf, v) < p.prio);
+            let waiting = inf
+                .pods_on(nn)
+                .any(|v| super::is_terminating(v) && self.priority(inf, v) < p.prio);
             if waiting {
                 return Preemption::Waiting;
             }
@@ -593,7 +739,12 @@ impl Scheduler {
                 .filter_map(|v| {
                     let prio = self.priority(inf, v);
                     (prio < p.prio).then(|| {
-                        (prio, super::s(v, "/status/startTime").unwrap_or("").to_string(), key_of(v), matching::pod_requests(v))
+                        (
+                            prio,
+                            super::s(v, "/status/startTime").unwrap_or("").to_string(),
+                            key_of(v),
+                            matching::pod_requests(v),
+                        )
                     })
                 })
                 .collect();
@@ -639,13 +790,20 @@ impl Scheduler {
         let Some(((_, _, _, node), victims)) = best else {
             let mut parts = Vec::new();
             if not_helpful > 0 {
-                parts.push(format!("{not_helpful} Preemption is not helpful for scheduling"));
+                parts.push(format!(
+                    "{not_helpful} Preemption is not helpful for scheduling"
+                ));
             }
             if no_victims > 0 {
-                parts.push(format!("{no_victims} No preemption victims found for incoming pod"));
+                parts.push(format!(
+                    "{no_victims} No preemption victims found for incoming pod"
+                ));
             }
             parts.sort();
-            return Preemption::Failed(format!("preemption: 0/{total} nodes are available: {}.", parts.join(", ")));
+            return Preemption::Failed(format!(
+                "preemption: 0/{total} nodes are available: {}.",
+                parts.join(", ")
+            ));
         };
         let (ns, name) = (&p.key.0, &p.key.1);
         let uid = super::uid(&p.pod).to_string();
@@ -660,11 +818,26 @@ impl Scheduler {
             let msg = format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod");
             for (vns, vname) in &victims {
                 let v = tx.modify(&PODS, Some(vns), vname, |o| {
-                    super::set_condition(o, "DisruptionTarget", "True", Some("PreemptionByScheduler"), Some(&msg), json!({}));
+                    super::set_condition(
+                        o,
+                        "DisruptionTarget",
+                        "True",
+                        Some("PreemptionByScheduler"),
+                        Some(&msg),
+                        json!({}),
+                    );
                     Ok(())
                 })?;
                 tx.delete(&PODS, Some(vns), vname, &DeleteOptions::default())?;
-                super::record(tx, &v, &PODS, "Normal", "Preempted", &format!("Preempted by pod {uid} on node {node}"), SCHEDULER_NAME);
+                super::record(
+                    tx,
+                    &v,
+                    &PODS,
+                    "Normal",
+                    "Preempted",
+                    &format!("Preempted by pod {uid} on node {node}"),
+                    SCHEDULER_NAME,
+                );
             }
             Ok(())
         });
@@ -687,8 +860,19 @@ enum Preemption {
 /// Hash of what scheduling depends on in a pod's spec.
 fn spec_hash(pod: &Value) -> u64 {
     let mut h = DefaultHasher::new();
-    for f in ["tolerations", "nodeSelector", "affinity", "containers", "initContainers", "overhead", "priority", "preemptionPolicy"] {
-        pod.at(&format!("/spec/{f}")).map(Value::to_string).hash(&mut h);
+    for f in [
+        "tolerations",
+        "nodeSelector",
+        "affinity",
+        "containers",
+        "initContainers",
+        "overhead",
+        "priority",
+        "preemptionPolicy",
+    ] {
+        pod.at(&format!("/spec/{f}"))
+            .map(Value::to_string)
+            .hash(&mut h);
     }
     h.finish()
 }

@@ -36,14 +36,16 @@ impl Loop for StatefulSets {
     fn observe(&mut self, _inf: &Informer, ch: &Change) {
         if ch.is(&STATEFULSETS) {
             let o = ch.object();
-            self.dirty.insert((super::namespace(o).to_string(), super::name(o).to_string()));
+            self.dirty
+                .insert((super::namespace(o).to_string(), super::name(o).to_string()));
             return;
         }
         super::mark_owners(&mut self.dirty, ch, "StatefulSet");
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.dirty.extend(inf.iter(&STATEFULSETS).map(|(k, _)| k.clone()));
+        self.dirty
+            .extend(inf.iter(&STATEFULSETS).map(|(k, _)| k.clone()));
     }
 
     fn work(&mut self, inf: &Informer) -> bool {
@@ -64,7 +66,9 @@ enum Action {
 }
 
 fn sync(inf: &Informer, key: &Key) {
-    let Some(sts) = inf.get_key(&STATEFULSETS, key).cloned() else { return };
+    let Some(sts) = inf.get_key(&STATEFULSETS, key).cloned() else {
+        return;
+    };
     if super::is_terminating(&sts) {
         return;
     }
@@ -73,7 +77,11 @@ fn sync(inf: &Informer, key: &Key) {
     let name = key.1.as_str();
     let replicas = super::replicas(&sts) as usize;
     let parallel = super::s(&sts, "/spec/podManagementPolicy") == Some("Parallel");
-    let template = sts.at("/spec/template").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let template = sts
+        .at("/spec/template")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     let revision = format!("{name}-{}", super::template_hash(&template));
 
     let mut pods: BTreeMap<usize, Arc<Value>> = BTreeMap::new();
@@ -82,7 +90,11 @@ fn sync(inf: &Informer, key: &Key) {
             pods.insert(i, p.clone());
         }
     }
-    let rev_of = |p: &Value| super::s(p, &format!("/metadata/labels/{HASH}")).unwrap_or("").to_string();
+    let rev_of = |p: &Value| {
+        super::s(p, &format!("/metadata/labels/{HASH}"))
+            .unwrap_or("")
+            .to_string()
+    };
 
     let mut actions: Vec<Action> = Vec::new();
     let mut blocked = false;
@@ -121,7 +133,12 @@ fn sync(inf: &Informer, key: &Key) {
     let condemned: Vec<&Arc<Value>> = pods.range(replicas..).rev().map(|(_, p)| p).collect();
     if !blocked {
         if parallel {
-            actions.extend(condemned.iter().filter(|p| !super::is_terminating(p)).map(|p| Action::Delete(super::name(p).to_string())));
+            actions.extend(
+                condemned
+                    .iter()
+                    .filter(|p| !super::is_terminating(p))
+                    .map(|p| Action::Delete(super::name(p).to_string())),
+            );
         } else if let Some(p) = condemned.first() {
             // One at a time, and only when nothing else is on its way out.
             let terminating = pods.values().any(|p| super::is_terminating(p));
@@ -132,12 +149,20 @@ fn sync(inf: &Informer, key: &Key) {
     }
     // Rolling update: when everything is in place and healthy, replace the highest old pod.
     let strategy = super::s(&sts, "/spec/updateStrategy/type").unwrap_or("RollingUpdate");
-    let partition = sts.at("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0).max(0) as usize;
+    let partition = sts
+        .at("/spec/updateStrategy/rollingUpdate/partition")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .max(0) as usize;
     let all_healthy = pods.len() == replicas && pods.values().all(|p| super::pod_healthy(p));
     if strategy == "RollingUpdate"
         && actions.is_empty()
         && all_healthy
-        && let Some(p) = pods.range(partition..).rev().map(|(_, p)| p).find(|p| rev_of(p) != revision)
+        && let Some(p) = pods
+            .range(partition..)
+            .rev()
+            .map(|(_, p)| p)
+            .find(|p| rev_of(p) != revision)
     {
         actions.push(Action::Delete(super::name(p).to_string()));
     }
@@ -152,7 +177,11 @@ fn sync(inf: &Informer, key: &Key) {
                     &STATEFULSETS,
                     &template,
                     PodName::Fixed(&pod_name),
-                    &[("statefulset.kubernetes.io/pod-name", &pod_name), ("apps.kubernetes.io/pod-index", &idx), (HASH, &revision)],
+                    &[
+                        ("statefulset.kubernetes.io/pod-name", &pod_name),
+                        ("apps.kubernetes.io/pod-index", &idx),
+                        (HASH, &revision),
+                    ],
                 );
                 super::put(&mut pod, &["spec", "hostname"], json!(pod_name));
                 if let Some(svc) = super::s(&sts, "/spec/serviceName").filter(|s| !s.is_empty()) {
@@ -175,7 +204,15 @@ fn sync(inf: &Informer, key: &Key) {
             Action::Delete(p) => {
                 super::write(&store, "statefulset pod delete", |tx| {
                     tx.delete(&PODS, Some(&key.0), p, &DeleteOptions::default())?;
-                    super::record(tx, &sts, &STATEFULSETS, "Normal", "SuccessfulDelete", &format!("delete Pod {p} in StatefulSet {name} successful"), COMPONENT);
+                    super::record(
+                        tx,
+                        &sts,
+                        &STATEFULSETS,
+                        "Normal",
+                        "SuccessfulDelete",
+                        &format!("delete Pod {p} in StatefulSet {name} successful"),
+                        COMPONENT,
+                    );
                     Ok(())
                 });
             }
@@ -183,15 +220,23 @@ fn sync(inf: &Informer, key: &Key) {
     }
 
     // Status from the cached pods.
-    let live: Vec<&Arc<Value>> = pods.values().filter(|p| !super::is_terminating(p)).collect();
+    let live: Vec<&Arc<Value>> = pods
+        .values()
+        .filter(|p| !super::is_terminating(p))
+        .collect();
     let ready = live.iter().filter(|p| super::pod_healthy(p)).count();
     let updated = live.iter().filter(|p| rev_of(p) == revision).count();
-    let prev_current = super::s(&sts, "/status/currentRevision").filter(|r| !r.is_empty()).map(str::to_string);
+    let prev_current = super::s(&sts, "/status/currentRevision")
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
     let current_revision = match prev_current {
         Some(c) if !(updated == replicas && ready == replicas) => c,
         _ => revision.clone(),
     };
-    let current = live.iter().filter(|p| rev_of(p) == current_revision).count();
+    let current = live
+        .iter()
+        .filter(|p| rev_of(p) == current_revision)
+        .count();
     let status = json!({
         "observedGeneration": super::generation(&sts),
         "replicas": live.len(),
@@ -203,7 +248,11 @@ fn sync(inf: &Informer, key: &Key) {
         "updateRevision": revision,
         "collisionCount": 0,
     });
-    let differs = status.as_object().into_iter().flatten().any(|(k, v)| sts.at(&format!("/status/{k}")) != Some(v));
+    let differs = status
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(k, v)| sts.at(&format!("/status/{k}")) != Some(v));
     if differs {
         super::write(&store, "statefulset status", |tx| {
             tx.modify(&STATEFULSETS, Some(&key.0), &key.1, |o| {

@@ -29,7 +29,10 @@ pub struct TaintEviction {
 }
 
 fn no_execute(node: &Value) -> Vec<Taint> {
-    matching::taints(node).into_iter().filter(|t| t.effect == "NoExecute").collect()
+    matching::taints(node)
+        .into_iter()
+        .filter(|t| t.effect == "NoExecute")
+        .collect()
 }
 
 fn key_of(p: &Value) -> Key {
@@ -61,7 +64,10 @@ impl Loop for TaintEviction {
         match ch.new.as_deref() {
             Some(p) if super::pod_node(p).is_some() => {
                 // Only pods on NoExecute-tainted nodes need a look.
-                if super::pod_node(p).and_then(|n| self.node_taints.get(n)).is_some_and(|t| !t.is_empty()) {
+                if super::pod_node(p)
+                    .and_then(|n| self.node_taints.get(n))
+                    .is_some_and(|t| !t.is_empty())
+                {
                     self.dirty.insert(key_of(p));
                 }
             }
@@ -75,8 +81,16 @@ impl Loop for TaintEviction {
     }
 
     fn mark_all(&mut self, inf: &Informer) {
-        self.node_taints = inf.iter(&NODES).map(|(_, n)| (super::name(n).to_string(), no_execute(n))).collect();
-        let tainted: Vec<String> = self.node_taints.iter().filter(|(_, t)| !t.is_empty()).map(|(n, _)| n.clone()).collect();
+        self.node_taints = inf
+            .iter(&NODES)
+            .map(|(_, n)| (super::name(n).to_string(), no_execute(n)))
+            .collect();
+        let tainted: Vec<String> = self
+            .node_taints
+            .iter()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(n, _)| n.clone())
+            .collect();
         for n in tainted {
             self.dirty.extend(inf.pods_on(&n).map(|p| key_of(p)));
         }
@@ -88,9 +102,13 @@ impl Loop for TaintEviction {
         }
         let mut evict: Vec<(Key, String, String)> = Vec::new();
         while let Some(key) = self.dirty.pop_first() {
-            let Some(pod) = inf.get_key(&PODS, &key) else { continue };
+            let Some(pod) = inf.get_key(&PODS, &key) else {
+                continue;
+            };
             let uid = super::uid(pod).to_string();
-            let Some(node) = super::pod_node(pod) else { continue };
+            let Some(node) = super::pod_node(pod) else {
+                continue;
+            };
             if super::is_terminating(pod) || super::is_terminal(pod) {
                 self.since.remove(&uid);
                 continue;
@@ -142,7 +160,15 @@ impl Loop for TaintEviction {
                     Ok(())
                 })?;
                 tx.delete(&PODS, Some(&ns), &name, &DeleteOptions::default())?;
-                super::record(tx, &pod, &PODS, "Normal", "TaintManagerEviction", &format!("Marking for deletion Pod {ns}/{name}"), COMPONENT);
+                super::record(
+                    tx,
+                    &pod,
+                    &PODS,
+                    "Normal",
+                    "TaintManagerEviction",
+                    &format!("Marking for deletion Pod {ns}/{name}"),
+                    COMPONENT,
+                );
                 Ok(())
             });
         }

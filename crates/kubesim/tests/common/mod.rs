@@ -20,18 +20,25 @@ pub const TIME_SCALE: f64 = 100.0;
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .try_init();
 }
 
 pub fn sim_config() -> SimConfig {
-    SimConfig { time_scale: TIME_SCALE, ..SimConfig::default() }
+    SimConfig {
+        time_scale: TIME_SCALE,
+        ..SimConfig::default()
+    }
 }
 
 /// Start a simulator on a free loopback port (inside a tokio runtime).
 pub async fn start() -> Simulator {
     init_tracing();
-    Simulator::start(sim_config()).await.expect("simulator starts")
+    Simulator::start(sim_config())
+        .await
+        .expect("simulator starts")
 }
 
 /// A simulator running on its own runtime, for tests that drive the blocking `kubectl`.
@@ -45,12 +52,24 @@ pub struct KubectlEnv {
 impl KubectlEnv {
     pub fn new() -> Self {
         init_tracing();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let sim = rt.block_on(Simulator::start(sim_config())).expect("simulator starts");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = rt
+            .block_on(Simulator::start(sim_config()))
+            .expect("simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).expect("kubeconfig written");
-        Self { sim: Some(sim), rt: Some(rt), dir, kubeconfig }
+        sim.write_kubeconfig(&kubeconfig)
+            .expect("kubeconfig written");
+        Self {
+            sim: Some(sim),
+            rt: Some(rt),
+            dir,
+            kubeconfig,
+        }
     }
 
     pub fn sim(&self) -> &Simulator {
@@ -62,14 +81,21 @@ impl KubectlEnv {
     }
 
     /// Run a future on the simulator's runtime (e.g. to spawn a helper task).
-    pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, f: F) -> tokio::task::JoinHandle<()> {
+    pub fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(
+        &self,
+        f: F,
+    ) -> tokio::task::JoinHandle<()> {
         self.rt.as_ref().expect("running").spawn(f)
     }
 
     /// A `kubectl` command against this simulator, with a private discovery cache.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("kubectl");
-        c.arg("--kubeconfig").arg(&self.kubeconfig).arg("--cache-dir").arg(self.dir.path().join("cache")).args(args);
+        c.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .args(args);
         c.env("HOME", self.dir.path()).env_remove("KUBECONFIG");
         c
     }
@@ -82,9 +108,19 @@ impl KubectlEnv {
     #[track_caller]
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}", out.status);
-        assert!(stderr.trim().is_empty(), "kubectl {args:?} wrote to stderr:\n{stderr}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}",
+            out.status
+        );
+        assert!(
+            stderr.trim().is_empty(),
+            "kubectl {args:?} wrote to stderr:\n{stderr}"
+        );
         stdout.into_owned()
     }
 
@@ -99,11 +135,25 @@ impl KubectlEnv {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("kubectl starts");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin written");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("stdin written");
         let out = child.wait_with_output().expect("kubectl runs");
-        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}");
-        assert!(stderr.trim().is_empty(), "kubectl {args:?} wrote to stderr:\n{stderr}");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        assert!(
+            stderr.trim().is_empty(),
+            "kubectl {args:?} wrote to stderr:\n{stderr}"
+        );
         stdout.into_owned()
     }
 }
@@ -140,12 +190,22 @@ pub fn node(store: &Store, name: &str, labels: Value) -> Value {
         },
     });
     // Admission keeps a node's status on create (the kubelet registers nodes that way).
-    store.create(&resources::NODES, None, obj).expect("node created")
+    store
+        .create(&resources::NODES, None, obj)
+        .expect("node created")
 }
 
 /// A pod bound to `node_name` (if any), with `labels` and an owner, written into the store
 /// and (with `running`) marked Running and Ready the way the kubelet reports it.
-pub fn pod(store: &Store, ns: &str, name: &str, node_name: Option<&str>, labels: Value, owner: Option<&Value>, running: bool) -> Value {
+pub fn pod(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    node_name: Option<&str>,
+    labels: Value,
+    owner: Option<&Value>,
+    running: bool,
+) -> Value {
     let mut obj = json!({
         "metadata": {"name": name, "namespace": ns, "labels": labels},
         "spec": {"terminationGracePeriodSeconds": 1, "containers": [{"name": "app", "image": "nginx:1.27", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]},
@@ -159,8 +219,14 @@ pub fn pod(store: &Store, ns: &str, name: &str, node_name: Option<&str>, labels:
             "controller": true, "blockOwnerDeletion": true,
         }]);
     }
-    let created = store.create(&resources::PODS, Some(ns), obj).expect("pod created");
-    if running { set_running(store, ns, name) } else { created }
+    let created = store
+        .create(&resources::PODS, Some(ns), obj)
+        .expect("pod created");
+    if running {
+        set_running(store, ns, name)
+    } else {
+        created
+    }
 }
 
 /// Mark a pod Running and Ready (what the kubelet does once its containers start).
@@ -187,7 +253,16 @@ pub fn set_running(store: &Store, ns: &str, name: &str) -> Value {
 /// A PDB over `selector` whose status says `allowed` disruptions (as the disruption
 /// controller would report for `healthy` of `expected` pods).
 #[allow(clippy::too_many_arguments)]
-pub fn pdb(store: &Store, ns: &str, name: &str, selector: Value, min_available: i64, allowed: i64, healthy: i64, expected: i64) -> Value {
+pub fn pdb(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    selector: Value,
+    min_available: i64,
+    allowed: i64,
+    healthy: i64,
+    expected: i64,
+) -> Value {
     let created = store
         .create(
             &resources::PODDISRUPTIONBUDGETS,
@@ -200,7 +275,15 @@ pub fn pdb(store: &Store, ns: &str, name: &str, selector: Value, min_available: 
 }
 
 /// Overwrite a PDB's status (the disruption controller's job), observed at its generation.
-pub fn set_pdb_status(store: &Store, ns: &str, name: &str, allowed: i64, healthy: i64, desired: i64, expected: i64) -> Value {
+pub fn set_pdb_status(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    allowed: i64,
+    healthy: i64,
+    desired: i64,
+    expected: i64,
+) -> Value {
     store
         .modify(&resources::PODDISRUPTIONBUDGETS, Some(ns), name, |p| {
             let generation = p["metadata"]["generation"].clone();
@@ -226,8 +309,14 @@ pub async fn reap_terminated_pods(store: Arc<Store>) {
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
                 .is_some_and(|t| t <= now);
             if due {
-                let ns = p["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-                let name = p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let ns = p["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let name = p["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 let _ = store.transaction(|tx| tx.remove(&resources::PODS, Some(&ns), &name));
             }
         }
@@ -262,7 +351,11 @@ pub fn client(sim: &Simulator) -> kube::Client {
 
 fn running_and_ready(p: &Value) -> bool {
     p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-        && p.pointer("/status/conditions").and_then(Value::as_array).into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+        && p.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
         && p.pointer("/metadata/deletionTimestamp").is_none()
 }
 
@@ -271,7 +364,9 @@ fn running_and_ready(p: &Value) -> bool {
 pub async fn ensure_running(store: &Store, ns: &str, name: &str) {
     let start = Instant::now();
     loop {
-        let p = store.get(&resources::PODS, Some(ns), name).expect("pod exists");
+        let p = store
+            .get(&resources::PODS, Some(ns), name)
+            .expect("pod exists");
         if running_and_ready(&p) {
             return;
         }
@@ -286,7 +381,9 @@ pub async fn ensure_running(store: &Store, ns: &str, name: &str) {
 pub fn ensure_running_blocking(store: &Store, ns: &str, name: &str) {
     let start = Instant::now();
     loop {
-        let p = store.get(&resources::PODS, Some(ns), name).expect("pod exists");
+        let p = store
+            .get(&resources::PODS, Some(ns), name)
+            .expect("pod exists");
         if running_and_ready(&p) {
             return;
         }
@@ -299,20 +396,39 @@ pub fn ensure_running_blocking(store: &Store, ns: &str, name: &str) {
 
 /// Set a PDB's status until it sticks: the disruption controller, when running, computes the
 /// same numbers from the pods; without it ours stand.
-pub fn settle_pdb(store: &Store, ns: &str, name: &str, allowed: i64, healthy: i64, desired: i64, expected: i64) {
+pub fn settle_pdb(
+    store: &Store,
+    ns: &str,
+    name: &str,
+    allowed: i64,
+    healthy: i64,
+    desired: i64,
+    expected: i64,
+) {
     let start = Instant::now();
     loop {
-        let p = store.get(&resources::PODDISRUPTIONBUDGETS, Some(ns), name).expect("pdb exists");
+        let p = store
+            .get(&resources::PODDISRUPTIONBUDGETS, Some(ns), name)
+            .expect("pdb exists");
         let observed = p.pointer("/status/observedGeneration") == p.pointer("/metadata/generation");
-        if observed && p.pointer("/status/disruptionsAllowed").and_then(Value::as_i64) == Some(allowed) {
+        if observed
+            && p.pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64)
+                == Some(allowed)
+        {
             std::thread::sleep(Duration::from_millis(50));
-            let again = store.get(&resources::PODDISRUPTIONBUDGETS, Some(ns), name).expect("pdb exists");
+            let again = store
+                .get(&resources::PODDISRUPTIONBUDGETS, Some(ns), name)
+                .expect("pdb exists");
             if again.pointer("/status") == p.pointer("/status") {
                 return;
             }
             continue;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "PDB {name} never settled at {allowed} allowed: {p}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "PDB {name} never settled at {allowed} allowed: {p}"
+        );
         set_pdb_status(store, ns, name, allowed, healthy, desired, expected);
         std::thread::sleep(Duration::from_millis(30));
     }
@@ -329,14 +445,32 @@ pub fn owned_pod(store: &Store, ns: &str, owner: &Value, node_name: &str, labels
         let mine = pods.iter().find(|p| {
             p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node_name)
                 && p.pointer("/metadata/deletionTimestamp").is_none()
-                && p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten().any(|o| o["uid"] == uid && o["controller"] == true)
+                && p.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|o| o["uid"] == uid && o["controller"] == true)
         });
         if let Some(p) = mine {
-            break p["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            break p["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
         }
         if start.elapsed() > Duration::from_millis(1500) {
-            let name = format!("{}-hand1", owner["metadata"]["name"].as_str().unwrap_or("pod"));
-            pod(store, ns, &name, Some(node_name), labels, Some(owner), false);
+            let name = format!(
+                "{}-hand1",
+                owner["metadata"]["name"].as_str().unwrap_or("pod")
+            );
+            pod(
+                store,
+                ns,
+                &name,
+                Some(node_name),
+                labels,
+                Some(owner),
+                false,
+            );
             break name;
         }
         std::thread::sleep(Duration::from_millis(20));
