@@ -30,6 +30,14 @@ pub fn spot_warning(instance_id: &str, at: DateTime<Utc>) -> Value {
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 
+/// An EC2 Instance Rebalance Recommendation for `instance_id`, sent at `at`.
+pub fn rebalance(instance_id: &str, at: DateTime<Utc>) -> Value {
+    let mut ev = sample("aws.ec2-instance-rebalance-recommendation.json");
+    ev["resources"] = json!([arn_for(&ev, instance_id)]);
+    ev["detail"]["instance-id"] = json!(instance_id);
+    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
+}
+
 /// An AWS Health scheduled change naming the instances by ARN, starting at `start`.
 pub fn health_by_arn(instance_ids: &[&str], at: DateTime<Utc>, start: DateTime<Utc>) -> Value {
     let mut ev = sample("aws.health-aws-health-event-instance-stop-scheduled-arn.json");

@@ -386,3 +386,67 @@ on_both!(
     setup(),
     a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_the_tick_returns_it
 );
+
+/// A rebalance recommendation and a Spot warning often arrive together. The rebalance's retype
+/// holds no lease, so a warning may claim and start the standby after the rebalance read it:
+/// then EC2 refuses the retype (`IncorrectInstanceState`), and that is news, not a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_leaves_alone_a_standby_that_a_warning_started_meanwhile() {
+    let h = <costop_tests::FastHarness as Harness>::start(setup()).await;
+    // The m5a.large spot node: the standbys are m5.large, so the rebalance plans a retype.
+    let (spot_id, _) = spot_nodes(h.sim())
+        .into_iter()
+        .find(|(_, n)| {
+            label(
+                &costop_tests::node(h.sim(), n),
+                constants::LABEL_INSTANCE_TYPE,
+            ) == Some("m5a.large")
+        })
+        .expect("an m5a.large spot node");
+    let ec2 = h.keeper().world().ec2.clone();
+    let meanwhile = ec2.clone();
+    ec2.before_call(std::sync::Arc::new(move |call| {
+        if let costop_app::fakes::Ec2Call::Retype { instance_id, .. } = call {
+            meanwhile
+                .change(instance_id, |i| i.state = InstanceState::Running)
+                .expect("the standby exists");
+        }
+    }));
+
+    let outcome = h
+        .keeper()
+        .handle(&events::rebalance(&spot_id, Utc::now()), Mode::Execute)
+        .await
+        .expect("a refused retype is not an error");
+    let KeeperOutcome::Standby {
+        decision: StartDecision::Act(plan),
+        report: Some(report),
+        ..
+    } = &outcome
+    else {
+        panic!("expected a prepare plan: {outcome:?}")
+    };
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, StandbyAction::RetypeStandby { .. })),
+        "{plan:?}"
+    );
+    assert_eq!(
+        report.skipped,
+        Some("standby no longer stopped and available"),
+        "{report:?}"
+    );
+    assert!(report.actions.is_empty(), "{report:?}");
+    let standby = ec2.get(&plan.standby).expect("standby");
+    assert_eq!(
+        standby.instance_type.as_deref(),
+        Some("m5.large"),
+        "not retyped"
+    );
+    assert_eq!(
+        standby.state,
+        InstanceState::Running,
+        "left as the warning's start left it"
+    );
+}

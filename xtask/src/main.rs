@@ -143,8 +143,10 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
         run(cargo(root).args(["install", "--locked", "cargo-nextest"]))?;
     }
     // Doc examples are tests too, and nextest does not run them: run them first so the run
-    // closes on nextest's summary of every other test.
+    // closes on nextest's summary of every other test. The formatting check goes first: it
+    // takes a second and fails for one unformatted file (`cargo fmt --all` fixes it).
     if extra.is_empty() {
+        run(cargo(root).args(["fmt", "--all", "--check"]))?;
         run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))?;
     }
     // tests/tests/lambda_local.rs runs `cargo lambda watch`, which builds the function with this

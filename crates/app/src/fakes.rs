@@ -22,6 +22,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// new snapshot to kubesim's node link (as the bed's EC2 link does for moto).
 pub type InstanceObserver = Arc<dyn Fn(Vec<InstanceFacts>) + Send + Sync>;
 
+/// Called with each mutating call as it arrives, before the fake acts on it: a test's way to
+/// make something happen "meanwhile" (another function starting an instance, say).
+pub type CallHook = Arc<dyn Fn(&Ec2Call) + Send + Sync>;
+
 /// A recorded mutating EC2 call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ec2Call {
@@ -45,6 +49,7 @@ pub struct FakeEc2 {
     pub instances: Arc<Mutex<BTreeMap<String, InstanceFacts>>>,
     pub calls: Arc<Mutex<Vec<Ec2Call>>>,
     observer: Arc<Mutex<Option<InstanceObserver>>>,
+    hook: Arc<Mutex<Option<CallHook>>>,
 }
 
 impl FakeEc2 {
@@ -55,6 +60,11 @@ impl FakeEc2 {
     /// Call `f` with every instance after each state or type change.
     pub fn observe(&self, f: InstanceObserver) {
         *lock(&self.observer) = Some(f);
+    }
+
+    /// Call `f` with each mutating call before it takes effect.
+    pub fn before_call(&self, f: CallHook) {
+        *lock(&self.hook) = Some(f);
     }
 
     /// The instance now.
@@ -81,6 +91,10 @@ impl FakeEc2 {
     }
 
     fn call(&self, c: Ec2Call) {
+        let hook = lock(&self.hook).clone();
+        if let Some(h) = hook {
+            h(&c);
+        }
         lock(&self.calls).push(c);
     }
 }
@@ -128,8 +142,8 @@ impl Ec2 for FakeEc2 {
             .get(instance_id)
             .is_some_and(|i| i.state != InstanceState::Stopped)
         {
-            return Err(PortError::Permanent {
-                op: "modify instance type",
+            return Err(PortError::WrongState {
+                op: "retype standby",
                 source: format!("IncorrectInstanceState: {instance_id} is not stopped").into(),
             });
         }

@@ -112,6 +112,10 @@ pub struct StartReport {
     pub time_to_start_ms: Option<u64>,
     /// Replacement pods given the toleration.
     pub tolerated: usize,
+    /// Why a rebalance's retype was skipped: the standby was no longer stopped and available
+    /// when the keeper came to it (a Spot warning's start got there first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
     /// Actions executed, in order.
     pub actions: Vec<&'static str>,
 }
@@ -314,6 +318,8 @@ impl<W: World> Keeper<W> {
                 source,
             }
         };
+        // A start plan begins with the lease; a rebalance's prepare plan has none.
+        let leased = matches!(plan.actions.first(), Some(StandbyAction::ClaimStandby(_)));
         for action in &plan.actions {
             match action {
                 StandbyAction::ClaimStandby(lease) => {
@@ -335,6 +341,31 @@ impl<W: World> Keeper<W> {
                     .tag_standby(instance_id, set, remove)
                     .await
                     .map_err(failed(action.name()))?,
+                StandbyAction::RetypeStandby {
+                    instance_id, to, ..
+                } if !leased => {
+                    // A rebalance's retype holds no lease: a warning may have claimed and
+                    // started the standby since it was read. Read it again right before, and
+                    // take EC2's refusal of a no longer stopped instance as the same news.
+                    let current = ec2
+                        .describe_instances(std::slice::from_ref(instance_id))
+                        .await
+                        .map_err(failed(action.name()))?;
+                    let refused = if current.first().is_some_and(standby::is_startable) {
+                        match ec2.retype(instance_id, to).await {
+                            Ok(()) => false,
+                            Err(PortError::WrongState { .. }) => true,
+                            Err(e) => return Err(failed(action.name())(e)),
+                        }
+                    } else {
+                        true
+                    };
+                    if refused {
+                        tracing::info!(standby = %instance_id, "standby no longer stopped and available; not retyped");
+                        report.skipped = Some("standby no longer stopped and available");
+                        return Ok(Claim::Won);
+                    }
+                }
                 StandbyAction::RetypeStandby {
                     instance_id, to, ..
                 } => ec2

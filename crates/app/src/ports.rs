@@ -27,6 +27,14 @@ pub enum PortError {
     /// The object is not there.
     #[error("{op}: {what} not found")]
     NotFound { op: &'static str, what: String },
+    /// The object is not in a state that allows the call (EC2's `IncorrectInstanceState`: an
+    /// instance started or stopped by someone else since it was read); re-read before deciding.
+    #[error("{op}: not in a state that allows it")]
+    WrongState {
+        op: &'static str,
+        #[source]
+        source: BoxError,
+    },
     /// Throttling, timeouts, 5xx: worth retrying the whole delivery.
     #[error("{op} failed (transient)")]
     Transient {
@@ -57,7 +65,7 @@ impl PortError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            PortError::Transient { .. } | PortError::Conflict { .. }
+            PortError::Transient { .. } | PortError::Conflict { .. } | PortError::WrongState { .. }
         )
     }
 }

@@ -3,19 +3,37 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ec2::types::{AttributeValue, Filter, Instance, InstanceLifecycleType, Tag};
 use costop_app::ports::{Ec2, PortError};
 use costop_core::constants::{TAG_STANDBY, TAG_STANDBY_VALUE};
 use costop_core::event::InstanceState;
 use costop_core::facts::{InstanceFacts, Lifecycle};
 
-use super::sdk_error;
+use super::{error_code, sdk_error};
 
 /// Values per EC2 filter (the API's limit is 200).
 const IDS_PER_CALL: usize = 200;
 
 /// The states a standby can be in until it is gone: everything but `terminated`.
 const STANDBY_STATES: [&str; 5] = ["pending", "running", "stopping", "stopped", "shutting-down"];
+
+/// `IncorrectInstanceState` (started or stopped by someone else since it was read) is
+/// [`PortError::WrongState`]; the rest as [`sdk_error`] judges it.
+fn state_error<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> PortError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if error_code(&err) == Some("IncorrectInstanceState") {
+        PortError::WrongState {
+            op,
+            source: Box::new(err),
+        }
+    } else {
+        sdk_error(op, err)
+    }
+}
 
 /// EC2 through the SDK.
 #[derive(Clone, Debug)]
@@ -137,7 +155,7 @@ impl Ec2 for Ec2Adapter {
             .send()
             .await
             .map(drop)
-            .map_err(|e| sdk_error("retype standby", e))
+            .map_err(|e| state_error("retype standby", e))
     }
 
     async fn start(&self, instance_id: &str) -> Result<(), PortError> {
@@ -148,7 +166,7 @@ impl Ec2 for Ec2Adapter {
             .send()
             .await
             .map(drop)
-            .map_err(|e| sdk_error("start standby", e))
+            .map_err(|e| state_error("start standby", e))
     }
 
     async fn stop(&self, instance_id: &str) -> Result<(), PortError> {
@@ -159,7 +177,7 @@ impl Ec2 for Ec2Adapter {
             .send()
             .await
             .map(drop)
-            .map_err(|e| sdk_error("stop standby", e))
+            .map_err(|e| state_error("stop standby", e))
     }
 }
 
@@ -462,13 +480,14 @@ mod tests {
         assert!(
             matches!(
                 e,
-                PortError::Permanent {
+                PortError::WrongState {
                     op: "retype standby",
                     ..
                 }
             ),
             "{e:?}"
         );
+        assert!(e.is_retryable());
         let e = ec2.stop("i-1").await.unwrap_err();
         assert!(matches!(e, PortError::Permanent { .. }), "{e:?}");
         let e = ec2
