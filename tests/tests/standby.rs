@@ -387,6 +387,80 @@ on_both!(
     a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_the_tick_returns_it
 );
 
+/// The keeper's own look at the node can come after the drain: pods that stop fast on SIGTERM
+/// are gone by then. The interruption function's snapshot, taken before its drain, still has
+/// them, and their replacements get the toleration all the same.
+async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H: Harness>(h: H) {
+    let (spot_id, spot_node) = spot_nodes(h.sim())
+        .into_iter()
+        .find(|(_, n)| {
+            label(
+                &costop_tests::node(h.sim(), n),
+                constants::LABEL_INSTANCE_TYPE,
+            ) == Some("m5a.large")
+        })
+        .expect("an m5a.large spot node");
+    let big_on_node = || {
+        pods_on(h.sim(), &spot_node)
+            .iter()
+            .any(|p| p["metadata"]["labels"]["app"] == "big")
+    };
+    eventually(
+        "a big pod on the spot node",
+        Duration::from_secs(30),
+        big_on_node,
+    )
+    .await;
+
+    let warning = events::spot_warning(&spot_id, Utc::now());
+    h.handler()
+        .handle(&warning, Mode::Execute)
+        .await
+        .expect("the interruption path succeeds");
+    eventually(
+        "the drained pod to be gone",
+        Duration::from_secs(60),
+        || !big_on_node(),
+    )
+    .await;
+
+    let kept = h
+        .keeper()
+        .handle(&warning, Mode::Execute)
+        .await
+        .expect("the keeper succeeds");
+    let KeeperOutcome::Standby {
+        decision: StartDecision::Act(plan),
+        report: Some(report),
+        ..
+    } = &kept
+    else {
+        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
+    };
+    assert!(
+        report.started && report.tolerated == 1,
+        "[{}] the snapshot's pod counted: {report:?}",
+        h.flavor()
+    );
+    let standby_node = eventually_node(&h, &plan.standby).await;
+    eventually(
+        "the replacement to run on the standby",
+        Duration::from_secs(60),
+        || {
+            pods_on(h.sim(), &standby_node).iter().any(|p| {
+                p["metadata"]["labels"]["app"] == "big" && p["status"]["phase"] == "Running"
+            })
+        },
+    )
+    .await;
+}
+
+on_both!(
+    a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements,
+    setup(),
+    a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements
+);
+
 /// A rebalance recommendation and a Spot warning often arrive together. The rebalance's retype
 /// holds no lease, so a warning may claim and start the standby after the rebalance read it:
 /// then EC2 refuses the retype (`IncorrectInstanceState`), and that is news, not a failure.

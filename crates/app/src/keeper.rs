@@ -12,7 +12,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use costop_core::event::Ignored;
 use costop_core::facts::{InstanceFacts, NodeFacts};
 use costop_core::plan::resolve_cluster;
-use costop_core::record::{TimelineEntry, TimelineStep};
+use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::standby::{
     self, PoolFacts, ReplacementSpec, ReplacementTracker, StandbyAction, StandbyFacts,
     StartDecision, StartFacts, TickPlan, Trigger,
@@ -28,6 +28,10 @@ use crate::ratelimit::RateLimiter;
 
 /// How often the pending pods are read while replacements are expected.
 const POLL: Duration = Duration::from_millis(1000);
+/// How long the replacement watch waits for the interruption function's node snapshot before
+/// trusting the keeper's own count of the node's pods alone (it is written within a second of
+/// that function's start; it never comes when that function did not act on the node).
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(15);
 /// Toleration patches in flight at once (each poll; the QPS limit applies as well).
 const TOLERATE_IN_FLIGHT: usize = 8;
 /// Kept back from the invocation's budget to finish cleanly.
@@ -436,7 +440,12 @@ impl<W: World> Keeper<W> {
         });
         let limiter = RateLimiter::new(self.config.kube_qps, self.config.kube_burst);
         let mut tracker = ReplacementTracker::new(spec.clone());
+        let began = std::time::Instant::now();
+        let mut snapshot_seen = false;
         loop {
+            if !snapshot_seen {
+                snapshot_seen = self.merge_snapshot(&mut tracker).await;
+            }
             match kube.unbound_pods().await {
                 Ok(pending) => {
                     tracker.adopt(&pending);
@@ -487,13 +496,39 @@ impl<W: World> Keeper<W> {
                     tracing::warn!(error = %crate::handler::error_chain(&e), "could not list pending pods")
                 }
             }
-            if tracker.satisfied() || Utc::now() >= until {
+            // Until the interruption function's count is in (or it is clearly not coming),
+            // "every quota met" may only mean the keeper's own count missed gone pods.
+            let counted = snapshot_seen || began.elapsed() >= SNAPSHOT_WAIT;
+            if (tracker.satisfied() && counted) || Utc::now() >= until {
                 break;
             }
             tokio::time::sleep(POLL).await;
         }
         tracing::info!(interruption_id = %spec.interruption_id, tolerated = tracker.tolerated(), satisfied = tracker.satisfied(), "replacement watch over");
         tracker.tolerated()
+    }
+
+    /// Raise the tracker's quotas to the interruption function's snapshot of the node, taken
+    /// before its drain: pods evicted and gone before the keeper listed the node still count.
+    /// Whether the snapshot was there (a bad one counts as seen: it will not get better).
+    async fn merge_snapshot(&self, tracker: &mut ReplacementTracker) -> bool {
+        let key = record::snapshot_key(&tracker.spec().interruption_id);
+        match self.world.records().get(&key).await {
+            Ok(Some(item)) => {
+                match record::facts_from_snapshot(&item) {
+                    Ok(facts) => tracker.merge_snapshot(&facts),
+                    Err(e) => {
+                        tracing::warn!(error = %crate::handler::error_chain(&e), "unreadable node snapshot; the keeper's own count stands")
+                    }
+                }
+                true
+            }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::warn!(error = %crate::handler::error_chain(&e), "could not read the node snapshot");
+                false
+            }
+        }
     }
 
     async fn append(&self, entry: &TimelineEntry, standby: &str) -> Result<(), KeeperError> {

@@ -38,7 +38,9 @@ use crate::facts::InstanceFacts;
 use crate::kube::{Taint, TaintEffect, Toleration};
 
 pub use action::StandbyAction;
-pub use replacements::{OwnerQuota, ReplacementSpec, ReplacementTracker, TolerationPatch};
+pub use replacements::{
+    OwnerQuota, ReplacementSpec, ReplacementTracker, TolerationPatch, owner_quotas,
+};
 pub use start::{NoStandbyReason, StartDecision, StartFacts, StartPlan, plan_prepare, plan_start};
 pub use tick::{PoolFacts, PoolReport, StandbyFacts, TickPlan, plan_tick};
 pub use trigger::Trigger;

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::facts::{PodFacts, PodPhase};
+use crate::facts::{Facts, PodFacts, PodPhase};
 use crate::kube::Toleration;
 
 /// Pods created this long before the warning still count as replacements
@@ -53,10 +53,8 @@ pub struct ReplacementSpec {
 }
 
 impl ReplacementSpec {
-    /// The spec for the pods on an interrupted node: one quota per controller
-    /// owner that recreates its pods elsewhere (not DaemonSets, whose pods are
-    /// per node, nor node-owned mirror pods); finished and placeholder pods
-    /// are not counted.
+    /// The spec for the pods on an interrupted node, counted by
+    /// [`owner_quotas`].
     pub fn for_node(
         interruption_id: &str,
         cluster: &str,
@@ -66,37 +64,44 @@ impl ReplacementSpec {
         warned_at: DateTime<Utc>,
         watch_until: DateTime<Utc>,
     ) -> ReplacementSpec {
-        let mut counts: BTreeMap<(String, String, String), u32> = BTreeMap::new();
-        for p in pods {
-            let Some(owner) = &p.owner else { continue };
-            if matches!(owner.kind.as_str(), "DaemonSet" | "Node")
-                || p.is_finished()
-                || p.is_placeholder()
-            {
-                continue;
-            }
-            *counts
-                .entry((p.namespace.clone(), owner.kind.clone(), owner.name.clone()))
-                .or_default() += 1;
-        }
         ReplacementSpec {
             interruption_id: interruption_id.to_owned(),
             cluster: cluster.to_owned(),
             node: node.to_owned(),
-            owners: counts
-                .into_iter()
-                .map(|((namespace, kind, name), pods)| OwnerQuota {
-                    namespace,
-                    kind,
-                    name,
-                    pods,
-                })
-                .collect(),
+            owners: owner_quotas(pods),
             toleration,
             created_after: warned_at - TimeDelta::seconds(CREATION_SKEW_SECONDS),
             watch_until,
         }
     }
+}
+
+/// One quota per controller owner of `pods` that recreates its pods elsewhere
+/// (not DaemonSets, whose pods are per node, nor node-owned mirror pods);
+/// finished and placeholder pods are not counted.
+pub fn owner_quotas(pods: &[PodFacts]) -> Vec<OwnerQuota> {
+    let mut counts: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+    for p in pods {
+        let Some(owner) = &p.owner else { continue };
+        if matches!(owner.kind.as_str(), "DaemonSet" | "Node")
+            || p.is_finished()
+            || p.is_placeholder()
+        {
+            continue;
+        }
+        *counts
+            .entry((p.namespace.clone(), owner.kind.clone(), owner.name.clone()))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((namespace, kind, name), pods)| OwnerQuota {
+            namespace,
+            kind,
+            name,
+            pods,
+        })
+        .collect()
 }
 
 /// One pod to give the toleration.
@@ -225,6 +230,36 @@ impl ReplacementTracker {
                 && q.name == patch.owner_name
         }) {
             self.done.entry(o).or_default().insert(patch.uid.clone());
+        }
+    }
+
+    /// Take in another count of the node's pods — the interruption function's
+    /// snapshot, taken before its drain, which still has the pods that were
+    /// evicted and gone before the keeper looked: per owner the larger count,
+    /// owners only it saw added.
+    pub fn merge_owners(&mut self, owners: &[OwnerQuota]) {
+        for o in owners {
+            match self
+                .spec
+                .owners
+                .iter_mut()
+                .find(|q| q.namespace == o.namespace && q.kind == o.kind && q.name == o.name)
+            {
+                Some(q) => q.pods = q.pods.max(o.pods),
+                None => self.spec.owners.push(o.clone()),
+            }
+        }
+    }
+
+    /// [`merge_owners`](Self::merge_owners) with the pods of the interruption
+    /// function's snapshot, if it is of this spec's node.
+    pub fn merge_snapshot(&mut self, snapshot: &Facts) {
+        if snapshot
+            .node
+            .as_ref()
+            .is_some_and(|n| n.name == self.spec.node)
+        {
+            self.merge_owners(&owner_quotas(&snapshot.pods));
         }
     }
 

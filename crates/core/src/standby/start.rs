@@ -272,9 +272,9 @@ pub fn plan_start(
             event.envelope.time,
             event.envelope.time + TimeDelta::seconds(config.standby_watch_seconds),
         );
-        if !spec.owners.is_empty() {
-            actions.push(StandbyAction::TolerateReplacements(spec));
-        }
+        // Even with no owners counted here: pods that stopped fast may be gone already, and
+        // the interruption function's snapshot (read by the watch) still counts them.
+        actions.push(StandbyAction::TolerateReplacements(spec));
     }
     StartDecision::Act(StartPlan {
         interruption_id: iid,

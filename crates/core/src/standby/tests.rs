@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::event::{Delivered, Envelope, SpotInterruptionWarning};
-use crate::facts::{Lifecycle, NodeFacts, OwnerRef, PodFacts, PodPhase};
+use crate::facts::{Facts, Lifecycle, NodeFacts, OwnerRef, PodFacts, PodPhase};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -254,6 +254,62 @@ fn only_replacements_created_after_the_warning_of_a_counted_owner_get_the_tolera
     }
     assert!(tr.satisfied());
     assert!(tr.next(&pending).is_empty(), "the quota is spent");
+}
+
+#[test]
+fn pods_evicted_and_gone_before_the_keeper_looked_still_count_through_the_interruption_functions_snapshot()
+ {
+    // The keeper saw one web-1 pod on n1; the interruption function's snapshot, taken before
+    // its drain, had three web-1 pods and an api-1 pod (plus a DaemonSet pod, never counted).
+    let mut tr = tracker(1);
+    let mut on_node = vec![
+        pod("web-1-x", "web-1", "2025-03-10T13:00:00Z"),
+        pod("web-1-y", "web-1", "2025-03-10T13:00:00Z"),
+        pod("web-1-z", "web-1", "2025-03-10T13:00:00Z"),
+        pod("api-1-x", "api-1", "2025-03-10T13:00:00Z"),
+        pod("agent-x", "agent", "2025-03-10T13:00:00Z"),
+    ];
+    on_node[4].owner.as_mut().unwrap().kind = "DaemonSet".into();
+    let snapshot = |node: &str| Facts {
+        instance_id: "i-spot".into(),
+        instance: None,
+        node: Some(NodeFacts {
+            name: node.into(),
+            ..NodeFacts::default()
+        }),
+        pods: on_node.clone(),
+        target_groups: Vec::new(),
+        delivery: Default::default(),
+    };
+    let pending = vec![
+        pod("web-1-a", "web-1", "2025-03-10T14:02:03Z"),
+        pod("web-1-b", "web-1", "2025-03-10T14:02:04Z"),
+        pod("web-1-c", "web-1", "2025-03-10T14:02:05Z"),
+        pod("web-1-d", "web-1", "2025-03-10T14:02:06Z"),
+        pod("api-1-a", "api-1", "2025-03-10T14:02:03Z"),
+        pod("agent-a", "agent", "2025-03-10T14:02:03Z"),
+    ];
+
+    tr.merge_snapshot(&snapshot("another-node"));
+    assert_eq!(
+        tr.next(&pending).len(),
+        1,
+        "a snapshot of another node changes nothing"
+    );
+
+    tr.merge_snapshot(&snapshot("n1"));
+    let names: Vec<String> = tr.next(&pending).into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["api-1-a", "web-1-a", "web-1-b", "web-1-c"]);
+
+    // Merging again (or a smaller count) never lowers a quota.
+    tr.merge_owners(&[OwnerQuota {
+        namespace: "shop".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-1".into(),
+        pods: 1,
+    }]);
+    tr.merge_snapshot(&snapshot("n1"));
+    assert_eq!(tr.next(&pending).len(), 4);
 }
 
 #[test]
