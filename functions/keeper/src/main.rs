@@ -15,7 +15,10 @@ struct LambdaError(KeeperError);
 
 impl From<LambdaError> for Diagnostic {
     fn from(e: LambdaError) -> Self {
-        Diagnostic { error_type: e.0.error_type().into(), error_message: costop_app::handler::error_chain(&e.0) }
+        Diagnostic {
+            error_type: e.0.error_type().into(),
+            error_message: costop_app::handler::error_chain(&e.0),
+        }
     }
 }
 
