@@ -37,7 +37,8 @@ use costop_core::kube::Taint;
 use costop_core::plan::action::{
     CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
 };
-use costop_core::record::{Item, Key, Update};
+use costop_core::record::{Item, Key, StandbyLease, Update};
+use costop_core::standby::TolerationPatch;
 use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
@@ -179,6 +180,41 @@ impl<W: World + 'static> Ec2 for Port<W> {
             self.w.ec2().describe_instances(ids),
         )
     }
+    fn standbys(&self) -> impl Future<Output = Result<Vec<InstanceFacts>, PortError>> + Send {
+        self.rec
+            .time("ec2.standbys", Side::Aws, self.w.ec2().standbys())
+    }
+    fn tag_standby(
+        &self,
+        instance_id: &str,
+        set: &BTreeMap<String, String>,
+        remove: &[String],
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "ec2.tag_standby",
+            Side::Aws,
+            self.w.ec2().tag_standby(instance_id, set, remove),
+        )
+    }
+    fn retype(
+        &self,
+        instance_id: &str,
+        instance_type: &str,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "ec2.retype",
+            Side::Aws,
+            self.w.ec2().retype(instance_id, instance_type),
+        )
+    }
+    fn start(&self, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec
+            .time("ec2.start", Side::Aws, self.w.ec2().start(instance_id))
+    }
+    fn stop(&self, instance_id: &str) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec
+            .time("ec2.stop", Side::Aws, self.w.ec2().stop(instance_id))
+    }
 }
 
 impl<W: World + 'static> Elb for Port<W> {
@@ -262,6 +298,17 @@ impl<W: World + 'static> Records for Port<W> {
     fn put_many(&self, items: Vec<Item>) -> impl Future<Output = Result<(), PortError>> + Send {
         self.rec
             .time("ddb.put_many", Side::Aws, self.w.records().put_many(items))
+    }
+    fn lease_standby(
+        &self,
+        lease: &StandbyLease,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Claim, PortError>> + Send {
+        self.rec.time(
+            "ddb.lease_standby",
+            Side::Aws,
+            self.w.records().lease_standby(lease, now),
+        )
     }
 }
 
@@ -355,6 +402,31 @@ impl<K: Kube> Kube for RecKube<K> {
             "kube.force_delete",
             Side::Kube,
             self.inner.force_delete(pod),
+        )
+    }
+    fn nodes(&self) -> impl Future<Output = Result<Vec<NodeFacts>, PortError>> + Send {
+        self.rec.time("kube.nodes", Side::Kube, self.inner.nodes())
+    }
+    fn unbound_pods(&self) -> impl Future<Output = Result<Vec<PodFacts>, PortError>> + Send {
+        self.rec
+            .time("kube.unbound_pods", Side::Kube, self.inner.unbound_pods())
+    }
+    fn tolerate(
+        &self,
+        patch: &TolerationPatch,
+    ) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.rec
+            .time("kube.tolerate", Side::Kube, self.inner.tolerate(patch))
+    }
+    fn set_unschedulable(
+        &self,
+        node: &str,
+        unschedulable: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.set_unschedulable",
+            Side::Kube,
+            self.inner.set_unschedulable(node, unschedulable),
         )
     }
 }
@@ -793,9 +865,12 @@ fn print_init(n: usize, warm: bool, since: Instant) {
     );
 }
 
+/// A handler and the recorder of its calls.
+type Recorded<W> = (Arc<Handler<RecWorld<W>>>, Arc<Recorder>);
+
 /// Every invocation its own task, as 50 Lambda containers would run side by side.
 async fn run_fleet<W: World + 'static>(
-    handlers: Vec<(Arc<Handler<RecWorld<W>>>, Arc<Recorder>)>,
+    handlers: Vec<Recorded<W>>,
     events: Vec<Value>,
     nodes: &[(String, String)],
 ) -> Vec<Run> {

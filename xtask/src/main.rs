@@ -143,10 +143,20 @@ fn test(root: &Path, extra: &[String]) -> Result<(), String> {
         run(cargo(root).args(["install", "--locked", "cargo-nextest"]))?;
     }
     // Doc examples are tests too, and nextest does not run them: run them first so the run
-    // closes on nextest's summary of every other test. The formatting check goes first: it
-    // takes a second and fails for one unformatted file (`cargo fmt --all` fixes it).
+    // closes on nextest's summary of every other test. Before them, formatting (`cargo fmt
+    // --all` fixes it) and clippy over every target, warnings denied: that also compiles the
+    // benchmarks, which no test builds, so a port change cannot leave them broken.
     if extra.is_empty() {
         run(cargo(root).args(["fmt", "--all", "--check"]))?;
+        run(cargo(root).args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "-q",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
         run(cargo(root).args(["test", "--workspace", "--exclude", "xtask", "--doc", "-q"]))?;
     }
     // tests/tests/lambda_local.rs runs `cargo lambda watch`, which builds the function with this

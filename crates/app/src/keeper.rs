@@ -86,6 +86,8 @@ fn observe(what: impl Into<String>) -> impl FnOnce(PortError) -> KeeperError {
 /// What one keeper delivery did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "trigger", rename_all = "snake_case")]
+// One per delivery, moved once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum KeeperOutcome {
     /// Not the keeper's business.
     Ignored { ignored: Ignored },

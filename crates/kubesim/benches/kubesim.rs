@@ -59,7 +59,7 @@ fn instance(i: usize) -> InstanceFacts {
         state: InstanceState::Running,
         private_dns_name: format!("ip-10-0-{b}-{c}.ec2.internal"),
         private_ip: Some(format!("10.0.{b}.{c}")),
-        availability_zone: if i % 2 == 0 {
+        availability_zone: if i.is_multiple_of(2) {
             "us-east-1a".into()
         } else {
             "us-east-1b".into()

@@ -107,7 +107,8 @@ impl State {
     /// Write or remove one object, keeping the indexes in step; the previous value.
     fn set(&mut self, r: &ResourceDef, key: Key, obj: Option<Value>) -> Option<Value> {
         let map = self.objects.entry(rkey(r)).or_default();
-        let prev = match obj {
+
+        match obj {
             Some(v) => {
                 let new_node = if rkey(r) == rkey(&resources::PODS) {
                     node_of(&v).map(str::to_string)
@@ -135,20 +136,19 @@ impl State {
                 }
                 prev
             }
-        };
-        prev
+        }
     }
 
     fn reindex(&mut self, old: Option<String>, new: Option<String>, key: &Key) {
         if old == new {
             return;
         }
-        if let Some(o) = old {
-            if let Some(set) = self.pods_by_node.get_mut(&o) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.pods_by_node.remove(&o);
-                }
+        if let Some(o) = old
+            && let Some(set) = self.pods_by_node.get_mut(&o)
+        {
+            set.remove(key);
+            if set.is_empty() {
+                self.pods_by_node.remove(&o);
             }
         }
         if let Some(n) = new {
@@ -362,24 +362,23 @@ fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOpti
     let Some(map) = g.objects.get(&rkey(r)) else {
         return Vec::new();
     };
-    if rkey(r) == rkey(&resources::PODS) {
-        if let Some(node) = opts
+    if rkey(r) == rkey(&resources::PODS)
+        && let Some(node) = opts
             .field
             .as_ref()
             .and_then(|f| f.exact("spec.nodeName"))
             .filter(|n| !n.is_empty())
-        {
-            let Some(keys) = g.pods_by_node.get(node) else {
-                return Vec::new();
-            };
-            return keys
-                .iter()
-                .filter(|(n, _)| ns.is_none_or(|ns| ns == n))
-                .filter_map(|k| map.get(k))
-                .filter(|v| opts.matches(v))
-                .cloned()
-                .collect();
-        }
+    {
+        let Some(keys) = g.pods_by_node.get(node) else {
+            return Vec::new();
+        };
+        return keys
+            .iter()
+            .filter(|(n, _)| ns.is_none_or(|ns| ns == n))
+            .filter_map(|k| map.get(k))
+            .filter(|v| opts.matches(v))
+            .cloned()
+            .collect();
     }
     let iter: Box<dyn Iterator<Item = (&Key, &Value)>> = match ns {
         Some(ns) if r.namespaced => Box::new(
@@ -490,12 +489,12 @@ impl Tx<'_> {
         }
         let ns_s = ns_key(r, ns.or_else(|| meta_str(&obj, "namespace")));
         if r.namespaced {
-            if let Some(body_ns) = meta_str(&obj, "namespace") {
-                if body_ns != ns_s {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ));
-                }
+            if let Some(body_ns) = meta_str(&obj, "namespace")
+                && body_ns != ns_s
+            {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
             }
             if self.try_get(&resources::NAMESPACES, None, &ns_s).is_none() {
                 return Err(ApiError::not_found("", "namespaces", &ns_s));
@@ -628,22 +627,24 @@ impl Tx<'_> {
                 "the body of the request must be a JSON object",
             ));
         }
-        if let Some(body_name) = meta_str(&obj, "name") {
-            if body_name != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({body_name}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(body_name) = meta_str(&obj, "name")
+            && body_name != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
         }
-        if let Some(rv) = meta_str(&obj, "resourceVersion") {
-            if !rv.is_empty() && Some(rv) != meta_str(&old, "resourceVersion") {
-                return Err(ApiError::conflict(r.group, r.plural, name));
-            }
+        if let Some(rv) = meta_str(&obj, "resourceVersion")
+            && !rv.is_empty()
+            && Some(rv) != meta_str(&old, "resourceVersion")
+        {
+            return Err(ApiError::conflict(r.group, r.plural, name));
         }
-        if let Some(uid) = meta_str(&obj, "uid") {
-            if !uid.is_empty() && Some(uid) != meta_str(&old, "uid") {
-                return Err(ApiError::conflict(r.group, r.plural, name));
-            }
+        if let Some(uid) = meta_str(&obj, "uid")
+            && !uid.is_empty()
+            && Some(uid) != meta_str(&old, "uid")
+        {
+            return Err(ApiError::conflict(r.group, r.plural, name));
         }
         let has_status = r.subresources.contains(&"status");
         match part {
@@ -746,20 +747,20 @@ impl Tx<'_> {
     ) -> Result<Value, ApiError> {
         let ns_s = ns_key(r, ns);
         let mut obj = self.get(r, Some(&ns_s), name)?;
-        if let Some(uid) = &opts.precondition_uid {
-            if meta_str(&obj, "uid") != Some(uid.as_str()) {
-                return Err(
-                    ApiError::conflict(r.group, r.plural, name).with_message(format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        meta_str(&obj, "uid").unwrap_or("")
-                    )),
-                );
-            }
+        if let Some(uid) = &opts.precondition_uid
+            && meta_str(&obj, "uid") != Some(uid.as_str())
+        {
+            return Err(
+                ApiError::conflict(r.group, r.plural, name).with_message(format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    meta_str(&obj, "uid").unwrap_or("")
+                )),
+            );
         }
-        if let Some(rv) = &opts.precondition_rv {
-            if meta_str(&obj, "resourceVersion") != Some(rv.as_str()) {
-                return Err(ApiError::conflict(r.group, r.plural, name));
-            }
+        if let Some(rv) = &opts.precondition_rv
+            && meta_str(&obj, "resourceVersion") != Some(rv.as_str())
+        {
+            return Err(ApiError::conflict(r.group, r.plural, name));
         }
         if opts.dry_run {
             return Ok(obj);

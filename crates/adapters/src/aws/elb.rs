@@ -24,11 +24,14 @@ const HEALTH_CONCURRENCY: usize = 8;
 /// the last minute is seen on the next invocation after that.
 pub const GROUP_LIST_TTL: Duration = Duration::from_secs(60);
 
+/// The target groups (ARN, target type) and when they were listed, shared by clones.
+type GroupCache = Arc<Mutex<Option<(Instant, Vec<(String, TargetType)>)>>>;
+
 /// ELBv2 through the SDK.
 #[derive(Clone, Debug)]
 pub struct ElbAdapter {
     client: aws_sdk_elasticloadbalancingv2::Client,
-    groups: Arc<Mutex<Option<(Instant, Vec<(String, TargetType)>)>>>,
+    groups: GroupCache,
 }
 
 impl ElbAdapter {
