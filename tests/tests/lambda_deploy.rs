@@ -105,8 +105,14 @@ fn cargo_lambda_deploy_replaces_the_code_of_a_stack_function_and_keeps_its_confi
     );
 
     let after = python(&moto, DESCRIBE);
-    assert_ne!(after["CodeSha256"], before["CodeSha256"], "the code was replaced");
+    assert_ne!(
+        after["CodeSha256"], before["CodeSha256"],
+        "the code was replaced"
+    );
     for key in STACK_OWNED {
-        assert_eq!(after[key], before[key], "{key} is the stack's and stays as it was");
+        assert_eq!(
+            after[key], before[key],
+            "{key} is the stack's and stays as it was"
+        );
     }
 }
