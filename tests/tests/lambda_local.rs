@@ -223,6 +223,33 @@ impl Invoked {
 }
 
 /// `cargo lambda invoke <function> --data-file <file>` against the emulator.
+/// The captured malformed sample fails the invoke as NonRetryable (a dead letter, not a retry
+/// storm), and the message says why.
+async fn malformed_is_rejected(watch: &Watch, root: &Path) {
+    let malformed = invoke(
+        watch,
+        &root.join(
+            "events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
+        ),
+    )
+    .await;
+    assert!(
+        !malformed.success,
+        "a malformed event is an error: {}",
+        malformed.stdout
+    );
+    assert!(
+        malformed.stderr.contains("Error: NonRetryable"),
+        "errorType NonRetryable:\n{}",
+        malformed.stderr
+    );
+    assert!(
+        malformed.stderr.contains("malformed"),
+        "the message says why:\n{}",
+        malformed.stderr
+    );
+}
+
 async fn invoke(watch: &Watch, data_file: &Path) -> Invoked {
     let run = tokio::process::Command::new(cargo_lambda())
         .args([
@@ -386,28 +413,7 @@ async fn cargo_lambda_watch_runs_the_function_against_the_bed_and_answers_each_i
         "the node names the interruption the outcome reports"
     );
 
-    let malformed = invoke(
-        &watch,
-        &root.join(
-            "events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
-        ),
-    )
-    .await;
-    assert!(
-        !malformed.success,
-        "a malformed event is an error: {}",
-        malformed.stdout
-    );
-    assert!(
-        malformed.stderr.contains("Error: NonRetryable"),
-        "errorType NonRetryable:\n{}",
-        malformed.stderr
-    );
-    assert!(
-        malformed.stderr.contains("malformed"),
-        "the message says why:\n{}",
-        malformed.stderr
-    );
+    malformed_is_rejected(&watch, &root).await;
 
     let ignored = invoke(&watch, &root.join("events/aws.ec2-ami-state-change.json"))
         .await
@@ -476,21 +482,5 @@ async fn cargo_lambda_watch_runs_the_keeper_against_the_bed_and_answers_each_inv
         "{tick:#}"
     );
 
-    let malformed = invoke(
-        &watch,
-        &root.join(
-            "events/aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json",
-        ),
-    )
-    .await;
-    assert!(
-        !malformed.success,
-        "a malformed event is an error: {}",
-        malformed.stdout
-    );
-    assert!(
-        malformed.stderr.contains("Error: NonRetryable"),
-        "errorType NonRetryable:\n{}",
-        malformed.stderr
-    );
+    malformed_is_rejected(&watch, &root).await;
 }
