@@ -137,16 +137,7 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
         .expect_err("malformed");
     assert!(!err.is_retryable(), "[{}] {err}", h.flavor());
 
-    // The m5a.large spot node: the standbys are m5.large, so the keeper must retype one.
-    let (spot_id, spot_node) = spot_nodes(h.sim())
-        .into_iter()
-        .find(|(_, n)| {
-            label(
-                &costop_tests::node(h.sim(), n),
-                constants::LABEL_INSTANCE_TYPE,
-            ) == Some("m5a.large")
-        })
-        .expect("an m5a.large spot node");
+    let (spot_id, spot_node) = retyped_spot_node(&h);
     let zone = label(
         &costop_tests::node(h.sim(), &spot_node),
         constants::LABEL_TOPOLOGY_ZONE,
@@ -366,6 +357,20 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     assert_ne!(node.pointer("/spec/unschedulable"), Some(&json!(true)));
 }
 
+/// (instance id, node name) of the m5a.large spot node: the standbys are m5.large, so starting
+/// (or preparing) one for it takes a retype.
+fn retyped_spot_node(h: &impl Harness) -> (String, String) {
+    spot_nodes(h.sim())
+        .into_iter()
+        .find(|(_, n)| {
+            label(
+                &costop_tests::node(h.sim(), n),
+                constants::LABEL_INSTANCE_TYPE,
+            ) == Some("m5a.large")
+        })
+        .expect("an m5a.large spot node")
+}
+
 /// A metric's value in the first EMF document that carries it.
 fn metric(docs: &[Value], name: &str) -> Option<f64> {
     docs.iter().find_map(|d| d[name].as_f64())
@@ -391,15 +396,7 @@ on_both!(
 /// are gone by then. The interruption function's snapshot, taken before its drain, still has
 /// them, and their replacements get the toleration all the same.
 async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H: Harness>(h: H) {
-    let (spot_id, spot_node) = spot_nodes(h.sim())
-        .into_iter()
-        .find(|(_, n)| {
-            label(
-                &costop_tests::node(h.sim(), n),
-                constants::LABEL_INSTANCE_TYPE,
-            ) == Some("m5a.large")
-        })
-        .expect("an m5a.large spot node");
+    let (spot_id, spot_node) = retyped_spot_node(&h);
     let big_on_node = || {
         pods_on(h.sim(), &spot_node)
             .iter()
@@ -467,16 +464,7 @@ on_both!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_leaves_alone_a_standby_that_a_warning_started_meanwhile() {
     let h = <costop_tests::FastHarness as Harness>::start(setup()).await;
-    // The m5a.large spot node: the standbys are m5.large, so the rebalance plans a retype.
-    let (spot_id, _) = spot_nodes(h.sim())
-        .into_iter()
-        .find(|(_, n)| {
-            label(
-                &costop_tests::node(h.sim(), n),
-                constants::LABEL_INSTANCE_TYPE,
-            ) == Some("m5a.large")
-        })
-        .expect("an m5a.large spot node");
+    let (spot_id, _) = retyped_spot_node(&h);
     let ec2 = h.keeper().world().ec2.clone();
     let meanwhile = ec2.clone();
     ec2.before_call(std::sync::Arc::new(move |call| {
