@@ -216,17 +216,7 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     );
 
     // The replacement runs on the standby; the bystander was never tolerated and is elsewhere.
-    let standby_node = eventually_node(&h, &plan.standby).await;
-    eventually(
-        "the replacement to run on the standby",
-        Duration::from_secs(60),
-        || {
-            pods_on(h.sim(), &standby_node).iter().any(|p| {
-                p["metadata"]["labels"]["app"] == "big" && p["status"]["phase"] == "Running"
-            })
-        },
-    )
-    .await;
+    let standby_node = replacement_runs_on_standby(&h, &plan.standby).await;
     for p in pods_on(h.sim(), &standby_node) {
         assert_eq!(
             p["metadata"]["annotations"][constants::ANNOTATION_STANDBY_FOR].as_str(),
@@ -376,6 +366,22 @@ fn metric(docs: &[Value], name: &str) -> Option<f64> {
     docs.iter().find_map(|d| d[name].as_f64())
 }
 
+/// Waits for the standby's node and a `big` replacement running on it; the node's name.
+async fn replacement_runs_on_standby<H: Harness>(h: &H, standby: &str) -> String {
+    let standby_node = eventually_node(h, standby).await;
+    eventually(
+        "the replacement to run on the standby",
+        Duration::from_secs(60),
+        || {
+            pods_on(h.sim(), &standby_node).iter().any(|p| {
+                p["metadata"]["labels"]["app"] == "big" && p["status"]["phase"] == "Running"
+            })
+        },
+    )
+    .await;
+    standby_node
+}
+
 async fn eventually_node<H: Harness>(h: &H, instance_id: &str) -> String {
     eventually("the standby's node", Duration::from_secs(30), || {
         node_of_instance(h, instance_id).is_some()
@@ -439,17 +445,7 @@ async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H:
         "[{}] the snapshot's pod counted: {report:?}",
         h.flavor()
     );
-    let standby_node = eventually_node(&h, &plan.standby).await;
-    eventually(
-        "the replacement to run on the standby",
-        Duration::from_secs(60),
-        || {
-            pods_on(h.sim(), &standby_node).iter().any(|p| {
-                p["metadata"]["labels"]["app"] == "big" && p["status"]["phase"] == "Running"
-            })
-        },
-    )
-    .await;
+    replacement_runs_on_standby(&h, &plan.standby).await;
 }
 
 on_both!(
