@@ -251,6 +251,39 @@ impl NodeFacts {
             .as_deref()
             .and_then(instance_id_from_provider_id)
     }
+
+    /// Whether this node, found by a name tied to `instance_id` (its private DNS name, or a
+    /// name an index remembered for it), is that instance's: see [`may_back`].
+    pub fn may_back(&self, instance_id: &str) -> bool {
+        may_back(self.provider_id.as_deref(), instance_id)
+    }
+}
+
+/// The rule for a node found by name: it backs `instance_id` unless its providerID names
+/// another instance. A Node left behind by an earlier instance with the same private IP has
+/// the same name (EKS names nodes by private DNS name) but that instance's providerID. A node
+/// with no providerID yet (the kubelet sets it on registration) is taken by its name.
+pub fn may_back(provider_id: Option<&str>, instance_id: &str) -> bool {
+    provider_id
+        .and_then(instance_id_from_provider_id)
+        .is_none_or(|id| id == instance_id)
+}
+
+/// The one rule for an instance's node among `nodes`: the node whose providerID names the
+/// instance; else the node named by its private DNS name, if that node [`may_back`] it.
+/// (Custom node names — Karpenter, Bottlerocket — are found by the providerID.)
+pub fn node_of<'a>(instance: &InstanceFacts, nodes: &'a [NodeFacts]) -> Option<&'a NodeFacts> {
+    let id = instance.instance_id.as_str();
+    nodes
+        .iter()
+        .find(|n| n.instance_id() == Some(id))
+        .or_else(|| {
+            let dns = instance
+                .private_dns_name
+                .as_deref()
+                .filter(|d| !d.is_empty())?;
+            nodes.iter().find(|n| n.name == dns && n.may_back(id))
+        })
 }
 
 /// The providerID the AWS cloud provider gives a node.
@@ -537,6 +570,65 @@ mod tests {
             Some("i-12345678")
         );
         assert_eq!(instance_id_from_provider_id("kind://docker/x"), None);
+    }
+
+    fn node(name: &str, provider_id: Option<&str>) -> NodeFacts {
+        NodeFacts {
+            name: name.into(),
+            provider_id: provider_id.map(Into::into),
+            resource_version: None,
+            labels: BTreeMap::new(),
+            taints: Vec::new(),
+            unschedulable: false,
+            ready: Some(true),
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn an_instances_node_is_found_by_provider_id_first_then_by_its_private_dns_name() {
+        let mut i = instance(&[]);
+        i.private_dns_name = Some("ip-10-0-0-1.ec2.internal".into());
+        let mine = provider_id("us-east-1a", "i-0123456789abcdef0");
+        let other = provider_id("us-east-1a", "i-0fedcba9876543210");
+        let cases: [(&str, Vec<NodeFacts>, Option<&str>); 5] = [
+            (
+                "custom name, own providerID",
+                vec![node("karpenter-abc", Some(&mine))],
+                Some("karpenter-abc"),
+            ),
+            (
+                "DNS name, no providerID yet",
+                vec![node("ip-10-0-0-1.ec2.internal", None)],
+                Some("ip-10-0-0-1.ec2.internal"),
+            ),
+            (
+                "DNS name left behind by another instance",
+                vec![node("ip-10-0-0-1.ec2.internal", Some(&other))],
+                None,
+            ),
+            (
+                "providerID wins over a name match",
+                vec![
+                    node("ip-10-0-0-1.ec2.internal", None),
+                    node("karpenter-abc", Some(&mine)),
+                ],
+                Some("karpenter-abc"),
+            ),
+            ("no node at all", Vec::new(), None),
+        ];
+        for (what, nodes, want) in cases {
+            assert_eq!(node_of(&i, &nodes).map(|n| n.name.as_str()), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_node_found_by_name_backs_the_instance_unless_its_provider_id_names_another() {
+        let id = "i-0123456789abcdef0";
+        assert!(may_back(None, id));
+        assert!(may_back(Some("aws:///us-east-1a/i-0123456789abcdef0"), id));
+        assert!(may_back(Some("kind://docker/x"), id));
+        assert!(!may_back(Some("aws:///us-east-1a/i-0fedcba9876543210"), id));
     }
 
     #[test]

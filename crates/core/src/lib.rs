@@ -15,7 +15,7 @@
 //!                                                    ▼
 //!                               plan(&event, &facts, &config, now) ──▶ Decision
 //!                                                    │
-//!                      Decision::Ignore{reason} ◀────┴────▶ Decision::Act(Plan { actions, .. })
+//!                      Decision::Ignore{reason} ◀────┴────▶ Decision::Act(Plan { steps, .. })
 //! ```
 //!
 //! Modules:

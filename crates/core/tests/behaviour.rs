@@ -208,7 +208,7 @@ fn ignored(d: Decision) -> IgnoreReason {
 }
 
 fn names(p: &Plan) -> Vec<&'static str> {
-    p.actions.iter().map(Action::name).collect()
+    p.actions().map(Action::name).collect()
 }
 
 fn drain(p: &Plan) -> &Drain {
@@ -548,7 +548,7 @@ fn an_event_delivered_three_times_acts_once() {
         let mut f = facts(I);
         f.delivery = record::delivery_from_item(table.get(&key)).unwrap();
         if let Decision::Act(p) = plan(&event, &f, &c, at) {
-            let Action::RecordEvent(rec) = &p.actions[0] else {
+            let Some(Action::RecordEvent(rec)) = p.actions().next() else {
                 panic!("RecordEvent must come first")
             };
             let put = record::dedupe_put(rec, at);
@@ -733,8 +733,7 @@ fn the_node_is_cordoned_tainted_and_excluded_from_load_balancers_in_one_action()
         now(),
     ));
     let cordons: Vec<_> = p
-        .actions
-        .iter()
+        .actions()
         .filter_map(|a| match a {
             Action::CordonAndTaint(c) => Some(c),
             _ => None,
@@ -774,7 +773,7 @@ fn taints_of_other_owners_are_kept_and_a_stale_costop_taint_is_replaced() {
         ),
     ];
     let p = act(plan(&spot("stop"), &f, &Config::default(), now()));
-    let Some(Action::CordonAndTaint(c)) = p.actions.iter().find(|a| a.name() == "cordon_and_taint")
+    let Some(Action::CordonAndTaint(c)) = p.actions().find(|a| a.name() == "cordon_and_taint")
     else {
         panic!()
     };
@@ -798,8 +797,7 @@ fn the_taint_key_and_effect_follow_configuration() {
         &c,
         now(),
     ));
-    let Some(Action::CordonAndTaint(ct)) =
-        p.actions.iter().find(|a| a.name() == "cordon_and_taint")
+    let Some(Action::CordonAndTaint(ct)) = p.actions().find(|a| a.name() == "cordon_and_taint")
     else {
         panic!()
     };
@@ -835,8 +833,7 @@ fn instance_targets_are_deregistered_by_id_and_ip_targets_by_address() {
         now(),
     ));
     let deregs: Vec<_> = p
-        .actions
-        .iter()
+        .actions()
         .filter_map(|a| match a {
             Action::DeregisterTargets(d) => Some(d),
             _ => None,
@@ -868,8 +865,8 @@ fn no_target_groups_means_no_deregistration_milestone() {
     let p = act(plan(&spot("terminate"), &f, &Config::default(), now()));
     assert!(!names(&p).contains(&"deregister_targets"));
     assert!(
-        !p.actions
-            .contains(&Action::RecordTimeline(TimelineStep::Deregistered))
+        !p.actions()
+            .any(|a| *a == Action::RecordTimeline(TimelineStep::Deregistered))
     );
 }
 
@@ -1023,10 +1020,8 @@ fn a_terminated_instance_gets_the_out_of_service_taint_only_when_configured() {
             &config(&[("COSTOP_OUT_OF_SERVICE_ON_TERMINATED", "true")]),
             now(),
         ));
-        let Some(Action::OutOfServiceTaint { taint, .. }) = p
-            .actions
-            .iter()
-            .find(|a| a.name() == "out_of_service_taint")
+        let Some(Action::OutOfServiceTaint { taint, .. }) =
+            p.actions().find(|a| a.name() == "out_of_service_taint")
         else {
             panic!("{:?}", names(&p))
         };
@@ -1058,7 +1053,7 @@ fn the_asg_hook_is_heartbeaten_then_completed_with_continue() {
         "an instance in a terminate hook is already leaving its group"
     );
     assert_eq!(p.deadline, Some(t(EVENT_TIME) + TimeDelta::seconds(300)));
-    let json = serde_json::to_value(&p.actions[pos("complete_lifecycle_action")]).unwrap();
+    let json = serde_json::to_value(&p.steps[pos("complete_lifecycle_action")].action).unwrap();
     assert_eq!(json["result"], "CONTINUE");
     assert_eq!(json["token"], "630aa23f-48eb-45e7-aba6-799ea6093a0f");
     assert_eq!(json["hook"], "costop-drain");
@@ -1083,7 +1078,7 @@ fn detach_from_asg_happens_only_when_configured() {
         asg,
         decrement_desired,
         ..
-    }) = on.actions.iter().find(|a| a.name() == "detach_from_asg")
+    }) = on.actions().find(|a| a.name() == "detach_from_asg")
     else {
         panic!()
     };

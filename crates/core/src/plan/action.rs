@@ -1,4 +1,5 @@
-//! The steps of a [`crate::Plan`], in execution order.
+//! The steps of a [`crate::Plan`]: each an [`Action`] with the [`Phase`] the
+//! shell runs it in.
 //!
 //! Each action is one idempotent unit of work for the shell (usually one
 //! API call). Actions carry everything the shell needs so it never has to
@@ -15,7 +16,40 @@ use crate::facts::{PodRef, RegisteredTarget, TargetType};
 use crate::kube::Taint;
 use crate::record::TimelineStep;
 
-/// One step of a plan.
+/// When the shell runs a step. The phases run in this order, except that
+/// [`Phase::Record`], [`Phase::Beside`] and [`Phase::InOrder`] run side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Sent first and together, as soon as the node is known: the dedupe claim
+    /// and the one node patch. Depends only on the event, the delivery, the
+    /// instance and the node (see [`crate::Facts::for_opening`]).
+    Open,
+    /// Bookkeeping (the event header, milestones, the node snapshot): pushed to
+    /// the journal, which writes in batches beside the effects.
+    Record,
+    /// Effects that run beside the in-order ones, all at once (an evicted pod
+    /// takes its grace period to stop, longer than these take to apply); the
+    /// phase's milestones are stamped when its effects are all done.
+    Beside,
+    /// Effects one after another, in plan order (the drain among them), each
+    /// milestone stamped when the effects before it are done.
+    InOrder,
+    /// Once everything else, the journal included, is done.
+    Close,
+}
+
+/// One step of a plan: an action and the phase it runs in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// When it runs.
+    pub phase: Phase,
+    /// What it does.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// One action of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {

@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use action::{
     Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult,
-    RecordEvent, SkippedPod,
+    Phase, RecordEvent, SkippedPod, Step,
 };
 pub use drain::{
     BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision,
@@ -209,8 +209,9 @@ pub struct Plan {
     pub deadline: Option<DateTime<Utc>>,
     /// Print, do not execute.
     pub dry_run: bool,
-    /// Steps in order.
-    pub actions: Vec<Action>,
+    /// Steps in plan order, each with the phase it runs in.
+    #[serde(rename = "actions")]
+    pub steps: Vec<Step>,
 }
 
 /// A plan's opening: the dedupe claim and the one-request cordon, which the
@@ -229,21 +230,33 @@ impl Plan {
     /// [`Facts::for_opening`] yields the same opening as planning from the
     /// complete facts (the golden tests check this for every sample).
     pub fn opening(&self) -> Opening<'_> {
-        Opening {
-            claim: self.actions.iter().find_map(|a| match a {
-                Action::RecordEvent(r) => Some(r),
-                _ => None,
-            }),
-            cordon: self.actions.iter().find_map(|a| match a {
-                Action::CordonAndTaint(c) => Some(c),
-                _ => None,
-            }),
+        let (mut claim, mut cordon) = (None, None);
+        for a in self.in_phase(Phase::Open) {
+            match a {
+                Action::RecordEvent(r) => claim = claim.or(Some(r)),
+                Action::CordonAndTaint(c) => cordon = cordon.or(Some(c)),
+                _ => {}
+            }
         }
+        Opening { claim, cordon }
+    }
+
+    /// Every action, in plan order.
+    pub fn actions(&self) -> impl Iterator<Item = &Action> {
+        self.steps.iter().map(|s| &s.action)
+    }
+
+    /// The actions of one phase, in plan order.
+    pub fn in_phase(&self, phase: Phase) -> impl Iterator<Item = &Action> {
+        self.steps
+            .iter()
+            .filter(move |s| s.phase == phase)
+            .map(|s| &s.action)
     }
 
     /// The drain step, if any.
     pub fn drain(&self) -> Option<&Drain> {
-        self.actions.iter().find_map(|a| match a {
+        self.actions().find_map(|a| match a {
             Action::Drain(d) => Some(d),
             _ => None,
         })
@@ -421,7 +434,7 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         now,
         interruption_id: interruption_id.clone(),
         event_id: envelope.id.clone(),
-        actions: Vec::new(),
+        steps: Vec::new(),
     };
     match (response, deadline) {
         (Response::Full, Some(deadline)) => b.full(deadline),
@@ -440,7 +453,7 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         received_at: now,
         deadline,
         dry_run: config.dry_run,
-        actions: b.actions,
+        steps: b.steps,
     })
 }
 
@@ -495,41 +508,50 @@ struct Builder<'a> {
     now: DateTime<Utc>,
     interruption_id: String,
     event_id: String,
-    actions: Vec<Action>,
+    steps: Vec<Step>,
 }
 
 impl Builder<'_> {
-    fn push(&mut self, a: Action) {
-        self.actions.push(a);
+    fn push(&mut self, phase: Phase, action: Action) {
+        self.steps.push(Step { phase, action });
     }
 
-    fn timeline(&mut self, step: TimelineStep) {
-        self.push(Action::RecordTimeline(step));
+    fn timeline(&mut self, phase: Phase, step: TimelineStep) {
+        self.push(phase, Action::RecordTimeline(step));
     }
 
     /// RecordEvent, Received, SnapshotNode: the common opening.
     fn opening(&mut self) {
         let c = self.config;
-        self.push(Action::RecordEvent(RecordEvent {
-            event_id: self.event_id.clone(),
-            instance_id: self.instance.instance_id.clone(),
-            interruption_id: self.interruption_id.clone(),
-            takeover_if_seen_before: self.now - TimeDelta::seconds(c.dedupe_lease_seconds),
-            expires_at: self.now + TimeDelta::days(i64::from(c.timeline_ttl_days)),
-        }));
-        self.timeline(TimelineStep::Received);
-        self.push(Action::SnapshotNode {
-            instance_id: self.instance.instance_id.clone(),
-            node: Some(self.node.name.clone()),
-            pods: self.facts.pods.len(),
-        });
+        self.push(
+            Phase::Open,
+            Action::RecordEvent(RecordEvent {
+                event_id: self.event_id.clone(),
+                instance_id: self.instance.instance_id.clone(),
+                interruption_id: self.interruption_id.clone(),
+                takeover_if_seen_before: self.now - TimeDelta::seconds(c.dedupe_lease_seconds),
+                expires_at: self.now + TimeDelta::days(i64::from(c.timeline_ttl_days)),
+            }),
+        );
+        self.timeline(Phase::Record, TimelineStep::Received);
+        self.push(
+            Phase::Record,
+            Action::SnapshotNode {
+                instance_id: self.instance.instance_id.clone(),
+                node: Some(self.node.name.clone()),
+                pods: self.facts.pods.len(),
+            },
+        );
     }
 
     fn closing(&mut self) {
-        self.push(Action::FinishEvent {
-            event_id: self.event_id.clone(),
-            instance_id: self.instance.instance_id.clone(),
-        });
+        self.push(
+            Phase::Close,
+            Action::FinishEvent {
+                event_id: self.event_id.clone(),
+                instance_id: self.instance.instance_id.clone(),
+            },
+        );
     }
 
     fn deregister(&mut self) {
@@ -540,14 +562,17 @@ impl Builder<'_> {
                 continue;
             }
             any = true;
-            self.push(Action::DeregisterTargets(DeregisterTargets {
-                target_group_arn: tg.arn.clone(),
-                target_type: tg.target_type,
-                targets,
-            }));
+            self.push(
+                Phase::Beside,
+                Action::DeregisterTargets(DeregisterTargets {
+                    target_group_arn: tg.arn.clone(),
+                    target_type: tg.target_type,
+                    targets,
+                }),
+            );
         }
         if any {
-            self.timeline(TimelineStep::Deregistered);
+            self.timeline(Phase::Beside, TimelineStep::Deregistered);
         }
     }
 
@@ -581,7 +606,7 @@ impl Builder<'_> {
         self.opening();
         let lifecycle = self.lifecycle_ref();
         if let Some(hook) = &lifecycle {
-            self.push(Action::LifecycleHeartbeat(hook.clone()));
+            self.push(Phase::InOrder, Action::LifecycleHeartbeat(hook.clone()));
         }
 
         let taint = Taint::new(
@@ -599,16 +624,20 @@ impl Builder<'_> {
                 deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
             ),
         ]);
-        self.push(Action::CordonAndTaint(CordonAndTaint {
-            node: self.node.name.clone(),
-            cordon: true,
-            taints_after: with_taint(&self.node.taints, taint.clone()),
-            taint,
-            exclude_from_lb_label: true,
-            annotations,
-            resource_version: self.node.resource_version.clone(),
-        }));
-        self.timeline(TimelineStep::Cordoned);
+        self.push(
+            Phase::Open,
+            Action::CordonAndTaint(CordonAndTaint {
+                node: self.node.name.clone(),
+                cordon: true,
+                taints_after: with_taint(&self.node.taints, taint.clone()),
+                taint,
+                exclude_from_lb_label: true,
+                annotations,
+                resource_version: self.node.resource_version.clone(),
+            }),
+        );
+        // Stamped with the time the patch was answered, whenever it is written.
+        self.timeline(Phase::Record, TimelineStep::Cordoned);
 
         self.deregister();
 
@@ -617,21 +646,27 @@ impl Builder<'_> {
             && lifecycle.is_none()
             && let Some(asg) = self.instance.asg_name()
         {
-            self.push(Action::DetachFromAsg {
-                asg: asg.to_owned(),
-                instance_id: self.instance.instance_id.clone(),
-                decrement_desired: false,
-            });
+            self.push(
+                Phase::InOrder,
+                Action::DetachFromAsg {
+                    asg: asg.to_owned(),
+                    instance_id: self.instance.instance_id.clone(),
+                    decrement_desired: false,
+                },
+            );
         }
 
-        self.push(Action::Drain(self.drain(deadline)));
-        self.timeline(TimelineStep::Drained);
+        self.push(Phase::InOrder, Action::Drain(self.drain(deadline)));
+        self.timeline(Phase::InOrder, TimelineStep::Drained);
 
         if let Some(hook) = lifecycle {
-            self.push(Action::CompleteLifecycleAction {
-                hook,
-                result: LifecycleResult::Continue,
-            });
+            self.push(
+                Phase::InOrder,
+                Action::CompleteLifecycleAction {
+                    hook,
+                    result: LifecycleResult::Continue,
+                },
+            );
         }
         self.closing();
     }
@@ -699,12 +734,15 @@ impl Builder<'_> {
                 Some(constants::TAINT_OUT_OF_SERVICE_VALUE.to_owned()),
                 TaintEffect::NoExecute,
             );
-            self.push(Action::OutOfServiceTaint {
-                node: self.node.name.clone(),
-                taints_after: with_taint(&self.node.taints, taint.clone()),
-                taint,
-                resource_version: self.node.resource_version.clone(),
-            });
+            self.push(
+                Phase::InOrder,
+                Action::OutOfServiceTaint {
+                    node: self.node.name.clone(),
+                    taints_after: with_taint(&self.node.taints, taint.clone()),
+                    taint,
+                    resource_version: self.node.resource_version.clone(),
+                },
+            );
         }
         self.closing();
     }

@@ -1,6 +1,8 @@
 //! The steps of the keeper's plans, each one idempotent unit of work for the
-//! shell (usually one API call). The JSON form is what dry-run prints and
-//! what the golden files compare.
+//! shell (usually one API call): [`StartAction`]s for a Spot warning's start
+//! (or a rebalance's retype), [`TickAction`]s for the pool tick, so each
+//! executor matches every step it can meet. The JSON form is what dry-run
+//! prints and what the golden files compare.
 
 use std::collections::BTreeMap;
 
@@ -10,24 +12,16 @@ use super::replacements::ReplacementSpec;
 use crate::plan::EvictPod;
 use crate::record::{StandbyLease, TimelineEntry};
 
-/// One keeper step.
+/// One step of a start plan (a Spot warning) or a prepare plan (a rebalance
+/// recommendation's retype ahead of time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum StandbyAction {
+pub enum StartAction {
     /// Take the standby's lease (conditional write); if another interruption
     /// holds it, the shell plans again without this standby.
     ClaimStandby(StandbyLease),
     /// Set and remove tags on the standby (EC2 `CreateTags`/`DeleteTags`).
-    TagStandby {
-        /// The standby.
-        instance_id: String,
-        /// Tags to set.
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        set: BTreeMap<String, String>,
-        /// Tag keys to remove.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        remove: Vec<String>,
-    },
+    TagStandby(TagChange),
     /// Change the stopped standby's instance type (`ModifyInstanceAttribute`).
     RetypeStandby {
         /// The standby.
@@ -44,6 +38,16 @@ pub enum StandbyAction {
     },
     /// Give pending replacement pods the standby toleration while they appear.
     TolerateReplacements(ReplacementSpec),
+    /// Append to an interruption's timeline.
+    Record(TimelineEntry),
+}
+
+/// One step of a pool tick's plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum TickAction {
+    /// Set and remove tags on the standby (EC2 `CreateTags`/`DeleteTags`).
+    TagStandby(TagChange),
     /// Mark the standby's node (un)schedulable; its taint stays either way.
     SetUnschedulable {
         /// Node.
@@ -73,20 +77,43 @@ pub enum StandbyAction {
     Record(TimelineEntry),
 }
 
-impl StandbyAction {
+/// Tags to set and remove on a standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagChange {
+    /// The standby.
+    pub instance_id: String,
+    /// Tags to set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Tag keys to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl StartAction {
     /// The action's snake_case name (log field, error context).
     pub fn name(&self) -> &'static str {
         match self {
-            StandbyAction::ClaimStandby(_) => "claim_standby",
-            StandbyAction::TagStandby { .. } => "tag_standby",
-            StandbyAction::RetypeStandby { .. } => "retype_standby",
-            StandbyAction::StartStandby { .. } => "start_standby",
-            StandbyAction::TolerateReplacements(_) => "tolerate_replacements",
-            StandbyAction::SetUnschedulable { .. } => "set_unschedulable",
-            StandbyAction::EvictFromStandby { .. } => "evict_from_standby",
-            StandbyAction::StopStandby { .. } => "stop_standby",
-            StandbyAction::ReleaseLease { .. } => "release_lease",
-            StandbyAction::Record(_) => "record",
+            StartAction::ClaimStandby(_) => "claim_standby",
+            StartAction::TagStandby(_) => "tag_standby",
+            StartAction::RetypeStandby { .. } => "retype_standby",
+            StartAction::StartStandby { .. } => "start_standby",
+            StartAction::TolerateReplacements(_) => "tolerate_replacements",
+            StartAction::Record(_) => "record",
+        }
+    }
+}
+
+impl TickAction {
+    /// The action's snake_case name (log field, error context).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TickAction::TagStandby(_) => "tag_standby",
+            TickAction::SetUnschedulable { .. } => "set_unschedulable",
+            TickAction::EvictFromStandby { .. } => "evict_from_standby",
+            TickAction::StopStandby { .. } => "stop_standby",
+            TickAction::ReleaseLease { .. } => "release_lease",
+            TickAction::Record(_) => "record",
         }
     }
 }

@@ -37,7 +37,7 @@ use crate::event::InstanceState;
 use crate::facts::InstanceFacts;
 use crate::kube::{Taint, TaintEffect, Toleration};
 
-pub use action::StandbyAction;
+pub use action::{StartAction, TagChange, TickAction};
 pub use replacements::{
     OwnerQuota, ReplacementSpec, ReplacementTracker, TolerationPatch, owner_quotas,
 };
@@ -198,18 +198,19 @@ pub fn serving_tags(
 }
 
 /// The tag change that puts a standby back in the pool: state `available`, the serving tags
-/// removed (as `(set, remove)` for `TagStandby`).
-pub fn available_tags() -> (BTreeMap<String, String>, Vec<String>) {
-    (
-        BTreeMap::from([(
+/// removed.
+pub fn available_tags(instance_id: &str) -> TagChange {
+    TagChange {
+        instance_id: instance_id.to_owned(),
+        set: BTreeMap::from([(
             constants::TAG_STANDBY_STATE.to_owned(),
             constants::STANDBY_STATE_AVAILABLE.to_owned(),
         )]),
-        constants::STANDBY_SERVING_TAGS
+        remove: constants::STANDBY_SERVING_TAGS
             .iter()
             .map(|t| (*t).to_owned())
             .collect(),
-    )
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::action::StandbyAction;
+use super::action::{StartAction, TagChange};
 use super::replacements::ReplacementSpec;
 use super::{choose, is_standby, serving_tags, standby_toleration};
 use crate::config::Config;
@@ -119,7 +119,7 @@ pub struct StartPlan {
     /// Print, do not execute.
     pub dry_run: bool,
     /// Steps in order.
-    pub actions: Vec<StandbyAction>,
+    pub actions: Vec<StartAction>,
 }
 
 /// The verdict.
@@ -145,7 +145,7 @@ struct Chosen<'a> {
     cluster: String,
     zone: String,
     instance_type: String,
-    retype: Option<StandbyAction>,
+    retype: Option<StartAction>,
 }
 
 fn pick<'a>(
@@ -197,7 +197,7 @@ fn pick<'a>(
         .or_else(|| standby.instance_type.clone())
         .unwrap_or_default();
     let retype = (standby.instance_type.as_deref() != Some(instance_type.as_str())).then(|| {
-        StandbyAction::RetypeStandby {
+        StartAction::RetypeStandby {
             instance_id: standby.instance_id.clone(),
             from: standby.instance_type.clone(),
             to: instance_type.clone(),
@@ -235,25 +235,25 @@ pub fn plan_start(
     };
     let standby_id = c.standby.instance_id.clone();
     let mut actions = vec![
-        StandbyAction::ClaimStandby(StandbyLease {
+        StartAction::ClaimStandby(StandbyLease {
             standby: standby_id.clone(),
             interruption_id: iid.clone(),
             spot_instance: instance_id.clone(),
             takeover_if_taken_before: now - TimeDelta::seconds(LEASE_TAKEOVER_SECONDS),
             expires_at: now + TimeDelta::days(i64::from(config.timeline_ttl_days)),
         }),
-        StandbyAction::TagStandby {
+        StartAction::TagStandby(TagChange {
             instance_id: standby_id.clone(),
             set: serving_tags(&iid, c.spot, now),
             remove: Vec::new(),
-        },
+        }),
     ];
     let retyped_from = c.retype.as_ref().and(c.standby.instance_type.clone());
     actions.extend(c.retype);
-    actions.push(StandbyAction::StartStandby {
+    actions.push(StartAction::StartStandby {
         instance_id: standby_id.clone(),
     });
-    actions.push(StandbyAction::Record(TimelineEntry {
+    actions.push(StartAction::Record(TimelineEntry {
         interruption_id: iid.clone(),
         at: now,
         step: TimelineStep::StandbyStarted {
@@ -274,7 +274,7 @@ pub fn plan_start(
         );
         // Even with no owners counted here: pods that stopped fast may be gone already, and
         // the interruption function's snapshot (read by the watch) still counts them.
-        actions.push(StandbyAction::TolerateReplacements(spec));
+        actions.push(StartAction::TolerateReplacements(spec));
     }
     StartDecision::Act(StartPlan {
         interruption_id: iid,

@@ -127,7 +127,7 @@ fn a_standby_of_the_spot_instances_type_is_preferred_to_one_that_needs_a_retype(
         !plan
             .actions
             .iter()
-            .any(|a| matches!(a, StandbyAction::RetypeStandby { .. }))
+            .any(|a| matches!(a, StartAction::RetypeStandby { .. }))
     );
 }
 
@@ -425,7 +425,7 @@ fn a_serving_standby_stays_until_both_the_minimum_serve_time_is_over_and_a_new_s
         &c,
         now,
     );
-    let names: Vec<&str> = plan.actions.iter().map(StandbyAction::name).collect();
+    let names: Vec<&str> = plan.actions.iter().map(TickAction::name).collect();
     assert_eq!(
         names,
         ["tag_standby", "set_unschedulable", "evict_from_standby"]
@@ -448,7 +448,7 @@ fn a_standby_started_outside_costop_is_drained_and_stopped() {
         &Config::default(),
         t("2025-03-10T15:00:00Z"),
     );
-    let names: Vec<&str> = plan.actions.iter().map(StandbyAction::name).collect();
+    let names: Vec<&str> = plan.actions.iter().map(TickAction::name).collect();
     assert_eq!(names, ["stop_standby", "tag_standby", "release_lease"]);
 }
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::action::StandbyAction;
+use super::action::{TagChange, TickAction};
 use super::{Assignment, StandbyStatus, in_cluster, status};
 use crate::config::Config;
 use crate::constants;
@@ -94,7 +94,7 @@ pub struct TickPlan {
     /// Print, do not execute.
     pub dry_run: bool,
     /// Steps, standby by standby.
-    pub actions: Vec<StandbyAction>,
+    pub actions: Vec<TickAction>,
 }
 
 /// Plans one tick for `facts.cluster`.
@@ -157,7 +157,7 @@ fn serving(
     facts: &PoolFacts,
     config: &Config,
     now: DateTime<Utc>,
-) -> Vec<StandbyAction> {
+) -> Vec<TickAction> {
     let since = a.since.unwrap_or(DateTime::<Utc>::MIN_UTC);
     if s.instance.state == InstanceState::Stopped {
         // Tagged serving but never (or no longer) running.
@@ -174,14 +174,14 @@ fn serving(
     if !capacity_back(s, a, since, facts, config) {
         return Vec::new();
     }
-    let mut out = vec![StandbyAction::TagStandby {
+    let mut out = vec![TickAction::TagStandby(TagChange {
         instance_id: s.instance.instance_id.clone(),
         set: BTreeMap::from([(
             constants::TAG_STANDBY_STATE.to_owned(),
             constants::STANDBY_STATE_RETURNING.to_owned(),
         )]),
         remove: Vec::new(),
-    }];
+    })];
     out.extend(returning(s, a, config, now));
     out
 }
@@ -226,7 +226,7 @@ fn returning(
     a: &Assignment,
     config: &Config,
     now: DateTime<Utc>,
-) -> Vec<StandbyAction> {
+) -> Vec<TickAction> {
     let moving: Vec<&PodFacts> = s
         .pods
         .iter()
@@ -237,7 +237,7 @@ fn returning(
     }
     let mut out = Vec::new();
     if let Some(node) = s.node.as_ref().filter(|n| !n.unschedulable) {
-        out.push(StandbyAction::SetUnschedulable {
+        out.push(TickAction::SetUnschedulable {
             node: node.name.clone(),
             unschedulable: true,
         });
@@ -255,7 +255,7 @@ fn returning(
     // Pods already terminating: wait for them; the stop comes on a later tick.
     if !evict.is_empty() {
         let node = s.node.as_ref().map(|n| n.name.clone()).unwrap_or_default();
-        out.push(StandbyAction::EvictFromStandby { node, pods: evict });
+        out.push(TickAction::EvictFromStandby { node, pods: evict });
     }
     out
 }
@@ -265,32 +265,27 @@ fn back_to_pool(
     a: &Assignment,
     now: DateTime<Utc>,
     returned: bool,
-) -> Vec<StandbyAction> {
+) -> Vec<TickAction> {
     let id = s.instance.instance_id.clone();
     let mut out = Vec::new();
     if !is_down(&s.instance) {
-        out.push(StandbyAction::StopStandby {
+        out.push(TickAction::StopStandby {
             instance_id: id.clone(),
         });
     }
-    let (set, remove) = super::available_tags();
-    out.push(StandbyAction::TagStandby {
-        instance_id: id.clone(),
-        set,
-        remove,
-    });
+    out.push(TickAction::TagStandby(super::available_tags(&id)));
     if let Some(node) = s.node.as_ref().filter(|n| n.unschedulable) {
         // The taint keeps other pods off; the next serving start needs it schedulable.
-        out.push(StandbyAction::SetUnschedulable {
+        out.push(TickAction::SetUnschedulable {
             node: node.name.clone(),
             unschedulable: false,
         });
     }
-    out.push(StandbyAction::ReleaseLease {
+    out.push(TickAction::ReleaseLease {
         instance_id: id.clone(),
     });
     if let (true, Some(iid)) = (returned, &a.interruption_id) {
-        out.push(StandbyAction::Record(TimelineEntry {
+        out.push(TickAction::Record(TimelineEntry {
             interruption_id: iid.clone(),
             at: now,
             step: TimelineStep::StandbyReturned { standby: id },
