@@ -27,7 +27,8 @@ use chrono::{DateTime, Utc};
 use costop_adapters::{AwsWorld, ClusterAccess};
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::ports::{
-    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World,
+    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
+    InterruptionPorts, Kube, KubeOf, PortError, Records,
 };
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
@@ -38,7 +39,7 @@ use costop_core::plan::action::{
     CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
-use costop_core::standby::TolerationPatch;
+use costop_core::standby::{TagChange, TolerationPatch};
 use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
@@ -134,7 +135,7 @@ struct RecWorld<W> {
     port: Port<W>,
 }
 
-impl<W: World + 'static> RecWorld<W> {
+impl<W: InterruptionPorts + 'static> RecWorld<W> {
     fn new(w: W, rec: Arc<Recorder>) -> Self {
         Self {
             port: Port {
@@ -146,30 +147,38 @@ impl<W: World + 'static> RecWorld<W> {
     }
 }
 
-impl<W: World + 'static> World for RecWorld<W> {
+impl<W: InterruptionPorts + 'static> HasEc2 for RecWorld<W> {
     type Ec2 = Port<W>;
-    type Elb = Port<W>;
-    type Asg = Port<W>;
-    type Records = Port<W>;
-    type Clusters = Port<W>;
     fn ec2(&self) -> &Port<W> {
         &self.port
     }
+}
+impl<W: InterruptionPorts + 'static> HasElb for RecWorld<W> {
+    type Elb = Port<W>;
     fn elb(&self) -> &Port<W> {
         &self.port
     }
+}
+impl<W: InterruptionPorts + 'static> HasAsg for RecWorld<W> {
+    type Asg = Port<W>;
     fn asg(&self) -> &Port<W> {
         &self.port
     }
+}
+impl<W: InterruptionPorts + 'static> HasRecords for RecWorld<W> {
+    type Records = Port<W>;
     fn records(&self) -> &Port<W> {
         &self.port
     }
+}
+impl<W: InterruptionPorts + 'static> HasClusters for RecWorld<W> {
+    type Clusters = Port<W>;
     fn clusters(&self) -> &Port<W> {
         &self.port
     }
 }
 
-impl<W: World + 'static> Ec2 for Port<W> {
+impl<W: InterruptionPorts + 'static> Ec2 for Port<W> {
     fn describe_instances(
         &self,
         ids: &[String],
@@ -186,14 +195,12 @@ impl<W: World + 'static> Ec2 for Port<W> {
     }
     fn tag_standby(
         &self,
-        instance_id: &str,
-        set: &BTreeMap<String, String>,
-        remove: &[String],
+        change: &TagChange,
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.rec.time(
             "ec2.tag_standby",
             Side::Aws,
-            self.w.ec2().tag_standby(instance_id, set, remove),
+            self.w.ec2().tag_standby(change),
         )
     }
     fn retype(
@@ -217,7 +224,7 @@ impl<W: World + 'static> Ec2 for Port<W> {
     }
 }
 
-impl<W: World + 'static> Elb for Port<W> {
+impl<W: InterruptionPorts + 'static> Elb for Port<W> {
     fn target_groups(
         &self,
     ) -> impl Future<Output = Result<Vec<TargetGroupFacts>, PortError>> + Send {
@@ -238,7 +245,7 @@ impl<W: World + 'static> Elb for Port<W> {
     }
 }
 
-impl<W: World + 'static> Asg for Port<W> {
+impl<W: InterruptionPorts + 'static> Asg for Port<W> {
     fn detach(
         &self,
         asg: &str,
@@ -260,7 +267,7 @@ impl<W: World + 'static> Asg for Port<W> {
     }
 }
 
-impl<W: World + 'static> Records for Port<W> {
+impl<W: InterruptionPorts + 'static> Records for Port<W> {
     fn get(&self, key: &Key) -> impl Future<Output = Result<Option<Item>, PortError>> + Send {
         self.rec
             .time("ddb.get", Side::Aws, self.w.records().get(key))
@@ -312,8 +319,8 @@ impl<W: World + 'static> Records for Port<W> {
     }
 }
 
-impl<W: World + 'static> Clusters for Port<W> {
-    type Kube = RecKube<<W::Clusters as Clusters>::Kube>;
+impl<W: InterruptionPorts + 'static> Clusters for Port<W> {
+    type Kube = RecKube<KubeOf<W>>;
     async fn connect(&self, cluster: &str) -> Result<Self::Kube, PortError> {
         let inner = self
             .rec
@@ -839,7 +846,7 @@ async fn part2(quick: bool) {
 // Part 3: 50 simultaneous interruptions.
 
 /// A warm container has read the target groups and indexed the nodes before.
-async fn warm_up<W: World + 'static>(
+async fn warm_up<W: InterruptionPorts + 'static>(
     h: &Handler<RecWorld<W>>,
     rec: &Recorder,
     instance: &str,
@@ -869,7 +876,7 @@ fn print_init(n: usize, warm: bool, since: Instant) {
 type Recorded<W> = (Arc<Handler<RecWorld<W>>>, Arc<Recorder>);
 
 /// Every invocation its own task, as 50 Lambda containers would run side by side.
-async fn run_fleet<W: World + 'static>(
+async fn run_fleet<W: InterruptionPorts + 'static>(
     handlers: Vec<Recorded<W>>,
     events: Vec<Value>,
     nodes: &[(String, String)],
@@ -885,7 +892,7 @@ async fn run_fleet<W: World + 'static>(
                     .handle(&ev, Mode::Execute)
                     .await
                     .map(|o| report_of(&o))
-                    .map_err(|e| costop_app::handler::error_chain(&e));
+                    .map_err(|e| costop_app::error_chain(&e));
                 let done = rec.t0.elapsed();
                 Run {
                     node,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
-use costop_app::{Handler, Keeper, World};
+use costop_app::{Handler, Keeper};
 use costop_bed::Scenario;
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_core::event::InstanceState as CoreState;
@@ -29,28 +29,13 @@ pub struct FastWorld {
     pub clusters: costop_adapters::KubeClusters,
 }
 
-impl World for FastWorld {
-    type Ec2 = FakeEc2;
-    type Elb = FakeElb;
-    type Asg = FakeAsg;
-    type Records = FakeRecords;
-    type Clusters = costop_adapters::KubeClusters;
-    fn ec2(&self) -> &FakeEc2 {
-        &self.ec2
-    }
-    fn elb(&self) -> &FakeElb {
-        &self.elb
-    }
-    fn asg(&self) -> &FakeAsg {
-        &self.asg
-    }
-    fn records(&self) -> &FakeRecords {
-        &self.records
-    }
-    fn clusters(&self) -> &costop_adapters::KubeClusters {
-        &self.clusters
-    }
-}
+costop_app::has_ports!(FastWorld {
+    ec2: FakeEc2,
+    elb: FakeElb,
+    asg: FakeAsg,
+    records: FakeRecords,
+    clusters: costop_adapters::KubeClusters,
+});
 
 /// See the module docs.
 pub struct FastHarness {

@@ -10,7 +10,7 @@ pub mod fast;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use costop_app::{Handler, Keeper, World};
+use costop_app::{Handler, InterruptionPorts, Keeper, KeeperPorts};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use kubesim::Simulator;
@@ -53,7 +53,7 @@ impl Setup {
 
 /// A world costop runs in, for tests.
 pub trait Harness: Sized + Send + Sync {
-    type W: World;
+    type W: InterruptionPorts + KeeperPorts;
     fn start(setup: Setup) -> impl Future<Output = Self> + Send;
     fn handler(&self) -> &Handler<Self::W>;
     /// The keeper, over its own world sharing the same AWS state and clusters.

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use costop_app::{HandlerError, Mode};
+use costop_app::handler::read;
+use costop_app::{HandlerError, HasRecords, Mode, Retryable};
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::{Decision, IgnoreReason};
 use costop_tests::{
@@ -34,8 +35,7 @@ fn taint_keys(n: &Value) -> Vec<String> {
 }
 
 async fn timeline<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineStep> {
-    h.handler()
-        .timeline(interruption_id)
+    read::timeline(h.handler().world().records(), interruption_id)
         .await
         .expect("timeline reads")
         .iter()
@@ -353,7 +353,7 @@ async fn dry_run_mutates_nothing<H: Harness>(h: H) {
         .await
         .expect("handled");
     let plan = outcome.plans().next().expect("the plan is still made");
-    assert!(plan.dry_run && !plan.actions.is_empty());
+    assert!(plan.dry_run && plan.actions().next().is_some());
     assert!(
         outcome.instances[0].report.is_none(),
         "{}: nothing executed",

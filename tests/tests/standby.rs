@@ -7,11 +7,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use costop_app::keeper::{self, KeeperOutcome};
-use costop_app::{Ec2, Mode, Records, World};
+use costop_app::keeper::KeeperOutcome;
+use costop_app::telemetry::keeper;
+use costop_app::{Ec2, HasEc2, HasRecords, Mode, Records, Retryable};
 use costop_core::event::InstanceState;
 use costop_core::record::{self, Attr, TimelineEntry, TimelineStep};
-use costop_core::standby::{StandbyAction, StartDecision};
+use costop_core::standby::{StartAction, StartDecision};
 use costop_core::{constants, metrics};
 use costop_tests::{Harness, Setup, events, eventually, on_both, pods_on, spot_nodes};
 use kubesim::resources;
@@ -176,7 +177,7 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     assert!(
         plan.actions
             .iter()
-            .any(|a| matches!(a, StandbyAction::RetypeStandby { .. }))
+            .any(|a| matches!(a, StartAction::RetypeStandby { .. }))
     );
     assert!(
         report.started && report.tolerated == 1,
@@ -487,7 +488,7 @@ async fn a_rebalance_leaves_alone_a_standby_that_a_warning_started_meanwhile() {
     assert!(
         plan.actions
             .iter()
-            .any(|a| matches!(a, StandbyAction::RetypeStandby { .. })),
+            .any(|a| matches!(a, StartAction::RetypeStandby { .. })),
         "{plan:?}"
     );
     assert_eq!(

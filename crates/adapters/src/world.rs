@@ -1,12 +1,11 @@
 //! [`AwsWorld`]: every adapter, built once per Lambda cold start from the environment, behind the
-//! `World` port the handler runs against.
+//! ports every function runs against.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
-use costop_app::ports::World;
 use costop_core::Config;
 
 use crate::aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter};
@@ -93,26 +92,10 @@ impl AwsWorld {
     }
 }
 
-impl World for AwsWorld {
-    type Ec2 = Ec2Adapter;
-    type Elb = ElbAdapter;
-    type Asg = AsgAdapter;
-    type Records = DynamoRecords;
-    type Clusters = KubeClusters;
-
-    fn ec2(&self) -> &Ec2Adapter {
-        &self.ec2
-    }
-    fn elb(&self) -> &ElbAdapter {
-        &self.elb
-    }
-    fn asg(&self) -> &AsgAdapter {
-        &self.asg
-    }
-    fn records(&self) -> &DynamoRecords {
-        &self.records
-    }
-    fn clusters(&self) -> &KubeClusters {
-        &self.clusters
-    }
-}
+costop_app::has_ports!(AwsWorld {
+    ec2: Ec2Adapter,
+    elb: ElbAdapter,
+    asg: AsgAdapter,
+    records: DynamoRecords,
+    clusters: KubeClusters,
+});

@@ -3,6 +3,7 @@
 //! Skipped with a note otherwise: the test crate runs the full bed. Tests share the server and
 //! run in parallel, so each looks only at the instances and tables it created.
 
+use costop_core::standby::TagChange;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 
@@ -288,7 +289,7 @@ async fn tag_standby_sets_and_removes_tags() {
         STANDBY_STATE_SERVING.to_owned(),
     )]);
     adapter
-        .tag_standby(&id, &set, &[TAG_STANDBY_REPLACES.to_owned()])
+        .tag_standby(&change(&id, set, &[TAG_STANDBY_REPLACES]))
         .await
         .unwrap();
     let tags = one(&adapter, &id).await.tags;
@@ -301,9 +302,9 @@ async fn tag_standby_sets_and_removes_tags() {
         TAG_STANDBY_STATE.to_owned(),
         STANDBY_STATE_AVAILABLE.to_owned(),
     )]);
-    adapter.tag_standby(&id, &set, &[]).await.unwrap();
+    adapter.tag_standby(&change(&id, set, &[])).await.unwrap();
     adapter
-        .tag_standby(&id, &BTreeMap::new(), &[])
+        .tag_standby(&change(&id, BTreeMap::new(), &[]))
         .await
         .unwrap();
     assert_eq!(
@@ -390,4 +391,12 @@ async fn a_standby_lease_is_held_by_one_interruption_until_released() {
         .expect("the lease item");
     assert_eq!(item["interruption_id"], Attr::s("x2"));
     assert_eq!(item["released"], Attr::Bool(false));
+}
+
+fn change(instance_id: &str, set: BTreeMap<String, String>, remove: &[&str]) -> TagChange {
+    TagChange {
+        instance_id: instance_id.to_owned(),
+        set,
+        remove: remove.iter().map(|k| (*k).to_owned()).collect(),
+    }
 }

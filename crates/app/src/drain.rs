@@ -1,8 +1,8 @@
 //! The drain executor: evicts a plan's pods with bounded concurrency and a client-side QPS
 //! limit, retries PodDisruptionBudget refusals (429) on the core's backoff schedule until
 //! `evict_by`, waits for evicted pods to go (one list of the node's pods per tick for all of
-//! them), and at the deadline reports (and, only if
-//! configured, force-deletes) whatever is left. It never runs past the deadline.
+//! them), and at the deadline reports (and, only if configured, force-deletes) whatever is
+//! left. It never runs past the deadline. Its timeline entries go through its own [`Journal`].
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,6 +18,8 @@ use costop_core::record::{TimelineEntry, TimelineStep};
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::function::error_chain;
+use crate::journal::Journal;
 use crate::ports::{EvictOutcome, Kube, PortError, Records};
 use crate::ratelimit::RateLimiter;
 
@@ -64,32 +66,21 @@ pub async fn run<K: Kube, R: Records>(
     let started = std::time::Instant::now();
     let limiter = RateLimiter::new(config.kube_qps, config.kube_burst);
     let issued_at = Mutex::new(Vec::<u64>::new());
-    // Timeline entries are stamped when they happen but written in concurrent batches between
-    // phases: awaiting a DynamoDB write inside an eviction slot would hold the slot for the
-    // write's latency and slow every eviction behind it.
-    let pending = Mutex::new(Vec::<TimelineEntry>::new());
+    // Timeline entries are stamped when they happen and written in batches between phases:
+    // awaiting a DynamoDB write inside an eviction slot would hold the slot for the write's
+    // latency and slow every eviction behind it.
+    let journal = Journal::new(records, config.timeline_ttl_days);
     let record = |step: TimelineStep| {
-        let entry = TimelineEntry {
+        journal.push(TimelineEntry {
             interruption_id: interruption_id.to_string(),
             at: Utc::now(),
             step,
-        };
-        pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(entry);
-        std::future::ready(())
+        })
     };
     let flush = || async {
-        let entries = std::mem::take(&mut *pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if entries.is_empty() {
-            return;
-        }
-        if let Err(e) = records
-            .append_many(&entries, config.timeline_ttl_days)
-            .await
-        {
-            tracing::warn!(interruption_id, entries = entries.len(), error = %crate::handler::error_chain(&e), "timeline write failed");
+        let entries = journal.len();
+        if let Err(e) = journal.flush().await {
+            tracing::warn!(interruption_id, entries, error = %error_chain(&e), "timeline write failed");
         }
     };
     // Owned pods: a closure over borrowed ones makes this future lose `Send` (rustc's
@@ -158,7 +149,7 @@ pub async fn run<K: Kube, R: Records>(
         if let Some(p) = drain.pods.iter().find(|p| p.pod_ref() == *pod) {
             match kube.force_delete(p).await {
                 Ok(()) => {
-                    record(TimelineStep::ForceDeleted { pod: pod.clone() }).await;
+                    record(TimelineStep::ForceDeleted { pod: pod.clone() });
                     report.force_deleted.push(pod.clone());
                 }
                 Err(e) => tracing::warn!(pod = %pod, error = %e, "force delete failed"),
@@ -172,15 +163,14 @@ pub async fn run<K: Kube, R: Records>(
     if !outcome.is_clean() {
         record(TimelineStep::DeadlineReached {
             remaining: outcome.remaining.clone(),
-        })
-        .await;
+        });
     }
     flush().await;
     report.remaining = outcome.remaining;
     report
 }
 
-async fn evict_one<K, F, Fut>(
+async fn evict_one<K, F>(
     kube: &K,
     limiter: &RateLimiter,
     pod: &EvictPod,
@@ -190,8 +180,7 @@ async fn evict_one<K, F, Fut>(
 ) -> PodResult
 where
     K: Kube,
-    F: Fn(TimelineStep) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: Fn(TimelineStep),
 {
     let pref = pod.pod_ref();
     let mut retries = 0u32;
@@ -202,12 +191,12 @@ where
         let refused = match outcome {
             Ok(EvictOutcome::Accepted) => {
                 mark_issued();
-                record(TimelineStep::EvictionIssued { pod: pref.clone() }).await;
+                record(TimelineStep::EvictionIssued { pod: pref.clone() });
                 break;
             }
             Ok(EvictOutcome::Gone) => {
                 mark_issued();
-                record(TimelineStep::Evicted { pod: pref.clone() }).await;
+                record(TimelineStep::Evicted { pod: pref.clone() });
                 return PodResult::Gone { retries };
             }
             Ok(EvictOutcome::Blocked { message }) => message,
@@ -225,8 +214,7 @@ where
                 record(TimelineStep::EvictionRetried {
                     pod: pref.clone(),
                     attempt: retries,
-                })
-                .await;
+                });
                 sleep_until(at).await;
             }
             RetryDecision::GiveUp { reason } => {
@@ -243,7 +231,7 @@ where
 
 /// Wait until the accepted pods are gone, reading the node's pods once per tick for all of them
 /// (one request however many pods are draining), until the deadline.
-async fn wait_gone<K, F, Fut>(
+async fn wait_gone<K, F>(
     kube: &K,
     limiter: &RateLimiter,
     drain: &Drain,
@@ -252,8 +240,7 @@ async fn wait_gone<K, F, Fut>(
 ) -> Vec<PodRef>
 where
     K: Kube,
-    F: Fn(TimelineStep) -> Fut,
-    Fut: std::future::Future<Output = ()>,
+    F: Fn(TimelineStep),
 {
     let mut waiting: Vec<&EvictPod> = accepted.to_vec();
     let mut gone = Vec::new();
@@ -264,7 +251,7 @@ where
                 .into_iter()
                 .partition(|p| present.iter().any(|q| q.uid == p.uid));
             for p in left {
-                record(TimelineStep::Evicted { pod: p.pod_ref() }).await;
+                record(TimelineStep::Evicted { pod: p.pod_ref() });
                 gone.push(p.pod_ref());
             }
             waiting = still;
@@ -281,7 +268,7 @@ where
 }
 
 fn error_text(e: &PortError) -> String {
-    crate::handler::error_chain(e)
+    error_chain(e)
 }
 
 async fn sleep_until(at: DateTime<Utc>) {

@@ -11,6 +11,7 @@ use costop_core::event::InstanceState;
 use costop_core::facts::{InstanceFacts, TargetGroupFacts};
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
+use costop_core::standby::TagChange;
 
 use crate::ports::{Asg, Claim, Ec2, Elb, PortError, Records};
 
@@ -111,24 +112,21 @@ impl Ec2 for FakeEc2 {
             .cloned()
             .collect())
     }
-    async fn tag_standby(
-        &self,
-        instance_id: &str,
-        set: &BTreeMap<String, String>,
-        remove: &[String],
-    ) -> Result<(), PortError> {
+    async fn tag_standby(&self, change: &TagChange) -> Result<(), PortError> {
         self.call(Ec2Call::Tag {
-            instance_id: instance_id.into(),
-            set: set.clone(),
-            remove: remove.to_vec(),
+            instance_id: change.instance_id.clone(),
+            set: change.set.clone(),
+            remove: change.remove.clone(),
         });
         let mut m = lock(&self.instances);
-        let i = m.get_mut(instance_id).ok_or_else(|| PortError::NotFound {
-            op: "create tags",
-            what: instance_id.into(),
-        })?;
-        i.tags.extend(set.clone());
-        for k in remove {
+        let i = m
+            .get_mut(&change.instance_id)
+            .ok_or_else(|| PortError::NotFound {
+                op: "create tags",
+                what: change.instance_id.clone(),
+            })?;
+        i.tags.extend(change.set.clone());
+        for k in &change.remove {
             i.tags.remove(k);
         }
         Ok(())

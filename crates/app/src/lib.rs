@@ -1,19 +1,29 @@
 //! # costop-app — the orchestration between the pure core and the adapters
 //!
-//! [`ports`] names what costop needs from the world as traits over the core's plain data;
-//! [`handler`] runs one delivery (parse → observe → plan → execute); [`keeper`] runs the warm
-//! standby pool's deliveries the same way; [`drain`] is the eviction
-//! executor; [`fakes`] are in-memory AWS ports for fast tests. Nothing here imports the AWS
-//! SDK or kube: `costop-adapters` implements the ports for real.
+//! [`ports`] names what costop needs from the world as traits over the core's plain data, and
+//! which ports each function uses; [`function`] is what every function shares (the
+//! [`Function`] trait, [`Mode`], [`Retryable`]); [`handler`] is the interruption function (parse
+//! → observe → plan → execute); [`keeper`] is the warm standby pool's function; [`drain`] is
+//! the eviction executor; [`journal`] writes every function's bookkeeping in batches;
+//! [`telemetry`] is what they log and measure. Nothing here imports the AWS SDK or kube:
+//! `costop-adapters` implements the ports for real, and [`fakes`] (feature `fakes`, for tests
+//! and benchmarks) in memory.
 
 pub mod drain;
+#[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod function;
 pub mod handler;
+pub mod journal;
 pub mod keeper;
 pub mod ports;
 pub mod ratelimit;
 pub mod telemetry;
 
-pub use handler::{ExecutionReport, Handler, HandlerError, InstanceOutcome, Mode, Outcome};
+pub use function::{Function, Mode, Retryable, budget_end, error_chain};
+pub use handler::{ExecutionReport, Handler, HandlerError, InstanceOutcome, Outcome};
 pub use keeper::{Keeper, KeeperError, KeeperOutcome};
-pub use ports::{Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Kube, PortError, Records, World};
+pub use ports::{
+    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
+    InterruptionPorts, KeeperPorts, Kube, PortError, Records,
+};

@@ -330,12 +330,12 @@ pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
         .await
 }
 
-/// The instance id of a Node, from `spec.providerID` (`aws:///<az>/<instance-id>`).
+/// The instance id of a Node, from `spec.providerID` (`aws:///<az>/<instance-id>`), by the
+/// core's rule.
 pub fn node_instance_id(node: &Value) -> Option<&str> {
     node.pointer("/spec/providerID")
         .and_then(Value::as_str)
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|s| !s.is_empty())
+        .and_then(costop_core::facts::instance_id_from_provider_id)
 }
 
 /// Whether a Node's Ready condition is True.

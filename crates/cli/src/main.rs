@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use costop_app::{Handler, HandlerError, Mode, telemetry};
+use costop_app::handler::read;
+use costop_app::{Handler, HandlerError, HasRecords, Mode, telemetry};
 use costop_core::Config;
 
 mod render;
@@ -58,7 +59,7 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("costop: {}", costop_app::handler::error_chain(e.as_ref()));
+            eprintln!("costop: {}", costop_app::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -89,7 +90,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 eprintln!(
                     "costop: {} is malformed: {}",
                     file.display(),
-                    costop_app::handler::error_chain(&e)
+                    costop_app::error_chain(&e)
                 );
                 return Ok(ExitCode::from(2));
             }
@@ -104,7 +105,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                         print!("{}", render::outcome(&outcome, dry_run));
                     }
                     if !dry_run {
-                        telemetry::emit_metrics(handler.config(), &outcome);
+                        telemetry::interruption::emit_metrics(handler.config(), &outcome);
                     }
                     Ok(ExitCode::SUCCESS)
                 }
@@ -112,7 +113,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                     eprintln!(
                         "costop: {} is malformed: {}",
                         file.display(),
-                        costop_app::handler::error_chain(&e)
+                        costop_app::error_chain(&e)
                     );
                     Ok(ExitCode::from(2))
                 }
@@ -125,10 +126,10 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
             json,
         } => {
             let world = costop_adapters::AwsWorld::from_env(&config).await?;
-            let handler = Handler::new(world, config);
+            let records = world.records();
             let ids = match (interruption_id, instance) {
                 (Some(id), _) => vec![id],
-                (None, Some(instance)) => handler.interruptions_of(&instance).await?,
+                (None, Some(instance)) => read::interruptions_of(records, &instance).await?,
                 (None, None) => unreachable!("clap requires one"),
             };
             if ids.is_empty() {
@@ -136,7 +137,7 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 return Ok(ExitCode::FAILURE);
             }
             for id in ids {
-                let items = handler.timeline(&id).await?;
+                let items = read::timeline(records, &id).await?;
                 if items.is_empty() {
                     eprintln!("costop: no interruption {id} recorded");
                     return Ok(ExitCode::FAILURE);

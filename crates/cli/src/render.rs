@@ -47,7 +47,7 @@ pub fn outcome(o: &Outcome, dry_run: bool) -> String {
                 );
                 if dry_run || plan.dry_run || i.report.is_none() {
                     let _ = writeln!(s, "  dry run: nothing was changed; the plan:");
-                    for a in &plan.actions {
+                    for a in plan.actions() {
                         let _ = writeln!(s, "    - {}", describe(a));
                     }
                 }

@@ -10,8 +10,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use costop_app::handler::read;
 use costop_app::keeper::{Keeper, KeeperOutcome};
-use costop_app::{Handler, Mode, telemetry};
+use costop_app::{Handler, HasRecords, Mode, telemetry};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use costop_core::standby::StartDecision;
@@ -41,10 +42,7 @@ async fn main() -> ExitCode {
     match run(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "demo failed: {}",
-                costop_app::handler::error_chain(e.as_ref())
-            );
+            eprintln!("demo failed: {}", costop_app::error_chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }
@@ -157,9 +155,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
     };
     println!(
         "   plan ({} actions): {}",
-        plan.actions.len(),
-        plan.actions
-            .iter()
+        plan.steps.len(),
+        plan.actions()
             .map(|a| a.name())
             .collect::<Vec<_>>()
             .join(" → ")
@@ -195,7 +192,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         "\n== 4. The interruption timeline, read back from DynamoDB ({})",
         plan.interruption_id
     );
-    for item in handler.timeline(&plan.interruption_id).await? {
+    for item in read::timeline(handler.world().records(), &plan.interruption_id).await? {
         if let Ok(e) = costop_core::record::TimelineEntry::from_item(&item) {
             let pod = e.step.pod().map(|p| format!(" {p}")).unwrap_or_default();
             println!(

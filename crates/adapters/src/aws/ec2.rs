@@ -1,7 +1,7 @@
 //! EC2: `DescribeInstances` → [`InstanceFacts`], and the warm-standby pool's writes (tags,
 //! instance type, start and stop).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -10,6 +10,7 @@ use costop_app::ports::{Ec2, PortError};
 use costop_core::constants::{TAG_STANDBY, TAG_STANDBY_VALUE};
 use costop_core::event::InstanceState;
 use costop_core::facts::{InstanceFacts, Lifecycle};
+use costop_core::standby::TagChange;
 
 use super::{error_code, sdk_error};
 
@@ -108,14 +109,11 @@ impl Ec2 for Ec2Adapter {
         Ok(out)
     }
 
-    async fn tag_standby(
-        &self,
-        instance_id: &str,
-        set: &BTreeMap<String, String>,
-        remove: &[String],
-    ) -> Result<(), PortError> {
-        if !set.is_empty() {
-            let tags = set
+    async fn tag_standby(&self, change: &TagChange) -> Result<(), PortError> {
+        let instance_id = change.instance_id.as_str();
+        if !change.set.is_empty() {
+            let tags = change
+                .set
                 .iter()
                 .map(|(k, v)| Tag::builder().key(k).value(v).build())
                 .collect();
@@ -128,9 +126,10 @@ impl Ec2 for Ec2Adapter {
                 .await
                 .map_err(|e| sdk_error("tag standby", e))?;
         }
-        if !remove.is_empty() {
+        if !change.remove.is_empty() {
             // A tag given by key alone is deleted whatever its value.
-            let keys = remove
+            let keys = change
+                .remove
                 .iter()
                 .map(|k| Tag::builder().key(k).build())
                 .collect();
@@ -258,6 +257,15 @@ fn private_ips(i: &Instance) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn change(set: BTreeMap<String, String>, remove: &[&str]) -> TagChange {
+        TagChange {
+            instance_id: "i-1".to_owned(),
+            set,
+            remove: remove.iter().map(|k| (*k).to_owned()).collect(),
+        }
+    }
     use crate::aws::tests::sdk_config;
     use crate::testutil::{Captured, Reply, Server};
     use aws_sdk_ec2::types::{
@@ -409,10 +417,12 @@ mod tests {
     #[tokio::test]
     async fn tags_are_set_then_deleted_by_key_and_an_empty_change_sends_nothing() {
         let (ec2, server) = adapter(vec![]).await;
-        ec2.tag_standby("i-1", &BTreeMap::new(), &[]).await.unwrap();
+        ec2.tag_standby(&change(BTreeMap::new(), &[]))
+            .await
+            .unwrap();
         assert!(server.requests().is_empty());
         let set = BTreeMap::from([("costop.io/standby-state".to_owned(), "serving".to_owned())]);
-        ec2.tag_standby("i-1", &set, &["costop.io/standby-since".to_owned()])
+        ec2.tag_standby(&change(set, &["costop.io/standby-since"]))
             .await
             .unwrap();
         let reqs = server.requests();
@@ -430,7 +440,7 @@ mod tests {
             !delete.contains_key("Tag.1.Value"),
             "by key, whatever the value"
         );
-        ec2.tag_standby("i-1", &BTreeMap::new(), &["k".to_owned()])
+        ec2.tag_standby(&change(BTreeMap::new(), &["k"]))
             .await
             .unwrap();
         assert_eq!(
@@ -491,7 +501,7 @@ mod tests {
         let e = ec2.stop("i-1").await.unwrap_err();
         assert!(matches!(e, PortError::Permanent { .. }), "{e:?}");
         let e = ec2
-            .tag_standby("i-1", &BTreeMap::from([("k".into(), "v".into())]), &[])
+            .tag_standby(&change(BTreeMap::from([("k".into(), "v".into())]), &[]))
             .await
             .unwrap_err();
         assert!(

@@ -212,10 +212,12 @@ fn node_instance_id(node: &Node) -> Option<&str> {
         .and_then(instance_id_from_provider_id)
 }
 
-/// A node found by name belongs to the instance unless its providerID names another instance
-/// (a stale Node left by an earlier instance with the same private IP, hence the same DNS name).
+/// The core's rule for a node found by name (see [`costop_core::facts::may_back`]).
 fn is_node_of(node: &Node, instance_id: &str) -> bool {
-    node_instance_id(node).is_none_or(|id| id == instance_id)
+    costop_core::facts::may_back(
+        node.spec.as_ref().and_then(|s| s.provider_id.as_deref()),
+        instance_id,
+    )
 }
 
 impl Kube for KubeCluster {

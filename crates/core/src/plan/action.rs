@@ -125,6 +125,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Whether the action acts on the cluster (the shell connects before the opening).
+    pub fn needs_cluster(&self) -> bool {
+        matches!(
+            self,
+            Action::CordonAndTaint(_) | Action::Drain(_) | Action::OutOfServiceTaint { .. }
+        )
+    }
+
     /// The action's snake_case name (log field, metric dimension).
     pub fn name(&self) -> &'static str {
         match self {

@@ -1,38 +1,11 @@
-//! Logs and metrics output: structured JSON logs (one line per event, fields carry event id,
-//! instance and node) and CloudWatch EMF metric lines on stdout, where Lambda ships them to
-//! CloudWatch Logs and CloudWatch extracts the metrics — no PutMetricData call, no extra IAM.
+//! What the interruption function logs (one line per instance of a delivery) and measures
+//! (time to cordon, evictions, deadline misses).
 
-use std::io::Write;
-
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use costop_core::Config;
-use tracing_subscriber::EnvFilter;
-
 use costop_core::metrics::{self as m, Metric, Unit};
 
 use crate::handler::Outcome;
-
-/// JSON logs to stdout at `level` (or `RUST_LOG` when set). Call once at start-up.
-pub fn init_json_logs(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .try_init();
-}
-
-/// Human-readable logs to stderr (CLI, demo).
-pub fn init_text_logs(level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
-}
 
 /// One log line per instance of a delivery: what was decided and, for a dry run, the whole plan
 /// (so the first dry-run week can be read back from CloudWatch Logs).
@@ -68,8 +41,10 @@ pub fn log_outcome(outcome: &Outcome) {
     }
 }
 
-/// Emit the EMF metrics of one handled delivery (one line per executed plan).
-pub fn emit_metrics(config: &Config, outcome: &Outcome) {
+/// The EMF metrics of one handled delivery: one document per executed plan (dimensions
+/// `Kind`, `Cluster`).
+pub fn metrics(config: &Config, outcome: &Outcome, at: DateTime<Utc>) -> Vec<serde_json::Value> {
+    let mut docs = Vec::new();
     for inst in &outcome.instances {
         let (Some(plan), Some(report)) = (inst.decision.as_plan(), inst.report.as_ref()) else {
             continue;
@@ -108,8 +83,12 @@ pub fn emit_metrics(config: &Config, outcome: &Outcome) {
             (m::DIM_KIND, outcome.kind.as_str()),
             (m::DIM_CLUSTER, plan.cluster.as_str()),
         ];
-        let doc = m::emf(&config.metrics_namespace, &dims, &metrics, Utc::now());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{doc}");
+        docs.push(m::emf(&config.metrics_namespace, &dims, &metrics, at));
     }
+    docs
+}
+
+/// Print [`metrics`] to stdout.
+pub fn emit_metrics(config: &Config, outcome: &Outcome) {
+    super::emit(&metrics(config, outcome, Utc::now()));
 }

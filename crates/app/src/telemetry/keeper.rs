@@ -1,0 +1,138 @@
+//! What the keeper logs (one line per delivery, one per cluster of a tick) and measures
+//! (standby starts, replacements tolerated, time to start, the pool against its size).
+
+use chrono::{DateTime, Utc};
+use costop_core::Config;
+use costop_core::event::EventKind;
+use costop_core::standby::{self, StartDecision};
+
+use crate::keeper::KeeperOutcome;
+
+/// One log line for a keeper delivery: what was decided and, for a dry run, the whole plan.
+pub fn log_outcome(outcome: &KeeperOutcome) {
+    match outcome {
+        KeeperOutcome::Ignored { ignored } => {
+            tracing::info!(source = %ignored.source, detail_type = %ignored.detail_type, "ignored (not a keeper event)")
+        }
+        KeeperOutcome::Standby {
+            kind,
+            decision,
+            report,
+        } => tracing::info!(
+            kind = %kind,
+            decision = %serde_json::to_string(decision).unwrap_or_default(),
+            report = %serde_json::to_string(report).unwrap_or_default(),
+            "{}",
+            if report.is_some() { "handled" } else { "planned (nothing executed)" }
+        ),
+        KeeperOutcome::Tick { plans, reports } => {
+            for plan in plans {
+                tracing::info!(
+                    cluster = %plan.cluster,
+                    available = plan.report.available(),
+                    serving = plan.report.serving(),
+                    short_zones = ?plan.report.short_zones(),
+                    actions = plan.actions.len(),
+                    plan = %if plan.dry_run || reports.iter().all(|r| r.cluster != plan.cluster) {
+                        serde_json::to_string(plan).unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
+                    "pool"
+                );
+            }
+        }
+    }
+}
+
+/// The EMF metrics of one keeper delivery, one document per cluster (dimension `Cluster`).
+pub fn metrics(
+    config: &Config,
+    outcome: &KeeperOutcome,
+    at: DateTime<Utc>,
+) -> Vec<serde_json::Value> {
+    use costop_core::metrics::{self as m, Metric, Unit};
+    let doc = |cluster: &str, metrics: &[Metric<'_>]| {
+        m::emf(
+            &config.metrics_namespace,
+            &[(m::DIM_CLUSTER, cluster)],
+            metrics,
+            at,
+        )
+    };
+    match outcome {
+        KeeperOutcome::Ignored { .. } => Vec::new(),
+        KeeperOutcome::Standby {
+            kind,
+            decision,
+            report: Some(report),
+        } if *kind == EventKind::SpotInterruption => match decision {
+            StartDecision::Act(plan) => {
+                let mut metrics = vec![
+                    Metric::new(
+                        m::STANDBY_STARTS,
+                        if report.started { 1.0 } else { 0.0 },
+                        Unit::Count,
+                    ),
+                    Metric::new(
+                        m::REPLACEMENTS_TOLERATED,
+                        report.tolerated as f64,
+                        Unit::Count,
+                    ),
+                ];
+                if let Some(ms) = report.time_to_start_ms {
+                    metrics.push(Metric::new(
+                        m::TIME_TO_STANDBY_START_MS,
+                        ms as f64,
+                        Unit::Milliseconds,
+                    ));
+                }
+                vec![doc(&plan.cluster, &metrics)]
+            }
+            StartDecision::NoStandby {
+                reason: standby::NoStandbyReason::NoneAvailable { cluster, .. },
+                ..
+            } => {
+                vec![doc(
+                    cluster,
+                    &[Metric::new(m::STANDBY_UNAVAILABLE, 1.0, Unit::Count)],
+                )]
+            }
+            StartDecision::NoStandby { .. } => Vec::new(),
+        },
+        KeeperOutcome::Standby { .. } => Vec::new(),
+        KeeperOutcome::Tick { plans, reports } => plans
+            .iter()
+            .map(|plan| {
+                let returned = reports
+                    .iter()
+                    .filter(|r| r.cluster == plan.cluster)
+                    .map(|r| r.returned.len())
+                    .sum::<usize>();
+                let wanted: u32 = plan.report.zones.values().map(|z| z.wanted).sum();
+                doc(
+                    &plan.cluster,
+                    &[
+                        Metric::new(
+                            m::STANDBY_POOL_AVAILABLE,
+                            f64::from(plan.report.available()),
+                            Unit::Count,
+                        ),
+                        Metric::new(
+                            m::STANDBY_POOL_SERVING,
+                            f64::from(plan.report.serving()),
+                            Unit::Count,
+                        ),
+                        Metric::new(m::STANDBY_POOL_WANTED, f64::from(wanted), Unit::Count),
+                        Metric::new(m::STANDBY_RETURNS, returned as f64, Unit::Count),
+                    ],
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Print [`metrics`] to stdout.
+pub fn emit_metrics(config: &Config, outcome: &KeeperOutcome) {
+    super::emit(&metrics(config, outcome, Utc::now()));
+}
