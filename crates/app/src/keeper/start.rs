@@ -206,13 +206,11 @@ impl<W: KeeperPorts> Keeper<W> {
             && current
                 .first()
                 .is_some_and(|i| i.state == costop_core::event::InstanceState::Stopped)
-        {
-            if let Err(e) = ec2
+            && let Err(e) = ec2
                 .tag_standby(&standby::available_tags(&plan.standby))
                 .await
-            {
-                tracing::warn!(standby = %plan.standby, error = %error_chain(&e), "could not retag the standby available");
-            }
+        {
+            tracing::warn!(standby = %plan.standby, error = %error_chain(&e), "could not retag the standby available");
         }
         if let Err(e) = self.world.records().release_standby(&plan.standby).await {
             tracing::warn!(standby = %plan.standby, error = %error_chain(&e), "could not release the standby's lease");
