@@ -29,7 +29,7 @@ Checks (each prints PASS/FAIL with reasons; exit status 1 if any failed, 2 on ba
                  events/ reaches, for each function that receives it (FUNCTIONS), exactly one rule
                  targeting that function, and no other function (EXPECTED_DELIVERY); each function
                  with a schedule has exactly one schedule rule with that expression.
-  shape          what the deployment issue requires: arm64 provided.al2023 functions running the
+  shape          what the deployment must be: arm64 provided.al2023 functions running the
                  binary FUNCTIONS names, each with a timeout covering its work (the interruption
                  function an ASG hook's deadline + 3 s, the keeper its standby watch + 30 s; at
                  most 900 s), async invoke config with an encrypted on-failure queue and an alarm
@@ -37,7 +37,9 @@ Checks (each prints PASS/FAIL with reasons; exit status 1 if any failed, 2 on ba
                  cluster slot for every role that calls eks:DescribeCluster, same conditions),
                  DryRun defaulting to true, outputs, the Rust CodeUri.
   samconfig      samconfig.toml builds this template (cached, parallel) and deploys the built one.
-  config-env     every COSTOP_* variable the template sets is one crates/core/src/config.rs reads.
+  config-env     every COSTOP_* variable the template sets is one costop reads, as listed in
+                 infra/config-vars.json (`costop config --list --json`, kept equal to the
+                 declaration in crates/core/src/config/vars.rs by a test of crates/cli).
   dashboard      the dashboard body is JSON and shows only metrics crates/core/src/metrics.rs defines
                  and shell code (crates other than core, functions/*, each function's CodeUri) emits.
   rbac           infra/k8s/rbac.yaml grants exactly the (resource, verb) pairs the Kubernetes code
@@ -132,7 +134,8 @@ FUNCTIONS: dict[str, dict[str, Any]] = {
         "timeout": "watch",
     },
 }
-# Timeout rules: (variable, default if config.rs's table cannot be read, reserve in seconds).
+# Timeout rules: (variable, default if infra/config-vars.json does not list it, reserve in
+# seconds).
 TIMEOUT_RULES: dict[str, tuple[str, int, int]] = {
     "hook": ("COSTOP_ASG_HOOK_DEADLINE_SECONDS", 300, 3),
     "watch": ("COSTOP_STANDBY_WATCH_SECONDS", 240, 30),
@@ -197,6 +200,7 @@ class Context:
         self.adapters_src: Path = Path(args.adapters_src).resolve()
         self.events_dir: Path = Path(args.events).resolve()
         self.core_src: Path = Path(args.core_src).resolve()
+        self.config_vars_path: Path = Path(args.config_vars).resolve()
         self.samconfig_path: Path = Path(args.samconfig).resolve()
         # Where metrics are emitted: every crate but the core (crates/app/src/keeper.rs is the
         # keeper's), and the functions (functions/keeper/src); `check_dashboard` adds each
@@ -207,6 +211,7 @@ class Context:
         self.workdir = workdir
         self.bin_dir = Path(sys.executable).parent  # the venv's bin (not resolved: keep the venv)
         self._raw: dict | None = None
+        self._config_vars: dict[str, dict[str, str]] | None = None
         self._cfn: dict | None = None
         self._cfn_error: str | None = None
         self.env = offline_env(workdir)
@@ -238,6 +243,13 @@ class Context:
                 self._cfn_error = f"{type(e).__name__}: {e}"
                 raise CheckError(f"SAM transform failed: {self._cfn_error}") from e
         return self._cfn
+
+    @property
+    def config_vars(self) -> dict[str, dict[str, str]]:
+        """The variables costop reads, by name: {name, group, default, doc, ...} each."""
+        if self._config_vars is None:
+            self._config_vars = load_config_vars(self.config_vars_path)
+        return self._config_vars
 
     def cfn_path(self) -> Path:
         path = self.workdir / "transformed.json"
@@ -768,7 +780,7 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
         env = p.get("Environment", {}).get("Variables", {})
         rule = (FUNCTIONS.get(lid) or {}).get("timeout", "hook")
         var, fallback, reserve = TIMEOUT_RULES[rule]
-        value = env.get(var, config_default(ctx.core_src, var, fallback))
+        value = env.get(var, config_default(ctx.config_vars, var, fallback))
         if not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
             problems.append(f"{lid}: {var} must be a literal number (the Timeout is checked against it), got {value!r}")
             continue
@@ -910,14 +922,24 @@ def roles_allowing(cfn: dict, action: str) -> set[str]:
     return out
 
 
-def config_default(core_src: Path, var: str, fallback: int) -> Any:
-    """A variable's default from the table in crates/core/src/config.rs's module docs."""
-    config_rs = core_src / "config.rs"
-    if config_rs.exists():
-        m = re.search(rf"^//! \| `{re.escape(var)}` \| `([^`]*)` \|", config_rs.read_text(), re.M)
-        if m:
-            return m.group(1)
-    return fallback
+def load_config_vars(path: Path) -> dict[str, dict[str, str]]:
+    """infra/config-vars.json (the output of `costop config --list --json`), by variable name."""
+    try:
+        listed = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckError(f"cannot read the variables costop reads from {path}: {e}") from e
+    fields = ("name", "group", "default", "doc")
+    if not isinstance(listed, list) or not all(
+        isinstance(v, dict) and all(isinstance(v.get(f), str) for f in fields) for v in listed
+    ):
+        raise CheckError(f"{path}: want a JSON array of objects with string {', '.join(fields)}")
+    return {v["name"]: v for v in listed}
+
+
+def config_default(config_vars: dict[str, dict[str, str]], var: str, fallback: int) -> Any:
+    """A variable's default as costop lists it, or `fallback` if it is not listed."""
+    listed = config_vars.get(var)
+    return listed["default"] if listed is not None else fallback
 
 
 def cargo_binaries(manifest: Path) -> set[str]:
@@ -967,29 +989,19 @@ def check_samconfig(ctx: Context, notes: Notes) -> list[str]:
     return problems
 
 
-def read_rust_str_array(path: Path, name: str) -> list[str]:
-    text = path.read_text()
-    m = re.search(rf"{name}\s*:\s*\[&str;\s*\d+\]\s*=\s*\[(.*?)\];", text, re.S)
-    if not m:
-        raise CheckError(f"cannot find `{name}` in {path}")
-    return re.findall(r'"([^"]+)"', m.group(1))
-
-
 def check_config_env(ctx: Context, notes: Notes) -> list[str]:
-    config_rs = ctx.core_src / "config.rs"
-    if not config_rs.exists():
-        raise CheckError(f"{config_rs} not found")
-    known = set(read_rust_str_array(config_rs, "KNOWN_VARS"))
+    known = set(ctx.config_vars)
+    listing = ctx.rel(ctx.config_vars_path)
     problems: list[str] = []
     required = {"COSTOP_TABLE", "COSTOP_DRY_RUN", "COSTOP_CLUSTER_ALLOW_LIST"}
     for lid, res in resources(ctx.cfn, "AWS::Lambda::Function"):
         env = ((res["Properties"].get("Environment") or {}).get("Variables")) or {}
         for var in env:
             if var.startswith("COSTOP_") and var not in known:
-                problems.append(f"{lid}: {var} is not read by costop (config.rs KNOWN_VARS); a typo is silently ignored")
+                problems.append(f"{lid}: {var} is not a variable costop reads ({listing}); costop ignores it")
         for var in sorted(required - set(env)):
             problems.append(f"{lid}: {var} is not set")
-    notes.append(f"{len(known)} variables known to config.rs")
+    notes.append(f"{len(known)} variables known to costop ({listing})")
     return problems
 
 
@@ -1139,7 +1151,6 @@ SDK_OPERATIONS: dict[str, str] = {
 }
 # Actions the adapters call that no Lambda role needs: they serve other binaries (the CLI,
 # with the operator's credentials). Each entry says who calls it; keep the list short.
-# (dynamodb:Query was here until the keeper, which queries the table, was granted it.)
 NOT_FOR_FUNCTIONS: dict[str, str] = {}
 SDK_CALL_RE = re.compile(r"\.([a-z][a-z0-9_]*)\(\)")
 
@@ -1179,7 +1190,7 @@ def granted_actions(cfn: dict) -> set[str]:
 def check_iam_code(ctx: Context, notes: Notes) -> list[str]:
     used = scan_sdk_calls(ctx.adapters_src)
     if not used:
-        notes.append(f"no AWS SDK calls in {ctx.rel(ctx.adapters_src)} yet: nothing to compare")
+        notes.append(f"no AWS SDK calls in {ctx.rel(ctx.adapters_src)}: nothing to compare")
         return []
     granted = granted_actions(ctx.cfn)
 
@@ -1361,8 +1372,8 @@ def check_rbac(ctx: Context, notes: Notes) -> list[str]:
     problems += scan_problems
     if not present:
         notes.append(
-            f"no Kubernetes code in {ctx.rel(ctx.adapters_src)} yet (no `// rbac:` markers, no kube:: use): "
-            f"rbac.yaml structure checked, its {len(granted)} grants not yet compared with code"
+            f"no Kubernetes code in {ctx.rel(ctx.adapters_src)} (no `// rbac:` markers, no kube:: use): "
+            f"rbac.yaml structure checked, its {len(granted)} grants not compared with code"
         )
         return problems
     for g in sorted(set(used) - granted):
@@ -1400,7 +1411,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rbac", default=str(ROOT / "infra/k8s/rbac.yaml"), help="RBAC manifest (default: infra/k8s/rbac.yaml)")
     ap.add_argument("--adapters-src", default=str(ROOT / "crates/adapters/src"), help="Kubernetes code to scan for `// rbac:` markers")
     ap.add_argument("--events", default=str(ROOT / "events"), help="sample events replayed against the rules")
-    ap.add_argument("--core-src", default=str(ROOT / "crates/core/src"), help="where config.rs and metrics.rs live")
+    ap.add_argument("--core-src", default=str(ROOT / "crates/core/src"), help="where metrics.rs lives")
+    ap.add_argument(
+        "--config-vars",
+        default=str(ROOT / "infra/config-vars.json"),
+        help="the variables costop reads (default: infra/config-vars.json, from `costop config --list --json`)",
+    )
     ap.add_argument("--samconfig", default=str(ROOT / "samconfig.toml"), help="samconfig.toml to check")
     ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(n for n, _ in CHECKS)}")
     args = ap.parse_args(argv)

@@ -1,6 +1,7 @@
 //! `costop`: replay a captured EventBridge event through the same handler the Lambda runs,
 //! against whatever AWS endpoint and cluster the environment names (`AWS_*`, including
-//! `AWS_ENDPOINT_URL`, and `KUBECONFIG`), and read an interruption's timeline back.
+//! `AWS_ENDPOINT_URL`, and `KUBECONFIG`), read an interruption's timeline back, and list the
+//! `COSTOP_*` configuration variables (or check the environment's).
 //!
 //! Exit codes: 0 handled or deliberately ignored; 2 the event is malformed (nothing was
 //! changed); 1 anything else (configuration, AWS or cluster errors).
@@ -14,12 +15,13 @@ use costop_app::{Handler, HandlerError, HasRecords, Mode, telemetry};
 use costop_core::Config;
 
 mod render;
+mod variables;
 
 #[derive(Parser)]
 #[command(
     name = "costop",
     version,
-    about = "Spot-interruption response for EKS: replay events, read timelines"
+    about = "Spot-interruption response for EKS: replay events, read timelines, list configuration"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +53,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print the configuration the environment gives (one line) and warn about `COSTOP_*`
+    /// variables costop would ignore; with `--list`, every variable, its default and meaning.
+    Config {
+        /// List every `COSTOP_*` variable by concern instead (needs no valid environment).
+        #[arg(long)]
+        list: bool,
+        /// With `--list`: a JSON array of {name, group, default, accepts, doc}.
+        #[arg(long, requires = "list", conflicts_with = "markdown")]
+        json: bool,
+        /// With `--list`: the Markdown tables of the core's configuration docs.
+        #[arg(long, requires = "list")]
+        markdown: bool,
+    },
 }
 
 #[tokio::main]
@@ -68,8 +83,25 @@ async fn main() -> ExitCode {
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
+    // The listing comes before the configuration is read: it is how one finds out what to set.
+    if let Cmd::Config {
+        list: true,
+        json,
+        markdown,
+    } = cli.cmd
+    {
+        let format = match (json, markdown) {
+            (true, _) => variables::Format::Json,
+            (_, true) => variables::Format::Markdown,
+            _ => variables::Format::Text,
+        };
+        print!("{}", variables::list(format)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::from_env(std::env::vars())?;
-    telemetry::init_text_logs(&std::env::var("COSTOP_CLI_LOG").unwrap_or_else(|_| "warn".into()));
+    telemetry::init_text_logs(
+        &std::env::var(variables::CLI_LOG_VAR).unwrap_or_else(|_| "warn".into()),
+    );
     match cli.cmd {
         Cmd::Replay {
             file,
@@ -147,6 +179,13 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
                 } else {
                     print!("{}", render::timeline(&id, &items));
                 }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Config { .. } => {
+            println!("{config}");
+            for warning in variables::warnings(std::env::vars()) {
+                eprintln!("costop: warning: {warning}");
             }
             Ok(ExitCode::SUCCESS)
         }

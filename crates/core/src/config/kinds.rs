@@ -1,0 +1,184 @@
+//! The kinds of value a variable holds: how each reads a variable's text (and what it
+//! rejects, as a [`ConfigError`] naming the variable), what it accepts in words for the docs,
+//! and how a [`Config`](super::Config) field writes back as a variable's text.
+
+use std::num::ParseIntError;
+use std::str::FromStr;
+
+use super::ConfigError;
+use crate::kube::{TaintEffect, is_qualified_name};
+
+/// The error for a value outside what a kind accepts.
+fn invalid(var: &'static str, raw: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: raw.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Any text, taken as it is.
+pub(super) struct Text;
+
+impl Text {
+    pub(super) fn read(&self, _var: &'static str, raw: &str) -> Result<String, ConfigError> {
+        Ok(raw.to_owned())
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "text".to_owned()
+    }
+}
+
+/// An integer from `.0` to `.1`, both included. The bounds are `i64` so one kind serves every
+/// integer field; the value is parsed as the field's own type, so a negative number for an
+/// unsigned field is "not an integer", as the field's type sees it.
+pub(super) struct Int(pub(super) i64, pub(super) i64);
+
+impl Int {
+    pub(super) fn read<T>(&self, var: &'static str, raw: &str) -> Result<T, ConfigError>
+    where
+        T: FromStr<Err = ParseIntError> + Into<i128> + Copy,
+    {
+        let v: T = raw.parse().map_err(|source| ConfigError::NotAnInteger {
+            var,
+            value: raw.to_owned(),
+            source,
+        })?;
+        let wide: i128 = v.into();
+        let Int(min, max) = *self;
+        if wide < i128::from(min) || wide > i128::from(max) {
+            return Err(invalid(
+                var,
+                raw,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(v)
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        format!("{}–{}", self.0, self.1)
+    }
+}
+
+/// A finite number greater than zero.
+pub(super) struct Positive;
+
+impl Positive {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<f32, ConfigError> {
+        let v: f32 = raw.parse().map_err(|source| ConfigError::NotANumber {
+            var,
+            value: raw.to_owned(),
+            source,
+        })?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid(var, raw, "must be a positive number"));
+        }
+        Ok(v)
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "number > 0".to_owned()
+    }
+}
+
+/// `true/false`, `1/0`, `yes/no` or `on/off`, in any case.
+pub(super) struct Bool;
+
+impl Bool {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<bool, ConfigError> {
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(invalid(
+                var,
+                raw,
+                "expected true/false, 1/0, yes/no or on/off",
+            )),
+        }
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "boolean".to_owned()
+    }
+}
+
+/// A taint key: a Kubernetes qualified name.
+pub(super) struct TaintKey;
+
+impl TaintKey {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<String, ConfigError> {
+        if !is_qualified_name(raw) {
+            return Err(invalid(
+                var,
+                raw,
+                "not a Kubernetes qualified name (e.g. example.com/my-taint)",
+            ));
+        }
+        Ok(raw.to_owned())
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "qualified name".to_owned()
+    }
+}
+
+/// A taint effect that keeps new pods off the node: `NoSchedule` or `NoExecute`.
+pub(super) struct Effect;
+
+impl Effect {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<TaintEffect, ConfigError> {
+        match raw.parse() {
+            Ok(e @ (TaintEffect::NoSchedule | TaintEffect::NoExecute)) => Ok(e),
+            // PreferNoSchedule would let pods land on a dying node.
+            _ => Err(invalid(var, raw, "expected NoSchedule or NoExecute")),
+        }
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "NoSchedule or NoExecute".to_owned()
+    }
+}
+
+/// Comma-separated words; blanks around them and empty ones are dropped.
+pub(super) struct List;
+
+impl List {
+    pub(super) fn read(&self, _var: &'static str, raw: &str) -> Result<Vec<String>, ConfigError> {
+        Ok(raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "comma-separated".to_owned()
+    }
+}
+
+/// A [`Config`](super::Config) field written as the text of its variable: what the listing
+/// shows as the default and the startup line as the value.
+pub(super) trait Shown {
+    fn shown(&self) -> String;
+}
+
+macro_rules! shown_by_display {
+    ($($t:ty),+) => {
+        $(impl Shown for $t {
+            fn shown(&self) -> String {
+                self.to_string()
+            }
+        })+
+    };
+}
+
+shown_by_display!(String, bool, u32, u64, i64, f32, TaintEffect);
+
+impl Shown for Vec<String> {
+    fn shown(&self) -> String {
+        self.join(",")
+    }
+}

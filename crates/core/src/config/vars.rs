@@ -1,0 +1,294 @@
+//! The one declaration of every `COSTOP_*` variable, grouped by concern, and what comes
+//! straight from it: [`VARS`], [`KNOWN_VARS`], the [`names`] constants and the Markdown table
+//! of the module docs.
+//!
+//! Adding a variable is one entry in `declare!` below, plus its [`Config`] field and that
+//! field's default in `Default for Config` (the compiler asks for both).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::kinds::{Bool, Effect, Int, List, Positive, Shown, TaintKey, Text};
+use super::{Config, ConfigError, PREFIX};
+
+/// What a variable is about. [`VARS`] lists the variables group by group, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// The DynamoDB table and its records.
+    Records,
+    /// Which instances and clusters costop acts on.
+    Clusters,
+    /// What costop changes beyond the drain itself.
+    Actions,
+    /// The taints costop puts on nodes.
+    Taints,
+    /// How pods are evicted.
+    Drain,
+    /// When a drain must be done.
+    Deadlines,
+    /// Redelivered events.
+    Dedupe,
+    /// The warm standby pool (the keeper).
+    Standby,
+    /// Metrics and logs.
+    Telemetry,
+}
+
+impl Group {
+    /// Its short name, as `costop config --list --json` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Records => "records",
+            Group::Clusters => "clusters",
+            Group::Actions => "actions",
+            Group::Taints => "taints",
+            Group::Drain => "drain",
+            Group::Deadlines => "deadlines",
+            Group::Dedupe => "dedupe",
+            Group::Standby => "standby",
+            Group::Telemetry => "telemetry",
+        }
+    }
+
+    /// A heading for people.
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Records => "Records: the DynamoDB table",
+            Group::Clusters => "Cluster selection",
+            Group::Actions => "Actions beyond the drain",
+            Group::Taints => "Taints",
+            Group::Drain => "Drain and eviction",
+            Group::Deadlines => "Deadlines",
+            Group::Dedupe => "Dedupe of redeliveries",
+            Group::Standby => "Standby pool (the keeper)",
+            Group::Telemetry => "Telemetry",
+        }
+    }
+}
+
+/// One `COSTOP_*` variable, as declared.
+#[derive(Debug)]
+pub struct Var {
+    /// Its name (`COSTOP_…`).
+    pub name: &'static str,
+    /// Its concern.
+    pub group: Group,
+    /// What it means.
+    pub doc: &'static str,
+    read: fn(&mut Config, &str) -> Result<(), ConfigError>,
+    show: fn(&Config) -> String,
+    accepts: fn() -> String,
+}
+
+impl Var {
+    /// Sets its field of `config` from `raw` (trimmed, not empty).
+    pub(super) fn read(&self, config: &mut Config, raw: &str) -> Result<(), ConfigError> {
+        (self.read)(config, raw)
+    }
+
+    /// Its value in `config`, written as the variable would be set.
+    pub fn value(&self, config: &Config) -> String {
+        (self.show)(config)
+    }
+
+    /// Its default, [`Config::default()`]'s value, written as the variable would be set.
+    pub fn default_value(&self) -> String {
+        self.value(&Config::default())
+    }
+
+    /// What values it takes, in a few words (`1–1000`, `boolean`, …).
+    pub fn accepts(&self) -> String {
+        (self.accepts)()
+    }
+
+    /// Its key in [`Config`]'s one-line `Display`: the name without `COSTOP_`, lowercase.
+    pub fn key(&self) -> String {
+        self.name
+            .strip_prefix(PREFIX)
+            .unwrap_or(self.name)
+            .to_ascii_lowercase()
+    }
+}
+
+/// The listing's shape: `costop config --list --json` prints [`VARS`] as an array of these.
+impl Serialize for Var {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Listed<'a> {
+            name: &'a str,
+            group: &'a str,
+            default: String,
+            accepts: String,
+            doc: &'a str,
+        }
+        Listed {
+            name: self.name,
+            group: self.group.name(),
+            default: self.default_value(),
+            accepts: self.accepts(),
+            doc: self.doc,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Declares the variables: per group, each variable's doc comment, then
+/// `NAME => config.field.path: Kind;`, the kind (see `kinds.rs`) reading the value into that
+/// field.
+macro_rules! declare {
+    ($(
+        $group:ident {
+            $(
+                $(#[doc = $doc:literal])+
+                $name:ident => $($field:ident).+ : $kind:expr;
+            )+
+        }
+    )+) => {
+        /// Every variable's name as a constant, so code that names a variable (an error, a
+        /// rule across variables, a test) is checked by the compiler.
+        pub mod names {
+            $($(
+                $(#[doc = $doc])+
+                pub const $name: &str = stringify!($name);
+            )+)+
+        }
+
+        /// Every variable costop reads, group by group.
+        pub static VARS: &[Var] = &[$($(
+            Var {
+                name: names::$name,
+                group: Group::$group,
+                doc: concat!($($doc),+).trim_ascii(),
+                read: |c, raw| {
+                    c.$($field).+ = $kind.read(names::$name, raw)?;
+                    Ok(())
+                },
+                show: |c| c.$($field).+.shown(),
+                accepts: || $kind.accepts(),
+            },
+        )+)+];
+
+        /// Every variable [`Config::from_env`] understands.
+        pub const KNOWN_VARS: &[&str] = &[$($(names::$name),+),+];
+    };
+}
+
+declare! {
+    Records {
+        /// DynamoDB table (single-table design, see `costop_core::record`).
+        COSTOP_TABLE => table_name: Text;
+        /// DynamoDB TTL of records, in days.
+        COSTOP_TIMELINE_TTL_DAYS => timeline_ttl_days: Int(1, 3650);
+    }
+    Clusters {
+        /// Act only on instances tagged `costop.io/managed=true`.
+        COSTOP_REQUIRE_MANAGED_TAG => require_managed_tag: Bool;
+        /// Cluster names; empty = any cluster found via instance tags.
+        COSTOP_CLUSTER_ALLOW_LIST => cluster_allow_list: List;
+    }
+    Actions {
+        /// Plan and print, change nothing.
+        COSTOP_DRY_RUN => dry_run: Bool;
+        /// Delete pods still present at the deadline (bypasses PDBs).
+        COSTOP_FORCE_DELETE_AT_DEADLINE => force_delete_at_deadline: Bool;
+        /// Detach the instance from its ASG (desired capacity kept) so a replacement launches
+        /// early.
+        COSTOP_DETACH_FROM_ASG => detach_from_asg: Bool;
+        /// Put `node.kubernetes.io/out-of-service` on nodes whose instance stopped/terminated.
+        COSTOP_OUT_OF_SERVICE_ON_TERMINATED => out_of_service_on_terminated: Bool;
+    }
+    Taints {
+        /// Effect of costop's taints (`NoExecute` also evicts non-tolerating pods via the taint
+        /// manager, bypassing PDBs).
+        COSTOP_TAINT_EFFECT => taint_effect: Effect;
+        /// Taint key for Spot warnings.
+        COSTOP_TAINT_KEY_SPOT_INTERRUPTION => taint_keys.spot_interruption: TaintKey;
+        /// Taint key for rebalance recommendations.
+        COSTOP_TAINT_KEY_REBALANCE_RECOMMENDATION => taint_keys.rebalance_recommendation: TaintKey;
+        /// Taint key for ASG terminate hooks.
+        COSTOP_TAINT_KEY_ASG_LIFECYCLE_TERMINATION => taint_keys.asg_lifecycle_termination: TaintKey;
+        /// Taint key for AWS Health scheduled changes.
+        COSTOP_TAINT_KEY_SCHEDULED_MAINTENANCE => taint_keys.scheduled_maintenance: TaintKey;
+        /// Taint key for stopping/shutting-down instances.
+        COSTOP_TAINT_KEY_INSTANCE_STATE_CHANGE => taint_keys.instance_state_change: TaintKey;
+    }
+    Drain {
+        /// Evictions in flight at once.
+        COSTOP_DRAIN_CONCURRENCY => drain_concurrency: Int(1, 1000);
+        /// Kubernetes client queries per second.
+        COSTOP_KUBE_QPS => kube_qps: Positive;
+        /// Kubernetes client burst.
+        COSTOP_KUBE_BURST => kube_burst: Int(1, 100_000);
+        /// Upper bound on any pod's eviction grace period, in seconds.
+        COSTOP_GRACE_CAP_SECONDS => grace_cap_seconds: Int(1, 86_400);
+        /// First retry delay after a PDB 429.
+        COSTOP_EVICTION_BACKOFF_BASE_MS => eviction_backoff.base_ms: Int(1, 60_000);
+        /// Retry delay ceiling; at least `COSTOP_EVICTION_BACKOFF_BASE_MS`.
+        COSTOP_EVICTION_BACKOFF_MAX_MS => eviction_backoff.max_ms: Int(1, 600_000);
+        /// Eviction attempts per pod before giving up (the deadline usually ends it first).
+        COSTOP_EVICTION_MAX_ATTEMPTS => eviction_backoff.max_attempts: Int(1, 10_000);
+    }
+    Deadlines {
+        /// Spot warning lead time: deadline = event time + this.
+        COSTOP_DEADLINE_WINDOW_SECONDS => deadline_window_seconds: Int(1, 86_400);
+        /// Pods must be gone this long before the deadline; less than the deadline window.
+        COSTOP_SAFETY_MARGIN_SECONDS => safety_margin_seconds: Int(0, 86_400);
+        /// Deadline for ASG terminate hooks, from event time; keep ≤ the hook's heartbeat
+        /// timeout.
+        COSTOP_ASG_HOOK_DEADLINE_SECONDS => asg_hook_deadline_seconds: Int(1, 7_200);
+    }
+    Dedupe {
+        /// A delivery seen but not finished within this long may be taken over by a
+        /// redelivery.
+        COSTOP_DEDUPE_LEASE_SECONDS => dedupe_lease_seconds: Int(1, 86_400);
+    }
+    Standby {
+        /// Taint key of warm standbys (value `true`, `NoSchedule`); replacement pods get its
+        /// toleration.
+        COSTOP_TAINT_KEY_STANDBY => standby_taint_key: TaintKey;
+        /// Warm standbys wanted per availability zone; the keeper reports the pool against it.
+        COSTOP_STANDBY_POOL_SIZE => standby_pool_size: Int(0, 100);
+        /// A started standby serves at least this long before it may return to the pool.
+        COSTOP_STANDBY_MIN_SERVE_SECONDS => standby_min_serve_seconds: Int(0, 86_400);
+        /// After a Spot warning the keeper gives replacement pods the standby toleration for
+        /// this long (bounded by its invocation).
+        COSTOP_STANDBY_WATCH_SECONDS => standby_watch_seconds: Int(1, 900);
+    }
+    Telemetry {
+        /// CloudWatch namespace for EMF metrics.
+        COSTOP_METRICS_NAMESPACE => metrics_namespace: Text;
+        /// Log filter (a level or a `tracing` env-filter directive).
+        COSTOP_LOG_LEVEL => log_level: Text;
+    }
+}
+
+/// [`VARS`] as Markdown, a table per group: the variables section of the module docs
+/// (`config/variables.md`, which `costop config --list --markdown` writes).
+pub fn markdown() -> String {
+    let mut out = String::new();
+    let mut group = None;
+    for var in VARS {
+        if group != Some(var.group) {
+            group = Some(var.group);
+            let _ = write!(
+                out,
+                "\n**{}** (`{}`)\n\n| Variable | Default | Accepts | Meaning |\n|---|---|---|---|\n",
+                var.group.title(),
+                var.group.name()
+            );
+        }
+        let default = match var.default_value() {
+            d if d.is_empty() => "*(empty)*".to_owned(),
+            d => format!("`{d}`"),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {default} | {} | {} |",
+            var.name,
+            var.accepts(),
+            var.doc.replace('|', "\\|")
+        );
+    }
+    out
+}
