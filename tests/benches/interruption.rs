@@ -1,4 +1,4 @@
-//! The interruption benchmark (issue 3): costop's real adapters against the local bed (moto +
+//! The interruption benchmark: costop's real adapters against the local bed (moto +
 //! kubesim), every port call recorded.
 //!
 //! 1. Sequential round trips from invocation to the node being cordoned and tainted: cold (a new
@@ -1048,8 +1048,8 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
         .map(|d| d.all_issued_ms as f64)
         .collect();
     let mut done_at: Vec<f64> = runs.iter().map(|r| ms(r.done)).collect();
-    // From the cordon to the first eviction: the opening's bookkeeping and the deregistration go
-    // first, one AWS call after another.
+    // From the cordon to the first eviction: the complete plan (once the pods and target groups
+    // are in), then the drain's first slot; records and deregistrations run beside the drain.
     let mut gap: Vec<f64> = runs
         .iter()
         .filter_map(|r| {

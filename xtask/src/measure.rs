@@ -1,5 +1,6 @@
-//! `cargo xtask measure-lambda`: the Lambda figures of issue 4, measured on the artefact that is
-//! deployed, not on a test build, for one function at a time (`--function`).
+//! `cargo xtask measure-lambda`: the Lambda figures of BENCHMARKS.md ("Lambda functions"),
+//! measured on the artefact that is deployed, not on a test build, for one function at a time
+//! (`--function`).
 //!
 //! 1. `cargo lambda build --release --output-format zip` of the functions the measurement runs
 //!    (skipped with `--no-build`); the measured zip's size; each `bootstrap` extracted to a temp
@@ -690,7 +691,8 @@ impl Function {
         let mut cmd = Command::new(bootstrap);
         cmd.env_clear()
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            // What Lambda (and cargo-lambda's watch) set for a function; 128 MB as in the template.
+            // What Lambda (and cargo-lambda's watch) set for a function. The memory size is only
+            // reported here: nothing on this machine limits the process's memory or CPU by it.
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),

@@ -80,8 +80,8 @@ pub const LABEL_INSTANCE_TYPE: &str = "node.kubernetes.io/instance-type";
 /// Annotation the kubelet puts on mirror pods of static pods. Mirror pods
 /// cannot be evicted (the kubelet owns them), so drain skips them.
 pub const ANNOTATION_MIRROR_POD: &str = "kubernetes.io/config.mirror";
-/// Label identifying costop's placeholder ("dummy") pods that reserve warm
-/// standby capacity (later work). They are evicted first and never reported.
+/// Label of placeholder ("dummy") pods that reserve capacity; costop creates
+/// none. A pod carrying it is evicted first and never reported.
 pub const LABEL_PLACEHOLDER_POD: &str = "costop.io/placeholder";
 /// Annotation costop writes on a replacement pod it gave the standby
 /// toleration: the interruption it replaces a pod of.

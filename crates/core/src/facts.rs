@@ -425,7 +425,7 @@ impl PodFacts {
         self.deletion_timestamp.is_some()
     }
 
-    /// One of costop's standby placeholder pods (later work).
+    /// A placeholder pod ([`constants::LABEL_PLACEHOLDER_POD`]); costop creates none.
     pub fn is_placeholder(&self) -> bool {
         self.labels.contains_key(constants::LABEL_PLACEHOLDER_POD)
     }

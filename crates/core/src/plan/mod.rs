@@ -179,7 +179,7 @@ pub enum Response {
     Full,
     /// The instance is down: record, deregister, optionally out-of-service.
     NodeGone,
-    /// Record only (rebalance recommendation, until standby exists).
+    /// Record only (rebalance recommendation; the keeper retypes the zone's standby).
     RecordOnly,
 }
 
