@@ -331,22 +331,22 @@ impl Harness for BedHarness {
     }
 }
 
-/// Run one generic test body in both worlds: `on_both!(name, setup_fn, body_fn)` makes
-/// `name::on_fakes` and `name::on_the_bed`.
+/// Run one generic test body in both worlds: `on_both!(body, setup)` makes the tests
+/// `body::on_fakes` and `body::on_the_bed`, each with its own harness from `setup`.
 #[macro_export]
 macro_rules! on_both {
-    ($name:ident, $setup:expr, $body:ident) => {
-        mod $name {
+    ($body:ident, $setup:expr) => {
+        mod $body {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_fakes() {
                 let h = <$crate::FastHarness as $crate::Harness>::start($setup).await;
-                $body(h).await;
+                super::$body(h).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_the_bed() {
                 let h = <$crate::BedHarness as $crate::Harness>::start($setup).await;
-                $body(h).await;
+                super::$body(h).await;
             }
         }
     };

@@ -168,9 +168,8 @@ async fn a_spot_warning_cordons_taints_deregisters_and_drains_the_node<H: Harnes
     }
 }
 on_both!(
-    a_spot_warning_is_handled_end_to_end,
-    Setup::default_scenario(),
-    a_spot_warning_cordons_taints_deregisters_and_drains_the_node
+    a_spot_warning_cordons_taints_deregisters_and_drains_the_node,
+    Setup::default_scenario()
 );
 
 async fn pdb_blocked_evictions_are_retried_until_allowed<H: Harness>(h: H) {
@@ -214,9 +213,8 @@ async fn pdb_blocked_evictions_are_retried_until_allowed<H: Harness>(h: H) {
     );
 }
 on_both!(
-    a_pdb_blocked_eviction_is_retried_until_allowed,
-    Setup::default_scenario(),
-    pdb_blocked_evictions_are_retried_until_allowed
+    pdb_blocked_evictions_are_retried_until_allowed,
+    Setup::default_scenario()
 );
 
 async fn daemonset_pods_are_left_alone<H: Harness>(h: H) {
@@ -257,11 +255,7 @@ async fn daemonset_pods_are_left_alone<H: Harness>(h: H) {
         assert!(still["metadata"].get("deletionTimestamp").is_none());
     }
 }
-on_both!(
-    daemonset_pods_are_left_alone_by_the_drain,
-    Setup::default_scenario(),
-    daemonset_pods_are_left_alone
-);
+on_both!(daemonset_pods_are_left_alone, Setup::default_scenario());
 
 async fn the_same_event_delivered_three_times_acts_once<H: Harness>(h: H) {
     let (instance, _) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
@@ -307,8 +301,7 @@ async fn the_same_event_delivered_three_times_acts_once<H: Harness>(h: H) {
 }
 on_both!(
     the_same_event_delivered_three_times_acts_once,
-    Setup::default_scenario(),
-    the_same_event_delivered_three_times_acts_once
+    Setup::default_scenario()
 );
 
 async fn an_instance_of_another_cluster_is_ignored<H: Harness>(h: H) {
@@ -338,8 +331,7 @@ async fn an_instance_of_another_cluster_is_ignored<H: Harness>(h: H) {
 }
 on_both!(
     an_instance_of_another_cluster_is_ignored,
-    Setup::default_scenario().with_env("COSTOP_CLUSTER_ALLOW_LIST", "costop-dev"),
-    an_instance_of_another_cluster_is_ignored
+    Setup::default_scenario().with_env("COSTOP_CLUSTER_ALLOW_LIST", "costop-dev")
 );
 
 async fn dry_run_mutates_nothing<H: Harness>(h: H) {
@@ -375,8 +367,7 @@ async fn dry_run_mutates_nothing<H: Harness>(h: H) {
 }
 on_both!(
     dry_run_mutates_nothing,
-    Setup::default_scenario().with_env("COSTOP_DRY_RUN", "true"),
-    dry_run_mutates_nothing
+    Setup::default_scenario().with_env("COSTOP_DRY_RUN", "true")
 );
 
 async fn a_malformed_event_changes_nothing<H: Harness>(h: H) {
@@ -399,11 +390,7 @@ async fn a_malformed_event_changes_nothing<H: Harness>(h: H) {
     );
     assert_eq!(h.table_items().await, 0);
 }
-on_both!(
-    a_malformed_event_changes_nothing,
-    Setup::default_scenario(),
-    a_malformed_event_changes_nothing
-);
+on_both!(a_malformed_event_changes_nothing, Setup::default_scenario());
 
 async fn a_health_event_naming_the_instance_by_arn_is_handled<H: Harness>(h: H) {
     let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
@@ -425,8 +412,7 @@ async fn a_health_event_naming_the_instance_by_arn_is_handled<H: Harness>(h: H) 
 }
 on_both!(
     a_health_event_naming_the_instance_by_arn_is_handled,
-    Setup::default_scenario(),
-    a_health_event_naming_the_instance_by_arn_is_handled
+    Setup::default_scenario()
 );
 
 async fn a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for<H: Harness>(h: H) {
@@ -481,8 +467,7 @@ async fn a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for<H: Harne
 }
 on_both!(
     a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for,
-    Setup::default_scenario().with_env("COSTOP_SAFETY_MARGIN_SECONDS", "10"),
-    a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for
+    Setup::default_scenario().with_env("COSTOP_SAFETY_MARGIN_SECONDS", "10")
 );
 
 async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Harness>(h: H) {
@@ -569,6 +554,5 @@ async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Ha
 }
 on_both!(
     a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry,
-    Setup::default_scenario(),
-    a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry
+    Setup::default_scenario()
 );

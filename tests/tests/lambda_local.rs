@@ -95,28 +95,9 @@ impl Watch {
         .stdout(out.try_clone().expect("dup the log"))
         .stderr(out)
         .process_group(0);
-        let parent = std::process::id();
-        // SAFETY: only async-signal-safe calls between fork and exec. If this test process dies
-        // without unwinding (SIGKILL by a timeout), the kernel kills watch; the function then
-        // loses its runtime API and exits on its own.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() as u32 != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        // If this test process dies without unwinding (SIGKILL by a timeout), the kernel kills
+        // watch; the function then loses its runtime API and exits on its own.
+        costop_bed::process::die_with_parent(&mut cmd);
         let child = cmd.spawn().expect("start cargo lambda watch");
         Self {
             child,

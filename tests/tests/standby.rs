@@ -395,8 +395,7 @@ async fn eventually_node<H: Harness>(h: &H, instance_id: &str) -> String {
 
 on_both!(
     a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_the_tick_returns_it,
-    setup(),
-    a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_the_tick_returns_it
+    setup()
 );
 
 /// The keeper's own look at the node can come after the drain: pods that stop fast on SIGTERM
@@ -451,8 +450,7 @@ async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H:
 
 on_both!(
     a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements,
-    setup(),
-    a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements
+    setup()
 );
 
 /// A rebalance recommendation and a Spot warning often arrive together. The rebalance's retype

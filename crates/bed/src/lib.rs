@@ -16,6 +16,7 @@
 pub mod error;
 pub mod link;
 pub mod moto;
+pub mod process;
 pub mod scenario;
 pub mod seed;
 

@@ -296,7 +296,6 @@ fn guard(
     ready: mpsc::Sender<Result<(u32, u16), String>>,
     stop: mpsc::Receiver<()>,
 ) {
-    let parent = std::process::id();
     // moto's own entry point, run by the venv's python after one change: a listen backlog big
     // enough for a burst of clients. With werkzeug's 128, fifty handlers starting at once (each
     // with its own connections) overflow it, the kernel drops SYNs and those clients retry after
@@ -309,26 +308,7 @@ fn guard(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl.
-            if libc::getppid() as u32 != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    crate::process::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -35,8 +35,8 @@ where
 {
     let config = Config::from_env(std::env::vars())?;
     telemetry::init_json_logs(&config.log_level);
-    for var in costop_core::config::unknown_vars(std::env::vars()) {
-        tracing::warn!(variable = %var, "unknown COSTOP_* variable ignored (see `costop config --list`)");
+    for unknown in costop_core::config::unknown_var_warnings(std::env::vars()) {
+        tracing::warn!(variable = %unknown.name, "{unknown} (see `costop config --list`)");
     }
     let shown = config.to_string();
     let world = AwsWorld::from_env(&config).await?;
