@@ -49,6 +49,15 @@ pub fn health_by_arn(instance_ids: &[&str], at: DateTime<Utc>, start: DateTime<U
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 
+/// An EC2 Instance State-change Notification (`stopping`, `running`, …) for `instance_id`.
+pub fn state_change(instance_id: &str, state: &str, at: DateTime<Utc>) -> Value {
+    let mut ev = sample("aws.ec2-instance-state-change-notification-stopping.json");
+    ev["resources"] = json!([arn_for(&ev, instance_id)]);
+    ev["detail"]["instance-id"] = json!(instance_id);
+    ev["detail"]["state"] = json!(state);
+    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
+}
+
 /// A sample that must be rejected as malformed.
 pub fn malformed_missing_detail() -> Value {
     sample("aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")

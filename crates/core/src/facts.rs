@@ -44,6 +44,20 @@ pub struct Facts {
     /// The dedupe read for (event id, instance id).
     #[serde(default)]
     pub delivery: Delivery,
+    /// The standby lease record, read only when the instance is a costop standby: with its
+    /// tags, whether the standby serves an interruption (see
+    /// [`crate::standby::serves_an_interruption`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standby_lease: Option<StandbyLeaseRecord>,
+}
+
+/// What the table says about a standby's lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyLeaseRecord {
+    /// The interruption that took it.
+    pub interruption_id: String,
+    /// Given back (the standby returned to the pool, or its start failed).
+    pub released: bool,
 }
 
 impl Facts {
@@ -56,6 +70,7 @@ impl Facts {
             pods: Vec::new(),
             target_groups: Vec::new(),
             delivery: Delivery::New,
+            standby_lease: None,
         }
     }
 

@@ -307,6 +307,57 @@ pub fn standby_lease_put(lease: &StandbyLease, now: DateTime<Utc>) -> Conditiona
     }
 }
 
+/// Turns the lease `GetItem` result into [`crate::facts::Facts::standby_lease`].
+pub fn standby_lease_from_item(
+    item: Option<&Item>,
+) -> Result<Option<crate::facts::StandbyLeaseRecord>, RecordError> {
+    let Some(item) = item else {
+        return Ok(None);
+    };
+    let interruption_id = match item.get("interruption_id") {
+        Some(Attr::S(s)) => s.clone(),
+        _ => {
+            return Err(RecordError::WrongType {
+                name: "interruption_id".into(),
+                expected: "S",
+            });
+        }
+    };
+    Ok(Some(crate::facts::StandbyLeaseRecord {
+        interruption_id,
+        released: get_bool(item, "released")?,
+    }))
+}
+
+/// A notice costop ignored because it was about one of its own standbys serving nothing:
+/// `STANDBY#<instance>` / `IGNORED#<received>#<event id>`, beside the standby's lease, so the
+/// pool's history shows every stop and warning it chose not to act on, and why.
+pub fn ignored_notice_item(
+    instance_id: &str,
+    event_id: &str,
+    kind: &str,
+    reason: &crate::plan::IgnoreReason,
+    received_at: DateTime<Utc>,
+    ttl_days: u32,
+) -> Result<Item, RecordError> {
+    let reason = serde_json::to_string(reason).map_err(|source| RecordError::Json {
+        name: "reason".into(),
+        source,
+    })?;
+    let mut item = Key {
+        pk: format!("STANDBY#{instance_id}"),
+        sk: format!("IGNORED#{}#{event_id}", sortable_time(received_at)),
+    }
+    .to_item();
+    item.insert("instance_id".into(), Attr::s(instance_id));
+    item.insert("event_id".into(), Attr::s(event_id));
+    item.insert("kind".into(), Attr::s(kind));
+    item.insert("reason".into(), Attr::s(reason));
+    item.insert("received_at".into(), Attr::s(sortable_time(received_at)));
+    item.insert(TTL.into(), Attr::n(ttl_epoch(received_at, ttl_days)));
+    Ok(item)
+}
+
 /// Releases a standby's lease (it is back in the pool, or its start failed).
 pub fn standby_lease_release(standby_instance: &str) -> Update {
     Update {

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use costop_core::event::{Event, IgnoredReason, InstanceState};
 use costop_core::facts::{
     Delivery, Facts, InstanceFacts, Lifecycle, NodeFacts, OwnerRef, PodFacts, PodPhase,
-    RegisteredTarget, TargetGroupFacts, TargetType,
+    RegisteredTarget, StandbyLeaseRecord, TargetGroupFacts, TargetType,
 };
 use costop_core::kube::{Taint, TaintEffect};
 use costop_core::plan::{
@@ -186,6 +186,7 @@ fn facts(id: &str) -> Facts {
             },
         ],
         delivery: Delivery::New,
+        standby_lease: None,
     }
 }
 
@@ -640,6 +641,62 @@ fn an_instance_without_a_node_is_ignored() {
             cluster: "prod".into()
         }
     );
+}
+
+#[test]
+fn a_stop_of_a_standby_that_serves_no_interruption_leaves_its_node_alone() {
+    let standby = |state: Option<&str>, interruption: Option<&str>| {
+        let mut f = facts(I);
+        let tags = &mut f.instance.as_mut().unwrap().tags;
+        tags.insert(
+            constants::TAG_STANDBY.into(),
+            constants::TAG_STANDBY_VALUE.into(),
+        );
+        if let Some(s) = state {
+            tags.insert(constants::TAG_STANDBY_STATE.into(), s.into());
+        }
+        if let Some(iid) = interruption {
+            tags.insert(constants::TAG_STANDBY_INTERRUPTION.into(), iid.into());
+        }
+        f
+    };
+    let lease = |iid: &str, released: bool| {
+        Some(StandbyLeaseRecord {
+            interruption_id: iid.into(),
+            released,
+        })
+    };
+    let not_serving = |f: &Facts| match plan(&state("stopping"), f, &Config::default(), now()) {
+        Decision::Ignore {
+            reason: IgnoreReason::StandbyNotServing { state, .. },
+        } => Some(state),
+        Decision::Ignore { reason } => panic!("ignored for another reason: {reason:?}"),
+        Decision::Act(_) => None,
+    };
+    // In the pool, being returned, or started by an operator (serving tags, no lease).
+    assert_eq!(
+        not_serving(&standby(None, None)).as_deref(),
+        Some("available")
+    );
+    assert_eq!(
+        not_serving(&standby(Some("returning"), Some("iid-1"))).as_deref(),
+        Some("returning")
+    );
+    assert_eq!(
+        not_serving(&standby(Some("serving"), Some("iid-1"))).as_deref(),
+        Some("serving without its lease")
+    );
+    // A lease released, or held by another interruption, is not this one's.
+    let mut f = standby(Some("serving"), Some("iid-1"));
+    f.standby_lease = lease("iid-1", true);
+    assert!(not_serving(&f).is_some());
+    f.standby_lease = lease("iid-2", false);
+    assert!(not_serving(&f).is_some());
+    // Serving, with its lease: a node like any other.
+    f.standby_lease = lease("iid-1", false);
+    assert_eq!(not_serving(&f), None);
+    // An instance that is not a standby never needs a lease.
+    assert_eq!(not_serving(&facts(I)), None);
 }
 
 #[test]

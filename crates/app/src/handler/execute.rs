@@ -9,13 +9,13 @@ use chrono::{TimeDelta, Utc};
 use costop_core::facts::{Facts, InstanceFacts, TargetGroupFacts};
 use costop_core::plan::Phase;
 use costop_core::record::{self, TimelineEntry, TimelineStep};
-use costop_core::{Action, Decision, Plan};
+use costop_core::{Action, Decision, IgnoreReason, Plan};
 use futures::future::join_all;
 
 use super::opening::{Claimed, Opened, Sent};
 use super::{DeliveryContext, ExecutionReport, Handler, HandlerError, InstanceOutcome};
 use crate::drain::{self, DrainReport};
-use crate::function::error_chain;
+use crate::function::{Mode, error_chain};
 use crate::journal::Journal;
 use crate::ports::{Asg, Elb, HasRecords, InterruptionPorts, Kube, KubeOf, PortError, Records};
 
@@ -66,6 +66,7 @@ impl<W: InterruptionPorts> Handler<W> {
         };
         let claimed = match sent {
             None | Some(Sent::ClaimLost) if early.as_plan().is_none() => {
+                self.record_ignore(cx, &instance_id, &early).await;
                 return Ok(InstanceOutcome {
                     instance_id,
                     decision: early,
@@ -415,6 +416,42 @@ impl<W: InterruptionPorts> Handler<W> {
             if let Err(e) = r {
                 tracing::warn!(interruption_id = %plan.interruption_id, error = %error_chain(&e), "could not record the failure");
             }
+        }
+    }
+
+    /// A notice about one of costop's own standbys that serves nothing is ignored, and the
+    /// ignore recorded beside the standby's lease (best effort: nothing depends on it).
+    async fn record_ignore(
+        &self,
+        cx: &DeliveryContext<'_>,
+        instance_id: &str,
+        decision: &Decision,
+    ) {
+        let Some(reason @ IgnoreReason::StandbyNotServing { .. }) = decision.as_ignore() else {
+            return;
+        };
+        tracing::info!(instance_id, reason = %serde_json::to_string(reason).unwrap_or_default(), "a standby that serves nothing: not an interruption");
+        if cx.mode == Mode::DryRun || self.config.dry_run {
+            return;
+        }
+        let kind = cx.event.kind().map_or("ignored", |k| k.slug());
+        let event_id = cx.event.id().unwrap_or_default();
+        let written = match record::ignored_notice_item(
+            instance_id,
+            event_id,
+            kind,
+            reason,
+            cx.now,
+            self.config.timeline_ttl_days,
+        ) {
+            Ok(item) => self.world.records().put(item).await,
+            Err(e) => Err(PortError::Permanent {
+                op: "encode ignored notice",
+                source: Box::new(e),
+            }),
+        };
+        if let Err(e) = written {
+            tracing::warn!(instance_id, error = %error_chain(&e), "could not record the ignored notice");
         }
     }
 

@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts};
+use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, StandbyLeaseRecord};
 use costop_core::plan::action::CordonAndTaint;
 use costop_core::record;
+use costop_core::standby;
 use costop_core::{Decision, IgnoreReason, Plan};
 use futures::future::join_all;
 
@@ -121,6 +122,11 @@ impl<W: InterruptionPorts> Handler<W> {
             .as_ref()
             .and_then(|i| costop_core::plan::resolve_cluster(i, &self.config))
             .map(|c| c.name);
+        // Whether one of costop's standbys serves an interruption is in its lease: read it
+        // before planning (a round trip only standbys pay; they get no Spot warnings).
+        if facts.instance.as_ref().is_some_and(standby::is_standby) {
+            facts.standby_lease = self.standby_lease(id).await.map_err(err)?;
+        }
         // Look for the node only if the planner would act given one: a duplicate delivery or
         // an instance of another cluster costs no Kubernetes request.
         let needs_node = matches!(
@@ -246,6 +252,18 @@ impl<W: InterruptionPorts> Handler<W> {
             }
         }
         Ok(())
+    }
+
+    async fn standby_lease(&self, id: &str) -> Result<Option<StandbyLeaseRecord>, PortError> {
+        let item = self
+            .world
+            .records()
+            .get(&record::standby_lease_key(id))
+            .await?;
+        record::standby_lease_from_item(item.as_ref()).map_err(|e| PortError::Permanent {
+            op: "read standby lease",
+            source: Box::new(e),
+        })
     }
 
     async fn delivery(&self, event_id: &str, id: &str) -> Result<Delivery, PortError> {

@@ -141,7 +141,7 @@ impl<'a> Obj<'a> {
         let Some(s) = self.opt_str(name)? else {
             return Ok(None);
         };
-        match DateTime::parse_from_rfc2822(s) {
+        match DateTime::parse_from_rfc2822(s).or_else(|e| without_weekday(s).ok_or(e)) {
             Ok(t) => Ok(Some(t.with_timezone(&Utc))),
             Err(rfc2822_err) => match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Ok(Some(t.with_timezone(&Utc))),
@@ -162,4 +162,16 @@ impl<'a> Obj<'a> {
             found: type_name(found),
         }
     }
+}
+
+/// An RFC 2822 time whose weekday does not match its date, read without the weekday: AWS's own
+/// sample Health event in the EventBridge documentation says `Sat, 05 Jun 2016` (a Sunday), and
+/// an inconsistent weekday is no reason to drop a retirement notice. The weekday is optional in
+/// RFC 2822 §3.3; chrono rejects a wrong one.
+fn without_weekday(s: &str) -> Option<DateTime<chrono::FixedOffset>> {
+    let (day, rest) = s.trim_start().split_once(',')?;
+    if day.len() != 3 || !day.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    DateTime::parse_from_rfc2822(rest.trim_start()).ok()
 }

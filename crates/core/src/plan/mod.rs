@@ -15,7 +15,8 @@
 //! 4. EC2 does not know the instance;
 //! 5. no cluster tag, or no tagged cluster passes the allow-list;
 //! 6. the managed tag is required and missing;
-//! 7. no node backs the instance.
+//! 7. the instance is a costop standby that serves no interruption;
+//! 8. no node backs the instance.
 //!
 //! Responses by event kind:
 //!
@@ -161,6 +162,15 @@ pub enum IgnoreReason {
         instance_id: String,
         /// The required tag key.
         tag: String,
+    },
+    /// The instance is one of costop's standbys and serves no interruption (stopped in the
+    /// pool, being returned, or started by an operator without a lease): its stop or warning is
+    /// the pool's own doing, not an interruption.
+    StandbyNotServing {
+        /// Instance.
+        instance_id: String,
+        /// What it is instead: `available`, `returning` or `serving without its lease`.
+        state: String,
     },
     /// No node backs the instance (not joined yet, or already deleted).
     NoNodeForInstance {
@@ -414,7 +424,17 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         });
     }
 
-    // 7. A node to act on.
+    // 7. A standby is acted on only while it serves.
+    if let Err(state) =
+        crate::standby::serves_an_interruption(instance, facts.standby_lease.as_ref())
+    {
+        return ignore(IgnoreReason::StandbyNotServing {
+            instance_id,
+            state: state.to_owned(),
+        });
+    }
+
+    // 8. A node to act on.
     let Some(node) = &facts.node else {
         return ignore(IgnoreReason::NoNodeForInstance {
             instance_id,

@@ -106,6 +106,26 @@ pub fn status(instance: &InstanceFacts) -> Option<StandbyStatus> {
     })
 }
 
+/// Whether a standby serves an interruption, from facts costop owns: its tags say serving
+/// for an interruption and that interruption holds its lease. Only then is it a node like any
+/// other for a notice; stopped in the pool, being returned by the keeper, or started by an
+/// operator while preparing it (no lease), a stop or a warning about it is the pool's own
+/// doing, and costop leaves its node alone. `Ok(())` when it serves, else what it is.
+pub fn serves_an_interruption(
+    instance: &InstanceFacts,
+    lease: Option<&crate::facts::StandbyLeaseRecord>,
+) -> Result<(), &'static str> {
+    match status(instance) {
+        None => Ok(()),
+        Some(StandbyStatus::Available) => Err(constants::STANDBY_STATE_AVAILABLE),
+        Some(StandbyStatus::Returning(_)) => Err(constants::STANDBY_STATE_RETURNING),
+        Some(StandbyStatus::Serving(a)) => match (lease, a.interruption_id) {
+            (Some(l), Some(iid)) if !l.released && l.interruption_id == iid => Ok(()),
+            _ => Err("serving without its lease"),
+        },
+    }
+}
+
 /// The standby's pool name (tag), `default` when untagged.
 pub fn pool_of(instance: &InstanceFacts) -> String {
     instance

@@ -271,15 +271,12 @@ fn pods_evicted_and_gone_before_the_keeper_looked_still_count_through_the_interr
     ];
     on_node[4].owner.as_mut().unwrap().kind = "DaemonSet".into();
     let snapshot = |node: &str| Facts {
-        instance_id: "i-spot".into(),
-        instance: None,
         node: Some(NodeFacts {
             name: node.into(),
             ..NodeFacts::default()
         }),
         pods: on_node.clone(),
-        target_groups: Vec::new(),
-        delivery: Default::default(),
+        ..Facts::unknown_instance("i-spot")
     };
     let pending = vec![
         pod("web-1-a", "web-1", "2025-03-10T14:02:03Z"),
