@@ -36,7 +36,7 @@ use costop_core::Config;
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{
-    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent, RestoreNode,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
 use costop_core::standby::{TagChange, TolerationPatch};
@@ -288,6 +288,10 @@ impl<W: InterruptionPorts + 'static> Records for Port<W> {
         self.rec
             .time("ddb.update", Side::Aws, self.w.records().update(update))
     }
+    fn delete(&self, key: &Key) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec
+            .time("ddb.delete", Side::Aws, self.w.records().delete(key))
+    }
     fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send {
         self.rec
             .time("ddb.query", Side::Aws, self.w.records().query(pk))
@@ -395,6 +399,16 @@ impl<K: Kube> Kube for RecKube<K> {
             "kube.set_taints",
             Side::Kube,
             self.inner.set_taints(node, taints, resource_version),
+        )
+    }
+    fn restore_node(
+        &self,
+        restore: &RestoreNode,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.restore_node",
+            Side::Kube,
+            self.inner.restore_node(restore),
         )
     }
     fn evict(

@@ -58,6 +58,12 @@ pub fn state_change(instance_id: &str, state: &str, at: DateTime<Utc>) -> Value 
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 
+/// The keeper's one-minute schedule firing at `at`.
+pub fn scheduled_tick(at: DateTime<Utc>) -> Value {
+    let ev = sample("aws.events-scheduled-event.json");
+    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
+}
+
 /// A sample that must be rejected as malformed.
 pub fn malformed_missing_detail() -> Value {
     sample("aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")

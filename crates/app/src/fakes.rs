@@ -295,6 +295,11 @@ impl Records for FakeRecords {
         items.insert(k, put.item);
         Ok(Claim::Won)
     }
+    async fn delete(&self, key: &Key) -> Result<(), PortError> {
+        lock(&self.items).remove(&(key.pk.clone(), key.sk.clone()));
+        Ok(())
+    }
+
     async fn update(&self, update: &Update) -> Result<(), PortError> {
         // Only `SET a = :v[, b = :w]` is used by costop.
         let mut items = lock(&self.items);

@@ -182,6 +182,8 @@ pub struct Config {
     pub standby_min_serve_seconds: i64,
     /// `COSTOP_STANDBY_WATCH_SECONDS`.
     pub standby_watch_seconds: i64,
+    /// `COSTOP_RESUME_SETTLE_SECONDS`.
+    pub resume_settle_seconds: i64,
     /// `COSTOP_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
     /// `COSTOP_LOG_LEVEL`.
@@ -214,6 +216,7 @@ impl Default for Config {
             standby_pool_size: 1,
             standby_min_serve_seconds: 600,
             standby_watch_seconds: 240,
+            resume_settle_seconds: 120,
             metrics_namespace: "Costop".to_owned(),
             log_level: "info".to_owned(),
         }

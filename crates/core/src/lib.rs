@@ -40,6 +40,7 @@ pub mod kube;
 pub mod metrics;
 pub mod plan;
 pub mod record;
+pub mod resume;
 pub mod standby;
 
 pub use config::{Config, ConfigError};

@@ -358,6 +358,43 @@ pub fn ignored_notice_item(
     Ok(item)
 }
 
+/// The partition of [`ResumeWatch`]es: `RESUME` / `INSTANCE#<id>`, one per instance (a newer
+/// interruption of the same instance replaces the older). The keeper's tick reads it whole.
+pub const RESUME_PK: &str = "RESUME";
+
+/// The key of an instance's [`ResumeWatch`].
+pub fn resume_watch_key(instance_id: &str) -> Key {
+    Key {
+        pk: RESUME_PK.to_owned(),
+        sk: instance_key(instance_id),
+    }
+}
+
+/// The item of a [`ResumeWatch`].
+pub fn resume_watch_item(watch: &crate::plan::action::ResumeWatch, ttl_days: u32) -> Item {
+    let mut item = resume_watch_key(&watch.instance_id).to_item();
+    item.insert("instance_id".into(), Attr::s(&watch.instance_id));
+    item.insert("cluster".into(), Attr::s(&watch.cluster));
+    item.insert("node".into(), Attr::s(&watch.node));
+    item.insert("interruption_id".into(), Attr::s(&watch.interruption_id));
+    item.insert("deadline".into(), Attr::s(sortable_time(watch.deadline)));
+    item.insert(TTL.into(), Attr::n(ttl_epoch(watch.deadline, ttl_days)));
+    item
+}
+
+/// A [`ResumeWatch`] read back.
+pub fn resume_watch_from_item(
+    item: &Item,
+) -> Result<crate::plan::action::ResumeWatch, RecordError> {
+    Ok(crate::plan::action::ResumeWatch {
+        instance_id: get_s(item, "instance_id")?.to_owned(),
+        cluster: get_s(item, "cluster")?.to_owned(),
+        node: get_s(item, "node")?.to_owned(),
+        interruption_id: get_s(item, "interruption_id")?.to_owned(),
+        deadline: get_time(item, "deadline")?,
+    })
+}
+
 /// Releases a standby's lease (it is back in the pool, or its start failed).
 pub fn standby_lease_release(standby_instance: &str) -> Update {
     Update {
@@ -552,6 +589,14 @@ pub enum TimelineStep {
         /// The standby instance.
         standby: String,
     },
+    /// The instance came back (running again, its node Ready, the interruption's deadline
+    /// past): costop gave its node back what it took.
+    Resumed {
+        /// What was given back (`uncordoned`, taint keys, label keys); empty when the node
+        /// already was as before.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        restored: Vec<String>,
+    },
     /// Nothing was done.
     Ignored {
         /// Why.
@@ -586,6 +631,7 @@ impl TimelineStep {
             TimelineStep::NoStandby { .. } => "NO_STANDBY",
             TimelineStep::ReplacementTolerated { .. } => "REPLACEMENT_TOLERATED",
             TimelineStep::StandbyReturned { .. } => "STANDBY_RETURNED",
+            TimelineStep::Resumed { .. } => "RESUMED",
             TimelineStep::Ignored { .. } => "IGNORED",
             TimelineStep::Failed { .. } => "FAILED",
         }

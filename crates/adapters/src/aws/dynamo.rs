@@ -307,6 +307,18 @@ impl Records for DynamoRecords {
             .map_err(|e| sdk_error("update item", e))
     }
 
+    async fn delete(&self, key: &Key) -> Result<(), PortError> {
+        // iam: dynamodb:DeleteItem
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(item_to_sdk(&key.to_item())))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| sdk_error("delete item", e))
+    }
+
     async fn query(&self, pk: &str) -> Result<Vec<Item>, PortError> {
         self.query_eq("query partition", None, record::PK, pk).await
     }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use costop_core::constants;
 use costop_core::facts::{NodeFacts, OwnerRef, PodFacts, PodPhase, VolumeFacts};
 use costop_core::kube::{Taint, TaintEffect, Toleration};
-use costop_core::plan::action::{CordonAndTaint, EvictPod};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
 use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Container, Node, NodeCondition, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -261,6 +261,34 @@ pub(crate) fn cordon_patch(action: &CordonAndTaint) -> Value {
         action.taints_after.iter().map(taint_json).collect(),
     );
     json!({ "metadata": meta, "spec": spec })
+}
+
+/// The merge patch giving a node back what costop took: `null` deletes a label or annotation,
+/// the taint list is replaced whole.
+pub(crate) fn restore_patch(restore: &RestoreNode) -> Value {
+    let mut meta = metadata_with_precondition(restore.resource_version.as_deref());
+    let nulls = |keys: &[String]| -> Map<String, Value> {
+        keys.iter().map(|k| (k.clone(), Value::Null)).collect()
+    };
+    if !restore.remove_labels.is_empty() {
+        meta.insert(
+            "labels".into(),
+            Value::Object(nulls(&restore.remove_labels)),
+        );
+    }
+    if !restore.remove_annotations.is_empty() {
+        meta.insert(
+            "annotations".into(),
+            Value::Object(nulls(&restore.remove_annotations)),
+        );
+    }
+    json!({
+        "metadata": meta,
+        "spec": {
+            "unschedulable": restore.unschedulable,
+            "taints": restore.taints_after.iter().map(taint_json).collect::<Vec<_>>(),
+        }
+    })
 }
 
 /// The merge patch replacing the node's taints.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use costop_app::ports::{EvictOutcome, Kube, PortError};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
 use costop_core::kube::Taint;
-use costop_core::plan::action::{CordonAndTaint, EvictPod};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
 use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource as _;
@@ -293,6 +293,15 @@ impl Kube for KubeCluster {
             "set node taints",
             node,
             convert::taints_patch(taints, resource_version),
+        )
+        .await
+    }
+
+    async fn restore_node(&self, restore: &RestoreNode) -> Result<(), PortError> {
+        self.patch_node(
+            "restore node",
+            &restore.node,
+            convert::restore_patch(restore),
         )
         .await
     }

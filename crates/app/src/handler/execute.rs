@@ -286,6 +286,10 @@ impl<W: InterruptionPorts> Handler<W> {
                 })?;
                 run.journal.push_item(item);
             }
+            Action::WatchForResume(watch) => run.journal.push_item(record::resume_watch_item(
+                watch,
+                self.config.timeline_ttl_days,
+            )),
             Action::CordonAndTaint(a) => {
                 // Sent with the claim in the opening, unless the plan has no claim.
                 if run.claimed.cordoned.is_none() {

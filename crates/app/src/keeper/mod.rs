@@ -5,6 +5,7 @@
 //! toleration as they appear; [`tick`]: a scheduled tick returns standbys to the pool when spot
 //! capacity is back.
 
+mod resume;
 mod start;
 mod tick;
 mod watch;
@@ -15,6 +16,8 @@ use costop_core::record::TimelineEntry;
 use costop_core::standby::{self, StartDecision, TickPlan, Trigger};
 use costop_core::{Config, ParseError};
 use serde::Serialize;
+
+pub use resume::ResumeReport;
 
 use crate::function::{Function, Mode, Retryable};
 use crate::journal::Journal;
@@ -79,6 +82,9 @@ pub enum KeeperOutcome {
     Tick {
         plans: Vec<TickPlan>,
         reports: Vec<TickReport>,
+        /// The resume watches (nodes whose instances may come back).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        resumes: Vec<ResumeReport>,
     },
 }
 

@@ -1,4 +1,4 @@
-//! The pool tick: per cluster, return serving standbys whose zone has spot capacity back
+//! The pool tick: the resume watches ([`super::resume`]), then per cluster return serving standbys whose zone has spot capacity back
 //! (drain, stop, retag available, release the lease), put back standbys that never served,
 //! and report the pool against its wanted size.
 
@@ -16,7 +16,7 @@ use crate::function::{Mode, error_chain};
 use crate::ports::{Ec2, EvictOutcome, KeeperPorts, Kube, KubeOf, Records};
 
 impl<W: KeeperPorts> Keeper<W> {
-    /// One tick: every cluster with standbys (and every allow-listed one), planned and executed
+    /// One tick: the resume watches, and every cluster with standbys (and every allow-listed one), planned and executed
     /// independently; the first failure is returned after all clusters had their turn.
     pub(super) async fn tick(&self, mode: Mode) -> Result<KeeperOutcome, KeeperError> {
         let standbys = self
@@ -51,9 +51,22 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
             }
         }
+        // Nodes whose instances came back, whatever the cluster.
+        let resumes = match self.resume(mode).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "giving nodes back failed");
+                first_error.get_or_insert(e);
+                Vec::new()
+            }
+        };
         match first_error {
             Some(e) => Err(e),
-            None => Ok(KeeperOutcome::Tick { plans, reports }),
+            None => Ok(KeeperOutcome::Tick {
+                plans,
+                reports,
+                resumes,
+            }),
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts};
 use costop_core::kube::Taint;
-use costop_core::plan::action::{CordonAndTaint, EvictPod};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
 use costop_core::standby::TolerationPatch;
 
 use super::{EvictOutcome, PortError};
@@ -44,6 +44,11 @@ pub trait Kube: Send + Sync {
         node: &str,
         taints: &[Taint],
         resource_version: Option<&str>,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Give a node back what costop took (one patch, conditional on the resourceVersion).
+    fn restore_node(
+        &self,
+        restore: &RestoreNode,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
     fn evict(&self, pod: &EvictPod)
     -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;

@@ -19,6 +19,8 @@ pub trait Records: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Claim, PortError>> + Send;
     fn update(&self, update: &Update) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Delete an item (absent is fine).
+    fn delete(&self, key: &Key) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Every item of a partition, in sort-key order.
     fn query(&self, pk: &str) -> impl Future<Output = Result<Vec<Item>, PortError>> + Send;
     /// Interruption headers of an instance (GSI1), oldest first.

@@ -25,7 +25,7 @@ pub fn log_outcome(outcome: &KeeperOutcome) {
             "{}",
             if report.is_some() { "handled" } else { "planned (nothing executed)" }
         ),
-        KeeperOutcome::Tick { plans, reports } => {
+        KeeperOutcome::Tick { plans, reports, .. } => {
             for plan in plans {
                 tracing::info!(
                     cluster = %plan.cluster,
@@ -101,7 +101,7 @@ pub fn metrics(
             StartDecision::NoStandby { .. } => Vec::new(),
         },
         KeeperOutcome::Standby { .. } => Vec::new(),
-        KeeperOutcome::Tick { plans, reports } => plans
+        KeeperOutcome::Tick { plans, reports, .. } => plans
             .iter()
             .map(|plan| {
                 let returned = reports

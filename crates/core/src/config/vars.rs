@@ -237,6 +237,10 @@ declare! {
         /// Deadline for ASG terminate hooks, from event time; keep ≤ the hook's heartbeat
         /// timeout.
         COSTOP_ASG_HOOK_DEADLINE_SECONDS => asg_hook_deadline_seconds: Int(1, 7_200);
+        /// After an interruption's deadline, how long an instance that is still running is
+        /// presumed on its way down (EC2 stops a Spot instance at about the deadline, not on
+        /// it) before the keeper gives its node back; then a running instance is back.
+        COSTOP_RESUME_SETTLE_SECONDS => resume_settle_seconds: Int(0, 86_400);
     }
     Dedupe {
         /// A delivery seen but not finished within this long may be taken over by a

@@ -115,6 +115,9 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource_version: Option<String>,
     },
+    /// Remember that the instance may come back (a stop, a hibernation, a reboot): the
+    /// keeper's tick gives its node back once it runs again (see [`crate::resume`]).
+    WatchForResume(ResumeWatch),
     /// Mark the dedupe item completed: later redeliveries are duplicates.
     FinishEvent {
         /// Event id.
@@ -146,6 +149,7 @@ impl Action {
             Action::Drain(_) => "drain",
             Action::CompleteLifecycleAction { .. } => "complete_lifecycle_action",
             Action::OutOfServiceTaint { .. } => "out_of_service_taint",
+            Action::WatchForResume(_) => "watch_for_resume",
             Action::FinishEvent { .. } => "finish_event",
         }
     }
@@ -253,6 +257,44 @@ impl Drain {
             ..self.clone()
         })
     }
+}
+
+/// An interrupted instance that may come back, and the node costop marked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResumeWatch {
+    /// The instance.
+    pub instance_id: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// The node costop cordoned.
+    pub node: String,
+    /// The interruption (its snapshot says what the node was before).
+    pub interruption_id: String,
+    /// The interruption's deadline: before it (and a settle time after), a running instance
+    /// is still on its way down.
+    pub deadline: DateTime<Utc>,
+}
+
+/// Give a node back what costop took (one merge patch, conditional on the resourceVersion):
+/// schedulable again unless it was cordoned before, costop's taints gone unless they were
+/// there before, its label and annotations removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreNode {
+    /// Node.
+    pub node: String,
+    /// `spec.unschedulable` as it was before.
+    pub unschedulable: bool,
+    /// The node's complete taint list after the change.
+    pub taints_after: Vec<Taint>,
+    /// Labels to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_labels: Vec<String>,
+    /// Annotations to remove.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_annotations: Vec<String>,
+    /// Precondition for the patch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
 }
 
 /// One eviction.

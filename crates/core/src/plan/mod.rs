@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use action::{
     Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult,
-    Phase, RecordEvent, SkippedPod, Step,
+    Phase, RecordEvent, RestoreNode, ResumeWatch, SkippedPod, Step,
 };
 pub use drain::{
     BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision,
@@ -48,7 +48,7 @@ pub use drain::{
 
 use crate::config::Config;
 use crate::constants;
-use crate::event::{Event, EventKind, IgnoredReason, InstanceState};
+use crate::event::{Event, EventKind, IgnoredReason, InstanceAction, InstanceState};
 use crate::facts::{Delivery, Facts, InstanceFacts, NodeFacts};
 use crate::kube::{Taint, TaintEffect, to_label_value, with_taint};
 use crate::record::TimelineStep;
@@ -454,11 +454,12 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         now,
         interruption_id: interruption_id.clone(),
         event_id: envelope.id.clone(),
+        cluster: cluster.name.clone(),
         steps: Vec::new(),
     };
     match (response, deadline) {
         (Response::Full, Some(deadline)) => b.full(deadline),
-        (Response::NodeGone, _) => b.node_gone(),
+        (Response::NodeGone, deadline) => b.node_gone(deadline.unwrap_or(now)),
         _ => b.record_only(),
     }
     Decision::Act(Plan {
@@ -528,6 +529,7 @@ struct Builder<'a> {
     now: DateTime<Utc>,
     interruption_id: String,
     event_id: String,
+    cluster: String,
     steps: Vec<Step>,
 }
 
@@ -561,6 +563,39 @@ impl Builder<'_> {
                 node: Some(self.node.name.clone()),
                 pods: self.facts.pods.len(),
             },
+        );
+    }
+
+    /// Whether the instance may run again after this interruption: a Spot stop or
+    /// hibernation, a stop, an AWS Health scheduled change (a reboot, a stop, a retirement an
+    /// operator may start again). A termination, a terminate hook or shutting down does not.
+    fn may_come_back(&self) -> bool {
+        match self.event {
+            Event::SpotInterruption(d) => d.detail.instance_action != InstanceAction::Terminate,
+            Event::StateChange(d) => matches!(
+                d.detail.state,
+                InstanceState::Stopping | InstanceState::Stopped
+            ),
+            Event::Health(_) => true,
+            Event::AsgTerminate(_) | Event::Rebalance(_) | Event::Ignored(_) => false,
+        }
+    }
+
+    /// Leave a watch for the keeper's tick (see [`crate::resume`]) when the instance may
+    /// come back.
+    fn watch_for_resume(&mut self, deadline: DateTime<Utc>) {
+        if !self.may_come_back() {
+            return;
+        }
+        self.push(
+            Phase::Record,
+            Action::WatchForResume(ResumeWatch {
+                instance_id: self.instance.instance_id.clone(),
+                cluster: self.cluster.clone(),
+                node: self.node.name.clone(),
+                interruption_id: self.interruption_id.clone(),
+                deadline,
+            }),
         );
     }
 
@@ -658,6 +693,7 @@ impl Builder<'_> {
         );
         // Stamped with the time the patch was answered, whenever it is written.
         self.timeline(Phase::Record, TimelineStep::Cordoned);
+        self.watch_for_resume(deadline);
 
         self.deregister();
 
@@ -745,8 +781,9 @@ impl Builder<'_> {
         }
     }
 
-    fn node_gone(&mut self) {
+    fn node_gone(&mut self, deadline: DateTime<Utc>) {
         self.opening();
+        self.watch_for_resume(deadline);
         self.deregister();
         if self.config.out_of_service_on_terminated {
             let taint = Taint::new(
