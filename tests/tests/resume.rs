@@ -154,3 +154,66 @@ on_both!(
     a_node_stopped_by_a_spot_warning_is_given_back_when_its_instance_runs_again,
     setup()
 );
+
+async fn a_rebalance_recommendations_taint_is_put_then_taken_off_when_no_interruption_follows<
+    H: Harness,
+>(
+    h: H,
+) {
+    let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    let outcome = h
+        .handler()
+        .handle(&events::rebalance(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
+    let plan = outcome.plans().next().expect("a plan").clone();
+    let tainted = node(&h, &node_name);
+    let rebalance = tainted["spec"]["taints"]
+        .as_array()
+        .and_then(|ts| {
+            ts.iter()
+                .find(|t| t["key"] == constants::TAINT_REBALANCE_RECOMMENDATION)
+        })
+        .cloned()
+        .expect("the rebalance taint");
+    assert_eq!(rebalance["effect"], "PreferNoSchedule", "[{}]", h.flavor());
+    assert_ne!(
+        tainted["spec"]["unschedulable"],
+        true,
+        "[{}] not cordoned",
+        h.flavor()
+    );
+
+    // COSTOP_REBALANCE_TAINT_SECONDS is 1 here: the next tick takes it off.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let resumed = tick(&h).await;
+    assert!(
+        resumed.iter().any(|r| r.instance_id == instance && r.done),
+        "[{}] {resumed:?}",
+        h.flavor()
+    );
+    assert!(
+        !taint_keys(&node(&h, &node_name))
+            .contains(&constants::TAINT_REBALANCE_RECOMMENDATION.to_string()),
+        "[{}] the taint is gone",
+        h.flavor()
+    );
+    let steps: Vec<String> = read::timeline(h.handler().world().records(), &plan.interruption_id)
+        .await
+        .expect("timeline")
+        .iter()
+        .filter_map(|i| TimelineEntry::from_item(i).ok())
+        .map(|e| e.step.name().to_string())
+        .collect();
+    for want in ["TAINTED", "RESUMED"] {
+        assert!(
+            steps.iter().any(|s| s == want),
+            "[{}] {steps:?}",
+            h.flavor()
+        );
+    }
+}
+on_both!(
+    a_rebalance_recommendations_taint_is_put_then_taken_off_when_no_interruption_follows,
+    setup().with_env("COSTOP_REBALANCE_TAINT_SECONDS", "1")
+);

@@ -170,6 +170,10 @@ pub struct Config {
     pub force_delete_at_deadline: bool,
     /// `COSTOP_DETACH_FROM_ASG`.
     pub detach_from_asg: bool,
+    /// `COSTOP_REBALANCE_TAINT`.
+    pub rebalance_taint: bool,
+    /// `COSTOP_REBALANCE_TAINT_SECONDS`.
+    pub rebalance_taint_seconds: i64,
     /// `COSTOP_OUT_OF_SERVICE_ON_TERMINATED`.
     pub out_of_service_on_terminated: bool,
     /// `COSTOP_TIMELINE_TTL_DAYS`.
@@ -210,6 +214,8 @@ impl Default for Config {
             cluster_allow_list: Vec::new(),
             force_delete_at_deadline: false,
             detach_from_asg: false,
+            rebalance_taint: true,
+            rebalance_taint_seconds: 1800,
             out_of_service_on_terminated: false,
             timeline_ttl_days: 30,
             standby_taint_key: constants::TAINT_STANDBY.to_owned(),

@@ -47,6 +47,9 @@ pub const LABEL_EXCLUDE_FROM_EXTERNAL_LB: &str =
 /// Value costop writes on [`LABEL_EXCLUDE_FROM_EXTERNAL_LB`].
 pub const LABEL_EXCLUDE_FROM_EXTERNAL_LB_VALUE: &str = "true";
 
+/// The prefix of costop's own annotations (and taint keys) on Kubernetes objects.
+pub const COSTOP_PREFIX: &str = "costop.io/";
+
 /// Annotation costop writes on a node it acted on: the interruption id, so
 /// an operator can find the timeline in DynamoDB.
 pub const ANNOTATION_INTERRUPTION_ID: &str = "costop.io/interruption-id";

@@ -229,6 +229,9 @@ pub struct NodeFacts {
     /// `metadata.resourceVersion`, for an optimistic-concurrency patch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// costop's own annotations on the node (`costop.io/…`; the adapter reads no others).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
     /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
     /// `spec.taints`.
@@ -591,12 +594,8 @@ mod tests {
         NodeFacts {
             name: name.into(),
             provider_id: provider_id.map(Into::into),
-            resource_version: None,
-            labels: BTreeMap::new(),
-            taints: Vec::new(),
-            unschedulable: false,
             ready: Some(true),
-            created_at: None,
+            ..NodeFacts::default()
         }
     }
 

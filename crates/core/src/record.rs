@@ -527,6 +527,8 @@ pub enum TimelineStep {
     Received,
     /// Cordoned, tainted, excluded from load balancers.
     Cordoned,
+    /// Tainted `PreferNoSchedule` only (a rebalance recommendation): nothing drained.
+    Tainted,
     /// Deregistered from every target group.
     Deregistered,
     /// Detached from the Auto Scaling group.
@@ -617,6 +619,7 @@ impl TimelineStep {
         match self {
             TimelineStep::Received => "RECEIVED",
             TimelineStep::Cordoned => "CORDONED",
+            TimelineStep::Tainted => "TAINTED",
             TimelineStep::Deregistered => "DEREGISTERED",
             TimelineStep::DetachedFromAsg => "DETACHED_FROM_ASG",
             TimelineStep::EvictionIssued { .. } => "EVICTION_ISSUED",

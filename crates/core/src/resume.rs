@@ -66,6 +66,15 @@ pub fn plan_resume(
     let Some(node) = node.filter(|n| n.may_back(&watch.instance_id)) else {
         return forget("the node is gone");
     };
+    // A later interruption (a Spot warning after a rebalance recommendation) marked the node:
+    // its own watch, if any, decides; this one is over.
+    if node
+        .annotations
+        .get(constants::ANNOTATION_INTERRUPTION_ID)
+        .is_some_and(|owner| *owner != watch.interruption_id)
+    {
+        return forget("a later interruption marked the node");
+    }
     if node.ready != Some(true) {
         return wait("the node is not Ready");
     }

@@ -1151,13 +1151,50 @@ fn detach_from_asg_happens_only_when_configured() {
 }
 
 #[test]
-fn a_rebalance_recommendation_is_recorded_only() {
+fn a_rebalance_recommendation_taints_the_node_prefer_no_schedule_and_drains_nothing() {
     let e = parse(envelope(
         "aws.ec2",
         "EC2 Instance Rebalance Recommendation",
         json!({ "instance-id": I }),
     ));
     let p = act(plan(&e, &facts(I), &Config::default(), now()));
+    assert_eq!(p.response, Response::Discourage);
+    assert_eq!(
+        names(&p),
+        vec![
+            "record_event",
+            "record_timeline",
+            "snapshot_node",
+            "cordon_and_taint",
+            "record_timeline",
+            "watch_for_resume",
+            "finish_event"
+        ]
+    );
+    let Some(Action::CordonAndTaint(c)) = p.actions().find(|a| a.name() == "cordon_and_taint")
+    else {
+        panic!()
+    };
+    assert!(!c.cordon && !c.exclude_from_lb_label, "{c:?}");
+    assert_eq!(c.taint.effect, TaintEffect::PreferNoSchedule);
+    assert_eq!(c.taint.key, constants::TAINT_REBALANCE_RECOMMENDATION);
+    // The keeper's tick takes it off after COSTOP_REBALANCE_TAINT_SECONDS.
+    let Some(Action::WatchForResume(w)) = p.actions().find(|a| a.name() == "watch_for_resume")
+    else {
+        panic!()
+    };
+    assert_eq!(w.deadline, now() + TimeDelta::seconds(1800));
+}
+
+#[test]
+fn a_rebalance_recommendation_is_recorded_only_when_its_taint_is_off() {
+    let e = parse(envelope(
+        "aws.ec2",
+        "EC2 Instance Rebalance Recommendation",
+        json!({ "instance-id": I }),
+    ));
+    let c = config(&[("COSTOP_REBALANCE_TAINT", "false")]);
+    let p = act(plan(&e, &facts(I), &c, now()));
     assert_eq!(p.response, Response::RecordOnly);
     assert_eq!(p.deadline, None);
     assert_eq!(

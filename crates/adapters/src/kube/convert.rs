@@ -26,6 +26,15 @@ pub(crate) fn node_facts(node: &Node) -> NodeFacts {
         name: node.metadata.name.clone().unwrap_or_default(),
         provider_id: spec.and_then(|s| s.provider_id.clone()),
         resource_version: node.metadata.resource_version.clone(),
+        // Only costop's own: the planner reads which interruption marked the node.
+        annotations: node
+            .metadata
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k.starts_with(constants::COSTOP_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         labels: node.metadata.labels.clone().unwrap_or_default(),
         taints: spec
             .and_then(|s| s.taints.as_ref())

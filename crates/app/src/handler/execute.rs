@@ -262,7 +262,9 @@ impl<W: InterruptionPorts> Handler<W> {
                 let at = match step {
                     // When the delivery arrived, not when its record was written.
                     TimelineStep::Received => plan.received_at,
-                    TimelineStep::Cordoned => run.claimed.cordoned.map_or_else(Utc::now, |c| c.at),
+                    TimelineStep::Cordoned | TimelineStep::Tainted => {
+                        run.claimed.cordoned.map_or_else(Utc::now, |c| c.at)
+                    }
                     _ => Utc::now(),
                 };
                 run.journal.push(TimelineEntry {

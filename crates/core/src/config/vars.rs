@@ -197,6 +197,12 @@ declare! {
         COSTOP_DETACH_FROM_ASG => detach_from_asg: Bool;
         /// Put `node.kubernetes.io/out-of-service` on nodes whose instance stopped/terminated.
         COSTOP_OUT_OF_SERVICE_ON_TERMINATED => out_of_service_on_terminated: Bool;
+        /// On a rebalance recommendation, taint the node `PreferNoSchedule` (nothing is
+        /// drained) so new pods prefer other nodes while its interruption risk is high.
+        COSTOP_REBALANCE_TAINT => rebalance_taint: Bool;
+        /// How long the rebalance taint stays when no interruption follows: then the keeper's
+        /// tick removes it from a node whose instance still runs.
+        COSTOP_REBALANCE_TAINT_SECONDS => rebalance_taint_seconds: Int(1, 604_800);
     }
     Taints {
         /// Effect of costop's taints (`NoExecute` also evicts non-tolerating pods via the taint

@@ -189,8 +189,13 @@ pub enum Response {
     Full,
     /// The instance is down: record, deregister, optionally out-of-service.
     NodeGone,
-    /// Record only (rebalance recommendation; the keeper retypes the zone's standby).
+    /// Record only (a rebalance recommendation with `COSTOP_REBALANCE_TAINT=false`; the
+    /// keeper retypes the zone's standby either way).
     RecordOnly,
+    /// A `PreferNoSchedule` taint only (a rebalance recommendation): new pods prefer other
+    /// nodes; nothing is cordoned or drained; the keeper's tick removes the taint after
+    /// `COSTOP_REBALANCE_TAINT_SECONDS` if no interruption followed.
+    Discourage,
 }
 
 /// What costop will do about one instance.
@@ -215,7 +220,8 @@ pub struct Plan {
     pub event_time: DateTime<Utc>,
     /// When the shell received it (`now` given to the planner).
     pub received_at: DateTime<Utc>,
-    /// When the instance goes away; `None` for record-only plans.
+    /// When the instance goes away (for a rebalance taint: when the keeper takes it off);
+    /// `None` for record-only plans.
     pub deadline: Option<DateTime<Utc>>,
     /// Print, do not execute.
     pub dry_run: bool,
@@ -460,6 +466,7 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
     match (response, deadline) {
         (Response::Full, Some(deadline)) => b.full(deadline),
         (Response::NodeGone, deadline) => b.node_gone(deadline.unwrap_or(now)),
+        (Response::Discourage, Some(until)) => b.discourage(until),
         _ => b.record_only(),
     }
     Decision::Act(Plan {
@@ -515,6 +522,11 @@ fn response_and_deadline(
             let start = d.detail.start_time.unwrap_or(event_time);
             (Response::Full, Some(start.max(now)), start)
         }
+        Event::Rebalance(_) if config.rebalance_taint => (
+            Response::Discourage,
+            Some(now.max(event_time) + TimeDelta::seconds(config.rebalance_taint_seconds)),
+            event_time,
+        ),
         Event::Rebalance(_) | Event::Ignored(_) => (Response::RecordOnly, None, event_time),
     }
 }
@@ -584,9 +596,12 @@ impl Builder<'_> {
     /// Leave a watch for the keeper's tick (see [`crate::resume`]) when the instance may
     /// come back.
     fn watch_for_resume(&mut self, deadline: DateTime<Utc>) {
-        if !self.may_come_back() {
-            return;
+        if self.may_come_back() {
+            self.push_watch(deadline);
         }
+    }
+
+    fn push_watch(&mut self, deadline: DateTime<Utc>) {
         self.push(
             Phase::Record,
             Action::WatchForResume(ResumeWatch {
@@ -669,16 +684,7 @@ impl Builder<'_> {
             Some(self.taint_value()),
             c.taint_effect,
         );
-        let annotations = BTreeMap::from([
-            (
-                constants::ANNOTATION_INTERRUPTION_ID.to_owned(),
-                self.interruption_id.clone(),
-            ),
-            (
-                constants::ANNOTATION_DEADLINE.to_owned(),
-                deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
-            ),
-        ]);
+        let annotations = self.marks(deadline);
         self.push(
             Phase::Open,
             Action::CordonAndTaint(CordonAndTaint {
@@ -802,6 +808,48 @@ impl Builder<'_> {
             );
         }
         self.closing();
+    }
+
+    /// A rebalance recommendation: one patch adds a `PreferNoSchedule` taint (no cordon, no
+    /// label, so running pods keep serving and load balancers keep the node), and a resume
+    /// watch lets the keeper's tick take it off at `until` if the node is still running then.
+    fn discourage(&mut self, until: DateTime<Utc>) {
+        self.opening();
+        let taint = Taint::new(
+            self.config.taint_keys.for_kind(self.kind),
+            Some(self.taint_value()),
+            TaintEffect::PreferNoSchedule,
+        );
+        self.push(
+            Phase::Open,
+            Action::CordonAndTaint(CordonAndTaint {
+                node: self.node.name.clone(),
+                cordon: false,
+                taints_after: with_taint(&self.node.taints, taint.clone()),
+                taint,
+                exclude_from_lb_label: false,
+                annotations: self.marks(until),
+                resource_version: self.node.resource_version.clone(),
+            }),
+        );
+        self.timeline(Phase::Record, TimelineStep::Tainted);
+        self.push_watch(until);
+        self.closing();
+    }
+
+    /// The annotations that name the interruption on the node, so an operator can find its
+    /// timeline and the keeper's tick knows which interruption marked the node.
+    fn marks(&self, deadline: DateTime<Utc>) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                constants::ANNOTATION_INTERRUPTION_ID.to_owned(),
+                self.interruption_id.clone(),
+            ),
+            (
+                constants::ANNOTATION_DEADLINE.to_owned(),
+                deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
+            ),
+        ])
     }
 
     fn record_only(&mut self) {

@@ -205,6 +205,27 @@ fn a_watch_is_dropped_when_the_instance_or_its_node_is_gone() {
 }
 
 #[test]
+fn a_node_a_later_interruption_marked_is_left_to_that_interruption() {
+    let mut node = marked();
+    node.annotations.insert(
+        constants::ANNOTATION_INTERRUPTION_ID.into(),
+        format!("{ID}-spot-interruption-20250310t160000z"),
+    );
+    assert!(matches!(
+        decide(InstanceState::Running, Some(&node), "2025-03-10T16:01:00Z"),
+        ResumeDecision::Forget { .. }
+    ));
+    node.annotations.insert(
+        constants::ANNOTATION_INTERRUPTION_ID.into(),
+        watch().interruption_id,
+    );
+    assert!(matches!(
+        decide(InstanceState::Running, Some(&node), "2025-03-10T16:01:00Z"),
+        ResumeDecision::Restore { .. }
+    ));
+}
+
+#[test]
 fn a_node_someone_already_uncordoned_needs_no_patch() {
     let ResumeDecision::Restore { restore, restored } = decide(
         InstanceState::Running,
