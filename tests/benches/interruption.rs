@@ -28,7 +28,7 @@ use costop_adapters::{AwsWorld, ClusterAccess};
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::ports::{
     Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
-    InterruptionPorts, Kube, KubeOf, PortError, Records,
+    InterruptionPorts, Kube, KubeOf, LeaseClaim, PortError, Records,
 };
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
@@ -39,7 +39,7 @@ use costop_core::plan::action::{
     CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
-use costop_core::standby::{TagChange, TolerationPatch};
+use costop_core::standby::{StandbyNodePatch, TagChange, TolerationPatch};
 use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
 use kubesim::resources;
@@ -310,7 +310,7 @@ impl<W: InterruptionPorts + 'static> Records for Port<W> {
         &self,
         lease: &StandbyLease,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, PortError>> + Send {
+    ) -> impl Future<Output = Result<LeaseClaim, PortError>> + Send {
         self.rec.time(
             "ddb.lease_standby",
             Side::Aws,
@@ -434,6 +434,16 @@ impl<K: Kube> Kube for RecKube<K> {
             "kube.set_unschedulable",
             Side::Kube,
             self.inner.set_unschedulable(node, unschedulable),
+        )
+    }
+    fn clear_standby_node(
+        &self,
+        patch: &StandbyNodePatch,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.clear_standby_node",
+            Side::Kube,
+            self.inner.clear_standby_node(patch),
         )
     }
 }

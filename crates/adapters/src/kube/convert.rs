@@ -10,7 +10,7 @@ use costop_core::constants;
 use costop_core::facts::{NodeFacts, OwnerRef, PodFacts, PodPhase, VolumeFacts};
 use costop_core::kube::{Taint, TaintEffect, Toleration};
 use costop_core::plan::action::{CordonAndTaint, EvictPod};
-use costop_core::standby::TolerationPatch;
+use costop_core::standby::{StandbyNodePatch, TolerationPatch};
 use k8s_openapi::api::core::v1::{Container, Node, NodeCondition, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::Status;
@@ -261,6 +261,27 @@ pub(crate) fn cordon_patch(action: &CordonAndTaint) -> Value {
         action.taints_after.iter().map(taint_json).collect(),
     );
     json!({ "metadata": meta, "spec": spec })
+}
+
+/// The merge patch that makes a standby's node schedulable, replaces its taints and removes
+/// labels (a `null` in a merge patch deletes the key).
+pub(crate) fn standby_node_patch(patch: &StandbyNodePatch) -> Value {
+    let mut meta = metadata_with_precondition(patch.resource_version.as_deref());
+    if !patch.remove_labels.is_empty() {
+        let labels: Map<String, Value> = patch
+            .remove_labels
+            .iter()
+            .map(|l| (l.clone(), Value::Null))
+            .collect();
+        meta.insert("labels".into(), labels.into());
+    }
+    json!({
+        "metadata": meta,
+        "spec": {
+            "unschedulable": false,
+            "taints": patch.taints_after.iter().map(taint_json).collect::<Vec<_>>(),
+        },
+    })
 }
 
 /// The merge patch replacing the node's taints.
@@ -629,6 +650,39 @@ mod tests {
             json!({"metadata": {"resourceVersion": "9"}, "spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}})
         );
         assert_eq!(taints_patch(&[], None), json!({"spec": {"taints": []}}));
+    }
+
+    #[test]
+    fn the_standby_node_patch_uncordons_replaces_the_taints_and_deletes_the_labels_conditionally() {
+        let patch = StandbyNodePatch {
+            node: "n1".into(),
+            taints_after: vec![Taint::new(
+                "costop.io/standby",
+                Some("true".into()),
+                TaintEffect::NoSchedule,
+            )],
+            remove_labels: vec![constants::LABEL_EXCLUDE_FROM_EXTERNAL_LB.into()],
+            resource_version: Some("7".into()),
+        };
+        assert_eq!(
+            standby_node_patch(&patch),
+            json!({
+                "metadata": {
+                    "resourceVersion": "7",
+                    "labels": {"node.kubernetes.io/exclude-from-external-load-balancers": null},
+                },
+                "spec": {
+                    "unschedulable": false,
+                    "taints": [{"key": "costop.io/standby", "value": "true", "effect": "NoSchedule"}],
+                },
+            })
+        );
+        let bare = StandbyNodePatch {
+            remove_labels: Vec::new(),
+            resource_version: None,
+            ..patch
+        };
+        assert_eq!(standby_node_patch(&bare)["metadata"], json!({}));
     }
 
     #[test]

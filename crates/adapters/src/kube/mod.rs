@@ -1,6 +1,6 @@
 //! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port (the
 //! interruption handler's node and pod calls, and the standby keeper's node list, pending pods,
-//! toleration patch and cordon toggle).
+//! toleration patch, cordon toggle and standby node clearing).
 //!
 //! Owns the API calls costop makes against a cluster and their error mapping. Each call site
 //! carries an `// rbac: <resource> <verb>` marker that the infra RBAC check scans for; keep one
@@ -18,7 +18,7 @@ use costop_app::ports::{EvictOutcome, Kube, PortError};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, EvictPod};
-use costop_core::standby::TolerationPatch;
+use costop_core::standby::{StandbyNodePatch, TolerationPatch};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
@@ -413,6 +413,15 @@ impl Kube for KubeCluster {
             "set node unschedulable",
             node,
             convert::unschedulable_patch(unschedulable),
+        )
+        .await
+    }
+
+    async fn clear_standby_node(&self, patch: &StandbyNodePatch) -> Result<(), PortError> {
+        self.patch_node(
+            "clear standby node",
+            &patch.node,
+            convert::standby_node_patch(patch),
         )
         .await
     }

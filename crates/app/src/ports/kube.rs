@@ -6,7 +6,7 @@ use std::time::Duration;
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, EvictPod};
-use costop_core::standby::TolerationPatch;
+use costop_core::standby::{StandbyNodePatch, TolerationPatch};
 
 use super::{EvictOutcome, PortError};
 
@@ -65,6 +65,12 @@ pub trait Kube: Send + Sync {
         &self,
         node: &str,
         unschedulable: bool,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Make a started standby's node schedulable, replace its taints and remove the labels, in
+    /// one request conditional on the resourceVersion (`Conflict` when the node moved).
+    fn clear_standby_node(
+        &self,
+        patch: &StandbyNodePatch,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::node::StandbyNodePatch;
 use super::replacements::ReplacementSpec;
 use crate::plan::EvictPod;
 use crate::record::{StandbyLease, TimelineEntry};
@@ -36,6 +37,10 @@ pub enum StartAction {
         /// The standby.
         instance_id: String,
     },
+    /// Make the standby's node schedulable and clear it of costop's taints and
+    /// label from an earlier life (one node patch). A failure is left to the
+    /// replacement watch, which checks the node again.
+    ClearStandbyNode(StandbyNodePatch),
     /// Give pending replacement pods the standby toleration while they appear.
     TolerateReplacements(ReplacementSpec),
     /// Append to an interruption's timeline.
@@ -98,6 +103,7 @@ impl StartAction {
             StartAction::TagStandby(_) => "tag_standby",
             StartAction::RetypeStandby { .. } => "retype_standby",
             StartAction::StartStandby { .. } => "start_standby",
+            StartAction::ClearStandbyNode(_) => "clear_standby_node",
             StartAction::TolerateReplacements(_) => "tolerate_replacements",
             StartAction::Record(_) => "record",
         }
