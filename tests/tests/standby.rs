@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use costop_app::keeper::KeeperOutcome;
+use costop_app::keeper::{KeeperOutcome, StartReport};
 use costop_app::telemetry::keeper;
 use costop_app::{Ec2, HasEc2, HasRecords, Mode, Records, Retryable};
 use costop_core::event::InstanceState;
 use costop_core::record::{self, Attr, TimelineEntry, TimelineStep};
-use costop_core::standby::{NoStandbyReason, ServedBy, StartAction, StartDecision};
+use costop_core::standby::{NoStandbyReason, ServedBy, StartAction, StartDecision, StartPlan};
 use costop_core::{constants, metrics};
 use costop_tests::{Harness, Setup, events, eventually, on_both, pods_on, spot_nodes};
 use kubesim::resources;
@@ -153,21 +153,7 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     )
     .await;
 
-    let warning = events::spot_warning(&spot_id, Utc::now());
-    let (drained, kept) = tokio::join!(
-        h.handler().handle(&warning, Mode::Execute),
-        h.keeper().handle(&warning, Mode::Execute)
-    );
-    drained.expect("the interruption path succeeds");
-    let kept = kept.expect("the keeper succeeds");
-    let KeeperOutcome::Standby {
-        decision: StartDecision::Act(plan),
-        report: Some(report),
-        ..
-    } = &kept
-    else {
-        panic!("[{}] expected a started standby", h.flavor())
-    };
+    let (kept, plan, report) = warn_both_and_start(&h, &spot_id).await;
     assert_eq!(
         (plan.zone.as_str(), plan.instance_type.as_str()),
         (zone.as_str(), "m5a.large"),
@@ -348,6 +334,37 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     assert_ne!(node.pointer("/spec/unschedulable"), Some(&json!(true)));
 }
 
+/// A Spot warning for `spot_id` sent to both functions at once, as the EventBridge rule's two
+/// targets do. The keeper's outcome must be an executed start: it, its plan and its report.
+async fn warn_both_and_start<H: Harness>(
+    h: &H,
+    spot_id: &str,
+) -> (KeeperOutcome, StartPlan, StartReport) {
+    let warning = events::spot_warning(spot_id, Utc::now());
+    let (drained, kept) = tokio::join!(
+        h.handler().handle(&warning, Mode::Execute),
+        h.keeper().handle(&warning, Mode::Execute)
+    );
+    drained.expect("the interruption path succeeds");
+    let kept = kept.expect("the keeper succeeds");
+    let (plan, report) = started(h, &kept);
+    let (plan, report) = (plan.clone(), report.clone());
+    (kept, plan, report)
+}
+
+/// The plan and report of a keeper outcome that must be an executed start.
+fn started<'a>(h: &impl Harness, kept: &'a KeeperOutcome) -> (&'a StartPlan, &'a StartReport) {
+    let KeeperOutcome::Standby {
+        decision: StartDecision::Act(plan),
+        report: Some(report),
+        ..
+    } = kept
+    else {
+        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
+    };
+    (plan, report)
+}
+
 /// (instance id, node name) of the m5a.large spot node: the standbys are m5.large, so starting
 /// (or preparing) one for it takes a retype.
 fn retyped_spot_node(h: &impl Harness) -> (String, String) {
@@ -432,14 +449,7 @@ async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H:
         .handle(&warning, Mode::Execute)
         .await
         .expect("the keeper succeeds");
-    let KeeperOutcome::Standby {
-        decision: StartDecision::Act(plan),
-        report: Some(report),
-        ..
-    } = &kept
-    else {
-        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
-    };
+    let (plan, report) = started(&h, &kept);
     assert!(
         report.started && report.tolerated == 1,
         "[{}] the snapshot's pod counted: {report:?}",
@@ -841,21 +851,7 @@ async fn a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulab
     );
     assert_eq!(instance(&h, &standby).await.state, InstanceState::Stopped);
 
-    let warning = events::spot_warning(&spot_id, Utc::now());
-    let (drained, kept) = tokio::join!(
-        h.handler().handle(&warning, Mode::Execute),
-        h.keeper().handle(&warning, Mode::Execute)
-    );
-    drained.expect("the interruption path succeeds");
-    let kept = kept.expect("the keeper succeeds");
-    let KeeperOutcome::Standby {
-        decision: StartDecision::Act(plan),
-        report: Some(report),
-        ..
-    } = &kept
-    else {
-        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
-    };
+    let (_, plan, report) = warn_both_and_start(&h, &spot_id).await;
     assert_eq!(plan.standby, standby);
     assert!(report.started, "[{}] {report:?}", h.flavor());
     assert!(

@@ -95,6 +95,16 @@ fn pod(name: &str, owner: &str, created: &str) -> PodFacts {
     }
 }
 
+/// The warning's plan a second after it was sent, with the default configuration.
+fn plan_warning(facts: &StartFacts) -> StartDecision {
+    plan_start(
+        &warning(),
+        facts,
+        &Config::default(),
+        t("2025-03-10T14:02:01Z"),
+    )
+}
+
 fn reason(d: &StartDecision) -> Option<&NoStandbyReason> {
     match d {
         StartDecision::NoStandby { reason, .. } => Some(reason),
@@ -119,12 +129,7 @@ fn a_standby_of_the_spot_instances_type_is_preferred_to_one_that_needs_a_retype(
         standbys,
         ..StartFacts::default()
     };
-    let StartDecision::Act(plan) = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    ) else {
+    let StartDecision::Act(plan) = plan_warning(&facts) else {
         panic!("expected a plan")
     };
     assert!(
@@ -164,12 +169,7 @@ fn no_standby_is_started_for_another_zone_another_cluster_a_running_or_a_leased_
         }],
         ..StartFacts::default()
     };
-    let d = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    );
+    let d = plan_warning(&facts);
     assert!(
         matches!(reason(&d), Some(NoStandbyReason::AllLeased { zone, standbys, .. })
             if zone == "us-east-1a" && standbys == &["i-leased"]),
@@ -180,12 +180,7 @@ fn no_standby_is_started_for_another_zone_another_cluster_a_running_or_a_leased_
         standbys: facts.standbys[..3].to_vec(),
         ..facts
     };
-    let d = plan_start(
-        &warning(),
-        &unleased,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    );
+    let d = plan_warning(&unleased);
     assert!(
         matches!(reason(&d), Some(NoStandbyReason::NoneAvailable { zone, .. }) if zone == "us-east-1a"),
         "{d:?}"
@@ -577,12 +572,7 @@ fn a_standby_serving_another_interruption_is_not_joined() {
         ],
         ..StartFacts::default()
     };
-    let d = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    );
+    let d = plan_warning(&facts);
     assert!(
         matches!(&d, StartDecision::Act(p) if p.standby == "i-b"),
         "{d:?}"
@@ -603,12 +593,7 @@ fn a_claim_lost_to_the_same_interruption_joins_the_standby_another_delivery_is_s
         }],
         ..StartFacts::default()
     });
-    let d = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    );
+    let d = plan_warning(&facts);
     let StartDecision::Join { by, plan } = &d else {
         panic!("expected a join: {d:?}")
     };
@@ -634,8 +619,7 @@ fn claims_lost_to_other_interruptions_move_on_to_the_next_standby_until_none_is_
             .collect(),
         ..StartFacts::default()
     };
-    let now = t("2025-03-10T14:02:01Z");
-    let plan_with = |ids: &[&str]| plan_start(&warning(), &lost(ids), &Config::default(), now);
+    let plan_with = |ids: &[&str]| plan_warning(&lost(ids));
     assert!(matches!(&plan_with(&[]), StartDecision::Act(p) if p.standby == "i-a"));
     assert!(matches!(&plan_with(&["i-a"]), StartDecision::Act(p) if p.standby == "i-b"));
     let none = plan_with(&["i-a", "i-b"]);
@@ -713,6 +697,15 @@ fn taint(key: &str, value: Option<&str>, effect: TaintEffect) -> Taint {
     Taint::new(key, value.map(str::to_owned), effect)
 }
 
+/// What the interruption function puts on a node whose instance is stopping.
+fn stopping_taint() -> Taint {
+    taint(
+        "costop.io/instance-state-change",
+        Some("stopping"),
+        TaintEffect::NoSchedule,
+    )
+}
+
 #[test]
 fn a_standby_node_left_cordoned_and_tainted_is_cleared_down_to_the_standby_taint_and_others_taints()
 {
@@ -726,11 +719,7 @@ fn a_standby_node_left_cordoned_and_tainted_is_cleared_down_to_the_standby_taint
     let node = standby_node(
         vec![
             standby_taint(&c),
-            taint(
-                "costop.io/instance-state-change",
-                Some("stopping"),
-                TaintEffect::NoSchedule,
-            ),
+            stopping_taint(),
             taint(
                 "costop.io/spot-interruption",
                 Some("x"),
@@ -815,25 +804,9 @@ fn the_start_clears_the_standbys_node_right_after_starting_it_only_when_it_needs
             standby_nodes: nodes,
             ..StartFacts::default()
         };
-        names(&plan_start(
-            &warning(),
-            &facts,
-            &c,
-            t("2025-03-10T14:02:01Z"),
-        ))
+        names(&plan_warning(&facts))
     };
-    let dirty = standby_node(
-        vec![
-            standby_taint(&c),
-            taint(
-                "costop.io/instance-state-change",
-                Some("stopping"),
-                TaintEffect::NoSchedule,
-            ),
-        ],
-        true,
-        &[],
-    );
+    let dirty = standby_node(vec![standby_taint(&c), stopping_taint()], true, &[]);
     assert_eq!(
         plan_with(vec![dirty.clone()]),
         [
