@@ -28,7 +28,7 @@ use costop_adapters::{AwsWorld, ClusterAccess};
 use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::ports::{
     Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
-    InterruptionPorts, Kube, KubeOf, PortError, Records,
+    InterruptionPorts, Kube, KubeOf, LeaseClaim, PortError, Records,
 };
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
@@ -314,7 +314,7 @@ impl<W: InterruptionPorts + 'static> Records for Port<W> {
         &self,
         lease: &StandbyLease,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, PortError>> + Send {
+    ) -> impl Future<Output = Result<LeaseClaim, PortError>> + Send {
         self.rec.time(
             "ddb.lease_standby",
             Side::Aws,

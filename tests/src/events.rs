@@ -30,6 +30,16 @@ pub fn spot_warning(instance_id: &str, at: DateTime<Utc>) -> Value {
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 
+/// An EC2 Instance State-change Notification: `instance_id` entered `state` (`stopping`,
+/// `stopped`, `shutting-down`, `terminated`, ...) at `at`.
+pub fn state_change(instance_id: &str, state: &str, at: DateTime<Utc>) -> Value {
+    let mut ev = sample("aws.ec2-instance-state-change-notification-stopping.json");
+    ev["resources"] = json!([arn_for(&ev, instance_id)]);
+    ev["detail"]["instance-id"] = json!(instance_id);
+    ev["detail"]["state"] = json!(state);
+    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
+}
+
 /// An EC2 Instance Rebalance Recommendation for `instance_id`, sent at `at`.
 pub fn rebalance(instance_id: &str, at: DateTime<Utc>) -> Value {
     let mut ev = sample("aws.ec2-instance-rebalance-recommendation.json");
@@ -46,15 +56,6 @@ pub fn health_by_arn(instance_ids: &[&str], at: DateTime<Utc>, start: DateTime<U
     ev["detail"]["affectedEntities"] =
         Value::Array(arns.iter().map(|a| json!({"entityValue": a})).collect());
     ev["detail"]["startTime"] = json!(start.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
-    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
-}
-
-/// An EC2 Instance State-change Notification (`stopping`, `running`, …) for `instance_id`.
-pub fn state_change(instance_id: &str, state: &str, at: DateTime<Utc>) -> Value {
-    let mut ev = sample("aws.ec2-instance-state-change-notification-stopping.json");
-    ev["resources"] = json!([arn_for(&ev, instance_id)]);
-    ev["detail"]["instance-id"] = json!(instance_id);
-    ev["detail"]["state"] = json!(state);
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 

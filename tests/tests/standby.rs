@@ -7,12 +7,12 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use costop_app::keeper::KeeperOutcome;
+use costop_app::keeper::{KeeperOutcome, StartReport};
 use costop_app::telemetry::keeper;
 use costop_app::{Ec2, HasEc2, HasRecords, Mode, Records, Retryable};
 use costop_core::event::InstanceState;
 use costop_core::record::{self, Attr, TimelineEntry, TimelineStep};
-use costop_core::standby::{StartAction, StartDecision};
+use costop_core::standby::{NoStandbyReason, ServedBy, StartAction, StartDecision, StartPlan};
 use costop_core::{constants, metrics};
 use costop_tests::{Harness, Setup, events, eventually, on_both, pods_on, spot_nodes};
 use kubesim::resources;
@@ -153,21 +153,7 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     )
     .await;
 
-    let warning = events::spot_warning(&spot_id, Utc::now());
-    let (drained, kept) = tokio::join!(
-        h.handler().handle(&warning, Mode::Execute),
-        h.keeper().handle(&warning, Mode::Execute)
-    );
-    drained.expect("the interruption path succeeds");
-    let kept = kept.expect("the keeper succeeds");
-    let KeeperOutcome::Standby {
-        decision: StartDecision::Act(plan),
-        report: Some(report),
-        ..
-    } = &kept
-    else {
-        panic!("[{}] expected a started standby", h.flavor())
-    };
+    let (kept, plan, report) = warn_both_and_start(&h, &spot_id).await;
     assert_eq!(
         (plan.zone.as_str(), plan.instance_type.as_str()),
         (zone.as_str(), "m5a.large"),
@@ -348,6 +334,37 @@ async fn a_spot_warning_starts_the_zones_standby_for_the_replacements_only_and_t
     assert_ne!(node.pointer("/spec/unschedulable"), Some(&json!(true)));
 }
 
+/// A Spot warning for `spot_id` sent to both functions at once, as the EventBridge rule's two
+/// targets do. The keeper's outcome must be an executed start: it, its plan and its report.
+async fn warn_both_and_start<H: Harness>(
+    h: &H,
+    spot_id: &str,
+) -> (KeeperOutcome, StartPlan, StartReport) {
+    let warning = events::spot_warning(spot_id, Utc::now());
+    let (drained, kept) = tokio::join!(
+        h.handler().handle(&warning, Mode::Execute),
+        h.keeper().handle(&warning, Mode::Execute)
+    );
+    drained.expect("the interruption path succeeds");
+    let kept = kept.expect("the keeper succeeds");
+    let (plan, report) = started(h, &kept);
+    let (plan, report) = (plan.clone(), report.clone());
+    (kept, plan, report)
+}
+
+/// The plan and report of a keeper outcome that must be an executed start.
+fn started<'a>(h: &impl Harness, kept: &'a KeeperOutcome) -> (&'a StartPlan, &'a StartReport) {
+    let KeeperOutcome::Standby {
+        decision: StartDecision::Act(plan),
+        report: Some(report),
+        ..
+    } = kept
+    else {
+        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
+    };
+    (plan, report)
+}
+
 /// (instance id, node name) of the m5a.large spot node: the standbys are m5.large, so starting
 /// (or preparing) one for it takes a retype.
 fn retyped_spot_node(h: &impl Harness) -> (String, String) {
@@ -432,14 +449,7 @@ async fn a_keeper_that_comes_after_the_drain_still_tolerates_the_replacements<H:
         .handle(&warning, Mode::Execute)
         .await
         .expect("the keeper succeeds");
-    let KeeperOutcome::Standby {
-        decision: StartDecision::Act(plan),
-        report: Some(report),
-        ..
-    } = &kept
-    else {
-        panic!("[{}] expected a started standby: {kept:?}", h.flavor())
-    };
+    let (plan, report) = started(&h, &kept);
     assert!(
         report.started && report.tolerated == 1,
         "[{}] the snapshot's pod counted: {report:?}",
@@ -507,3 +517,375 @@ async fn a_rebalance_leaves_alone_a_standby_that_a_warning_started_meanwhile() {
         "left as the warning's start left it"
     );
 }
+
+/// The zone's stopped standbys (of the cluster), by instance id.
+async fn standbys_in<H: Harness>(h: &H, zone: &str) -> Vec<String> {
+    let mut ids: Vec<String> = h
+        .keeper()
+        .world()
+        .ec2()
+        .standbys()
+        .await
+        .expect("standbys")
+        .into_iter()
+        .filter(|s| s.availability_zone.as_deref() == Some(zone))
+        .map(|s| s.instance_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn zone_of_node(h: &impl Harness, node: &str) -> String {
+    label(
+        &costop_tests::node(h.sim(), node),
+        constants::LABEL_TOPOLOGY_ZONE,
+    )
+    .expect("zone")
+    .to_string()
+}
+
+/// EventBridge delivers at least once: the same warning reaches the keeper twice at once (and
+/// again later). One delivery starts the zone's standby; the others see, from the lease or the
+/// standby's tags, that it already serves their interruption, and only watch for the
+/// replacements.
+async fn a_warning_delivered_twice_at_once_and_again_later_starts_one_standby_and_the_others_join_it<
+    H: Harness,
+>(
+    h: H,
+) {
+    let (spot_id, spot_node) = retyped_spot_node(&h);
+    let zone = zone_of_node(&h, &spot_node);
+    let before = standbys_in(&h, &zone).await;
+    let warning = events::spot_warning(&spot_id, Utc::now());
+    let (drained, first, second) = tokio::join!(
+        h.handler().handle(&warning, Mode::Execute),
+        h.keeper().handle(&warning, Mode::Execute),
+        h.keeper().handle(&warning, Mode::Execute),
+    );
+    drained.expect("the interruption path succeeds");
+    let outcomes = [
+        first.expect("the first delivery succeeds"),
+        second.expect("the second delivery succeeds"),
+    ];
+    let mut started = Vec::new();
+    let mut joined = Vec::new();
+    let mut tolerated = 0;
+    for outcome in &outcomes {
+        let KeeperOutcome::Standby {
+            decision,
+            report: Some(report),
+            ..
+        } = outcome
+        else {
+            panic!("[{}] not executed: {outcome:?}", h.flavor())
+        };
+        tolerated += report.tolerated;
+        match decision {
+            StartDecision::Act(plan) if report.started => started.push(plan.clone()),
+            StartDecision::Join { plan, .. } => {
+                assert!(!report.started, "[{}] {report:?}", h.flavor());
+                joined.push(plan.clone())
+            }
+            other => panic!("[{}] neither a start nor a join: {other:?}", h.flavor()),
+        }
+    }
+    assert_eq!(
+        (started.len(), joined.len()),
+        (1, 1),
+        "[{}] {outcomes:?}",
+        h.flavor()
+    );
+    let standby = started[0].standby.clone();
+    assert_eq!(joined[0].standby, standby, "[{}]", h.flavor());
+    assert_eq!(
+        tolerated,
+        1,
+        "[{}] the one replacement is tolerated once",
+        h.flavor()
+    );
+    let emitted: Vec<Value> = outcomes
+        .iter()
+        .flat_map(|o| keeper::metrics(h.keeper().config(), o, Utc::now()))
+        .collect();
+    assert_eq!(
+        emitted
+            .iter()
+            .filter_map(|d| d[metrics::STANDBY_STARTS].as_f64())
+            .sum::<f64>(),
+        1.0,
+        "{emitted:?}"
+    );
+
+    let again = h
+        .keeper()
+        .handle(&warning, Mode::Execute)
+        .await
+        .expect("the later delivery succeeds");
+    let KeeperOutcome::Standby {
+        decision: StartDecision::Join { by, plan },
+        report: Some(report),
+        ..
+    } = &again
+    else {
+        panic!("[{}] expected a join: {again:?}", h.flavor())
+    };
+    assert_eq!(
+        (*by, plan.standby.as_str()),
+        (ServedBy::Tags, standby.as_str()),
+        "[{}]",
+        h.flavor()
+    );
+    assert!(
+        report.leases_lost.is_empty() && !report.started,
+        "[{}] nothing claimed or started: {report:?}",
+        h.flavor()
+    );
+
+    // One standby runs; the zone's others are still stopped and available.
+    for id in &before {
+        let s = instance(&h, id).await;
+        if *id == standby {
+            assert_ne!(s.state, InstanceState::Stopped, "[{}]", h.flavor());
+        } else {
+            assert_eq!(
+                (
+                    s.state,
+                    s.tags.get(constants::TAG_STANDBY_STATE).map(String::as_str)
+                ),
+                (InstanceState::Stopped, None),
+                "[{}] {id} was left alone",
+                h.flavor()
+            );
+        }
+    }
+    let steps = timeline(&h, &started[0].interruption_id).await;
+    let count = |f: fn(&TimelineStep) -> bool| steps.iter().filter(|s| f(s)).count();
+    assert_eq!(
+        count(|s| matches!(s, TimelineStep::StandbyStarted { .. })),
+        1,
+        "{steps:?}"
+    );
+    assert_eq!(
+        count(|s| matches!(s, TimelineStep::StandbyJoined { .. })),
+        2,
+        "{steps:?}"
+    );
+    replacement_runs_on_standby(&h, &standby).await;
+}
+
+on_both!(
+    a_warning_delivered_twice_at_once_and_again_later_starts_one_standby_and_the_others_join_it,
+    setup()
+);
+
+/// Every spot node and two standbys in one zone.
+fn one_zone_two_standbys() -> Setup {
+    let mut s = setup();
+    for ng in &mut s.scenario.node_groups {
+        if ng.capacity == costop_bed::scenario::Capacity::Spot || ng.standby {
+            ng.zones = Some(vec!["us-east-1a".into()]);
+        }
+        if ng.standby {
+            ng.count = Some(2);
+        }
+    }
+    s
+}
+
+/// Three spot nodes of a zone warned at once, two standbys there: each standby is leased once,
+/// both start, and the third delivery tries them both and records why it got none.
+async fn three_warnings_at_once_in_a_zone_with_two_standbys_start_both_and_the_third_records_why_it_got_none<
+    H: Harness,
+>(
+    h: H,
+) {
+    let spots = spot_nodes(h.sim());
+    assert_eq!(spots.len(), 3, "[{}] {spots:?}", h.flavor());
+    let zone = zone_of_node(&h, &spots[0].1);
+    let standbys = standbys_in(&h, &zone).await;
+    assert_eq!(standbys.len(), 2, "[{}] {standbys:?}", h.flavor());
+    let now = Utc::now();
+    let warnings: Vec<Value> = spots
+        .iter()
+        .map(|(id, _)| events::spot_warning(id, now))
+        .collect();
+    let (drained, kept) = tokio::join!(
+        futures::future::join_all(
+            warnings
+                .iter()
+                .map(|w| h.handler().handle(w, Mode::Execute))
+        ),
+        futures::future::join_all(warnings.iter().map(|w| h.keeper().handle(w, Mode::Execute))),
+    );
+    for d in drained {
+        d.expect("the interruption path succeeds");
+    }
+    let mut started: Vec<(String, String)> = Vec::new();
+    let mut refused = Vec::new();
+    for outcome in kept {
+        match outcome.expect("every delivery succeeds") {
+            KeeperOutcome::Standby {
+                decision: StartDecision::Act(plan),
+                report: Some(report),
+                ..
+            } if report.started => started.push((plan.standby, plan.interruption_id)),
+            KeeperOutcome::Standby {
+                decision:
+                    StartDecision::NoStandby {
+                        interruption_id: Some(iid),
+                        reason,
+                    },
+                report: Some(_),
+                ..
+            } => refused.push((iid, reason)),
+            other => panic!("[{}] unexpected: {other:?}", h.flavor()),
+        }
+    }
+    started.sort();
+    let started_ids: Vec<String> = started.iter().map(|(s, _)| s.clone()).collect();
+    assert_eq!(
+        started_ids,
+        standbys,
+        "[{}] both standbys, once each",
+        h.flavor()
+    );
+    let [(iid, reason)] = refused.as_slice() else {
+        panic!("[{}] expected one refusal: {refused:?}", h.flavor())
+    };
+    assert!(
+        matches!(
+            reason,
+            NoStandbyReason::AllLeased { .. } | NoStandbyReason::NoneAvailable { .. }
+        ),
+        "[{}] {reason:?}",
+        h.flavor()
+    );
+    assert!(
+        timeline(&h, iid).await.contains(&TimelineStep::NoStandby {
+            reason: reason.describe()
+        }),
+        "[{}] the refusal is on its timeline",
+        h.flavor()
+    );
+    // Each standby serves, and is leased to, the interruption that started it.
+    for (standby, iid) in &started {
+        let s = instance(&h, standby).await;
+        assert_eq!(
+            s.tags.get(constants::TAG_STANDBY_INTERRUPTION),
+            Some(iid),
+            "[{}]",
+            h.flavor()
+        );
+        let lease = h
+            .keeper()
+            .world()
+            .records()
+            .get(&record::standby_lease_key(standby))
+            .await
+            .expect("get")
+            .expect("lease");
+        assert_eq!(record::lease_holder(&lease), Some(iid.as_str()));
+    }
+    for standby in &standbys {
+        replacement_runs_on_standby(&h, standby).await;
+    }
+}
+
+on_both!(
+    three_warnings_at_once_in_a_zone_with_two_standbys_start_both_and_the_third_records_why_it_got_none,
+    one_zone_two_standbys()
+);
+
+/// A standby that served before keeps its Node while stopped, as on EKS, with what happened to
+/// it: the interruption function saw it stopping and cordoned and tainted it. When the next
+/// warning starts it, the keeper makes the node schedulable with only the standby taint, and the
+/// replacement runs there.
+async fn a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulable_with_only_the_standby_taint<
+    H: Harness,
+>(
+    h: H,
+) {
+    let (spot_id, spot_node) = retyped_spot_node(&h);
+    let zone = zone_of_node(&h, &spot_node);
+    let [standby] = standbys_in(&h, &zone)
+        .await
+        .try_into()
+        .expect("one standby");
+    let ec2 = h.keeper().world().ec2();
+
+    // Its earlier life: running, then stopped, the stop seen by the interruption function.
+    ec2.start(&standby).await.expect("start");
+    let node_name = eventually_node(&h, &standby).await;
+    eventually(
+        "the standby's node to be Ready",
+        Duration::from_secs(60),
+        || costop_bed::node_ready(&costop_tests::node(h.sim(), &node_name)),
+    )
+    .await;
+    h.handler()
+        .handle(
+            &events::state_change(&standby, "stopping", Utc::now()),
+            Mode::Execute,
+        )
+        .await
+        .expect("the interruption function handles the stop");
+    ec2.stop(&standby).await.expect("stop");
+    eventually(
+        "the standby's node to be NotReady",
+        Duration::from_secs(60),
+        || !costop_bed::node_ready(&costop_tests::node(h.sim(), &node_name)),
+    )
+    .await;
+    let left = costop_tests::node(h.sim(), &node_name);
+    assert_eq!(
+        left.pointer("/spec/unschedulable"),
+        Some(&json!(true)),
+        "[{}]",
+        h.flavor()
+    );
+    assert!(
+        taint_keys(&left).contains(&constants::TAINT_INSTANCE_STATE_CHANGE.to_string()),
+        "[{}] {:?}",
+        h.flavor(),
+        taint_keys(&left)
+    );
+    assert_eq!(instance(&h, &standby).await.state, InstanceState::Stopped);
+
+    let (_, plan, report) = warn_both_and_start(&h, &spot_id).await;
+    assert_eq!(plan.standby, standby);
+    assert!(report.started, "[{}] {report:?}", h.flavor());
+    assert!(
+        plan.actions
+            .iter()
+            .any(|a| matches!(a, StartAction::ClearStandbyNode(p) if p.node == node_name)),
+        "[{}] {plan:?}",
+        h.flavor()
+    );
+    eventually(
+        "the standby's node to be schedulable with only the standby taint",
+        Duration::from_secs(60),
+        || {
+            let n = costop_tests::node(h.sim(), &node_name);
+            costop_bed::node_ready(&n)
+                && n.pointer("/spec/unschedulable") != Some(&json!(true))
+                && taint_keys(&n) == [constants::TAINT_STANDBY]
+                && label(&n, constants::LABEL_EXCLUDE_FROM_EXTERNAL_LB).is_none()
+        },
+    )
+    .await;
+    replacement_runs_on_standby(&h, &standby).await;
+}
+
+fn taint_keys(node: &Value) -> Vec<String> {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["key"].as_str().map(str::to_string))
+        .collect()
+}
+
+on_both!(
+    a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulable_with_only_the_standby_taint,
+    setup()
+);

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
 use chrono::{TimeDelta, Utc};
 use costop_adapters::{DynamoRecords, Ec2Adapter};
-use costop_app::ports::{Claim, Ec2, Records};
+use costop_app::ports::{Claim, Ec2, LeaseClaim, Records};
 use costop_core::constants::{
     STANDBY_STATE_AVAILABLE, STANDBY_STATE_SERVING, TAG_STANDBY, TAG_STANDBY_REPLACES,
     TAG_STANDBY_STATE, TAG_STANDBY_VALUE,
@@ -349,31 +349,46 @@ async fn start_then_stop_moves_a_standby_through_its_states() {
 }
 
 #[tokio::test]
-async fn a_standby_lease_is_held_by_one_interruption_until_released() {
+async fn a_standby_lease_is_held_by_one_delivery_until_released_or_left_unfinished() {
     let Some(sdk) = moto().await else { return };
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
     let records = DynamoRecords::new(ddb.clone(), create_table(&ddb).await);
     let now = Utc::now();
-    let lease = |interruption: &str| StandbyLease {
+    let lease_at = |interruption: &str, at: chrono::DateTime<Utc>| StandbyLease {
         standby: "i-0aaaaaaaaaaaaaaaa".into(),
         interruption_id: interruption.into(),
         spot_instance: "i-0123456789abcdef0".into(),
-        takeover_if_taken_before: now - TimeDelta::seconds(600),
-        expires_at: now + TimeDelta::days(1),
+        takeover_if_taken_before: at - TimeDelta::seconds(600),
+        resume_if_taken_before: at - TimeDelta::seconds(30),
+        expires_at: at + TimeDelta::days(1),
     };
+    let lease = |interruption: &str| lease_at(interruption, now);
     assert_eq!(
         records.lease_standby(&lease("x1"), now).await.unwrap(),
-        Claim::Won
+        LeaseClaim::Won
     );
     assert_eq!(
         records.lease_standby(&lease("x1"), now).await.unwrap(),
-        Claim::Won,
-        "a redelivery keeps it"
+        LeaseClaim::Lost {
+            held_by: Some("x1".into())
+        },
+        "a concurrent delivery of the same interruption learns it holds the standby"
     );
     assert_eq!(
         records.lease_standby(&lease("x2"), now).await.unwrap(),
-        Claim::Lost,
+        LeaseClaim::Lost {
+            held_by: Some("x1".into())
+        },
         "another interruption"
+    );
+    let later = now + TimeDelta::seconds(60);
+    assert_eq!(
+        records
+            .lease_standby(&lease_at("x1", later), later)
+            .await
+            .unwrap(),
+        LeaseClaim::Won,
+        "a later delivery of the same interruption resumes a start that never finished"
     );
     records
         .release_standby("i-0aaaaaaaaaaaaaaaa")
@@ -381,7 +396,7 @@ async fn a_standby_lease_is_held_by_one_interruption_until_released() {
         .unwrap();
     assert_eq!(
         records.lease_standby(&lease("x2"), now).await.unwrap(),
-        Claim::Won,
+        LeaseClaim::Won,
         "released"
     );
     let item = records

@@ -13,7 +13,7 @@ use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
 use costop_core::standby::TagChange;
 
-use crate::ports::{Asg, Claim, Ec2, Elb, PortError, Records};
+use crate::ports::{Asg, Claim, Ec2, Elb, LeaseClaim, PortError, Records};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -271,29 +271,29 @@ impl Records for FakeRecords {
         &self,
         lease: &StandbyLease,
         now: DateTime<Utc>,
-    ) -> Result<Claim, PortError> {
+    ) -> Result<LeaseClaim, PortError> {
         // The same condition as `record::standby_lease_put`'s expression, evaluated directly.
         let put = record::standby_lease_put(lease, now);
         let k = key_of(&put.item).ok_or_else(missing_key)?;
         let mut items = lock(&self.items);
-        let allowed = match items.get(&k) {
-            None => true,
-            Some(existing) => {
-                let same =
-                    existing.get("interruption_id") == Some(&Attr::s(&lease.interruption_id));
-                let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
-                let taken = match existing.get("taken_epoch") {
-                    Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
-                    _ => i64::MAX,
-                };
-                same || released || taken < lease.takeover_if_taken_before.timestamp()
+        if let Some(existing) = items.get(&k) {
+            let same = existing.get("interruption_id") == Some(&Attr::s(&lease.interruption_id));
+            let released = matches!(existing.get("released"), Some(Attr::Bool(true)));
+            let taken = match existing.get("taken_epoch") {
+                Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(i64::MAX),
+                _ => i64::MAX,
+            };
+            let allowed = released
+                || taken < lease.takeover_if_taken_before.timestamp()
+                || (same && taken < lease.resume_if_taken_before.timestamp());
+            if !allowed {
+                return Ok(LeaseClaim::Lost {
+                    held_by: record::lease_holder(existing).map(str::to_owned),
+                });
             }
-        };
-        if !allowed {
-            return Ok(Claim::Lost);
         }
         items.insert(k, put.item);
-        Ok(Claim::Won)
+        Ok(LeaseClaim::Won)
     }
     async fn delete(&self, key: &Key) -> Result<(), PortError> {
         lock(&self.items).remove(&(key.pk.clone(), key.sk.clone()));

@@ -25,5 +25,5 @@ pub use handler::{ExecutionReport, Handler, HandlerError, InstanceOutcome, Outco
 pub use keeper::{Keeper, KeeperError, KeeperOutcome};
 pub use ports::{
     Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
-    InterruptionPorts, KeeperPorts, Kube, PortError, Records,
+    InterruptionPorts, KeeperPorts, Kube, LeaseClaim, PortError, Records,
 };

@@ -131,6 +131,17 @@ impl TaintKeys {
             EventKind::InstanceStateChange => &self.instance_state_change,
         }
     }
+
+    /// Every per-kind key: the taints costop puts on a node it acts on.
+    pub fn all(&self) -> [&str; 5] {
+        [
+            &self.spot_interruption,
+            &self.rebalance_recommendation,
+            &self.asg_lifecycle_termination,
+            &self.scheduled_maintenance,
+            &self.instance_state_change,
+        ]
+    }
 }
 
 /// costop's configuration. See the module docs for the variables.

@@ -278,13 +278,22 @@ pub struct StandbyLease {
     /// A lease taken before this and never released is presumed dead (its
     /// keeper crashed between the lease and the start).
     pub takeover_if_taken_before: DateTime<Utc>,
+    /// The same interruption's lease taken before this is a start that never
+    /// finished (its delivery failed or died before the start): a later delivery
+    /// of that interruption resumes it. One taken since is a start in progress,
+    /// which a concurrent delivery of the interruption joins rather than repeats.
+    pub resume_if_taken_before: DateTime<Utc>,
     /// DynamoDB TTL.
     pub expires_at: DateTime<Utc>,
 }
 
 /// The conditional write of a [`StandbyLease`] at `now`: it succeeds when no
-/// lease exists, when the same interruption holds it (a redelivery), when it
-/// was released (the standby went back to the pool), or when it is stale.
+/// lease exists, when it was released (the standby went back to the pool), when
+/// it is stale, or when the same interruption took it before
+/// [`StandbyLease::resume_if_taken_before`] (a redelivery resuming a start that
+/// never finished). So of two deliveries of one interruption starting at once,
+/// exactly one holds the lease; the other learns from [`lease_holder`] of the
+/// item that refused it that its own interruption holds the standby.
 pub fn standby_lease_put(lease: &StandbyLease, now: DateTime<Utc>) -> ConditionalPut {
     let mut item = standby_lease_key(&lease.standby).to_item();
     item.insert("standby".into(), Attr::s(&lease.standby));
@@ -297,12 +306,13 @@ pub fn standby_lease_put(lease: &StandbyLease, now: DateTime<Utc>) -> Conditiona
     ConditionalPut {
         item,
         condition_expression:
-            "attribute_not_exists(pk) OR interruption_id = :iid OR released = :true OR taken_epoch < :cutoff"
+            "attribute_not_exists(pk) OR released = :true OR taken_epoch < :cutoff OR (interruption_id = :iid AND taken_epoch < :resume)"
                 .to_owned(),
         expression_values: BTreeMap::from([
             (":iid".to_owned(), Attr::s(&lease.interruption_id)),
             (":true".to_owned(), Attr::Bool(true)),
             (":cutoff".to_owned(), Attr::n(lease.takeover_if_taken_before.timestamp())),
+            (":resume".to_owned(), Attr::n(lease.resume_if_taken_before.timestamp())),
         ]),
     }
 }
@@ -393,6 +403,14 @@ pub fn resume_watch_from_item(
         interruption_id: get_s(item, "interruption_id")?.to_owned(),
         deadline: get_time(item, "deadline")?,
     })
+}
+
+/// The interruption a standby lease item names.
+pub fn lease_holder(item: &Item) -> Option<&str> {
+    match item.get("interruption_id") {
+        Some(Attr::S(iid)) if !iid.is_empty() => Some(iid),
+        _ => None,
+    }
 }
 
 /// Releases a standby's lease (it is back in the pool, or its start failed).
@@ -576,6 +594,12 @@ pub enum TimelineStep {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retyped_from: Option<String>,
     },
+    /// A later or concurrent delivery of the interruption found the standby
+    /// already serving it, and only watches for the replacements.
+    StandbyJoined {
+        /// The standby instance.
+        standby: String,
+    },
     /// No standby could take the node's pods.
     NoStandby {
         /// Why (e.g. none available in the zone).
@@ -631,6 +655,7 @@ impl TimelineStep {
             TimelineStep::LifecycleCompleted => "LIFECYCLE_COMPLETED",
             TimelineStep::OutOfServiceTainted => "OUT_OF_SERVICE_TAINTED",
             TimelineStep::StandbyStarted { .. } => "STANDBY_STARTED",
+            TimelineStep::StandbyJoined { .. } => "STANDBY_JOINED",
             TimelineStep::NoStandby { .. } => "NO_STANDBY",
             TimelineStep::ReplacementTolerated { .. } => "REPLACEMENT_TOLERATED",
             TimelineStep::StandbyReturned { .. } => "STANDBY_RETURNED",

@@ -121,15 +121,12 @@ fn restoration(
     before: Option<&NodeFacts>,
     config: &Config,
 ) -> (Option<RestoreNode>, Vec<String>) {
-    let keys = &config.taint_keys;
-    let costops = [
-        keys.spot_interruption.as_str(),
-        keys.rebalance_recommendation.as_str(),
-        keys.asg_lifecycle_termination.as_str(),
-        keys.scheduled_maintenance.as_str(),
-        keys.instance_state_change.as_str(),
-        constants::TAINT_OUT_OF_SERVICE,
-    ];
+    let per_kind = config.taint_keys.all();
+    let costops: Vec<&str> = per_kind
+        .iter()
+        .copied()
+        .chain([constants::TAINT_OUT_OF_SERVICE])
+        .collect();
     let had_taint = |key: &str| before.is_some_and(|b| b.taints.iter().any(|t| t.key == key));
     let mut restored = Vec::new();
     let taints_after = node

@@ -139,6 +139,16 @@ async fn run(args: Args) -> Result<(), BoxError> {
             );
         }
         KeeperOutcome::Standby {
+            decision: StartDecision::Join { plan, .. },
+            report,
+            ..
+        } => println!(
+            "   keeper: standby {} already serves this interruption; joined it, {} replacement pod(s) tolerated (watch over after {:.2?})",
+            plan.standby,
+            report.map_or(0, |r| r.tolerated),
+            kept_in
+        ),
+        KeeperOutcome::Standby {
             decision: StartDecision::NoStandby { reason, .. },
             ..
         } => {

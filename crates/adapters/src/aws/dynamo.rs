@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
 use chrono::{DateTime, Utc};
-use costop_app::ports::{Claim, PortError, Records};
+use costop_app::ports::{Claim, LeaseClaim, PortError, Records};
 use costop_core::plan::action::RecordEvent;
 use costop_core::record::{self, Attr, ConditionalPut, Item, Key, StandbyLease, Update};
 
@@ -150,13 +153,22 @@ pub struct UnprocessedItems {
     pub attempts: u32,
 }
 
+/// What a conditional `PutItem` did.
+enum Put {
+    Written,
+    /// The condition failed: the item that failed it, when DynamoDB returned it.
+    Refused(Option<Item>),
+}
+
 impl DynamoRecords {
-    /// A conditional `PutItem`: `Lost` when the condition failed (someone else holds the item).
+    /// A conditional `PutItem`. A refusal returns the item that failed the condition
+    /// (`ReturnValuesOnConditionCheckFailure=ALL_OLD`, at no extra cost), so whoever holds it is
+    /// known without another read.
     async fn conditional_put(
         &self,
         op: &'static str,
         put: &ConditionalPut,
-    ) -> Result<Claim, PortError> {
+    ) -> Result<Put, PortError> {
         // iam: dynamodb:PutItem
         let result = self
             .client
@@ -165,17 +177,19 @@ impl DynamoRecords {
             .set_item(Some(item_to_sdk(&put.item)))
             .condition_expression(&put.condition_expression)
             .set_expression_attribute_values(Some(item_to_sdk(&put.expression_values)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Won),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Claim::Lost)
-            }
-            Err(e) => Err(sdk_error(op, e)),
+            Ok(_) => Ok(Put::Written),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(refused)) => {
+                    // An item costop cannot read back names no holder; the refusal stands.
+                    let old = refused.item().and_then(|i| decode(op, i).ok());
+                    Ok(Put::Refused(old))
+                }
+                _ => Err(sdk_error(op, e)),
+            },
         }
     }
 
@@ -239,17 +253,36 @@ impl Records for DynamoRecords {
     }
 
     async fn claim(&self, action: &RecordEvent, now: DateTime<Utc>) -> Result<Claim, PortError> {
-        self.conditional_put("claim event", &record::dedupe_put(action, now))
-            .await
+        Ok(
+            match self
+                .conditional_put("claim event", &record::dedupe_put(action, now))
+                .await?
+            {
+                Put::Written => Claim::Won,
+                Put::Refused(_) => Claim::Lost,
+            },
+        )
     }
 
     async fn lease_standby(
         &self,
         lease: &StandbyLease,
         now: DateTime<Utc>,
-    ) -> Result<Claim, PortError> {
-        self.conditional_put("lease standby", &record::standby_lease_put(lease, now))
-            .await
+    ) -> Result<LeaseClaim, PortError> {
+        Ok(
+            match self
+                .conditional_put("lease standby", &record::standby_lease_put(lease, now))
+                .await?
+            {
+                Put::Written => LeaseClaim::Won,
+                Put::Refused(old) => LeaseClaim::Lost {
+                    held_by: old
+                        .as_ref()
+                        .and_then(record::lease_holder)
+                        .map(str::to_owned),
+                },
+            },
+        )
     }
 
     /// `BatchWriteItem`, 25 items per request and a few requests in flight; items DynamoDB
@@ -460,11 +493,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_standby_lease_is_the_cores_conditional_put_and_a_failed_condition_is_lost() {
+    async fn a_standby_lease_is_the_cores_conditional_put_and_a_failed_condition_names_the_holder()
+    {
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let server = Server::start(move |_| match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
             0 => Reply::aws_json(200, json!({})),
-            1 => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed"})),
+            1 => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed",
+                "Item": {"pk": {"S": "STANDBY#i-0aaaaaaaaaaaaaaaa"}, "sk": {"S": "LEASE"}, "interruption_id": {"S": "x0"}, "released": {"BOOL": false}}})),
+            2 => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", "message": "The conditional request failed"})),
             _ => Reply::aws_json(400, json!({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "slow down"})),
         })
         .await;
@@ -478,15 +514,23 @@ mod tests {
             interruption_id: "x1".into(),
             spot_instance: "i-0123456789abcdef0".into(),
             takeover_if_taken_before: now - chrono::TimeDelta::seconds(600),
+            resume_if_taken_before: now - chrono::TimeDelta::seconds(30),
             expires_at: now + chrono::TimeDelta::days(1),
         };
         assert_eq!(
             records.lease_standby(&lease, now).await.unwrap(),
-            Claim::Won
+            LeaseClaim::Won
         );
         assert_eq!(
             records.lease_standby(&lease, now).await.unwrap(),
-            Claim::Lost
+            LeaseClaim::Lost {
+                held_by: Some("x0".into())
+            }
+        );
+        assert_eq!(
+            records.lease_standby(&lease, now).await.unwrap(),
+            LeaseClaim::Lost { held_by: None },
+            "a refusal without the item still refuses"
         );
         let err = records.lease_standby(&lease, now).await.unwrap_err();
         assert!(
@@ -513,6 +557,7 @@ mod tests {
             body["ExpressionAttributeValues"],
             wire_item(&expected.expression_values)
         );
+        assert_eq!(body["ReturnValuesOnConditionCheckFailure"], "ALL_OLD");
     }
 
     #[tokio::test]

@@ -669,6 +669,41 @@ mod tests {
     }
 
     #[test]
+    fn the_standby_node_patch_uncordons_replaces_the_taints_and_deletes_the_labels_conditionally() {
+        let patch = RestoreNode {
+            node: "n1".into(),
+            unschedulable: false,
+            remove_annotations: Vec::new(),
+            taints_after: vec![Taint::new(
+                "costop.io/standby",
+                Some("true".into()),
+                TaintEffect::NoSchedule,
+            )],
+            remove_labels: vec![constants::LABEL_EXCLUDE_FROM_EXTERNAL_LB.into()],
+            resource_version: Some("7".into()),
+        };
+        assert_eq!(
+            restore_patch(&patch),
+            json!({
+                "metadata": {
+                    "resourceVersion": "7",
+                    "labels": {"node.kubernetes.io/exclude-from-external-load-balancers": null},
+                },
+                "spec": {
+                    "unschedulable": false,
+                    "taints": [{"key": "costop.io/standby", "value": "true", "effect": "NoSchedule"}],
+                },
+            })
+        );
+        let bare = RestoreNode {
+            remove_labels: Vec::new(),
+            resource_version: None,
+            ..patch
+        };
+        assert_eq!(restore_patch(&bare)["metadata"], json!({}));
+    }
+
+    #[test]
     fn the_eviction_carries_grace_and_uid_in_delete_options() {
         let pod = EvictPod {
             namespace: "ns".into(),

@@ -1,6 +1,6 @@
 //! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port (the
 //! interruption handler's node and pod calls, and the standby keeper's node list, pending pods,
-//! toleration patch and cordon toggle).
+//! toleration patch, cordon toggle and standby node clearing).
 //!
 //! Owns the API calls costop makes against a cluster and their error mapping. Each call site
 //! carries an `// rbac: <resource> <verb>` marker that the infra RBAC check scans for; keep one

@@ -264,6 +264,24 @@ async fn cordon_is_one_merge_patch_and_a_moved_resource_version_is_a_conflict() 
         server.requests()[2].json(),
         json!({"metadata": {"resourceVersion": "5"}, "spec": {"taints": []}})
     );
+    let clear = RestoreNode {
+        node: "n1".into(),
+        unschedulable: false,
+        taints_after: Vec::new(),
+        remove_labels: Vec::new(),
+        remove_annotations: Vec::new(),
+        resource_version: Some("5".into()),
+    };
+    assert!(matches!(
+        kube.restore_node(&clear).await,
+        Err(PortError::Conflict { .. })
+    ));
+    let req = &server.requests()[3];
+    assert_eq!(
+        (req.method.as_str(), req.target.as_str()),
+        ("PATCH", "/api/v1/nodes/n1?")
+    );
+    assert_eq!(req.json(), convert::restore_patch(&clear));
 }
 
 #[tokio::test]

@@ -1,14 +1,18 @@
 //! The replacement watch: after a standby started, the node's replacement pods (same owner,
 //! created after the warning, at most as many per owner as were on the node) get the standby
-//! toleration as they appear, until every owner's quota is met or the watch window ends.
+//! toleration as they appear, until every owner's quota is met or the watch window ends. Until
+//! the standby's node has been seen fit for them (a fresh boot registers it only now; a patch
+//! of the start may have lost a race), each poll also reads that node and clears it of costop's
+//! cordon, taints and label.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
-use costop_core::standby::{ReplacementSpec, ReplacementTracker};
+use costop_core::standby::{self, ReplacementSpec, ReplacementTracker};
 use futures::StreamExt;
 
+use super::start::StandbyNode;
 use super::{BUDGET_RESERVE, Keeper};
 use crate::function::error_chain;
 use crate::journal::Journal;
@@ -26,14 +30,15 @@ const TOLERATE_IN_FLIGHT: usize = 8;
 
 impl<W: KeeperPorts> Keeper<W> {
     /// Give replacement pods the toleration as they appear, until every owner's quota is
-    /// met or the watch window (or the invocation's budget) ends. Each poll patches its pods
-    /// [`TOLERATE_IN_FLIGHT`] at a time under the client-side QPS limit and writes their
-    /// timeline entries in one batch. Errors are logged and the next poll tries again: a
-    /// missed pod only means it waits for other capacity.
+    /// met and the standby's node is settled, or the watch window (or the invocation's budget)
+    /// ends. Each poll patches its pods [`TOLERATE_IN_FLIGHT`] at a time under the client-side
+    /// QPS limit and writes their timeline entries in one batch. Errors are logged and the next
+    /// poll tries again: a missed pod only means it waits for other capacity.
     pub(super) async fn tolerate(
         &self,
         kube: &KubeOf<W>,
         spec: &ReplacementSpec,
+        mut node: Option<StandbyNode<'_>>,
         budget_end: Option<DateTime<Utc>>,
     ) -> usize {
         let until = budget_end.map_or(spec.watch_until, |b| {
@@ -48,6 +53,21 @@ impl<W: KeeperPorts> Keeper<W> {
         loop {
             if !snapshot_seen {
                 snapshot_seen = self.merge_snapshot(&mut tracker).await;
+            }
+            if let Some(n) = node.as_mut().filter(|n| !n.settled) {
+                self.settle_standby_node(kube, n).await;
+            }
+            // Replacements another delivery of the interruption tolerated may be bound already,
+            // out of the pending list: they count where they run.
+            if !tracker.satisfied()
+                && let Some(name) = node.as_ref().and_then(|n| n.name.as_deref())
+            {
+                match kube.pods_on(name).await {
+                    Ok(pods) => tracker.adopt(&pods),
+                    Err(e) => {
+                        tracing::warn!(node = %name, error = %error_chain(&e), "could not list the pods on the standby")
+                    }
+                }
             }
             match kube.unbound_pods().await {
                 Ok(pending) => {
@@ -96,13 +116,27 @@ impl<W: KeeperPorts> Keeper<W> {
             // Until the interruption function's count is in (or it is clearly not coming),
             // "every quota met" may only mean the keeper's own count missed gone pods.
             let counted = snapshot_seen || began.elapsed() >= SNAPSHOT_WAIT;
-            if (tracker.satisfied() && counted) || Utc::now() >= until {
+            let node_settled = node.as_ref().is_none_or(|n| n.settled);
+            if (tracker.satisfied() && counted && node_settled) || Utc::now() >= until {
                 break;
             }
             tokio::time::sleep(POLL).await;
         }
         tracing::info!(interruption_id = %spec.interruption_id, tolerated = tracker.tolerated(), satisfied = tracker.satisfied(), "replacement watch over");
         tracker.tolerated()
+    }
+
+    /// One look at the standby's node: settled once it is seen needing nothing or is cleared;
+    /// not while it has not registered or the clearing failed (the next poll looks again).
+    async fn settle_standby_node(&self, kube: &KubeOf<W>, standby: &mut StandbyNode<'_>) {
+        let Some(node) = self.standby_node(kube, standby.instance).await else {
+            return;
+        };
+        standby.settled = match standby::clear_node(&node, &self.config) {
+            None => true,
+            Some(patch) => self.clear_standby_node(kube, &patch).await,
+        };
+        standby.name = Some(node.name);
     }
 
     /// Raise the tracker's quotas to the interruption function's snapshot of the node, taken

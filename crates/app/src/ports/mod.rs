@@ -90,3 +90,13 @@ pub enum Claim {
     /// Another delivery owns it.
     Lost,
 }
+
+/// The outcome of a standby lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseClaim {
+    /// This delivery holds the standby.
+    Won,
+    /// Another delivery holds it: the interruption its lease names, when the table returned
+    /// the item that refused the write (the core's [`costop_core::record::lease_holder`]).
+    Lost { held_by: Option<String> },
+}

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use costop_core::plan::action::RecordEvent;
 use costop_core::record::{Item, Key, StandbyLease, Update};
 
-use super::{Claim, PortError};
+use super::{Claim, LeaseClaim, PortError};
 
 /// The DynamoDB table, in the core's record model.
 pub trait Records: Send + Sync {
@@ -37,12 +37,13 @@ pub trait Records: Send + Sync {
             .buffer_unordered(PUT_MANY_IN_FLIGHT)
             .try_collect()
     }
-    /// The conditional standby lease write of [`costop_core::record::standby_lease_put`].
+    /// The conditional standby lease write of [`costop_core::record::standby_lease_put`]; a
+    /// refusal says who holds the lease, without another read.
     fn lease_standby(
         &self,
         lease: &StandbyLease,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Claim, PortError>> + Send;
+    ) -> impl Future<Output = Result<LeaseClaim, PortError>> + Send;
     /// [`costop_core::record::standby_lease_release`].
     fn release_standby(&self, standby: &str) -> impl Future<Output = Result<(), PortError>> + Send {
         let update = costop_core::record::standby_lease_release(standby);

@@ -89,8 +89,19 @@ pub fn metrics(
                 }
                 vec![doc(&plan.cluster, &metrics)]
             }
+            // The standby's start is counted by the delivery that started it.
+            StartDecision::Join { plan, .. } => vec![doc(
+                &plan.cluster,
+                &[Metric::new(
+                    m::REPLACEMENTS_TOLERATED,
+                    report.tolerated as f64,
+                    Unit::Count,
+                )],
+            )],
             StartDecision::NoStandby {
-                reason: standby::NoStandbyReason::NoneAvailable { cluster, .. },
+                reason:
+                    standby::NoStandbyReason::NoneAvailable { cluster, .. }
+                    | standby::NoStandbyReason::AllLeased { cluster, .. },
                 ..
             } => {
                 vec![doc(

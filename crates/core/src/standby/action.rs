@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::replacements::ReplacementSpec;
 use crate::plan::EvictPod;
+use crate::plan::action::RestoreNode;
 use crate::record::{StandbyLease, TimelineEntry};
 
 /// One step of a start plan (a Spot warning) or a prepare plan (a rebalance
@@ -36,6 +37,10 @@ pub enum StartAction {
         /// The standby.
         instance_id: String,
     },
+    /// Make the standby's node schedulable and clear it of costop's taints and
+    /// label from an earlier life (one node patch). A failure is left to the
+    /// replacement watch, which checks the node again.
+    ClearStandbyNode(RestoreNode),
     /// Give pending replacement pods the standby toleration while they appear.
     TolerateReplacements(ReplacementSpec),
     /// Append to an interruption's timeline.
@@ -98,6 +103,7 @@ impl StartAction {
             StartAction::TagStandby(_) => "tag_standby",
             StartAction::RetypeStandby { .. } => "retype_standby",
             StartAction::StartStandby { .. } => "start_standby",
+            StartAction::ClearStandbyNode(_) => "clear_standby_node",
             StartAction::TolerateReplacements(_) => "tolerate_replacements",
             StartAction::Record(_) => "record",
         }

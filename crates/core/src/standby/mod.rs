@@ -17,10 +17,12 @@
 //! ```
 //!
 //! Modules: [`trigger`] (what woke the keeper), [`start`] (the Spot warning and
-//! rebalance plans), [`replacements`] (which pending pods to tolerate),
+//! rebalance plans), [`node`] (a started standby's node, cleared for its
+//! replacements), [`replacements`] (which pending pods to tolerate),
 //! [`tick`] (pool maintenance), [`action`] (the steps the shell executes).
 
 pub mod action;
+pub mod node;
 pub mod replacements;
 pub mod start;
 pub mod tick;
@@ -38,10 +40,14 @@ use crate::facts::InstanceFacts;
 use crate::kube::{Taint, TaintEffect, Toleration};
 
 pub use action::{StartAction, TagChange, TickAction};
+pub use node::clear_node;
 pub use replacements::{
     OwnerQuota, ReplacementSpec, ReplacementTracker, TolerationPatch, owner_quotas,
 };
-pub use start::{NoStandbyReason, StartDecision, StartFacts, StartPlan, plan_prepare, plan_start};
+pub use start::{
+    LostClaim, NoStandbyReason, ServedBy, StartDecision, StartFacts, StartPlan, plan_prepare,
+    plan_start,
+};
 pub use tick::{PoolFacts, PoolReport, StandbyFacts, TickPlan, plan_tick};
 pub use trigger::Trigger;
 
@@ -163,24 +169,75 @@ pub fn is_startable(instance: &InstanceFacts) -> bool {
     instance.state == InstanceState::Stopped && status(instance) == Some(StandbyStatus::Available)
 }
 
-/// Picks the standby for an interrupted `spot` instance in `cluster` among
-/// `standbys`, skipping the ids in `exclude` (leases lost to another
-/// interruption): a startable standby of the cluster in the spot instance's
-/// zone; one already of the spot instance's type first (no retype), then the
-/// lowest id, so two keepers agree.
-pub fn choose<'a>(
+/// Whether the standby's tags say it serves the interruption `iid` (or is
+/// being returned from serving it).
+pub fn serves(instance: &InstanceFacts, iid: &str) -> bool {
+    matches!(
+        status(instance),
+        Some(StandbyStatus::Serving(a) | StandbyStatus::Returning(a))
+            if a.interruption_id.as_deref() == Some(iid)
+    )
+}
+
+/// A standby tagged serving `iid` but stopped: the delivery that tagged it
+/// failed or died before the start, and a later delivery of `iid` may start it.
+fn resumable(instance: &InstanceFacts, iid: Option<&str>) -> bool {
+    instance.state == InstanceState::Stopped
+        && matches!(
+            status(instance),
+            Some(StandbyStatus::Serving(a)) if iid.is_some() && a.interruption_id.as_deref() == iid
+        )
+}
+
+/// The standbys of `cluster` in the `spot` instance's zone.
+fn in_zone_of<'a>(
     spot: &InstanceFacts,
     cluster: &str,
     standbys: &'a [InstanceFacts],
-    exclude: &[String],
-) -> Option<&'a InstanceFacts> {
-    let zone = spot.availability_zone.as_deref()?;
+) -> Vec<&'a InstanceFacts> {
+    let zone = spot.availability_zone.as_deref();
     standbys
         .iter()
-        .filter(|s| is_startable(s) && in_cluster(s, cluster))
-        .filter(|s| s.availability_zone.as_deref() == Some(zone))
-        .filter(|s| !exclude.contains(&s.instance_id))
-        .min_by_key(|s| (s.instance_type != spot.instance_type, s.instance_id.clone()))
+        .filter(|s| {
+            zone.is_some() && s.availability_zone.as_deref() == zone && in_cluster(s, cluster)
+        })
+        .collect()
+}
+
+/// The standbys that may answer an interrupted `spot` instance of `cluster`,
+/// best first: the startable standbys of the cluster in its zone, and one
+/// tagged for the interruption `iid` whose start never happened. The one of
+/// `iid` comes first (it is already this interruption's), then one of the
+/// spot instance's type (no retype), then the lowest id, so two keepers agree.
+pub fn candidates<'a>(
+    spot: &InstanceFacts,
+    cluster: &str,
+    standbys: &'a [InstanceFacts],
+    iid: Option<&str>,
+) -> Vec<&'a InstanceFacts> {
+    let mut out = in_zone_of(spot, cluster, standbys);
+    out.retain(|s| is_startable(s) || resumable(s, iid));
+    out.sort_by_key(|s| {
+        (
+            !resumable(s, iid),
+            s.instance_type != spot.instance_type,
+            s.instance_id.clone(),
+        )
+    });
+    out
+}
+
+/// Every stopped standby of `cluster` in the `spot` instance's zone: the
+/// [`candidates`] of any interruption of it are among them, so the shell reads
+/// their nodes before planning.
+pub fn stopped_in_zone<'a>(
+    spot: &InstanceFacts,
+    cluster: &str,
+    standbys: &'a [InstanceFacts],
+) -> Vec<&'a InstanceFacts> {
+    let mut out = in_zone_of(spot, cluster, standbys);
+    out.retain(|s| s.state == InstanceState::Stopped);
+    out
 }
 
 /// The tags that make a standby serve `interruption_id` for `spot`.

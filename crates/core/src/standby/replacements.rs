@@ -134,7 +134,10 @@ pub struct TolerationPatch {
 #[derive(Debug, Clone)]
 pub struct ReplacementTracker {
     spec: ReplacementSpec,
+    /// Per owner, the pods tolerated for the interruption (by this tracker or adopted).
     done: BTreeMap<usize, BTreeSet<String>>,
+    /// The pods this tracker patched itself.
+    patched: BTreeSet<String>,
 }
 
 impl ReplacementTracker {
@@ -143,6 +146,7 @@ impl ReplacementTracker {
         ReplacementTracker {
             spec,
             done: BTreeMap::new(),
+            patched: BTreeSet::new(),
         }
     }
 
@@ -222,8 +226,9 @@ impl ReplacementTracker {
         }
     }
 
-    /// Note a patch as applied (or found already applied).
+    /// Note a patch as applied.
     pub fn applied(&mut self, patch: &TolerationPatch) {
+        self.patched.insert(patch.uid.clone());
         if let Some(o) = self.spec.owners.iter().position(|q| {
             q.namespace == patch.namespace
                 && q.kind == patch.owner_kind
@@ -263,9 +268,11 @@ impl ReplacementTracker {
         }
     }
 
-    /// Pods given the toleration so far.
+    /// Pods this tracker gave the toleration; those another delivery of the
+    /// interruption did (adopted) count against the quota, not here, so
+    /// concurrent deliveries never count one pod twice.
     pub fn tolerated(&self) -> usize {
-        self.done.values().map(BTreeSet::len).sum()
+        self.patched.len()
     }
 
     /// Every owner has had all its replacements tolerated.

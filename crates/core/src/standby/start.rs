@@ -1,24 +1,41 @@
 //! The keeper's answer to a Spot warning (start the zone's standby, retyped
-//! to the spot node's type, and tolerate the node's replacements) and to a
-//! rebalance recommendation (retype the zone's standby ahead of time, so a
-//! warning that follows only has to start it).
+//! to the spot node's type, clear its node of an earlier life, and tolerate
+//! the node's replacements; or, when a standby already serves the warning's
+//! interruption, join it) and to a rebalance recommendation (retype the
+//! zone's standby ahead of time, so a warning that follows only has to start
+//! it).
+//!
+//! Deliveries of one interruption (EventBridge redelivers; Lambda retries) are
+//! told apart by what costop owns: a standby whose tags name the interruption
+//! was started by an earlier one, and a lease claim lost to the same
+//! interruption means another delivery is starting it right now. Both join
+//! instead of starting a second standby.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::action::{StartAction, TagChange};
+use super::node::clear_node;
 use super::replacements::ReplacementSpec;
-use super::{choose, is_standby, serving_tags, standby_toleration};
+use super::{
+    StandbyStatus, candidates, is_standby, serves, serving_tags, standby_toleration, status,
+};
 use crate::config::Config;
 use crate::event::{
     Delivered, EventKind, InstanceState, RebalanceRecommendation, SpotInterruptionWarning,
 };
-use crate::facts::{InstanceFacts, Lifecycle, NodeFacts, PodFacts};
+use crate::facts::{InstanceFacts, Lifecycle, NodeFacts, PodFacts, node_of};
 use crate::plan::{interruption_id, resolve_cluster};
 use crate::record::{StandbyLease, TimelineEntry, TimelineStep};
 
 /// A lease older than this, never released, may be taken over.
 pub const LEASE_TAKEOVER_SECONDS: i64 = 600;
+
+/// A lease of the same interruption younger than this is a start in progress
+/// (the lease, tags, retype and `StartInstances` take seconds), which another
+/// delivery joins; older and never released, its start failed or died, and the
+/// next delivery resumes it. Lambda retries a failed delivery after a minute.
+pub const LEASE_IN_FLIGHT_SECONDS: i64 = 30;
 
 /// What the shell observed for a Spot warning or rebalance recommendation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,9 +52,23 @@ pub struct StartFacts {
     /// Pods on that node (whose owners' replacements get the toleration).
     #[serde(default)]
     pub pods: Vec<PodFacts>,
-    /// Standbys whose lease another interruption holds (lost claims).
+    /// The nodes of the standbys the plan may start (the shell reads those of
+    /// [`super::stopped_in_zone`]), matched to them by [`node_of`].
     #[serde(default)]
-    pub leased_elsewhere: Vec<String>,
+    pub standby_nodes: Vec<NodeFacts>,
+    /// Standby leases this delivery tried to take and another held.
+    #[serde(default)]
+    pub lost_claims: Vec<LostClaim>,
+}
+
+/// A standby lease another delivery held when this one tried to take it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostClaim {
+    /// The standby.
+    pub standby: String,
+    /// The interruption holding its lease, when the table said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 /// Why no standby is started.
@@ -71,6 +102,16 @@ pub enum NoStandbyReason {
         /// Zone.
         zone: String,
     },
+    /// Every startable standby of the cluster in the zone was leased by
+    /// another interruption while this delivery tried them, one by one.
+    AllLeased {
+        /// Cluster.
+        cluster: String,
+        /// Zone.
+        zone: String,
+        /// The standbys tried.
+        standbys: Vec<String>,
+    },
     /// The pool is disabled (`COSTOP_STANDBY_POOL_SIZE=0`).
     PoolDisabled,
 }
@@ -94,6 +135,14 @@ impl NoStandbyReason {
             NoStandbyReason::NoneAvailable { cluster, zone } => {
                 format!("no stopped, available standby of cluster {cluster} in {zone}")
             }
+            NoStandbyReason::AllLeased {
+                cluster,
+                zone,
+                standbys,
+            } => format!(
+                "every standby of cluster {cluster} in {zone} is leased to another interruption ({})",
+                standbys.join(", ")
+            ),
             NoStandbyReason::PoolDisabled => {
                 "the standby pool is disabled (pool size 0)".to_owned()
             }
@@ -122,6 +171,18 @@ pub struct StartPlan {
     pub actions: Vec<StartAction>,
 }
 
+/// How a standby was recognised as already serving an interruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServedBy {
+    /// Its `costop.io/standby-interruption` tag names the interruption, and it
+    /// is up: an earlier delivery started it.
+    Tags,
+    /// Its lease names the interruption, taken moments ago: a concurrent
+    /// delivery is starting it.
+    Lease,
+}
+
 /// The verdict.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -129,6 +190,16 @@ pub struct StartPlan {
 pub enum StartDecision {
     /// Start (or prepare) this standby.
     Act(StartPlan),
+    /// A standby already serves this interruption: note it on the timeline and
+    /// tolerate the replacements onto it. Nothing is claimed, tagged, retyped
+    /// or started.
+    Join {
+        /// How it was recognised.
+        by: ServedBy,
+        /// The plan (a record and the replacement watch).
+        #[serde(flatten)]
+        plan: StartPlan,
+    },
     /// Nothing to start; recorded on the interruption's timeline when it has one.
     NoStandby {
         /// The interruption, when the instance is known.
@@ -137,6 +208,16 @@ pub enum StartDecision {
         /// Why.
         reason: NoStandbyReason,
     },
+}
+
+impl StartDecision {
+    /// The plan to execute, when there is one.
+    pub fn plan(&self) -> Option<&StartPlan> {
+        match self {
+            StartDecision::Act(plan) | StartDecision::Join { plan, .. } => Some(plan),
+            StartDecision::NoStandby { .. } => None,
+        }
+    }
 }
 
 struct Chosen<'a> {
@@ -180,15 +261,20 @@ fn pick<'a>(
         return Err(no(NoStandbyReason::NoCluster { instance_id: id }));
     };
     let zone = spot.availability_zone.clone().unwrap_or_default();
-    let Some(standby) = choose(
-        spot,
-        &cluster.name,
-        &facts.standbys,
-        &facts.leased_elsewhere,
-    ) else {
-        return Err(no(NoStandbyReason::NoneAvailable {
-            cluster: cluster.name,
-            zone,
+    let all = candidates(spot, &cluster.name, &facts.standbys, iid);
+    let lost = |s: &InstanceFacts| facts.lost_claims.iter().any(|c| c.standby == s.instance_id);
+    let Some(standby) = all.iter().copied().find(|s| !lost(s)) else {
+        return Err(no(if all.is_empty() {
+            NoStandbyReason::NoneAvailable {
+                cluster: cluster.name,
+                zone,
+            }
+        } else {
+            NoStandbyReason::AllLeased {
+                cluster: cluster.name,
+                zone,
+                standbys: all.iter().map(|s| s.instance_id.clone()).collect(),
+            }
         }));
     };
     let instance_type = spot
@@ -213,10 +299,110 @@ fn pick<'a>(
     })
 }
 
-/// Plans the keeper's answer to a Spot warning: take the standby's lease,
-/// tag it serving, retype it if needed, start it, record it, then tolerate
-/// the node's replacement pods until `COSTOP_STANDBY_WATCH_SECONDS` after the
-/// warning.
+/// A standby whose tags say it serves `iid` and that is up (or being
+/// returned): an earlier delivery started it. One tagged for `iid` but still
+/// stopped never started, and is a candidate to resume instead.
+fn started_for(standby: &InstanceFacts, iid: &str) -> bool {
+    serves(standby, iid)
+        && match status(standby) {
+            Some(StandbyStatus::Serving(_)) => {
+                matches!(
+                    standby.state,
+                    InstanceState::Pending | InstanceState::Running
+                )
+            }
+            _ => true,
+        }
+}
+
+/// The standby already serving `iid`, and how that is known.
+fn served<'a>(iid: &str, facts: &'a StartFacts) -> Option<(&'a str, ServedBy)> {
+    if let Some(s) = facts.standbys.iter().find(|s| started_for(s, iid)) {
+        return Some((&s.instance_id, ServedBy::Tags));
+    }
+    facts
+        .lost_claims
+        .iter()
+        .find(|c| c.held_by.as_deref() == Some(iid))
+        .map(|c| (c.standby.as_str(), ServedBy::Lease))
+}
+
+/// Tolerate the interrupted node's replacements until
+/// `COSTOP_STANDBY_WATCH_SECONDS` after the warning (when the node is known).
+fn tolerate_step(
+    event: &Delivered<SpotInterruptionWarning>,
+    iid: &str,
+    cluster: &str,
+    facts: &StartFacts,
+    config: &Config,
+) -> Option<StartAction> {
+    let node = facts.node.as_ref()?;
+    // Even with no owners counted here: pods that stopped fast may be gone already, and the
+    // interruption function's snapshot (read by the watch) still counts them.
+    Some(StartAction::TolerateReplacements(
+        ReplacementSpec::for_node(
+            iid,
+            cluster,
+            &node.name,
+            &facts.pods,
+            standby_toleration(config),
+            event.envelope.time,
+            event.envelope.time + TimeDelta::seconds(config.standby_watch_seconds),
+        ),
+    ))
+}
+
+fn join(
+    event: &Delivered<SpotInterruptionWarning>,
+    iid: String,
+    (standby_id, by): (&str, ServedBy),
+    facts: &StartFacts,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> StartDecision {
+    let standby = facts.standbys.iter().find(|s| s.instance_id == standby_id);
+    let cluster = [facts.spot.as_ref(), standby]
+        .into_iter()
+        .flatten()
+        .find_map(|i| resolve_cluster(i, config))
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let zone = [standby, facts.spot.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|i| i.availability_zone.clone())
+        .unwrap_or_default();
+    let mut actions = vec![StartAction::Record(TimelineEntry {
+        interruption_id: iid.clone(),
+        at: now,
+        step: TimelineStep::StandbyJoined {
+            standby: standby_id.to_owned(),
+        },
+    })];
+    actions.extend(tolerate_step(event, &iid, &cluster, facts, config));
+    StartDecision::Join {
+        by,
+        plan: StartPlan {
+            interruption_id: iid,
+            cluster,
+            spot_instance: event.detail.instance_id.clone(),
+            standby: standby_id.to_owned(),
+            zone,
+            instance_type: standby
+                .and_then(|s| s.instance_type.clone())
+                .unwrap_or_default(),
+            dry_run: config.dry_run,
+            actions,
+        },
+    }
+}
+
+/// Plans the keeper's answer to a Spot warning. When a standby already serves
+/// the interruption ([`ServedBy`]), join it: record that and tolerate the
+/// replacements. Otherwise take the standby's lease, tag it serving, retype it
+/// if needed, start it, clear its node if an earlier life left it cordoned or
+/// tainted, record it, then tolerate the node's replacement pods until
+/// `COSTOP_STANDBY_WATCH_SECONDS` after the warning.
 pub fn plan_start(
     event: &Delivered<SpotInterruptionWarning>,
     facts: &StartFacts,
@@ -229,6 +415,9 @@ pub fn plan_start(
         EventKind::SpotInterruption,
         event.envelope.time,
     );
+    if let Some(served) = served(&iid, facts) {
+        return join(event, iid, served, facts, config, now);
+    }
     let c = match pick(instance_id, facts, config, Some(&iid)) {
         Ok(c) => c,
         Err(d) => return *d,
@@ -240,6 +429,7 @@ pub fn plan_start(
             interruption_id: iid.clone(),
             spot_instance: instance_id.clone(),
             takeover_if_taken_before: now - TimeDelta::seconds(LEASE_TAKEOVER_SECONDS),
+            resume_if_taken_before: now - TimeDelta::seconds(LEASE_IN_FLIGHT_SECONDS),
             expires_at: now + TimeDelta::days(i64::from(config.timeline_ttl_days)),
         }),
         StartAction::TagStandby(TagChange {
@@ -253,6 +443,12 @@ pub fn plan_start(
     actions.push(StartAction::StartStandby {
         instance_id: standby_id.clone(),
     });
+    // After the start, which it must not delay: the node takes no pods before it is Ready.
+    if let Some(patch) =
+        node_of(c.standby, &facts.standby_nodes).and_then(|n| clear_node(n, config))
+    {
+        actions.push(StartAction::ClearStandbyNode(patch));
+    }
     actions.push(StartAction::Record(TimelineEntry {
         interruption_id: iid.clone(),
         at: now,
@@ -262,20 +458,7 @@ pub fn plan_start(
             retyped_from,
         },
     }));
-    if let Some(node) = &facts.node {
-        let spec = ReplacementSpec::for_node(
-            &iid,
-            &c.cluster,
-            &node.name,
-            &facts.pods,
-            standby_toleration(config),
-            event.envelope.time,
-            event.envelope.time + TimeDelta::seconds(config.standby_watch_seconds),
-        );
-        // Even with no owners counted here: pods that stopped fast may be gone already, and
-        // the interruption function's snapshot (read by the watch) still counts them.
-        actions.push(StartAction::TolerateReplacements(spec));
-    }
+    actions.extend(tolerate_step(event, &iid, &c.cluster, facts, config));
     StartDecision::Act(StartPlan {
         interruption_id: iid,
         cluster: c.cluster,

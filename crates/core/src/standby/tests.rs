@@ -7,6 +7,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::*;
 use crate::event::{Delivered, Envelope, SpotInterruptionWarning};
 use crate::facts::{Facts, Lifecycle, NodeFacts, OwnerRef, PodFacts, PodPhase};
+use crate::record::{TimelineEntry, TimelineStep};
+use start::LEASE_IN_FLIGHT_SECONDS;
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -93,10 +95,20 @@ fn pod(name: &str, owner: &str, created: &str) -> PodFacts {
     }
 }
 
+/// The warning's plan a second after it was sent, with the default configuration.
+fn plan_warning(facts: &StartFacts) -> StartDecision {
+    plan_start(
+        &warning(),
+        facts,
+        &Config::default(),
+        t("2025-03-10T14:02:01Z"),
+    )
+}
+
 fn reason(d: &StartDecision) -> Option<&NoStandbyReason> {
     match d {
         StartDecision::NoStandby { reason, .. } => Some(reason),
-        StartDecision::Act(_) => None,
+        StartDecision::Act(_) | StartDecision::Join { .. } => None,
     }
 }
 
@@ -107,7 +119,9 @@ fn a_standby_of_the_spot_instances_type_is_preferred_to_one_that_needs_a_retype(
         standby_in("i-b", "us-east-1a", "m5.large"),
     ];
     assert_eq!(
-        choose(&spot(), "prod", &standbys, &[]).map(|s| s.instance_id.as_str()),
+        candidates(&spot(), "prod", &standbys, None)
+            .first()
+            .map(|s| s.instance_id.as_str()),
         Some("i-b")
     );
     let facts = StartFacts {
@@ -115,12 +129,7 @@ fn a_standby_of_the_spot_instances_type_is_preferred_to_one_that_needs_a_retype(
         standbys,
         ..StartFacts::default()
     };
-    let StartDecision::Act(plan) = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
-    ) else {
+    let StartDecision::Act(plan) = plan_warning(&facts) else {
         panic!("expected a plan")
     };
     assert!(
@@ -154,15 +163,24 @@ fn no_standby_is_started_for_another_zone_another_cluster_a_running_or_a_leased_
     let facts = StartFacts {
         spot: Some(spot()),
         standbys,
-        leased_elsewhere: vec!["i-leased".into()],
+        lost_claims: vec![LostClaim {
+            standby: "i-leased".into(),
+            held_by: Some("another-interruption".into()),
+        }],
         ..StartFacts::default()
     };
-    let d = plan_start(
-        &warning(),
-        &facts,
-        &Config::default(),
-        t("2025-03-10T14:02:01Z"),
+    let d = plan_warning(&facts);
+    assert!(
+        matches!(reason(&d), Some(NoStandbyReason::AllLeased { zone, standbys, .. })
+            if zone == "us-east-1a" && standbys == &["i-leased"]),
+        "{d:?}"
     );
+    let unleased = StartFacts {
+        lost_claims: Vec::new(),
+        standbys: facts.standbys[..3].to_vec(),
+        ..facts
+    };
+    let d = plan_warning(&unleased);
     assert!(
         matches!(reason(&d), Some(NoStandbyReason::NoneAvailable { zone, .. }) if zone == "us-east-1a"),
         "{d:?}"
@@ -323,6 +341,11 @@ fn pods_an_earlier_delivery_tolerated_count_against_the_quota() {
     tr.adopt(&[done.clone(), fresh.clone()]);
     assert!(tr.satisfied());
     assert!(tr.next(&[done, fresh]).is_empty());
+    assert_eq!(
+        tr.tolerated(),
+        0,
+        "the other delivery's pod is not counted here"
+    );
 }
 
 #[test]
@@ -459,4 +482,345 @@ fn a_scheduled_event_is_a_tick_and_an_interruption_only_kind_is_ignored_by_the_k
     let no_id = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "time": "2025-03-10T14:05:00Z", "detail": {}});
     assert_eq!(Trigger::from_value(&no_id).unwrap_err().field(), Some("id"));
     let _ = TimeDelta::zero();
+}
+
+fn this_interruption() -> String {
+    crate::plan::interruption_id(
+        "i-0spot",
+        crate::event::EventKind::SpotInterruption,
+        t("2025-03-10T14:02:00Z"),
+    )
+}
+
+fn tagged_for(id: &str, iid: &str, state: InstanceState, standby_state: &str) -> InstanceFacts {
+    instance(
+        id,
+        "us-east-1a",
+        "m5.large",
+        state,
+        &[
+            ("costop.io/standby", "true"),
+            ("costop.io/standby-state", standby_state),
+            ("costop.io/standby-interruption", iid),
+            ("costop.io/standby-since", "2025-03-10T14:02:01Z"),
+        ],
+    )
+}
+
+/// The spot instance's node, so a plan watches for its replacements.
+fn with_spot_node(facts: StartFacts) -> StartFacts {
+    StartFacts {
+        node: Some(NodeFacts {
+            name: "spot-node".into(),
+            ..NodeFacts::default()
+        }),
+        ..facts
+    }
+}
+
+fn names(d: &StartDecision) -> Vec<&'static str> {
+    d.plan()
+        .map(|p| p.actions.iter().map(StartAction::name).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_redelivered_warning_joins_the_standby_whose_tags_name_its_interruption_and_starts_nothing() {
+    let now = t("2025-03-10T14:03:00Z");
+    for (state, standby_state) in [
+        (InstanceState::Running, "serving"),
+        (InstanceState::Pending, "serving"),
+        (InstanceState::Running, "returning"),
+    ] {
+        let facts = with_spot_node(StartFacts {
+            spot: Some(spot()),
+            standbys: vec![
+                standby_in("i-a", "us-east-1a", "m5.large"),
+                tagged_for("i-b", &this_interruption(), state, standby_state),
+            ],
+            ..StartFacts::default()
+        });
+        let d = plan_start(&warning(), &facts, &Config::default(), now);
+        let StartDecision::Join { by, plan } = &d else {
+            panic!("{state:?} {standby_state}: expected a join: {d:?}")
+        };
+        assert_eq!((*by, plan.standby.as_str()), (ServedBy::Tags, "i-b"));
+        assert_eq!(names(&d), ["record", "tolerate_replacements"]);
+        assert!(matches!(
+            &plan.actions[0],
+            StartAction::Record(TimelineEntry { step: TimelineStep::StandbyJoined { standby }, interruption_id, .. })
+                if standby == "i-b" && *interruption_id == this_interruption()
+        ));
+    }
+}
+
+#[test]
+fn a_standby_serving_another_interruption_is_not_joined() {
+    let facts = StartFacts {
+        spot: Some(spot()),
+        standbys: vec![
+            tagged_for(
+                "i-a",
+                "i-0other-spot-interruption-20250310t140000z",
+                InstanceState::Running,
+                "serving",
+            ),
+            standby_in("i-b", "us-east-1a", "m5.large"),
+        ],
+        ..StartFacts::default()
+    };
+    let d = plan_warning(&facts);
+    assert!(
+        matches!(&d, StartDecision::Act(p) if p.standby == "i-b"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn a_claim_lost_to_the_same_interruption_joins_the_standby_another_delivery_is_starting() {
+    let facts = with_spot_node(StartFacts {
+        spot: Some(spot()),
+        standbys: vec![
+            standby_in("i-a", "us-east-1a", "m5.large"),
+            standby_in("i-b", "us-east-1a", "m5.large"),
+        ],
+        lost_claims: vec![LostClaim {
+            standby: "i-a".into(),
+            held_by: Some(this_interruption()),
+        }],
+        ..StartFacts::default()
+    });
+    let d = plan_warning(&facts);
+    let StartDecision::Join { by, plan } = &d else {
+        panic!("expected a join: {d:?}")
+    };
+    assert_eq!((*by, plan.standby.as_str()), (ServedBy::Lease, "i-a"));
+    assert_eq!(names(&d), ["record", "tolerate_replacements"]);
+}
+
+#[test]
+fn claims_lost_to_other_interruptions_move_on_to_the_next_standby_until_none_is_left() {
+    let standbys = vec![
+        standby_in("i-a", "us-east-1a", "m5.large"),
+        standby_in("i-b", "us-east-1a", "m5.large"),
+    ];
+    let lost = |ids: &[&str]| StartFacts {
+        spot: Some(spot()),
+        standbys: standbys.clone(),
+        lost_claims: ids
+            .iter()
+            .map(|id| LostClaim {
+                standby: (*id).into(),
+                held_by: Some(format!("{id}-holder")),
+            })
+            .collect(),
+        ..StartFacts::default()
+    };
+    let plan_with = |ids: &[&str]| plan_warning(&lost(ids));
+    assert!(matches!(&plan_with(&[]), StartDecision::Act(p) if p.standby == "i-a"));
+    assert!(matches!(&plan_with(&["i-a"]), StartDecision::Act(p) if p.standby == "i-b"));
+    let none = plan_with(&["i-a", "i-b"]);
+    let Some(reason @ NoStandbyReason::AllLeased { standbys, .. }) = reason(&none) else {
+        panic!("{none:?}")
+    };
+    assert_eq!(standbys, &["i-a", "i-b"]);
+    assert_eq!(
+        reason.describe(),
+        "every standby of cluster prod in us-east-1a is leased to another interruption (i-a, i-b)"
+    );
+    assert!(
+        matches!(&none, StartDecision::NoStandby { interruption_id: Some(iid), .. } if *iid == this_interruption())
+    );
+}
+
+#[test]
+fn a_standby_tagged_for_the_interruption_but_never_started_is_resumed_before_any_other() {
+    let facts = StartFacts {
+        spot: Some(spot()),
+        standbys: vec![
+            standby_in("i-a", "us-east-1a", "m5.large"),
+            tagged_for(
+                "i-b",
+                &this_interruption(),
+                InstanceState::Stopped,
+                "serving",
+            ),
+        ],
+        ..StartFacts::default()
+    };
+    let now = t("2025-03-10T14:04:00Z");
+    let d = plan_start(&warning(), &facts, &Config::default(), now);
+    let StartDecision::Act(plan) = &d else {
+        panic!("expected a start: {d:?}")
+    };
+    assert_eq!(plan.standby, "i-b");
+    let Some(StartAction::ClaimStandby(lease)) = plan.actions.first() else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(
+        lease.resume_if_taken_before,
+        now - TimeDelta::seconds(LEASE_IN_FLIGHT_SECONDS),
+        "only a lease of this interruption older than a start takes may be resumed"
+    );
+    // Another interruption's warning does not take a standby tagged for this one.
+    let other = Delivered {
+        envelope: Envelope {
+            time: t("2025-03-10T14:03:30Z"),
+            ..warning().envelope
+        },
+        ..warning()
+    };
+    assert!(
+        matches!(&plan_start(&other, &facts, &Config::default(), now), StartDecision::Act(p) if p.standby == "i-a")
+    );
+}
+
+fn standby_node(taints: Vec<Taint>, unschedulable: bool, labels: &[(&str, &str)]) -> NodeFacts {
+    NodeFacts {
+        name: "ip-10-0-0-9.ec2.internal".into(),
+        provider_id: Some("aws:///us-east-1a/i-a".into()),
+        resource_version: Some("41".into()),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        taints,
+        unschedulable,
+        ..NodeFacts::default()
+    }
+}
+
+fn taint(key: &str, value: Option<&str>, effect: TaintEffect) -> Taint {
+    Taint::new(key, value.map(str::to_owned), effect)
+}
+
+/// What the interruption function puts on a node whose instance is stopping.
+fn stopping_taint() -> Taint {
+    taint(
+        "costop.io/instance-state-change",
+        Some("stopping"),
+        TaintEffect::NoSchedule,
+    )
+}
+
+#[test]
+fn a_standby_node_left_cordoned_and_tainted_is_cleared_down_to_the_standby_taint_and_others_taints()
+{
+    let c = Config::default();
+    let unreachable = taint(
+        "node.kubernetes.io/unreachable",
+        None,
+        TaintEffect::NoExecute,
+    );
+    let operators = taint("dedicated", Some("batch"), TaintEffect::NoSchedule);
+    let node = standby_node(
+        vec![
+            standby_taint(&c),
+            stopping_taint(),
+            taint(
+                "costop.io/spot-interruption",
+                Some("x"),
+                TaintEffect::NoSchedule,
+            ),
+            taint(
+                "node.kubernetes.io/out-of-service",
+                Some("nodeshutdown"),
+                TaintEffect::NoExecute,
+            ),
+            taint(
+                "node.kubernetes.io/unschedulable",
+                None,
+                TaintEffect::NoSchedule,
+            ),
+            unreachable.clone(),
+            operators.clone(),
+        ],
+        true,
+        &[
+            (
+                "node.kubernetes.io/exclude-from-external-load-balancers",
+                "true",
+            ),
+            ("costop.io/pool", "general"),
+        ],
+    );
+    let patch = clear_node(&node, &c).expect("a patch");
+    assert_eq!(
+        patch.taints_after,
+        vec![standby_taint(&c), unreachable, operators],
+        "costop's taints go, the controller's and the operator's stay"
+    );
+    assert_eq!(
+        patch.remove_labels,
+        ["node.kubernetes.io/exclude-from-external-load-balancers"]
+    );
+    assert_eq!(patch.resource_version.as_deref(), Some("41"));
+    assert_eq!(patch.node, node.name);
+}
+
+#[test]
+fn a_clean_standby_node_needs_nothing_and_a_lost_or_altered_standby_taint_is_put_back() {
+    let c = Config::default();
+    assert_eq!(
+        clear_node(&standby_node(vec![standby_taint(&c)], false, &[]), &c),
+        None
+    );
+    let uncordon = clear_node(&standby_node(vec![standby_taint(&c)], true, &[]), &c)
+        .expect("cordoned: a patch");
+    assert_eq!(uncordon.taints_after, vec![standby_taint(&c)]);
+    for taints in [
+        Vec::new(),
+        vec![taint(
+            "costop.io/standby",
+            Some("true"),
+            TaintEffect::NoExecute,
+        )],
+        vec![taint(
+            "costop.io/standby",
+            Some("false"),
+            TaintEffect::NoSchedule,
+        )],
+    ] {
+        let patch = clear_node(&standby_node(taints.clone(), false, &[]), &c)
+            .unwrap_or_else(|| panic!("{taints:?}: a patch"));
+        assert_eq!(patch.taints_after, vec![standby_taint(&c)], "{taints:?}");
+    }
+}
+
+#[test]
+fn the_start_clears_the_standbys_node_right_after_starting_it_only_when_it_needs_it() {
+    let c = Config::default();
+    let standby = InstanceFacts {
+        private_dns_name: Some("ip-10-0-0-9.ec2.internal".into()),
+        ..standby_in("i-a", "us-east-1a", "m5.large")
+    };
+    let plan_with = |nodes: Vec<NodeFacts>| {
+        let facts = StartFacts {
+            spot: Some(spot()),
+            standbys: vec![standby.clone()],
+            standby_nodes: nodes,
+            ..StartFacts::default()
+        };
+        names(&plan_warning(&facts))
+    };
+    let dirty = standby_node(vec![standby_taint(&c), stopping_taint()], true, &[]);
+    assert_eq!(
+        plan_with(vec![dirty.clone()]),
+        [
+            "claim_standby",
+            "tag_standby",
+            "start_standby",
+            "clear_standby_node",
+            "record"
+        ]
+    );
+    let clean = standby_node(vec![standby_taint(&c)], false, &[]);
+    assert!(!plan_with(vec![clean]).contains(&"clear_standby_node"));
+    assert!(!plan_with(Vec::new()).contains(&"clear_standby_node"));
+    // Another instance's node (providerID) is not the standby's, whatever its name.
+    let foreign = NodeFacts {
+        provider_id: Some("aws:///us-east-1a/i-0123456789abcdef0".into()),
+        ..dirty
+    };
+    assert!(!plan_with(vec![foreign]).contains(&"clear_standby_node"));
 }

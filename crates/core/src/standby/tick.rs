@@ -196,13 +196,7 @@ fn capacity_back(
     facts: &PoolFacts,
     config: &Config,
 ) -> bool {
-    let costop_taints = [
-        config.taint_keys.spot_interruption.as_str(),
-        config.taint_keys.rebalance_recommendation.as_str(),
-        config.taint_keys.asg_lifecycle_termination.as_str(),
-        config.taint_keys.scheduled_maintenance.as_str(),
-        config.taint_keys.instance_state_change.as_str(),
-    ];
+    let costop_taints = config.taint_keys.all();
     let zone = s.instance.availability_zone.as_deref();
     facts.nodes.iter().any(|n| {
         n.is_spot()
