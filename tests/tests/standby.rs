@@ -813,7 +813,9 @@ async fn a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulab
         .expect("one standby");
     let ec2 = h.keeper().world().ec2();
 
-    // Its earlier life: running, then stopped, the stop seen by the interruption function.
+    // Its earlier life: running, marked by an earlier interruption's cordon (as a serving
+    // standby's node is when its instance is interrupted), then stopped. (A stop of a standby
+    // that serves nothing is ignored by the interruption function: see standby_notices.rs.)
     ec2.start(&standby).await.expect("start");
     let node_name = eventually_node(&h, &standby).await;
     eventually(
@@ -822,13 +824,25 @@ async fn a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulab
         || costop_bed::node_ready(&costop_tests::node(h.sim(), &node_name)),
     )
     .await;
-    h.handler()
-        .handle(
-            &events::state_change(&standby, "stopping", Utc::now()),
-            Mode::Execute,
-        )
-        .await
-        .expect("the interruption function handles the stop");
+    h.sim()
+        .store()
+        .modify(&resources::NODES, None, &node_name, |node| {
+            node["spec"]["unschedulable"] = json!(true);
+            let taints = node["spec"]["taints"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut taints: Vec<Value> = taints;
+            taints.push(json!({
+                "key": constants::TAINT_INSTANCE_STATE_CHANGE,
+                "value": "stopping",
+                "effect": "NoSchedule"
+            }));
+            node["spec"]["taints"] = Value::Array(taints);
+            node["metadata"]["labels"][constants::LABEL_EXCLUDE_FROM_EXTERNAL_LB] = json!("true");
+            Ok(())
+        })
+        .expect("the earlier interruption's marks");
     ec2.stop(&standby).await.expect("stop");
     eventually(
         "the standby's node to be NotReady",
