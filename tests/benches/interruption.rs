@@ -33,10 +33,12 @@ use costop_app::ports::{
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
-use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
+use costop_core::facts::{
+    InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, TargetGroupFacts,
+};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{
-    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent,
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, LifecycleResult, RecordEvent,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
 use costop_core::standby::{TagChange, TolerationPatch};
@@ -261,9 +263,27 @@ impl<W: InterruptionPorts + 'static> Asg for Port<W> {
         self.rec
             .time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook))
     }
-    fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec
-            .time("asg.complete", Side::Aws, self.w.asg().complete(hook))
+    fn describe_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+    ) -> impl Future<Output = Result<Option<LifecycleHookFacts>, PortError>> + Send {
+        self.rec.time(
+            "asg.describe_hook",
+            Side::Aws,
+            self.w.asg().describe_hook(asg, hook),
+        )
+    }
+    fn complete(
+        &self,
+        hook: &LifecycleRef,
+        result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "asg.complete",
+            Side::Aws,
+            self.w.asg().complete(hook, result),
+        )
     }
 }
 
