@@ -539,7 +539,7 @@ fn config(bed: &Bed) -> Config {
 
 /// A new function instance: its own SDK clients (own connection pool) and its own kube client.
 async fn cold_handler(bed: &Bed, config: &Config, rec: Arc<Recorder>) -> BenchHandler {
-    let sdk = costop_bed::sdk_config(&bed.endpoint_url(), &bed.scenario().cluster.region).await;
+    let sdk = bed.new_aws_config().await;
     let access = ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
     let world = AwsWorld::new(&sdk, config, access, Default::default());
     Handler::new(RecWorld::new(world, rec), config.clone())
