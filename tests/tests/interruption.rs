@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use costop_app::drain::DrainReport;
 use costop_app::handler::read;
 use costop_app::ports::Ec2;
-use costop_app::{HandlerError, HasEc2, HasRecords, Mode, Retryable};
+use costop_app::{HandlerError, HasEc2, HasRecords, Mode, Outcome, Retryable};
 use costop_bed::LifecycleAction;
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::{Decision, IgnoreReason};
@@ -107,6 +108,28 @@ spec:
     )
 }
 
+/// The drain report of a delivery's (first) instance.
+fn drained(outcome: &Outcome) -> DrainReport {
+    outcome.instances[0]
+        .report
+        .as_ref()
+        .and_then(|r| r.drain.clone())
+        .expect("the delivery drained")
+}
+
+/// Delete the PDB `name` (in `default`): its pods may go.
+fn remove_pdb<H: Harness>(h: &H, name: &str) {
+    h.sim()
+        .store()
+        .delete(
+            &resources::PODDISRUPTIONBUDGETS,
+            Some("default"),
+            name,
+            &Default::default(),
+        )
+        .expect("PDB removed");
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn a_spot_warning_cordons_taints_deregisters_and_drains_the_node<H: Harness>(h: H) {
@@ -188,11 +211,7 @@ async fn pdb_blocked_evictions_are_retried_until_allowed<H: Harness>(h: H) {
         .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
         .await
         .expect("handled");
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(
         drain.eviction_retries > 0,
         "{}: the PDB refused some evictions first",
@@ -440,11 +459,7 @@ async fn a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for<H: Harne
         h.flavor(),
         t0.elapsed()
     );
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(drain.deadline_missed);
     assert!(
         drain.remaining.iter().any(|p| p.name.starts_with("stuck-")),
@@ -522,25 +537,13 @@ async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Ha
         h.flavor()
     );
     // The retry is not a duplicate: it takes over at once and finishes once the PDB allows it.
-    h.sim()
-        .store()
-        .delete(
-            &resources::PODDISRUPTIONBUDGETS,
-            Some("default"),
-            "stuck",
-            &Default::default(),
-        )
-        .expect("PDB removed");
+    remove_pdb(&h, "stuck");
     let retry = h
         .handler()
         .handle(&event, Mode::Execute)
         .await
         .expect("the retry is handled");
-    let drain = retry.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("the retry drains");
+    let drain = drained(&retry);
     assert!(
         drain.remaining.is_empty(),
         "{}: {:?}",
@@ -595,23 +598,11 @@ async fn an_asg_hook_is_heartbeaten_while_a_long_drain_runs_then_continued<H: Ha
     // The PDB keeps the drain busy for 5 s, more than the heartbeat timeout.
     let release = async {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        h.sim()
-            .store()
-            .delete(
-                &resources::PODDISRUPTIONBUDGETS,
-                Some("default"),
-                "held",
-                &Default::default(),
-            )
-            .expect("PDB removed");
+        remove_pdb(&h, "held");
     };
     let (outcome, ()) = futures::join!(h.handler().handle(&event, Mode::Execute), release);
     let outcome = outcome.expect("handled");
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(
         drain.remaining.is_empty() && drain.evicted.iter().any(|p| p.name.starts_with("held-")),
         "{}: the held pod left once the PDB allowed it: {drain:?}",
@@ -676,11 +667,7 @@ async fn a_drain_that_misses_its_deadline_abandons_the_hook_where_configured<H: 
         .handle(&event, Mode::Execute)
         .await
         .expect("handled");
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(drain.deadline_missed, "{}: {drain:?}", h.flavor());
     let calls = h.lifecycle_calls();
     let complete = calls.last().expect("lifecycle calls");

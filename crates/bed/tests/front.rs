@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_sdk_autoscaling::config::http::HttpResponse;
 use aws_sdk_autoscaling::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_autoscaling::operation::RequestId;
+use aws_sdk_autoscaling::operation::complete_lifecycle_action::builders::CompleteLifecycleActionFluentBuilder;
+use aws_sdk_autoscaling::operation::record_lifecycle_action_heartbeat::builders::RecordLifecycleActionHeartbeatFluentBuilder;
 use common::*;
 use costop_bed::{Bed, LifecycleAction};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,6 +40,38 @@ async fn put_hook(bed: &Bed, asg: &str, name: &str, heartbeat_timeout: i32) {
         .expect("moto takes the hook");
 }
 
+/// A heartbeat for `asg`'s `hook`, naming the lifecycle action by `token` and `instance`.
+fn heartbeat(
+    client: &aws_sdk_autoscaling::Client,
+    (asg, hook): (&str, &str),
+    token: Option<&str>,
+    instance: Option<&str>,
+) -> RecordLifecycleActionHeartbeatFluentBuilder {
+    client
+        .record_lifecycle_action_heartbeat()
+        .auto_scaling_group_name(asg)
+        .lifecycle_hook_name(hook)
+        .set_lifecycle_action_token(token.map(str::to_owned))
+        .set_instance_id(instance.map(str::to_owned))
+}
+
+/// A completion for `asg`'s `hook` with `result`, naming the action as [`heartbeat`] does.
+fn complete(
+    client: &aws_sdk_autoscaling::Client,
+    (asg, hook): (&str, &str),
+    token: Option<&str>,
+    instance: Option<&str>,
+    result: &str,
+) -> CompleteLifecycleActionFluentBuilder {
+    client
+        .complete_lifecycle_action()
+        .auto_scaling_group_name(asg)
+        .lifecycle_hook_name(hook)
+        .set_lifecycle_action_token(token.map(str::to_owned))
+        .set_instance_id(instance.map(str::to_owned))
+        .lifecycle_action_result(result)
+}
+
 /// The error code, message and HTTP status of a refused call.
 fn refused<T, E: ProvideErrorMetadata>(
     r: Result<T, SdkError<E, HttpResponse>>,
@@ -59,12 +93,8 @@ async fn lifecycle_calls_for_a_real_hook_succeed_through_the_front_and_are_recor
     let (asg, instance) = group_and_instance(&bed);
     put_hook(&bed, &asg, "drain", 60).await;
     let client = bed.autoscaling();
-    let beat = client
-        .record_lifecycle_action_heartbeat()
-        .auto_scaling_group_name(&asg)
-        .lifecycle_hook_name("drain")
-        .lifecycle_action_token(TOKEN)
-        .instance_id(&instance)
+    let hook = (asg.as_str(), "drain");
+    let beat = heartbeat(&client, hook, Some(TOKEN), Some(&instance))
         .send()
         .await
         .expect("the heartbeat is accepted");
@@ -72,13 +102,7 @@ async fn lifecycle_calls_for_a_real_hook_succeed_through_the_front_and_are_recor
         beat.request_id().is_some_and(|id| !id.is_empty()),
         "AWS's response metadata"
     );
-    client
-        .complete_lifecycle_action()
-        .auto_scaling_group_name(&asg)
-        .lifecycle_hook_name("drain")
-        .lifecycle_action_token(TOKEN)
-        .instance_id(&instance)
-        .lifecycle_action_result("CONTINUE")
+    complete(&client, hook, Some(TOKEN), Some(&instance), "CONTINUE")
         .send()
         .await
         .expect("the completion is accepted");
@@ -100,12 +124,7 @@ async fn lifecycle_calls_for_a_real_hook_succeed_through_the_front_and_are_recor
     assert!(calls[0].at <= calls[1].at);
 
     // Completed: Auto Scaling no longer knows the action, and says so.
-    let again = client
-        .complete_lifecycle_action()
-        .auto_scaling_group_name(&asg)
-        .lifecycle_hook_name("drain")
-        .lifecycle_action_token(TOKEN)
-        .lifecycle_action_result("CONTINUE")
+    let again = complete(&client, hook, Some(TOKEN), None, "CONTINUE")
         .send()
         .await;
     assert_eq!(
@@ -126,13 +145,7 @@ async fn lifecycle_calls_naming_what_moto_does_not_have_are_validation_errors() 
     put_hook(&bed, &asg, "drain", 60).await;
     let client = bed.autoscaling();
     let beat = |asg: &str, hook: &str, instance: Option<&str>| {
-        client
-            .record_lifecycle_action_heartbeat()
-            .auto_scaling_group_name(asg)
-            .lifecycle_hook_name(hook)
-            .set_lifecycle_action_token(instance.map(|_| TOKEN.to_owned()))
-            .set_instance_id(instance.map(str::to_owned))
-            .send()
+        heartbeat(&client, (asg, hook), instance.and(Some(TOKEN)), instance).send()
     };
     for (what, answer, message) in [
         (
@@ -162,12 +175,7 @@ async fn lifecycle_calls_naming_what_moto_does_not_have_are_validation_errors() 
             "{what}"
         );
     }
-    let bad_result = client
-        .complete_lifecycle_action()
-        .auto_scaling_group_name(&asg)
-        .lifecycle_hook_name("drain")
-        .instance_id(&instance)
-        .lifecycle_action_result("ROLLBACK")
+    let bad_result = complete(&client, (&asg, "drain"), None, Some(&instance), "ROLLBACK")
         .send()
         .await;
     assert_eq!(refused(bad_result).0, "ValidationError");
@@ -188,15 +196,7 @@ async fn a_lifecycle_action_without_a_heartbeat_within_the_hooks_timeout_is_over
     let (asg, instance) = group_and_instance(&bed);
     put_hook(&bed, &asg, "drain", 1).await;
     let client = bed.autoscaling();
-    let beat = || {
-        client
-            .record_lifecycle_action_heartbeat()
-            .auto_scaling_group_name(&asg)
-            .lifecycle_hook_name("drain")
-            .lifecycle_action_token(TOKEN)
-            .instance_id(&instance)
-            .send()
-    };
+    let beat = || heartbeat(&client, (&asg, "drain"), Some(TOKEN), Some(&instance)).send();
     beat().await.expect("in time");
     tokio::time::sleep(Duration::from_millis(600)).await;
     beat().await.expect("a heartbeat restarts the wait");
