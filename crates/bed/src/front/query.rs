@@ -90,23 +90,6 @@ impl QueryRequest {
         }
     }
 
-    /// From parameters (tests).
-    pub fn from_params<'a>(
-        params: impl IntoIterator<Item = (&'a str, &'a str)>,
-        region: &str,
-    ) -> QueryRequest {
-        QueryRequest {
-            params: params
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect(),
-            scope: Some(CredentialScope {
-                region: region.to_owned(),
-                service: AUTO_SCALING_SIGNING_NAME.to_owned(),
-            }),
-        }
-    }
-
     /// `Action`.
     pub fn action(&self) -> Option<&str> {
         self.get("Action")
