@@ -75,6 +75,7 @@ RESOURCE_STAR_ACTIONS = {
     "ec2:DescribeInstanceTypes",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
+    "autoscaling:DescribeLifecycleHooks",
 }
 
 # AWS managed policies a costop role may carry (SAM attaches the first to every function role).
@@ -1131,6 +1132,7 @@ SDK_OPERATIONS: dict[str, str] = {
     # Auto Scaling
     "complete_lifecycle_action": "autoscaling:CompleteLifecycleAction",
     "record_lifecycle_action_heartbeat": "autoscaling:RecordLifecycleActionHeartbeat",
+    "describe_lifecycle_hooks": "autoscaling:DescribeLifecycleHooks",
     "detach_instances": "autoscaling:DetachInstances",
     "describe_auto_scaling_groups": "autoscaling:DescribeAutoScalingGroups",
     "describe_auto_scaling_instances": "autoscaling:DescribeAutoScalingInstances",

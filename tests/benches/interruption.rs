@@ -33,10 +33,13 @@ use costop_app::ports::{
 use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
-use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, TargetGroupFacts};
+use costop_core::facts::{
+    InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, TargetGroupFacts,
+};
 use costop_core::kube::Taint;
 use costop_core::plan::action::{
-    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, RecordEvent, RestoreNode,
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, LifecycleResult, RecordEvent,
+    RestoreNode,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
 use costop_core::standby::{TagChange, TolerationPatch};
@@ -261,9 +264,27 @@ impl<W: InterruptionPorts + 'static> Asg for Port<W> {
         self.rec
             .time("asg.heartbeat", Side::Aws, self.w.asg().heartbeat(hook))
     }
-    fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send {
-        self.rec
-            .time("asg.complete", Side::Aws, self.w.asg().complete(hook))
+    fn describe_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+    ) -> impl Future<Output = Result<Option<LifecycleHookFacts>, PortError>> + Send {
+        self.rec.time(
+            "asg.describe_hook",
+            Side::Aws,
+            self.w.asg().describe_hook(asg, hook),
+        )
+    }
+    fn complete(
+        &self,
+        hook: &LifecycleRef,
+        result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "asg.complete",
+            Side::Aws,
+            self.w.asg().complete(hook, result),
+        )
     }
 }
 
@@ -533,7 +554,7 @@ fn config(bed: &Bed) -> Config {
 
 /// A new function instance: its own SDK clients (own connection pool) and its own kube client.
 async fn cold_handler(bed: &Bed, config: &Config, rec: Arc<Recorder>) -> BenchHandler {
-    let sdk = costop_bed::sdk_config(&bed.endpoint_url(), &bed.scenario().cluster.region).await;
+    let sdk = bed.new_aws_config().await;
     let access = ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
     let world = AwsWorld::new(&sdk, config, access, Default::default());
     Handler::new(RecWorld::new(world, rec), config.clone())

@@ -65,6 +65,28 @@ pub fn scheduled_tick(at: DateTime<Utc>) -> Value {
     stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
 }
 
+/// An EC2 Instance-terminate Lifecycle Action: `instance_id` waits in `asg`'s terminate `hook`,
+/// the action named by `token`; sent at `at`.
+pub fn asg_terminate(
+    instance_id: &str,
+    asg: &str,
+    hook: &str,
+    token: &str,
+    at: DateTime<Utc>,
+) -> Value {
+    let mut ev = sample("aws.autoscaling-ec2-instance-terminate-lifecycle-action.json");
+    let region = ev["region"].as_str().unwrap_or("us-east-1").to_owned();
+    let account = ev["account"].as_str().unwrap_or("123456789012").to_owned();
+    ev["resources"] = json!([format!(
+        "arn:aws:autoscaling:{region}:{account}:autoScalingGroup:59fcbb81-bd02-485d-80ce-563ef5b237bf:autoScalingGroupName/{asg}"
+    )]);
+    ev["detail"]["EC2InstanceId"] = json!(instance_id);
+    ev["detail"]["AutoScalingGroupName"] = json!(asg);
+    ev["detail"]["LifecycleHookName"] = json!(hook);
+    ev["detail"]["LifecycleActionToken"] = json!(token);
+    stamp(ev, &uuid::Uuid::new_v4().to_string(), at)
+}
+
 /// A sample that must be rejected as malformed.
 pub fn malformed_missing_detail() -> Value {
     sample("aws.ec2-spot-instance-interruption-warning-malformed-missing-detail.json")

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use costop_app::fakes::{FakeAsg, FakeEc2, FakeElb, FakeRecords};
+use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::{Handler, Keeper};
-use costop_bed::Scenario;
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
+use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;
 use costop_core::facts::{
-    InstanceFacts, Lifecycle, RegisteredTarget, TargetGroupFacts, TargetType,
+    InstanceFacts, Lifecycle, LifecycleHookFacts, RegisteredTarget, TargetGroupFacts, TargetType,
 };
+use costop_core::plan::LifecycleResult;
 use kubesim::nodes::{InstanceFacts as SimInstance, InstanceState as SimState, TaintSpec};
 use kubesim::{SimConfig, Simulator};
 use std::sync::Mutex;
@@ -112,6 +113,12 @@ pub fn fake_instances(s: &Scenario) -> Vec<(InstanceFacts, SimInstance, String)>
             if ng.standby {
                 tags.insert("costop.io/standby".into(), "true".into());
                 tags.insert("costop.io/managed".into(), "true".into());
+            } else {
+                // The node group's ASG, named as the bed names it.
+                tags.insert(
+                    "aws:autoscaling:groupName".into(),
+                    format!("eks-{}-{}", s.cluster.name, ng.name),
+                );
             }
             let state = if ng.standby {
                 CoreState::Stopped
@@ -366,5 +373,42 @@ impl Harness for FastHarness {
     }
     async fn table_items(&self) -> usize {
         self.handler.world().records.items.lock().unwrap().len()
+    }
+    async fn put_terminate_hook(&self, asg: &str, hook: &str, heartbeat_timeout_seconds: i32) {
+        self.handler.world().asg.put_hook(
+            asg,
+            hook,
+            LifecycleHookFacts {
+                heartbeat_timeout_seconds: heartbeat_timeout_seconds.into(),
+                default_result: LifecycleResult::Continue,
+            },
+        );
+    }
+    fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
+        let calls = self.handler.world().asg.calls.lock().unwrap();
+        calls
+            .iter()
+            .filter_map(|(at, call)| {
+                let (action, hook, result) = match call {
+                    AsgCall::Heartbeat(hook) => (LifecycleAction::Heartbeat, hook, None),
+                    AsgCall::Complete { hook, result } => (
+                        LifecycleAction::Complete,
+                        hook,
+                        Some(result.as_str().to_owned()),
+                    ),
+                    AsgCall::Detach { .. } => return None,
+                };
+                Some(LifecycleCall {
+                    action,
+                    asg: hook.asg.clone(),
+                    hook: hook.hook.clone(),
+                    instance_id: Some(hook.instance_id.clone()),
+                    token: Some(hook.token.clone()),
+                    result,
+                    at: *at,
+                    refused: None,
+                })
+            })
+            .collect()
     }
 }

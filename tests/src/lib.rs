@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use costop_app::{Handler, InterruptionPorts, Keeper, KeeperPorts};
-use costop_bed::{Bed, Scenario};
+use costop_bed::{Bed, LifecycleCall, Scenario};
 use costop_core::Config;
 use kubesim::Simulator;
 use kubesim::resources;
@@ -70,6 +70,16 @@ pub trait Harness: Sized + Send + Sync {
     fn foreign_instance(&self) -> impl Future<Output = String> + Send;
     /// How many items the table holds.
     fn table_items(&self) -> impl Future<Output = usize> + Send;
+    /// Give `asg` a terminate lifecycle hook named `hook` (default result `CONTINUE`).
+    fn put_terminate_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+        heartbeat_timeout_seconds: i32,
+    ) -> impl Future<Output = ()> + Send;
+    /// Every lifecycle heartbeat and completion Auto Scaling received, oldest first: on the bed
+    /// as the AWS front recorded them, on the fakes as `FakeAsg` did.
+    fn lifecycle_calls(&self) -> Vec<LifecycleCall>;
 }
 
 /// Settings every test world uses on top of the setup's.
@@ -328,6 +338,22 @@ impl Harness for BedHarness {
             .await
             .expect("scan");
         out.count() as usize
+    }
+    async fn put_terminate_hook(&self, asg: &str, hook: &str, heartbeat_timeout_seconds: i32) {
+        self.bed
+            .autoscaling()
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(asg)
+            .lifecycle_hook_name(hook)
+            .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+            .heartbeat_timeout(heartbeat_timeout_seconds)
+            .default_result("CONTINUE")
+            .send()
+            .await
+            .expect("moto takes the hook");
+    }
+    fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
+        self.bed.lifecycle_calls()
     }
 }
 

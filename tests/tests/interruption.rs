@@ -4,8 +4,11 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use costop_app::drain::DrainReport;
 use costop_app::handler::read;
-use costop_app::{HandlerError, HasRecords, Mode, Retryable};
+use costop_app::ports::Ec2;
+use costop_app::{HandlerError, HasEc2, HasRecords, Mode, Outcome, Retryable};
+use costop_bed::LifecycleAction;
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::{Decision, IgnoreReason};
 use costop_tests::{
@@ -105,6 +108,28 @@ spec:
     )
 }
 
+/// The drain report of a delivery's (first) instance.
+fn drained(outcome: &Outcome) -> DrainReport {
+    outcome.instances[0]
+        .report
+        .as_ref()
+        .and_then(|r| r.drain.clone())
+        .expect("the delivery drained")
+}
+
+/// Delete the PDB `name` (in `default`): its pods may go.
+fn remove_pdb<H: Harness>(h: &H, name: &str) {
+    h.sim()
+        .store()
+        .delete(
+            &resources::PODDISRUPTIONBUDGETS,
+            Some("default"),
+            name,
+            &Default::default(),
+        )
+        .expect("PDB removed");
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async fn a_spot_warning_cordons_taints_deregisters_and_drains_the_node<H: Harness>(h: H) {
@@ -186,11 +211,7 @@ async fn pdb_blocked_evictions_are_retried_until_allowed<H: Harness>(h: H) {
         .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
         .await
         .expect("handled");
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(
         drain.eviction_retries > 0,
         "{}: the PDB refused some evictions first",
@@ -438,11 +459,7 @@ async fn a_pod_still_blocked_at_the_deadline_is_reported_not_waited_for<H: Harne
         h.flavor(),
         t0.elapsed()
     );
-    let drain = outcome.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("drained");
+    let drain = drained(&outcome);
     assert!(drain.deadline_missed);
     assert!(
         drain.remaining.iter().any(|p| p.name.starts_with("stuck-")),
@@ -520,25 +537,13 @@ async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Ha
         h.flavor()
     );
     // The retry is not a duplicate: it takes over at once and finishes once the PDB allows it.
-    h.sim()
-        .store()
-        .delete(
-            &resources::PODDISRUPTIONBUDGETS,
-            Some("default"),
-            "stuck",
-            &Default::default(),
-        )
-        .expect("PDB removed");
+    remove_pdb(&h, "stuck");
     let retry = h
         .handler()
         .handle(&event, Mode::Execute)
         .await
         .expect("the retry is handled");
-    let drain = retry.instances[0]
-        .report
-        .as_ref()
-        .and_then(|r| r.drain.clone())
-        .expect("the retry drains");
+    let drain = drained(&retry);
     assert!(
         drain.remaining.is_empty(),
         "{}: {:?}",
@@ -555,4 +560,128 @@ async fn a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry<H: Ha
 on_both!(
     a_drain_that_outlasts_the_invocation_hands_the_event_to_the_retry,
     Setup::default_scenario()
+);
+
+/// The Auto Scaling group of a running instance, as EC2 tags it.
+async fn asg_of<H: Harness>(h: &H, instance: &str) -> String {
+    let found = h
+        .handler()
+        .world()
+        .ec2()
+        .describe_instances(&[instance.to_owned()])
+        .await
+        .expect("EC2 answers");
+    found
+        .first()
+        .and_then(|i| i.asg_name())
+        .unwrap_or_else(|| panic!("{}: {instance} is in no ASG", h.flavor()))
+        .to_owned()
+}
+
+const HOOK: &str = "costop-drain";
+const TOKEN: &str = "630aa23f-48eb-45e7-aba6-799ea6093a0f";
+
+async fn an_asg_hook_is_heartbeaten_while_a_long_drain_runs_then_continued<H: Harness>(h: H) {
+    let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    let asg = asg_of(&h, &instance).await;
+    // A heartbeat every 2 s; without repeated heartbeats the hook would time out mid-drain.
+    let heartbeat_timeout = Duration::from_secs(4);
+    h.put_terminate_hook(&asg, HOOK, 4).await;
+    pin_to(
+        &h,
+        &node_name,
+        &pinned_deployment("held", 1, "maxUnavailable: 0"),
+        1,
+    )
+    .await;
+    let event = events::asg_terminate(&instance, &asg, HOOK, TOKEN, Utc::now());
+    // The PDB keeps the drain busy for 5 s, more than the heartbeat timeout.
+    let release = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        remove_pdb(&h, "held");
+    };
+    let (outcome, ()) = futures::join!(h.handler().handle(&event, Mode::Execute), release);
+    let outcome = outcome.expect("handled");
+    let drain = drained(&outcome);
+    assert!(
+        drain.remaining.is_empty() && drain.evicted.iter().any(|p| p.name.starts_with("held-")),
+        "{}: the held pod left once the PDB allowed it: {drain:?}",
+        h.flavor()
+    );
+
+    let calls = h.lifecycle_calls();
+    let (complete, heartbeats) = calls.split_last().expect("lifecycle calls");
+    assert!(
+        heartbeats.len() >= 2
+            && heartbeats
+                .iter()
+                .all(|c| c.action == LifecycleAction::Heartbeat),
+        "{}: heartbeats while the drain ran: {calls:#?}",
+        h.flavor()
+    );
+    assert_eq!(complete.action, LifecycleAction::Complete);
+    assert_eq!(complete.result.as_deref(), Some("CONTINUE"));
+    for c in &calls {
+        assert_eq!(
+            (c.asg.as_str(), c.hook.as_str(), c.token.as_deref()),
+            (asg.as_str(), HOOK, Some(TOKEN))
+        );
+        assert_eq!(c.refused, None, "{}: accepted: {c:?}", h.flavor());
+    }
+    // The hook never waited a whole heartbeat timeout, though the drain outlasted one.
+    for pair in calls.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) < heartbeat_timeout,
+            "{}: a gap of {:?} between lifecycle calls: {calls:#?}",
+            h.flavor(),
+            pair[1].at.duration_since(pair[0].at)
+        );
+    }
+    assert!(
+        complete.at.duration_since(calls[0].at) > heartbeat_timeout,
+        "{}: the drain outlasted the heartbeat timeout",
+        h.flavor()
+    );
+}
+on_both!(
+    an_asg_hook_is_heartbeaten_while_a_long_drain_runs_then_continued,
+    Setup::default_scenario()
+);
+
+async fn a_drain_that_misses_its_deadline_abandons_the_hook_where_configured<H: Harness>(h: H) {
+    let (instance, node_name) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    let asg = asg_of(&h, &instance).await;
+    h.put_terminate_hook(&asg, HOOK, 30).await;
+    pin_to(
+        &h,
+        &node_name,
+        &pinned_deployment("stuck", 1, "maxUnavailable: 0"),
+        1,
+    )
+    .await;
+    // The hook's deadline (300 s) is 4 s away, and the PDB never allows the eviction.
+    let sent = Utc::now() - chrono::Duration::seconds(296);
+    let event = events::asg_terminate(&instance, &asg, HOOK, TOKEN, sent);
+    let outcome = h
+        .handler()
+        .handle(&event, Mode::Execute)
+        .await
+        .expect("handled");
+    let drain = drained(&outcome);
+    assert!(drain.deadline_missed, "{}: {drain:?}", h.flavor());
+    let calls = h.lifecycle_calls();
+    let complete = calls.last().expect("lifecycle calls");
+    assert_eq!(complete.action, LifecycleAction::Complete, "{calls:#?}");
+    assert_eq!(
+        (complete.result.as_deref(), complete.refused.as_deref()),
+        (Some("ABANDON"), None),
+        "{}: {calls:#?}",
+        h.flavor()
+    );
+}
+on_both!(
+    a_drain_that_misses_its_deadline_abandons_the_hook_where_configured,
+    Setup::default_scenario()
+        .with_env("COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT", "ABANDON")
+        .with_env("COSTOP_SAFETY_MARGIN_SECONDS", "2")
 );

@@ -44,9 +44,13 @@ pub struct AwsWorld {
     clusters: KubeClusters,
 }
 
-/// The SDK configuration costop uses: the standard credential/region chain (which also honours
-/// `AWS_ENDPOINT_URL`, how the local bed points everything at moto), standard retries with
-/// [`AWS_MAX_ATTEMPTS`], and connect/attempt/operation timeouts.
+/// The SDK configuration costop uses: the standard credential/region chain, standard retries
+/// with [`AWS_MAX_ATTEMPTS`], and connect/attempt/operation timeouts. The chain also honours
+/// `AWS_ENDPOINT_URL` and the service-specific `AWS_ENDPOINT_URL_<SERVICE>` (e.g.
+/// `AWS_ENDPOINT_URL_AUTO_SCALING`), which override AWS's endpoints: the local bed points
+/// everything at moto and Auto Scaling at its AWS front. No endpoint is set here in code, as that
+/// would make every client ignore the service-specific variables
+/// (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>).
 pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(

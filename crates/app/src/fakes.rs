@@ -1,15 +1,16 @@
-//! In-memory AWS ports for fast tests: EC2 instances, ELBv2 target groups, Auto Scaling calls
-//! and the DynamoDB table (with the dedupe condition's semantics). They record every mutating
+//! In-memory AWS ports for fast tests: EC2 instances, ELBv2 target groups, Auto Scaling hooks
+//! and calls, and the DynamoDB table (with the dedupe condition's semantics). They record every mutating
 //! call so tests can assert on what costop did; the Kubernetes side of the fast tests is kubesim
 //! in-process (see the `costop-tests` crate).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use costop_core::event::InstanceState;
-use costop_core::facts::{InstanceFacts, TargetGroupFacts};
-use costop_core::plan::action::{DeregisterTargets, LifecycleRef, RecordEvent};
+use costop_core::facts::{InstanceFacts, LifecycleHookFacts, TargetGroupFacts};
+use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
 use costop_core::standby::TagChange;
 
@@ -187,31 +188,65 @@ impl Elb for FakeElb {
 /// A recorded Auto Scaling call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AsgCall {
-    Detach { asg: String, instance_id: String },
+    Detach {
+        asg: String,
+        instance_id: String,
+    },
     Heartbeat(LifecycleRef),
-    Complete(LifecycleRef),
+    Complete {
+        hook: LifecycleRef,
+        result: LifecycleResult,
+    },
 }
 
-/// Auto Scaling: records calls.
+/// Auto Scaling: lifecycle hooks by (group, hook name), and every call with when it came.
 #[derive(Clone, Default)]
 pub struct FakeAsg {
-    pub calls: Arc<Mutex<Vec<AsgCall>>>,
+    pub hooks: Arc<Mutex<BTreeMap<(String, String), LifecycleHookFacts>>>,
+    pub calls: Arc<Mutex<Vec<(Instant, AsgCall)>>>,
+}
+
+impl FakeAsg {
+    /// Give `asg` a lifecycle hook named `hook`.
+    pub fn put_hook(&self, asg: &str, hook: &str, facts: LifecycleHookFacts) {
+        lock(&self.hooks).insert((asg.into(), hook.into()), facts);
+    }
+
+    fn call(&self, c: AsgCall) {
+        lock(&self.calls).push((Instant::now(), c));
+    }
 }
 
 impl Asg for FakeAsg {
     async fn detach(&self, asg: &str, instance_id: &str) -> Result<(), PortError> {
-        lock(&self.calls).push(AsgCall::Detach {
+        self.call(AsgCall::Detach {
             asg: asg.into(),
             instance_id: instance_id.into(),
         });
         Ok(())
     }
+    async fn describe_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+    ) -> Result<Option<LifecycleHookFacts>, PortError> {
+        Ok(lock(&self.hooks)
+            .get(&(asg.to_owned(), hook.to_owned()))
+            .copied())
+    }
     async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
-        lock(&self.calls).push(AsgCall::Heartbeat(hook.clone()));
+        self.call(AsgCall::Heartbeat(hook.clone()));
         Ok(())
     }
-    async fn complete(&self, hook: &LifecycleRef) -> Result<(), PortError> {
-        lock(&self.calls).push(AsgCall::Complete(hook.clone()));
+    async fn complete(
+        &self,
+        hook: &LifecycleRef,
+        result: LifecycleResult,
+    ) -> Result<(), PortError> {
+        self.call(AsgCall::Complete {
+            hook: hook.clone(),
+            result,
+        });
         Ok(())
     }
 }

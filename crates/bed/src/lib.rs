@@ -1,5 +1,5 @@
-//! The local bed: moto (AWS) plus the kubesim cluster, seeded from a scenario and linked so that
-//! EC2 instance state drives the cluster's Nodes.
+//! The local bed: moto (AWS) behind the AWS front, plus the kubesim cluster, seeded from a
+//! scenario and linked so that EC2 instance state drives the cluster's Nodes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), costop_bed::BedError> {
@@ -11,20 +11,25 @@
 //! # let _ = (ec2, kubeconfig); Ok(()) }
 //! ```
 //!
-//! Every bed has its own moto server and kubesim on free loopback ports; dropping it stops both.
+//! Every bed has its own moto server, AWS front and kubesim on free loopback ports; dropping it
+//! stops all three. The front answers the Auto Scaling lifecycle calls moto lacks and forwards
+//! everything else to moto (see [`front`]); the bed's clients and [`Bed::env`] send Auto Scaling
+//! to it.
 
 pub mod error;
+pub mod front;
 pub mod link;
 pub mod moto;
 pub mod process;
 pub mod scenario;
+pub mod sdk;
 pub mod seed;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use kubesim::store::ListOptions;
 use kubesim::{SimConfig, Simulator, resources};
 use serde::Serialize;
@@ -32,14 +37,17 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 pub use error::BedError;
+pub use front::{AwsFront, LifecycleAction, LifecycleCall};
 pub use link::Ec2Link;
 pub use moto::Moto;
 pub use scenario::Scenario;
+pub use sdk::sdk_config;
 pub use seed::SeededWorld;
 
 /// How long each start phase took (real seconds).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StartTimings {
+    /// moto and the AWS front in front of it.
     pub moto: f64,
     pub kubesim: f64,
     pub seed: f64,
@@ -47,11 +55,13 @@ pub struct StartTimings {
     pub total: f64,
 }
 
-/// A running bed. Dropping it stops the link, kubesim and moto, and removes its temp dir.
+/// A running bed. Dropping it stops the link, kubesim, the front and moto, and removes its temp
+/// dir.
 pub struct Bed {
     link: JoinHandle<()>,
     ec2_link: Arc<Ec2Link>,
     sim: Arc<Simulator>,
+    front: AwsFront,
     moto: Moto,
     sdk: SdkConfig,
     scenario: Scenario,
@@ -66,6 +76,7 @@ impl std::fmt::Debug for Bed {
         f.debug_struct("Bed")
             .field("scenario", &self.scenario.name)
             .field("moto", &self.moto)
+            .field("front", &self.front)
             .field("kubesim", &self.sim.url())
             .finish()
     }
@@ -82,6 +93,12 @@ impl Bed {
         let moto = tokio::task::spawn_blocking(Moto::start)
             .await
             .map_err(|e| BedError::Moto(format!("start task failed: {e}")))??;
+        let region = &scenario.cluster.region;
+        let front = AwsFront::start(
+            &moto.endpoint_url(),
+            &sdk_config(&moto.endpoint_url(), region).await,
+        )
+        .await?;
         timings.moto = t0.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -113,7 +130,11 @@ impl Bed {
         timings.kubesim = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let sdk = sdk_config(&moto.endpoint_url(), &scenario.cluster.region).await;
+        let sdk = sdk::from_env_lines(
+            &sdk::aws_env(&moto.endpoint_url(), &front.url(), region),
+            region,
+        )
+        .await;
         let world = seed::seed(&sdk, &scenario).await?;
         let ec2_link = Arc::new(Ec2Link::new(
             aws_sdk_ec2::Client::new(&sdk),
@@ -130,6 +151,7 @@ impl Bed {
             link,
             ec2_link,
             sim,
+            front,
             moto,
             sdk,
             scenario,
@@ -245,13 +267,34 @@ impl Bed {
     pub fn moto(&self) -> &Moto {
         &self.moto
     }
+    /// The AWS front (`AWS_ENDPOINT_URL_AUTO_SCALING`).
+    pub fn front(&self) -> &AwsFront {
+        &self.front
+    }
+    /// Every Auto Scaling lifecycle call the front answered, oldest first.
+    pub fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
+        self.front.lifecycle_calls()
+    }
     /// Path of a kubeconfig for kubesim (in the bed's temp dir).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
     }
-    /// SDK config pointed at moto, with test credentials and the scenario's region.
+    /// SDK config with the endpoints of [`Bed::env`] (moto, and the front for Auto Scaling),
+    /// test credentials and the scenario's region.
     pub fn aws_config(&self) -> &SdkConfig {
         &self.sdk
+    }
+    /// A new SDK config like [`Bed::aws_config`], with its own connections (a cold start's).
+    pub async fn new_aws_config(&self) -> SdkConfig {
+        let region = &self.scenario.cluster.region;
+        sdk::from_env_lines(&self.aws_env(), region).await
+    }
+    fn aws_env(&self) -> Vec<(String, String)> {
+        sdk::aws_env(
+            &self.endpoint_url(),
+            &self.front.url(),
+            &self.scenario.cluster.region,
+        )
     }
     pub fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.sdk)
@@ -282,23 +325,21 @@ impl Bed {
         &self.timings
     }
 
-    /// The environment a child process (costop's Lambdas, kubectl, the aws CLI) needs.
+    /// The environment a child process (costop's Lambdas, kubectl, the aws CLI) needs: the
+    /// kubeconfig, the AWS endpoints (moto; the front for Auto Scaling), credentials and region,
+    /// and costop's table and cluster.
     pub fn env(&self) -> Vec<(String, String)> {
-        let region = &self.scenario.cluster.region;
-        [
-            ("KUBECONFIG", self.kubeconfig.display().to_string()),
-            ("AWS_ENDPOINT_URL", self.endpoint_url()),
-            ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID.to_string()),
-            ("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY.to_string()),
-            ("AWS_REGION", region.clone()),
-            ("AWS_DEFAULT_REGION", region.clone()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-            ("COSTOP_TABLE", self.world.table.clone()),
-            ("COSTOP_CLUSTER", self.scenario.cluster.name.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let mut env = vec![(
+            "KUBECONFIG".to_owned(),
+            self.kubeconfig.display().to_string(),
+        )];
+        env.extend(self.aws_env());
+        env.push(("COSTOP_TABLE".to_owned(), self.world.table.clone()));
+        env.push((
+            "COSTOP_CLUSTER".to_owned(),
+            self.scenario.cluster.name.clone(),
+        ));
+        env
     }
 
     /// Forget every AWS resource in moto (`/moto-api/reset`); kubesim is left as it is.
@@ -312,23 +353,6 @@ impl Drop for Bed {
         // Stop polling before moto goes; kubesim's and moto's own drops follow.
         self.link.abort();
     }
-}
-
-/// An SDK config for a moto endpoint: fixed test credentials, the given region.
-pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
-    let creds = aws_credential_types::Credentials::new(
-        moto::ACCESS_KEY_ID,
-        moto::SECRET_ACCESS_KEY,
-        None,
-        None,
-        "costop-bed",
-    );
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .endpoint_url(endpoint)
-        .credentials_provider(creds)
-        .load()
-        .await
 }
 
 /// The instance id of a Node, from `spec.providerID` (`aws:///<az>/<instance-id>`), by the

@@ -1,8 +1,9 @@
 //! `costop-bed`: run the local bed (moto + kubesim, seeded from a scenario) until interrupted.
 //!
-//! Prints `KEY=VALUE` lines on stdout (KUBECONFIG, AWS_ENDPOINT_URL, credentials, region,
-//! COSTOP_TABLE) to copy, or to load with `set -a; . ./bed.env; set +a` after
-//! `costop-bed > bed.env &`; a human summary and logs go to stderr.
+//! Prints `KEY=VALUE` lines on stdout (KUBECONFIG, AWS_ENDPOINT_URL for moto,
+//! AWS_ENDPOINT_URL_AUTO_SCALING for the AWS front, credentials, region, COSTOP_TABLE) to copy,
+//! or to load with `set -a; . ./bed.env; set +a` after `costop-bed > bed.env &`; a human summary
+//! and logs go to stderr.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -123,6 +124,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bed.endpoint_url(),
         costop_bed::moto::moto_version(),
         w.table
+    );
+    eprintln!(
+        "  AWS front {}: Auto Scaling's lifecycle calls answered there, everything else forwarded to moto",
+        bed.front().url()
     );
     for (name, g) in &w.node_groups {
         let kind = if g.standby {

@@ -156,6 +156,8 @@ async fn the_default_bed_seeds_ec2_autoscaling_elbv2_and_dynamodb() {
 
     let env: std::collections::HashMap<_, _> = bed.env().into_iter().collect();
     assert_eq!(env["AWS_ENDPOINT_URL"], bed.endpoint_url());
+    assert_eq!(env["AWS_ENDPOINT_URL_AUTO_SCALING"], bed.front().url());
+    assert_ne!(bed.front().url(), bed.endpoint_url());
     assert_eq!(env["COSTOP_TABLE"], "costop-interruptions");
     assert!(std::path::Path::new(&env["KUBECONFIG"]).is_file());
     serde_json::to_string(w).unwrap();
@@ -263,6 +265,7 @@ fn the_standalone_bed_prints_its_environment_and_stops_on_sigterm() {
     for k in [
         "KUBECONFIG",
         "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_AUTO_SCALING",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
@@ -283,6 +286,13 @@ fn the_standalone_bed_prints_its_environment_and_stops_on_sigterm() {
         &env["AWS_ENDPOINT_URL"],
         Duration::from_secs(5)
     ));
+    assert!(
+        moto_port_closes(
+            &env["AWS_ENDPOINT_URL_AUTO_SCALING"],
+            Duration::from_secs(5)
+        ),
+        "the AWS front stops with the bed"
+    );
     assert!(
         !std::path::Path::new(&env["KUBECONFIG"]).exists(),
         "the temp dir is removed"

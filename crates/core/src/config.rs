@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::constants;
 use crate::event::EventKind;
 use crate::kube::TaintEffect;
-use crate::plan::BackoffPolicy;
+use crate::plan::{BackoffPolicy, FailedDrainResult};
 
 mod kinds;
 mod unknown;
@@ -167,6 +167,8 @@ pub struct Config {
     pub deadline_window_seconds: i64,
     /// `COSTOP_ASG_HOOK_DEADLINE_SECONDS`.
     pub asg_hook_deadline_seconds: i64,
+    /// `COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT`.
+    pub asg_hook_failed_drain_result: FailedDrainResult,
     /// `COSTOP_DEDUPE_LEASE_SECONDS`.
     pub dedupe_lease_seconds: i64,
     /// `COSTOP_EVICTION_BACKOFF_*`, `COSTOP_EVICTION_MAX_ATTEMPTS`.
@@ -218,6 +220,7 @@ impl Default for Config {
             safety_margin_seconds: 15,
             deadline_window_seconds: 120,
             asg_hook_deadline_seconds: 300,
+            asg_hook_failed_drain_result: FailedDrainResult::Continue,
             dedupe_lease_seconds: 180,
             eviction_backoff: BackoffPolicy::default(),
             dry_run: false,

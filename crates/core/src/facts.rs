@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::constants;
 use crate::event::InstanceState;
 use crate::kube::{Taint, Toleration};
+use crate::plan::LifecycleResult;
 
 /// Everything observed about one instance named by an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +50,20 @@ pub struct Facts {
     /// [`crate::standby::serves_an_interruption`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub standby_lease: Option<StandbyLeaseRecord>,
+    /// The ASG terminate hook the event names (`DescribeLifecycleHooks`), read beside the pods
+    /// for a hook's event only; `None` otherwise, or when it could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_hook: Option<LifecycleHookFacts>,
+}
+
+/// What Auto Scaling says about a lifecycle hook: how long an instance may wait without a
+/// heartbeat, and what happens when that wait runs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleHookFacts {
+    /// `HeartbeatTimeout`: seconds the lifecycle action waits for a heartbeat or completion.
+    pub heartbeat_timeout_seconds: i64,
+    /// `DefaultResult`: what Auto Scaling does when that time runs out.
+    pub default_result: LifecycleResult,
 }
 
 /// What the table says about a standby's lease.
@@ -71,16 +86,18 @@ impl Facts {
             target_groups: Vec::new(),
             delivery: Delivery::New,
             standby_lease: None,
+            lifecycle_hook: None,
         }
     }
 
-    /// These facts without the pods and target groups: all the plan's opening
-    /// (claim and cordon, [`crate::Plan::opening`]) depends on, so the shell can
-    /// plan and send it before those two slower reads are in.
+    /// These facts without the pods, the target groups and the lifecycle hook: all
+    /// the plan's opening (claim and cordon, [`crate::Plan::opening`]) depends on,
+    /// so the shell can plan and send it before those slower reads are in.
     pub fn for_opening(&self) -> Facts {
         Facts {
             pods: Vec::new(),
             target_groups: Vec::new(),
+            lifecycle_hook: None,
             ..self.clone()
         }
     }

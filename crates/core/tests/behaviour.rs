@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use costop_core::event::{Event, IgnoredReason, InstanceState};
 use costop_core::facts::{
-    Delivery, Facts, InstanceFacts, Lifecycle, NodeFacts, OwnerRef, PodFacts, PodPhase,
-    RegisteredTarget, StandbyLeaseRecord, TargetGroupFacts, TargetType,
+    Delivery, Facts, InstanceFacts, Lifecycle, LifecycleHookFacts, NodeFacts, OwnerRef, PodFacts,
+    PodPhase, RegisteredTarget, StandbyLeaseRecord, TargetGroupFacts, TargetType,
 };
 use costop_core::kube::{Taint, TaintEffect};
 use costop_core::plan::{
-    Action, Decision, Drain, IgnoreReason, Plan, Response, SkipReason, plan, plan_all,
+    Action, CompleteLifecycleAction, Decision, Drain, IgnoreReason, LifecycleHeartbeat,
+    LifecycleResult, Plan, Response, SkipReason, plan, plan_all,
 };
 use costop_core::record::{self, TimelineStep};
 use costop_core::{Config, ParseError, constants};
@@ -187,6 +188,7 @@ fn facts(id: &str) -> Facts {
         ],
         delivery: Delivery::New,
         standby_lease: None,
+        lifecycle_hook: None,
     }
 }
 
@@ -1119,8 +1121,105 @@ fn the_asg_hook_is_heartbeaten_then_completed_with_continue() {
     assert_eq!(p.deadline, Some(t(EVENT_TIME) + TimeDelta::seconds(300)));
     let json = serde_json::to_value(&p.steps[pos("complete_lifecycle_action")].action).unwrap();
     assert_eq!(json["result"], "CONTINUE");
+    assert_eq!(json["if_drain_failed"], "CONTINUE");
     assert_eq!(json["token"], "630aa23f-48eb-45e7-aba6-799ea6093a0f");
     assert_eq!(json["hook"], "costop-drain");
+}
+
+fn with_hook(heartbeat_timeout_seconds: i64, default_result: LifecycleResult) -> Facts {
+    Facts {
+        lifecycle_hook: Some(LifecycleHookFacts {
+            heartbeat_timeout_seconds,
+            default_result,
+        }),
+        ..facts(I)
+    }
+}
+
+fn heartbeat(p: &Plan) -> &LifecycleHeartbeat {
+    p.actions()
+        .find_map(|a| match a {
+            Action::LifecycleHeartbeat(h) => Some(h),
+            _ => None,
+        })
+        .expect("plan has a heartbeat")
+}
+
+fn completion(p: &Plan) -> &CompleteLifecycleAction {
+    p.actions()
+        .find_map(|a| match a {
+            Action::CompleteLifecycleAction(c) => Some(c),
+            _ => None,
+        })
+        .expect("plan completes the hook")
+}
+
+#[test]
+fn the_asg_hook_is_heartbeaten_every_half_of_its_heartbeat_timeout_while_the_drain_runs() {
+    for (facts, every) in [
+        (with_hook(4, LifecycleResult::Continue), 2),
+        (with_hook(600, LifecycleResult::Abandon), 300),
+        // Unread: half the smallest timeout AWS allows keeps any hook alive.
+        (facts(I), 15),
+    ] {
+        let p = act(plan(&asg_hook(), &facts, &Config::default(), now()));
+        assert_eq!(
+            heartbeat(&p).every_seconds,
+            every,
+            "{:?}",
+            facts.lifecycle_hook
+        );
+        assert_eq!(heartbeat(&p).hook.hook, "costop-drain");
+        assert_eq!(p.lifecycle(), Some(&heartbeat(&p).hook));
+    }
+}
+
+#[test]
+fn a_failed_drain_completes_the_hook_as_configured_and_a_good_one_continues() {
+    use LifecycleResult::{Abandon, Continue};
+    for (setting, hook_default, if_failed) in [
+        (None, Abandon, Continue),
+        (Some("ABANDON"), Continue, Abandon),
+        (Some("DEFAULT"), Abandon, Abandon),
+        (Some("DEFAULT"), Continue, Continue),
+    ] {
+        let c = config(
+            &setting
+                .map(|v| vec![("COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT", v)])
+                .unwrap_or_default(),
+        );
+        let p = act(plan(&asg_hook(), &with_hook(300, hook_default), &c, now()));
+        let done = completion(&p);
+        assert_eq!((done.result, done.if_drain_failed), (Continue, if_failed));
+        assert_eq!(done.result_after(false), Continue, "{setting:?}");
+        assert_eq!(done.result_after(true), if_failed, "{setting:?}");
+    }
+}
+
+#[test]
+fn the_lifecycle_hook_read_beside_the_pods_leaves_the_opening_and_deadline_alone() {
+    let c = Config::default();
+    let without = act(plan(&asg_hook(), &facts(I).for_opening(), &c, now()));
+    let with = act(plan(
+        &asg_hook(),
+        &with_hook(30, LifecycleResult::Abandon),
+        &c,
+        now(),
+    ));
+    assert_eq!(with.opening(), without.opening());
+    assert_eq!(with.deadline, without.deadline);
+    assert_eq!(drain(&with).deadline, drain(&without).deadline);
+}
+
+#[test]
+fn only_an_asg_hook_plan_names_a_lifecycle_action() {
+    let p = act(plan(
+        &spot("terminate"),
+        &facts(I),
+        &Config::default(),
+        now(),
+    ));
+    assert_eq!(p.lifecycle(), None);
 }
 
 #[test]

@@ -1,18 +1,17 @@
 //! Auto Scaling: detach an instance (keeping desired capacity, so a replacement launches now),
-//! and the terminate lifecycle hook's heartbeat and completion.
+//! and the terminate lifecycle hook: its description, heartbeat and completion.
 //!
-//! moto implements neither `RecordLifecycleActionHeartbeat` nor `CompleteLifecycleAction`, so the
-//! tests below run the real SDK client against a scripted local HTTP server
+//! The tests below run the real SDK client against a scripted local HTTP server
 //! ([`crate::testutil::Server`]): they decode the Query-protocol body the SDK actually sends and
 //! assert its `Action` and parameters, and the SDK parses a real-shaped XML reply (or error).
+//! Against moto, which implements neither `RecordLifecycleActionHeartbeat` nor
+//! `CompleteLifecycleAction`, the bed's AWS front answers those two.
 
 use costop_app::ports::{Asg, PortError};
-use costop_core::plan::action::LifecycleRef;
+use costop_core::facts::LifecycleHookFacts;
+use costop_core::plan::action::{LifecycleRef, LifecycleResult};
 
 use super::{error_code, error_message, sdk_error};
-
-/// `CompleteLifecycleAction`'s result: let the termination proceed.
-const CONTINUE: &str = "CONTINUE";
 
 /// Auto Scaling through the SDK.
 #[derive(Clone, Debug)]
@@ -60,6 +59,27 @@ impl Asg for AsgAdapter {
         }
     }
 
+    async fn describe_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+    ) -> Result<Option<LifecycleHookFacts>, PortError> {
+        // iam: autoscaling:DescribeLifecycleHooks
+        let out = self
+            .client
+            .describe_lifecycle_hooks()
+            .auto_scaling_group_name(asg)
+            .lifecycle_hook_names(hook)
+            .send()
+            .await
+            .map_err(|e| sdk_error("describe lifecycle hook", e))?;
+        Ok(out
+            .lifecycle_hooks()
+            .iter()
+            .find(|h| h.lifecycle_hook_name() == Some(hook))
+            .map(hook_facts))
+    }
+
     async fn heartbeat(&self, hook: &LifecycleRef) -> Result<(), PortError> {
         // iam: autoscaling:RecordLifecycleActionHeartbeat
         let result = self
@@ -82,7 +102,11 @@ impl Asg for AsgAdapter {
         }
     }
 
-    async fn complete(&self, hook: &LifecycleRef) -> Result<(), PortError> {
+    async fn complete(
+        &self,
+        hook: &LifecycleRef,
+        result: LifecycleResult,
+    ) -> Result<(), PortError> {
         // iam: autoscaling:CompleteLifecycleAction
         let result = self
             .client
@@ -91,7 +115,7 @@ impl Asg for AsgAdapter {
             .lifecycle_hook_name(&hook.hook)
             .lifecycle_action_token(&hook.token)
             .instance_id(&hook.instance_id)
-            .lifecycle_action_result(CONTINUE)
+            .lifecycle_action_result(result.as_str())
             .send()
             .await;
         match result {
@@ -99,6 +123,19 @@ impl Asg for AsgAdapter {
             Err(e) if already_done(&e, &[NO_ACTIVE_ACTION]) => Ok(()),
             Err(e) => Err(sdk_error("complete lifecycle action", e)),
         }
+    }
+}
+
+/// What costop needs of a hook. Auto Scaling fills both fields in its answers; should one be
+/// missing, AWS's defaults apply (`PutLifecycleHook`: a heartbeat timeout of 3600 s, and
+/// `ABANDON`).
+fn hook_facts(h: &aws_sdk_autoscaling::types::LifecycleHook) -> LifecycleHookFacts {
+    LifecycleHookFacts {
+        heartbeat_timeout_seconds: h.heartbeat_timeout().map_or(3600, i64::from),
+        default_result: match h.default_result() {
+            Some("CONTINUE") => LifecycleResult::Continue,
+            _ => LifecycleResult::Abandon,
+        },
     }
 }
 
@@ -145,9 +182,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn complete_sends_continue_for_the_hook() {
+    async fn complete_sends_the_result_for_the_hook() {
         let (asg, server) = adapter(vec![]).await;
-        asg.complete(&hook()).await.unwrap();
+        asg.complete(&hook(), LifecycleResult::Continue)
+            .await
+            .unwrap();
         let req = &server.requests()[0];
         assert_eq!(req.method, "POST");
         let form = req.form();
@@ -162,6 +201,61 @@ mod tests {
             req.headers["authorization"].starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/"),
             "signed"
         );
+        asg.complete(&hook(), LifecycleResult::Abandon)
+            .await
+            .unwrap();
+        assert_eq!(
+            server.requests()[1].form()["LifecycleActionResult"],
+            "ABANDON"
+        );
+    }
+
+    fn described(hooks: &str) -> Reply {
+        Reply::xml(
+            200,
+            format!(
+                "<DescribeLifecycleHooksResponse xmlns=\"{NS}\"><DescribeLifecycleHooksResult><LifecycleHooks>{hooks}</LifecycleHooks></DescribeLifecycleHooksResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeLifecycleHooksResponse>"
+            ),
+        )
+    }
+
+    #[tokio::test]
+    async fn describe_hook_reads_the_heartbeat_timeout_and_default_result() {
+        let member = |name: &str, timeout: &str, result: &str| {
+            format!(
+                "<member><LifecycleHookName>{name}</LifecycleHookName><AutoScalingGroupName>workers</AutoScalingGroupName><LifecycleTransition>autoscaling:EC2_INSTANCE_TERMINATING</LifecycleTransition>{timeout}{result}<GlobalTimeout>30000</GlobalTimeout></member>"
+            )
+        };
+        let (asg, server) = adapter(vec![
+            described(&member(
+                "drain",
+                "<HeartbeatTimeout>300</HeartbeatTimeout>",
+                "<DefaultResult>CONTINUE</DefaultResult>",
+            )),
+            described(&member("drain", "", "")),
+            described(""),
+        ])
+        .await;
+        assert_eq!(
+            asg.describe_hook("workers", "drain").await.unwrap(),
+            Some(LifecycleHookFacts {
+                heartbeat_timeout_seconds: 300,
+                default_result: LifecycleResult::Continue,
+            })
+        );
+        let form = server.requests()[0].form();
+        assert_eq!(form["Action"], "DescribeLifecycleHooks");
+        assert_eq!(form["AutoScalingGroupName"], "workers");
+        assert_eq!(form["LifecycleHookNames.member.1"], "drain");
+        assert_eq!(
+            asg.describe_hook("workers", "drain").await.unwrap(),
+            Some(LifecycleHookFacts {
+                heartbeat_timeout_seconds: 3600,
+                default_result: LifecycleResult::Abandon,
+            }),
+            "AWS's defaults for what the answer leaves out"
+        );
+        assert_eq!(asg.describe_hook("workers", "drain").await.unwrap(), None);
     }
 
     #[tokio::test]
@@ -212,11 +306,13 @@ mod tests {
             error(400, "ValidationError", "Group workers not found"),
         ])
         .await;
-        asg.complete(&hook()).await.unwrap();
+        asg.complete(&hook(), LifecycleResult::Continue)
+            .await
+            .unwrap();
         asg.detach("workers", "i-0123456789abcdef0").await.unwrap();
         asg.heartbeat(&hook()).await.unwrap();
         assert!(matches!(
-            asg.complete(&hook()).await,
+            asg.complete(&hook(), LifecycleResult::Continue).await,
             Err(PortError::Transient { .. })
         ));
         assert!(matches!(
@@ -228,7 +324,7 @@ mod tests {
             Err(PortError::Permanent { .. })
         ));
         assert!(matches!(
-            asg.complete(&hook()).await,
+            asg.complete(&hook(), LifecycleResult::Continue).await,
             Err(PortError::Permanent { .. })
         ));
     }

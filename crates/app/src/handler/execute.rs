@@ -1,16 +1,23 @@
-//! After the opening: plan from the complete facts (pods and target groups in) and run the plan
-//! phase by phase. What the opening did not send runs first; then the record phase (flushed
-//! through the journal), the beside phase (the deregistrations) and the in-order phase (the
-//! drain among them) run side by side; the close phase (the event marked finished) waits for
-//! all of it, journal included. A failure after the claim is recorded and gives the event up,
-//! so Lambda's retry takes over at once.
+//! After the opening: plan from the complete facts (pods, target groups and lifecycle hook in)
+//! and run the plan phase by phase. What the opening did not send runs first; then the record
+//! phase (flushed through the journal), the beside phase (the deregistrations) and the in-order
+//! phase (the drain among them) run side by side; the close phase (the event marked finished)
+//! waits for all of it, journal included. While an ASG hook's drain runs its heartbeat repeats,
+//! and the hook is then completed with the result the drain's end calls for. A failure after the
+//! claim is recorded and gives the event up, so Lambda's retry takes over at once.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use costop_core::facts::{Facts, InstanceFacts, TargetGroupFacts};
-use costop_core::plan::Phase;
+use costop_core::plan::{LifecycleHeartbeat, Phase};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::{Action, Decision, IgnoreReason, Plan};
-use futures::future::join_all;
+use futures::future::{Either, join_all};
+use tokio::time::MissedTickBehavior;
 
 use super::opening::{Claimed, Opened, Sent};
 use super::{DeliveryContext, ExecutionReport, Handler, HandlerError, InstanceOutcome};
@@ -21,7 +28,7 @@ use crate::ports::{Asg, Elb, HasRecords, InterruptionPorts, Kube, KubeOf, PortEr
 
 /// How old the instance → node index may get before an invocation refreshes it (off its
 /// critical path, beside the drain).
-const NODE_INDEX_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+const NODE_INDEX_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Kept back from the invocation's budget to record how far it got and give the event up.
 const BUDGET_RESERVE: TimeDelta = TimeDelta::seconds(3);
@@ -57,6 +64,7 @@ impl<W: InterruptionPorts> Handler<W> {
             mut facts,
             early,
             pods,
+            hook,
             sent,
         } = opened;
         let instance_id = facts.instance_id.clone();
@@ -95,6 +103,20 @@ impl<W: InterruptionPorts> Handler<W> {
                 return Err(err(e));
             }
             (Err(e), ..) => return Err(err(e)),
+        };
+        facts.lifecycle_hook = match hook {
+            Ok(Some(h)) => Some(h),
+            Ok(None) => {
+                if let Some(l) = early.as_plan().and_then(Plan::lifecycle) {
+                    tracing::warn!(asg = %l.asg, hook = %l.hook, "Auto Scaling knows no such lifecycle hook; heartbeats at the shortest interval");
+                }
+                None
+            }
+            // The drain matters more: heartbeats then go out often enough for any hook.
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), "could not read the lifecycle hook; heartbeats at the shortest interval");
+                None
+            }
         };
         let mut groups_failed = None;
         match groups {
@@ -156,6 +178,7 @@ impl<W: InterruptionPorts> Handler<W> {
             facts,
             claimed: &claimed,
             journal: &journal,
+            drain_failed: AtomicBool::new(false),
         };
         let mut report = ExecutionReport {
             time_to_cordon_ms: claimed.cordoned.map(|c| c.after.as_millis() as u64),
@@ -307,8 +330,8 @@ impl<W: InterruptionPorts> Handler<W> {
                     targets: d.targets.len(),
                 });
             }
-            Action::LifecycleHeartbeat(hook) => {
-                self.world.asg().heartbeat(hook).await.map_err(port)?
+            Action::LifecycleHeartbeat(beat) => {
+                self.world.asg().heartbeat(&beat.hook).await.map_err(port)?
             }
             Action::DetachFromAsg {
                 asg, instance_id, ..
@@ -323,14 +346,18 @@ impl<W: InterruptionPorts> Handler<W> {
                     .cx
                     .budget_end
                     .and_then(|end| d.bounded_by(end - BUDGET_RESERVE));
-                let r = drain::run(
+                let drain = drain::run(
                     kube()?,
                     self.world.records(),
                     &plan.interruption_id,
                     bounded.as_ref().unwrap_or(d),
                     &self.config,
-                )
-                .await;
+                );
+                let r = match heartbeat_of(plan) {
+                    Some(beat) => self.beating(beat, drain).await,
+                    None => drain.await,
+                };
+                run.drain_failed.store(r.deadline_missed, Ordering::Relaxed);
                 if bounded.is_some() && !r.remaining.is_empty() {
                     return Err(Failure::OutOfTime {
                         pods_left: r.remaining.len(),
@@ -338,8 +365,17 @@ impl<W: InterruptionPorts> Handler<W> {
                 }
                 return Ok(Done::Drained(r));
             }
-            Action::CompleteLifecycleAction { hook, .. } => {
-                self.world.asg().complete(hook).await.map_err(port)?
+            Action::CompleteLifecycleAction(c) => {
+                let failed = run.drain_failed.load(Ordering::Relaxed);
+                let result = c.result_after(failed);
+                if failed {
+                    tracing::warn!(interruption_id = %plan.interruption_id, result = result.as_str(), "the drain left pods behind; completing the lifecycle action");
+                }
+                self.world
+                    .asg()
+                    .complete(&c.hook, result)
+                    .await
+                    .map_err(port)?
             }
             Action::OutOfServiceTaint {
                 node,
@@ -361,6 +397,35 @@ impl<W: InterruptionPorts> Handler<W> {
                 .map_err(port)?,
         }
         Ok(Done::Nothing)
+    }
+
+    /// Runs `work` while sending the hook's heartbeat every `beat.every_seconds`, the first one
+    /// an interval after `work` starts (the plan's heartbeat step went out just before); the
+    /// heartbeats stop when `work` ends. A failed heartbeat is logged and the next one still
+    /// goes out: the drain matters more than any one heartbeat.
+    async fn beating<T>(&self, beat: &LifecycleHeartbeat, work: impl Future<Output = T>) -> T {
+        let every = Duration::from_secs(u64::try_from(beat.every_seconds).unwrap_or(1).max(1));
+        let beats = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match self.world.asg().heartbeat(&beat.hook).await {
+                    Ok(()) => {
+                        tracing::debug!(asg = %beat.hook.asg, hook = %beat.hook.hook, "lifecycle heartbeat")
+                    }
+                    Err(e) => {
+                        tracing::warn!(asg = %beat.hook.asg, hook = %beat.hook.hook, error = %error_chain(&e), "lifecycle heartbeat failed; the next one follows")
+                    }
+                }
+            }
+        };
+        let (work, beats) = (pin!(work), pin!(beats));
+        match futures::future::select(work, beats).await {
+            Either::Left((out, _)) => out,
+            // The heartbeat loop does not end; should it, the work still finishes.
+            Either::Right(((), work)) => work.await,
+        }
     }
 
     /// Records a failure after the claim, gives the event up, and says what to report.
@@ -480,6 +545,16 @@ struct Run<'a, W: InterruptionPorts> {
     facts: &'a Facts,
     claimed: &'a Claimed<KubeOf<W>>,
     journal: &'a Journal<'a, <W as HasRecords>::Records>,
+    /// The drain's deadline came with pods left (read by the lifecycle completion after it).
+    drain_failed: AtomicBool,
+}
+
+/// The plan's lifecycle heartbeat, which repeats while its drain runs.
+fn heartbeat_of(plan: &Plan) -> Option<&LifecycleHeartbeat> {
+    plan.in_phase(Phase::InOrder).find_map(|a| match a {
+        Action::LifecycleHeartbeat(h) => Some(h),
+        _ => None,
+    })
 }
 
 impl ExecutionReport {

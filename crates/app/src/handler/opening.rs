@@ -1,13 +1,16 @@
 //! Up to each instance's opening, the latency-critical part. Round one asks EC2, the dedupe
 //! items and — when a warm function knows the node — the node, all at once. Each instance then
-//! plans from what its opening depends on (event, delivery, instance, node: never the pods or
-//! target groups) and sends the opening (the dedupe claim beside the one cordon patch) as soon
-//! as its node is known, reading its pods meanwhile.
+//! plans from what its opening depends on (event, delivery, instance, node: never the pods,
+//! target groups or lifecycle hook) and sends the opening (the dedupe claim beside the one
+//! cordon patch) as soon as its node is known, reading its pods (and an ASG hook's lifecycle
+//! hook) meanwhile.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use costop_core::facts::{Delivery, Facts, InstanceFacts, NodeFacts, PodFacts, StandbyLeaseRecord};
+use costop_core::facts::{
+    Delivery, Facts, InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, StandbyLeaseRecord,
+};
 use costop_core::plan::action::CordonAndTaint;
 use costop_core::record;
 use costop_core::standby;
@@ -16,7 +19,9 @@ use futures::future::join_all;
 
 use super::{DeliveryContext, Handler, HandlerError};
 use crate::function::Mode;
-use crate::ports::{Claim, Clusters, Ec2, InterruptionPorts, Kube, KubeOf, PortError, Records};
+use crate::ports::{
+    Asg, Claim, Clusters, Ec2, InterruptionPorts, Kube, KubeOf, PortError, Records,
+};
 
 /// One instance after its opening.
 pub(super) struct Opened<K> {
@@ -26,6 +31,9 @@ pub(super) struct Opened<K> {
     pub early: Decision,
     /// The pods, read while the opening was in flight.
     pub pods: Result<Vec<PodFacts>, PortError>,
+    /// The ASG terminate hook the plan heartbeats, read beside the pods (`Ok(None)` for a plan
+    /// without one).
+    pub hook: Result<Option<LifecycleHookFacts>, PortError>,
     /// What the opening did; `None` when nothing was sent (an ignore, or a dry run).
     pub sent: Option<Sent<K>>,
 }
@@ -163,12 +171,20 @@ impl<W: InterruptionPorts> Handler<W> {
                 _ => None,
             }
         };
+        // Only the in-order steps (the heartbeat interval, the completion) depend on the hook.
+        let hook = async {
+            match early.as_plan().and_then(Plan::lifecycle) {
+                Some(l) => self.world.asg().describe_hook(&l.asg, &l.hook).await,
+                None => Ok(None),
+            }
+        };
         // The opening first: its requests go out before the pods are asked for.
-        let (sent, pods) = futures::join!(opening, pods);
+        let (sent, pods, hook) = futures::join!(opening, pods, hook);
         Ok(Opened {
             facts,
             early,
             pods,
+            hook,
             sent: sent.transpose()?,
         })
     }

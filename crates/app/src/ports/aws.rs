@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
-use costop_core::facts::{InstanceFacts, TargetGroupFacts};
-use costop_core::plan::action::{DeregisterTargets, LifecycleRef};
+use costop_core::facts::{InstanceFacts, LifecycleHookFacts, TargetGroupFacts};
+use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult};
 use costop_core::standby::TagChange;
 
 use super::PortError;
@@ -53,6 +53,16 @@ pub trait Asg: Send + Sync {
         asg: &str,
         instance_id: &str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// The group's lifecycle hook by name; `None` when the group has no such hook.
+    fn describe_hook(
+        &self,
+        asg: &str,
+        hook: &str,
+    ) -> impl Future<Output = Result<Option<LifecycleHookFacts>, PortError>> + Send;
     fn heartbeat(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send;
-    fn complete(&self, hook: &LifecycleRef) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn complete(
+        &self,
+        hook: &LifecycleRef,
+        result: LifecycleResult,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use super::ConfigError;
 use crate::kube::{TaintEffect, is_qualified_name};
+use crate::plan::FailedDrainResult;
 
 /// The error for a value outside what a kind accepts.
 fn invalid(var: &'static str, raw: &str, reason: impl Into<String>) -> ConfigError {
@@ -141,6 +142,24 @@ impl Effect {
     }
 }
 
+/// How to complete an ASG hook after a failed drain: `CONTINUE`, `ABANDON` or `DEFAULT`.
+pub(super) struct HookResult;
+
+impl HookResult {
+    pub(super) fn read(
+        &self,
+        var: &'static str,
+        raw: &str,
+    ) -> Result<FailedDrainResult, ConfigError> {
+        raw.parse()
+            .map_err(|()| invalid(var, raw, "expected CONTINUE, ABANDON or DEFAULT"))
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "CONTINUE, ABANDON or DEFAULT".to_owned()
+    }
+}
+
 /// Comma-separated words; blanks around them and empty ones are dropped.
 pub(super) struct List;
 
@@ -175,7 +194,16 @@ macro_rules! shown_by_display {
     };
 }
 
-shown_by_display!(String, bool, u32, u64, i64, f32, TaintEffect);
+shown_by_display!(
+    String,
+    bool,
+    u32,
+    u64,
+    i64,
+    f32,
+    TaintEffect,
+    FailedDrainResult
+);
 
 impl Shown for Vec<String> {
     fn shown(&self) -> String {

@@ -34,6 +34,7 @@ fn every_documented_variable_is_read() {
         ("COSTOP_CLUSTER_ALLOW_LIST", " prod , ,staging"),
         ("COSTOP_FORCE_DELETE_AT_DEADLINE", "TRUE"),
         ("COSTOP_DETACH_FROM_ASG", "on"),
+        ("COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT", "abandon"),
         ("COSTOP_OUT_OF_SERVICE_ON_TERMINATED", "true"),
         ("COSTOP_TIMELINE_TTL_DAYS", "7"),
         ("COSTOP_LOG_LEVEL", "debug"),
@@ -62,6 +63,7 @@ fn every_documented_variable_is_read() {
     );
     assert!(c.dry_run && c.require_managed_tag && c.force_delete_at_deadline);
     assert!(c.detach_from_asg && c.out_of_service_on_terminated);
+    assert_eq!(c.asg_hook_failed_drain_result, FailedDrainResult::Abandon);
     assert_eq!(c.cluster_allow_list, vec!["prod", "staging"]);
     assert_eq!(c.timeline_ttl_days, 7);
     assert_eq!(c.log_level, "debug");
@@ -155,6 +157,7 @@ fn every_value_reads_back_as_itself() {
         ("COSTOP_CLUSTER_ALLOW_LIST", "prod, staging"),
         ("COSTOP_EVICTION_BACKOFF_MAX_MS", "9000"),
         ("COSTOP_DRY_RUN", "on"),
+        ("COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT", "Default"),
     ])
     .unwrap();
     let shown: Vec<(&str, String)> = VARS.iter().map(|v| (v.name, v.value(&c))).collect();
@@ -235,6 +238,12 @@ fn out_of_range_and_malformed_values_say_why() {
             "Not A Key",
             "COSTOP_TAINT_KEY_STANDBY=\"Not A Key\" is invalid: not a Kubernetes qualified name \
              (e.g. example.com/my-taint)",
+        ),
+        (
+            "COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT",
+            "ROLLBACK",
+            "COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT=\"ROLLBACK\" is invalid: expected CONTINUE, \
+             ABANDON or DEFAULT",
         ),
     ] {
         assert_eq!(env(&[(var, value)]).unwrap_err().to_string(), message);

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::kinds::{Bool, Effect, Int, List, Positive, Shown, TaintKey, Text};
+use super::kinds::{Bool, Effect, HookResult, Int, List, Positive, Shown, TaintKey, Text};
 use super::{Config, ConfigError, PREFIX};
 
 /// What a variable is about. [`VARS`] lists the variables group by group, in this order.
@@ -195,6 +195,13 @@ declare! {
         /// Detach the instance from its ASG (desired capacity kept) so a replacement launches
         /// early.
         COSTOP_DETACH_FROM_ASG => detach_from_asg: Bool;
+        /// How an ASG terminate hook is completed when the drain's deadline came with pods
+        /// left: `CONTINUE`, `ABANDON` (other terminate hooks are cut short; a group whose
+        /// instance lifecycle policy retains on an abandoned hook keeps the instance), or
+        /// `DEFAULT`, the hook's DefaultResult, what AWS applies if nobody answers. CONTINUE by
+        /// default: the pods left are lost either way, and other hooks still run. A drain that
+        /// went well always continues.
+        COSTOP_ASG_HOOK_FAILED_DRAIN_RESULT => asg_hook_failed_drain_result: HookResult;
         /// Put `node.kubernetes.io/out-of-service` on nodes whose instance stopped/terminated.
         COSTOP_OUT_OF_SERVICE_ON_TERMINATED => out_of_service_on_terminated: Bool;
         /// On a rebalance recommendation, taint the node `PreferNoSchedule` (nothing is
@@ -240,8 +247,9 @@ declare! {
         COSTOP_DEADLINE_WINDOW_SECONDS => deadline_window_seconds: Int(1, 86_400);
         /// Pods must be gone this long before the deadline; less than the deadline window.
         COSTOP_SAFETY_MARGIN_SECONDS => safety_margin_seconds: Int(0, 86_400);
-        /// Deadline for ASG terminate hooks, from event time; keep ≤ the hook's heartbeat
-        /// timeout.
+        /// Deadline for ASG terminate hooks, from event time. Heartbeats keep the hook alive
+        /// until then; keep it within the hook's global timeout (100 × its heartbeat timeout,
+        /// at most 48 h).
         COSTOP_ASG_HOOK_DEADLINE_SECONDS => asg_hook_deadline_seconds: Int(1, 7_200);
         /// After an interruption's deadline, how long an instance that is still running is
         /// presumed on its way down (EC2 stops a Spot instance at about the deadline, not on

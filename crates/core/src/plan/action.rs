@@ -75,8 +75,9 @@ pub enum Action {
         /// Pods on the node at observation time.
         pods: usize,
     },
-    /// Extend the lifecycle hook's timeout before the (possibly long) drain.
-    LifecycleHeartbeat(LifecycleRef),
+    /// Extend the lifecycle hook's timeout before the (possibly long) drain, and again every
+    /// `every_seconds` while the drain runs.
+    LifecycleHeartbeat(LifecycleHeartbeat),
     /// Cordon, taint, label and annotate the node in ONE patch, so a
     /// half-applied state (cordoned but still in load balancers) never exists.
     CordonAndTaint(CordonAndTaint),
@@ -94,14 +95,8 @@ pub enum Action {
     },
     /// Evict pods through the Eviction API.
     Drain(Drain),
-    /// Let Auto Scaling proceed with the termination.
-    CompleteLifecycleAction {
-        /// The hook.
-        #[serde(flatten)]
-        hook: LifecycleRef,
-        /// Always `CONTINUE`.
-        result: LifecycleResult,
-    },
+    /// Let Auto Scaling proceed with the termination, with the result the drain's end calls for.
+    CompleteLifecycleAction(CompleteLifecycleAction),
     /// Put `node.kubernetes.io/out-of-service` on a node whose instance is
     /// gone, so volumes are force-detached and pods are garbage-collected.
     OutOfServiceTaint {
@@ -147,7 +142,7 @@ impl Action {
             Action::DeregisterTargets(_) => "deregister_targets",
             Action::DetachFromAsg { .. } => "detach_from_asg",
             Action::Drain(_) => "drain",
-            Action::CompleteLifecycleAction { .. } => "complete_lifecycle_action",
+            Action::CompleteLifecycleAction(_) => "complete_lifecycle_action",
             Action::OutOfServiceTaint { .. } => "out_of_service_taint",
             Action::WatchForResume(_) => "watch_for_resume",
             Action::FinishEvent { .. } => "finish_event",
@@ -184,12 +179,59 @@ pub struct LifecycleRef {
     pub instance_id: String,
 }
 
-/// `CompleteLifecycleAction` result.
+/// `CompleteLifecycleAction`'s `LifecycleActionResult`, and a hook's `DefaultResult`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LifecycleResult {
-    /// Proceed.
+    /// Proceed: the instance terminates once every other hook is done.
     Continue,
+    /// Stop the remaining lifecycle actions: the instance terminates now, or is retained where
+    /// the group has an instance lifecycle policy that retains on an abandoned hook.
+    Abandon,
+}
+
+impl LifecycleResult {
+    /// The word Auto Scaling uses (`CONTINUE`, `ABANDON`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleResult::Continue => "CONTINUE",
+            LifecycleResult::Abandon => "ABANDON",
+        }
+    }
+}
+
+/// The hook's heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleHeartbeat {
+    /// The hook.
+    #[serde(flatten)]
+    pub hook: LifecycleRef,
+    /// While the drain runs, a heartbeat goes out this often (see
+    /// [`super::lifecycle::heartbeat_every_seconds`]).
+    pub every_seconds: i64,
+}
+
+/// The hook's completion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompleteLifecycleAction {
+    /// The hook.
+    #[serde(flatten)]
+    pub hook: LifecycleRef,
+    /// The result once the drain is done.
+    pub result: LifecycleResult,
+    /// The result when the drain's deadline came with pods left.
+    pub if_drain_failed: LifecycleResult,
+}
+
+impl CompleteLifecycleAction {
+    /// The result to send after a drain that `failed` (its deadline came with pods left) or not.
+    pub fn result_after(&self, failed: bool) -> LifecycleResult {
+        if failed {
+            self.if_drain_failed
+        } else {
+            self.result
+        }
+    }
 }
 
 /// The node patch.

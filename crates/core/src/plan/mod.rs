@@ -25,12 +25,16 @@
 //! | Spot warning (terminate/stop/hibernate) | full | event time + window (120 s) |
 //! | state change stopping/shutting-down | full | now |
 //! | state change stopped/terminated | node gone | now |
-//! | ASG terminate hook | full + heartbeat + complete | event time + hook deadline |
+//! | ASG terminate hook | full + heartbeats + complete | event time + hook deadline |
 //! | Health EC2 scheduled change | full, per instance | `startTime` (now if past) |
 //! | rebalance recommendation | record only (standby later) | none |
+//!
+//! An ASG terminate hook's heartbeat interval, its result and the deadlines that bound its drain
+//! are in [`lifecycle`].
 
 pub mod action;
 pub mod drain;
+pub mod lifecycle;
 
 use std::collections::BTreeMap;
 
@@ -38,13 +42,15 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use action::{
-    Action, CordonAndTaint, DeregisterTargets, Drain, EvictPod, LifecycleRef, LifecycleResult,
-    Phase, RecordEvent, RestoreNode, ResumeWatch, SkippedPod, Step,
+    Action, CompleteLifecycleAction, CordonAndTaint, DeregisterTargets, Drain, EvictPod,
+    LifecycleHeartbeat, LifecycleRef, LifecycleResult, Phase, RecordEvent, RestoreNode,
+    ResumeWatch, SkippedPod, Step,
 };
 pub use drain::{
     BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision,
     SkipReason, at_deadline, classify_pod, deterministic_jitter, grace_cap, next_eviction_retry,
 };
+pub use lifecycle::{FailedDrainResult, completion_results, heartbeat_every_seconds};
 
 use crate::config::Config;
 use crate::constants;
@@ -274,6 +280,15 @@ impl Plan {
     pub fn drain(&self) -> Option<&Drain> {
         self.actions().find_map(|a| match a {
             Action::Drain(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The lifecycle action this plan heartbeats and completes (an ASG terminate hook's).
+    pub fn lifecycle(&self) -> Option<&LifecycleRef> {
+        self.actions().find_map(|a| match a {
+            Action::LifecycleHeartbeat(h) => Some(&h.hook),
+            Action::CompleteLifecycleAction(c) => Some(&c.hook),
             _ => None,
         })
     }
@@ -675,8 +690,15 @@ impl Builder<'_> {
         let c = self.config;
         self.opening();
         let lifecycle = self.lifecycle_ref();
+        let hook_facts = self.facts.lifecycle_hook.as_ref();
         if let Some(hook) = &lifecycle {
-            self.push(Phase::InOrder, Action::LifecycleHeartbeat(hook.clone()));
+            self.push(
+                Phase::InOrder,
+                Action::LifecycleHeartbeat(LifecycleHeartbeat {
+                    hook: hook.clone(),
+                    every_seconds: heartbeat_every_seconds(hook_facts),
+                }),
+            );
         }
 
         let taint = Taint::new(
@@ -722,12 +744,15 @@ impl Builder<'_> {
         self.timeline(Phase::InOrder, TimelineStep::Drained);
 
         if let Some(hook) = lifecycle {
+            let (result, if_drain_failed) =
+                completion_results(c.asg_hook_failed_drain_result, hook_facts);
             self.push(
                 Phase::InOrder,
-                Action::CompleteLifecycleAction {
+                Action::CompleteLifecycleAction(CompleteLifecycleAction {
                     hook,
-                    result: LifecycleResult::Continue,
-                },
+                    result,
+                    if_drain_failed,
+                }),
             );
         }
         self.closing();

@@ -1,0 +1,136 @@
+//! The AWS front: one loopback HTTP endpoint in front of moto. It forwards every request to moto
+//! unchanged and streams the answer back, except the calls moto does not implement, which it
+//! answers itself from moto's state with AWS's response shapes, recording each for the tests:
+//! Auto Scaling's `RecordLifecycleActionHeartbeat` and `CompleteLifecycleAction`
+//! ([`lifecycle`]).
+//!
+//! Clients reach it through the SDKs' service-specific endpoint variables
+//! (`AWS_ENDPOINT_URL_AUTO_SCALING`, see [`crate::sdk`]), so a service is fronted by pointing
+//! its variable here while `AWS_ENDPOINT_URL` keeps every other service on moto.
+//!
+//! ```text
+//! SDK client ──▶ front (127.0.0.1:free port) ──▶ moto
+//!                  └─ Query API actions moto lacks: answered here, from moto's state
+//! ```
+
+pub mod forward;
+pub mod lifecycle;
+pub mod query;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use tokio::task::JoinHandle;
+
+use crate::error::BedError;
+use forward::Forwarder;
+use lifecycle::Lifecycle;
+pub use lifecycle::{LifecycleAction, LifecycleCall, Refusal};
+use query::QueryRequest;
+
+/// The largest request body the front reads to look for its own actions (a Query API request is
+/// a few hundred bytes; anything larger is moto's).
+const BODY_LIMIT: usize = 16 << 20;
+
+/// A running front. Dropping it stops the server.
+pub struct AwsFront {
+    addr: SocketAddr,
+    lifecycle: Arc<Lifecycle>,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for AwsFront {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsFront")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+struct Shared {
+    forwarder: Forwarder,
+    lifecycle: Arc<Lifecycle>,
+}
+
+impl AwsFront {
+    /// Serve on a free loopback port in front of the moto at `moto_url`
+    /// (`http://127.0.0.1:PORT`), reading moto's state with `moto_sdk` (an SDK configuration
+    /// pointed at moto itself, never at the front).
+    pub async fn start(moto_url: &str, moto_sdk: &aws_config::SdkConfig) -> Result<Self, BedError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .map_err(|source| BedError::Io {
+                what: "bind the AWS front on 127.0.0.1".into(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| BedError::Io {
+            what: "read the AWS front's address".into(),
+            source,
+        })?;
+        let lifecycle = Arc::new(Lifecycle::new(aws_sdk_autoscaling::Client::new(moto_sdk)));
+        let shared = Arc::new(Shared {
+            forwarder: Forwarder::new(moto_url)?,
+            lifecycle: lifecycle.clone(),
+        });
+        let app = Router::new().fallback(handle).with_state(shared);
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "the AWS front stopped");
+            }
+        });
+        tracing::info!(%addr, moto = moto_url, "AWS front serving");
+        Ok(AwsFront {
+            addr,
+            lifecycle,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every lifecycle call the front answered (accepted or refused), oldest first.
+    pub fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
+        self.lifecycle.calls()
+    }
+}
+
+impl Drop for AwsFront {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// One request: the front's own actions are answered here, everything else goes to moto.
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if !query::may_be_auto_scaling(&request) {
+        return shared.forwarder.forward(request).await;
+    }
+    // Query API parameters may sit in the body, so it is read (and then forwarded as read).
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return forward::bad_request(&format!("cannot read the request body: {e}")),
+    };
+    let query = QueryRequest::parse(&parts, &body);
+    match query.action().and_then(LifecycleAction::from_name) {
+        Some(action) => match shared.lifecycle.answer(action, &query).await {
+            Ok(()) => query::success(action.name()),
+            Err(refusal) => query::error(&refusal),
+        },
+        None => {
+            let request = Request::from_parts(parts, Body::from(body));
+            shared.forwarder.forward(request).await
+        }
+    }
+}
