@@ -1138,6 +1138,8 @@ SDK_OPERATIONS: dict[str, str] = {
     "describe_auto_scaling_instances": "autoscaling:DescribeAutoScalingInstances",
     # EKS
     "describe_cluster": "eks:DescribeCluster",
+    # Lambda
+    "invoke": "lambda:InvokeFunction",
     # DynamoDB
     "get_item": "dynamodb:GetItem",
     "put_item": "dynamodb:PutItem",

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
-use costop_app::{Handler, Keeper};
+use costop_app::{HandoffQueue, Handler, Keeper};
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;
@@ -28,6 +28,7 @@ pub struct FastWorld {
     pub asg: FakeAsg,
     pub records: FakeRecords,
     pub clusters: costop_adapters::KubeClusters,
+    pub handoff: HandoffQueue,
 }
 
 costop_app::has_ports!(FastWorld {
@@ -36,6 +37,7 @@ costop_app::has_ports!(FastWorld {
     asg: FakeAsg,
     records: FakeRecords,
     clusters: costop_adapters::KubeClusters,
+    handoff: HandoffQueue,
 });
 
 /// See the module docs.
@@ -277,6 +279,7 @@ impl Harness for FastHarness {
             asg: FakeAsg::default(),
             records: FakeRecords::default(),
             clusters: costop_adapters::KubeClusters::new(access, Default::default()),
+            handoff: HandoffQueue::default(),
         };
         // The keeper's world shares the fakes' state; its cluster clients are its own.
         let keeper_world = FastWorld {
@@ -288,6 +291,7 @@ impl Harness for FastHarness {
                 costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig"),
                 Default::default(),
             ),
+            handoff: world.handoff.clone(),
         };
         let keeper = Keeper::new(keeper_world, config.clone());
         Self {
@@ -383,6 +387,9 @@ impl Harness for FastHarness {
                 default_result: LifecycleResult::Continue,
             },
         );
+    }
+    fn handed_off(&self) -> Vec<serde_json::Value> {
+        self.keeper.world().handoff.take()
     }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         let calls = self.handler.world().asg.calls.lock().unwrap();

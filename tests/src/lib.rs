@@ -80,6 +80,9 @@ pub trait Harness: Sized + Send + Sync {
     /// Every lifecycle heartbeat and completion Auto Scaling received, oldest first: on the bed
     /// as the AWS front recorded them, on the fakes as `FakeAsg` did.
     fn lifecycle_calls(&self) -> Vec<LifecycleCall>;
+    /// The events the keeper handed to the interruption function since the last call (in
+    /// process on both worlds, as moto runs no Lambda), for the test to deliver.
+    fn handed_off(&self) -> Vec<Value>;
 }
 
 /// Settings every test world uses on top of the setup's.
@@ -187,6 +190,7 @@ pub struct BedHarness {
     pub bed: Bed,
     handler: Handler<costop_adapters::AwsWorld>,
     keeper: Keeper<costop_adapters::AwsWorld>,
+    handoffs: costop_app::HandoffQueue,
 }
 
 impl Harness for BedHarness {
@@ -205,14 +209,16 @@ impl Harness for BedHarness {
                 .expect("kubeconfig");
             costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default())
         };
+        let handoffs = costop_app::HandoffQueue::default();
         let (handler, keeper) = (
             Handler::new(world(), config.clone()),
-            Keeper::new(world(), config),
+            Keeper::new(world().with_handoff_queue(handoffs.clone()), config),
         );
         Self {
             handler,
             keeper,
             bed,
+            handoffs,
         }
     }
     fn handler(&self) -> &Handler<Self::W> {
@@ -354,6 +360,9 @@ impl Harness for BedHarness {
     }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         self.bed.lifecycle_calls()
+    }
+    fn handed_off(&self) -> Vec<Value> {
+        self.handoffs.take()
     }
 }
 

@@ -25,7 +25,7 @@ pub mod world;
 #[cfg(test)]
 mod testutil;
 
-pub use aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter};
+pub use aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
 pub use clusters::{ClusterAccess, KubeClusters, KubeOptions};
 pub use kube::KubeCluster;
 pub use world::{AdapterError, AwsWorld, load_sdk_config};

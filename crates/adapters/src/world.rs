@@ -8,7 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use costop_core::Config;
 
-use crate::aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter};
+use crate::aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
 use crate::clusters::{ClusterAccess, KubeClusters, KubeOptions};
 
 /// SDK attempts per call (first try included). Few: a Spot warning leaves two minutes, and a
@@ -42,6 +42,7 @@ pub struct AwsWorld {
     asg: AsgAdapter,
     records: DynamoRecords,
     clusters: KubeClusters,
+    handoff: LambdaHandoff,
 }
 
 /// The SDK configuration costop uses: the standard credential/region chain, standard retries
@@ -92,7 +93,21 @@ impl AwsWorld {
             asg: AsgAdapter::new(aws_sdk_autoscaling::Client::new(sdk)),
             records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
             clusters: KubeClusters::new(access, kube),
+            handoff: match config.interruption_function.as_str() {
+                "" => LambdaHandoff::Unset,
+                f => LambdaHandoff::Invoke {
+                    client: aws_sdk_lambda::Client::new(sdk),
+                    function: f.to_owned(),
+                },
+            },
         }
+    }
+
+    /// Hand-offs go to `queue`, for the interruption function running in this process (the
+    /// bed, `costop replay`), instead of a Lambda invoke.
+    pub fn with_handoff_queue(mut self, queue: costop_app::HandoffQueue) -> AwsWorld {
+        self.handoff = LambdaHandoff::Queue(queue);
+        self
     }
 }
 
@@ -102,4 +117,5 @@ costop_app::has_ports!(AwsWorld {
     asg: AsgAdapter,
     records: DynamoRecords,
     clusters: KubeClusters,
+    handoff: LambdaHandoff,
 });

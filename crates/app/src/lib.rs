@@ -4,7 +4,7 @@
 //! which ports each function uses; [`function`] is what every function shares (the
 //! [`Function`] trait, [`Mode`], [`Retryable`]); [`handler`] is the interruption function (parse
 //! → observe → plan → execute); [`keeper`] is the warm standby pool's function; [`drain`] is
-//! the eviction executor; [`journal`] writes every function's bookkeeping in batches;
+//! the eviction executor; [`handoff_queue`] hands events on within one process; [`journal`] writes every function's bookkeeping in batches;
 //! [`telemetry`] is what they log and measure. Nothing here imports the AWS SDK or kube:
 //! `costop-adapters` implements the ports for real, and [`fakes`] (feature `fakes`, for tests
 //! and benchmarks) in memory.
@@ -14,6 +14,7 @@ pub mod drain;
 pub mod fakes;
 pub mod function;
 pub mod handler;
+pub mod handoff_queue;
 pub mod journal;
 pub mod keeper;
 pub mod ports;
@@ -22,8 +23,9 @@ pub mod telemetry;
 
 pub use function::{Function, Mode, Retryable, budget_end, error_chain};
 pub use handler::{ExecutionReport, Handler, HandlerError, InstanceOutcome, Outcome};
+pub use handoff_queue::HandoffQueue;
 pub use keeper::{Keeper, KeeperError, KeeperOutcome};
 pub use ports::{
-    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, HasAsg, HasClusters, HasEc2, HasElb, HasRecords,
-    InterruptionPorts, KeeperPorts, Kube, LeaseClaim, PortError, Records,
+    Asg, Claim, Clusters, Ec2, Elb, EvictOutcome, Handoff, HasAsg, HasClusters, HasEc2, HasElb,
+    HasHandoff, HasRecords, InterruptionPorts, KeeperPorts, Kube, LeaseClaim, PortError, Records,
 };

@@ -201,6 +201,10 @@ pub struct Config {
     pub standby_watch_seconds: i64,
     /// `COSTOP_RESUME_SETTLE_SECONDS`.
     pub resume_settle_seconds: i64,
+    /// `COSTOP_SCHEDULED_CHANGE_LEAD_SECONDS`.
+    pub scheduled_change_lead_seconds: i64,
+    /// `COSTOP_INTERRUPTION_FUNCTION` (empty: not set).
+    pub interruption_function: String,
     /// `COSTOP_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
     /// `COSTOP_LOG_LEVEL`.
@@ -237,6 +241,8 @@ impl Default for Config {
             standby_min_serve_seconds: 600,
             standby_watch_seconds: 240,
             resume_settle_seconds: 120,
+            scheduled_change_lead_seconds: 900,
+            interruption_function: String::new(),
             metrics_namespace: "Costop".to_owned(),
             log_level: "info".to_owned(),
         }

@@ -54,6 +54,10 @@ pub struct Facts {
     /// for a hook's event only; `None` otherwise, or when it could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle_hook: Option<LifecycleHookFacts>,
+    /// The scheduled change recorded for this instance and Health event, read for Health
+    /// events only (see [`crate::handoff`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<crate::handoff::ScheduledChange>,
 }
 
 /// What Auto Scaling says about a lifecycle hook: how long an instance may wait without a
@@ -87,6 +91,7 @@ impl Facts {
             delivery: Delivery::New,
             standby_lease: None,
             lifecycle_hook: None,
+            scheduled: None,
         }
     }
 

@@ -28,6 +28,7 @@
 //!   (grace-period caps, eviction backoff, deadline reporting).
 //! - [`record`]: the DynamoDB single-table model as plain data.
 //! - [`metrics`]: CloudWatch Embedded Metric Format rendering.
+//! - [`handoff`]: AWS Health scheduled changes kept until their moment.
 //! - [`standby`]: the warm standby pool (the keeper's decisions).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -36,6 +37,7 @@ pub mod config;
 pub mod constants;
 pub mod event;
 pub mod facts;
+pub mod handoff;
 pub mod kube;
 pub mod metrics;
 pub mod plan;

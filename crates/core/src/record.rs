@@ -405,6 +405,62 @@ pub fn resume_watch_from_item(
     })
 }
 
+/// The partition of [`ScheduledChange`]s waiting for their moment: `SCHEDULED` /
+/// `INSTANCE#<id>#EVENT#<event arn>`, one per instance and Health event (an update of the event
+/// replaces it). The keeper's tick reads it whole; the interruption function reads one item
+/// when a Health event names the instance.
+///
+/// [`ScheduledChange`]: crate::handoff::ScheduledChange
+pub const SCHEDULED_PK: &str = "SCHEDULED";
+
+/// The key of the scheduled change `r` refers to.
+pub fn scheduled_change_key(r: &crate::handoff::ScheduledRef) -> Key {
+    Key {
+        pk: SCHEDULED_PK.to_owned(),
+        sk: format!("{}#EVENT#{}", instance_key(&r.instance_id), r.event_arn),
+    }
+}
+
+/// The item of a scheduled change, with the event to hand off (JSON). It expires `ttl_days`
+/// after the change's start, so one the keeper never handed off does not stay forever.
+pub fn scheduled_change_item(
+    change: &crate::handoff::ScheduledChange,
+    event: &serde_json::Value,
+    ttl_days: u32,
+) -> Item {
+    let mut item = scheduled_change_key(&change.reference()).to_item();
+    item.insert("instance_id".into(), Attr::s(&change.instance_id));
+    item.insert("event_arn".into(), Attr::s(&change.event_arn));
+    item.insert("interruption_id".into(), Attr::s(&change.interruption_id));
+    item.insert("cluster".into(), Attr::s(&change.cluster));
+    item.insert("node".into(), Attr::s(&change.node));
+    item.insert("start_time".into(), Attr::s(sortable_time(change.start_time)));
+    item.insert("due_at".into(), Attr::s(sortable_time(change.due_at)));
+    item.insert("event".into(), Attr::s(event.to_string()));
+    item.insert(TTL.into(), Attr::n(ttl_epoch(change.start_time, ttl_days)));
+    item
+}
+
+/// A scheduled change read back, with the event to hand off.
+pub fn scheduled_change_from_item(
+    item: &Item,
+) -> Result<(crate::handoff::ScheduledChange, serde_json::Value), RecordError> {
+    let event = serde_json::from_str(get_s(item, "event")?).map_err(|source| RecordError::Json {
+        name: "event".into(),
+        source,
+    })?;
+    let change = crate::handoff::ScheduledChange {
+        instance_id: get_s(item, "instance_id")?.to_owned(),
+        event_arn: get_s(item, "event_arn")?.to_owned(),
+        interruption_id: get_s(item, "interruption_id")?.to_owned(),
+        cluster: get_s(item, "cluster")?.to_owned(),
+        node: get_s(item, "node")?.to_owned(),
+        start_time: get_time(item, "start_time")?,
+        due_at: get_time(item, "due_at")?,
+    };
+    Ok((change, event))
+}
+
 /// The interruption a standby lease item names.
 pub fn lease_holder(item: &Item) -> Option<&str> {
     match item.get("interruption_id") {
@@ -623,6 +679,22 @@ pub enum TimelineStep {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         restored: Vec<String>,
     },
+    /// An AWS Health scheduled change further off than the lead: kept until its moment, when
+    /// the keeper hands it to the interruption function.
+    Scheduled {
+        /// When the change starts.
+        start_time: DateTime<Utc>,
+        /// When costop acts on it.
+        due_at: DateTime<Utc>,
+    },
+    /// The keeper handed the scheduled change to the interruption function.
+    HandedOff,
+    /// An update of the Health event closed it, or resolved the instance: the scheduled
+    /// change will not be acted on.
+    ScheduleCancelled {
+        /// What the update said (`closed`, `resolved`).
+        reason: String,
+    },
     /// Nothing was done.
     Ignored {
         /// Why.
@@ -660,6 +732,9 @@ impl TimelineStep {
             TimelineStep::ReplacementTolerated { .. } => "REPLACEMENT_TOLERATED",
             TimelineStep::StandbyReturned { .. } => "STANDBY_RETURNED",
             TimelineStep::Resumed { .. } => "RESUMED",
+            TimelineStep::Scheduled { .. } => "SCHEDULED",
+            TimelineStep::HandedOff => "HANDED_OFF",
+            TimelineStep::ScheduleCancelled { .. } => "SCHEDULE_CANCELLED",
             TimelineStep::Ignored { .. } => "IGNORED",
             TimelineStep::Failed { .. } => "FAILED",
         }

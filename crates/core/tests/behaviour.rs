@@ -11,8 +11,9 @@ use costop_core::facts::{
 use costop_core::kube::{Taint, TaintEffect};
 use costop_core::plan::{
     Action, CompleteLifecycleAction, Decision, Drain, IgnoreReason, LifecycleHeartbeat,
-    LifecycleResult, Plan, Response, SkipReason, plan, plan_all,
+    LifecycleResult, Phase, Plan, Response, SkipReason, plan, plan_all,
 };
+use costop_core::handoff::ScheduledChange;
 use costop_core::record::{self, TimelineStep};
 use costop_core::{Config, ParseError, constants};
 use serde_json::{Value, json};
@@ -86,7 +87,7 @@ fn health(entities: Value, extra: Value) -> Event {
         "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
         "eventTypeCategory": "scheduledChange",
         "statusCode": "upcoming",
-        "startTime": "Mon, 10 Mar 2025 18:00:00 GMT",
+        "startTime": "Mon, 10 Mar 2025 14:15:00 GMT",
         "affectedEntities": entities,
         "page": "1",
         "totalPages": "1"
@@ -132,6 +133,7 @@ fn pod(name: &str, owner: &str, grace: Option<i64>) -> PodFacts {
 
 fn facts(id: &str) -> Facts {
     Facts {
+        scheduled: None,
         instance_id: id.into(),
         instance: Some(instance(id, "prod")),
         node: Some(NodeFacts {
@@ -377,8 +379,8 @@ fn health_event_with_instance_arn_resolves_the_instance_id() {
 fn health_start_time_in_the_documented_format_is_the_deadline() {
     let e = health(json!([{ "entityValue": I }]), json!({}));
     let p = act(plan(&e, &facts(I), &Config::default(), now()));
-    assert_eq!(p.deadline, Some(t("2025-03-10T18:00:00Z")));
-    assert_eq!(drain(&p).evict_by, t("2025-03-10T17:59:45Z"));
+    assert_eq!(p.deadline, Some(t("2025-03-10T14:15:00Z")));
+    assert_eq!(drain(&p).evict_by, t("2025-03-10T14:14:45Z"));
 }
 
 #[test]
@@ -409,8 +411,8 @@ fn health_event_with_several_instances_plans_each_one() {
     );
     assert_eq!(
         e.instance_ids(),
-        vec![I, I2],
-        "RESOLVED entity dropped, duplicate collapsed"
+        vec![I, I2, "i-0c3d4e5f607182930"],
+        "duplicate collapsed, RESOLVED entity kept (to cancel what was scheduled for it)"
     );
     let d = plan_all(
         &e,
@@ -418,10 +420,13 @@ fn health_event_with_several_instances_plans_each_one() {
         &config(&[("COSTOP_CLUSTER_ALLOW_LIST", "prod")]),
         now(),
     );
-    assert_eq!(d.len(), 2);
+    assert_eq!(d.len(), 3);
     assert_eq!(d[0].as_plan().unwrap().instance_id, I);
     assert!(
         matches!(d[1].as_ignore(), Some(IgnoreReason::ClusterNotAllowed { cluster, .. }) if cluster == "staging")
+    );
+    assert!(
+        matches!(d[2].as_ignore(), Some(IgnoreReason::EntityResolved { instance_id, .. }) if instance_id == "i-0c3d4e5f607182930")
     );
 }
 
@@ -437,7 +442,7 @@ fn pages_of_one_health_change_share_an_interruption_id() {
     b_json["detail"] = serde_json::to_value(match &a {
         Event::Health(d) => json!({
             "eventArn": d.detail.event_arn, "service": "EC2", "eventTypeCode": d.detail.event_type_code,
-            "eventTypeCategory": "scheduledChange", "startTime": "Mon, 10 Mar 2025 18:00:00 GMT",
+            "eventTypeCategory": "scheduledChange", "startTime": "Mon, 10 Mar 2025 14:15:00 GMT",
             "affectedEntities": [{ "entityValue": I }], "page": "2", "totalPages": "2"
         }),
         _ => unreachable!(),
@@ -476,6 +481,91 @@ fn a_closed_or_non_ec2_health_event_is_ignored() {
     assert!(matches!(
         ignored(plan(&issue, &facts(I), &Config::default(), now())),
         IgnoreReason::UnhandledHealthEvent { .. }
+    ));
+}
+
+
+fn three_days_ahead() -> Event {
+    health(
+        json!([{ "entityValue": I }]),
+        json!({ "startTime": "Thu, 13 Mar 2025 14:00:00 GMT" }),
+    )
+}
+
+fn scheduled_for(e: &Event) -> ScheduledChange {
+    let p = act(plan(e, &facts(I), &Config::default(), now()));
+    p.actions()
+        .find_map(|a| match a {
+            Action::ScheduleHandoff(s) => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a scheduled change")
+}
+
+#[test]
+fn a_health_change_three_days_ahead_is_scheduled_and_the_node_not_touched() {
+    let p = act(plan(&three_days_ahead(), &facts(I), &Config::default(), now()));
+    assert_eq!(p.response, Response::Schedule);
+    assert_eq!(names(&p), ["record_timeline", "schedule_handoff"]);
+    assert!(p.opening().claim.is_none() && p.opening().cordon.is_none());
+    let s = scheduled_for(&three_days_ahead());
+    assert_eq!(s.start_time, t("2025-03-13T14:00:00Z"));
+    assert_eq!(s.due_at, t("2025-03-13T13:45:00Z"), "the default lead is 15 minutes");
+    assert_eq!(s.interruption_id, p.interruption_id);
+    assert_eq!((s.node.as_str(), s.cluster.as_str()), (format!("node-{I}").as_str(), "prod"));
+}
+
+#[test]
+fn the_lead_is_configurable_and_a_change_within_it_is_drained_now() {
+    let within = config(&[("COSTOP_SCHEDULED_CHANGE_LEAD_SECONDS", "259200")]);
+    let p = act(plan(&three_days_ahead(), &facts(I), &within, now()));
+    assert_eq!(p.response, Response::Full);
+    assert_eq!(p.deadline, Some(t("2025-03-13T14:00:00Z")));
+    // The same change handed back when due is drained, under the scheduled interruption id.
+    let s = scheduled_for(&three_days_ahead());
+    let p = act(plan(&three_days_ahead(), &facts(I), &Config::default(), s.due_at));
+    assert_eq!(p.response, Response::Full);
+    assert_eq!(p.interruption_id, s.interruption_id);
+}
+
+#[test]
+fn a_change_acted_on_forgets_its_schedule() {
+    let s = scheduled_for(&three_days_ahead());
+    let mut f = facts(I);
+    f.scheduled = Some(s.clone());
+    let p = act(plan(&three_days_ahead(), &f, &Config::default(), s.due_at));
+    assert!(p.in_phase(Phase::Close).any(|a| *a == Action::CancelHandoff(s.reference())));
+}
+
+#[test]
+fn a_closing_update_cancels_the_scheduled_change_and_nothing_else() {
+    let s = scheduled_for(&three_days_ahead());
+    let mut f = facts(I);
+    f.scheduled = Some(s.clone());
+    let closed = health(
+        json!([{ "entityValue": I }]),
+        json!({ "statusCode": "closed", "startTime": "Thu, 13 Mar 2025 14:00:00 GMT" }),
+    );
+    let p = act(plan(&closed, &f, &Config::default(), now()));
+    assert_eq!(p.response, Response::Cancel);
+    assert_eq!(p.interruption_id, s.interruption_id);
+    assert_eq!(names(&p), ["record_timeline", "cancel_handoff"]);
+    let resolved = health(
+        json!([{ "entityValue": I, "statusCode": "RESOLVED" }]),
+        json!({ "startTime": "Thu, 13 Mar 2025 14:00:00 GMT" }),
+    );
+    let p = act(plan(&resolved, &f, &Config::default(), now()));
+    assert_eq!(p.response, Response::Cancel);
+    // Nothing scheduled: an ignore, as before.
+    assert!(matches!(
+        ignored(plan(&resolved, &facts(I), &Config::default(), now())),
+        IgnoreReason::EntityResolved { .. }
+    ));
+    // Another event's schedule is not this update's to cancel.
+    f.scheduled = Some(ScheduledChange { event_arn: "arn:other".into(), ..s });
+    assert!(matches!(
+        ignored(plan(&closed, &f, &Config::default(), now())),
+        IgnoreReason::HealthEventClosed { .. }
     ));
 }
 

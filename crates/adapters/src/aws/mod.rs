@@ -1,5 +1,6 @@
 //! The AWS ports over the SDK: EC2 ([`Ec2Adapter`]), ELBv2 ([`ElbAdapter`]), Auto Scaling
-//! ([`AsgAdapter`]) and the DynamoDB table ([`DynamoRecords`]), plus the one rule that turns any
+//! ([`AsgAdapter`]), the DynamoDB table ([`DynamoRecords`]) and the hand-off to the interruption
+//! function through Lambda ([`LambdaHandoff`]), plus the one rule that turns any
 //! SDK error into a [`PortError`]. Each call site carries an `// iam: <action>` marker naming the
 //! permission it needs.
 
@@ -7,6 +8,7 @@ mod asg;
 mod dynamo;
 mod ec2;
 mod elb;
+mod lambda;
 
 pub use asg::AsgAdapter;
 pub use dynamo::{
@@ -14,6 +16,7 @@ pub use dynamo::{
 };
 pub use ec2::Ec2Adapter;
 pub use elb::ElbAdapter;
+pub use lambda::{LambdaHandoff, NoInterruptionFunction};
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

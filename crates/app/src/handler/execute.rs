@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
 use costop_core::facts::{Facts, InstanceFacts, TargetGroupFacts};
+use costop_core::handoff;
 use costop_core::plan::{LifecycleHeartbeat, Phase};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
 use costop_core::{Action, Decision, IgnoreReason, Plan};
@@ -384,6 +385,20 @@ impl<W: InterruptionPorts> Handler<W> {
                 ..
             } => kube()?
                 .set_taints(node, taints_after, resource_version.as_deref())
+                .await
+                .map_err(port)?,
+            Action::ScheduleHandoff(change) => {
+                // The header makes the scheduled interruption findable by instance.
+                let ttl = self.config.timeline_ttl_days;
+                run.journal.push_item(record::header_item(plan, ttl));
+                let event = handoff::narrow_to_instance(run.cx.payload, &change.instance_id);
+                run.journal
+                    .push_item(record::scheduled_change_item(change, &event, ttl));
+            }
+            Action::CancelHandoff(r) => self
+                .world
+                .records()
+                .delete(&record::scheduled_change_key(r))
                 .await
                 .map_err(port)?,
             Action::FinishEvent {

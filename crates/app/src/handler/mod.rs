@@ -34,6 +34,8 @@ pub struct Handler<W> {
 /// What every instance of one delivery shares while it is handled.
 struct DeliveryContext<'a> {
     event: &'a Event,
+    /// The delivery as it came (a scheduled change keeps it to be handed back when due).
+    payload: &'a serde_json::Value,
     /// When the delivery arrived, as the planner sees it.
     now: DateTime<Utc>,
     /// When handling began (for time to cordon; a cold start's init is not in it).
@@ -113,6 +115,7 @@ impl<W: InterruptionPorts> Handler<W> {
         }
         let cx = DeliveryContext {
             event: &event,
+            payload,
             now,
             started,
             mode,

@@ -12,9 +12,10 @@ use costop_core::facts::{
     Delivery, Facts, InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, StandbyLeaseRecord,
 };
 use costop_core::plan::action::CordonAndTaint;
+use costop_core::handoff::{ScheduledChange, ScheduledRef};
 use costop_core::record;
 use costop_core::standby;
-use costop_core::{Decision, IgnoreReason, Plan};
+use costop_core::{Decision, Event, IgnoreReason, Plan};
 use futures::future::join_all;
 
 use super::{DeliveryContext, Handler, HandlerError};
@@ -76,6 +77,8 @@ struct FirstRead {
     delivery: Result<Delivery, PortError>,
     /// The node by the name a warm function remembers, before EC2 answered.
     guess: Option<NodeFacts>,
+    /// The scheduled change recorded for a Health event's instance.
+    scheduled: Result<Option<ScheduledChange>, PortError>,
 }
 
 impl<W: InterruptionPorts> Handler<W> {
@@ -91,17 +94,21 @@ impl<W: InterruptionPorts> Handler<W> {
         let describe = self.world.ec2().describe_instances(ids);
         let dedupe = join_all(ids.iter().map(|id| self.delivery(event_id, id)));
         let guesses = join_all(ids.iter().map(|id| self.speculate(cx.hint.as_deref(), id)));
-        let (instances, deliveries, guesses) = futures::join!(describe, dedupe, guesses);
+        let scheduled = join_all(ids.iter().map(|id| self.scheduled(cx.event, id)));
+        let (instances, deliveries, guesses, scheduled) =
+            futures::join!(describe, dedupe, guesses, scheduled);
         let instances = instances?;
         let opened = ids
             .iter()
             .zip(deliveries)
             .zip(guesses)
-            .map(|((id, delivery), guess)| {
+            .zip(scheduled)
+            .map(|(((id, delivery), guess), scheduled)| {
                 let first = FirstRead {
                     instance: instances.iter().find(|i| i.instance_id == *id).cloned(),
                     delivery,
                     guess,
+                    scheduled,
                 };
                 self.open_instance(cx, id, first)
             });
@@ -122,6 +129,7 @@ impl<W: InterruptionPorts> Handler<W> {
         };
         let mut facts = Facts {
             delivery: first.delivery.map_err(err)?,
+            scheduled: first.scheduled.map_err(err)?,
             instance: first.instance,
             ..Facts::unknown_instance(id)
         };
@@ -152,7 +160,7 @@ impl<W: InterruptionPorts> Handler<W> {
         let early = costop_core::plan(cx.event, &facts, &self.config, cx.now);
         let pods = async {
             match (&early, &facts.node, &cluster) {
-                (Decision::Act(_), Some(node), Some(c)) => {
+                (Decision::Act(plan), Some(node), Some(c)) if plan.response.observes_pods() => {
                     self.world
                         .clusters()
                         .connect(c)
@@ -280,6 +288,30 @@ impl<W: InterruptionPorts> Handler<W> {
             op: "read standby lease",
             source: Box::new(e),
         })
+    }
+
+    /// What was scheduled for this Health event's instance (no request for other events).
+    async fn scheduled(
+        &self,
+        event: &Event,
+        id: &str,
+    ) -> Result<Option<ScheduledChange>, PortError> {
+        let Event::Health(d) = event else {
+            return Ok(None);
+        };
+        let key = record::scheduled_change_key(&ScheduledRef {
+            instance_id: id.to_owned(),
+            event_arn: d.detail.event_arn.clone(),
+        });
+        match self.world.records().get(&key).await? {
+            None => Ok(None),
+            Some(item) => record::scheduled_change_from_item(&item)
+                .map(|(change, _)| Some(change))
+                .map_err(|e| PortError::Permanent {
+                    op: "read scheduled change",
+                    source: Box::new(e),
+                }),
+        }
     }
 
     async fn delivery(&self, event_id: &str, id: &str) -> Result<Delivery, PortError> {

@@ -3,8 +3,10 @@
 //! [`start`]: a Spot warning starts the zone's standby, a rebalance recommendation retypes it
 //! ahead of time; [`watch`]: after a start, the node's replacement pods get the standby
 //! toleration as they appear; [`tick`]: a scheduled tick returns standbys to the pool when spot
-//! capacity is back.
+//! capacity is back, gives back nodes whose instances returned ([`resume`]) and hands scheduled
+//! changes that came due to the interruption function ([`handoff`]).
 
+mod handoff;
 mod resume;
 mod start;
 mod tick;
@@ -17,6 +19,7 @@ use costop_core::standby::{self, StartDecision, TickPlan, Trigger};
 use costop_core::{Config, ParseError};
 use serde::Serialize;
 
+pub use handoff::HandoffReport;
 pub use resume::ResumeReport;
 
 use crate::function::{Function, Mode, Retryable};
@@ -85,6 +88,9 @@ pub enum KeeperOutcome {
         /// The resume watches (nodes whose instances may come back).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         resumes: Vec<ResumeReport>,
+        /// AWS Health scheduled changes that came due, handed to the interruption function.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        handoffs: Vec<HandoffReport>,
     },
 }
 

@@ -1,4 +1,5 @@
-//! The pool tick: the resume watches ([`super::resume`]), then per cluster return serving standbys whose zone has spot capacity back
+//! The pool tick: the resume watches ([`super::resume`]) and the scheduled changes that came
+//! due ([`super::handoff`]), then per cluster return serving standbys whose zone has spot capacity back
 //! (drain, stop, retag available, release the lease), put back standbys that never served,
 //! and report the pool against its wanted size.
 
@@ -60,12 +61,22 @@ impl<W: KeeperPorts> Keeper<W> {
                 Vec::new()
             }
         };
+        // Scheduled changes that came due, whatever the cluster.
+        let handoffs = match self.hand_off_due(mode).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "reading the scheduled changes failed");
+                first_error.get_or_insert(e);
+                Vec::new()
+            }
+        };
         match first_error {
             Some(e) => Err(e),
             None => Ok(KeeperOutcome::Tick {
                 plans,
                 reports,
                 resumes,
+                handoffs,
             }),
         }
     }

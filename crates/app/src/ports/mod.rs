@@ -5,15 +5,18 @@
 //! only for the ones it uses.
 
 mod aws;
+mod handoff;
 mod kube;
 mod records;
 pub mod world;
 
 pub use aws::{Asg, Ec2, Elb};
+pub use handoff::Handoff;
 pub use kube::{Clusters, Kube};
 pub use records::{PUT_MANY_IN_FLIGHT, Records};
 pub use world::{
-    HasAsg, HasClusters, HasEc2, HasElb, HasRecords, InterruptionPorts, KeeperPorts, KubeOf,
+    HasAsg, HasClusters, HasEc2, HasElb, HasHandoff, HasRecords, InterruptionPorts, KeeperPorts,
+    KubeOf,
 };
 
 /// Any error from below a port, kept whole (never stringified) for logs and diagnostics.

@@ -3,7 +3,7 @@
 //! the ports it uses ([`InterruptionPorts`], [`KeeperPorts`]), so a new port grows only the
 //! worlds of the functions that need it.
 
-use super::{Asg, Clusters, Ec2, Elb, Records};
+use super::{Asg, Clusters, Ec2, Elb, Handoff, Records};
 
 /// A world with EC2.
 pub trait HasEc2 {
@@ -35,6 +35,12 @@ pub trait HasClusters {
     fn clusters(&self) -> &Self::Clusters;
 }
 
+/// A world that can hand an event to the interruption function.
+pub trait HasHandoff {
+    type Handoff: Handoff;
+    fn handoff(&self) -> &Self::Handoff;
+}
+
 /// The Kubernetes client type of a world's clusters.
 pub type KubeOf<W> = <<W as HasClusters>::Clusters as Clusters>::Kube;
 
@@ -46,8 +52,8 @@ pub trait InterruptionPorts:
 impl<W: HasEc2 + HasElb + HasAsg + HasRecords + HasClusters + Send + Sync> InterruptionPorts for W {}
 
 /// What the keeper uses.
-pub trait KeeperPorts: HasEc2 + HasRecords + HasClusters + Send + Sync {}
-impl<W: HasEc2 + HasRecords + HasClusters + Send + Sync> KeeperPorts for W {}
+pub trait KeeperPorts: HasEc2 + HasRecords + HasClusters + HasHandoff + Send + Sync {}
+impl<W: HasEc2 + HasRecords + HasClusters + HasHandoff + Send + Sync> KeeperPorts for W {}
 
 /// Implements the `Has*` traits for a world struct whose fields are named after the ports:
 /// `has_ports!(MyWorld { ec2: FakeEc2, records: FakeRecords })`.
@@ -78,6 +84,12 @@ macro_rules! has_ports {
         impl $crate::ports::HasRecords for $world {
             type Records = $ty;
             fn records(&self) -> &$ty { &self.records }
+        }
+    };
+    (@one $world:ty, handoff, $ty:ty) => {
+        impl $crate::ports::HasHandoff for $world {
+            type Handoff = $ty;
+            fn handoff(&self) -> &$ty { &self.handoff }
         }
     };
     (@one $world:ty, clusters, $ty:ty) => {

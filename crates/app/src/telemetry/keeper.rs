@@ -25,7 +25,21 @@ pub fn log_outcome(outcome: &KeeperOutcome) {
             "{}",
             if report.is_some() { "handled" } else { "planned (nothing executed)" }
         ),
-        KeeperOutcome::Tick { plans, reports, .. } => {
+        KeeperOutcome::Tick {
+            plans,
+            reports,
+            handoffs,
+            ..
+        } => {
+            for h in handoffs {
+                tracing::info!(
+                    instance_id = %h.instance_id,
+                    interruption_id = %h.interruption_id,
+                    due_at = %h.due_at,
+                    handed_off = h.handed_off,
+                    "scheduled change due"
+                );
+            }
             for plan in plans {
                 tracing::info!(
                     cluster = %plan.cluster,

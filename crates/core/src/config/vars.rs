@@ -255,6 +255,16 @@ declare! {
         /// presumed on its way down (EC2 stops a Spot instance at about the deadline, not on
         /// it) before the keeper gives its node back; then a running instance is back.
         COSTOP_RESUME_SETTLE_SECONDS => resume_settle_seconds: Int(0, 86_400);
+        /// How long before an AWS Health scheduled change's `startTime` costop acts on it. A
+        /// change further off is recorded as scheduled and handed to the interruption function
+        /// by the keeper's tick at `startTime` minus this (within a tick of it); a nearer one is
+        /// acted on at once. Long enough for a drain, short enough not to give capacity away
+        /// days early.
+        COSTOP_SCHEDULED_CHANGE_LEAD_SECONDS => scheduled_change_lead_seconds: Int(60, 604_800);
+        /// The interruption function (name or ARN) the keeper hands scheduled changes to when
+        /// they come due, invoked asynchronously; set by the template. Empty: due changes wait
+        /// in the table, and the keeper reports them.
+        COSTOP_INTERRUPTION_FUNCTION => interruption_function: Text;
     }
     Dedupe {
         /// A delivery seen but not finished within this long may be taken over by a

@@ -398,13 +398,9 @@ impl Event {
             Event::AsgTerminate(d) => vec![d.detail.ec2_instance_id.clone()],
             Event::Health(d) => {
                 let mut out: Vec<String> = Vec::new();
-                // Entities AWS marks RESOLVED are no longer affected.
-                for e in d
-                    .detail
-                    .affected_entities
-                    .iter()
-                    .filter(|e| !e.is_resolved())
-                {
+                // Entities AWS marks RESOLVED are listed too: the planner cancels what was
+                // scheduled for them.
+                for e in &d.detail.affected_entities {
                     if let Some(id) = &e.instance_id
                         && !out.contains(id)
                     {

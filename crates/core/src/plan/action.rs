@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::drain::{BackoffPolicy, SkipReason};
+use crate::handoff::{ScheduledChange, ScheduledRef};
 use crate::facts::{PodRef, RegisteredTarget, TargetType};
 use crate::kube::Taint;
 use crate::record::TimelineStep;
@@ -113,6 +114,11 @@ pub enum Action {
     /// Remember that the instance may come back (a stop, a hibernation, a reboot): the
     /// keeper's tick gives its node back once it runs again (see [`crate::resume`]).
     WatchForResume(ResumeWatch),
+    /// Keep an AWS Health scheduled change (and the event, narrowed to the instance) until its
+    /// moment, when the keeper's tick hands it to the interruption function.
+    ScheduleHandoff(ScheduledChange),
+    /// Forget a scheduled change (cancelled by an update, or acted on now).
+    CancelHandoff(ScheduledRef),
     /// Mark the dedupe item completed: later redeliveries are duplicates.
     FinishEvent {
         /// Event id.
@@ -145,6 +151,8 @@ impl Action {
             Action::CompleteLifecycleAction(_) => "complete_lifecycle_action",
             Action::OutOfServiceTaint { .. } => "out_of_service_taint",
             Action::WatchForResume(_) => "watch_for_resume",
+            Action::ScheduleHandoff(_) => "schedule_handoff",
+            Action::CancelHandoff(_) => "cancel_handoff",
             Action::FinishEvent { .. } => "finish_event",
         }
     }

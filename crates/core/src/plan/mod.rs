@@ -26,7 +26,9 @@
 //! | state change stopping/shutting-down | full | now |
 //! | state change stopped/terminated | node gone | now |
 //! | ASG terminate hook | full + heartbeats + complete | event time + hook deadline |
-//! | Health EC2 scheduled change | full, per instance | `startTime` (now if past) |
+//! | Health EC2 scheduled change, due | full, per instance | `startTime` (now if past) |
+//! | Health EC2 scheduled change, further off than the lead | schedule (see [`crate::handoff`]) | `startTime` |
+//! | Health update: closed, or the instance resolved | cancel what was scheduled | none |
 //! | rebalance recommendation | record only (standby later) | none |
 //!
 //! An ASG terminate hook's heartbeat interval, its result and the deadlines that bound its drain
@@ -56,6 +58,7 @@ use crate::config::Config;
 use crate::constants;
 use crate::event::{Event, EventKind, IgnoredReason, InstanceAction, InstanceState};
 use crate::facts::{Delivery, Facts, InstanceFacts, NodeFacts};
+use crate::handoff::{self, ScheduledChange};
 use crate::kube::{Taint, TaintEffect, to_label_value, with_taint};
 use crate::record::TimelineStep;
 
@@ -119,8 +122,16 @@ pub enum IgnoreReason {
         /// Event type code.
         code: String,
     },
-    /// A Health event whose status is `closed`.
+    /// A Health event whose status is `closed` (and nothing was scheduled for it).
     HealthEventClosed {
+        /// Event ARN.
+        event_arn: String,
+    },
+    /// The Health event marks the instance's entity `RESOLVED` (and nothing was scheduled
+    /// for it).
+    EntityResolved {
+        /// Instance.
+        instance_id: String,
         /// Event ARN.
         event_arn: String,
     },
@@ -202,6 +213,19 @@ pub enum Response {
     /// nodes; nothing is cordoned or drained; the keeper's tick removes the taint after
     /// `COSTOP_REBALANCE_TAINT_SECONDS` if no interruption followed.
     Discourage,
+    /// A Health scheduled change further off than `COSTOP_SCHEDULED_CHANGE_LEAD_SECONDS`:
+    /// recorded, and handed back by the keeper's tick when due (see [`crate::handoff`]).
+    Schedule,
+    /// An update closed the Health event or resolved the instance: the scheduled change is
+    /// forgotten.
+    Cancel,
+}
+
+impl Response {
+    /// Whether the response looks at the node's pods (to drain them or record them).
+    pub fn observes_pods(self) -> bool {
+        !matches!(self, Response::Schedule | Response::Cancel)
+    }
 }
 
 /// What costop will do about one instance.
@@ -392,9 +416,10 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
             });
         }
         Event::Health(d) if d.detail.is_closed() => {
-            return ignore(IgnoreReason::HealthEventClosed {
+            let otherwise = IgnoreReason::HealthEventClosed {
                 event_arn: d.detail.event_arn.clone(),
-            });
+            };
+            return cancel_or_ignore(event, facts, config, now, "closed", otherwise);
         }
         _ => {}
     }
@@ -403,6 +428,17 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
     let instance_id = facts.instance_id.clone();
     if !event.instance_ids().contains(&instance_id) {
         return ignore(IgnoreReason::InstanceNotInEvent { instance_id });
+    }
+    if let Event::Health(d) = event
+        && d.detail
+            .entity_for(&instance_id)
+            .is_some_and(|e| e.is_resolved())
+    {
+        let otherwise = IgnoreReason::EntityResolved {
+            instance_id,
+            event_arn: d.detail.event_arn.clone(),
+        };
+        return cancel_or_ignore(event, facts, config, now, "resolved", otherwise);
     }
 
     // 3. Dedupe: a completed delivery, or one still within its lease, owns it.
@@ -479,6 +515,7 @@ pub fn plan(event: &Event, facts: &Facts, config: &Config, now: DateTime<Utc>) -
         steps: Vec::new(),
     };
     match (response, deadline) {
+        (Response::Schedule, Some(start)) => b.schedule(start),
         (Response::Full, Some(deadline)) => b.full(deadline),
         (Response::NodeGone, deadline) => b.node_gone(deadline.unwrap_or(now)),
         (Response::Discourage, Some(until)) => b.discourage(until),
@@ -509,6 +546,53 @@ fn unreachable_ignored(event: &Event) -> Decision {
     })
 }
 
+/// An update that closes a Health event, or resolves the instance, cancels the change costop
+/// scheduled for it; with nothing scheduled it is ignored with `otherwise`.
+fn cancel_or_ignore(
+    event: &Event,
+    facts: &Facts,
+    config: &Config,
+    now: DateTime<Utc>,
+    reason: &str,
+    otherwise: IgnoreReason,
+) -> Decision {
+    let (Event::Health(d), Some(scheduled)) = (event, &facts.scheduled) else {
+        return ignore(otherwise);
+    };
+    if scheduled.event_arn != d.detail.event_arn
+        || scheduled.instance_id != facts.instance_id
+        || !event.instance_ids().contains(&facts.instance_id)
+    {
+        return ignore(otherwise);
+    }
+    let step = |phase, action| Step { phase, action };
+    Decision::Act(Plan {
+        interruption_id: scheduled.interruption_id.clone(),
+        event_id: d.envelope.id.clone(),
+        kind: EventKind::ScheduledMaintenance,
+        response: Response::Cancel,
+        instance_id: facts.instance_id.clone(),
+        node: scheduled.node.clone(),
+        cluster: scheduled.cluster.clone(),
+        event_time: d.envelope.time,
+        received_at: now,
+        deadline: None,
+        dry_run: config.dry_run,
+        steps: vec![
+            step(
+                Phase::Record,
+                Action::RecordTimeline(TimelineStep::ScheduleCancelled {
+                    reason: reason.to_owned(),
+                }),
+            ),
+            step(
+                Phase::Record,
+                Action::CancelHandoff(scheduled.reference()),
+            ),
+        ],
+    })
+}
+
 /// Response level, deadline, and the time the interruption id is anchored to.
 fn response_and_deadline(
     event: &Event,
@@ -535,7 +619,11 @@ fn response_and_deadline(
         Event::Health(d) => {
             // Anchor on startTime so every page of one change shares an id.
             let start = d.detail.start_time.unwrap_or(event_time);
-            (Response::Full, Some(start.max(now)), start)
+            if handoff::waits(start, config, now) {
+                (Response::Schedule, Some(start), start)
+            } else {
+                (Response::Full, Some(start.max(now)), start)
+            }
         }
         Event::Rebalance(_) if config.rebalance_taint => (
             Response::Discourage,
@@ -755,6 +843,7 @@ impl Builder<'_> {
                 }),
             );
         }
+        self.forget_schedule();
         self.closing();
     }
 
@@ -875,6 +964,39 @@ impl Builder<'_> {
                 deadline.to_rfc3339_opts(SecondsFormat::Secs, true),
             ),
         ])
+    }
+
+    /// A Health scheduled change further off than the lead: kept, with a SCHEDULED milestone,
+    /// until the keeper hands it back when due. Nothing is claimed: the delivery that comes
+    /// due is this event again, and must not be taken for a duplicate.
+    fn schedule(&mut self, start: DateTime<Utc>) {
+        let change = ScheduledChange {
+            instance_id: self.instance.instance_id.clone(),
+            event_arn: match self.event {
+                Event::Health(d) => d.detail.event_arn.clone(),
+                _ => String::new(),
+            },
+            interruption_id: self.interruption_id.clone(),
+            cluster: self.cluster.clone(),
+            node: self.node.name.clone(),
+            start_time: start,
+            due_at: handoff::due_at(start, self.config),
+        };
+        self.timeline(
+            Phase::Record,
+            TimelineStep::Scheduled {
+                start_time: change.start_time,
+                due_at: change.due_at,
+            },
+        );
+        self.push(Phase::Record, Action::ScheduleHandoff(change));
+    }
+
+    /// A scheduled change acted on now is no longer waiting.
+    fn forget_schedule(&mut self) {
+        if let Some(s) = &self.facts.scheduled {
+            self.push(Phase::Close, Action::CancelHandoff(s.reference()));
+        }
     }
 
     fn record_only(&mut self) {
