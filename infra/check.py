@@ -28,7 +28,10 @@ Checks (each prints PASS/FAIL with reasons; exit status 1 if any failed, 2 on ba
                  a retry policy and a DLQ whose queue policy lets that rule in; every sample in
                  events/ reaches, for each function that receives it (FUNCTIONS), exactly one rule
                  targeting that function, and no other function (EXPECTED_DELIVERY); each function
-                 with a schedule has exactly one schedule rule with that expression.
+                 with a schedule has exactly one schedule rule with that expression; the rules are
+                 exactly infra/event-rules.json (`costop rules --json`, kept equal to the
+                 declaration in crates/core/src/rules.rs by a test of crates/core), which
+                 `costop replay` delivers by.
   shape          what the deployment must be: arm64 provided.al2023 functions running the
                  binary FUNCTIONS names, each with a timeout covering its work (the interruption
                  function an ASG hook's deadline + 3 s, the keeper its standby watch + 30 s; at
@@ -202,6 +205,7 @@ class Context:
         self.events_dir: Path = Path(args.events).resolve()
         self.core_src: Path = Path(args.core_src).resolve()
         self.config_vars_path: Path = Path(args.config_vars).resolve()
+        self.event_rules_path: Path = Path(args.event_rules).resolve()
         self.samconfig_path: Path = Path(args.samconfig).resolve()
         # Where metrics are emitted: every crate but the core (crates/app/src/keeper.rs is the
         # keeper's), and the functions (functions/keeper/src); `check_dashboard` adds each
@@ -724,10 +728,43 @@ def check_event_rules(ctx: Context, notes: Notes) -> list[str]:
         for lid in sorted(users - allowed[q]):
             problems.append(f"{lid}: its DLQ {q} does not allow it (add !GetAtt {lid}.Arn to the queue policy's aws:SourceArn)")
 
+    problems += same_rules_as_declared(ctx, rules, schedules, targets)
+
     notes.append(
         f"{len(rules)} pattern rules, {len(schedules)} schedule(s), {len(samples)} samples replayed from "
         f"{ctx.rel(ctx.events_dir)} per function ({', '.join(sorted(receives))})"
     )
+    return problems
+
+
+def same_rules_as_declared(
+    ctx: Context, rules: dict[str, tuple[dict, Any]], schedules: dict[str, Any], targets: dict[str, set[str]]
+) -> list[str]:
+    """The template's rules are exactly infra/event-rules.json's: SAM names a function's rule
+    `<function logical id><event name>`; same target, same pattern or schedule."""
+    try:
+        declared = json.loads(ctx.event_rules_path.read_text())
+    except (OSError, ValueError) as e:
+        return [f"{ctx.rel(ctx.event_rules_path)}: unreadable ({e}); regenerate it with `costop rules --json`"]
+    by_binary = {spec["binary"]: fn for fn, spec in FUNCTIONS.items()}
+    problems: list[str] = []
+    seen: set[str] = set()
+    for r in declared:
+        fn = by_binary.get(r.get("function"))
+        if fn is None:
+            problems.append(f"{ctx.rel(ctx.event_rules_path)}: rule {r.get('name')} of unknown function {r.get('function')!r}")
+            continue
+        lid = fn + r.get("name", "")
+        seen.add(lid)
+        if fn not in targets.get(lid, set()):
+            problems.append(f"{lid}: declared in {ctx.rel(ctx.event_rules_path)} but no such rule targets {fn}")
+        elif "pattern" in r and (lid not in rules or rules[lid][0] != r["pattern"]):
+            got = rules[lid][0] if lid in rules else None
+            problems.append(f"{lid}: pattern {got!r} differs from the declared {r['pattern']!r}")
+        elif "schedule" in r and schedules.get(lid) != r["schedule"]:
+            problems.append(f"{lid}: schedule {schedules.get(lid)!r} differs from the declared {r['schedule']!r}")
+    for lid in sorted((set(rules) | set(schedules)) - seen):
+        problems.append(f"{lid}: not in {ctx.rel(ctx.event_rules_path)} (declare it in crates/core/src/rules.rs)")
     return problems
 
 
@@ -1420,6 +1457,11 @@ def main(argv: list[str] | None = None) -> int:
         "--config-vars",
         default=str(ROOT / "infra/config-vars.json"),
         help="the variables costop reads (default: infra/config-vars.json, from `costop config --list --json`)",
+    )
+    ap.add_argument(
+        "--event-rules",
+        default=str(ROOT / "infra/event-rules.json"),
+        help="the rules costop replays by (default: infra/event-rules.json, from `costop rules --json`)",
     )
     ap.add_argument("--samconfig", default=str(ROOT / "samconfig.toml"), help="samconfig.toml to check")
     ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(n for n, _ in CHECKS)}")

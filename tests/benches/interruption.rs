@@ -1023,6 +1023,7 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
                 asg: FakeAsg::default(),
                 records: records.clone(),
                 clusters: costop_adapters::KubeClusters::new(access, Default::default()),
+                handoff: Default::default(),
             };
             let h = Handler::new(RecWorld::new(world, rec.clone()), config.clone());
             warm_up(&h, &rec, instance, warm).await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
-use costop_app::{HandoffQueue, Handler, Keeper};
+use costop_app::{Handler, HandoffQueue, Keeper};
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;

@@ -92,7 +92,11 @@ async fn a_change_that_comes_due_within_seconds_is_handed_off_and_drained_then<H
     let start = (Utc::now() + TimeDelta::seconds(LEAD_SECONDS + 4)).trunc_subsecs(0);
     let (response, id) = deliver(&h, &change_starting(&instance, start)).await;
     assert_eq!(response, Response::Schedule, "[{}]", h.flavor());
-    assert!(!unschedulable(&h, &node), "[{}] touched before its moment", h.flavor());
+    assert!(
+        !unschedulable(&h, &node),
+        "[{}] touched before its moment",
+        h.flavor()
+    );
     assert_eq!(scheduled_items(&h).await, 1);
 
     // Not yet due: the tick hands nothing off.
@@ -117,16 +121,29 @@ async fn a_change_that_comes_due_within_seconds_is_handed_off_and_drained_then<H
         "handed off before startTime − lead"
     );
     assert_eq!(handed.len(), 1);
-    assert_eq!(scheduled_items(&h).await, 0, "[{}] the record stays", h.flavor());
+    assert_eq!(
+        scheduled_items(&h).await,
+        0,
+        "[{}] the record stays",
+        h.flavor()
+    );
 
     // Delivered as Lambda would deliver the asynchronous invoke: now it is drained.
     let (response, drained_id) = deliver(&h, &handed[0]).await;
     assert_eq!(response, Response::Full, "[{}]", h.flavor());
     assert_eq!(drained_id, id, "one interruption from scheduling to drain");
-    assert!(unschedulable(&h, &node), "[{}] not cordoned when due", h.flavor());
+    assert!(
+        unschedulable(&h, &node),
+        "[{}] not cordoned when due",
+        h.flavor()
+    );
     let steps = steps(&h, &id).await;
     for step in ["SCHEDULED", "HANDED_OFF", "RECEIVED", "CORDONED"] {
-        assert!(steps.contains(&step), "[{}] no {step} in {steps:?}", h.flavor());
+        assert!(
+            steps.contains(&step),
+            "[{}] no {step} in {steps:?}",
+            h.flavor()
+        );
     }
 
     // A later tick hands nothing off again.
@@ -150,7 +167,11 @@ async fn a_change_cancelled_by_a_closing_update_is_never_acted_on<H: Harness>(h:
     assert_eq!(cancelled_id, id);
     assert_eq!(scheduled_items(&h).await, 0, "[{}]", h.flavor());
     let steps = steps(&h, &id).await;
-    assert!(steps.contains(&"SCHEDULE_CANCELLED"), "[{}] {steps:?}", h.flavor());
+    assert!(
+        steps.contains(&"SCHEDULE_CANCELLED"),
+        "[{}] {steps:?}",
+        h.flavor()
+    );
     assert!(!unschedulable(&h, &node));
     assert_eq!(tick(&h).await, 0);
     assert!(h.handed_off().is_empty());

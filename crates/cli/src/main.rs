@@ -1,20 +1,21 @@
-//! `costop`: replay a captured EventBridge event through the same handler the Lambda runs,
-//! against whatever AWS endpoint and cluster the environment names (`AWS_*`, including
-//! `AWS_ENDPOINT_URL`, and `KUBECONFIG`), read an interruption's timeline back, and list the
-//! `COSTOP_*` configuration variables (or check the environment's).
+//! `costop`: replay a captured EventBridge event through the functions EventBridge would deliver
+//! it to ([`replay`]), against whatever AWS endpoint and cluster the environment names (`AWS_*`,
+//! including `AWS_ENDPOINT_URL`, and `KUBECONFIG`), read an interruption's timeline back, print
+//! the EventBridge rules, and list the `COSTOP_*` configuration variables (or check the
+//! environment's).
 //!
 //! Exit codes: 0 handled or deliberately ignored; 2 the event is malformed (nothing was
 //! changed); 1 anything else (configuration, AWS or cluster errors).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use costop_app::handler::read;
-use costop_app::{Handler, HandlerError, HasRecords, Mode, telemetry};
+use costop_app::{HasRecords, telemetry};
 use costop_core::Config;
 
 mod render;
+mod replay;
 mod variables;
 
 #[derive(Parser)]
@@ -30,14 +31,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Handle a captured EventBridge event (a JSON file) exactly as the Lambda would.
-    Replay {
-        /// The event file, e.g. events/aws.ec2-spot-instance-interruption-warning-terminate.json.
-        file: PathBuf,
-        /// Print the plan and stop: observe, decide, change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print the outcome as JSON instead of text.
+    /// Hand a captured EventBridge event (a JSON file) to every function whose rule matches it,
+    /// as EventBridge would, and print each function's outcome.
+    Replay(replay::Args),
+    /// Print the EventBridge rules that deliver events to each function (`--json`: the
+    /// `infra/event-rules.json` that infra/check.py compares with the template).
+    Rules {
+        /// As JSON.
         #[arg(long)]
         json: bool,
     },
@@ -98,60 +98,28 @@ async fn run(cli: Cli) -> Result<ExitCode, BoxError> {
         print!("{}", variables::list(format)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let Cmd::Rules { json } = cli.cmd {
+        let rules = costop_core::rules::rules();
+        if json {
+            println!("{}", serde_json::to_string_pretty(&rules)?);
+        } else {
+            for r in rules {
+                match (&r.pattern, r.schedule) {
+                    (Some(p), _) => println!("{} {}: {p}", r.function, r.name),
+                    (None, Some(s)) => println!("{} {}: schedule {s}", r.function, r.name),
+                    (None, None) => {}
+                }
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::from_env(std::env::vars())?;
     telemetry::init_text_logs(
         &std::env::var(variables::CLI_LOG_VAR).unwrap_or_else(|_| "warn".into()),
     );
     match cli.cmd {
-        Cmd::Replay {
-            file,
-            dry_run,
-            json,
-        } => {
-            let bytes =
-                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            // Parse before touching AWS or the cluster: a malformed event changes nothing.
-            let payload: serde_json::Value = match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("costop: {} is not valid JSON: {e}", file.display());
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            if let Err(e) = costop_core::Event::from_value(&payload) {
-                eprintln!(
-                    "costop: {} is malformed: {}",
-                    file.display(),
-                    costop_app::error_chain(&e)
-                );
-                return Ok(ExitCode::from(2));
-            }
-            let world = costop_adapters::AwsWorld::from_env(&config).await?;
-            let handler = Handler::new(world, config);
-            let mode = if dry_run { Mode::DryRun } else { Mode::Execute };
-            match handler.handle(&payload, mode).await {
-                Ok(outcome) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&outcome)?);
-                    } else {
-                        print!("{}", render::outcome(&outcome, dry_run));
-                    }
-                    if !dry_run {
-                        telemetry::interruption::emit_metrics(handler.config(), &outcome);
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(HandlerError::Malformed(e)) => {
-                    eprintln!(
-                        "costop: {} is malformed: {}",
-                        file.display(),
-                        costop_app::error_chain(&e)
-                    );
-                    Ok(ExitCode::from(2))
-                }
-                Err(e) => Err(Box::new(e)),
-            }
-        }
+        Cmd::Replay(args) => replay::run(args, config).await,
+        Cmd::Rules { .. } => unreachable!("answered before the configuration is read"),
         Cmd::Timeline {
             interruption_id,
             instance,

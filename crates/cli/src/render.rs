@@ -3,7 +3,9 @@
 use std::fmt::Write;
 
 use costop_app::Outcome;
+use costop_app::keeper::KeeperOutcome;
 use costop_core::record::{self, Attr, Item, TimelineEntry};
+use costop_core::standby::StartDecision;
 use costop_core::{Action, Decision};
 
 /// One block per instance: the decision, then the plan (dry-run) or what was done.
@@ -171,6 +173,121 @@ pub fn timeline(id: &str, items: &[Item]) -> String {
                 Err(err) => {
                     let _ = writeln!(s, "  {sk}: unreadable entry ({err})");
                 }
+            }
+        }
+    }
+    s
+}
+
+/// The keeper's outcome: the standby started or joined (or why none), or what a tick did.
+pub fn keeper(o: &KeeperOutcome) -> String {
+    let mut s = String::new();
+    match o {
+        KeeperOutcome::Ignored { ignored } => {
+            let _ = writeln!(
+                s,
+                "  ignored: {} / {} is not the keeper's",
+                ignored.source, ignored.detail_type
+            );
+        }
+        KeeperOutcome::Standby {
+            kind,
+            decision,
+            report,
+        } => {
+            let _ = writeln!(s, "  {}", kind.slug());
+            match decision {
+                StartDecision::Act(p) | StartDecision::Join { plan: p, .. } => {
+                    let verb = match decision {
+                        StartDecision::Join { .. } => "joins",
+                        _ => "starts",
+                    };
+                    let _ = writeln!(
+                        s,
+                        "  standby {} {verb} interruption {} ({} in {}, as {})",
+                        p.standby, p.interruption_id, p.cluster, p.zone, p.instance_type
+                    );
+                    if report.is_none() {
+                        let _ = writeln!(s, "  dry run: nothing was changed; the plan:");
+                        for a in &p.actions {
+                            let _ = writeln!(
+                                s,
+                                "    - {}",
+                                serde_json::to_string(a).unwrap_or_default()
+                            );
+                        }
+                    }
+                }
+                StartDecision::NoStandby { reason, .. } => {
+                    let _ = writeln!(s, "  no standby: {}", reason.describe());
+                }
+            }
+            if let Some(r) = report {
+                if let Some(why) = r.skipped {
+                    let _ = writeln!(s, "    skipped: {why}");
+                }
+                if r.started {
+                    let _ = writeln!(
+                        s,
+                        "    started{}",
+                        r.time_to_start_ms
+                            .map(|ms| format!(" after {ms} ms"))
+                            .unwrap_or_default()
+                    );
+                }
+                if !r.leases_lost.is_empty() {
+                    let _ = writeln!(
+                        s,
+                        "    held by other interruptions: {}",
+                        r.leases_lost.join(", ")
+                    );
+                }
+                let _ = writeln!(s, "    replacement pods tolerated: {}", r.tolerated);
+            }
+        }
+        KeeperOutcome::Tick {
+            plans,
+            reports,
+            resumes,
+            handoffs,
+        } => {
+            let _ = writeln!(s, "  tick");
+            for p in plans {
+                let _ = writeln!(
+                    s,
+                    "  pool of {}: {} available, {} serving, {} action(s)",
+                    p.cluster,
+                    p.report.available(),
+                    p.report.serving(),
+                    p.actions.len()
+                );
+            }
+            for r in reports {
+                if !r.returned.is_empty() {
+                    let _ = writeln!(s, "    returned to the pool: {}", r.returned.join(", "));
+                }
+            }
+            for r in resumes {
+                let _ = writeln!(
+                    s,
+                    "  node of {} ({}): {}",
+                    r.instance_id,
+                    r.interruption_id,
+                    serde_json::to_string(&r.decision).unwrap_or_default()
+                );
+            }
+            for h in handoffs {
+                let _ = writeln!(
+                    s,
+                    "  scheduled change of {} due {}: {}",
+                    h.instance_id,
+                    h.due_at.to_rfc3339(),
+                    match (&h.error, h.handed_off) {
+                        (Some(e), _) => format!("not handed off: {e}"),
+                        (None, true) => "handed to the interruption function".to_owned(),
+                        (None, false) => "due (dry run: not handed off)".to_owned(),
+                    }
+                );
             }
         }
     }

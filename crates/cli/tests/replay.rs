@@ -93,7 +93,12 @@ async fn replay_handles_a_spot_warning_and_the_timeline_reads_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let (instance, node) = spot_node(&bed);
     let file = warning_file(dir.path(), &instance);
-    let out = tokio::task::block_in_place(|| costop(&bed, &["replay", file.to_str().unwrap()]));
+    let out = tokio::task::block_in_place(|| {
+        costop(
+            &bed,
+            &["replay", "--watch-seconds", "2", file.to_str().unwrap()],
+        )
+    });
     assert!(
         out.status.success(),
         "stdout: {}\nstderr: {}",
@@ -183,4 +188,118 @@ async fn replay_of_a_foreign_event_exits_0_and_says_it_was_ignored() {
         "{}",
         text(&out.stdout)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_delivers_a_spot_warning_to_both_functions_aimed_and_dated_from_the_command_line() {
+    let bed = bed().await;
+    let (instance, node) = spot_node(&bed);
+    let sample = events_dir().join("aws.ec2-spot-instance-interruption-warning-terminate.json");
+    let out = tokio::task::block_in_place(|| {
+        costop(
+            &bed,
+            &[
+                "replay",
+                sample.to_str().unwrap(),
+                "--instance",
+                &instance,
+                "--now",
+                "--watch-seconds",
+                "2",
+                "--json",
+            ],
+        )
+    });
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let deliveries: Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
+    let functions: Vec<&str> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["function"].as_str().unwrap())
+        .collect();
+    assert_eq!(functions, ["costop-interruption", "costop-keeper"]);
+    let interruption = &deliveries[0]["outcome"]["instances"][0];
+    assert_eq!(interruption["instance_id"], instance.as_str());
+    assert_eq!(interruption["decision"]["decision"], "act");
+    assert!(
+        unschedulable(&bed, &node),
+        "the aimed instance's node is cordoned"
+    );
+    let keeper = &deliveries[1]["outcome"];
+    assert_eq!(keeper["trigger"], "standby", "{keeper}");
+    assert_eq!(keeper["decision"]["decision"], "act", "{keeper}");
+    assert_eq!(keeper["decision"]["spot_instance"], instance.as_str());
+    assert_eq!(keeper["report"]["started"], true, "{keeper}");
+
+    // --function picks one: the keeper alone runs. Re-dated, the warning is a new interruption,
+    // and the zone's one standby already serves the first, so the keeper says why none starts.
+    let out = tokio::task::block_in_place(|| {
+        costop(
+            &bed,
+            &[
+                "replay",
+                sample.to_str().unwrap(),
+                "--instance",
+                &instance,
+                "--now",
+                "--function",
+                "costop-keeper",
+                "--watch-seconds",
+                "1",
+            ],
+        )
+    });
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("costop-keeper:"), "{stdout}");
+    assert!(!stdout.contains("costop-interruption:"), "{stdout}");
+    assert!(stdout.contains("no standby"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_aimed_at_something_that_is_not_an_instance_id_exits_2_and_changes_nothing() {
+    let bed = bed().await;
+    let (_, node) = spot_node(&bed);
+    let sample = events_dir().join("aws.ec2-spot-instance-interruption-warning-terminate.json");
+    for bad in [node.as_str(), "i-123", "I-0123456789ABCDEF0", ""] {
+        let out = tokio::task::block_in_place(|| {
+            costop(
+                &bed,
+                &["replay", sample.to_str().unwrap(), "--instance", bad],
+            )
+        });
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("is not an EC2 instance id"), "{stderr}");
+    }
+    // An event that names no instance cannot be aimed at one.
+    let tick = events_dir().join("aws.events-scheduled-event.json");
+    let out = tokio::task::block_in_place(|| {
+        costop(
+            &bed,
+            &[
+                "replay",
+                tick.to_str().unwrap(),
+                "--instance",
+                "i-0123456789abcdef0",
+            ],
+        )
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("names no EC2 instance"));
+    assert!(!unschedulable(&bed, &node));
+    let items = bed
+        .dynamodb()
+        .scan()
+        .table_name(&bed.world().table)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(items.count(), 0, "nothing recorded");
 }

@@ -28,6 +28,7 @@
 //!   (grace-period caps, eviction backoff, deadline reporting).
 //! - [`record`]: the DynamoDB single-table model as plain data.
 //! - [`metrics`]: CloudWatch Embedded Metric Format rendering.
+//! - [`rules`]: the EventBridge rules that deliver events to each function.
 //! - [`handoff`]: AWS Health scheduled changes kept until their moment.
 //! - [`standby`]: the warm standby pool (the keeper's decisions).
 #![forbid(unsafe_code)]
@@ -43,6 +44,7 @@ pub mod metrics;
 pub mod plan;
 pub mod record;
 pub mod resume;
+pub mod rules;
 pub mod standby;
 
 pub use config::{Config, ConfigError};

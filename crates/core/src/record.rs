@@ -434,7 +434,10 @@ pub fn scheduled_change_item(
     item.insert("interruption_id".into(), Attr::s(&change.interruption_id));
     item.insert("cluster".into(), Attr::s(&change.cluster));
     item.insert("node".into(), Attr::s(&change.node));
-    item.insert("start_time".into(), Attr::s(sortable_time(change.start_time)));
+    item.insert(
+        "start_time".into(),
+        Attr::s(sortable_time(change.start_time)),
+    );
     item.insert("due_at".into(), Attr::s(sortable_time(change.due_at)));
     item.insert("event".into(), Attr::s(event.to_string()));
     item.insert(TTL.into(), Attr::n(ttl_epoch(change.start_time, ttl_days)));
@@ -445,10 +448,11 @@ pub fn scheduled_change_item(
 pub fn scheduled_change_from_item(
     item: &Item,
 ) -> Result<(crate::handoff::ScheduledChange, serde_json::Value), RecordError> {
-    let event = serde_json::from_str(get_s(item, "event")?).map_err(|source| RecordError::Json {
-        name: "event".into(),
-        source,
-    })?;
+    let event =
+        serde_json::from_str(get_s(item, "event")?).map_err(|source| RecordError::Json {
+            name: "event".into(),
+            source,
+        })?;
     let change = crate::handoff::ScheduledChange {
         instance_id: get_s(item, "instance_id")?.to_owned(),
         event_arn: get_s(item, "event_arn")?.to_owned(),

@@ -8,12 +8,12 @@ use costop_core::facts::{
     Delivery, Facts, InstanceFacts, Lifecycle, LifecycleHookFacts, NodeFacts, OwnerRef, PodFacts,
     PodPhase, RegisteredTarget, StandbyLeaseRecord, TargetGroupFacts, TargetType,
 };
+use costop_core::handoff::ScheduledChange;
 use costop_core::kube::{Taint, TaintEffect};
 use costop_core::plan::{
     Action, CompleteLifecycleAction, Decision, Drain, IgnoreReason, LifecycleHeartbeat,
     LifecycleResult, Phase, Plan, Response, SkipReason, plan, plan_all,
 };
-use costop_core::handoff::ScheduledChange;
 use costop_core::record::{self, TimelineStep};
 use costop_core::{Config, ParseError, constants};
 use serde_json::{Value, json};
@@ -484,7 +484,6 @@ fn a_closed_or_non_ec2_health_event_is_ignored() {
     ));
 }
 
-
 fn three_days_ahead() -> Event {
     health(
         json!([{ "entityValue": I }]),
@@ -504,15 +503,27 @@ fn scheduled_for(e: &Event) -> ScheduledChange {
 
 #[test]
 fn a_health_change_three_days_ahead_is_scheduled_and_the_node_not_touched() {
-    let p = act(plan(&three_days_ahead(), &facts(I), &Config::default(), now()));
+    let p = act(plan(
+        &three_days_ahead(),
+        &facts(I),
+        &Config::default(),
+        now(),
+    ));
     assert_eq!(p.response, Response::Schedule);
     assert_eq!(names(&p), ["record_timeline", "schedule_handoff"]);
     assert!(p.opening().claim.is_none() && p.opening().cordon.is_none());
     let s = scheduled_for(&three_days_ahead());
     assert_eq!(s.start_time, t("2025-03-13T14:00:00Z"));
-    assert_eq!(s.due_at, t("2025-03-13T13:45:00Z"), "the default lead is 15 minutes");
+    assert_eq!(
+        s.due_at,
+        t("2025-03-13T13:45:00Z"),
+        "the default lead is 15 minutes"
+    );
     assert_eq!(s.interruption_id, p.interruption_id);
-    assert_eq!((s.node.as_str(), s.cluster.as_str()), (format!("node-{I}").as_str(), "prod"));
+    assert_eq!(
+        (s.node.as_str(), s.cluster.as_str()),
+        (format!("node-{I}").as_str(), "prod")
+    );
 }
 
 #[test]
@@ -523,7 +534,12 @@ fn the_lead_is_configurable_and_a_change_within_it_is_drained_now() {
     assert_eq!(p.deadline, Some(t("2025-03-13T14:00:00Z")));
     // The same change handed back when due is drained, under the scheduled interruption id.
     let s = scheduled_for(&three_days_ahead());
-    let p = act(plan(&three_days_ahead(), &facts(I), &Config::default(), s.due_at));
+    let p = act(plan(
+        &three_days_ahead(),
+        &facts(I),
+        &Config::default(),
+        s.due_at,
+    ));
     assert_eq!(p.response, Response::Full);
     assert_eq!(p.interruption_id, s.interruption_id);
 }
@@ -534,7 +550,10 @@ fn a_change_acted_on_forgets_its_schedule() {
     let mut f = facts(I);
     f.scheduled = Some(s.clone());
     let p = act(plan(&three_days_ahead(), &f, &Config::default(), s.due_at));
-    assert!(p.in_phase(Phase::Close).any(|a| *a == Action::CancelHandoff(s.reference())));
+    assert!(
+        p.in_phase(Phase::Close)
+            .any(|a| *a == Action::CancelHandoff(s.reference()))
+    );
 }
 
 #[test]
@@ -562,7 +581,10 @@ fn a_closing_update_cancels_the_scheduled_change_and_nothing_else() {
         IgnoreReason::EntityResolved { .. }
     ));
     // Another event's schedule is not this update's to cancel.
-    f.scheduled = Some(ScheduledChange { event_arn: "arn:other".into(), ..s });
+    f.scheduled = Some(ScheduledChange {
+        event_arn: "arn:other".into(),
+        ..s
+    });
     assert!(matches!(
         ignored(plan(&closed, &f, &Config::default(), now())),
         IgnoreReason::HealthEventClosed { .. }

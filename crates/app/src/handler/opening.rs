@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use costop_core::facts::{
     Delivery, Facts, InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, StandbyLeaseRecord,
 };
-use costop_core::plan::action::CordonAndTaint;
 use costop_core::handoff::{ScheduledChange, ScheduledRef};
+use costop_core::plan::action::CordonAndTaint;
 use costop_core::record;
 use costop_core::standby;
 use costop_core::{Decision, Event, IgnoreReason, Plan};
@@ -98,12 +98,8 @@ impl<W: InterruptionPorts> Handler<W> {
         let (instances, deliveries, guesses, scheduled) =
             futures::join!(describe, dedupe, guesses, scheduled);
         let instances = instances?;
-        let opened = ids
-            .iter()
-            .zip(deliveries)
-            .zip(guesses)
-            .zip(scheduled)
-            .map(|(((id, delivery), guess), scheduled)| {
+        let opened = ids.iter().zip(deliveries).zip(guesses).zip(scheduled).map(
+            |(((id, delivery), guess), scheduled)| {
                 let first = FirstRead {
                     instance: instances.iter().find(|i| i.instance_id == *id).cloned(),
                     delivery,
@@ -111,7 +107,8 @@ impl<W: InterruptionPorts> Handler<W> {
                     scheduled,
                 };
                 self.open_instance(cx, id, first)
-            });
+            },
+        );
         Ok(join_all(opened).await)
     }
 

@@ -12,6 +12,8 @@ use super::PortError;
 pub trait Handoff: Send + Sync {
     /// Deliver `event` (an EventBridge event, as JSON) to the interruption function. `Ok` once
     /// the function has accepted it for delivery (not handled it).
-    fn hand_off(&self, event: &serde_json::Value)
-    -> impl Future<Output = Result<(), PortError>> + Send;
+    fn hand_off(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
 }

@@ -23,6 +23,7 @@ mod field;
 pub mod health;
 pub mod lifecycle;
 pub mod rebalance;
+pub mod retarget;
 pub mod scheduled;
 pub mod spot;
 pub mod state_change;

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::drain::{BackoffPolicy, SkipReason};
-use crate::handoff::{ScheduledChange, ScheduledRef};
 use crate::facts::{PodRef, RegisteredTarget, TargetType};
+use crate::handoff::{ScheduledChange, ScheduledRef};
 use crate::kube::Taint;
 use crate::record::TimelineStep;
 

@@ -585,10 +585,7 @@ fn cancel_or_ignore(
                     reason: reason.to_owned(),
                 }),
             ),
-            step(
-                Phase::Record,
-                Action::CancelHandoff(scheduled.reference()),
-            ),
+            step(Phase::Record, Action::CancelHandoff(scheduled.reference())),
         ],
     })
 }
