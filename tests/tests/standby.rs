@@ -903,3 +903,100 @@ on_both!(
     a_standby_whose_node_was_left_cordoned_and_tainted_is_started_schedulable_with_only_the_standby_taint,
     setup()
 );
+
+/// Ticks until `standby` is stopped: back in the pool.
+async fn tick_until_returned<H: Harness>(h: &H, standby: &str) {
+    let t0 = std::time::Instant::now();
+    while instance(h, standby).await.state != InstanceState::Stopped {
+        h.keeper()
+            .handle(&events::scheduled_tick(Utc::now()), Mode::Execute)
+            .await
+            .expect("the tick succeeds");
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "[{}] the standby was never returned",
+            h.flavor()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn two_interruptions_in_a_row_in_one_zone_are_each_served_by_the_standby_returned_between_them<
+    H: Harness,
+>(
+    h: H,
+) {
+    // The first interruption: the standby starts and takes the replacement.
+    let (first_spot, _) = retyped_spot_node(&h);
+    let (_, first, _) = warn_both_and_start(&h, &first_spot).await;
+    let standby_node = replacement_runs_on_standby(&h, &first.standby).await;
+
+    // Spot capacity comes back in the zone; the tick returns the standby to the pool.
+    let second_spot = h.launch_spot_like(&first_spot).await;
+    eventually(
+        "the new spot node to be Ready",
+        Duration::from_secs(60),
+        || node_of_instance(&h, &second_spot).is_some_and(|n| costop_bed::node_ready(&n)),
+    )
+    .await;
+    tick_until_returned(&h, &first.standby).await;
+    eventually(
+        "the replacement to move to the new spot node",
+        Duration::from_secs(60),
+        || {
+            node_of_instance(&h, &second_spot)
+                .and_then(|n| n["metadata"]["name"].as_str().map(str::to_string))
+                .is_some_and(|n| {
+                    pods_on(h.sim(), &n)
+                        .iter()
+                        .any(|p| p["metadata"]["labels"]["app"] == "big")
+                })
+        },
+    )
+    .await;
+
+    // EC2 reports the standby's stop as it reports any: the interruption function leaves it be.
+    for state in ["stopping", "stopped"] {
+        let notice = events::state_change(&first.standby, state, Utc::now());
+        let outcome = h
+            .handler()
+            .handle(&notice, Mode::Execute)
+            .await
+            .expect("handled");
+        assert!(
+            outcome.plans().next().is_none(),
+            "[{}] the returned standby's {state} was acted on: {outcome:?}",
+            h.flavor()
+        );
+    }
+    let node = costop_tests::node(h.sim(), &standby_node);
+    assert_ne!(node.pointer("/spec/unschedulable"), Some(&json!(true)));
+    let taints: Vec<&str> = node["spec"]["taints"]
+        .as_array()
+        .map(|ts| ts.iter().filter_map(|t| t["key"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(taints, [constants::TAINT_STANDBY], "[{}]", h.flavor());
+
+    // The second interruption in the zone: the same standby starts again, and the second
+    // node's replacement runs on it.
+    let (_, second, report) = warn_both_and_start(&h, &second_spot).await;
+    assert_eq!(second.standby, first.standby, "[{}]", h.flavor());
+    assert_ne!(second.interruption_id, first.interruption_id);
+    assert!(report.tolerated >= 1, "[{}] {report:?}", h.flavor());
+    let again = replacement_runs_on_standby(&h, &second.standby).await;
+    assert_eq!(again, standby_node, "the standby's Node object survives its stop");
+    for p in pods_on(h.sim(), &again) {
+        assert_eq!(
+            p["metadata"]["annotations"][constants::ANNOTATION_STANDBY_FOR].as_str(),
+            Some(second.interruption_id.as_str()),
+            "[{}] only the second interruption's replacements run there: {}",
+            h.flavor(),
+            p["metadata"]["name"]
+        );
+    }
+}
+
+on_both!(
+    two_interruptions_in_a_row_in_one_zone_are_each_served_by_the_standby_returned_between_them,
+    setup()
+);
