@@ -984,7 +984,10 @@ async fn two_interruptions_in_a_row_in_one_zone_are_each_served_by_the_standby_r
     assert_ne!(second.interruption_id, first.interruption_id);
     assert!(report.tolerated >= 1, "[{}] {report:?}", h.flavor());
     let again = replacement_runs_on_standby(&h, &second.standby).await;
-    assert_eq!(again, standby_node, "the standby's Node object survives its stop");
+    assert_eq!(
+        again, standby_node,
+        "the standby's Node object survives its stop"
+    );
     for p in pods_on(h.sim(), &again) {
         assert_eq!(
             p["metadata"]["annotations"][constants::ANNOTATION_STANDBY_FOR].as_str(),

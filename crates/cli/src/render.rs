@@ -4,9 +4,11 @@ use std::fmt::Write;
 
 use costop_app::Outcome;
 use costop_app::keeper::KeeperOutcome;
+use costop_core::handoff::ScheduledChange;
+use costop_core::plan::Response;
 use costop_core::record::{self, Attr, Item, TimelineEntry};
 use costop_core::standby::StartDecision;
-use costop_core::{Action, Decision};
+use costop_core::{Action, Decision, Plan};
 
 /// One block per instance: the decision, then the plan (dry-run) or what was done.
 pub fn outcome(o: &Outcome, dry_run: bool) -> String {
@@ -52,6 +54,25 @@ pub fn outcome(o: &Outcome, dry_run: bool) -> String {
                     for a in plan.actions() {
                         let _ = writeln!(s, "    - {}", describe(a));
                     }
+                }
+                match (plan.response, scheduled(plan)) {
+                    (Response::Schedule, Some(change)) => {
+                        let _ = writeln!(
+                            s,
+                            "    scheduled: starts {}, acted on from {} (the keeper's tick hands it to the interruption function then)",
+                            change.start_time.to_rfc3339(),
+                            change.due_at.to_rfc3339()
+                        );
+                        continue;
+                    }
+                    (Response::Cancel, _) => {
+                        let _ = writeln!(
+                            s,
+                            "    the scheduled change is cancelled: it will not be acted on"
+                        );
+                        continue;
+                    }
+                    _ => {}
                 }
                 if let Some(r) = &i.report {
                     if r.lost_claim {
@@ -292,4 +313,12 @@ pub fn keeper(o: &KeeperOutcome) -> String {
         }
     }
     s
+}
+
+/// The scheduled change a plan keeps, if it keeps one.
+fn scheduled(plan: &Plan) -> Option<&ScheduledChange> {
+    plan.actions().find_map(|a| match a {
+        Action::ScheduleHandoff(c) => Some(c),
+        _ => None,
+    })
 }

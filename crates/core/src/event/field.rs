@@ -168,6 +168,16 @@ impl<'a> Obj<'a> {
 /// sample Health event in the EventBridge documentation says `Sat, 05 Jun 2016` (a Sunday), and
 /// an inconsistent weekday is no reason to drop a retirement notice. The weekday is optional in
 /// RFC 2822 §3.3; chrono rejects a wrong one.
+/// A Health timestamp as [`Obj::opt_health_time`] reads it (RFC 2822, its weekday not
+/// required to agree with its date, or RFC 3339), if it is one.
+pub(crate) fn health_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(s)
+        .ok()
+        .or_else(|| without_weekday(s))
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 fn without_weekday(s: &str) -> Option<DateTime<chrono::FixedOffset>> {
     let (day, rest) = s.trim_start().split_once(',')?;
     if day.len() != 3 || !day.chars().all(|c| c.is_ascii_alphabetic()) {

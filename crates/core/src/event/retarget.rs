@@ -2,9 +2,10 @@
 //! `--now` do to a file before delivering it. Pure functions over the raw JSON, so the event is
 //! then parsed and delivered exactly as EventBridge would deliver the edited one.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde_json::Value;
 
+use super::field::health_time;
 use super::{is_instance_id, resolve_instance_id};
 
 /// The event could not be aimed at the instance; nothing was changed.
@@ -91,17 +92,41 @@ fn replaced(value: &str, instance_id: &str) -> Option<String> {
     Some(value.replacen(old, instance_id, 1))
 }
 
-/// `event` with its `time` set to `now` (whole seconds, as EventBridge writes it).
+/// `event` moved to `now`: its `time` becomes `now` (whole seconds, as EventBridge writes it),
+/// and an AWS Health event's `startTime` and `endTime` move with it, keeping their distance
+/// from the event's time (a retirement announced two days ahead is still two days ahead).
 pub fn redate(event: &Value, now: DateTime<Utc>) -> Value {
+    let now = now.trunc_subsecs(0);
     let mut out = event.clone();
+    let before = out
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
     if let Some(o) = out.as_object_mut() {
         o.insert(
             "time".into(),
             Value::String(now.to_rfc3339_opts(SecondsFormat::Secs, true)),
         );
     }
+    let (Some(before), Some(detail)) =
+        (before, out.get_mut("detail").and_then(Value::as_object_mut))
+    else {
+        return out;
+    };
+    for key in ["startTime", "endTime"] {
+        if let Some(v) = detail.get_mut(key)
+            && let Some(t) = v.as_str().and_then(health_time)
+        {
+            let moved = t + (now - before);
+            *v = Value::String(moved.format(HEALTH_TIME_FORMAT).to_string());
+        }
+    }
     out
 }
+
+/// How AWS Health writes its times (RFC 2822 in GMT).
+const HEALTH_TIME_FORMAT: &str = "%a, %d %b %Y %H:%M:%S GMT";
 
 #[cfg(test)]
 mod tests {
@@ -179,5 +204,15 @@ mod tests {
             redate(&json!({"time": "x"}), now)["time"],
             "2026-12-07T01:02:03Z"
         );
+    }
+
+    #[test]
+    fn redating_a_health_event_keeps_its_start_as_far_ahead() {
+        let e = json!({"time": "2025-03-12T10:00:00Z", "detail": {
+            "startTime": "Fri, 14 Mar 2025 10:00:00 GMT", "endTime": "Fri, 14 Mar 2025 11:00:00 GMT"}});
+        let now: DateTime<Utc> = "2026-12-07T01:00:00Z".parse().unwrap();
+        let r = redate(&e, now);
+        assert_eq!(r["detail"]["startTime"], "Wed, 09 Dec 2026 01:00:00 GMT");
+        assert_eq!(r["detail"]["endTime"], "Wed, 09 Dec 2026 02:00:00 GMT");
     }
 }
