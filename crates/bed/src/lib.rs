@@ -18,8 +18,10 @@
 
 pub mod error;
 pub mod front;
+pub mod lbc;
 pub mod link;
 pub mod moto;
+pub mod net;
 pub mod process;
 pub mod scenario;
 pub mod sdk;
@@ -59,6 +61,8 @@ pub struct StartTimings {
 /// dir.
 pub struct Bed {
     link: JoinHandle<()>,
+    /// The load-balancer controller stand-in, when the scenario binds target groups.
+    lbc: Option<JoinHandle<()>>,
     ec2_link: Arc<Ec2Link>,
     sim: Arc<Simulator>,
     front: AwsFront,
@@ -147,8 +151,20 @@ impl Bed {
 
         let t = Instant::now();
         let manifests = scenario.manifests_yaml();
+        let bindings = lbc_bindings(&scenario, &world);
+        let lbc = (!bindings.is_empty()).then(|| {
+            lbc::spawn(
+                sim.clone(),
+                aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
+                bindings,
+                Duration::from_secs_f64(
+                    scenario.delays.lb_controller_reconcile / scenario.time_scale.max(f64::MIN_POSITIVE),
+                ),
+            )
+        });
         let mut bed = Bed {
             link,
+            lbc,
             ec2_link,
             sim,
             front,
@@ -352,7 +368,31 @@ impl Drop for Bed {
     fn drop(&mut self) {
         // Stop polling before moto goes; kubesim's and moto's own drops follow.
         self.link.abort();
+        if let Some(lbc) = &self.lbc {
+            lbc.abort();
+        }
     }
+}
+
+/// The scenario's target groups bound to a Service, for the controller stand-in.
+fn lbc_bindings(scenario: &Scenario, world: &SeededWorld) -> Vec<lbc::Binding> {
+    scenario
+        .target_groups
+        .iter()
+        .filter_map(|tg| {
+            let svc = tg.service.as_ref()?;
+            Some(lbc::Binding {
+                target_group_arn: world.target_groups.get(&tg.name)?.clone(),
+                target_type: tg.target_type,
+                namespace: svc.namespace.clone(),
+                service: svc.name.clone(),
+                port: match &svc.port {
+                    scenario::PortRef::Number(n) => lbc::ServicePort::Number(*n),
+                    scenario::PortRef::Name(n) => lbc::ServicePort::Name(n.clone()),
+                },
+            })
+        })
+        .collect()
 }
 
 /// The instance id of a Node, from `spec.providerID` (`aws:///<az>/<instance-id>`), by the

@@ -103,6 +103,14 @@ pub struct Delays {
     /// `node-monitor-grace-period`).
     #[serde(default = "d_node_monitor_grace")]
     pub node_monitor_grace: f64,
+    /// A change of a bound Service's endpoints or of the nodes → its targets registered or
+    /// deregistered by the load-balancer controller stand-in (watch, work queue, AWS calls).
+    #[serde(default = "d_lb_controller_reconcile")]
+    pub lb_controller_reconcile: f64,
+}
+
+fn d_lb_controller_reconcile() -> f64 {
+    2.0
 }
 
 fn d_node_boot() -> f64 {
@@ -125,6 +133,7 @@ impl Default for Delays {
             pod_start: d_pod_start(),
             pod_stop: d_pod_stop(),
             node_monitor_grace: d_node_monitor_grace(),
+            lb_controller_reconcile: d_lb_controller_reconcile(),
         }
     }
 }
@@ -219,6 +228,34 @@ pub struct TargetGroup {
     /// Node groups whose instances are registered (instance id, or private IP for `ip`).
     #[serde(default)]
     pub node_groups: Vec<String>,
+    /// A TargetGroupBinding: the bed's load-balancer controller stand-in keeps the group equal
+    /// to this Service port's pods (`ip`) or to the nodes on its nodePort (`instance`), as the
+    /// AWS Load Balancer Controller does. Excludes `node_groups`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRef>,
+}
+
+/// The Service port a target group is bound to (a TargetGroupBinding's `serviceRef`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRef {
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    pub name: String,
+    /// The Service port: its number or its name.
+    pub port: PortRef,
+}
+
+/// A port by number or name (Kubernetes' `intstr`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+fn default_namespace() -> String {
+    "default".to_owned()
 }
 
 fn default_protocol() -> Protocol {
@@ -634,6 +671,14 @@ impl Scenario {
             }
             if tg.port == 0 {
                 p.push(format!("{at}: port must be 1-65535"));
+            }
+            if let Some(svc) = &tg.service {
+                if !tg.node_groups.is_empty() {
+                    p.push(format!("{at}: `service` and `node_groups` exclude each other (the controller stand-in owns a bound group's targets)"));
+                }
+                if svc.name.is_empty() {
+                    p.push(format!("{at}: service.name must not be empty"));
+                }
             }
             for g in &tg.node_groups {
                 match self.node_groups.iter().find(|n| &n.name == g) {
