@@ -1,6 +1,6 @@
 //! The bed's AWS SDK configuration and environment. Every service goes to moto
-//! (`AWS_ENDPOINT_URL`) except Auto Scaling, which goes to the AWS front
-//! (`AWS_ENDPOINT_URL_AUTO_SCALING`): the SDKs' service-specific endpoint variables, named
+//! (`AWS_ENDPOINT_URL`) except Auto Scaling and ELBv2, which go to the AWS front
+//! (`AWS_ENDPOINT_URL_AUTO_SCALING`, `AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2`): the SDKs' service-specific endpoint variables, named
 //! `AWS_ENDPOINT_URL_<service id in upper case, spaces as underscores>`
 //! (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>, and the list of
 //! identifiers at <https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html>).
@@ -18,6 +18,9 @@ use crate::moto;
 pub const ENDPOINT_URL: &str = "AWS_ENDPOINT_URL";
 /// Auto Scaling's endpoint variable (service id `Auto Scaling`).
 pub const ENDPOINT_URL_AUTO_SCALING: &str = "AWS_ENDPOINT_URL_AUTO_SCALING";
+/// ELBv2's endpoint variable (service id `Elastic Load Balancing v2`): the front answers
+/// `DescribeTargetHealth` from the ALB stand-in.
+pub const ENDPOINT_URL_ELBV2: &str = "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2";
 
 /// The AWS part of a process's environment: moto for every service, the front for Auto Scaling,
 /// moto's test credentials, the region, and no instance metadata lookups.
@@ -25,6 +28,7 @@ pub fn aws_env(moto_url: &str, front_url: &str, region: &str) -> Vec<(String, St
     [
         (ENDPOINT_URL, moto_url),
         (ENDPOINT_URL_AUTO_SCALING, front_url),
+        (ENDPOINT_URL_ELBV2, front_url),
         ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY),
         ("AWS_REGION", region),

@@ -2,7 +2,8 @@
 //! unchanged and streams the answer back, except the calls moto does not implement, which it
 //! answers itself from moto's state with AWS's response shapes, recording each for the tests:
 //! Auto Scaling's `RecordLifecycleActionHeartbeat` and `CompleteLifecycleAction`
-//! ([`lifecycle`]).
+//! ([`lifecycle`]), and ELBv2's `DescribeTargetHealth` from the ALB stand-in's view once one runs
+//! ([`target_health`]).
 //!
 //! Clients reach it through the SDKs' service-specific endpoint variables
 //! (`AWS_ENDPOINT_URL_AUTO_SCALING`, see [`crate::sdk`]), so a service is fronted by pointing
@@ -16,6 +17,7 @@
 pub mod forward;
 pub mod lifecycle;
 pub mod query;
+pub mod target_health;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use forward::Forwarder;
 use lifecycle::Lifecycle;
 pub use lifecycle::{LifecycleAction, LifecycleCall, Refusal};
 use query::QueryRequest;
+use target_health::TargetHealthView;
 
 /// The largest request body the front reads to look for its own actions (a Query API request is
 /// a few hundred bytes; anything larger is moto's).
@@ -40,6 +43,7 @@ const BODY_LIMIT: usize = 16 << 20;
 pub struct AwsFront {
     addr: SocketAddr,
     lifecycle: Arc<Lifecycle>,
+    target_health: Arc<TargetHealthView>,
     server: JoinHandle<()>,
 }
 
@@ -54,6 +58,7 @@ impl std::fmt::Debug for AwsFront {
 struct Shared {
     forwarder: Forwarder,
     lifecycle: Arc<Lifecycle>,
+    target_health: Arc<TargetHealthView>,
 }
 
 impl AwsFront {
@@ -72,9 +77,11 @@ impl AwsFront {
             source,
         })?;
         let lifecycle = Arc::new(Lifecycle::new(aws_sdk_autoscaling::Client::new(moto_sdk)));
+        let target_health = Arc::new(TargetHealthView::default());
         let shared = Arc::new(Shared {
             forwarder: Forwarder::new(moto_url)?,
             lifecycle: lifecycle.clone(),
+            target_health: target_health.clone(),
         });
         let app = Router::new().fallback(handle).with_state(shared);
         let server = tokio::spawn(async move {
@@ -86,6 +93,7 @@ impl AwsFront {
         Ok(AwsFront {
             addr,
             lifecycle,
+            target_health,
             server,
         })
     }
@@ -97,6 +105,11 @@ impl AwsFront {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on, `DescribeTargetHealth` of the groups `source` knows is answered from it.
+    pub fn answer_target_health(&self, source: target_health::Source) {
+        self.target_health.set(source);
     }
 
     /// Every lifecycle call the front answered (accepted or refused), oldest first.
@@ -113,6 +126,9 @@ impl Drop for AwsFront {
 
 /// One request: the front's own actions are answered here, everything else goes to moto.
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if query::signed_for(&request, target_health::ELBV2_SIGNING_NAME) {
+        return elbv2(&shared, request).await;
+    }
     if !query::may_be_auto_scaling(&request) {
         return shared.forwarder.forward(request).await;
     }
@@ -133,4 +149,23 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             shared.forwarder.forward(request).await
         }
     }
+}
+
+/// ELBv2: `DescribeTargetHealth` from the ALB stand-in when it knows the group, all else moto.
+async fn elbv2(shared: &Shared, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        Ok(b) => b,
+        Err(e) => return forward::bad_request(&format!("cannot read the request body: {e}")),
+    };
+    let query = QueryRequest::parse(&parts, &body);
+    if query.action() == Some("DescribeTargetHealth")
+        && let Some(answer) = shared.target_health.answer(&query)
+    {
+        return answer;
+    }
+    shared
+        .forwarder
+        .forward(Request::from_parts(parts, Body::from(body)))
+        .await
 }

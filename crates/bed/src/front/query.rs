@@ -50,7 +50,12 @@ impl CredentialScope {
 
 /// Whether a request is signed for Auto Scaling (so its parameters are worth reading).
 pub fn may_be_auto_scaling(request: &Request) -> bool {
-    scope(request.headers()).is_some_and(|s| s.service == AUTO_SCALING_SIGNING_NAME)
+    signed_for(request, AUTO_SCALING_SIGNING_NAME)
+}
+
+/// Whether the request is signed for the service with this SigV4 signing name.
+pub fn signed_for(request: &Request, signing_name: &str) -> bool {
+    scope(request.headers()).is_some_and(|s| s.service == signing_name)
 }
 
 fn scope(headers: &http::HeaderMap) -> Option<CredentialScope> {
@@ -146,7 +151,7 @@ fn request_id() -> String {
 }
 
 /// An XML answer; the request id also goes in `x-amzn-RequestId`, where the SDKs read it.
-fn xml(status: StatusCode, request_id: &str, body: String) -> Response {
+pub fn xml(status: StatusCode, request_id: &str, body: String) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     let headers = r.headers_mut();
@@ -158,7 +163,7 @@ fn xml(status: StatusCode, request_id: &str, body: String) -> Response {
 }
 
 /// Text for an XML element.
-fn escape(s: &str) -> String {
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
