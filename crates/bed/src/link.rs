@@ -42,6 +42,9 @@ pub struct Ec2Link {
     cluster: String,
     region: String,
     types: Mutex<HashMap<String, TypeInfo>>,
+    /// The instances running at the last successful poll (the bed's traffic parts ask which
+    /// nodes still have a machine under them).
+    running: std::sync::RwLock<std::collections::BTreeSet<String>>,
 }
 
 impl Ec2Link {
@@ -51,7 +54,16 @@ impl Ec2Link {
             cluster: cluster.into(),
             region: region.into(),
             types: Mutex::new(HashMap::new()),
+            running: Default::default(),
         }
+    }
+
+    /// The ids of the instances that were running at the last successful poll.
+    pub fn running_instances(&self) -> std::collections::BTreeSet<String> {
+        self.running
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One snapshot of every instance of the cluster, in every state.
@@ -201,6 +213,11 @@ impl Ec2Link {
                             tracing::info!("EC2 polling recovered");
                             last_error.clear();
                         }
+                        *self.running.write().unwrap_or_else(|e| e.into_inner()) = facts
+                            .iter()
+                            .filter(|f| f.state == kubesim::nodes::InstanceState::Running)
+                            .map(|f| f.instance_id.clone())
+                            .collect();
                         sim.observe_instances(facts);
                     }
                     Err(e) => {

@@ -1,6 +1,8 @@
-//! Kubernetes networking on the bed, on loopback only: the kube-proxy stand-in
+//! Traffic on the bed, on loopback only: pods that answer ([`pods`]: the workload app on each
+//! opted-in pod's loopback address, following the pod's life), and the kube-proxy stand-in
 //! ([`kube_proxy`], its rules in [`proxy_rules`]) that carries NodePort traffic from a node's
 //! loopback address to the pods behind a Service.
 
 pub mod kube_proxy;
+pub mod pods;
 pub mod proxy_rules;
