@@ -11,6 +11,7 @@
 //! scenario's `delays.lb_controller_reconcile` (simulated seconds). A terminating pod therefore
 //! stays registered that long after its endpoint stops being ready, as on a real cluster.
 
+pub mod ingress;
 pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
