@@ -14,5 +14,5 @@ pub mod store;
 
 pub use app::{App, AppError, AppHandle, AppSpec, AppStats, Exit, Phase};
 pub use dial::{DialError, DialRefused, LoopbackConnector, connect, to_loopback};
-
+pub use loadgen::{Kind, LoadError, LoadReport, LoadSpec, Outcome, Record, Summary, Window, run};
 pub use store::{Store, StoredWrite};
