@@ -1,6 +1,6 @@
 //! The load generator: an open-loop load (each request leaves at its scheduled time whatever
 //! happened to the earlier ones, so a slow or dying server does not slow the offered load) of
-//! reads and writes against one base URL, dialled through the [`dial`](crate::dial) guard; one
+//! reads and writes against one base URL, dialled through the [`dial`] guard; one
 //! [`Record`] per request; [`Summary`] figures over any time window; and the check that every
 //! acknowledged write is in the service's [`Store`].
 
@@ -310,7 +310,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
     let body = Bytes::from(vec![b'x'; spec.body_bytes]);
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut rng = StdRng::seed_from_u64(spec.seed);
-    let interval = Duration::from_secs_f64(1.0 / spec.rate);
+    let interval = plan.interval;
 
     let started = Instant::now();
     let start = tokio::time::Instant::from_std(started);
@@ -387,6 +387,8 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
 /// The validated spec: how many requests, and where they go.
 struct Plan {
     count: u64,
+    /// Time between two requests' scheduled sends.
+    interval: Duration,
     base: Uri,
     prefix: String,
 }
@@ -408,6 +410,8 @@ impl Plan {
         if spec.timeout.is_zero() {
             return Err(LoadError::Invalid("timeout must be positive"));
         }
+        let interval = Duration::try_from_secs_f64(1.0 / spec.rate)
+            .map_err(|_| LoadError::Invalid("rate is too low to schedule"))?;
         let count = (spec.rate * spec.duration.as_secs_f64()).floor();
         if count > MAX_REQUESTS as f64 {
             return Err(LoadError::Invalid(
@@ -428,6 +432,7 @@ impl Plan {
         let prefix = base.path().trim_end_matches('/').to_owned();
         Ok(Self {
             count: count as u64,
+            interval,
             base,
             prefix,
         })
