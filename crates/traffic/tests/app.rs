@@ -352,3 +352,15 @@ async fn terminating_an_app_that_never_became_ready_ends_gracefully() {
     assert!(matches!(app.set_ready(true), Err(AppError::Gone { .. })));
     assert!(refused(app.addr()).await);
 }
+
+#[test]
+fn a_handle_outliving_its_runtime_drops_quietly() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (app, _store) = runtime.block_on(async { serving(spec("127.77.0.16", 1, 0, 0, true)) });
+    drop(runtime);
+    app.kill();
+    drop(app);
+}
