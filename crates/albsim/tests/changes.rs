@@ -83,7 +83,10 @@ async fn changes_reach_the_data_plane_only_after_the_propagation_delay() {
         .expect("starts");
     all_healthy(&alb, "tg-old", &["10.0.0.1"]).await;
     // tg-new is not used by any rule yet.
-    assert!(matches!(state_of(&alb, "tg-new", "10.0.0.2"), Some((HealthState::Unused, _))));
+    assert!(matches!(
+        state_of(&alb, "tg-new", "10.0.0.2"),
+        Some((HealthState::Unused, _))
+    ));
     let applied = std::time::Instant::now();
     alb.apply(config(
         groups,
