@@ -16,6 +16,7 @@
 //! everything else to moto (see [`front`]); the bed's clients and [`Bed::env`] send Auto Scaling
 //! to it.
 
+pub mod alb;
 pub mod error;
 pub mod front;
 pub mod lbc;

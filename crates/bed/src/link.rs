@@ -45,6 +45,8 @@ pub struct Ec2Link {
     /// The instances running at the last successful poll (the bed's traffic parts ask which
     /// nodes still have a machine under them).
     running: std::sync::RwLock<std::collections::BTreeSet<String>>,
+    /// Every instance's private IP at the last successful poll (instance targets' addresses).
+    private_ips: std::sync::RwLock<BTreeMap<String, String>>,
 }
 
 impl Ec2Link {
@@ -55,7 +57,17 @@ impl Ec2Link {
             region: region.into(),
             types: Mutex::new(HashMap::new()),
             running: Default::default(),
+            private_ips: Default::default(),
         }
+    }
+
+    /// An instance's private IP, as of the last successful poll.
+    pub fn private_ip(&self, instance_id: &str) -> Option<String> {
+        self.private_ips
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(instance_id)
+            .cloned()
     }
 
     /// The ids of the instances that were running at the last successful poll.
@@ -213,6 +225,10 @@ impl Ec2Link {
                             tracing::info!("EC2 polling recovered");
                             last_error.clear();
                         }
+                        *self.private_ips.write().unwrap_or_else(|e| e.into_inner()) = facts
+                            .iter()
+                            .filter_map(|f| Some((f.instance_id.clone(), f.private_ip.clone()?)))
+                            .collect();
                         *self.running.write().unwrap_or_else(|e| e.into_inner()) = facts
                             .iter()
                             .filter(|f| f.state == kubesim::nodes::InstanceState::Running)

@@ -44,6 +44,7 @@ pub struct AwsFront {
     addr: SocketAddr,
     lifecycle: Arc<Lifecycle>,
     target_health: Arc<TargetHealthView>,
+    elbv2_changes: tokio::sync::watch::Receiver<u64>,
     server: JoinHandle<()>,
 }
 
@@ -59,6 +60,8 @@ struct Shared {
     forwarder: Forwarder,
     lifecycle: Arc<Lifecycle>,
     target_health: Arc<TargetHealthView>,
+    /// Bumped after every ELBv2 call that may change state (anything but `Describe*`).
+    elbv2_changed: tokio::sync::watch::Sender<u64>,
 }
 
 impl AwsFront {
@@ -78,10 +81,12 @@ impl AwsFront {
         })?;
         let lifecycle = Arc::new(Lifecycle::new(aws_sdk_autoscaling::Client::new(moto_sdk)));
         let target_health = Arc::new(TargetHealthView::default());
+        let (elbv2_changed, elbv2_changes) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
             forwarder: Forwarder::new(moto_url)?,
             lifecycle: lifecycle.clone(),
             target_health: target_health.clone(),
+            elbv2_changed,
         });
         let app = Router::new().fallback(handle).with_state(shared);
         let server = tokio::spawn(async move {
@@ -94,6 +99,7 @@ impl AwsFront {
             addr,
             lifecycle,
             target_health,
+            elbv2_changes,
             server,
         })
     }
@@ -110,6 +116,12 @@ impl AwsFront {
     /// From now on, `DescribeTargetHealth` of the groups `source` knows is answered from it.
     pub fn answer_target_health(&self, source: target_health::Source) {
         self.target_health.set(source);
+    }
+
+    /// Changes whenever an ELBv2 call that may change state went through the front (the ALB
+    /// stand-in re-reads moto then).
+    pub fn elbv2_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.elbv2_changes.clone()
     }
 
     /// Every lifecycle call the front answered (accepted or refused), oldest first.
@@ -164,8 +176,13 @@ async fn elbv2(shared: &Shared, request: Request) -> Response {
     {
         return answer;
     }
-    shared
+    let mutating = !query.action().is_some_and(|a| a.starts_with("Describe"));
+    let answer = shared
         .forwarder
         .forward(Request::from_parts(parts, Body::from(body)))
-        .await
+        .await;
+    if mutating {
+        shared.elbv2_changed.send_modify(|n| *n += 1);
+    }
+    answer
 }
