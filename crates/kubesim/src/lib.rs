@@ -11,6 +11,7 @@ pub mod api;
 pub mod clock;
 pub mod controllers;
 pub mod error;
+pub mod network;
 pub mod nodes;
 pub mod patch;
 pub mod resources;

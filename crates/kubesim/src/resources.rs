@@ -237,6 +237,42 @@ res!(
     [],
     []
 );
+res!(
+    ENDPOINTSLICES,
+    "discovery.k8s.io",
+    "v1",
+    "EndpointSlice",
+    "endpointslices",
+    "endpointslice",
+    true,
+    [],
+    [],
+    []
+);
+res!(
+    INGRESSES,
+    "networking.k8s.io",
+    "v1",
+    "Ingress",
+    "ingresses",
+    "ingress",
+    true,
+    ["ing"],
+    [],
+    ["status"]
+);
+res!(
+    INGRESSCLASSES,
+    "networking.k8s.io",
+    "v1",
+    "IngressClass",
+    "ingressclasses",
+    "ingressclass",
+    false,
+    [],
+    [],
+    []
+);
 
 /// Every served resource, in discovery order.
 pub static ALL: &[&ResourceDef] = &[
@@ -255,6 +291,9 @@ pub static ALL: &[&ResourceDef] = &[
     &PRIORITYCLASSES,
     &LEASES,
     &EVENTS_V1,
+    &ENDPOINTSLICES,
+    &INGRESSES,
+    &INGRESSCLASSES,
 ];
 
 /// Look a resource up by group, version and plural (as it appears in a URL path).

@@ -12,6 +12,7 @@ use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::controllers::{self, ControllerConfig};
 use crate::error::ApiError;
+use crate::network::ServiceNetwork;
 use crate::nodes::{InstanceFacts, NodeLink, NodeLinkConfig};
 use crate::resources;
 use crate::store::Store;
@@ -31,6 +32,13 @@ pub struct SimConfig {
     /// Simulated seconds from an instance stopping to its node going NotReady (the node
     /// lifecycle controller's `node-monitor-grace-period`).
     pub node_monitor_grace_seconds: f64,
+    /// Service ClusterIP range and node port range (kube-apiserver's
+    /// `--service-cluster-ip-range` and `--service-node-port-range`).
+    pub service_network: ServiceNetwork,
+    /// Simulated seconds from a pod or node change to the EndpointSlice update it causes.
+    pub endpoint_slice_sync_seconds: f64,
+    /// Simulated seconds from a namespace's deletion to the deletion of its contents.
+    pub namespace_cleanup_delay_seconds: f64,
     /// Where to listen (port 0 picks a free one).
     pub bind: SocketAddr,
 }
@@ -44,6 +52,10 @@ impl Default for SimConfig {
             pod_start_seconds: 2.0,
             pod_stop_seconds: 2.0,
             node_monitor_grace_seconds: 50.0,
+            service_network: ServiceNetwork::default(),
+            endpoint_slice_sync_seconds: ControllerConfig::default().endpoint_slice_sync_seconds,
+            namespace_cleanup_delay_seconds: ControllerConfig::default()
+                .namespace_cleanup_delay_seconds,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -79,7 +91,7 @@ impl Simulator {
     /// Start the API server and the control loops with the namespaces a cluster starts with.
     pub async fn start(cfg: SimConfig) -> Result<Self, SimError> {
         let clock = Clock::new(cfg.time_scale).map_err(SimError::Config)?;
-        let store = Arc::new(Store::new(clock));
+        let store = Arc::new(Store::with_service_network(clock, cfg.service_network));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             store
                 .create(
@@ -131,6 +143,8 @@ impl Simulator {
             ControllerConfig {
                 pod_start_seconds: cfg.pod_start_seconds,
                 pod_stop_seconds: cfg.pod_stop_seconds,
+                endpoint_slice_sync_seconds: cfg.endpoint_slice_sync_seconds,
+                namespace_cleanup_delay_seconds: cfg.namespace_cleanup_delay_seconds,
                 ..ControllerConfig::default()
             },
         ));

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use crate::admission;
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::network::ServiceNetwork;
 use crate::resources::{self, ResourceDef};
 use crate::selectors::{FieldSelector, LabelSelector};
 
@@ -169,10 +170,16 @@ pub struct Store {
     state: Mutex<State>,
     tx: broadcast::Sender<WatchEvent>,
     clock: Clock,
+    net: ServiceNetwork,
 }
 
 impl Store {
     pub fn new(clock: Clock) -> Self {
+        Self::with_service_network(clock, ServiceNetwork::default())
+    }
+
+    /// A store whose Services get ClusterIPs and node ports from `net`.
+    pub fn with_service_network(clock: Clock, net: ServiceNetwork) -> Self {
         let (tx, _) = broadcast::channel(BROADCAST);
         Self {
             state: Mutex::new(State {
@@ -181,7 +188,12 @@ impl Store {
             }),
             tx,
             clock,
+            net,
         }
+    }
+
+    pub fn service_network(&self) -> &ServiceNetwork {
+        &self.net
     }
 
     pub fn clock(&self) -> &Clock {
@@ -205,6 +217,7 @@ impl Store {
         let mut tx = Tx {
             state: &mut guard,
             clock: self.clock,
+            net: self.net,
             undo: Vec::new(),
             events: Vec::new(),
         };
@@ -396,6 +409,7 @@ fn list_in(g: &State, r: &'static ResourceDef, ns: Option<&str>, opts: &ListOpti
 pub struct Tx<'a> {
     state: &'a mut State,
     clock: Clock,
+    net: ServiceNetwork,
     undo: Vec<(&'static ResourceDef, Key, Option<Value>)>,
     events: Vec<WatchEvent>,
 }
@@ -417,6 +431,11 @@ pub fn meta_str<'v>(obj: &'v Value, field: &str) -> Option<&'v str> {
 impl Tx<'_> {
     pub fn clock(&self) -> Clock {
         self.clock
+    }
+
+    /// Where Services get their addresses from (the API server's service ranges).
+    pub fn service_network(&self) -> &ServiceNetwork {
+        &self.net
     }
 
     fn next_rv(&mut self) -> u64 {
@@ -496,9 +515,14 @@ impl Tx<'_> {
                     "the namespace of the provided object does not match the namespace sent on the request",
                 ));
             }
-            if self.try_get(&resources::NAMESPACES, None, &ns_s).is_none() {
+            let Some(namespace) = self.try_get(&resources::NAMESPACES, None, &ns_s) else {
                 return Err(ApiError::not_found("", "namespaces", &ns_s));
-            }
+            };
+            let name = meta_str(&obj, "name")
+                .filter(|n| !n.is_empty())
+                .or_else(|| meta_str(&obj, "generateName"))
+                .unwrap_or("");
+            admission::namespace_open(r, &namespace, name)?;
         }
         let meta = obj
             .as_object_mut()
@@ -722,6 +746,7 @@ impl Tx<'_> {
         if meta_str(&obj, "deletionTimestamp").is_some()
             && finalizers_empty(&obj)
             && r.kind != "Pod"
+            && !(r.kind == "Namespace" && admission::namespace_finalizing(&obj))
         {
             self.put(r, (ns_s, name.to_string()), None, EventType::Deleted);
             return Ok(obj);
@@ -783,7 +808,10 @@ impl Tx<'_> {
         if opts.orphan {
             obj["metadata"]["finalizers"] = json!(["orphan"]);
         }
-        if graceful || !finalizers_empty(&obj) {
+        let namespace = r.kind == "Namespace" && r.group.is_empty();
+        // A namespace waits for the namespace controller to empty it (its `spec.finalizers`).
+        let finalizing_namespace = namespace && admission::namespace_finalizing(&obj);
+        if graceful || finalizing_namespace || !finalizers_empty(&obj) {
             let already = meta_str(&obj, "deletionTimestamp").is_some();
             let cur = obj
                 .pointer("/metadata/deletionGracePeriodSeconds")
@@ -802,8 +830,8 @@ impl Tx<'_> {
             );
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             m.insert("resourceVersion".into(), json!(rv.to_string()));
-            if r.kind == "Pod" && !graceful && finalizers_empty(&obj) {
-                // Unreachable: kept for clarity.
+            if namespace {
+                admission::namespace_terminating(&mut obj);
             }
             self.put(
                 r,

@@ -6,15 +6,18 @@
 //! - pods on update: the spec is immutable except container images, `activeDeadlineSeconds`,
 //!   *added* tolerations and a few special cases (422 otherwise); `spec.nodeName` moves only
 //!   through the binding subresource;
-//! - PriorityClasses (one global default, immutable value), namespaces, services and workload
-//!   defaults;
+//! - PriorityClasses (one global default, immutable value) and workload defaults;
+//! - the namespace lifecycle (finalizer, Terminating, no new content while terminating);
+//! - Services: defaults, validation, ClusterIP and node port allocation; Ingress and
+//!   EndpointSlice defaults and validation;
 //! - the eviction subresource (PodDisruptionBudget check with the real 429, budget decrement,
 //!   graceful delete) and the binding subresource.
 //!
 //! Everything here runs inside a store transaction, so a rejected write leaves nothing behind.
 //!
 //! `errors` renders the rejections. Pods: `pod_defaults`, `pod_create`, `pod_update`,
-//! `priority` and `qos`. Other kinds: `services`, `workloads`, `pdb` (and `priority` for
+//! `priority` and `qos`. Other kinds: `namespaces`, `services` with `service_alloc`,
+//! `networking` (Ingress, EndpointSlice), `workloads`, `pdb` (and `priority` for
 //! PriorityClasses). Deletes and the pod subresources: `delete`, `eviction`, `binding`. This
 //! module routes each write to its kind's rules.
 
@@ -22,12 +25,15 @@ mod binding;
 mod delete;
 mod errors;
 mod eviction;
+mod namespaces;
+mod networking;
 mod pdb;
 mod pod_create;
 mod pod_defaults;
 mod pod_update;
 mod priority;
 mod qos;
+mod service_alloc;
 mod services;
 mod workloads;
 
@@ -40,13 +46,17 @@ use pdb::validate_pdb;
 use pod_create::pod_create;
 use pod_update::pod_update;
 use priority::priority_class_write;
-use services::service_defaults;
+use services::{service_create, service_update};
 use workloads::workload_defaults;
 
 pub use binding::bind;
 pub use delete::{delete_options_from, pod_grace_period};
 pub use errors::{FieldError, forbidden, invalid};
 pub use eviction::evict;
+pub use namespaces::{
+    KUBERNETES_FINALIZER, namespace_finalizing, namespace_is_terminating, namespace_open,
+    namespace_terminating,
+};
 pub use qos::{parse_quantity, qos_class};
 
 fn name_of(obj: &Value) -> &str {
@@ -66,16 +76,17 @@ pub fn on_create(
     if is(r, &resources::PODS) {
         pod_create(tx, obj)
     } else if is(r, &resources::NAMESPACES) {
-        let spec = child(obj, "spec");
-        spec.entry("finalizers")
-            .or_insert_with(|| json!(["kubernetes"]));
-        child(obj, "status").insert("phase".into(), json!("Active"));
+        namespaces::namespace_create(obj);
         Ok(())
     } else if is(r, &resources::PRIORITYCLASSES) {
         priority_class_write(tx, r, None, obj)
     } else if is(r, &resources::SERVICES) {
-        service_defaults(obj);
-        Ok(())
+        service_create(tx, r, obj)
+    } else if is(r, &resources::INGRESSES) {
+        let errs = networking::ingress_create(tx, obj);
+        reject(r, obj, errs)
+    } else if is(r, &resources::ENDPOINTSLICES) {
+        reject(r, obj, networking::validate_endpoint_slice(obj, None))
     } else if is(r, &resources::PODDISRUPTIONBUDGETS) {
         // The disruption controller owns the status; a new PDB starts unobserved.
         obj.as_object_mut().map(|m| m.insert("status".into(), json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0})));
@@ -105,14 +116,29 @@ pub fn on_update(
     } else if is(r, &resources::PRIORITYCLASSES) {
         priority_class_write(tx, r, Some(old), new)
     } else if is(r, &resources::SERVICES) {
-        service_defaults(new);
+        service_update(tx, r, old, new)
+    } else if is(r, &resources::NAMESPACES) {
+        namespaces::namespace_update(old, new);
         Ok(())
+    } else if is(r, &resources::INGRESSES) {
+        reject(r, new, networking::validate_ingress(new))
+    } else if is(r, &resources::ENDPOINTSLICES) {
+        reject(r, new, networking::validate_endpoint_slice(new, Some(old)))
     } else if is(r, &resources::PODDISRUPTIONBUDGETS) {
         validate_pdb(r, new)
     } else if r.group == "apps" {
         workload_defaults(r, new)
     } else {
         Ok(())
+    }
+}
+
+/// 422 Invalid when `errs` is not empty.
+fn reject(r: &ResourceDef, obj: &Value, errs: Vec<FieldError>) -> Result<(), ApiError> {
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(r, name_of(obj), errs))
     }
 }
 

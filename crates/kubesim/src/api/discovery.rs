@@ -16,7 +16,7 @@ use crate::resources::{self, ResourceDef};
 /// The Kubernetes version the simulator reports (kubectl 1.32 is within the supported skew).
 pub const GIT_VERSION: &str = "v1.33.1";
 /// Bumped whenever the OpenAPI documents change, so clients' hash-keyed caches refresh.
-const OPENAPI_HASH: &str = "6B2E0A1D7C4F9E35";
+const OPENAPI_HASH: &str = "7C3F1B2E8D5A0F46";
 
 pub fn version() -> Value {
     json!({

@@ -473,24 +473,14 @@ fn delete(
         ));
     }
     let (obj, still_there) = write(store, dry, |tx| {
-        if is_namespace {
-            tx.get(r, None, name)?;
-            remove_namespace_contents(tx, name)?;
-        }
         let obj = tx.delete(r, ns, name, &opts)?;
         let still_there = tx.try_get(r, ns, name);
         Ok((obj, still_there))
     })?;
-    // Objects that stay (graceful deletion, finalizers) come back as they are now; pods and
-    // namespaces come back even when gone; everything else gets a Status.
+    // Objects that stay (graceful deletion, finalizers, a namespace being emptied) come back
+    // as they are now; pods come back even when gone; everything else gets a Status.
     let body = match still_there {
         Some(now) => now,
-        None if is_namespace => {
-            let mut ns_obj = obj;
-            ns_obj["status"] = json!({"phase": "Terminating"});
-            ns_obj["metadata"]["deletionTimestamp"] = json!(crate::clock::Clock::now_rfc3339());
-            ns_obj
-        }
         None if r.kind == "Pod" && r.group.is_empty() => obj,
         None => status_success(
             200,
@@ -500,21 +490,6 @@ fn delete(
         ),
     };
     Ok(json_response(StatusCode::OK, &body))
-}
-
-/// What the namespace controller does before a namespace goes: every object in it goes
-/// (here at once, in the same transaction).
-fn remove_namespace_contents(tx: &mut Tx<'_>, ns: &str) -> Result<(), ApiError> {
-    for r in crate::resources::ALL
-        .iter()
-        .copied()
-        .filter(|r| r.namespaced)
-    {
-        for item in tx.list(r, Some(ns), &Default::default()) {
-            tx.remove(r, Some(ns), meta_str(&item, "name").unwrap_or(""))?;
-        }
-    }
-    Ok(())
 }
 
 fn delete_collection(

@@ -464,6 +464,81 @@ fn columns(r: &ResourceDef) -> &'static [Col] {
             ),
             AGE,
         ],
+        ("discovery.k8s.io", "EndpointSlice") => &[
+            NAME,
+            (
+                "AddressType",
+                "string",
+                "",
+                0,
+                "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice must be the same type. This field is immutable after creation. The following address types are currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: Represents a Fully Qualified Domain Name.",
+            ),
+            (
+                "Ports",
+                "string",
+                "",
+                0,
+                "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports.",
+            ),
+            (
+                "Endpoints",
+                "string",
+                "",
+                0,
+                "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 endpoints.",
+            ),
+            AGE,
+        ],
+        ("networking.k8s.io", "Ingress") => &[
+            NAME,
+            (
+                "Class",
+                "string",
+                "",
+                0,
+                "The name of the IngressClass resource that should be used for additional configuration",
+            ),
+            (
+                "Hosts",
+                "string",
+                "",
+                0,
+                "Hosts that incoming requests are matched against before the ingress rule",
+            ),
+            (
+                "Address",
+                "string",
+                "",
+                0,
+                "Address is a list containing ingress points for the load-balancer",
+            ),
+            (
+                "Ports",
+                "string",
+                "",
+                0,
+                "Ports of TLS configurations that open",
+            ),
+            AGE,
+        ],
+        ("networking.k8s.io", "IngressClass") => &[
+            NAME,
+            (
+                "Controller",
+                "string",
+                "",
+                0,
+                "Controller that is responsible for handling this class",
+            ),
+            (
+                "Parameters",
+                "string",
+                "",
+                0,
+                "A reference to a resource with additional parameters",
+            ),
+            AGE,
+        ],
         _ => &[NAME, ("Created At", "date", "", 0, AGE.4)],
     }
 }
@@ -739,6 +814,50 @@ fn cells(r: &ResourceDef, o: &Value, now: DateTime<Utc>) -> (Vec<Value>, Option<
         ],
         ("coordination.k8s.io", "Lease") => {
             vec![json!(name), json!(s(o, "/spec/holderIdentity")), json!(age)]
+        }
+        ("discovery.k8s.io", "EndpointSlice") => vec![
+            json!(name),
+            json!(s(o, "/addressType")),
+            json!(discovery_ports(arr(o, "/ports"))),
+            json!(discovery_endpoints(arr(o, "/endpoints"))),
+            json!(age),
+        ],
+        ("networking.k8s.io", "Ingress") => {
+            let class = match s(o, "/spec/ingressClassName") {
+                "" => "<none>",
+                c => c,
+            };
+            let ports = if arr(o, "/spec/tls").is_empty() {
+                "80"
+            } else {
+                "80, 443"
+            };
+            vec![
+                json!(name),
+                json!(class),
+                json!(ingress_hosts(arr(o, "/spec/rules"))),
+                json!(ingress_address(o)),
+                json!(ports),
+                json!(age),
+            ]
+        }
+        ("networking.k8s.io", "IngressClass") => {
+            let params = match o.pointer("/spec/parameters").filter(|p| p.is_object()) {
+                Some(p) => {
+                    let group = match s(p, "/apiGroup") {
+                        "" => String::new(),
+                        g => format!(".{g}"),
+                    };
+                    format!("{}{group}/{}", s(p, "/kind"), s(p, "/name"))
+                }
+                None => "<none>".into(),
+            };
+            vec![
+                json!(name),
+                json!(s(o, "/spec/controller")),
+                json!(params),
+                json!(age),
+            ]
         }
         _ => vec![json!(name), json!(s(o, "/metadata/creationTimestamp"))],
     };
@@ -1020,6 +1139,87 @@ fn service_external_ip(svc: &Value) -> String {
     }
 }
 
+/// `listWithMoreString`: at most three items, then `+ N more...`; `<unset>` when empty.
+fn list_with_more(items: Vec<String>) -> String {
+    const MAX: usize = 3;
+    let count = items.len();
+    let shown = items.into_iter().take(MAX).collect::<Vec<_>>().join(",");
+    if count > MAX {
+        format!("{shown} + {} more...", count - MAX)
+    } else if shown.is_empty() {
+        "<unset>".into()
+    } else {
+        shown
+    }
+}
+
+/// `formatDiscoveryPorts`: port numbers (a port without a number shows its name, or `*`).
+fn discovery_ports(ports: &[Value]) -> String {
+    list_with_more(
+        ports
+            .iter()
+            .map(|p| match p.get("port").and_then(Value::as_i64) {
+                Some(n) => n.to_string(),
+                None => p
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("*")
+                    .to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// `formatDiscoveryEndpoints`: every address of every endpoint.
+fn discovery_endpoints(endpoints: &[Value]) -> String {
+    list_with_more(
+        endpoints
+            .iter()
+            .flat_map(|e| arr(e, "/addresses").iter())
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// `formatHosts`: up to three rule hosts, `*` when no rule names one.
+fn ingress_hosts(rules: &[Value]) -> String {
+    const MAX: usize = 3;
+    let mut list: Vec<&str> = Vec::new();
+    let mut more = false;
+    for r in rules {
+        if list.len() == MAX {
+            more = true;
+        }
+        if !more && !s(r, "/host").is_empty() {
+            list.push(s(r, "/host"));
+        }
+    }
+    if list.is_empty() {
+        "*".into()
+    } else if more {
+        format!("{} + {} more...", list.join(","), rules.len() - MAX)
+    } else {
+        list.join(",")
+    }
+}
+
+/// The load balancer addresses of an Ingress (IPs, else hostnames), sorted and unique as
+/// the printer's string set renders them.
+fn ingress_address(o: &Value) -> String {
+    let mut set: Vec<&str> = arr(o, "/status/loadBalancer/ingress")
+        .iter()
+        .map(|i| match s(i, "/ip") {
+            "" => s(i, "/hostname"),
+            ip => ip,
+        })
+        .filter(|a| !a.is_empty())
+        .collect();
+    set.sort_unstable();
+    set.dedup();
+    set.join(",")
+}
+
 /// `labels.FormatLabels`: sorted `k=v` pairs, `<none>` when empty.
 fn format_labels(map: Option<&Value>) -> String {
     let mut pairs: Vec<String> = map
@@ -1119,6 +1319,41 @@ pub fn human_duration(d: chrono::Duration) -> String {
 mod tests {
     use super::*;
     use crate::resources;
+
+    #[test]
+    fn endpoint_slice_rows_list_ports_and_addresses_like_kubectl() {
+        let eps: Vec<Value> = (1..=5)
+            .map(|i| json!({"addresses": [format!("10.64.0.{i}")]}))
+            .collect();
+        assert_eq!(
+            discovery_endpoints(&eps),
+            "10.64.0.1,10.64.0.2,10.64.0.3 + 2 more..."
+        );
+        assert_eq!(discovery_endpoints(&[]), "<unset>");
+        assert_eq!(
+            discovery_ports(&[json!({"port": 8080}), json!({"name": "dns"})]),
+            "8080,dns"
+        );
+    }
+
+    #[test]
+    fn ingress_rows_show_hosts_address_and_ports() {
+        let ing = json!({"metadata": {"name": "shop", "creationTimestamp": "2025-01-01T00:00:00Z"},
+            "spec": {"rules": [{"host": "a.example.com"}, {}], "tls": [{"hosts": ["a.example.com"]}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}}});
+        let r = crate::resources::by_kind("networking.k8s.io/v1", "Ingress").expect("served");
+        let (c, _) = cells(r, &ing, Utc::now());
+        assert_eq!(
+            c[..5],
+            [
+                json!("shop"),
+                json!("<none>"),
+                json!("a.example.com"),
+                json!("lb.example.com"),
+                json!("80, 443")
+            ]
+        );
+    }
 
     #[test]
     fn human_durations_match_apimachinery() {

@@ -21,7 +21,8 @@ use super::Loop;
 use super::informer::{Change, Informer, Key};
 use crate::error::ApiError;
 use crate::resources::{
-    self, DAEMONSETS, DEPLOYMENTS, LEASES, NODES, PODS, REPLICASETS, ResourceDef, STATEFULSETS,
+    self, DAEMONSETS, DEPLOYMENTS, ENDPOINTSLICES, LEASES, NODES, PODS, REPLICASETS, ResourceDef,
+    SERVICES, STATEFULSETS,
 };
 use crate::store::{DeleteOptions, Tx};
 
@@ -34,6 +35,8 @@ const KINDS: &[&ResourceDef] = &[
     &STATEFULSETS,
     &NODES,
     &LEASES,
+    &SERVICES,
+    &ENDPOINTSLICES,
 ];
 
 type Obj = (&'static ResourceDef, Key);

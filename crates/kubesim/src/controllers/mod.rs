@@ -1,6 +1,7 @@
 //! The control loops that make the store behave like a cluster: workload controllers
-//! (Deployment, ReplicaSet, DaemonSet, StatefulSet), PDB status, garbage collection, the node
-//! lifecycle and NoExecute taint managers, the scheduler and the kubelet stand-in.
+//! (Deployment, ReplicaSet, DaemonSet, StatefulSet), PDB status, EndpointSlices, namespace
+//! deletion, garbage collection, the node lifecycle and NoExecute taint managers, the
+//! scheduler and the kubelet stand-in.
 //!
 //! Every loop has the same shape ([`run`]): an [`informer::Informer`] cache of the types it
 //! watches, a set of keys marked dirty by changes, timers for delayed work, and a periodic
@@ -9,10 +10,12 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod endpointslice;
 pub mod gc;
 pub mod informer;
 pub mod kubelet;
 pub mod matching;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod pdb;
 pub mod replicaset;
@@ -46,6 +49,15 @@ pub struct ControllerConfig {
     /// PDB `status.disruptedPods` entries the API server added on eviction expire after this
     /// long if the pod was not deleted (the disruption controller's `DeletionTimeout`).
     pub pdb_disrupted_pod_timeout_seconds: f64,
+    /// Delay from a pod or node change to the EndpointSlice update it causes: informer
+    /// propagation plus the controller's batching (`--endpointslice-updates-batch-period`).
+    /// Service changes are applied at once.
+    pub endpoint_slice_sync_seconds: f64,
+    /// Endpoints per EndpointSlice (kube-controller-manager's `--max-endpoints-per-slice`).
+    pub max_endpoints_per_slice: usize,
+    /// Delay from a namespace's deletion to the namespace controller deleting its contents
+    /// (the real one rediscovers the served resources and deletes collection by collection).
+    pub namespace_cleanup_delay_seconds: f64,
     /// Real-time interval of each loop's full reconcile (a safety net; loops are event driven).
     pub resync_every: Duration,
 }
@@ -56,6 +68,9 @@ impl Default for ControllerConfig {
             pod_start_seconds: 2.0,
             pod_stop_seconds: 2.0,
             pdb_disrupted_pod_timeout_seconds: 120.0,
+            endpoint_slice_sync_seconds: 0.2,
+            max_endpoints_per_slice: 100,
+            namespace_cleanup_delay_seconds: 1.0,
             resync_every: Duration::from_secs(5),
         }
     }
@@ -72,6 +87,12 @@ pub fn spawn_all(store: Arc<Store>, cfg: ControllerConfig) -> Vec<JoinHandle<()>
         spawn(store.clone(), daemonset::DaemonSets::default(), resync),
         spawn(store.clone(), statefulset::StatefulSets::default(), resync),
         spawn(store.clone(), pdb::Disruption::new(&cfg), resync),
+        spawn(
+            store.clone(),
+            endpointslice::EndpointSlices::new(&cfg),
+            resync,
+        ),
+        spawn(store.clone(), namespace::Namespaces::new(&cfg), resync),
         spawn(store.clone(), gc::GarbageCollector::default(), resync),
         spawn(
             store.clone(),
