@@ -232,7 +232,7 @@ async fn forward(mut client: TcpStream, eps: &[Endpoint]) {
         costop_traffic::dial::connect(SocketAddr::new(ip, ep.port)).await
     else {
         // The pod refuses: so does the proxied connection.
-        let _ = client.set_linger(Some(Duration::ZERO));
+        let _ = client.set_zero_linger();
         return;
     };
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
