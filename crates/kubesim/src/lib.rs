@@ -3,8 +3,9 @@
 //! behaviour costop depends on. Nodes come and go with EC2 instances through [`nodes`].
 //!
 //! Layout: [`store`] owns objects, resourceVersions and watch history; [`api`] serves HTTP;
-//! [`admission`] holds the API server's validation and eviction rules; [`controllers`] run the
-//! control loops; [`sim`] ties them together.
+//! [`admission`] holds the API server's validation and eviction rules; [`network`] the service
+//! address ranges and their allocators; [`controllers`] run the control loops; [`sim`] ties
+//! them together.
 
 pub mod admission;
 pub mod api;

@@ -35,10 +35,13 @@ pub fn sim_config() -> SimConfig {
 
 /// Start a simulator on a free loopback port (inside a tokio runtime).
 pub async fn start() -> Simulator {
+    start_with(sim_config()).await
+}
+
+/// Start a simulator with `cfg` (e.g. longer delays for a test that watches a transition).
+pub async fn start_with(cfg: SimConfig) -> Simulator {
     init_tracing();
-    Simulator::start(sim_config())
-        .await
-        .expect("simulator starts")
+    Simulator::start(cfg).await.expect("simulator starts")
 }
 
 /// A simulator running on its own runtime, for tests that drive the blocking `kubectl`.
@@ -51,6 +54,11 @@ pub struct KubectlEnv {
 
 impl KubectlEnv {
     pub fn new() -> Self {
+        Self::with_config(sim_config())
+    }
+
+    /// A simulator with `cfg` behind kubectl.
+    pub fn with_config(cfg: SimConfig) -> Self {
         init_tracing();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -58,7 +66,7 @@ impl KubectlEnv {
             .build()
             .expect("runtime");
         let sim = rt
-            .block_on(Simulator::start(sim_config()))
+            .block_on(Simulator::start(cfg))
             .expect("simulator starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
