@@ -9,7 +9,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use costop_bed::scenario::builtin;
 use costop_bed::{Bed, Scenario};
 
 #[derive(Debug, Parser)]
@@ -18,9 +19,8 @@ use costop_bed::{Bed, Scenario};
     about = "Run moto + kubesim seeded from a scenario until interrupted"
 )]
 struct Args {
-    /// Scenario YAML file (default: the built-in scenarios/default.yaml). A built-in scenario
-    /// can be named instead: default, pdb-blocked, large.
-    #[arg(long, short)]
+    /// A built-in scenario's name or a scenario YAML file (the help lists the built-ins).
+    #[arg(long, short, value_name = "NAME|FILE")]
     scenario: Option<String>,
     /// Override the scenario's time scale (simulated seconds per real second).
     #[arg(long)]
@@ -46,7 +46,7 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
         )
         .init();
-    match run(Args::parse()).await {
+    match run(parse_args()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("costop-bed: {e}");
@@ -60,15 +60,23 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The arguments, with the built-in scenarios' names in `--scenario`'s help, read from the
+/// list the bed embeds so the two cannot drift apart.
+fn parse_args() -> Args {
+    let help = format!(
+        "A built-in scenario ({}) or a scenario YAML file [default: default]",
+        builtin::names()
+    );
+    let matches = Args::command()
+        .mut_arg("scenario", |a| a.help(help))
+        .get_matches();
+    Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut scenario = match &args.scenario {
         None => Scenario::default_scenario(),
-        Some(s) if !s.contains('/') && !s.ends_with(".yaml") && !s.ends_with(".yml") => {
-            Scenario::builtin(s).ok_or_else(|| {
-                format!("no built-in scenario `{s}` (default, pdb-blocked, large) and no such file")
-            })?
-        }
-        Some(path) => Scenario::from_file(path.as_ref())?,
+        Some(s) => Scenario::named_or_file(s)?,
     };
     if let Some(ts) = args.time_scale {
         scenario.time_scale = ts;

@@ -14,15 +14,22 @@ use serde_json::Value;
 /// The scenarios shipped in `scenarios/`, embedded so the binary works from anywhere.
 pub mod builtin {
     pub const DEFAULT: &str = include_str!("../../../scenarios/default.yaml");
+    pub const DEMO: &str = include_str!("../../../scenarios/demo.yaml");
     pub const PDB_BLOCKED: &str = include_str!("../../../scenarios/pdb-blocked.yaml");
     pub const LARGE: &str = include_str!("../../../scenarios/large.yaml");
 
     /// `(name, yaml)` of every built-in scenario.
     pub const ALL: &[(&str, &str)] = &[
         ("default", DEFAULT),
+        ("demo", DEMO),
         ("pdb-blocked", PDB_BLOCKED),
         ("large", LARGE),
     ];
+
+    /// The built-in names, comma-separated, for help texts and errors.
+    pub fn names() -> String {
+        ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    }
 }
 
 /// The taint every warm standby carries until costop puts it to work.
@@ -39,6 +46,9 @@ pub enum ScenarioError {
     /// The YAML does not fit the scenario schema (the message says which field, and where).
     #[error("scenario {origin} does not fit the scenario schema: {message}")]
     Parse { origin: String, message: String },
+    /// Neither a built-in scenario's name nor a file.
+    #[error("no built-in scenario `{name}` (built-ins: {builtins}) and no file of that name")]
+    Unknown { name: String, builtins: String },
     #[error("scenario `{name}` is invalid:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { name: String, problems: Vec<String> },
 }
@@ -365,12 +375,31 @@ impl Scenario {
         Self::from_yaml(builtin::DEFAULT).expect("the built-in default scenario is valid")
     }
 
-    /// A built-in scenario by name (`default`, `pdb-blocked`, `large`).
+    /// A built-in scenario by name (see [`builtin::ALL`]).
     pub fn builtin(name: &str) -> Option<Self> {
         builtin::ALL
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, y)| Self::from_yaml(y).expect("built-in scenarios are valid"))
+    }
+
+    /// What a `--scenario NAME|FILE` argument names: the built-in scenario of that name, else
+    /// the YAML file at that path. A built-in name wins over a file of the same name in the
+    /// current directory; `./NAME` reaches the file.
+    pub fn named_or_file(arg: &str) -> Result<Self, ScenarioError> {
+        if let Some(s) = Self::builtin(arg) {
+            return Ok(s);
+        }
+        let path = Path::new(arg);
+        let looks_like_a_path =
+            arg.contains('/') || arg.ends_with(".yaml") || arg.ends_with(".yml");
+        if looks_like_a_path || path.is_file() {
+            return Self::from_file(path);
+        }
+        Err(ScenarioError::Unknown {
+            name: arg.to_string(),
+            builtins: builtin::names(),
+        })
     }
 
     /// Zones of a node group (its own list, or every zone).

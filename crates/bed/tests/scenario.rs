@@ -139,3 +139,22 @@ fn invalid_counts_zones_and_references_are_all_reported() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_scenario_argument_names_a_built_in_or_a_file_and_an_unknown_name_lists_the_built_ins() {
+    let demo = Scenario::named_or_file("demo").expect("the built-in demo");
+    assert_eq!(demo.name, "demo");
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/demo.yaml");
+    let from_file = Scenario::named_or_file(file.to_str().unwrap()).expect("the demo file");
+    assert_eq!(from_file, demo, "the built-in is the file");
+
+    let err = Scenario::named_or_file("nope").unwrap_err();
+    assert!(matches!(err, ScenarioError::Unknown { .. }), "{err:?}");
+    let msg = err.to_string();
+    for (name, _) in builtin::ALL {
+        assert!(msg.contains(name), "lists `{name}`: {msg}");
+    }
+
+    let err = Scenario::named_or_file("missing/nope.yaml").unwrap_err();
+    assert!(matches!(err, ScenarioError::Read { .. }), "{err:?}");
+}

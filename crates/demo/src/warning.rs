@@ -1,0 +1,33 @@
+//! The Spot warning the demo delivers: the captured EventBridge event in `events/`,
+//! re-addressed to the chosen spot node's instance and dated now, and the choice of that node.
+
+use serde_json::Value;
+
+use crate::cluster::{ClusterView, NodeView};
+
+/// The captured event the demo replays.
+const SPOT_WARNING: &str =
+    include_str!("../../../events/aws.ec2-spot-instance-interruption-warning-terminate.json");
+
+/// The spot node to interrupt: the first Ready one by name, so a scenario always gives the same.
+pub fn pick_spot_node(view: &ClusterView) -> Option<&NodeView> {
+    view.nodes
+        .iter()
+        .filter(|n| n.capacity_type == "SPOT" && n.ready && n.instance_id.is_some())
+        .min_by(|a, b| a.name.cmp(&b.name))
+}
+
+/// The captured event, re-addressed to `instance_id` and dated now.
+pub fn spot_warning(instance_id: &str) -> Result<Value, serde_json::Error> {
+    let mut ev: Value = serde_json::from_str(SPOT_WARNING)?;
+    ev["id"] = Value::String(uuid::Uuid::new_v4().to_string());
+    ev["time"] = Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    let arn = ev["resources"][0].as_str().unwrap_or_default();
+    let prefix = arn
+        .rsplit_once('/')
+        .map(|(p, _)| p.to_string())
+        .unwrap_or_default();
+    ev["resources"] = serde_json::json!([format!("{prefix}/{instance_id}")]);
+    ev["detail"]["instance-id"] = Value::String(instance_id.to_string());
+    Ok(ev)
+}
