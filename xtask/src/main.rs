@@ -67,9 +67,15 @@ fn main() -> ExitCode {
                 .args(&args))
         }),
         Cmd::Bench { args } => setup(&root).and_then(|()| {
-            run(cargo(&root)
-                .args(["bench", "--workspace", "--"])
-                .args(&args))
+            // `cargo xtask bench traffic --quick`: one benchmark by name; otherwise all of them.
+            match args.first().filter(|a| BENCHES.contains(&a.as_str())) {
+                Some(name) => run(cargo(&root)
+                    .args(["bench", "-p", "costop-tests", "--bench", name, "--"])
+                    .args(&args[1..])),
+                None => run(cargo(&root)
+                    .args(["bench", "--workspace", "--"])
+                    .args(&args)),
+            }
         }),
         Cmd::MeasureLambda(args) => setup(&root).and_then(|()| measure::measure(&root, &args)),
     };
@@ -81,6 +87,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// The benchmarks `cargo xtask bench <name>` runs alone (`tests/benches/<name>.rs`).
+const BENCHES: &[&str] = &["interruption", "traffic"];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -58,12 +58,26 @@ pub struct StartTimings {
     pub total: f64,
 }
 
+/// What a bed may be started with besides its scenario.
+#[derive(Debug, Default)]
+pub struct BedOptions {
+    /// Where the ALB stand-in sends one record per request (dropped when full).
+    pub alb_access_log: Option<tokio::sync::mpsc::Sender<albsim::AccessRecord>>,
+}
+
 /// A running bed. Dropping it stops the link, kubesim, the front and moto, and removes its temp
 /// dir.
 pub struct Bed {
     link: JoinHandle<()>,
     /// The load-balancer controller stand-in, when the scenario binds target groups.
     lbc: Option<JoinHandle<()>>,
+    /// Pods that answer, and the kube-proxy stand-in.
+    pods: JoinHandle<()>,
+    kube_proxy: JoinHandle<()>,
+    /// The stores of the services the pods' apps write to.
+    stores: net::pods::Stores,
+    /// The ALB stand-in, when the scenario asks for it.
+    alb: Option<alb::BedAlb>,
     ec2_link: Arc<Ec2Link>,
     sim: Arc<Simulator>,
     front: AwsFront,
@@ -91,6 +105,12 @@ impl Bed {
     /// Start moto and kubesim, seed AWS, link EC2 to the nodes and apply the workloads. Returns
     /// without waiting for nodes and pods (see [`Bed::wait_ready`]).
     pub async fn start(scenario: Scenario) -> Result<Self, BedError> {
+        Self::start_with(scenario, BedOptions::default()).await
+    }
+
+    /// [`Bed::start`], with options (the ALB stand-in's access log, for the traffic
+    /// benchmark).
+    pub async fn start_with(scenario: Scenario, options: BedOptions) -> Result<Self, BedError> {
         scenario.validate()?;
         let t0 = Instant::now();
         let mut timings = StartTimings::default();
@@ -152,6 +172,31 @@ impl Bed {
 
         let t = Instant::now();
         let manifests = scenario.manifests_yaml();
+        let scale = scenario.time_scale.max(f64::MIN_POSITIVE);
+        let running_nodes = running_nodes(sim.clone(), ec2_link.clone());
+        let stores = net::pods::Stores::default();
+        let pods = net::pods::spawn(sim.clone(), stores.clone(), running_nodes.clone(), scale);
+        let kube_proxy = net::kube_proxy::spawn(
+            sim.clone(),
+            running_nodes,
+            Duration::from_secs_f64(scenario.delays.kube_proxy_sync / scale),
+        );
+        let alb = match (&scenario.load_balancer, &world.load_balancer_arn) {
+            (Some(lb), Some(arn)) if lb.stand_in => Some(
+                alb::start(
+                    aws_sdk_elasticloadbalancingv2::Client::new(
+                        &sdk::sdk_config(&moto.endpoint_url(), region).await,
+                    ),
+                    arn.clone(),
+                    ec2_link.clone(),
+                    &front,
+                    scale,
+                    options.alb_access_log,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let bindings = lbc_bindings(&scenario, &world);
         let lbc = (!bindings.is_empty()).then(|| {
             lbc::spawn(
@@ -166,6 +211,10 @@ impl Bed {
         let mut bed = Bed {
             link,
             lbc,
+            pods,
+            kube_proxy,
+            stores,
+            alb,
             ec2_link,
             sim,
             front,
@@ -289,6 +338,23 @@ impl Bed {
         &self.front
     }
     /// Every Auto Scaling lifecycle call the front answered, oldest first.
+    /// The URL of the ALB stand-in's listener (`http://127.0.0.1:PORT`), when it runs.
+    pub fn alb_url(&self) -> Option<String> {
+        let port = self.scenario.load_balancer.as_ref()?.listener_port;
+        self.alb.as_ref()?.url(port)
+    }
+
+    /// The ALB stand-in, when it runs.
+    pub fn alb(&self) -> Option<&alb::BedAlb> {
+        self.alb.as_ref()
+    }
+
+    /// The stores the pods' apps write to, by name (`<namespace>/<app label>` unless a pod's
+    /// `bed.costop.io/store` names another).
+    pub fn stores(&self) -> &net::pods::Stores {
+        &self.stores
+    }
+
     pub fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         self.front.lifecycle_calls()
     }
@@ -372,7 +438,23 @@ impl Drop for Bed {
         if let Some(lbc) = &self.lbc {
             lbc.abort();
         }
+        self.pods.abort();
+        self.kube_proxy.abort();
     }
+}
+
+/// The nodes whose instances run, by node name (kube-proxy and the pods' apps live there).
+fn running_nodes(sim: Arc<Simulator>, link: Arc<Ec2Link>) -> net::kube_proxy::RunningNodes {
+    Arc::new(move || {
+        let running = link.running_instances();
+        sim.store()
+            .list(&resources::NODES, None, &ListOptions::default())
+            .0
+            .iter()
+            .filter(|n| node_instance_id(n).is_some_and(|id| running.contains(id)))
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    })
 }
 
 /// The scenario's target groups bound to a Service, for the controller stand-in.

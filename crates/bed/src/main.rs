@@ -113,6 +113,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         };
         writeln!(out, "{k}={}", shell_quote(&v))?;
     }
+    if let Some(url) = bed.alb_url() {
+        writeln!(out, "BED_ALB_URL={}", shell_quote(&url))?;
+    }
     out.flush()?;
     drop(out);
 
@@ -134,9 +137,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         w.table
     );
     eprintln!(
-        "  AWS front {}: Auto Scaling's lifecycle calls answered there, everything else forwarded to moto",
+        "  AWS front {}: Auto Scaling's lifecycle calls (and ELBv2 target health, with the ALB stand-in) answered there, everything else forwarded to moto",
         bed.front().url()
     );
+    if let Some(url) = bed.alb_url() {
+        eprintln!("  load balancer (ALB stand-in) at {url}: curl it while you replay an interruption");
+    }
     for (name, g) in &w.node_groups {
         let kind = if g.standby {
             "standby (stopped)"

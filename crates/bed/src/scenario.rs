@@ -17,6 +17,7 @@ pub mod builtin {
     pub const DEMO: &str = include_str!("../../../scenarios/demo.yaml");
     pub const PDB_BLOCKED: &str = include_str!("../../../scenarios/pdb-blocked.yaml");
     pub const LARGE: &str = include_str!("../../../scenarios/large.yaml");
+    pub const TRAFFIC: &str = include_str!("../../../scenarios/traffic.yaml");
 
     /// `(name, yaml)` of every built-in scenario.
     pub const ALL: &[(&str, &str)] = &[
@@ -24,6 +25,7 @@ pub mod builtin {
         ("demo", DEMO),
         ("pdb-blocked", PDB_BLOCKED),
         ("large", LARGE),
+        ("traffic", TRAFFIC),
     ];
 
     /// The built-in names, comma-separated, for help texts and errors.
@@ -117,6 +119,14 @@ pub struct Delays {
     /// deregistered by the load-balancer controller stand-in (watch, work queue, AWS calls).
     #[serde(default = "d_lb_controller_reconcile")]
     pub lb_controller_reconcile: f64,
+    /// A Service's endpoints changed → kube-proxy's rules on the nodes changed
+    /// (`--iptables-min-sync-period`, 1 s by default).
+    #[serde(default = "d_kube_proxy_sync")]
+    pub kube_proxy_sync: f64,
+}
+
+fn d_kube_proxy_sync() -> f64 {
+    1.0
 }
 
 fn d_lb_controller_reconcile() -> f64 {
@@ -144,6 +154,7 @@ impl Default for Delays {
             pod_stop: d_pod_stop(),
             node_monitor_grace: d_node_monitor_grace(),
             lb_controller_reconcile: d_lb_controller_reconcile(),
+            kube_proxy_sync: d_kube_proxy_sync(),
         }
     }
 }
@@ -243,6 +254,17 @@ pub struct TargetGroup {
     /// AWS Load Balancer Controller does. Excludes `node_groups`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceRef>,
+    /// Health check and deregistration settings; absent ones keep ELBv2's defaults (interval
+    /// 30 s, healthy 5, unhealthy 2, deregistration delay 300 s). The AWS Load Balancer
+    /// Controller creates its groups with interval 15 s and both thresholds 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_interval_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthy_threshold_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_threshold_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deregistration_delay_seconds: Option<u32>,
 }
 
 /// The Service port a target group is bound to (a TargetGroupBinding's `serviceRef`).
@@ -283,6 +305,11 @@ pub struct LoadBalancer {
     /// path rules `/<target-group>/*`.
     #[serde(default = "default_listener_port")]
     pub listener_port: u16,
+    /// Run the ALB stand-in: the load balancer serves requests on loopback as moto's ELBv2
+    /// state configures it, and DescribeTargetHealth reports its view (`initial`, `unhealthy`,
+    /// `draining`), as AWS does.
+    #[serde(default)]
+    pub stand_in: bool,
 }
 
 fn default_listener_port() -> u16 {

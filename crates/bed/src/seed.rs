@@ -247,6 +247,10 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         if tg.protocol != Protocol::Tcp {
             req = req.health_check_path("/healthz");
         }
+        req = req
+            .set_health_check_interval_seconds(tg.health_check_interval_seconds)
+            .set_healthy_threshold_count(tg.healthy_threshold_count)
+            .set_unhealthy_threshold_count(tg.unhealthy_threshold_count);
         let arn = req
             .send()
             .await
@@ -258,6 +262,19 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
                 BedError::Seed(format!("CreateTargetGroup {} returned no ARN", tg.name))
             })?
             .to_string();
+        if let Some(delay) = tg.deregistration_delay_seconds {
+            elb.modify_target_group_attributes()
+                .target_group_arn(&arn)
+                .attributes(
+                    aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                        .key("deregistration_delay.timeout_seconds")
+                        .value(delay.to_string())
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(aws("ModifyTargetGroupAttributes"))?;
+        }
         target_groups.insert(tg.name.clone(), arn);
     }
     let (load_balancer_arn, listener_arn) = match &s.load_balancer {

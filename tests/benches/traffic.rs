@@ -1,0 +1,513 @@
+//! The traffic benchmark: what one Spot interruption costs in failed requests, on the bed's
+//! `traffic` scenario (4 spot + 2 on-demand nodes, 12 pods that answer HTTP behind the ALB
+//! stand-in), with nothing done, with a drain as aws-node-termination-handler does it, and with
+//! costop — each at two offered loads (0.6× and 1.5× the capacity of the pods that survive) and
+//! with and without a preStop sleep in the workload.
+//!
+//! One run: a fresh bed; the load starts (open loop, a quarter writes); after a lead-in the Spot
+//! warning arrives for the spot node with the most `shop` pods; the mode responds; two minutes
+//! after the warning the instance is terminated (the node's end kills whatever still runs
+//! there); the load goes on for a tail. Every request's outcome is recorded, every acknowledged
+//! write is checked against the service's store, and the ALB stand-in's access log says why it
+//! answered what it answered.
+//!
+//! - *nothing*: no response; the instance just dies.
+//! - *nth*: aws-node-termination-handler's queue-processor order: cordon, taint
+//!   (`aws-node-termination-handler/spot-itn`) and the exclude-from-load-balancers label, then
+//!   evictions of every pod but DaemonSets', each with its own grace period, refused ones (a PDB)
+//!   retried every 5 s as `kubectl drain` does; no target deregistration.
+//! - *costop*: the warning delivered to the interruption function and the keeper, as the
+//!   EventBridge rule's two targets do.
+//!
+//! Definitions: *failed* = any answer that is not 2xx, connection errors, resets, timeouts and
+//! requests the client could not send included; *lost write* = an acknowledged write absent
+//! from the store at the end; *full capacity* = 12 `shop` pods Running and Ready, none on the
+//! interrupted node, every one a healthy IP target of the load balancer.
+//!
+//! `cargo xtask bench traffic` runs the twelve runs in real time (scale 1); `--quick` runs them
+//! at 20× with costop's own time settings (deadline window, safety margin, grace cap, standby
+//! watch, dedupe lease) divided by 20, and the workload's service time multiplied by 20 so the
+//! offered rates stay what this machine can carry; it says so in its output. `--json` prints one
+//! JSON object per run. `--mode`, `--load` and `--prestop` (repeatable) pick runs.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use costop_app::{Handler, Keeper, Mode};
+use costop_bed::{Bed, BedOptions, Scenario};
+use costop_core::Config;
+use costop_traffic::loadgen::{self, LoadReport, LoadSpec, Outcome, Window};
+use kubesim::resources;
+use kubesim::store::ListOptions;
+use serde_json::{Value, json};
+
+/// The warning's lead: the instance goes this long (simulated) after it.
+const WARNING_SECONDS: f64 = 120.0;
+/// Load before the warning and after the instance's end (simulated seconds).
+const LEAD_IN_SECONDS: f64 = 10.0;
+const TAIL_SECONDS: f64 = 60.0;
+/// The workload's preStop sleep, when a run has one (the usual workaround runs 25–70 s; 20 s
+/// leaves 10 s of the 30 s grace period for in-flight requests).
+const PRESTOP_SECONDS: u64 = 20;
+/// The quick run's time scale.
+const QUICK_SCALE: f64 = 20.0;
+const REPLICAS: usize = 12;
+/// The workload's capacity per pod, from the scenario: workers and service time.
+const WORKERS: f64 = 2.0;
+const SERVICE_MS: f64 = 50.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Response {
+    Nothing,
+    Nth,
+    Costop,
+}
+
+impl Response {
+    fn name(self) -> &'static str {
+        match self {
+            Response::Nothing => "nothing",
+            Response::Nth => "nth",
+            Response::Costop => "costop",
+        }
+    }
+    fn parse(s: &str) -> Option<Self> {
+        [Response::Nothing, Response::Nth, Response::Costop]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
+struct Args {
+    quick: bool,
+    json: bool,
+    modes: Vec<Response>,
+    loads: Vec<f64>,
+    prestops: Vec<bool>,
+}
+
+fn args() -> Result<Args, String> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut a = Args {
+        quick: false,
+        json: false,
+        modes: Vec::new(),
+        loads: Vec::new(),
+        prestops: Vec::new(),
+    };
+    let mut i = 0;
+    while i < argv.len() {
+        let value = |i: usize| argv.get(i + 1).cloned().ok_or(format!("{} needs a value", argv[i]));
+        match argv[i].as_str() {
+            "--quick" => a.quick = true,
+            "--json" => a.json = true,
+            "--bench" => {}
+            "--mode" => {
+                let v = value(i)?;
+                a.modes.push(Response::parse(&v).ok_or(format!("--mode {v}: nothing, nth or costop"))?);
+                i += 1;
+            }
+            "--load" => {
+                let v = value(i)?;
+                a.loads.push(v.parse().map_err(|_| format!("--load {v}: a factor like 0.6"))?);
+                i += 1;
+            }
+            "--prestop" => {
+                let v = value(i)?;
+                a.prestops.push(match v.as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("--prestop {v}: yes or no")),
+                });
+                i += 1;
+            }
+            other => return Err(format!("unknown argument {other} (--quick, --json, --mode, --load, --prestop)")),
+        }
+        i += 1;
+    }
+    if a.modes.is_empty() {
+        a.modes = vec![Response::Nothing, Response::Nth, Response::Costop];
+    }
+    if a.loads.is_empty() {
+        a.loads = vec![0.6, 1.5];
+    }
+    if a.prestops.is_empty() {
+        a.prestops = vec![false, true];
+    }
+    Ok(a)
+}
+
+/// The traffic scenario for one run.
+fn scenario(scale: f64, prestop: bool) -> Scenario {
+    let mut s = Scenario::builtin("traffic").expect("the traffic scenario is built in");
+    s.time_scale = scale;
+    for w in &mut s.workloads.0 {
+        if let costop_bed::scenario::Workload::Yaml(y) = w {
+            // The service time in simulated ms: multiplied by the scale, real capacity stays.
+            *y = y.replace(
+                "bed.costop.io/service-ms: \"50\"",
+                &format!("bed.costop.io/service-ms: \"{}\"", (SERVICE_MS * scale) as u64),
+            );
+            if prestop {
+                *y = y.replace(
+                    "ports: [{name: http, containerPort: 8080}]",
+                    &format!(
+                        "ports: [{{name: http, containerPort: 8080}}]\n            lifecycle: {{preStop: {{sleep: {{seconds: {PRESTOP_SECONDS}}}}}}}"
+                    ),
+                );
+            }
+        }
+    }
+    s
+}
+
+fn pods(bed: &Bed) -> Vec<Value> {
+    bed.sim()
+        .store()
+        .list(&resources::PODS, Some("default"), &ListOptions::default())
+        .0
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "shop")
+        .collect()
+}
+
+fn ready(p: &Value) -> bool {
+    p["metadata"].get("deletionTimestamp").is_none()
+        && p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+fn healthy_ips(bed: &Bed) -> Vec<String> {
+    let arn = &bed.world().target_groups["shop-ip"];
+    bed.alb()
+        .and_then(|a| a.alb().target_health(arn))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|d| serde_json::to_value(&d.target_health.state).ok() == Some(json!("healthy")))
+        .map(|d| d.target.id)
+        .collect()
+}
+
+/// Every replica Ready, none on `victim`, each a healthy IP target.
+fn full_capacity(bed: &Bed, victim: &str) -> bool {
+    let healthy = healthy_ips(bed);
+    let ready: Vec<Value> = pods(bed).into_iter().filter(ready).collect();
+    ready.len() >= REPLICAS
+        && ready.iter().all(|p| {
+            p["spec"]["nodeName"] != victim
+                && p["status"]["podIP"]
+                    .as_str()
+                    .is_some_and(|ip| healthy.iter().any(|h| h == ip))
+        })
+}
+
+/// The spot node with the most `shop` pods: (instance id, node name, pods on it).
+fn victim(bed: &Bed) -> (String, String, usize) {
+    let nodes = bed.sim().store().list(&resources::NODES, None, &ListOptions::default()).0;
+    let pods = pods(bed);
+    nodes
+        .iter()
+        .filter(|n| n["metadata"]["labels"]["eks.amazonaws.com/capacityType"] == "SPOT")
+        .filter_map(|n| {
+            let name = n["metadata"]["name"].as_str()?;
+            let on = pods.iter().filter(|p| p["spec"]["nodeName"] == name).count();
+            Some((costop_bed::node_instance_id(n)?.to_owned(), name.to_owned(), on))
+        })
+        .max_by_key(|(_, _, on)| *on)
+        .expect("a spot node")
+}
+
+fn costop_config(bed: &Bed, scale: f64) -> Config {
+    let secs = |s: f64| ((s / scale).round() as i64).max(1).to_string();
+    let mut env = bed.env();
+    env.extend([
+        ("COSTOP_DEADLINE_WINDOW_SECONDS".into(), secs(120.0)),
+        ("COSTOP_SAFETY_MARGIN_SECONDS".into(), secs(15.0)),
+        ("COSTOP_GRACE_CAP_SECONDS".into(), secs(90.0)),
+        ("COSTOP_STANDBY_WATCH_SECONDS".into(), secs(240.0)),
+        ("COSTOP_DEDUPE_LEASE_SECONDS".into(), secs(180.0)),
+    ]);
+    Config::from_env(env).expect("a valid configuration")
+}
+
+/// aws-node-termination-handler's response (see the module docs).
+async fn nth_drain(bed: &Bed, node: &str, scale: f64) {
+    use costop_app::{Clusters, Kube};
+    use costop_core::kube::{Taint, TaintEffect, with_taint};
+    use costop_core::plan::action::{CordonAndTaint, EvictPod};
+    let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+    let clusters = costop_adapters::KubeClusters::new(access, Default::default());
+    let kube = clusters.connect(&bed.scenario().cluster.name).await.expect("cluster");
+    let n = kube.node(node).await.expect("node").expect("the node exists");
+    let taint = Taint::new("aws-node-termination-handler/spot-itn", Some(String::new()), TaintEffect::NoSchedule);
+    let cordon = CordonAndTaint {
+        node: node.to_owned(),
+        cordon: true,
+        taints_after: with_taint(&n.taints, taint.clone()),
+        taint,
+        exclude_from_lb_label: true,
+        annotations: Default::default(),
+        resource_version: None,
+    };
+    kube.cordon_and_taint(&cordon).await.expect("cordoned");
+    let mut left: Vec<EvictPod> = kube
+        .pods_on(node)
+        .await
+        .expect("pods")
+        .into_iter()
+        .filter(|p| !p.is_daemonset())
+        .map(|p| EvictPod {
+            grace_period_seconds: p.grace_seconds(),
+            namespace: p.namespace,
+            name: p.name,
+            uid: p.uid,
+        })
+        .collect();
+    let retry = Duration::from_secs_f64(5.0 / scale);
+    while !left.is_empty() {
+        let mut still = Vec::new();
+        for p in left {
+            match kube.evict(&p).await {
+                Ok(costop_app::EvictOutcome::Blocked { .. }) | Err(_) => still.push(p),
+                Ok(_) => {}
+            }
+        }
+        left = still;
+        if !left.is_empty() {
+            tokio::time::sleep(retry).await;
+        }
+    }
+}
+
+/// Marks on a run's time line (seconds from the load's start).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Marks {
+    warning_s: f64,
+    instance_end_s: f64,
+    full_capacity_s: Option<f64>,
+}
+
+struct RunResult {
+    mode: Response,
+    load: f64,
+    prestop: bool,
+    capacity_rps: f64,
+    offered_rps: f64,
+    report: LoadReport,
+    marks: Marks,
+    causes: BTreeMap<String, u64>,
+}
+
+async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunResult {
+    let (log_tx, mut log_rx) = tokio::sync::mpsc::channel(1 << 20);
+    let bed = Bed::start_with(
+        scenario(scale, prestop),
+        BedOptions { alb_access_log: Some(log_tx) },
+    )
+    .await
+    .expect("the bed starts");
+    bed.wait_ready(Duration::from_secs_f64(600.0)).await.expect("the bed settles");
+    let t0 = Instant::now();
+    while healthy_ips(&bed).len() < REPLICAS {
+        assert!(t0.elapsed() < Duration::from_secs(600), "the targets never turned healthy");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (instance, node, on_victim) = victim(&bed);
+    let surviving = (REPLICAS - on_victim) as f64;
+    let capacity_rps = surviving * WORKERS / (SERVICE_MS / 1000.0);
+    let offered_rps = capacity_rps * load;
+    let real = |s: f64| Duration::from_secs_f64(s / scale);
+    let duration = real(LEAD_IN_SECONDS + WARNING_SECONDS + TAIL_SECONDS);
+    let mut spec = LoadSpec::new(bed.alb_url().expect("ALB URL"), offered_rps, duration);
+    spec.max_in_flight = 512;
+    spec.timeout = Duration::from_secs(10);
+    let started = Instant::now();
+    let load_task = tokio::spawn(loadgen::run(spec));
+
+    tokio::time::sleep(real(LEAD_IN_SECONDS)).await;
+    let warning_at = Instant::now();
+    let event = {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws.ec2-spot-instance-interruption-warning-terminate.json")).expect("sample");
+        let e: Value = serde_json::from_str(&text).expect("JSON");
+        let e = costop_core::event::retarget::aim_at_instance(&e, &instance).expect("aimed");
+        costop_core::event::retarget::redate(&e, chrono::Utc::now())
+    };
+    let responder = {
+        let bed_env = (bed.aws_config().clone(), bed.kubeconfig_path().to_path_buf());
+        let config = costop_config(&bed, scale);
+        let node = node.clone();
+        let bed_ref = &bed;
+        async move {
+            match mode {
+                Response::Nothing => {}
+                Response::Nth => nth_drain(bed_ref, &node, scale).await,
+                Response::Costop => {
+                    let world = || {
+                        let access = costop_adapters::ClusterAccess::kubeconfig_file(&bed_env.1).expect("kubeconfig");
+                        costop_adapters::AwsWorld::new(&bed_env.0, &config, access, Default::default())
+                    };
+                    let handler = Handler::new(world(), config.clone());
+                    let keeper = Keeper::new(world(), config.clone());
+                    let (h, k) = tokio::join!(handler.handle(&event, Mode::Execute), keeper.handle(&event, Mode::Execute));
+                    if let Err(e) = h {
+                        eprintln!("costop's interruption function failed: {}", costop_app::error_chain(&e));
+                    }
+                    if let Err(e) = k {
+                        eprintln!("costop's keeper failed: {}", costop_app::error_chain(&e));
+                    }
+                }
+            }
+        }
+    };
+    let end = async {
+        tokio::time::sleep(real(WARNING_SECONDS)).await;
+        bed.ec2()
+            .terminate_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .expect("the instance is terminated");
+        Instant::now()
+    };
+    let watch_full = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if warning_at.elapsed() > real(1.0) && full_capacity(&bed, &node) {
+                return Instant::now();
+            }
+            if started.elapsed() >= duration {
+                return Instant::now() + Duration::from_secs(1_000_000);
+            }
+        }
+    };
+    let ((), ended_at, full_at) = tokio::join!(responder, end, watch_full);
+    let mut report = load_task.await.expect("the load task").expect("the load ran");
+    let store = bed.stores().get("default/shop");
+    report.check_writes(&store);
+    let mut causes = BTreeMap::new();
+    while let Ok(r) = log_rx.try_recv() {
+        if r.elb_status_code >= 500 || r.elb_status_code < 200 {
+            let key = format!("{} {}", r.elb_status_code, r.error_reason.unwrap_or("target answered"));
+            *causes.entry(key).or_insert(0) += 1;
+        }
+    }
+    let secs = |at: Instant| at.saturating_duration_since(started).as_secs_f64();
+    let full = secs(full_at);
+    let marks = Marks {
+        warning_s: secs(warning_at),
+        instance_end_s: secs(ended_at),
+        full_capacity_s: (full <= duration.as_secs_f64()).then_some(full),
+    };
+    RunResult { mode, load, prestop, capacity_rps, offered_rps, report, marks, causes }
+}
+
+fn failed(s: &loadgen::Summary) -> u64 {
+    s.sent + s.dropped_by_client - s.ok_2xx
+}
+
+fn json_of(r: &RunResult, scale: f64) -> Value {
+    let all = r.report.summary(Window::all());
+    let w = Duration::from_secs_f64(r.marks.warning_s);
+    let f = r.marks.full_capacity_s.map(Duration::from_secs_f64);
+    let before = r.report.summary(Window::before(w));
+    let during = match f {
+        Some(f) => r.report.summary(Window::between(w, f)),
+        None => r.report.summary(Window::after(w)),
+    };
+    let after = f.map(|f| r.report.summary(Window::after(f)));
+    let connection = r
+        .report
+        .records
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::ConnectError | Outcome::Reset))
+        .count();
+    json!({
+        "mode": r.mode.name(),
+        "load": r.load,
+        "prestop": r.prestop,
+        "sent": all.sent + all.dropped_by_client,
+        "ok": all.ok_2xx,
+        "accepted": all.accepted_202,
+        "failed": failed(&all),
+        "lost_writes": all.lost_writes,
+        "p99_ms": all.p99_ms,
+        "full_capacity_s": r.marks.full_capacity_s.map(|f| (f - r.marks.warning_s) * scale),
+        "by_status": all.by_status,
+        "connection_errors": connection,
+        "timeouts": all.timeouts,
+        "dropped_by_client": all.dropped_by_client,
+        "p50_ms": {"before": before.p50_ms, "during": during.p50_ms, "after": after.as_ref().and_then(|a| a.p50_ms)},
+        "p99_ms_by_phase": {"before": before.p99_ms, "during": during.p99_ms, "after": after.as_ref().and_then(|a| a.p99_ms)},
+        "failed_by_phase": {"before": failed(&before), "during": failed(&during), "after": after.as_ref().map(failed)},
+        "causes": r.causes,
+        "capacity_rps": r.capacity_rps,
+        "offered_rps": r.offered_rps,
+        "time_scale": scale,
+    })
+}
+
+fn main() {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("traffic bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let scale = if a.quick { QUICK_SCALE } else { 1.0 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    eprintln!(
+        "traffic bench: {} run(s) at time scale {scale}{}",
+        a.modes.len() * a.loads.len() * a.prestops.len(),
+        if a.quick {
+            " (quick: costop's deadline window, safety margin, grace cap, standby watch and dedupe lease divided by 20; the workload's service time ×20, so real rates stay)"
+        } else {
+            " (real time)"
+        }
+    );
+    let mut results = Vec::new();
+    for &prestop in &a.prestops {
+        for &load in &a.loads {
+            for &mode in &a.modes {
+                let r = rt.block_on(one_run(mode, load, prestop, scale));
+                let j = json_of(&r, scale);
+                if a.json {
+                    println!("{j}");
+                } else {
+                    println!(
+                        "{:<8} load {:<4} prestop {:<5} sent {:>7} ok {:>7} failed {:>6} lost writes {:>3} p99 {:>8} ms full capacity {:>7} s  causes {}",
+                        r.mode.name(), r.load, r.prestop, j["sent"], j["ok"], j["failed"], j["lost_writes"],
+                        j["p99_ms"].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into()),
+                        j["full_capacity_s"].as_f64().map(|v| format!("{v:.1}")).unwrap_or("never".into()),
+                        j["causes"]
+                    );
+                }
+                results.push(j);
+            }
+        }
+    }
+    // costop's failures as a ratio to the drain's, per load and preStop setting.
+    for &prestop in &a.prestops {
+        for &load in &a.loads {
+            let of = |m: &str| {
+                results
+                    .iter()
+                    .find(|j| j["mode"] == m && j["load"] == load && j["prestop"] == prestop)
+                    .and_then(|j| j["failed"].as_f64())
+            };
+            if let (Some(c), Some(n)) = (of("costop"), of("nth")) {
+                eprintln!(
+                    "load {load} prestop {prestop}: costop failed {c} vs nth {n} ({})",
+                    if n > 0.0 { format!("{:.2}×", c / n) } else { "nth lost none".into() }
+                );
+            }
+        }
+    }
+}
