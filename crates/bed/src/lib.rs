@@ -203,6 +203,7 @@ impl Bed {
                 sim.clone(),
                 aws_sdk_elasticloadbalancingv2::Client::new(&sdk),
                 bindings,
+                world.listener_arn.clone(),
                 Duration::from_secs_f64(
                     scenario.delays.lb_controller_reconcile / scenario.time_scale.max(f64::MIN_POSITIVE),
                 ),

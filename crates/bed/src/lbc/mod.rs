@@ -10,8 +10,13 @@
 //! the work queue and the AWS calls take time, so a change is applied once it has held for the
 //! scenario's `delays.lb_controller_reconcile` (simulated seconds). A terminating pod therefore
 //! stays registered that long after its endpoint stops being ready, as on a real cluster.
+//!
+//! Ingresses of class `alb` become the load balancer's listener rules ([`listener`], translated
+//! by [`ingress`]), including the weighted forward of an `alb.ingress.kubernetes.io/actions.*`
+//! annotation.
 
 pub mod ingress;
+pub mod listener;
 pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,9 +52,11 @@ pub fn spawn(
     sim: Arc<Simulator>,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     bindings: Vec<Binding>,
+    listener_arn: Option<String>,
     reconcile_delay: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut rules = listener::ListenerState::default();
         let mut applied: BTreeMap<String, BTreeSet<Target>> = BTreeMap::new();
         for b in &bindings {
             applied.insert(
@@ -60,6 +67,9 @@ pub fn spawn(
         let mut pending: BTreeMap<String, Instant> = BTreeMap::new();
         loop {
             tokio::time::sleep(POLL_INTERVAL).await;
+            if let Some(l) = &listener_arn {
+                listener::step(&sim, &elb, &bindings, l, &mut rules, reconcile_delay).await;
+            }
             for b in &bindings {
                 let desired = match desired(&sim, b) {
                     Ok(d) => d,
