@@ -30,7 +30,10 @@
 //! offered rates stay what this machine can carry; it says so in its output. `--json` prints one
 //! JSON object per run. `--mode`, `--load` and `--prestop` (repeatable) pick runs.
 
+mod plot;
+
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use costop_app::{Handler, Keeper, Mode};
@@ -81,6 +84,7 @@ impl Response {
 struct Args {
     quick: bool,
     json: bool,
+    plot: Option<PathBuf>,
     modes: Vec<Response>,
     loads: Vec<f64>,
     prestops: Vec<bool>,
@@ -91,25 +95,39 @@ fn args() -> Result<Args, String> {
     let mut a = Args {
         quick: false,
         json: false,
+        plot: None,
         modes: Vec::new(),
         loads: Vec::new(),
         prestops: Vec::new(),
     };
     let mut i = 0;
     while i < argv.len() {
-        let value = |i: usize| argv.get(i + 1).cloned().ok_or(format!("{} needs a value", argv[i]));
+        let value = |i: usize| {
+            argv.get(i + 1)
+                .cloned()
+                .ok_or(format!("{} needs a value", argv[i]))
+        };
         match argv[i].as_str() {
             "--quick" => a.quick = true,
             "--json" => a.json = true,
             "--bench" => {}
+            "--plot" => {
+                a.plot = Some(PathBuf::from(value(i)?));
+                i += 1;
+            }
             "--mode" => {
                 let v = value(i)?;
-                a.modes.push(Response::parse(&v).ok_or(format!("--mode {v}: nothing, nth or costop"))?);
+                a.modes.push(
+                    Response::parse(&v).ok_or(format!("--mode {v}: nothing, nth or costop"))?,
+                );
                 i += 1;
             }
             "--load" => {
                 let v = value(i)?;
-                a.loads.push(v.parse().map_err(|_| format!("--load {v}: a factor like 0.6"))?);
+                a.loads.push(
+                    v.parse()
+                        .map_err(|_| format!("--load {v}: a factor like 0.6"))?,
+                );
                 i += 1;
             }
             "--prestop" => {
@@ -121,7 +139,11 @@ fn args() -> Result<Args, String> {
                 });
                 i += 1;
             }
-            other => return Err(format!("unknown argument {other} (--quick, --json, --mode, --load, --prestop)")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other} (--quick, --json, --plot FILE.svg, --mode, --load, --prestop)"
+                ));
+            }
         }
         i += 1;
     }
@@ -146,13 +168,24 @@ fn scenario(scale: f64, prestop: bool) -> Scenario {
             // The service time in simulated ms: multiplied by the scale, real capacity stays.
             *y = y.replace(
                 "bed.costop.io/service-ms: \"50\"",
-                &format!("bed.costop.io/service-ms: \"{}\"", (SERVICE_MS * scale) as u64),
+                &format!(
+                    "bed.costop.io/service-ms: \"{}\"",
+                    (SERVICE_MS * scale) as u64
+                ),
             );
             if prestop {
+                // The preStop hook goes beside `ports:`, at its indentation.
+                let ports = "ports: [{name: http, containerPort: 8080}]";
+                let indent = y
+                    .lines()
+                    .find(|l| l.trim_start() == ports)
+                    .map(|l| l.len() - l.trim_start().len())
+                    .expect("the shop container declares its port");
                 *y = y.replace(
-                    "ports: [{name: http, containerPort: 8080}]",
+                    ports,
                     &format!(
-                        "ports: [{{name: http, containerPort: 8080}}]\n            lifecycle: {{preStop: {{sleep: {{seconds: {PRESTOP_SECONDS}}}}}}}"
+                        "{ports}\n{}lifecycle: {{preStop: {{sleep: {{seconds: {PRESTOP_SECONDS}}}}}}}",
+                        " ".repeat(indent)
                     ),
                 );
             }
@@ -204,17 +237,49 @@ fn full_capacity(bed: &Bed, victim: &str) -> bool {
         })
 }
 
+/// Keys the load reads and writes.
+const KEYS: usize = 16;
+
+/// One write of `key` through the load balancer, before the load starts.
+async fn seed_item(url: &str, key: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the ALB accepts");
+    let body = "{}";
+    let req = format!(
+        "POST /items/{key} HTTP/1.1\r\nHost: shop\r\nX-Request-Id: seed-{key}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    assert!(out.starts_with("HTTP/1.1 201"), "seeding {key}: {out}");
+}
+
 /// The spot node with the most `shop` pods: (instance id, node name, pods on it).
 fn victim(bed: &Bed) -> (String, String, usize) {
-    let nodes = bed.sim().store().list(&resources::NODES, None, &ListOptions::default()).0;
+    let nodes = bed
+        .sim()
+        .store()
+        .list(&resources::NODES, None, &ListOptions::default())
+        .0;
     let pods = pods(bed);
     nodes
         .iter()
         .filter(|n| n["metadata"]["labels"]["eks.amazonaws.com/capacityType"] == "SPOT")
         .filter_map(|n| {
             let name = n["metadata"]["name"].as_str()?;
-            let on = pods.iter().filter(|p| p["spec"]["nodeName"] == name).count();
-            Some((costop_bed::node_instance_id(n)?.to_owned(), name.to_owned(), on))
+            let on = pods
+                .iter()
+                .filter(|p| p["spec"]["nodeName"] == name)
+                .count();
+            Some((
+                costop_bed::node_instance_id(n)?.to_owned(),
+                name.to_owned(),
+                on,
+            ))
         })
         .max_by_key(|(_, _, on)| *on)
         .expect("a spot node")
@@ -238,11 +303,23 @@ async fn nth_drain(bed: &Bed, node: &str, scale: f64) {
     use costop_app::{Clusters, Kube};
     use costop_core::kube::{Taint, TaintEffect, with_taint};
     use costop_core::plan::action::{CordonAndTaint, EvictPod};
-    let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
+    let access =
+        costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path()).expect("kubeconfig");
     let clusters = costop_adapters::KubeClusters::new(access, Default::default());
-    let kube = clusters.connect(&bed.scenario().cluster.name).await.expect("cluster");
-    let n = kube.node(node).await.expect("node").expect("the node exists");
-    let taint = Taint::new("aws-node-termination-handler/spot-itn", Some(String::new()), TaintEffect::NoSchedule);
+    let kube = clusters
+        .connect(&bed.scenario().cluster.name)
+        .await
+        .expect("cluster");
+    let n = kube
+        .node(node)
+        .await
+        .expect("node")
+        .expect("the node exists");
+    let taint = Taint::new(
+        "aws-node-termination-handler/spot-itn",
+        Some(String::new()),
+        TaintEffect::NoSchedule,
+    );
     let cordon = CordonAndTaint {
         node: node.to_owned(),
         cordon: true,
@@ -286,8 +363,51 @@ async fn nth_drain(bed: &Bed, node: &str, scale: f64) {
 #[derive(Debug, Default, Clone, serde::Serialize)]
 struct Marks {
     warning_s: f64,
+    cordon_s: Option<f64>,
+    first_eviction_s: Option<f64>,
+    last_eviction_s: Option<f64>,
     instance_end_s: f64,
     full_capacity_s: Option<f64>,
+}
+
+/// Moments seen on the cluster: the victim cordoned, its first `shop` pod deleted, its last one.
+#[derive(Default)]
+struct Seen {
+    cordon: Option<Instant>,
+    first_eviction: Option<Instant>,
+    last_eviction: Option<Instant>,
+}
+
+fn look(bed: &Bed, node: &str, seen: &mut Seen) {
+    let now = Instant::now();
+    if seen.cordon.is_none()
+        && bed
+            .sim()
+            .store()
+            .get(&resources::NODES, None, node)
+            .is_ok_and(|n| n["spec"]["unschedulable"] == true)
+    {
+        seen.cordon = Some(now);
+    }
+    let on: Vec<Value> = pods(bed)
+        .into_iter()
+        .filter(|p| p["spec"]["nodeName"] == node)
+        .collect();
+    let deleting = on
+        .iter()
+        .filter(|p| p["metadata"].get("deletionTimestamp").is_some())
+        .count();
+    if deleting > 0 && seen.first_eviction.is_none() {
+        seen.first_eviction = Some(now);
+    }
+    if seen.first_eviction.is_some()
+        && seen.last_eviction.is_none()
+        && on
+            .iter()
+            .all(|p| p["metadata"].get("deletionTimestamp").is_some())
+    {
+        seen.last_eviction = Some(now);
+    }
 }
 
 struct RunResult {
@@ -305,15 +425,27 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
     let (log_tx, mut log_rx) = tokio::sync::mpsc::channel(1 << 20);
     let bed = Bed::start_with(
         scenario(scale, prestop),
-        BedOptions { alb_access_log: Some(log_tx) },
+        BedOptions {
+            alb_access_log: Some(log_tx),
+        },
     )
     .await
     .expect("the bed starts");
-    bed.wait_ready(Duration::from_secs_f64(600.0)).await.expect("the bed settles");
+    bed.wait_ready(Duration::from_secs_f64(600.0))
+        .await
+        .expect("the bed settles");
     let t0 = Instant::now();
     while healthy_ips(&bed).len() < REPLICAS {
-        assert!(t0.elapsed() < Duration::from_secs(600), "the targets never turned healthy");
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "the targets never turned healthy"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = bed.alb_url().expect("ALB URL");
+    // Every key written once, so a read finds an item (a 404 would count as a failure).
+    for k in 0..KEYS {
+        seed_item(&url, &format!("k{k}")).await;
     }
     let (instance, node, on_victim) = victim(&bed);
     let surviving = (REPLICAS - on_victim) as f64;
@@ -321,7 +453,8 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
     let offered_rps = capacity_rps * load;
     let real = |s: f64| Duration::from_secs_f64(s / scale);
     let duration = real(LEAD_IN_SECONDS + WARNING_SECONDS + TAIL_SECONDS);
-    let mut spec = LoadSpec::new(bed.alb_url().expect("ALB URL"), offered_rps, duration);
+    let mut spec = LoadSpec::new(url, offered_rps, duration);
+    spec.keys = KEYS;
     spec.max_in_flight = 512;
     spec.timeout = Duration::from_secs(10);
     let started = Instant::now();
@@ -330,13 +463,20 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
     tokio::time::sleep(real(LEAD_IN_SECONDS)).await;
     let warning_at = Instant::now();
     let event = {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/aws.ec2-spot-instance-interruption-warning-terminate.json")).expect("sample");
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/aws.ec2-spot-instance-interruption-warning-terminate.json"
+        ))
+        .expect("sample");
         let e: Value = serde_json::from_str(&text).expect("JSON");
         let e = costop_core::event::retarget::aim_at_instance(&e, &instance).expect("aimed");
         costop_core::event::retarget::redate(&e, chrono::Utc::now())
     };
     let responder = {
-        let bed_env = (bed.aws_config().clone(), bed.kubeconfig_path().to_path_buf());
+        let bed_env = (
+            bed.aws_config().clone(),
+            bed.kubeconfig_path().to_path_buf(),
+        );
         let config = costop_config(&bed, scale);
         let node = node.clone();
         let bed_ref = &bed;
@@ -346,14 +486,26 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
                 Response::Nth => nth_drain(bed_ref, &node, scale).await,
                 Response::Costop => {
                     let world = || {
-                        let access = costop_adapters::ClusterAccess::kubeconfig_file(&bed_env.1).expect("kubeconfig");
-                        costop_adapters::AwsWorld::new(&bed_env.0, &config, access, Default::default())
+                        let access = costop_adapters::ClusterAccess::kubeconfig_file(&bed_env.1)
+                            .expect("kubeconfig");
+                        costop_adapters::AwsWorld::new(
+                            &bed_env.0,
+                            &config,
+                            access,
+                            Default::default(),
+                        )
                     };
                     let handler = Handler::new(world(), config.clone());
                     let keeper = Keeper::new(world(), config.clone());
-                    let (h, k) = tokio::join!(handler.handle(&event, Mode::Execute), keeper.handle(&event, Mode::Execute));
+                    let (h, k) = tokio::join!(
+                        handler.handle(&event, Mode::Execute),
+                        keeper.handle(&event, Mode::Execute)
+                    );
                     if let Err(e) = h {
-                        eprintln!("costop's interruption function failed: {}", costop_app::error_chain(&e));
+                        eprintln!(
+                            "costop's interruption function failed: {}",
+                            costop_app::error_chain(&e)
+                        );
                     }
                     if let Err(e) = k {
                         eprintln!("costop's keeper failed: {}", costop_app::error_chain(&e));
@@ -372,9 +524,11 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
             .expect("the instance is terminated");
         Instant::now()
     };
+    let mut seen = Seen::default();
     let watch_full = async {
         loop {
             tokio::time::sleep(Duration::from_millis(100)).await;
+            look(&bed, &node, &mut seen);
             if warning_at.elapsed() > real(1.0) && full_capacity(&bed, &node) {
                 return Instant::now();
             }
@@ -384,13 +538,20 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
         }
     };
     let ((), ended_at, full_at) = tokio::join!(responder, end, watch_full);
-    let mut report = load_task.await.expect("the load task").expect("the load ran");
+    let mut report = load_task
+        .await
+        .expect("the load task")
+        .expect("the load ran");
     let store = bed.stores().get("default/shop");
     report.check_writes(&store);
     let mut causes = BTreeMap::new();
     while let Ok(r) = log_rx.try_recv() {
         if r.elb_status_code >= 500 || r.elb_status_code < 200 {
-            let key = format!("{} {}", r.elb_status_code, r.error_reason.unwrap_or("target answered"));
+            let key = format!(
+                "{} {}",
+                r.elb_status_code,
+                r.error_reason.unwrap_or("target answered")
+            );
             *causes.entry(key).or_insert(0) += 1;
         }
     }
@@ -398,10 +559,22 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
     let full = secs(full_at);
     let marks = Marks {
         warning_s: secs(warning_at),
+        cordon_s: seen.cordon.map(secs),
+        first_eviction_s: seen.first_eviction.map(secs),
+        last_eviction_s: seen.last_eviction.map(secs),
         instance_end_s: secs(ended_at),
         full_capacity_s: (full <= duration.as_secs_f64()).then_some(full),
     };
-    RunResult { mode, load, prestop, capacity_rps, offered_rps, report, marks, causes }
+    RunResult {
+        mode,
+        load,
+        prestop,
+        capacity_rps,
+        offered_rps,
+        report,
+        marks,
+        causes,
+    }
 }
 
 fn failed(s: &loadgen::Summary) -> u64 {
@@ -443,6 +616,14 @@ fn json_of(r: &RunResult, scale: f64) -> Value {
         "p99_ms_by_phase": {"before": before.p99_ms, "during": during.p99_ms, "after": after.as_ref().and_then(|a| a.p99_ms)},
         "failed_by_phase": {"before": failed(&before), "during": failed(&during), "after": after.as_ref().map(failed)},
         "causes": r.causes,
+        "marks_s": {
+            "warning": r.marks.warning_s * scale,
+            "cordon": r.marks.cordon_s.map(|v| v * scale),
+            "first_eviction": r.marks.first_eviction_s.map(|v| v * scale),
+            "last_eviction": r.marks.last_eviction_s.map(|v| v * scale),
+            "instance_end": r.marks.instance_end_s * scale,
+            "full_capacity": r.marks.full_capacity_s.map(|v| v * scale),
+        },
         "capacity_rps": r.capacity_rps,
         "offered_rps": r.offered_rps,
         "time_scale": scale,
@@ -473,6 +654,7 @@ fn main() {
         }
     );
     let mut results = Vec::new();
+    let mut runs = Vec::new();
     for &prestop in &a.prestops {
         for &load in &a.loads {
             for &mode in &a.modes {
@@ -483,14 +665,62 @@ fn main() {
                 } else {
                     println!(
                         "{:<8} load {:<4} prestop {:<5} sent {:>7} ok {:>7} failed {:>6} lost writes {:>3} p99 {:>8} ms full capacity {:>7} s  causes {}",
-                        r.mode.name(), r.load, r.prestop, j["sent"], j["ok"], j["failed"], j["lost_writes"],
-                        j["p99_ms"].as_f64().map(|v| format!("{v:.1}")).unwrap_or("-".into()),
-                        j["full_capacity_s"].as_f64().map(|v| format!("{v:.1}")).unwrap_or("never".into()),
+                        r.mode.name(),
+                        r.load,
+                        r.prestop,
+                        j["sent"],
+                        j["ok"],
+                        j["failed"],
+                        j["lost_writes"],
+                        j["p99_ms"]
+                            .as_f64()
+                            .map(|v| format!("{v:.1}"))
+                            .unwrap_or("-".into()),
+                        j["full_capacity_s"]
+                            .as_f64()
+                            .map(|v| format!("{v:.1}"))
+                            .unwrap_or("never".into()),
                         j["causes"]
                     );
                 }
                 results.push(j);
+                runs.push(r);
             }
+        }
+    }
+    if let Some(path) = &a.plot {
+        let panels: Vec<plot::Panel<'_>> = runs
+            .iter()
+            .map(|r| {
+                let m = &r.marks;
+                let marks = [
+                    ("notice", Some(m.warning_s)),
+                    ("cordon", m.cordon_s),
+                    ("first eviction", m.first_eviction_s),
+                    ("last eviction", m.last_eviction_s),
+                    ("instance end", Some(m.instance_end_s)),
+                    ("full capacity", m.full_capacity_s),
+                ]
+                .into_iter()
+                .filter_map(|(l, t)| Some((l, t? * scale)))
+                .collect();
+                plot::Panel {
+                    title: format!(
+                        "{}: load {}× ({:.0} req/s), preStop {}",
+                        r.mode.name(),
+                        r.load,
+                        r.offered_rps,
+                        if r.prestop { "20 s" } else { "none" }
+                    ),
+                    records: &r.report.records,
+                    scale,
+                    marks,
+                }
+            })
+            .collect();
+        match plot::draw(path, &panels) {
+            Ok(()) => eprintln!("traffic bench: picture in {}", path.display()),
+            Err(e) => eprintln!("traffic bench: could not draw {}: {e}", path.display()),
         }
     }
     // costop's failures as a ratio to the drain's, per load and preStop setting.
@@ -505,7 +735,11 @@ fn main() {
             if let (Some(c), Some(n)) = (of("costop"), of("nth")) {
                 eprintln!(
                     "load {load} prestop {prestop}: costop failed {c} vs nth {n} ({})",
-                    if n > 0.0 { format!("{:.2}×", c / n) } else { "nth lost none".into() }
+                    if n > 0.0 {
+                        format!("{:.2}×", c / n)
+                    } else {
+                        "nth lost none".into()
+                    }
                 );
             }
         }

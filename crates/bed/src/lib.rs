@@ -205,7 +205,8 @@ impl Bed {
                 bindings,
                 world.listener_arn.clone(),
                 Duration::from_secs_f64(
-                    scenario.delays.lb_controller_reconcile / scenario.time_scale.max(f64::MIN_POSITIVE),
+                    scenario.delays.lb_controller_reconcile
+                        / scenario.time_scale.max(f64::MIN_POSITIVE),
                 ),
             )
         });

@@ -141,7 +141,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bed.front().url()
     );
     if let Some(url) = bed.alb_url() {
-        eprintln!("  load balancer (ALB stand-in) at {url}: curl it while you replay an interruption");
+        eprintln!(
+            "  load balancer (ALB stand-in) at {url}: curl it while you replay an interruption"
+        );
     }
     for (name, g) in &w.node_groups {
         let kind = if g.standby {

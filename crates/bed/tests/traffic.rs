@@ -27,10 +27,19 @@ async fn bed() -> Bed {
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, body).
-async fn request(url: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+async fn request(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
     let addr = url.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).await.expect("the ALB accepts");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -80,10 +89,20 @@ async fn a_write_through_the_alb_reaches_a_pod_is_stored_and_read_back() {
         states(&bed, "shop-ip").values().any(|s| s == "healthy")
     })
     .await;
-    let (status, body) = request(&url, "POST", "/items/cart-1", &[("X-Request-Id", "req-1")], "{\"n\":1}").await;
+    let (status, body) = request(
+        &url,
+        "POST",
+        "/items/cart-1",
+        &[("X-Request-Id", "req-1")],
+        "{\"n\":1}",
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     let store = bed.stores().get("default/shop");
-    assert!(store.contains("req-1"), "the acknowledged write is in the store");
+    assert!(
+        store.contains("req-1"),
+        "the acknowledged write is in the store"
+    );
     let (status, body) = request(&url, "GET", "/items/cart-1", &[], "").await;
     assert_eq!((status, body.as_str()), (200, "{\"n\":1}"));
 }
@@ -98,10 +117,14 @@ async fn both_target_groups_follow_the_service_and_the_front_reports_the_albs_vi
         s.len() == 12 && s.values().all(|v| v == "healthy")
     })
     .await;
-    until("6 healthy instance targets", Duration::from_secs(90), || {
-        let s = states(&bed, "shop-instance");
-        s.len() == 6 && s.values().all(|v| v == "healthy")
-    })
+    until(
+        "6 healthy instance targets",
+        Duration::from_secs(90),
+        || {
+            let s = states(&bed, "shop-instance");
+            s.len() == 6 && s.values().all(|v| v == "healthy")
+        },
+    )
     .await;
     let arn = &bed.world().target_groups["shop-ip"];
     let out = bed
@@ -147,8 +170,87 @@ async fn both_target_groups_follow_the_service_and_the_front_reports_the_albs_vi
             &Default::default(),
         )
         .expect("pod deleted");
-    until("the deleted pod's target to drain", Duration::from_secs(30), || {
-        states(&bed, "shop-ip").get(&ip).is_some_and(|s| s == "draining")
-    })
+    until(
+        "the deleted pod's target to drain",
+        Duration::from_secs(30),
+        || {
+            states(&bed, "shop-ip")
+                .get(&ip)
+                .is_some_and(|s| s == "draining")
+        },
+    )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alb_ingress_with_a_weighted_action_becomes_a_listener_rule_in_moto() {
+    let bed = bed().await;
+    bed.sim()
+        .apply_yaml(
+            r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: default
+  annotations:
+    alb.ingress.kubernetes.io/actions.split: >-
+      {"type":"forward","forwardConfig":{"targetGroups":[
+        {"serviceName":"shop","servicePort":"80","weight":80},
+        {"serviceName":"shop","servicePort":"http","weight":20}]}}
+spec:
+  ingressClassName: alb
+  rules:
+    - host: shop.example
+      http:
+        paths:
+          - path: /items
+            pathType: Prefix
+            backend: {service: {name: split, port: {name: use-annotation}}}
+"#,
+        )
+        .expect("the Ingress applies");
+    let listener = bed.world().listener_arn.clone().expect("a listener");
+    let t0 = Instant::now();
+    let rule = loop {
+        let rules = bed
+            .elbv2()
+            .describe_rules()
+            .listener_arn(&listener)
+            .send()
+            .await
+            .expect("DescribeRules");
+        if let Some(r) = rules
+            .rules()
+            .iter()
+            .find(|r| r.priority().and_then(|p| p.parse::<i32>().ok()) >= Some(1000))
+        {
+            break r.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no rule from the Ingress"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let conditions: Vec<String> = rule
+        .conditions()
+        .iter()
+        .flat_map(|c| {
+            c.path_pattern_config()
+                .map(|p| p.values().to_vec())
+                .into_iter()
+                .chain(c.host_header_config().map(|h| h.values().to_vec()))
+                .flatten()
+        })
+        .collect();
+    assert_eq!(conditions, ["shop.example", "/items", "/items/*"]);
+    let weights: Vec<i32> = rule.actions()[0]
+        .forward_config()
+        .expect("a weighted forward")
+        .target_groups()
+        .iter()
+        .filter_map(|t| t.weight())
+        .collect();
+    assert_eq!(weights, [80, 20]);
 }

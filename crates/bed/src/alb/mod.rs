@@ -70,8 +70,11 @@ async fn read(
     lb_arn: &str,
 ) -> Result<AlbConfig, BedError> {
     let json = from_moto::read(elb, lb_arn).await?;
-    serde_json::from_value(json)
-        .map_err(|e| BedError::Moto(format!("moto's ELBv2 state is not a load balancer configuration: {e}")))
+    serde_json::from_value(json).map_err(|e| {
+        BedError::Moto(format!(
+            "moto's ELBv2 state is not a load balancer configuration: {e}"
+        ))
+    })
 }
 
 /// Start the stand-in for the load balancer `lb_arn`. `elb` must reach moto directly (its reads
@@ -100,16 +103,14 @@ pub async fn start(
         Some(
             described
                 .into_iter()
-                .map(|d| {
-                    TargetHealth {
-                        id: d.target.id,
-                        port: d.target.port,
-                        availability_zone: d.target.availability_zone,
-                        health_check_port: d.health_check_port,
-                        state: api_string(&d.target_health.state),
-                        reason: d.target_health.reason.as_ref().map(api_string),
-                        description: d.target_health.description,
-                    }
+                .map(|d| TargetHealth {
+                    id: d.target.id,
+                    port: d.target.port,
+                    availability_zone: d.target.availability_zone,
+                    health_check_port: d.health_check_port,
+                    state: api_string(&d.target_health.state),
+                    reason: d.target_health.reason.as_ref().map(api_string),
+                    description: d.target_health.description,
                 })
                 .collect(),
         )

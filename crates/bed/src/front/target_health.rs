@@ -51,7 +51,11 @@ impl TargetHealthView {
     /// The answer to a `DescribeTargetHealth`, if the stand-in knows the group. Targets named
     /// in the request (`Targets.member.N.Id`) narrow the answer, as in ELBv2.
     pub fn answer(&self, q: &QueryRequest) -> Option<Response> {
-        let source = self.source.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let source = self
+            .source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
         let arn = q.get("TargetGroupArn")?;
         let mut targets = source(arn)?;
         let named: Vec<&str> = (1..)
@@ -73,13 +77,22 @@ fn render(targets: &[TargetHealth]) -> Response {
             members.push_str(&format!("<Port>{p}</Port>"));
         }
         if let Some(az) = &t.availability_zone {
-            members.push_str(&format!("<AvailabilityZone>{}</AvailabilityZone>", query::escape(az)));
+            members.push_str(&format!(
+                "<AvailabilityZone>{}</AvailabilityZone>",
+                query::escape(az)
+            ));
         }
         members.push_str("</Target>");
         if let Some(p) = &t.health_check_port {
-            members.push_str(&format!("<HealthCheckPort>{}</HealthCheckPort>", query::escape(p)));
+            members.push_str(&format!(
+                "<HealthCheckPort>{}</HealthCheckPort>",
+                query::escape(p)
+            ));
         }
-        members.push_str(&format!("<TargetHealth><State>{}</State>", query::escape(&t.state)));
+        members.push_str(&format!(
+            "<TargetHealth><State>{}</State>",
+            query::escape(&t.state)
+        ));
         if let Some(r) = &t.reason {
             members.push_str(&format!("<Reason>{}</Reason>", query::escape(r)));
         }

@@ -44,7 +44,9 @@ pub type TargetGroupOf<'a> = &'a dyn Fn(&str, &str, &str) -> Option<String>;
 
 /// The listener rules an Ingress asks for, in priority order.
 pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRule>, IngressError> {
-    let ns = ingress["metadata"]["namespace"].as_str().unwrap_or("default");
+    let ns = ingress["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default");
     let annotations = &ingress["metadata"]["annotations"];
     let mut out = Vec::new();
     for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
@@ -52,7 +54,8 @@ pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRul
         for path in rule["http"]["paths"].as_array().into_iter().flatten() {
             let mut conditions = Vec::new();
             if let Some(h) = host {
-                conditions.push(json!({"Field": "host-header", "HostHeaderConfig": {"Values": [h]}}));
+                conditions
+                    .push(json!({"Field": "host-header", "HostHeaderConfig": {"Values": [h]}}));
             }
             let p = path["path"].as_str().unwrap_or("/");
             conditions.push(json!({"Field": "path-pattern", "PathPatternConfig": {
@@ -67,7 +70,9 @@ pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRul
     let default = &ingress["spec"]["defaultBackend"];
     if !default.is_null() {
         out.push(IngressRule {
-            conditions: vec![json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}})],
+            conditions: vec![
+                json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}),
+            ],
             actions: vec![backend_action(ns, annotations, default, tg_of)?],
         });
     }
@@ -145,7 +150,11 @@ fn annotated_action(
                             IngressError::NoTargetGroup(format!("{ns}/{svc}:{port}"))
                         })?
                     }
-                    (None, None) => return Err(bad("a target group names neither serviceName nor targetGroupARN")),
+                    (None, None) => {
+                        return Err(bad(
+                            "a target group names neither serviceName nor targetGroupARN",
+                        ));
+                    }
                 };
                 let weight = match &g["weight"] {
                     Value::Null => 1,
@@ -169,7 +178,9 @@ fn annotated_action(
                 "MessageBody": f["messageBody"],
             }}))
         }
-        other => Err(bad(&format!("type {other:?} is not supported here (forward, fixed-response)"))),
+        other => Err(bad(&format!(
+            "type {other:?} is not supported here (forward, fixed-response)"
+        ))),
     }
 }
 
@@ -188,7 +199,10 @@ mod tests {
         ]}}]}});
         let r = rules(&ing, &tg_of).unwrap();
         assert_eq!(r.len(), 1);
-        assert_eq!(r[0].conditions[0]["PathPatternConfig"]["Values"], json!(["/api", "/api/*"]));
+        assert_eq!(
+            r[0].conditions[0]["PathPatternConfig"]["Values"],
+            json!(["/api", "/api/*"])
+        );
         assert_eq!(r[0].actions[0]["TargetGroupArn"], "arn:tg/api");
     }
 
@@ -201,7 +215,10 @@ mod tests {
         ]}}]}});
         let r = rules(&ing, &tg_of).unwrap();
         assert_eq!(r[0].conditions[0]["Field"], "host-header");
-        assert_eq!(r[0].conditions[1]["PathPatternConfig"]["Values"], json!(["/*"]));
+        assert_eq!(
+            r[0].conditions[1]["PathPatternConfig"]["Values"],
+            json!(["/*"])
+        );
         assert_eq!(
             r[0].actions[0]["ForwardConfig"]["TargetGroups"],
             json!([{"TargetGroupArn": "arn:tg/web", "Weight": 80}, {"TargetGroupArn": "arn:tg/fallback", "Weight": 20}])
@@ -210,15 +227,27 @@ mod tests {
 
     #[test]
     fn a_missing_or_malformed_action_or_target_group_is_an_error() {
-        let ing = |ann: Value, svc: &str, port: Value| json!({"metadata": {"namespace": "default", "annotations": ann},
+        let ing = |ann: Value, svc: &str, port: Value| {
+            json!({"metadata": {"namespace": "default", "annotations": ann},
             "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Exact",
-                "backend": {"service": {"name": svc, "port": port}}}]}}]}});
+                "backend": {"service": {"name": svc, "port": port}}}]}}]}})
+        };
         assert_eq!(
-            rules(&ing(json!({}), "x", json!({"name": "use-annotation"})), &tg_of),
+            rules(
+                &ing(json!({}), "x", json!({"name": "use-annotation"})),
+                &tg_of
+            ),
             Err(IngressError::NoAction { name: "x".into() })
         );
         assert!(matches!(
-            rules(&ing(json!({"alb.ingress.kubernetes.io/actions.x": "{"}), "x", json!({"name": "use-annotation"})), &tg_of),
+            rules(
+                &ing(
+                    json!({"alb.ingress.kubernetes.io/actions.x": "{"}),
+                    "x",
+                    json!({"name": "use-annotation"})
+                ),
+                &tg_of
+            ),
             Err(IngressError::BadAction { .. })
         ));
         assert!(matches!(

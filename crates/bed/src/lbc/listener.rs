@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig, HostHeaderConditionConfig,
-    PathPatternConditionConfig, RuleCondition, TargetGroupTuple,
+    Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
+    HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, TargetGroupTuple,
 };
 use kubesim::Simulator;
 use kubesim::resources;
@@ -61,16 +61,35 @@ fn desired(sim: &Simulator, bindings: &[Binding]) -> Option<Vec<IngressRule>> {
             i["metadata"]["name"].as_str().unwrap_or("").to_owned(),
         )
     });
+    // A Service port named by number or name is one entry of the Service's ports; a binding
+    // names its entry either way too.
+    let services = sim
+        .store()
+        .list(&resources::SERVICES, None, &ListOptions::default())
+        .0;
+    let entry = |ns: &str, svc: &str, port: &str| -> Option<(u64, String)> {
+        let service = services
+            .iter()
+            .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == svc)?;
+        service["spec"]["ports"].as_array()?.iter().find_map(|p| {
+            let number = p["port"].as_u64()?;
+            let name = p["name"].as_str().unwrap_or("").to_owned();
+            (number.to_string() == port || (!name.is_empty() && name == port))
+                .then_some((number, name))
+        })
+    };
     let tg_of = |ns: &str, svc: &str, port: &str| -> Option<String> {
+        let wanted = entry(ns, svc, port)?;
         bindings
             .iter()
             .find(|b| {
+                let named = match &b.port {
+                    ServicePort::Number(n) => n.to_string(),
+                    ServicePort::Name(n) => n.clone(),
+                };
                 b.namespace == ns
                     && b.service == svc
-                    && match &b.port {
-                        ServicePort::Number(n) => n.to_string() == port,
-                        ServicePort::Name(n) => n == port,
-                    }
+                    && entry(ns, svc, &named) == Some(wanted.clone())
             })
             .map(|b| b.target_group_arn.clone())
     };
@@ -119,7 +138,11 @@ pub async fn step(
 type ElbError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn apply(elb: &Client, listener_arn: &str, wanted: &[IngressRule]) -> Result<(), ElbError> {
-    let current = elb.describe_rules().listener_arn(listener_arn).send().await?;
+    let current = elb
+        .describe_rules()
+        .listener_arn(listener_arn)
+        .send()
+        .await?;
     let owned: Vec<(i32, String)> = current
         .rules()
         .iter()
@@ -201,9 +224,9 @@ fn action(a: &Value) -> Result<Action, ElbError> {
                         .status_code(f["StatusCode"].as_str().unwrap_or("503"))
                         .set_content_type(f["ContentType"].as_str().map(str::to_owned))
                         .set_message_body(f["MessageBody"].as_str().map(str::to_owned))
-                        .build()?,
+                        .build(),
                 )
-                .build()?)
+                .build())
         }
         _ => {
             let b = Action::builder().r#type(ActionTypeEnum::Forward);
@@ -222,7 +245,9 @@ fn action(a: &Value) -> Result<Action, ElbError> {
                                             t["TargetGroupArn"].as_str().map(str::to_owned),
                                         )
                                         .set_weight(
-                                            t["Weight"].as_i64().and_then(|w| i32::try_from(w).ok()),
+                                            t["Weight"]
+                                                .as_i64()
+                                                .and_then(|w| i32::try_from(w).ok()),
                                         )
                                         .build()
                                 })
@@ -231,7 +256,7 @@ fn action(a: &Value) -> Result<Action, ElbError> {
                         .build(),
                 ),
             };
-            Ok(b.build()?)
+            Ok(b.build())
         }
     }
 }

@@ -61,7 +61,9 @@ pub fn spawn(
         for b in &bindings {
             applied.insert(
                 b.target_group_arn.clone(),
-                registered(&elb, &b.target_group_arn).await.unwrap_or_default(),
+                registered(&elb, &b.target_group_arn)
+                    .await
+                    .unwrap_or_default(),
             );
         }
         let mut pending: BTreeMap<String, Instant> = BTreeMap::new();
@@ -103,7 +105,11 @@ pub fn spawn(
     })
 }
 
-fn list(sim: &Simulator, def: &'static kubesim::resources::ResourceDef, ns: Option<&str>) -> Vec<Value> {
+fn list(
+    sim: &Simulator,
+    def: &'static kubesim::resources::ResourceDef,
+    ns: Option<&str>,
+) -> Vec<Value> {
     sim.store().list(def, ns, &ListOptions::default()).0
 }
 

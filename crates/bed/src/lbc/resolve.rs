@@ -213,14 +213,30 @@ mod tests {
     #[test]
     fn ready_endpoints_are_ip_targets_and_a_terminating_pod_on_a_ready_node_is_not() {
         let nodes = [node("n1", "i-1", "True", json!({}))];
-        let pods = [pod("a", "n1", true), pod("b", "n1", true), pod("c", "n1", false)];
+        let pods = [
+            pod("a", "n1", true),
+            pod("b", "n1", true),
+            pod("c", "n1", false),
+        ];
         let slice = json!({"ports": [{"name": "http", "port": 8080}], "endpoints": [
             endpoint("10.64.0.1", "a", true, false),
             endpoint("10.64.0.2", "b", false, true),
             endpoint("10.64.0.3", "c", false, false)]});
-        let t = ip_targets(&service("ClusterIP"), &ServicePort::Number(80), &[slice], &pods, &nodes)
-            .unwrap();
-        assert_eq!(t, [Target { id: "10.64.0.1".into(), port: 8080 }]);
+        let t = ip_targets(
+            &service("ClusterIP"),
+            &ServicePort::Number(80),
+            &[slice],
+            &pods,
+            &nodes,
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            [Target {
+                id: "10.64.0.1".into(),
+                port: 8080
+            }]
+        );
     }
 
     #[test]
@@ -229,8 +245,14 @@ mod tests {
         let pods = [pod("a", "n1", true)];
         let slice = json!({"ports": [{"name": "http", "port": 8080}],
             "endpoints": [endpoint("10.64.0.1", "a", false, false)]});
-        let t = ip_targets(&service("ClusterIP"), &ServicePort::Name("http".into()), &[slice], &pods, &nodes)
-            .unwrap();
+        let t = ip_targets(
+            &service("ClusterIP"),
+            &ServicePort::Name("http".into()),
+            &[slice],
+            &pods,
+            &nodes,
+        )
+        .unwrap();
         assert_eq!(t.len(), 1);
     }
 
@@ -238,18 +260,38 @@ mod tests {
     fn excluded_and_not_ready_nodes_are_not_instance_targets() {
         let nodes = [
             node("n1", "i-1", "True", json!({})),
-            node("n2", "i-2", "True", json!({"node.kubernetes.io/exclude-from-external-load-balancers": "true"})),
+            node(
+                "n2",
+                "i-2",
+                "True",
+                json!({"node.kubernetes.io/exclude-from-external-load-balancers": "true"}),
+            ),
             node("n3", "i-3", "False", json!({})),
         ];
         let t = instance_targets(&service("NodePort"), &ServicePort::Number(80), &nodes).unwrap();
-        assert_eq!(t, [Target { id: "i-1".into(), port: 30080 }]);
+        assert_eq!(
+            t,
+            [Target {
+                id: "i-1".into(),
+                port: 30080
+            }]
+        );
     }
 
     #[test]
     fn with_no_ready_node_the_unknown_ones_are_used() {
-        let nodes = [node("n1", "i-1", "Unknown", json!({})), node("n2", "i-2", "False", json!({}))];
+        let nodes = [
+            node("n1", "i-1", "Unknown", json!({})),
+            node("n2", "i-2", "False", json!({})),
+        ];
         let t = instance_targets(&service("NodePort"), &ServicePort::Number(80), &nodes).unwrap();
-        assert_eq!(t, [Target { id: "i-1".into(), port: 30080 }]);
+        assert_eq!(
+            t,
+            [Target {
+                id: "i-1".into(),
+                port: 30080
+            }]
+        );
     }
 
     #[test]

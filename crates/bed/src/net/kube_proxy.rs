@@ -164,7 +164,13 @@ pub fn rules(sim: &Simulator, running: &BTreeSet<String>) -> BTreeMap<Socket, Ro
             for (port_name, node_port) in proxy_rules::node_ports(svc) {
                 let eps = proxy_rules::endpoints_for(svc, &own, &port_name, name);
                 if !eps.is_empty() {
-                    out.insert(Socket { ip, port: node_port }, Role::Forward(eps));
+                    out.insert(
+                        Socket {
+                            ip,
+                            port: node_port,
+                        },
+                        Role::Forward(eps),
+                    );
                 }
             }
             if proxy_rules::Policy::of(svc) == proxy_rules::Policy::Local
@@ -228,9 +234,7 @@ async fn forward(mut client: TcpStream, eps: &[Endpoint]) {
     let Ok(ip) = ep.ip.parse() else {
         return;
     };
-    let Ok(mut upstream) =
-        costop_traffic::dial::connect(SocketAddr::new(ip, ep.port)).await
-    else {
+    let Ok(mut upstream) = costop_traffic::dial::connect(SocketAddr::new(ip, ep.port)).await else {
         // The pod refuses: so does the proxied connection.
         let _ = client.set_zero_linger();
         return;
@@ -248,7 +252,11 @@ async fn health(mut client: TcpStream, namespace: &str, name: &str, status: u16,
         "localEndpoints": local,
     })
     .to_string();
-    let reason = if status == 200 { "OK" } else { "Service Unavailable" };
+    let reason = if status == 200 {
+        "OK"
+    } else {
+        "Service Unavailable"
+    };
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -93,48 +93,33 @@ fn number(pod: &Value, key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The preStop sleep a container declares: `lifecycle.preStop.sleep.seconds` (Kubernetes 1.29+),
-/// or an `exec` whose command is `sleep N` (possibly through `sh -c`).
-pub fn pre_stop_seconds(container: &Value) -> f64 {
-    let hook = &container["lifecycle"]["preStop"];
-    if let Some(s) = hook["sleep"]["seconds"].as_f64() {
-        return s;
-    }
-    let words: Vec<&str> = hook["exec"]["command"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .flat_map(str::split_whitespace)
-        .collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == "sleep")
-        .and_then(|w| w[1].parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// The app a pod asks for, once it has an IP and a node; `None` for a pod that does not opt in.
 /// Durations are real time (simulated seconds divided by `time_scale`).
 pub fn pod_app(pod: &Value, time_scale: f64) -> Option<PodApp> {
     if annotation(pod, ANNOTATION_APP) != Some(APP_HTTP) {
         return None;
     }
-    let scale = |secs: f64| Duration::from_secs_f64((secs / time_scale.max(f64::MIN_POSITIVE)).max(0.0));
+    let scale =
+        |secs: f64| Duration::from_secs_f64((secs / time_scale.max(f64::MIN_POSITIVE)).max(0.0));
     let ip: IpAddr = pod["status"]["podIP"].as_str()?.parse().ok()?;
     let container = &pod["spec"]["containers"][0];
     let port = container["ports"][0]["containerPort"]
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .unwrap_or(8080);
-    let addr = SocketAddr::new(IpAddr::V4(costop_traffic::dial::to_loopback(ip).ok()?), port);
+    let addr = SocketAddr::new(
+        IpAddr::V4(costop_traffic::dial::to_loopback(ip).ok()?),
+        port,
+    );
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("default");
-    let store = annotation(pod, ANNOTATION_STORE).map(str::to_owned).unwrap_or_else(|| {
-        format!(
-            "{ns}/{}",
-            pod["metadata"]["labels"]["app"].as_str().unwrap_or("app")
-        )
-    });
+    let store = annotation(pod, ANNOTATION_STORE)
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{ns}/{}",
+                pod["metadata"]["labels"]["app"].as_str().unwrap_or("app")
+            )
+        });
     let ready = pod["status"]["conditions"]
         .as_array()
         .into_iter()
@@ -151,11 +136,13 @@ pub fn pod_app(pod: &Value, time_scale: f64) -> Option<PodApp> {
         node: pod["spec"]["nodeName"].as_str()?.to_owned(),
         ready,
         deleting: pod["metadata"].get("deletionTimestamp").is_some(),
-        pre_stop: scale(pre_stop_seconds(container)),
+        pre_stop: scale(kubesim::controllers::kubelet::pre_stop_seconds(pod)),
         grace: scale(grace),
         spec: AppSpec {
             addr,
-            workers: usize::try_from(number(pod, ANNOTATION_WORKERS, 8)).unwrap_or(8).max(1),
+            workers: usize::try_from(number(pod, ANNOTATION_WORKERS, 8))
+                .unwrap_or(8)
+                .max(1),
             service_time: scale(number(pod, ANNOTATION_SERVICE_MS, 20) as f64 / 1000.0),
             queue: usize::try_from(number(pod, ANNOTATION_QUEUE, 64)).unwrap_or(64),
             graceful: annotation(pod, ANNOTATION_GRACEFUL) != Some("false"),

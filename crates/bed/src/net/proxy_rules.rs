@@ -68,11 +68,16 @@ struct Candidate<'a> {
 fn candidates<'a>(slices: &'a [Value], port_name: &str) -> Vec<Candidate<'a>> {
     let mut out = Vec::new();
     for slice in slices {
-        let Some(port) = slice["ports"].as_array().into_iter().flatten().find_map(|p| {
-            (p["name"].as_str().unwrap_or("") == port_name)
-                .then(|| p["port"].as_u64().and_then(|n| u16::try_from(n).ok()))
-                .flatten()
-        }) else {
+        let Some(port) = slice["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|p| {
+                (p["name"].as_str().unwrap_or("") == port_name)
+                    .then(|| p["port"].as_u64().and_then(|n| u16::try_from(n).ok()))
+                    .flatten()
+            })
+        else {
             continue;
         };
         for ep in slice["endpoints"].as_array().into_iter().flatten() {
@@ -173,9 +178,18 @@ mod tests {
 
     #[test]
     fn cluster_policy_uses_every_ready_endpoint_and_skips_terminating_ones() {
-        let s = slices(vec![ep("10.64.0.1", "a", true, false), ep("10.64.0.2", "b", false, true)]);
+        let s = slices(vec![
+            ep("10.64.0.1", "a", true, false),
+            ep("10.64.0.2", "b", false, true),
+        ]);
         let got = endpoints_for(&svc("Cluster"), &s, "http", "c");
-        assert_eq!(got, [Endpoint { ip: "10.64.0.1".into(), port: 8080 }]);
+        assert_eq!(
+            got,
+            [Endpoint {
+                ip: "10.64.0.1".into(),
+                port: 8080
+            }]
+        );
     }
 
     #[test]
@@ -193,7 +207,10 @@ mod tests {
 
     #[test]
     fn the_health_check_counts_ready_local_endpoints_only() {
-        let s = slices(vec![ep("10.64.0.1", "a", true, false), ep("10.64.0.2", "b", false, true)]);
+        let s = slices(vec![
+            ep("10.64.0.1", "a", true, false),
+            ep("10.64.0.2", "b", false, true),
+        ]);
         assert_eq!(health_check(&s, "a"), (200, 1));
         assert_eq!(health_check(&s, "b"), (503, 0));
         assert_eq!(health_check_node_port(&svc("Local")), Some(32000));

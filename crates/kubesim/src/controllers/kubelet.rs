@@ -1,8 +1,8 @@
 //! The kubelet stand-in for every node: a pod bound to a Ready node shows `ContainerCreating`
 //! at once (startTime, hostIP, Initialized) and becomes Running and Ready (podIP, container
 //! statuses, all conditions True) `pod_start_seconds` later. A pod being deleted on a Ready
-//! node is removed after `min(deletionGracePeriodSeconds, pod_stop_seconds)` (grace 0 or a pod
-//! that never ran: at once). Nodes that are NotReady or gone run nothing: their pods neither
+//! node is removed after `min(deletionGracePeriodSeconds, preStop sleep + pod_stop_seconds)`
+//! (grace 0 or a pod that never ran: at once). Nodes that are NotReady or gone run nothing: their pods neither
 //! start nor finish terminating, as with a real kubelet that is down. When a node comes back,
 //! pods still bound to it (marked NotReady by the node lifecycle controller) become Ready
 //! again after the start delay.
@@ -18,6 +18,34 @@ use super::informer::{Change, Informer, Key};
 use super::{ControllerConfig, Loop, Timers};
 use crate::clock::Clock;
 use crate::resources::{NODES, PODS, ResourceDef};
+
+/// The longest preStop sleep of a pod's containers: `lifecycle.preStop.sleep.seconds`, or an
+/// `exec` hook whose command is `sleep N` (also through `sh -c`). Other hooks count as instant.
+pub fn pre_stop_seconds(pod: &Value) -> f64 {
+    pod.pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let hook = &c["lifecycle"]["preStop"];
+            if let Some(s) = hook["sleep"]["seconds"].as_f64() {
+                return s;
+            }
+            let words: Vec<&str> = hook["exec"]["command"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .flat_map(str::split_whitespace)
+                .collect();
+            words
+                .windows(2)
+                .find(|w| w[0] == "sleep")
+                .and_then(|w| w[1].parse().ok())
+                .unwrap_or(0.0)
+        })
+        .fold(0.0, f64::max)
+}
 
 pub struct Kubelet {
     start_secs: f64,
@@ -162,9 +190,17 @@ impl Kubelet {
                         .and_then(Value::as_i64)
                         .unwrap_or(30)
                         .max(0) as f64;
-                    // Containers that never ran have nothing to stop.
+                    // Containers that never ran have nothing to stop. Those that did run their
+                    // preStop hook first, then get SIGTERM and take `stop_secs` to exit; the
+                    // grace period bounds it all ("the grace period … includes the time to
+                    // execute the preStop hook",
+                    // https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination).
                     let ran = super::phase(&pod) == "Running";
-                    let secs = if ran { grace.min(self.stop_secs) } else { 0.0 };
+                    let secs = if ran {
+                        grace.min(pre_stop_seconds(&pod) + self.stop_secs)
+                    } else {
+                        0.0
+                    };
                     let at = now + clock.real_secs(secs);
                     self.stopping.insert(key.clone(), (uid.clone(), at));
                     at
@@ -409,5 +445,25 @@ fn set_running(o: &mut Value, host_ip: &str, pod_ip: &str) {
         .collect();
     if !inits.is_empty() {
         super::put(o, &["status", "initContainerStatuses"], json!(inits));
+    }
+}
+
+#[cfg(test)]
+mod pre_stop_tests {
+    use super::pre_stop_seconds;
+    use serde_json::json;
+
+    #[test]
+    fn the_longest_pre_stop_sleep_of_the_containers_counts() {
+        let pod = json!({"spec": {"containers": [
+            {"name": "a", "lifecycle": {"preStop": {"sleep": {"seconds": 20}}}},
+            {"name": "b", "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "sleep 25"]}}}},
+            {"name": "c"}
+        ]}});
+        assert_eq!(pre_stop_seconds(&pod), 25.0);
+        assert_eq!(
+            pre_stop_seconds(&json!({"spec": {"containers": [{"name": "c"}]}})),
+            0.0
+        );
     }
 }
