@@ -30,6 +30,7 @@
 //! offered rates stay what this machine can carry; it says so in its output. `--json` prints one
 //! JSON object per run. `--mode`, `--load` and `--prestop` (repeatable) pick runs.
 
+#[path = "traffic/plot.rs"]
 mod plot;
 
 use std::collections::BTreeMap;
@@ -219,7 +220,7 @@ fn healthy_ips(bed: &Bed) -> Vec<String> {
         .and_then(|a| a.alb().target_health(arn))
         .unwrap_or_default()
         .into_iter()
-        .filter(|d| serde_json::to_value(&d.target_health.state).ok() == Some(json!("healthy")))
+        .filter(|d| serde_json::to_value(d.target_health.state).ok() == Some(json!("healthy")))
         .map(|d| d.target.id)
         .collect()
 }

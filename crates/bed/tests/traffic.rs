@@ -67,7 +67,7 @@ fn states(bed: &Bed, group: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
         .into_iter()
         .map(|d| {
-            let state = serde_json::to_value(&d.target_health.state).unwrap();
+            let state = serde_json::to_value(d.target_health.state).unwrap();
             (d.target.id, state.as_str().unwrap_or("").to_owned())
         })
         .collect()

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn ready_endpoints_are_ip_targets_and_a_terminating_pod_on_a_ready_node_is_not() {
-        let nodes = [node("n1", "i-1", "True", json!({}))];
+        let nodes = [node("n1", "i-0000000000000000a", "True", json!({}))];
         let pods = [
             pod("a", "n1", true),
             pod("b", "n1", true),
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_pod_held_back_only_by_a_readiness_gate_is_registered() {
-        let nodes = [node("n1", "i-1", "True", json!({}))];
+        let nodes = [node("n1", "i-0000000000000000a", "True", json!({}))];
         let pods = [pod("a", "n1", true)];
         let slice = json!({"ports": [{"name": "http", "port": 8080}],
             "endpoints": [endpoint("10.64.0.1", "a", false, false)]});
@@ -259,20 +259,20 @@ mod tests {
     #[test]
     fn excluded_and_not_ready_nodes_are_not_instance_targets() {
         let nodes = [
-            node("n1", "i-1", "True", json!({})),
+            node("n1", "i-0000000000000000a", "True", json!({})),
             node(
                 "n2",
-                "i-2",
+                "i-0000000000000000b",
                 "True",
                 json!({"node.kubernetes.io/exclude-from-external-load-balancers": "true"}),
             ),
-            node("n3", "i-3", "False", json!({})),
+            node("n3", "i-0000000000000000c", "False", json!({})),
         ];
         let t = instance_targets(&service("NodePort"), &ServicePort::Number(80), &nodes).unwrap();
         assert_eq!(
             t,
             [Target {
-                id: "i-1".into(),
+                id: "i-0000000000000000a".into(),
                 port: 30080
             }]
         );
@@ -281,14 +281,14 @@ mod tests {
     #[test]
     fn with_no_ready_node_the_unknown_ones_are_used() {
         let nodes = [
-            node("n1", "i-1", "Unknown", json!({})),
-            node("n2", "i-2", "False", json!({})),
+            node("n1", "i-0000000000000000a", "Unknown", json!({})),
+            node("n2", "i-0000000000000000b", "False", json!({})),
         ];
         let t = instance_targets(&service("NodePort"), &ServicePort::Number(80), &nodes).unwrap();
         assert_eq!(
             t,
             [Target {
-                id: "i-1".into(),
+                id: "i-0000000000000000a".into(),
                 port: 30080
             }]
         );
