@@ -27,7 +27,10 @@
 //! `cargo xtask bench traffic` runs the twelve runs in real time (scale 1); `--quick` runs them
 //! at 20× with costop's own time settings (deadline window, safety margin, grace cap, standby
 //! watch, dedupe lease) divided by 20, and the workload's service time multiplied by 20 so the
-//! offered rates stay what this machine can carry; it says so in its output. `--json` prints one
+//! offered rates stay what this machine can carry; it says so in its output. costop reads the
+//! wall clock while the simulator counts simulated seconds, so a grace period costop derives from
+//! its (scaled) deadline is 20× too short on the simulator: the quick run is a smoke test of the
+//! whole path, the real-time run is the measurement. `--json` prints one
 //! JSON object per run. `--mode`, `--load` and `--prestop` (repeatable) pick runs.
 
 #[path = "traffic/plot.rs"]
@@ -449,6 +452,11 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
         seed_item(&url, &format!("k{k}")).await;
     }
     let (instance, node, on_victim) = victim(&bed);
+    let victim_ips: Vec<String> = pods(&bed)
+        .iter()
+        .filter(|p| p["spec"]["nodeName"] == node.as_str())
+        .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+        .collect();
     let surviving = (REPLICAS - on_victim) as f64;
     let capacity_rps = surviving * WORKERS / (SERVICE_MS / 1000.0);
     let offered_rps = capacity_rps * load;
@@ -545,13 +553,20 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
         .expect("the load ran");
     let store = bed.stores().get("default/shop");
     report.check_writes(&store);
+    // Why the load balancer answered what it did, and where: a target of the interrupted node
+    // (its instance, or one of its pods' IPs as they were before the warning) or another one.
     let mut causes = BTreeMap::new();
     while let Ok(r) = log_rx.try_recv() {
         if r.elb_status_code >= 500 || r.elb_status_code < 200 {
+            let place = match r.target_id.as_deref() {
+                Some(t) if t == instance || victim_ips.iter().any(|ip| ip == t) => "interrupted node",
+                Some(_) => "other node",
+                None => "no target",
+            };
             let key = format!(
-                "{} {}",
+                "{} {} ({place})",
                 r.elb_status_code,
-                r.error_reason.unwrap_or("target answered")
+                r.error_reason.unwrap_or("from target"),
             );
             *causes.entry(key).or_insert(0) += 1;
         }
@@ -649,7 +664,7 @@ fn main() {
         "traffic bench: {} run(s) at time scale {scale}{}",
         a.modes.len() * a.loads.len() * a.prestops.len(),
         if a.quick {
-            " (quick: costop's deadline window, safety margin, grace cap, standby watch and dedupe lease divided by 20; the workload's service time ×20, so real rates stay)"
+            " (quick: costop's deadline window, safety margin, grace cap, standby watch and dedupe lease divided by 20; the workload's service time ×20, so real rates stay. A grace period costop derives from its scaled deadline reaches the simulator as simulated seconds, 20× shorter than meant: quick runs are a smoke test, the real-time run gives the figures)"
         } else {
             " (real time)"
         }
