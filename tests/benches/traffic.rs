@@ -559,7 +559,9 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
     while let Ok(r) = log_rx.try_recv() {
         if r.elb_status_code >= 500 || r.elb_status_code < 200 {
             let place = match r.target_id.as_deref() {
-                Some(t) if t == instance || victim_ips.iter().any(|ip| ip == t) => "interrupted node",
+                Some(t) if t == instance || victim_ips.iter().any(|ip| ip == t) => {
+                    "interrupted node"
+                }
                 Some(_) => "other node",
                 None => "no target",
             };
