@@ -42,11 +42,17 @@ pub struct Ec2Link {
     cluster: String,
     region: String,
     types: Mutex<HashMap<String, TypeInfo>>,
-    /// The instances running at the last successful poll (the bed's traffic parts ask which
-    /// nodes still have a machine under them).
-    running: std::sync::RwLock<std::collections::BTreeSet<String>>,
-    /// Every instance's private IP at the last successful poll (instance targets' addresses).
-    private_ips: std::sync::RwLock<BTreeMap<String, String>>,
+    /// Every instance at the last successful poll, by id: whether it runs and its private IP
+    /// (the bed's traffic parts ask which nodes still have a machine under them, and where an
+    /// instance target is).
+    observed: std::sync::RwLock<BTreeMap<String, Observed>>,
+}
+
+/// What the last poll saw of one instance.
+#[derive(Debug, Clone)]
+struct Observed {
+    running: bool,
+    private_ip: Option<String>,
 }
 
 impl Ec2Link {
@@ -56,26 +62,29 @@ impl Ec2Link {
             cluster: cluster.into(),
             region: region.into(),
             types: Mutex::new(HashMap::new()),
-            running: Default::default(),
-            private_ips: Default::default(),
+            observed: Default::default(),
         }
     }
 
     /// An instance's private IP, as of the last successful poll.
     pub fn private_ip(&self, instance_id: &str) -> Option<String> {
-        self.private_ips
+        self.observed
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(instance_id)
-            .cloned()
+            .get(instance_id)?
+            .private_ip
+            .clone()
     }
 
     /// The ids of the instances that were running at the last successful poll.
     pub fn running_instances(&self) -> std::collections::BTreeSet<String> {
-        self.running
+        self.observed
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .iter()
+            .filter(|(_, o)| o.running)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// One snapshot of every instance of the cluster, in every state.
@@ -225,14 +234,15 @@ impl Ec2Link {
                             tracing::info!("EC2 polling recovered");
                             last_error.clear();
                         }
-                        *self.private_ips.write().unwrap_or_else(|e| e.into_inner()) = facts
+                        *self.observed.write().unwrap_or_else(|e| e.into_inner()) = facts
                             .iter()
-                            .filter_map(|f| Some((f.instance_id.clone(), f.private_ip.clone()?)))
-                            .collect();
-                        *self.running.write().unwrap_or_else(|e| e.into_inner()) = facts
-                            .iter()
-                            .filter(|f| f.state == kubesim::nodes::InstanceState::Running)
-                            .map(|f| f.instance_id.clone())
+                            .map(|f| {
+                                let seen = Observed {
+                                    running: f.state == InstanceState::Running,
+                                    private_ip: f.private_ip.clone(),
+                                };
+                                (f.instance_id.clone(), seen)
+                            })
                             .collect();
                         sim.observe_instances(facts);
                     }

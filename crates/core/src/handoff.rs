@@ -63,10 +63,11 @@ pub fn waits(start: DateTime<Utc>, config: &Config, now: DateTime<Utc>) -> bool 
     due_at(start, config) > now
 }
 
-/// The changes whose moment has come, in the order they came due.
-pub fn due(changes: &[ScheduledChange], now: DateTime<Utc>) -> Vec<&ScheduledChange> {
-    let mut out: Vec<&ScheduledChange> = changes.iter().filter(|c| c.due_at <= now).collect();
-    out.sort_by_key(|c| c.due_at);
+/// The items whose change's moment has come, in the order they came due (`change` finds an
+/// item's change, so the keeper keeps each change beside its event).
+pub fn due<T>(items: &[T], change: impl Fn(&T) -> &ScheduledChange, now: DateTime<Utc>) -> Vec<&T> {
+    let mut out: Vec<&T> = items.iter().filter(|i| change(i).due_at <= now).collect();
+    out.sort_by_key(|i| change(i).due_at);
     out
 }
 
@@ -124,7 +125,7 @@ mod tests {
             change("2026-12-11T10:00:00Z"),
         ];
         let now = "2026-12-10T12:00:00Z".parse().unwrap();
-        let due: Vec<_> = due(&changes, now).iter().map(|c| c.due_at).collect();
+        let due: Vec<_> = due(&changes, |c| c, now).iter().map(|c| c.due_at).collect();
         assert_eq!(due, [changes[1].due_at, changes[0].due_at]);
     }
 

@@ -46,12 +46,8 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
             })
             .collect();
-        let changes: Vec<ScheduledChange> = kept.iter().map(|(c, _)| c.clone()).collect();
         let mut reports = Vec::new();
-        for change in handoff::due(&changes, Utc::now()) {
-            let Some((_, event)) = kept.iter().find(|(c, _)| c == change) else {
-                continue;
-            };
+        for (change, event) in handoff::due(&kept, |(c, _)| c, Utc::now()) {
             let mut report = HandoffReport {
                 instance_id: change.instance_id.clone(),
                 interruption_id: change.interruption_id.clone(),

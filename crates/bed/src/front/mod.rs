@@ -144,43 +144,43 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     if !query::may_be_auto_scaling(&request) {
         return shared.forwarder.forward(request).await;
     }
-    // Query API parameters may sit in the body, so it is read (and then forwarded as read).
-    let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => return forward::bad_request(&format!("cannot read the request body: {e}")),
+    let (query, request) = match read_query(request).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
-    let query = QueryRequest::parse(&parts, &body);
     match query.action().and_then(LifecycleAction::from_name) {
         Some(action) => match shared.lifecycle.answer(action, &query).await {
             Ok(()) => query::success(action.name()),
             Err(refusal) => query::error(&refusal),
         },
-        None => {
-            let request = Request::from_parts(parts, Body::from(body));
-            shared.forwarder.forward(request).await
-        }
+        None => shared.forwarder.forward(request).await,
     }
+}
+
+/// A Query API request's parameters, which may sit in the body: the body is read, and the
+/// request given back as read, to be forwarded unchanged.
+async fn read_query(request: Request) -> Result<(QueryRequest, Request), Response> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|e| forward::bad_request(&format!("cannot read the request body: {e}")))?;
+    let query = QueryRequest::parse(&parts, &body);
+    Ok((query, Request::from_parts(parts, Body::from(body))))
 }
 
 /// ELBv2: `DescribeTargetHealth` from the ALB stand-in when it knows the group, all else moto.
 async fn elbv2(shared: &Shared, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => return forward::bad_request(&format!("cannot read the request body: {e}")),
+    let (query, request) = match read_query(request).await {
+        Ok(read) => read,
+        Err(refused) => return refused,
     };
-    let query = QueryRequest::parse(&parts, &body);
     if query.action() == Some("DescribeTargetHealth")
         && let Some(answer) = shared.target_health.answer(&query)
     {
         return answer;
     }
     let mutating = !query.action().is_some_and(|a| a.starts_with("Describe"));
-    let answer = shared
-        .forwarder
-        .forward(Request::from_parts(parts, Body::from(body)))
-        .await;
+    let answer = shared.forwarder.forward(request).await;
     if mutating {
         shared.elbv2_changed.send_modify(|n| *n += 1);
     }

@@ -61,6 +61,9 @@ fn desired(sim: &Simulator, bindings: &[Binding]) -> Option<Vec<IngressRule>> {
             i["metadata"]["name"].as_str().unwrap_or("").to_owned(),
         )
     });
+    if ingresses.is_empty() {
+        return Some(Vec::new());
+    }
     // A Service port named by number or name is one entry of the Service's ports; a binding
     // names its entry either way too.
     let services = sim
