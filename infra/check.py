@@ -78,6 +78,7 @@ RESOURCE_STAR_ACTIONS = {
     "ec2:DescribeInstanceTypes",
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
     "autoscaling:DescribeLifecycleHooks",
 }
 
@@ -1164,6 +1165,7 @@ SDK_OPERATIONS: dict[str, str] = {
     # ELBv2
     "describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
     "describe_target_health": "elasticloadbalancing:DescribeTargetHealth",
+    "describe_tags": "elasticloadbalancing:DescribeTags",
     "deregister_targets": "elasticloadbalancing:DeregisterTargets",
     "register_targets": "elasticloadbalancing:RegisterTargets",
     # Auto Scaling

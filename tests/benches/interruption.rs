@@ -34,12 +34,13 @@ use costop_app::{Handler, Mode, Outcome};
 use costop_bed::{Bed, Scenario};
 use costop_core::Config;
 use costop_core::facts::{
-    InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, TargetGroupFacts,
+    InstanceFacts, LifecycleHookFacts, NodeFacts, PodFacts, RegisteredTarget, TargetGroupFacts,
+    TargetServing,
 };
 use costop_core::kube::Taint;
 use costop_core::plan::action::{
-    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, LifecycleResult, RecordEvent,
-    RestoreNode,
+    CordonAndTaint, DeregisterTargets, EvictPod, LifecycleRef, LifecycleResult, PodUid,
+    RecordEvent, RestoreNode,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
 use costop_core::standby::{TagChange, TolerationPatch};
@@ -245,6 +246,14 @@ impl<W: InterruptionPorts + 'static> Elb for Port<W> {
     ) -> impl Future<Output = Result<(), PortError>> + Send {
         self.rec
             .time("elb.deregister", Side::Aws, self.w.elb().deregister(action))
+    }
+    fn serving(
+        &self,
+        targets: &DeregisterTargets,
+    ) -> impl Future<Output = Result<Vec<(RegisteredTarget, TargetServing)>, PortError>> + Send
+    {
+        self.rec
+            .time("elb.serving", Side::Aws, self.w.elb().serving(targets))
     }
 }
 
@@ -459,6 +468,13 @@ impl<K: Kube> Kube for RecKube<K> {
     ) -> impl Future<Output = Result<bool, PortError>> + Send {
         self.rec
             .time("kube.tolerate", Side::Kube, self.inner.tolerate(patch))
+    }
+    fn leave_rotation(&self, pod: &PodUid) -> impl Future<Output = Result<bool, PortError>> + Send {
+        self.rec.time(
+            "kube.leave_rotation",
+            Side::Kube,
+            self.inner.leave_rotation(pod),
+        )
     }
     fn set_unschedulable(
         &self,

@@ -345,6 +345,7 @@ async fn nth_drain(bed: &Bed, node: &str, scale: f64) {
             namespace: p.namespace,
             name: p.name,
             uid: p.uid,
+            after_rotation: false,
         })
         .collect();
     let retry = Duration::from_secs_f64(5.0 / scale);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
 use costop_app::{Handler, HandoffQueue, Keeper};
-use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
+use costop_bed::scenario::{Capacity, PortRef, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;
 use costop_core::facts::{
@@ -48,7 +48,66 @@ pub struct FastHarness {
     /// kubesim's view of every fake instance, kept in step with the fake EC2.
     sim_instances: Arc<Mutex<BTreeMap<String, SimInstance>>>,
     cluster: String,
+    /// The load-balancer controller stand-ins of the bound target groups.
+    controllers: Vec<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for FastHarness {
+    fn drop(&mut self) {
+        for c in &self.controllers {
+            c.abort();
+        }
+    }
+}
+
+/// The AWS Load Balancer Controller in the fast world: it keeps a bound group's fake targets
+/// equal to what the controller would register (the bed stand-in's rules, [`costop_bed::lbc`]),
+/// once a change has held for the reconcile delay. Like the real controller it acts on changes
+/// in the cluster, not on the group: a target deregistered by someone else stays so until the
+/// cluster changes.
+fn keep_bound_group(
+    sim: Arc<Simulator>,
+    elb: FakeElb,
+    binding: costop_bed::lbc::Binding,
+    reconcile_delay: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut applied = std::collections::BTreeSet::new();
+        let mut since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::time::sleep(costop_bed::lbc::POLL_INTERVAL).await;
+            let Ok(desired) = costop_bed::lbc::desired(&sim, &binding) else {
+                continue;
+            };
+            if desired == applied {
+                since = None;
+                continue;
+            }
+            let at = *since.get_or_insert_with(tokio::time::Instant::now);
+            if at.elapsed() < reconcile_delay {
+                continue;
+            }
+            let mut groups = elb.groups.lock().unwrap();
+            if let Some(g) = groups.get_mut(&binding.target_group_arn) {
+                g.targets.retain(|t| {
+                    !applied.iter().any(|a: &costop_bed::lbc::Target| {
+                        a.id == t.id && Some(a.port) == t.port && !desired.contains(a)
+                    })
+                });
+                for d in desired.difference(&applied) {
+                    g.targets.push(RegisteredTarget {
+                        id: d.id.clone(),
+                        port: Some(d.port),
+                        availability_zone: None,
+                    });
+                }
+            }
+            drop(groups);
+            applied = desired;
+            since = None;
+        }
+    })
 }
 
 /// (vCPUs, MiB, max pods) of the instance types scenarios use; EKS's max-pods formula values.
@@ -226,6 +285,7 @@ impl Harness for FastHarness {
             }));
         }
         let elb = FakeElb::default();
+        let mut controllers = Vec::new();
         for tg in &s.target_groups {
             let arn = format!(
                 "arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef",
@@ -249,12 +309,32 @@ impl Harness for FastHarness {
                 ScenarioTargetType::Instance => TargetType::Instance,
                 ScenarioTargetType::Ip => TargetType::Ip,
             };
+            if let Some(svc) = &tg.service {
+                controllers.push(keep_bound_group(
+                    sim.clone(),
+                    elb.clone(),
+                    costop_bed::lbc::Binding {
+                        target_group_arn: arn.clone(),
+                        target_type: tg.target_type,
+                        namespace: svc.namespace.clone(),
+                        service: svc.name.clone(),
+                        port: match &svc.port {
+                            PortRef::Number(n) => costop_bed::lbc::ServicePort::Number(*n),
+                            PortRef::Name(n) => costop_bed::lbc::ServicePort::Name(n.clone()),
+                        },
+                    },
+                    Duration::from_secs_f64(
+                        s.delays.lb_controller_reconcile / s.time_scale.max(f64::MIN_POSITIVE),
+                    ),
+                ));
+            }
             elb.groups.lock().unwrap().insert(
                 arn.clone(),
                 TargetGroupFacts {
                     arn,
                     target_type,
                     targets,
+                    kept_by_controller: tg.service.is_some(),
                 },
             );
         }
@@ -300,6 +380,7 @@ impl Harness for FastHarness {
             keeper,
             sim_instances,
             cluster: s.cluster.name.clone(),
+            controllers,
             _dir: dir,
         }
     }

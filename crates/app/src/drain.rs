@@ -1,5 +1,5 @@
 //! The drain executor: evicts a plan's pods with bounded concurrency and a client-side QPS
-//! limit, retries PodDisruptionBudget refusals (429) on the core's backoff schedule until
+//! limit, those that serve a load balancer once they are out of rotation ([`rotation`]), retries PodDisruptionBudget refusals (429) on the core's backoff schedule until
 //! `evict_by`, waits for evicted pods to go (one list of the node's pods per tick for all of
 //! them), and at the deadline reports (and, only if configured, force-deletes) whatever is
 //! left. It never runs past the deadline. Its timeline entries go through its own [`Journal`].
@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::function::error_chain;
 use crate::journal::Journal;
-use crate::ports::{EvictOutcome, Kube, PortError, Records};
+use crate::ports::{Elb, EvictOutcome, Kube, PortError, Records};
+use crate::rotation;
 use crate::ratelimit::RateLimiter;
 
 /// What the drain did.
@@ -36,8 +37,12 @@ pub struct DrainReport {
     pub remaining: Vec<PodRef>,
     /// Pods force-deleted at the deadline (only when configured).
     pub force_deleted: Vec<PodRef>,
-    /// Milliseconds until every eviction had been issued (accepted or given up on).
+    /// Milliseconds until every eviction had been issued (accepted or given up on), the
+    /// serving pods' counted from the end of their rotation.
     pub all_issued_ms: u64,
+    /// Milliseconds from the drain's start until the serving pods could be evicted (out of
+    /// rotation, targets draining, settled); 0 without a rotation.
+    pub rotation_ms: u64,
     /// The deadline came with pods left.
     pub deadline_missed: bool,
 }
@@ -56,8 +61,9 @@ enum PodResult {
 
 /// Run `drain`. Infallible by design: failures of individual pods are retried until the
 /// deadline and then reported; timeline writes are best effort.
-pub async fn run<K: Kube, R: Records>(
+pub async fn run<K: Kube, E: Elb, R: Records>(
     kube: &K,
+    elb: &E,
     records: &R,
     interruption_id: &str,
     drain: &Drain,
@@ -65,7 +71,6 @@ pub async fn run<K: Kube, R: Records>(
 ) -> DrainReport {
     let started = std::time::Instant::now();
     let limiter = RateLimiter::new(config.kube_qps, config.kube_burst);
-    let issued_at = Mutex::new(Vec::<u64>::new());
     // Timeline entries are stamped when they happen and written in batches between phases:
     // awaiting a DynamoDB write inside an eviction slot would hold the slot for the write's
     // latency and slow every eviction behind it.
@@ -83,35 +88,32 @@ pub async fn run<K: Kube, R: Records>(
             tracing::warn!(interruption_id, entries, error = %error_chain(&e), "timeline write failed");
         }
     };
-    // Owned pods: a closure over borrowed ones makes this future lose `Send` (rustc's
-    // higher-ranked lifetime limitation with stream combinators).
-    let results: Vec<(PodRef, PodResult)> = futures::stream::iter(drain.pods.iter().cloned())
-        .map(|pod| {
-            let limiter = &limiter;
-            let issued_at = &issued_at;
-            async move {
-                let r = evict_one(kube, limiter, &pod, drain, &record, || {
-                    issued_at
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(started.elapsed().as_millis() as u64)
-                })
-                .await;
-                (pod.pod_ref(), r)
-            }
-        })
-        .buffer_unordered(drain.concurrency.max(1) as usize)
-        .collect()
-        .await;
+    // The pods that serve a load balancer wait for their rotation; the others go at once.
+    let (later, now): (Vec<EvictPod>, Vec<EvictPod>) = drain
+        .pods
+        .iter()
+        .cloned()
+        .partition(|p| p.after_rotation && drain.rotation.is_some());
+    let first = evict_all(kube, &limiter, now, drain, &record, started);
+    let second = async {
+        let Some(rotation) = drain.rotation.as_ref().filter(|_| !later.is_empty()) else {
+            return (Vec::new(), 0, 0);
+        };
+        rotation::run(kube, elb, &limiter, rotation, &record).await;
+        let waited = started.elapsed().as_millis() as u64;
+        flush().await;
+        // Measured from the end of the wait: the evictions' own speed.
+        let (results, issued) =
+            evict_all(kube, &limiter, later, drain, &record, std::time::Instant::now()).await;
+        (results, issued, waited)
+    };
+    let ((mut results, issued_now), (results_later, issued_later, rotation_ms)) =
+        futures::join!(first, second);
+    results.extend(results_later);
 
     let mut report = DrainReport {
-        all_issued_ms: issued_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0),
+        all_issued_ms: issued_now.max(issued_later),
+        rotation_ms,
         ..Default::default()
     };
     let mut remaining = Vec::new();
@@ -168,6 +170,38 @@ pub async fn run<K: Kube, R: Records>(
     flush().await;
     report.remaining = outcome.remaining;
     report
+}
+
+/// Evict `pods` with the drain's concurrency; each pod's result, and the milliseconds from
+/// `started` until the last eviction was issued (accepted or given up on).
+async fn evict_all<K: Kube, F: Fn(TimelineStep)>(
+    kube: &K,
+    limiter: &RateLimiter,
+    pods: Vec<EvictPod>,
+    drain: &Drain,
+    record: &F,
+    started: std::time::Instant,
+) -> (Vec<(PodRef, PodResult)>, u64) {
+    let issued_at = Mutex::new(0u64);
+    // Owned pods: a closure over borrowed ones makes this future lose `Send` (rustc's
+    // higher-ranked lifetime limitation with stream combinators).
+    let results = futures::stream::iter(pods)
+        .map(|pod| {
+            let issued_at = &issued_at;
+            async move {
+                let r = evict_one(kube, limiter, &pod, drain, record, || {
+                    let mut last = issued_at.lock().unwrap_or_else(|e| e.into_inner());
+                    *last = (*last).max(started.elapsed().as_millis() as u64);
+                })
+                .await;
+                (pod.pod_ref(), r)
+            }
+        })
+        .buffer_unordered(drain.concurrency.max(1) as usize)
+        .collect()
+        .await;
+    let issued = *issued_at.lock().unwrap_or_else(|e| e.into_inner());
+    (results, issued)
 }
 
 async fn evict_one<K, F>(

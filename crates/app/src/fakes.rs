@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use costop_core::event::InstanceState;
-use costop_core::facts::{InstanceFacts, LifecycleHookFacts, TargetGroupFacts};
+use costop_core::facts::{
+    InstanceFacts, LifecycleHookFacts, RegisteredTarget, TargetGroupFacts, TargetServing,
+};
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
 use costop_core::standby::TagChange;
@@ -182,6 +184,33 @@ impl Elb for FakeElb {
         }
         lock(&self.deregistered).push(action.clone());
         Ok(())
+    }
+    /// A registered target is in service; a deregistered one is gone at once (the fake keeps
+    /// no deregistration delay).
+    async fn serving(
+        &self,
+        group: &DeregisterTargets,
+    ) -> Result<Vec<(RegisteredTarget, TargetServing)>, PortError> {
+        let groups = lock(&self.groups);
+        let registered = groups
+            .get(&group.target_group_arn)
+            .map(|g| g.targets.as_slice())
+            .unwrap_or_default();
+        Ok(group
+            .targets
+            .iter()
+            .map(|t| {
+                let known = registered
+                    .iter()
+                    .any(|r| r.id == t.id && (t.port.is_none() || r.port == t.port));
+                let state = if known {
+                    TargetServing::InService
+                } else {
+                    TargetServing::Gone
+                };
+                (t.clone(), state)
+            })
+            .collect())
     }
 }
 

@@ -19,6 +19,7 @@ pub mod journal;
 pub mod keeper;
 pub mod ports;
 pub mod ratelimit;
+pub mod rotation;
 pub mod telemetry;
 
 pub use function::{Function, Mode, Retryable, budget_end, error_chain};

@@ -247,6 +247,17 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         if tg.protocol != Protocol::Tcp {
             req = req.health_check_path("/healthz");
         }
+        // A bound group is the controller's: tagged as the groups the AWS Load Balancer
+        // Controller creates for an Ingress or a Service are, which tells costop not to
+        // deregister what the controller would register again.
+        if tg.service.is_some() {
+            req = req.tags(
+                aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                    .key(costop_core::constants::TAG_LBC_CLUSTER)
+                    .value(&s.cluster.name)
+                    .build(),
+            );
+        }
         req = req
             .set_health_check_interval_seconds(tg.health_check_interval_seconds)
             .set_healthy_threshold_count(tg.healthy_threshold_count)

@@ -163,6 +163,10 @@ pub struct Config {
     pub grace_cap_seconds: i64,
     /// `COSTOP_SAFETY_MARGIN_SECONDS`.
     pub safety_margin_seconds: i64,
+    /// `COSTOP_ROTATION_MAX_WAIT_SECONDS`.
+    pub rotation_max_wait_seconds: i64,
+    /// `COSTOP_ROTATION_SETTLE_SECONDS`.
+    pub rotation_settle_seconds: i64,
     /// `COSTOP_DEADLINE_WINDOW_SECONDS`.
     pub deadline_window_seconds: i64,
     /// `COSTOP_ASG_HOOK_DEADLINE_SECONDS`.
@@ -222,6 +226,8 @@ impl Default for Config {
             kube_burst: 100,
             grace_cap_seconds: 90,
             safety_margin_seconds: 15,
+            rotation_max_wait_seconds: 20,
+            rotation_settle_seconds: 10,
             deadline_window_seconds: 120,
             asg_hook_deadline_seconds: 300,
             asg_hook_failed_drain_result: FailedDrainResult::Continue,

@@ -93,6 +93,21 @@ pub const ANNOTATION_STANDBY_FOR: &str = "costop.io/standby-for";
 pub const LABEL_EKS_NODEGROUP: &str = "eks.amazonaws.com/nodegroup";
 /// Annotation on placeholder pods naming the standby pool they belong to.
 pub const ANNOTATION_PLACEHOLDER_POOL: &str = "costop.io/standby-pool";
+/// The out-of-rotation opt-in: a workload whose pod template carries this label with value
+/// [`LABEL_SERVING_IN`], and whose Service selects on it (its Deployment and
+/// PodDisruptionBudget selectors do not), lets costop take a pod out of every such Service
+/// before evicting it, by setting the value to [`LABEL_SERVING_OUT`]. The EndpointSlice
+/// controller drops the pod from the Service's endpoints, so kube-proxy stops sending it
+/// connections and the AWS Load Balancer Controller deregisters its IP targets, while the pod
+/// still runs and finishes what is in flight. A label rather than a readiness gate: a gate's
+/// condition must be set `True` at every pod start by a controller (costop runs only on
+/// events), and a pod it makes unready counts against its PodDisruptionBudget, which would
+/// then refuse the pod's own eviction.
+pub const LABEL_SERVING: &str = "costop.io/serving";
+/// [`LABEL_SERVING`]'s value on a pod in rotation.
+pub const LABEL_SERVING_IN: &str = "true";
+/// [`LABEL_SERVING`]'s value costop sets before the eviction.
+pub const LABEL_SERVING_OUT: &str = "false";
 
 // ---------------------------------------------------------------------------
 // EC2 / EKS tags.
@@ -148,6 +163,12 @@ pub const STANDBY_SERVING_TAGS: [&str; 4] = [
 ];
 /// Tag Auto Scaling puts on instances it launched.
 pub const TAG_AUTOSCALING_GROUP_NAME: &str = "aws:autoscaling:groupName";
+/// The tag the AWS Load Balancer Controller puts on the target groups it creates and keeps
+/// (`elbv2.k8s.aws/cluster`, see `pkg/deploy/tracking/provider.go` in
+/// kubernetes-sigs/aws-load-balancer-controller). It registers every ready endpoint in them
+/// again, so costop deregisters a pod's target from such a group only when the pod is leaving
+/// its Service anyway (the [`LABEL_SERVING`] opt-in).
+pub const TAG_LBC_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 /// Tag Karpenter puts on instances it launched.
 pub const TAG_KARPENTER_NODEPOOL: &str = "karpenter.sh/nodepool";
 /// Tag EKS managed node groups put on instances.

@@ -429,6 +429,9 @@ pub struct PodFacts {
     /// `metadata.resourceVersion`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
+    /// `status.podIP`: what an IP target group registers (absent before the pod has a sandbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
@@ -463,6 +466,13 @@ impl PodFacts {
     /// Already being deleted.
     pub fn is_terminating(&self) -> bool {
         self.deletion_timestamp.is_some()
+    }
+
+    /// The workload opted into being taken out of rotation before its eviction
+    /// ([`constants::LABEL_SERVING`] is [`constants::LABEL_SERVING_IN`]).
+    pub fn in_rotation_by_label(&self) -> bool {
+        self.labels.get(constants::LABEL_SERVING).map(String::as_str)
+            == Some(constants::LABEL_SERVING_IN)
     }
 
     /// A placeholder pod ([`constants::LABEL_PLACEHOLDER_POD`]); costop creates none.
@@ -526,6 +536,30 @@ pub struct RegisteredTarget {
     pub availability_zone: Option<String>,
 }
 
+/// Whether a load balancer still sends a target requests, from `DescribeTargetHealth`'s state
+/// (<https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_TargetHealth.html>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetServing {
+    /// `initial`, `healthy`, `unhealthy`, `unavailable`: routable, or may become so.
+    InService,
+    /// `draining`: deregistered; no new requests once the change has propagated.
+    Draining,
+    /// `unused` (not registered, or in no enabled zone) or absent from the answer.
+    Gone,
+}
+
+impl TargetServing {
+    /// From ELBv2's `TargetHealthStateEnum` string.
+    pub fn from_state(state: &str) -> Self {
+        match state {
+            "draining" => TargetServing::Draining,
+            "unused" => TargetServing::Gone,
+            _ => TargetServing::InService,
+        }
+    }
+}
+
 /// A target group that may hold the instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetGroupFacts {
@@ -536,21 +570,33 @@ pub struct TargetGroupFacts {
     /// Registered targets (any superset of the instance's).
     #[serde(default)]
     pub targets: Vec<RegisteredTarget>,
+    /// The AWS Load Balancer Controller keeps its targets (tagged
+    /// [`crate::constants::TAG_LBC_CLUSTER`]): it registers every ready endpoint again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept_by_controller: bool,
 }
 
 impl TargetGroupFacts {
     /// The targets that belong to `instance`: by id for instance targets, by
     /// private IP for IP targets; none for Lambda/ALB target groups.
     pub fn targets_of(&self, instance: &InstanceFacts) -> Vec<RegisteredTarget> {
-        self.targets
-            .iter()
-            .filter(|t| match self.target_type {
-                TargetType::Instance => t.id == instance.instance_id,
-                TargetType::Ip => instance.private_ips.contains(&t.id),
-                TargetType::Lambda | TargetType::Alb => false,
-            })
-            .cloned()
-            .collect()
+        self.targets_where(|t| match self.target_type {
+            TargetType::Instance => t.id == instance.instance_id,
+            TargetType::Ip => instance.private_ips.contains(&t.id),
+            TargetType::Lambda | TargetType::Alb => false,
+        })
+    }
+
+    /// The IP targets that are one of `ips` (pods' IPs); none unless the group is IP-type.
+    pub fn targets_at<'a>(&self, ips: impl IntoIterator<Item = &'a str> + Clone) -> Vec<RegisteredTarget> {
+        if self.target_type != TargetType::Ip {
+            return Vec::new();
+        }
+        self.targets_where(|t| ips.clone().into_iter().any(|ip| ip == t.id))
+    }
+
+    fn targets_where(&self, keep: impl Fn(&RegisteredTarget) -> bool) -> Vec<RegisteredTarget> {
+        self.targets.iter().filter(|t| keep(t)).cloned().collect()
     }
 }
 
@@ -681,6 +727,7 @@ mod tests {
                     availability_zone: None,
                 })
                 .collect(),
+            kept_by_controller: false,
         };
         assert_eq!(
             tg(TargetType::Instance, &["i-0123456789abcdef0", "i-99999999"])

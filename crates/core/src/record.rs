@@ -611,6 +611,24 @@ pub enum TimelineStep {
     Deregistered,
     /// Detached from the Auto Scaling group.
     DetachedFromAsg,
+    /// The pods that serve a load balancer were relabeled out of their Services (the
+    /// [`crate::constants::LABEL_SERVING`] opt-in); the waiting for their targets begins.
+    OutOfRotation {
+        /// The pods relabeled.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        relabeled: Vec<PodRef>,
+        /// The targets waited for.
+        targets: usize,
+    },
+    /// Every target costop deregistered is `draining` or gone.
+    TargetsDraining,
+    /// The wait for `draining` ran out with targets still in service.
+    RotationWaitExpired {
+        /// The targets still in service (`id:port`).
+        in_service: Vec<String>,
+    },
+    /// The settle time is over: the serving pods' evictions begin.
+    RotationSettled,
     /// An eviction was sent.
     EvictionIssued {
         /// Pod.
@@ -722,6 +740,10 @@ impl TimelineStep {
             TimelineStep::Tainted => "TAINTED",
             TimelineStep::Deregistered => "DEREGISTERED",
             TimelineStep::DetachedFromAsg => "DETACHED_FROM_ASG",
+            TimelineStep::OutOfRotation { .. } => "OUT_OF_ROTATION",
+            TimelineStep::TargetsDraining => "TARGETS_DRAINING",
+            TimelineStep::RotationWaitExpired { .. } => "ROTATION_WAIT_EXPIRED",
+            TimelineStep::RotationSettled => "ROTATION_SETTLED",
             TimelineStep::EvictionIssued { .. } => "EVICTION_ISSUED",
             TimelineStep::EvictionRetried { .. } => "EVICTION_RETRIED",
             TimelineStep::Evicted { .. } => "EVICTED",

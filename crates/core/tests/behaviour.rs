@@ -147,6 +147,7 @@ fn facts(id: &str) -> Facts {
         ],
         target_groups: vec![
             TargetGroupFacts {
+                kept_by_controller: false,
                 arn: "tg-instance".into(),
                 target_type: TargetType::Instance,
                 targets: vec![
@@ -163,6 +164,7 @@ fn facts(id: &str) -> Facts {
                 ],
             },
             TargetGroupFacts {
+                kept_by_controller: false,
                 arn: "tg-ip".into(),
                 target_type: TargetType::Ip,
                 targets: vec![
@@ -179,6 +181,7 @@ fn facts(id: &str) -> Facts {
                 ],
             },
             TargetGroupFacts {
+                kept_by_controller: false,
                 arn: "tg-elsewhere".into(),
                 target_type: TargetType::Instance,
                 targets: vec![RegisteredTarget {

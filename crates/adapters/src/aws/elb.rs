@@ -1,15 +1,19 @@
-//! ELBv2: finding the target groups that hold an instance, and deregistering it.
+//! ELBv2: finding the target groups that hold an instance or its pods, deregistering targets,
+//! and reading whether the load balancer still sends them requests.
 //!
 //! ELBv2 cannot be asked "which groups hold this instance", so the adapter lists every target
-//! group (a list a warm Lambda reuses for [`GROUP_LIST_TTL`]) and reads the targets of the
-//! instance- and ip-type ones, a bounded number at a time; the handler picks the instance's.
+//! group with its tags (a list a warm Lambda reuses for [`GROUP_LIST_TTL`]) and reads the
+//! targets of the instance- and ip-type ones, a bounded number at a time; the handler picks the
+//! instance's and its pods'. A group tagged [`TAG_LBC_CLUSTER`] is kept by the AWS Load
+//! Balancer Controller.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup, TargetTypeEnum};
 use costop_app::ports::{Elb, PortError};
-use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetType};
+use costop_core::constants::TAG_LBC_CLUSTER;
+use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetServing, TargetType};
 use costop_core::plan::action::DeregisterTargets;
 use futures::{StreamExt, TryStreamExt};
 
@@ -24,8 +28,14 @@ const HEALTH_CONCURRENCY: usize = 8;
 /// the last minute is seen on the next invocation after that.
 pub const GROUP_LIST_TTL: Duration = Duration::from_secs(60);
 
-/// The target groups (ARN, target type) and when they were listed, shared by clones.
-type GroupCache = Arc<Mutex<Option<(Instant, Vec<(String, TargetType)>)>>>;
+/// `DescribeTags` takes at most 20 resource ARNs a call.
+const TAGS_PER_CALL: usize = 20;
+
+/// A candidate group: ARN, target type, kept by the load-balancer controller.
+type Candidate = (String, TargetType, bool);
+
+/// The target groups and when they were listed, shared by clones.
+type GroupCache = Arc<Mutex<Option<(Instant, Vec<Candidate>)>>>;
 
 /// ELBv2 through the SDK.
 #[derive(Clone, Debug)]
@@ -43,8 +53,8 @@ impl ElbAdapter {
         }
     }
 
-    /// Instance- and IP-type groups (ARN, type), from the cache when it is fresh.
-    async fn candidates(&self) -> Result<Vec<(String, TargetType)>, PortError> {
+    /// Instance- and IP-type groups, from the cache when it is fresh.
+    async fn candidates(&self) -> Result<Vec<Candidate>, PortError> {
         if let Some((at, list)) = self
             .groups
             .lock()
@@ -64,10 +74,49 @@ impl ElbAdapter {
             .try_collect()
             .await
             .map_err(|e| sdk_error("describe target groups", e))?;
-        let list: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
+        let typed: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
+        let arns: Vec<String> = typed.iter().map(|(a, _)| a.clone()).collect();
+        let kept = self.kept_by_controller(&arns).await?;
+        let list: Vec<Candidate> = typed
+            .into_iter()
+            .map(|(arn, t)| {
+                let k = kept.contains(&arn);
+                (arn, t, k)
+            })
+            .collect();
         *self.groups.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), list.clone()));
         Ok(list)
+    }
+
+    /// Which of `arns` carry the controller's tag.
+    async fn kept_by_controller(
+        &self,
+        arns: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, PortError> {
+        let chunks: Vec<Vec<String>> = arns.chunks(TAGS_PER_CALL).map(<[_]>::to_vec).collect();
+        let found: Vec<Vec<String>> = futures::stream::iter(chunks)
+            .map(|chunk| async move {
+                // iam: elasticloadbalancing:DescribeTags
+                let out = self
+                    .client
+                    .describe_tags()
+                    .set_resource_arns(Some(chunk))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("describe tags", e))?;
+                Ok::<_, PortError>(
+                    out.tag_descriptions()
+                        .iter()
+                        .filter(|d| d.tags().iter().any(|t| t.key() == Some(TAG_LBC_CLUSTER)))
+                        .filter_map(|d| d.resource_arn().map(str::to_owned))
+                        .collect(),
+                )
+            })
+            .buffered(HEALTH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// A group's registered targets; `None` if the group vanished meanwhile.
@@ -127,7 +176,7 @@ impl Elb for ElbAdapter {
     async fn target_groups(&self) -> Result<Vec<TargetGroupFacts>, PortError> {
         let candidates = self.candidates().await?;
         let found: Vec<Option<TargetGroupFacts>> = futures::stream::iter(candidates)
-            .map(|(arn, target_type)| async move {
+            .map(|(arn, target_type, kept_by_controller)| async move {
                 let Some(targets) = self.targets(&arn).await? else {
                     return Ok(None);
                 };
@@ -135,6 +184,7 @@ impl Elb for ElbAdapter {
                     arn,
                     target_type,
                     targets,
+                    kept_by_controller,
                 }))
             })
             .buffered(HEALTH_CONCURRENCY)
@@ -144,17 +194,7 @@ impl Elb for ElbAdapter {
     }
 
     async fn deregister(&self, action: &DeregisterTargets) -> Result<(), PortError> {
-        let targets = action
-            .targets
-            .iter()
-            .map(|t| {
-                TargetDescription::builder()
-                    .id(&t.id)
-                    .set_port(t.port.map(i32::from))
-                    .set_availability_zone(t.availability_zone.clone())
-                    .build()
-            })
-            .collect();
+        let targets = action.targets.iter().map(description).collect();
         // iam: elasticloadbalancing:DeregisterTargets
         match self
             .client
@@ -177,6 +217,63 @@ impl Elb for ElbAdapter {
             Err(e) => Err(sdk_error("deregister targets", e)),
         }
     }
+
+    async fn serving(
+        &self,
+        group: &DeregisterTargets,
+    ) -> Result<Vec<(RegisteredTarget, TargetServing)>, PortError> {
+        let gone = || {
+            group
+                .targets
+                .iter()
+                .map(|t| (t.clone(), TargetServing::Gone))
+                .collect()
+        };
+        // iam: elasticloadbalancing:DescribeTargetHealth
+        let out = match self
+            .client
+            .describe_target_health()
+            .target_group_arn(&group.target_group_arn)
+            .set_targets(Some(group.targets.iter().map(description).collect()))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+            {
+                return Ok(gone());
+            }
+            Err(e) => return Err(sdk_error("describe target health", e)),
+        };
+        let described = out.target_health_descriptions();
+        Ok(group
+            .targets
+            .iter()
+            .map(|t| {
+                let state = described
+                    .iter()
+                    .find(|d| {
+                        d.target().is_some_and(|x| {
+                            x.id() == Some(t.id.as_str())
+                                && (t.port.is_none() || x.port() == t.port.map(i32::from))
+                        })
+                    })
+                    .and_then(|d| d.target_health()?.state())
+                    .map_or(TargetServing::Gone, |s| TargetServing::from_state(s.as_str()));
+                (t.clone(), state)
+            })
+            .collect())
+    }
+}
+
+fn description(t: &RegisteredTarget) -> TargetDescription {
+    TargetDescription::builder()
+        .id(&t.id)
+        .set_port(t.port.map(i32::from))
+        .set_availability_zone(t.availability_zone.clone())
+        .build()
 }
 
 #[cfg(test)]
@@ -229,6 +326,12 @@ mod tests {
             form.get("TargetGroupArn").map(String::as_str),
         ) {
             ("DescribeTargetGroups", _) => Reply::xml(200, groups_xml()),
+            ("DescribeTags", _) => Reply::xml(
+                200,
+                format!(
+                    "<DescribeTagsResponse xmlns=\"{NS}\"><DescribeTagsResult><TagDescriptions><member><ResourceArn>arn:ip</ResourceArn><Tags><member><Key>elbv2.k8s.aws/cluster</Key><Value>prod</Value></member></Tags></member><member><ResourceArn>arn:inst</ResourceArn><Tags/></member></TagDescriptions></DescribeTagsResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTagsResponse>"
+                ),
+            ),
             ("DescribeTargetHealth", Some("arn:inst")) => Reply::xml(
                 200,
                 health_xml(&[("i-0123456789abcdef0", 80), ("i-0other", 80)]),

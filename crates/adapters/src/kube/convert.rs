@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use costop_core::constants;
 use costop_core::facts::{NodeFacts, OwnerRef, PodFacts, PodPhase, VolumeFacts};
 use costop_core::kube::{Taint, TaintEffect, Toleration};
-use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, PodUid, RestoreNode};
 use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Container, Node, NodeCondition, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -176,6 +176,11 @@ pub(crate) fn pod_facts(pod: &Pod) -> PodFacts {
             .collect(),
         created_at: meta.creation_timestamp.as_ref().and_then(time),
         resource_version: meta.resource_version.clone(),
+        ip: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.pod_ip.clone())
+            .filter(|ip| !ip.is_empty()),
         name,
     }
 }
@@ -231,6 +236,18 @@ pub(crate) fn toleration_patch(patch: &TolerationPatch) -> Value {
         json!({"op": "add", "path": "/metadata/annotations", "value": patch.annotations_after}),
     );
     Value::Array(ops)
+}
+
+/// The JSON patch that takes a pod out of rotation: its serving label set to `false`, only if
+/// the uid is still the one planned for (a `test` that fails is a 422).
+pub(crate) fn leave_rotation_patch(pod: &PodUid) -> Value {
+    // RFC 6901: `/` in a key is written `~1`.
+    let label = constants::LABEL_SERVING.replace('~', "~0").replace('/', "~1");
+    json!([
+        {"op": "test", "path": "/metadata/uid", "value": pod.uid},
+        {"op": "add", "path": format!("/metadata/labels/{label}"),
+         "value": constants::LABEL_SERVING_OUT},
+    ])
 }
 
 /// The merge patch that cordons or uncordons a node (its taints are left to the node
@@ -709,6 +726,7 @@ mod tests {
             namespace: "ns".into(),
             name: "p".into(),
             uid: "u".into(),
+            after_rotation: false,
             grace_period_seconds: -3,
         };
         assert_eq!(

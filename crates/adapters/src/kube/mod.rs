@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use costop_app::ports::{EvictOutcome, Kube, PortError};
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts, instance_id_from_provider_id};
 use costop_core::kube::Taint;
-use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, PodUid, RestoreNode};
 use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Resource as _;
@@ -412,6 +412,38 @@ impl Kube for KubeCluster {
                     tracing::info!(pod = %what(), code = s.code, message = %s.message, "toleration patch not applied");
                     Ok(false)
                 }
+                _ => Err(port_error(op, what, e)),
+            },
+        }
+    }
+
+    async fn leave_rotation(&self, pod: &PodUid) -> Result<bool, PortError> {
+        let what = || format!("pod {}/{}", pod.namespace, pod.name);
+        let op = "take pod out of rotation";
+        let body = serde_json::to_vec(&convert::leave_rotation_patch(pod)).map_err(|e| {
+            PortError::Permanent {
+                op,
+                source: Box::new(e),
+            }
+        })?;
+        let path = format!(
+            "{}/{}",
+            Pod::url_path(&(), Some(pod.namespace.as_str())),
+            pod.name
+        );
+        let request = http::Request::patch(path)
+            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+            .body(body)
+            .map_err(|e| PortError::Permanent {
+                op,
+                source: Box::new(e),
+            })?;
+        // rbac: pods patch
+        match self.client.request_text(request).await {
+            Ok(_) => Ok(true),
+            Err(e) => match api_status(&e) {
+                // Gone, or a successor with the name (the uid `test` fails with 422).
+                Some(s) if matches!(s.code, 404 | 422) => Ok(false),
                 _ => Err(port_error(op, what, e)),
             },
         }

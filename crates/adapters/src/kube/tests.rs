@@ -52,6 +52,7 @@ fn evict_pod() -> EvictPod {
         namespace: "shop".into(),
         name: "web-1".into(),
         uid: "u-1".into(),
+        after_rotation: false,
         grace_period_seconds: 30,
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use costop_core::facts::{Facts, InstanceFacts, TargetGroupFacts};
+use costop_core::facts::{Facts, InstanceFacts, PodFacts, TargetGroupFacts};
 use costop_core::handoff;
 use costop_core::plan::{LifecycleHeartbeat, Phase};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
@@ -121,7 +121,9 @@ impl<W: InterruptionPorts> Handler<W> {
         };
         let mut groups_failed = None;
         match groups {
-            Ok(groups) => facts.target_groups = holding(groups, facts.instance.as_ref()),
+            Ok(groups) => {
+                facts.target_groups = holding(groups, facts.instance.as_ref(), &facts.pods)
+            }
             Err(e) => groups_failed = Some(e),
         }
         let decision = costop_core::plan(cx.event, &facts, &self.config, cx.now);
@@ -349,6 +351,7 @@ impl<W: InterruptionPorts> Handler<W> {
                     .and_then(|end| d.bounded_by(end - BUDGET_RESERVE));
                 let drain = drain::run(
                     kube()?,
+                    self.world.elb(),
                     self.world.records(),
                     &plan.interruption_id,
                     bounded.as_ref().unwrap_or(d),
@@ -583,16 +586,26 @@ impl ExecutionReport {
     }
 }
 
-/// The target groups that hold `instance`, each with only its targets (a group can hold
-/// hundreds).
-fn holding(groups: &[TargetGroupFacts], instance: Option<&InstanceFacts>) -> Vec<TargetGroupFacts> {
+/// The target groups that hold `instance` or one of its `pods` (by IP), each with only those
+/// targets (a group can hold hundreds).
+fn holding(
+    groups: &[TargetGroupFacts],
+    instance: Option<&InstanceFacts>,
+    pods: &[PodFacts],
+) -> Vec<TargetGroupFacts> {
     let Some(instance) = instance else {
         return Vec::new();
     };
+    let ips: Vec<&str> = pods.iter().filter_map(|p| p.ip.as_deref()).collect();
     groups
         .iter()
         .filter_map(|g| {
-            let targets = g.targets_of(instance);
+            let mut targets = g.targets_of(instance);
+            for t in g.targets_at(ips.iter().copied()) {
+                if !targets.contains(&t) {
+                    targets.push(t);
+                }
+            }
             (!targets.is_empty()).then(|| TargetGroupFacts {
                 targets,
                 ..g.clone()

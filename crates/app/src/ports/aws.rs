@@ -2,7 +2,9 @@
 
 use std::future::Future;
 
-use costop_core::facts::{InstanceFacts, LifecycleHookFacts, TargetGroupFacts};
+use costop_core::facts::{
+    InstanceFacts, LifecycleHookFacts, RegisteredTarget, TargetGroupFacts, TargetServing,
+};
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult};
 use costop_core::standby::TagChange;
 
@@ -44,6 +46,12 @@ pub trait Elb: Send + Sync {
         &self,
         action: &DeregisterTargets,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Whether the load balancer still sends `targets` (of one group) requests; a target the
+    /// group does not know is [`TargetServing::Gone`], as is every target of a vanished group.
+    fn serving(
+        &self,
+        targets: &DeregisterTargets,
+    ) -> impl Future<Output = Result<Vec<(RegisteredTarget, TargetServing)>, PortError>> + Send;
 }
 
 /// Auto Scaling.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use costop_core::facts::{InstanceFacts, NodeFacts, PodFacts};
 use costop_core::kube::Taint;
-use costop_core::plan::action::{CordonAndTaint, EvictPod, RestoreNode};
+use costop_core::plan::action::{CordonAndTaint, EvictPod, PodUid, RestoreNode};
 use costop_core::standby::TolerationPatch;
 
 use super::{EvictOutcome, PortError};
@@ -50,6 +50,10 @@ pub trait Kube: Send + Sync {
         &self,
         restore: &RestoreNode,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// Set the pod's [`costop_core::constants::LABEL_SERVING`] to
+    /// [`costop_core::constants::LABEL_SERVING_OUT`] (uid precondition), taking it out of the
+    /// Services that select on it. `Ok(false)`: the pod is gone (or a successor has its name).
+    fn leave_rotation(&self, pod: &PodUid) -> impl Future<Output = Result<bool, PortError>> + Send;
     fn evict(&self, pod: &EvictPod)
     -> impl Future<Output = Result<EvictOutcome, PortError>> + Send;
     /// Delete with grace period 0 (only when configured, at the deadline).

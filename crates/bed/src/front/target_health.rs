@@ -63,6 +63,24 @@ impl TargetHealthView {
             .collect();
         if !named.is_empty() {
             targets.retain(|t| named.contains(&t.id.as_str()));
+            // ELBv2 answers a named target the group does not hold as `unused`,
+            // `Target.NotRegistered` (the API reference's TargetHealth reason codes).
+            for (i, id) in named.iter().enumerate() {
+                if !targets.iter().any(|t| t.id == *id) {
+                    let port = q
+                        .get(&format!("Targets.member.{}.Port", i + 1))
+                        .and_then(|p| p.parse().ok());
+                    targets.push(TargetHealth {
+                        id: (*id).to_owned(),
+                        port,
+                        availability_zone: None,
+                        health_check_port: None,
+                        state: "unused".into(),
+                        reason: Some("Target.NotRegistered".into()),
+                        description: Some("Target is not registered to the target group".into()),
+                    });
+                }
+            }
         }
         Some(render(&targets))
     }

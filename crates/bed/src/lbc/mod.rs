@@ -113,8 +113,8 @@ fn list(
     sim.store().list(def, ns, &ListOptions::default()).0
 }
 
-/// What the binding wants now.
-fn desired(sim: &Simulator, b: &Binding) -> Result<BTreeSet<Target>, ResolveError> {
+/// What the binding wants now (the fast test world's in-memory controller uses it too).
+pub fn desired(sim: &Simulator, b: &Binding) -> Result<BTreeSet<Target>, ResolveError> {
     let ns = Some(b.namespace.as_str());
     let Some(service) = list(sim, &resources::SERVICES, ns)
         .into_iter()

@@ -241,6 +241,15 @@ declare! {
         COSTOP_EVICTION_BACKOFF_MAX_MS => eviction_backoff.max_ms: Int(1, 600_000);
         /// Eviction attempts per pod before giving up (the deadline usually ends it first).
         COSTOP_EVICTION_MAX_ATTEMPTS => eviction_backoff.max_attempts: Int(1, 10_000);
+        /// How long the drain waits for the load balancers to report the targets it
+        /// deregistered `draining` before it evicts the pods that serve them anyway (bounded
+        /// by the deadline).
+        COSTOP_ROTATION_MAX_WAIT_SECONDS => rotation_max_wait_seconds: Int(0, 600);
+        /// Once those targets are draining, how long before their pods are evicted: an ALB
+        /// stops routing to a deregistered target a few seconds after it reports it
+        /// `draining`, and kube-proxy drops a pod that left its Service within its sync
+        /// period (1 s by default). 0 evicts at once.
+        COSTOP_ROTATION_SETTLE_SECONDS => rotation_settle_seconds: Int(0, 300);
     }
     Deadlines {
         /// Spot warning lead time: deadline = event time + this.

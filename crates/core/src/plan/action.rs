@@ -294,6 +294,52 @@ pub struct Drain {
     pub force_delete_at_deadline: bool,
     /// Retry policy for 429s.
     pub backoff: BackoffPolicy,
+    /// Taking the pods that serve a load balancer out of rotation before their eviction
+    /// ([`EvictPod::after_rotation`]); `None` when no pod does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+/// Out of rotation, then evicted: the pods marked [`EvictPod::after_rotation`] are evicted only
+/// once the load balancers stop sending them requests. costop relabels the opted-in pods
+/// (so their Services, kube-proxy and the load-balancer controller let go of them), waits
+/// until every target it deregistered is `draining` or gone, or until `wait_until`, then for
+/// `settle_seconds` more (the load balancer acts on a deregistration a few seconds after it
+/// reports it), and only then evicts them. The other pods are evicted at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// Pods whose [`crate::constants::LABEL_SERVING`] goes to
+    /// [`crate::constants::LABEL_SERVING_OUT`] (uid precondition).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relabel: Vec<PodUid>,
+    /// The targets to see `draining` or gone (those the plan deregisters), per group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<DeregisterTargets>,
+    /// Stop waiting for the targets then (the settle time still follows).
+    pub wait_until: DateTime<Utc>,
+    /// After the targets are draining: the load balancer's propagation, and kube-proxy's.
+    pub settle_seconds: i64,
+}
+
+/// A pod by name and uid.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PodUid {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID precondition: never touch a same-named successor.
+    pub uid: String,
+}
+
+impl PodUid {
+    /// `namespace/name`.
+    pub fn pod_ref(&self) -> PodRef {
+        PodRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 impl Drain {
@@ -304,6 +350,10 @@ impl Drain {
         (limit < self.deadline).then(|| Drain {
             evict_by: self.evict_by.min(limit),
             deadline: limit,
+            rotation: self.rotation.clone().map(|r| Rotation {
+                wait_until: r.wait_until.min(limit),
+                ..r
+            }),
             ..self.clone()
         })
     }
@@ -358,6 +408,9 @@ pub struct EvictPod {
     pub uid: String,
     /// `DeleteOptions.gracePeriodSeconds`, capped to end before `evict_by`.
     pub grace_period_seconds: i64,
+    /// The pod serves a load balancer: evicted once the drain's [`Rotation`] is done.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub after_rotation: bool,
 }
 
 impl EvictPod {

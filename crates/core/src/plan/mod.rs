@@ -37,6 +37,7 @@
 pub mod action;
 pub mod drain;
 pub mod lifecycle;
+pub mod rotation;
 
 use std::collections::BTreeMap;
 
@@ -45,8 +46,8 @@ use serde::{Deserialize, Serialize};
 
 pub use action::{
     Action, CompleteLifecycleAction, CordonAndTaint, DeregisterTargets, Drain, EvictPod,
-    LifecycleHeartbeat, LifecycleRef, LifecycleResult, Phase, RecordEvent, RestoreNode,
-    ResumeWatch, SkippedPod, Step,
+    LifecycleHeartbeat, LifecycleRef, LifecycleResult, Phase, PodUid, RecordEvent, RestoreNode,
+    ResumeWatch, Rotation, SkippedPod, Step,
 };
 pub use drain::{
     BackoffPolicy, DeadlineOutcome, GiveUpReason, MIN_GRACE_SECONDS, PodDisposition, RetryDecision,
@@ -724,22 +725,13 @@ impl Builder<'_> {
         );
     }
 
+    /// Deregister what no controller keeps (see [`rotation`]).
     fn deregister(&mut self) {
-        let mut any = false;
-        for tg in &self.facts.target_groups {
-            let targets = tg.targets_of(self.instance);
-            if targets.is_empty() {
-                continue;
-            }
-            any = true;
-            self.push(
-                Phase::Beside,
-                Action::DeregisterTargets(DeregisterTargets {
-                    target_group_arn: tg.arn.clone(),
-                    target_type: tg.target_type,
-                    targets,
-                }),
-            );
+        let out =
+            rotation::deregistrations(&self.facts.target_groups, self.instance, &self.facts.pods);
+        let any = !out.is_empty();
+        for d in out {
+            self.push(Phase::Beside, Action::DeregisterTargets(d));
         }
         if any {
             self.timeline(Phase::Beside, TimelineStep::Deregistered);
@@ -809,6 +801,13 @@ impl Builder<'_> {
         self.watch_for_resume(deadline);
 
         self.deregister();
+        let relabel = rotation::to_relabel(&self.facts.pods);
+        let watch = rotation::watched(
+            &self.facts.target_groups,
+            self.instance,
+            &self.facts.pods,
+            &relabel,
+        );
 
         // An instance in an ASG terminate hook is already leaving the group.
         if c.detach_from_asg
@@ -825,7 +824,8 @@ impl Builder<'_> {
             );
         }
 
-        self.push(Phase::InOrder, Action::Drain(self.drain(deadline)));
+        let drain = self.drain(deadline, relabel, watch);
+        self.push(Phase::InOrder, Action::Drain(drain));
         self.timeline(Phase::InOrder, TimelineStep::Drained);
 
         if let Some(hook) = lifecycle {
@@ -844,9 +844,16 @@ impl Builder<'_> {
         self.closing();
     }
 
-    fn drain(&self, deadline: DateTime<Utc>) -> Drain {
+    fn drain(
+        &self,
+        deadline: DateTime<Utc>,
+        relabel: Vec<PodUid>,
+        watch: Vec<DeregisterTargets>,
+    ) -> Drain {
         let c = self.config;
         let margin = TimeDelta::seconds(c.safety_margin_seconds);
+        let evict_by = (deadline - margin).max(self.now);
+        let serving = rotation::serving(&self.facts.target_groups, &self.facts.pods, &relabel);
         let mut evict = Vec::new();
         let mut skipped = Vec::new();
         for pod in &self.facts.pods {
@@ -875,26 +882,40 @@ impl Builder<'_> {
                 ))
         });
         skipped.sort_by(|a, b| a.pod.cmp(&b.pod));
+        let rotation = evict
+            .iter()
+            .any(|p| serving.contains(&p.uid))
+            .then(|| rotation::rotation(relabel, watch, c, self.now, evict_by));
         let pods = evict
             .into_iter()
-            .map(|p| EvictPod {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-                uid: p.uid.clone(),
-                grace_period_seconds: grace_cap(p.grace_seconds(), self.now, deadline, margin)
-                    .min(c.grace_cap_seconds)
-                    .max(MIN_GRACE_SECONDS),
+            .map(|p| {
+                let after_rotation = serving.contains(&p.uid);
+                // A serving pod's grace starts when its rotation ends, at the latest.
+                let from = match &rotation {
+                    Some(r) if after_rotation => r.ends_by(),
+                    _ => self.now,
+                };
+                EvictPod {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    uid: p.uid.clone(),
+                    grace_period_seconds: grace_cap(p.grace_seconds(), from, deadline, margin)
+                        .min(c.grace_cap_seconds)
+                        .max(MIN_GRACE_SECONDS),
+                    after_rotation,
+                }
             })
             .collect();
         Drain {
             node: self.node.name.clone(),
             pods,
             skipped,
-            evict_by: (deadline - margin).max(self.now),
+            evict_by,
             deadline,
             concurrency: c.drain_concurrency,
             force_delete_at_deadline: c.force_delete_at_deadline,
             backoff: c.eviction_backoff,
+            rotation,
         }
     }
 

@@ -244,6 +244,7 @@ fn returning(
             name: p.name.clone(),
             uid: p.uid.clone(),
             grace_period_seconds: p.grace_seconds().min(config.grace_cap_seconds),
+            after_rotation: false,
         })
         .collect();
     // Pods already terminating: wait for them; the stop comes on a later tick.

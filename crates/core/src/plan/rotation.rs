@@ -1,0 +1,302 @@
+//! Out of rotation, then evicted: which targets costop deregisters, which pods it relabels out
+//! of their Services, and which pods wait for both before their eviction.
+//!
+//! A pod serves a load balancer when its IP is a target of an IP target group, or when its
+//! workload opted in to the [`crate::constants::LABEL_SERVING`] label (its Service selects on
+//! it, whatever the target type behind the Service). costop deregisters the targets no
+//! controller keeps (the instance, its IPs, its pods' IPs). The groups the AWS Load Balancer
+//! Controller keeps it leaves to the controller, which registers every ready endpoint and would
+//! undo a deregistration: the controller drops the node (it carries the exclude label from the
+//! cordon) and the pods costop relabels out of their Services, and costop waits for that. A pod
+//! of a kept group whose workload did not opt in cannot be taken out without fighting the
+//! controller: it is still evicted after the wait, and without a preStop delay the requests
+//! the load balancer sends it until the controller deregisters it fail.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::action::{DeregisterTargets, PodUid, Rotation};
+use super::drain::{PodDisposition, classify_pod};
+use crate::config::Config;
+use crate::facts::{InstanceFacts, PodFacts, TargetGroupFacts, TargetType};
+
+/// Pods costop relabels out of their Services: evictable, not terminating, opted in.
+pub fn to_relabel(pods: &[PodFacts]) -> Vec<PodUid> {
+    let mut out: Vec<PodUid> = pods
+        .iter()
+        .filter(|p| {
+            p.in_rotation_by_label()
+                && p.deletion_timestamp.is_none()
+                && classify_pod(p) == PodDisposition::Evict
+        })
+        .map(|p| PodUid {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            uid: p.uid.clone(),
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The deregistrations, one per group no controller keeps that holds the instance's targets
+/// or its pods' IPs. Groups the controller keeps are left to it: it deregisters the node of
+/// an instance group once the node carries the exclude-from-load-balancers label, and a pod's IP
+/// once the pod leaves its Service; a deregistration of costop's before that would be undone.
+pub fn deregistrations(
+    groups: &[TargetGroupFacts],
+    instance: &InstanceFacts,
+    pods: &[PodFacts],
+) -> Vec<DeregisterTargets> {
+    let ips: BTreeSet<&str> = pods.iter().filter_map(|p| p.ip.as_deref()).collect();
+    groups
+        .iter()
+        .filter(|g| !g.kept_by_controller)
+        .filter_map(|g| group_targets(g, instance, &ips))
+        .collect()
+}
+
+/// The targets the drain waits to see `draining` or gone: those costop deregisters, and in
+/// the groups the controller keeps, the instance's and those of the pods relabeled out of
+/// their Services, which the controller deregisters.
+pub fn watched(
+    groups: &[TargetGroupFacts],
+    instance: &InstanceFacts,
+    pods: &[PodFacts],
+    relabeled: &[PodUid],
+) -> Vec<DeregisterTargets> {
+    let all: BTreeSet<&str> = pods.iter().filter_map(|p| p.ip.as_deref()).collect();
+    let leaving: BTreeSet<&str> = pods
+        .iter()
+        .filter(|p| relabeled.iter().any(|r| r.uid == p.uid))
+        .filter_map(|p| p.ip.as_deref())
+        .collect();
+    groups
+        .iter()
+        .filter_map(|g| group_targets(g, instance, if g.kept_by_controller { &leaving } else { &all }))
+        .collect()
+}
+
+/// `g`'s targets that are the instance, or one of `ips`.
+fn group_targets(
+    g: &TargetGroupFacts,
+    instance: &InstanceFacts,
+    ips: &BTreeSet<&str>,
+) -> Option<DeregisterTargets> {
+    let mut targets = g.targets_of(instance);
+    for t in g.targets_at(ips.iter().copied()) {
+        if !targets.contains(&t) {
+            targets.push(t);
+        }
+    }
+    (!targets.is_empty()).then(|| DeregisterTargets {
+        target_group_arn: g.arn.clone(),
+        target_type: g.target_type,
+        targets,
+    })
+}
+
+/// The uids of the pods that serve a load balancer: relabeled, or an IP target of a group.
+pub fn serving(
+    groups: &[TargetGroupFacts],
+    pods: &[PodFacts],
+    relabeled: &[PodUid],
+) -> BTreeSet<String> {
+    let target_ips: BTreeSet<&str> = groups
+        .iter()
+        .filter(|g| g.target_type == TargetType::Ip)
+        .flat_map(|g| g.targets.iter().map(|t| t.id.as_str()))
+        .collect();
+    pods.iter()
+        .filter(|p| {
+            relabeled.iter().any(|r| r.uid == p.uid)
+                || p.ip.as_deref().is_some_and(|ip| target_ips.contains(ip))
+        })
+        .map(|p| p.uid.clone())
+        .collect()
+}
+
+/// The rotation for a drain that evicts serving pods from `now` on and must be done by
+/// `evict_by`: the wait for `draining` ends by `now` plus the configured maximum, and early
+/// enough that the settle time still ends by `evict_by`.
+pub fn rotation(
+    relabel: Vec<PodUid>,
+    watch: Vec<DeregisterTargets>,
+    config: &Config,
+    now: DateTime<Utc>,
+    evict_by: DateTime<Utc>,
+) -> Rotation {
+    let settle = TimeDelta::seconds(config.rotation_settle_seconds);
+    let wait_until = (now + TimeDelta::seconds(config.rotation_max_wait_seconds))
+        .min(evict_by - settle)
+        .max(now);
+    Rotation {
+        relabel,
+        watch,
+        wait_until,
+        settle_seconds: config.rotation_settle_seconds,
+    }
+}
+
+impl Rotation {
+    /// The latest moment the serving pods' evictions begin.
+    pub fn ends_by(&self) -> DateTime<Utc> {
+        self.wait_until + TimeDelta::seconds(self.settle_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::InstanceState;
+    use crate::facts::{Lifecycle, OwnerRef, PodPhase, RegisteredTarget};
+
+    fn instance() -> InstanceFacts {
+        InstanceFacts {
+            instance_id: "i-1".into(),
+            state: InstanceState::Running,
+            lifecycle: Lifecycle::Spot,
+            instance_type: None,
+            availability_zone: None,
+            private_dns_name: None,
+            private_ips: vec!["10.0.0.1".into()],
+            tags: Default::default(),
+        }
+    }
+
+    fn pod(name: &str, ip: &str, opted_in: bool) -> PodFacts {
+        let mut labels = std::collections::BTreeMap::new();
+        if opted_in {
+            labels.insert(
+                crate::constants::LABEL_SERVING.to_owned(),
+                crate::constants::LABEL_SERVING_IN.to_owned(),
+            );
+        }
+        PodFacts {
+            namespace: "shop".into(),
+            name: name.into(),
+            uid: format!("u-{name}"),
+            owner: Some(OwnerRef {
+                kind: "ReplicaSet".into(),
+                name: "web-1".into(),
+            }),
+            annotations: Default::default(),
+            labels,
+            phase: PodPhase::Running,
+            deletion_timestamp: None,
+            termination_grace_period_seconds: None,
+            priority: None,
+            priority_class_name: None,
+            requests: Default::default(),
+            volumes: Vec::new(),
+            node_selector: Default::default(),
+            tolerations: Vec::new(),
+            created_at: None,
+            resource_version: None,
+            ip: Some(ip.into()),
+        }
+    }
+
+    fn group(arn: &str, t: TargetType, kept: bool, ids: &[&str]) -> TargetGroupFacts {
+        TargetGroupFacts {
+            arn: arn.into(),
+            target_type: t,
+            targets: ids
+                .iter()
+                .map(|id| RegisteredTarget {
+                    id: (*id).into(),
+                    port: Some(8080),
+                    availability_zone: None,
+                })
+                .collect(),
+            kept_by_controller: kept,
+        }
+    }
+
+    fn ids(d: &DeregisterTargets) -> Vec<&str> {
+        d.targets.iter().map(|t| t.id.as_str()).collect()
+    }
+
+    #[test]
+    fn only_opted_in_running_evictable_pods_are_relabeled() {
+        let mut terminating = pod("c", "10.1.0.3", true);
+        terminating.deletion_timestamp = Some(Utc::now());
+        let pods = [
+            pod("a", "10.1.0.1", true),
+            pod("b", "10.1.0.2", false),
+            terminating,
+        ];
+        let names: Vec<String> = to_relabel(&pods).into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn a_group_no_controller_keeps_loses_every_pod_of_the_node_and_the_instance_ips() {
+        let pods = [pod("a", "10.1.0.1", false), pod("b", "10.1.0.2", false)];
+        let groups = [group(
+            "tg",
+            TargetType::Ip,
+            false,
+            &["10.0.0.1", "10.1.0.1", "10.1.0.2", "10.9.9.9"],
+        )];
+        let d = deregistrations(&groups, &instance(), &pods);
+        assert_eq!(ids(&d[0]), ["10.0.0.1", "10.1.0.1", "10.1.0.2"]);
+        assert_eq!(watched(&groups, &instance(), &pods, &[]), d);
+    }
+
+    #[test]
+    fn a_group_the_controller_keeps_is_left_to_it_and_only_leaving_pods_are_watched() {
+        let pods = [pod("a", "10.1.0.1", true), pod("b", "10.1.0.2", false)];
+        let groups = [
+            group("ip", TargetType::Ip, true, &["10.1.0.1", "10.1.0.2"]),
+            group("inst", TargetType::Instance, true, &["i-1", "i-2"]),
+        ];
+        let relabel = to_relabel(&pods);
+        assert!(deregistrations(&groups, &instance(), &pods).is_empty());
+        let w = watched(&groups, &instance(), &pods, &relabel);
+        assert_eq!((ids(&w[0]), ids(&w[1])), (vec!["10.1.0.1"], vec!["i-1"]));
+        let without_opt_in = watched(&groups, &instance(), &pods, &[]);
+        assert_eq!(without_opt_in.len(), 1, "only the instance: {without_opt_in:?}");
+    }
+
+    #[test]
+    fn instance_targets_are_deregistered_by_instance_id_only() {
+        let pods = [pod("a", "10.1.0.1", false)];
+        let groups = [group("tg", TargetType::Instance, false, &["i-1", "i-2"])];
+        let d = deregistrations(&groups, &instance(), &pods);
+        assert_eq!(ids(&d[0]), ["i-1"]);
+    }
+
+    #[test]
+    fn pods_serve_when_registered_by_ip_or_opted_in_and_others_do_not() {
+        let pods = [
+            pod("registered", "10.1.0.1", false),
+            pod("opted-in", "10.1.0.2", true),
+            pod("neither", "10.1.0.3", false),
+        ];
+        let groups = [group("tg", TargetType::Ip, true, &["10.1.0.1"])];
+        let s = serving(&groups, &pods, &to_relabel(&pods));
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            ["u-opted-in", "u-registered"]
+        );
+    }
+
+    #[test]
+    fn the_wait_ends_in_time_for_the_settle_before_evict_by() {
+        let c = Config {
+            rotation_max_wait_seconds: 20,
+            rotation_settle_seconds: 10,
+            ..Config::default()
+        };
+        let now = Utc::now();
+        let roomy = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(100));
+        assert_eq!(roomy.wait_until, now + TimeDelta::seconds(20));
+        assert_eq!(roomy.ends_by(), now + TimeDelta::seconds(30));
+        let tight = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(15));
+        assert_eq!(tight.wait_until, now + TimeDelta::seconds(5));
+        let none = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(3));
+        assert_eq!(none.wait_until, now);
+    }
+}
