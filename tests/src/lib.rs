@@ -85,6 +85,42 @@ pub trait Harness: Sized + Send + Sync {
     fn handed_off(&self) -> Vec<Value>;
 }
 
+/// Run `manifests` with every pod landing on `node`: the other nodes are cordoned while the pods
+/// are scheduled, then uncordoned, so the evicted pods have somewhere to go.
+pub async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_pods: usize) {
+    let store = h.sim().store();
+    let (nodes, _) = store.list(&resources::NODES, None, &ListOptions::default());
+    let others: Vec<String> = nodes
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .filter(|n| *n != node_name)
+        .map(str::to_string)
+        .collect();
+    let set = |unschedulable: bool| {
+        for n in &others {
+            store
+                .modify(&resources::NODES, None, n, |o| {
+                    o["spec"]["unschedulable"] = serde_json::json!(unschedulable);
+                    Ok(())
+                })
+                .expect("cordon toggles");
+        }
+    };
+    set(true);
+    h.sim().apply_yaml(manifests).expect("manifests apply");
+    eventually("pinned pods to run", Duration::from_secs(30), || {
+        pods_on(h.sim(), node_name)
+            .iter()
+            .filter(|p| {
+                p["metadata"]["labels"]["pinned"] == "true" && p["status"]["phase"] == "Running"
+            })
+            .count()
+            >= expect_pods
+    })
+    .await;
+    set(false);
+}
+
 /// Settings every test world uses on top of the setup's.
 pub fn config(base: Vec<(String, String)>, setup: &Setup) -> Config {
     Config::from_env(base.into_iter().chain(setup.env.iter().cloned()))

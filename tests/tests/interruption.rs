@@ -12,12 +12,10 @@ use costop_bed::LifecycleAction;
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_core::{Decision, IgnoreReason};
 use costop_tests::{
-    Harness, Setup, events, eventually, is_daemonset_pod, node, on_both, pod_ref, pods_on,
-    spot_nodes,
+    Harness, Setup, events, is_daemonset_pod, node, on_both, pin_to, pod_ref, pods_on, spot_nodes,
 };
 use kubesim::resources;
-use kubesim::store::ListOptions;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const WEB_TG: &str = "costop-dev-web";
 const API_TG: &str = "costop-dev-api";
@@ -45,42 +43,6 @@ async fn timeline<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineStep>
         .filter_map(|i| TimelineEntry::from_item(i).ok())
         .map(|e| e.step)
         .collect()
-}
-
-/// Run `manifests` with every pod landing on `node`: the other nodes are cordoned while the pods
-/// are scheduled, then uncordoned, so the evicted pods have somewhere to go.
-async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_pods: usize) {
-    let store = h.sim().store();
-    let (nodes, _) = store.list(&resources::NODES, None, &ListOptions::default());
-    let others: Vec<String> = nodes
-        .iter()
-        .filter_map(|n| n["metadata"]["name"].as_str())
-        .filter(|n| *n != node_name)
-        .map(str::to_string)
-        .collect();
-    let set = |unschedulable: bool| {
-        for n in &others {
-            store
-                .modify(&resources::NODES, None, n, |o| {
-                    o["spec"]["unschedulable"] = json!(unschedulable);
-                    Ok(())
-                })
-                .expect("cordon toggles");
-        }
-    };
-    set(true);
-    h.sim().apply_yaml(manifests).expect("manifests apply");
-    eventually("pinned pods to run", Duration::from_secs(30), || {
-        pods_on(h.sim(), node_name)
-            .iter()
-            .filter(|p| {
-                p["metadata"]["labels"]["pinned"] == "true" && p["status"]["phase"] == "Running"
-            })
-            .count()
-            >= expect_pods
-    })
-    .await;
-    set(false);
 }
 
 fn pinned_deployment(name: &str, replicas: u32, pdb: &str) -> String {

@@ -21,8 +21,8 @@ use serde::Serialize;
 use crate::function::error_chain;
 use crate::journal::Journal;
 use crate::ports::{Elb, EvictOutcome, Kube, PortError, Records};
-use crate::rotation;
 use crate::ratelimit::RateLimiter;
+use crate::rotation;
 
 /// What the drain did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -103,8 +103,15 @@ pub async fn run<K: Kube, E: Elb, R: Records>(
         let waited = started.elapsed().as_millis() as u64;
         flush().await;
         // Measured from the end of the wait: the evictions' own speed.
-        let (results, issued) =
-            evict_all(kube, &limiter, later, drain, &record, std::time::Instant::now()).await;
+        let (results, issued) = evict_all(
+            kube,
+            &limiter,
+            later,
+            drain,
+            &record,
+            std::time::Instant::now(),
+        )
+        .await;
         (results, issued, waited)
     };
     let ((mut results, issued_now), (results_later, issued_later, rotation_ms)) =

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use costop_core::plan::action::Rotation;
 use costop_core::facts::TargetServing;
+use costop_core::plan::action::Rotation;
 use costop_core::record::TimelineStep;
 use futures::StreamExt;
 
@@ -49,15 +49,15 @@ pub async fn run<K: Kube, E: Elb, F: Fn(TimelineStep)>(
         .collect()
         .await;
     let targets = rotation.watch.iter().map(|g| g.targets.len()).sum();
-    record(TimelineStep::OutOfRotation {
-        relabeled,
-        targets,
-    });
+    record(TimelineStep::OutOfRotation { relabeled, targets });
     let in_service = wait_draining(elb, rotation).await;
     if in_service.is_empty() {
         record(TimelineStep::TargetsDraining);
     } else {
-        tracing::warn!(?in_service, "targets still in service at the end of the wait; evicting their pods anyway");
+        tracing::warn!(
+            ?in_service,
+            "targets still in service at the end of the wait; evicting their pods anyway"
+        );
         record(TimelineStep::RotationWaitExpired { in_service });
     }
     if rotation.settle_seconds > 0 {

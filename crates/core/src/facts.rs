@@ -471,7 +471,9 @@ impl PodFacts {
     /// The workload opted into being taken out of rotation before its eviction
     /// ([`constants::LABEL_SERVING`] is [`constants::LABEL_SERVING_IN`]).
     pub fn in_rotation_by_label(&self) -> bool {
-        self.labels.get(constants::LABEL_SERVING).map(String::as_str)
+        self.labels
+            .get(constants::LABEL_SERVING)
+            .map(String::as_str)
             == Some(constants::LABEL_SERVING_IN)
     }
 
@@ -588,7 +590,10 @@ impl TargetGroupFacts {
     }
 
     /// The IP targets that are one of `ips` (pods' IPs); none unless the group is IP-type.
-    pub fn targets_at<'a>(&self, ips: impl IntoIterator<Item = &'a str> + Clone) -> Vec<RegisteredTarget> {
+    pub fn targets_at<'a>(
+        &self,
+        ips: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Vec<RegisteredTarget> {
         if self.target_type != TargetType::Ip {
             return Vec::new();
         }

@@ -261,7 +261,9 @@ impl Elb for ElbAdapter {
                         })
                     })
                     .and_then(|d| d.target_health()?.state())
-                    .map_or(TargetServing::Gone, |s| TargetServing::from_state(s.as_str()));
+                    .map_or(TargetServing::Gone, |s| {
+                        TargetServing::from_state(s.as_str())
+                    });
                 (t.clone(), state)
             })
             .collect())

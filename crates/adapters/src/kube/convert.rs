@@ -242,7 +242,9 @@ pub(crate) fn toleration_patch(patch: &TolerationPatch) -> Value {
 /// the uid is still the one planned for (a `test` that fails is a 422).
 pub(crate) fn leave_rotation_patch(pod: &PodUid) -> Value {
     // RFC 6901: `/` in a key is written `~1`.
-    let label = constants::LABEL_SERVING.replace('~', "~0").replace('/', "~1");
+    let label = constants::LABEL_SERVING
+        .replace('~', "~0")
+        .replace('/', "~1");
     json!([
         {"op": "test", "path": "/metadata/uid", "value": pod.uid},
         {"op": "add", "path": format!("/metadata/labels/{label}"),

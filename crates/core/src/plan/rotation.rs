@@ -74,7 +74,13 @@ pub fn watched(
         .collect();
     groups
         .iter()
-        .filter_map(|g| group_targets(g, instance, if g.kept_by_controller { &leaving } else { &all }))
+        .filter_map(|g| {
+            group_targets(
+                g,
+                instance,
+                if g.kept_by_controller { &leaving } else { &all },
+            )
+        })
         .collect()
 }
 
@@ -97,7 +103,10 @@ fn group_targets(
     })
 }
 
-/// The uids of the pods that serve a load balancer: relabeled, or an IP target of a group.
+/// The uids of the pods that wait for the rotation: those relabeled, and those costop
+/// deregisters (an IP target of a group no controller keeps). A pod of a kept group that did
+/// not opt in stays registered until the controller sees it terminate: waiting would not take
+/// it out, so it is evicted at once.
 pub fn serving(
     groups: &[TargetGroupFacts],
     pods: &[PodFacts],
@@ -105,7 +114,7 @@ pub fn serving(
 ) -> BTreeSet<String> {
     let target_ips: BTreeSet<&str> = groups
         .iter()
-        .filter(|g| g.target_type == TargetType::Ip)
+        .filter(|g| g.target_type == TargetType::Ip && !g.kept_by_controller)
         .flat_map(|g| g.targets.iter().map(|t| t.id.as_str()))
         .collect();
     pods.iter()
@@ -257,7 +266,11 @@ mod tests {
         let w = watched(&groups, &instance(), &pods, &relabel);
         assert_eq!((ids(&w[0]), ids(&w[1])), (vec!["10.1.0.1"], vec!["i-1"]));
         let without_opt_in = watched(&groups, &instance(), &pods, &[]);
-        assert_eq!(without_opt_in.len(), 1, "only the instance: {without_opt_in:?}");
+        assert_eq!(
+            without_opt_in.len(),
+            1,
+            "only the instance: {without_opt_in:?}"
+        );
     }
 
     #[test]
@@ -269,13 +282,17 @@ mod tests {
     }
 
     #[test]
-    fn pods_serve_when_registered_by_ip_or_opted_in_and_others_do_not() {
+    fn pods_wait_when_costop_deregisters_or_relabels_them_and_others_do_not() {
         let pods = [
             pod("registered", "10.1.0.1", false),
             pod("opted-in", "10.1.0.2", true),
+            pod("kept-not-opted-in", "10.1.0.4", false),
             pod("neither", "10.1.0.3", false),
         ];
-        let groups = [group("tg", TargetType::Ip, true, &["10.1.0.1"])];
+        let groups = [
+            group("tg", TargetType::Ip, false, &["10.1.0.1"]),
+            group("kept", TargetType::Ip, true, &["10.1.0.2", "10.1.0.4"]),
+        ];
         let s = serving(&groups, &pods, &to_relabel(&pods));
         assert_eq!(
             s.into_iter().collect::<Vec<_>>(),
@@ -291,10 +308,22 @@ mod tests {
             ..Config::default()
         };
         let now = Utc::now();
-        let roomy = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(100));
+        let roomy = rotation(
+            Vec::new(),
+            Vec::new(),
+            &c,
+            now,
+            now + TimeDelta::seconds(100),
+        );
         assert_eq!(roomy.wait_until, now + TimeDelta::seconds(20));
         assert_eq!(roomy.ends_by(), now + TimeDelta::seconds(30));
-        let tight = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(15));
+        let tight = rotation(
+            Vec::new(),
+            Vec::new(),
+            &c,
+            now,
+            now + TimeDelta::seconds(15),
+        );
         assert_eq!(tight.wait_until, now + TimeDelta::seconds(5));
         let none = rotation(Vec::new(), Vec::new(), &c, now, now + TimeDelta::seconds(3));
         assert_eq!(none.wait_until, now);
