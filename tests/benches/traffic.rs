@@ -17,21 +17,26 @@
 //!   evictions of every pod but DaemonSets', each with its own grace period, refused ones (a PDB)
 //!   retried every 5 s as `kubectl drain` does; no target deregistration.
 //! - *costop*: the warning delivered to the interruption function and the keeper, as the
-//!   EventBridge rule's two targets do.
+//!   EventBridge rule's two targets do; with and without the workload's out-of-rotation opt-in
+//!   (`readiness_gate` in the JSON: the pods carry `costop.io/serving: "true"` and the Service
+//!   selects on it, so costop can take them out of the load balancer before evicting them; see
+//!   `costop_core::constants::LABEL_SERVING` for why a label and not a readiness gate). The
+//!   other modes do not read it and run without it.
 //!
 //! Definitions: *failed* = any answer that is not 2xx, connection errors, resets, timeouts and
 //! requests the client could not send included; *lost write* = an acknowledged write absent
 //! from the store at the end; *full capacity* = 12 `shop` pods Running and Ready, none on the
 //! interrupted node, every one a healthy IP target of the load balancer.
 //!
-//! `cargo xtask bench traffic` runs the twelve runs in real time (scale 1); `--quick` runs them
+//! `cargo xtask bench traffic` runs the sixteen runs in real time (scale 1); `--quick` runs them
 //! at 20× with costop's own time settings (deadline window, safety margin, grace cap, standby
-//! watch, dedupe lease) divided by 20, and the workload's service time multiplied by 20 so the
+//! watch, dedupe lease, rotation wait and settle) divided by 20, and the workload's service time multiplied by 20 so the
 //! offered rates stay what this machine can carry; it says so in its output. costop reads the
 //! wall clock while the simulator counts simulated seconds, so a grace period costop derives from
 //! its (scaled) deadline is 20× too short on the simulator: the quick run is a smoke test of the
 //! whole path, the real-time run is the measurement. `--json` prints one
-//! JSON object per run. `--mode`, `--load` and `--prestop` (repeatable) pick runs.
+//! JSON object per run. `--mode`, `--load`, `--prestop` and `--readiness-gate yes|no`
+//! (repeatable) pick runs.
 
 #[path = "traffic/plot.rs"]
 mod plot;
@@ -92,6 +97,7 @@ struct Args {
     modes: Vec<Response>,
     loads: Vec<f64>,
     prestops: Vec<bool>,
+    gates: Vec<bool>,
 }
 
 fn args() -> Result<Args, String> {
@@ -103,6 +109,7 @@ fn args() -> Result<Args, String> {
         modes: Vec::new(),
         loads: Vec::new(),
         prestops: Vec::new(),
+        gates: Vec::new(),
     };
     let mut i = 0;
     while i < argv.len() {
@@ -143,9 +150,18 @@ fn args() -> Result<Args, String> {
                 });
                 i += 1;
             }
+            "--readiness-gate" => {
+                let v = value(i)?;
+                a.gates.push(match v.as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => return Err(format!("--readiness-gate {v}: yes or no")),
+                });
+                i += 1;
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other} (--quick, --json, --plot FILE.svg, --mode, --load, --prestop)"
+                    "unknown argument {other} (--quick, --json, --plot FILE.svg, --mode, --load, --prestop, --readiness-gate)"
                 ));
             }
         }
@@ -160,11 +176,16 @@ fn args() -> Result<Args, String> {
     if a.prestops.is_empty() {
         a.prestops = vec![false, true];
     }
+    if a.gates.is_empty() {
+        a.gates = vec![true, false];
+    }
     Ok(a)
 }
 
-/// The traffic scenario for one run.
-fn scenario(scale: f64, prestop: bool) -> Scenario {
+/// The traffic scenario for one run; with `gate`, the workload follows costop's out-of-rotation
+/// opt-in: its pods carry `costop.io/serving: "true"` and its Service selects on it (the
+/// Deployment's and the PodDisruptionBudget's selectors do not).
+fn scenario(scale: f64, prestop: bool, gate: bool) -> Scenario {
     let mut s = Scenario::builtin("traffic").expect("the traffic scenario is built in");
     s.time_scale = scale;
     for w in &mut s.workloads.0 {
@@ -177,6 +198,32 @@ fn scenario(scale: f64, prestop: bool) -> Scenario {
                     (SERVICE_MS * scale) as u64
                 ),
             );
+            if gate {
+                let lines: Vec<&str> = y.lines().collect();
+                let mut out = String::new();
+                for (i, line) in lines.iter().enumerate() {
+                    let t = line.trim_start();
+                    let indent = &line[..line.len() - t.len()];
+                    let template_labels = t == "labels: {app: shop}"
+                        && lines.get(i + 1).is_some_and(|n| n.trim() == "annotations:");
+                    if template_labels || t == "selector: {app: shop}" {
+                        let key = t.split(':').next().unwrap_or_default();
+                        out.push_str(&format!(
+                            "{indent}{key}: {{app: shop, {}: \"{}\"}}\n",
+                            costop_core::constants::LABEL_SERVING,
+                            costop_core::constants::LABEL_SERVING_IN
+                        ));
+                    } else {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+                assert!(
+                    out.matches(costop_core::constants::LABEL_SERVING).count() == 2,
+                    "the shop template and Service carry the opt-in"
+                );
+                *y = out;
+            }
             if prestop {
                 // The preStop hook goes beside `ports:`, at its indentation.
                 let ports = "ports: [{name: http, containerPort: 8080}]";
@@ -298,6 +345,8 @@ fn costop_config(bed: &Bed, scale: f64) -> Config {
         ("COSTOP_GRACE_CAP_SECONDS".into(), secs(90.0)),
         ("COSTOP_STANDBY_WATCH_SECONDS".into(), secs(240.0)),
         ("COSTOP_DEDUPE_LEASE_SECONDS".into(), secs(180.0)),
+        ("COSTOP_ROTATION_MAX_WAIT_SECONDS".into(), secs(20.0)),
+        ("COSTOP_ROTATION_SETTLE_SECONDS".into(), secs(10.0)),
     ]);
     Config::from_env(env).expect("a valid configuration")
 }
@@ -419,6 +468,7 @@ struct RunResult {
     mode: Response,
     load: f64,
     prestop: bool,
+    readiness_gate: bool,
     capacity_rps: f64,
     offered_rps: f64,
     report: LoadReport,
@@ -426,10 +476,10 @@ struct RunResult {
     causes: BTreeMap<String, u64>,
 }
 
-async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunResult {
+async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f64) -> RunResult {
     let (log_tx, mut log_rx) = tokio::sync::mpsc::channel(1 << 20);
     let bed = Bed::start_with(
-        scenario(scale, prestop),
+        scenario(scale, prestop, gate),
         BedOptions {
             alb_access_log: Some(log_tx),
         },
@@ -588,6 +638,7 @@ async fn one_run(mode: Response, load: f64, prestop: bool, scale: f64) -> RunRes
         mode,
         load,
         prestop,
+        readiness_gate: gate,
         capacity_rps,
         offered_rps,
         report,
@@ -620,6 +671,7 @@ fn json_of(r: &RunResult, scale: f64) -> Value {
         "mode": r.mode.name(),
         "load": r.load,
         "prestop": r.prestop,
+        "readiness_gate": r.readiness_gate,
         "sent": all.sent + all.dropped_by_client,
         "ok": all.ok_2xx,
         "accepted": all.accepted_202,
@@ -663,9 +715,23 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // Only costop reads the opt-in: the other modes run once, without it where asked for.
+    let gates_of = |mode: Response| -> Vec<bool> {
+        match mode {
+            Response::Costop => a.gates.clone(),
+            _ => vec![if a.gates.contains(&false) {
+                false
+            } else {
+                a.gates[0]
+            }],
+        }
+    };
+    let runs_total: usize = a.modes.iter().map(|m| gates_of(*m).len()).sum::<usize>()
+        * a.loads.len()
+        * a.prestops.len();
     eprintln!(
         "traffic bench: {} run(s) at time scale {scale}{}",
-        a.modes.len() * a.loads.len() * a.prestops.len(),
+        runs_total,
         if a.quick {
             " (quick: costop's deadline window, safety margin, grace cap, standby watch and dedupe lease divided by 20; the workload's service time ×20, so real rates stay. A grace period costop derives from its scaled deadline reaches the simulator as simulated seconds, 20× shorter than meant: quick runs are a smoke test, the real-time run gives the figures)"
         } else {
@@ -676,17 +742,22 @@ fn main() {
     let mut runs = Vec::new();
     for &prestop in &a.prestops {
         for &load in &a.loads {
-            for &mode in &a.modes {
-                let r = rt.block_on(one_run(mode, load, prestop, scale));
+            for (mode, gate) in a
+                .modes
+                .iter()
+                .flat_map(|m| gates_of(*m).into_iter().map(move |g| (*m, g)))
+            {
+                let r = rt.block_on(one_run(mode, load, prestop, gate, scale));
                 let j = json_of(&r, scale);
                 if a.json {
                     println!("{j}");
                 } else {
                     println!(
-                        "{:<8} load {:<4} prestop {:<5} sent {:>7} ok {:>7} failed {:>6} lost writes {:>3} p99 {:>8} ms full capacity {:>7} s  causes {}",
+                        "{:<8} load {:<4} prestop {:<5} gate {:<5} sent {:>7} ok {:>7} failed {:>6} lost writes {:>3} p99 {:>8} ms full capacity {:>7} s  causes {}",
                         r.mode.name(),
                         r.load,
                         r.prestop,
+                        r.readiness_gate,
                         j["sent"],
                         j["ok"],
                         j["failed"],
@@ -725,8 +796,9 @@ fn main() {
                 .collect();
                 plot::Panel {
                     title: format!(
-                        "{}: load {}× ({:.0} req/s), preStop {}",
+                        "{}{}: load {}× ({:.0} req/s), preStop {}",
                         r.mode.name(),
+                        if r.readiness_gate { " (opt-in)" } else { "" },
                         r.load,
                         r.offered_rps,
                         if r.prestop { "20 s" } else { "none" }
@@ -742,18 +814,26 @@ fn main() {
             Err(e) => eprintln!("traffic bench: could not draw {}: {e}", path.display()),
         }
     }
-    // costop's failures as a ratio to the drain's, per load and preStop setting.
+    // costop's failures as a ratio to the drain's, per load, preStop and opt-in setting.
     for &prestop in &a.prestops {
         for &load in &a.loads {
-            let of = |m: &str| {
+            let of = |m: &str, gate: Option<bool>| {
                 results
                     .iter()
-                    .find(|j| j["mode"] == m && j["load"] == load && j["prestop"] == prestop)
+                    .find(|j| {
+                        j["mode"] == m
+                            && j["load"] == load
+                            && j["prestop"] == prestop
+                            && gate.is_none_or(|g| j["readiness_gate"] == g)
+                    })
                     .and_then(|j| j["failed"].as_f64())
             };
-            if let (Some(c), Some(n)) = (of("costop"), of("nth")) {
+            for &gate in &a.gates {
+                let (Some(c), Some(n)) = (of("costop", Some(gate)), of("nth", None)) else {
+                    continue;
+                };
                 eprintln!(
-                    "load {load} prestop {prestop}: costop failed {c} vs nth {n} ({})",
+                    "load {load} prestop {prestop} readiness gate {gate}: costop failed {c} vs nth {n} ({})",
                     if n > 0.0 {
                         format!("{:.2}×", c / n)
                     } else {
