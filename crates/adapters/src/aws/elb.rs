@@ -341,6 +341,15 @@ mod tests {
             ("DescribeTargetHealth", Some("arn:ip")) => {
                 Reply::xml(200, health_xml(&[("10.0.9.9", 8080)]))
             }
+            ("DescribeTargetHealth", Some("arn:states")) => Reply::xml(
+                200,
+                format!(
+                    "<DescribeTargetHealthResponse xmlns=\"{NS}\"><DescribeTargetHealthResult><TargetHealthDescriptions>{}{}{}</TargetHealthDescriptions></DescribeTargetHealthResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></DescribeTargetHealthResponse>",
+                    "<member><Target><Id>10.1.0.1</Id><Port>8080</Port></Target><TargetHealth><State>healthy</State></TargetHealth></member>",
+                    "<member><Target><Id>10.1.0.2</Id><Port>8080</Port></Target><TargetHealth><State>draining</State><Reason>Target.DeregistrationInProgress</Reason></TargetHealth></member>",
+                    "<member><Target><Id>10.1.0.3</Id><Port>8080</Port></Target><TargetHealth><State>unused</State><Reason>Target.NotRegistered</Reason></TargetHealth></member>",
+                ),
+            ),
             ("DescribeTargetHealth", Some("arn:gone")) => {
                 Reply::xml(400, error_xml("TargetGroupNotFound"))
             }
@@ -407,6 +416,11 @@ mod tests {
             (groups[1].arn.as_str(), groups[1].targets[0].id.as_str()),
             ("arn:ip", "10.0.9.9")
         );
+        assert_eq!(
+            (groups[0].kept_by_controller, groups[1].kept_by_controller),
+            (false, true),
+            "the group tagged elbv2.k8s.aws/cluster is the controller's"
+        );
         // The lambda group's targets were never read.
         assert!(!server.requests().iter().any(|r| {
             r.form()
@@ -423,6 +437,47 @@ mod tests {
         assert_eq!(listed(&server), 1);
         elb.target_groups().await.unwrap();
         assert_eq!(listed(&server), 1);
+    }
+
+    #[tokio::test]
+    async fn target_states_say_which_targets_still_get_requests() {
+        let server = Server::start(handler).await;
+        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
+            &sdk_config(&server.url).await,
+        ));
+        let group = |arn: &str| DeregisterTargets {
+            target_group_arn: arn.into(),
+            target_type: TargetType::Ip,
+            targets: ["10.1.0.1", "10.1.0.2", "10.1.0.3", "10.1.0.4"]
+                .iter()
+                .map(|ip| RegisteredTarget {
+                    id: (*ip).into(),
+                    port: Some(8080),
+                    availability_zone: None,
+                })
+                .collect(),
+        };
+        let states: Vec<TargetServing> = elb
+            .serving(&group("arn:states"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(
+            states,
+            [
+                TargetServing::InService,
+                TargetServing::Draining,
+                TargetServing::Gone,
+                TargetServing::Gone
+            ],
+            "healthy, draining, unused, and one the answer left out"
+        );
+        let form = server.requests()[0].form();
+        assert_eq!(form["Targets.member.4.Id"], "10.1.0.4");
+        let vanished = elb.serving(&group("arn:gone")).await.unwrap();
+        assert!(vanished.iter().all(|(_, s)| *s == TargetServing::Gone));
     }
 
     #[tokio::test]
