@@ -1532,3 +1532,73 @@ fn the_interruption_header_is_indexed_by_instance() {
         )))
     );
 }
+
+#[test]
+fn pods_that_serve_a_load_balancer_are_evicted_after_their_rotation_and_the_others_at_once() {
+    let mut f = facts(I);
+    let mut opted_in = pod("shop-1", "ReplicaSet", Some(30));
+    opted_in.ip = Some("10.0.5.1".into());
+    opted_in.labels.insert(
+        constants::LABEL_SERVING.into(),
+        constants::LABEL_SERVING_IN.into(),
+    );
+    let mut registered = pod("api-1", "ReplicaSet", Some(30));
+    registered.ip = Some("10.0.1.40".into());
+    f.pods = vec![opted_in, registered, pod("batch-1", "ReplicaSet", Some(30))];
+    f.target_groups.push(TargetGroupFacts {
+        arn: "tg-kept".into(),
+        target_type: TargetType::Ip,
+        targets: vec![RegisteredTarget {
+            id: "10.0.5.1".into(),
+            port: Some(8080),
+            availability_zone: None,
+        }],
+        kept_by_controller: true,
+    });
+    let p = act(plan(&spot("terminate"), &f, &Config::default(), now()));
+    let d = drain(&p);
+    let waits: Vec<(&str, bool)> = d
+        .pods
+        .iter()
+        .map(|p| (p.name.as_str(), p.after_rotation))
+        .collect();
+    assert!(waits.contains(&("shop-1", true)) && waits.contains(&("api-1", true)));
+    assert!(waits.contains(&("batch-1", false)));
+    let r = d.rotation.as_ref().expect("a rotation");
+    assert_eq!(r.relabel.len(), 1);
+    assert_eq!(r.relabel[0].name, "shop-1");
+    let watched: Vec<&str> = r
+        .watch
+        .iter()
+        .map(|w| w.target_group_arn.as_str())
+        .collect();
+    assert!(watched.contains(&"tg-kept") && watched.contains(&"tg-ip"));
+    // The kept group is not deregistered by costop; the other IP group is.
+    let deregistered: Vec<&str> = p
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::DeregisterTargets(d) => Some(d.target_group_arn.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(!deregistered.contains(&"tg-kept") && deregistered.contains(&"tg-ip"));
+    // Defaults: the wait ends by now + 20 s, the serving pods' grace from the end of the settle.
+    assert_eq!(r.wait_until, now() + TimeDelta::seconds(20));
+    let shop = d.pods.iter().find(|p| p.name == "shop-1").unwrap();
+    let batch = d.pods.iter().find(|p| p.name == "batch-1").unwrap();
+    assert!(shop.grace_period_seconds <= batch.grace_period_seconds);
+    assert!(r.ends_by() + TimeDelta::seconds(shop.grace_period_seconds) <= d.evict_by);
+}
+
+#[test]
+fn a_node_whose_pods_serve_nothing_has_no_rotation() {
+    let p = act(plan(
+        &spot("terminate"),
+        &facts(I),
+        &Config::default(),
+        now(),
+    ));
+    assert!(drain(&p).rotation.is_none());
+    assert!(drain(&p).pods.iter().all(|p| !p.after_rotation));
+}
