@@ -43,6 +43,7 @@ use costop_core::plan::action::{
     RecordEvent, RestoreNode,
 };
 use costop_core::record::{Item, Key, StandbyLease, Update};
+use costop_core::shift::{RuleFacts, WeightedGroup};
 use costop_core::standby::{TagChange, TolerationPatch};
 use costop_tests::fast::FastWorld;
 use costop_tests::{events, pods_on, spot_nodes};
@@ -254,6 +255,34 @@ impl<W: InterruptionPorts + 'static> Elb for Port<W> {
     {
         self.rec
             .time("elb.serving", Side::Aws, self.w.elb().serving(targets))
+    }
+    fn listener_rules(&self) -> impl Future<Output = Result<Vec<RuleFacts>, PortError>> + Send {
+        self.rec.time(
+            "elb.listener_rules",
+            Side::Aws,
+            self.w.elb().listener_rules(),
+        )
+    }
+    fn set_forward(
+        &self,
+        rule: &RuleFacts,
+        forward: &[WeightedGroup],
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "elb.set_forward",
+            Side::Aws,
+            self.w.elb().set_forward(rule, forward),
+        )
+    }
+    fn in_service(
+        &self,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<Option<usize>, PortError>> + Send {
+        self.rec.time(
+            "elb.in_service",
+            Side::Aws,
+            self.w.elb().in_service(target_group_arn),
+        )
     }
 }
 

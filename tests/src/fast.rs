@@ -335,6 +335,7 @@ impl Harness for FastHarness {
                     target_type,
                     targets,
                     kept_by_controller: tg.service.is_some(),
+                    registered: 0,
                 },
             );
         }

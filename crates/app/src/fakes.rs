@@ -14,6 +14,7 @@ use costop_core::facts::{
 };
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
+use costop_core::shift::{RuleFacts, WeightedGroup};
 use costop_core::standby::TagChange;
 
 use crate::ports::{Asg, Claim, Ec2, Elb, LeaseClaim, PortError, Records};
@@ -162,10 +163,11 @@ impl Ec2 for FakeEc2 {
     }
 }
 
-/// Target groups by ARN, and every deregistration.
+/// Target groups by ARN, listener rules by ARN, and every deregistration.
 #[derive(Clone, Default)]
 pub struct FakeElb {
     pub groups: Arc<Mutex<BTreeMap<String, TargetGroupFacts>>>,
+    pub rules: Arc<Mutex<BTreeMap<String, RuleFacts>>>,
     pub deregistered: Arc<Mutex<Vec<DeregisterTargets>>>,
 }
 
@@ -211,6 +213,31 @@ impl Elb for FakeElb {
                 (t.clone(), state)
             })
             .collect())
+    }
+    async fn listener_rules(&self) -> Result<Vec<RuleFacts>, PortError> {
+        Ok(lock(&self.rules).values().cloned().collect())
+    }
+    async fn set_forward(
+        &self,
+        rule: &RuleFacts,
+        forward: &[WeightedGroup],
+    ) -> Result<(), PortError> {
+        match lock(&self.rules).get_mut(&rule.arn) {
+            Some(r) => {
+                r.forward = forward.to_vec();
+                Ok(())
+            }
+            None => Err(PortError::NotFound {
+                op: "set forward",
+                what: format!("rule {}", rule.arn),
+            }),
+        }
+    }
+    /// Every registered target is healthy: the fake keeps no health checks.
+    async fn in_service(&self, target_group_arn: &str) -> Result<Option<usize>, PortError> {
+        Ok(lock(&self.groups)
+            .get(target_group_arn)
+            .map(|g| g.targets.len()))
     }
 }
 

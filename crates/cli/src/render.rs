@@ -129,6 +129,13 @@ fn describe(a: &Action) -> String {
             let t: Vec<String> = d.targets.iter().map(|t| t.id.clone()).collect();
             format!("deregister {} from {}", t.join(", "), d.target_group_arn)
         }
+        Action::ShiftTraffic(l) => format!(
+            "send {}% of rule {} to the fallback {} until capacity is back (at the latest {})",
+            l.to_fallback(&l.applied),
+            l.rule_arn,
+            l.fallback_target_group,
+            l.restore_by.to_rfc3339()
+        ),
         Action::Drain(d) => {
             let pods: Vec<String> = d
                 .pods
@@ -271,6 +278,7 @@ pub fn keeper(o: &KeeperOutcome) -> String {
             reports,
             resumes,
             handoffs,
+            traffic,
         } => {
             let _ = writeln!(s, "  tick");
             for p in plans {
@@ -308,6 +316,16 @@ pub fn keeper(o: &KeeperOutcome) -> String {
                         (None, true) => "handed to the interruption function".to_owned(),
                         (None, false) => "due (dry run: not handed off)".to_owned(),
                     }
+                );
+            }
+            for t in traffic {
+                let _ = writeln!(
+                    s,
+                    "  rule {} ({}): {}{}",
+                    t.rule,
+                    t.interruption_id,
+                    serde_json::to_string(&t.step).unwrap_or_default(),
+                    if t.done { "" } else { " (not carried out)" }
                 );
             }
         }

@@ -167,6 +167,12 @@ pub struct Config {
     pub rotation_max_wait_seconds: i64,
     /// `COSTOP_ROTATION_SETTLE_SECONDS`.
     pub rotation_settle_seconds: i64,
+    /// `COSTOP_FALLBACK_TARGET_GROUP` (empty: traffic is not shifted).
+    pub fallback_target_group: String,
+    /// `COSTOP_SHIFT_FACTOR`.
+    pub shift_factor: f32,
+    /// `COSTOP_SHIFT_MAX_SECONDS`.
+    pub shift_max_seconds: i64,
     /// `COSTOP_DEADLINE_WINDOW_SECONDS`.
     pub deadline_window_seconds: i64,
     /// `COSTOP_ASG_HOOK_DEADLINE_SECONDS`.
@@ -228,6 +234,9 @@ impl Default for Config {
             safety_margin_seconds: 15,
             rotation_max_wait_seconds: 20,
             rotation_settle_seconds: 10,
+            fallback_target_group: String::new(),
+            shift_factor: 1.0,
+            shift_max_seconds: 900,
             deadline_window_seconds: 120,
             asg_hook_deadline_seconds: 300,
             asg_hook_failed_drain_result: FailedDrainResult::Continue,

@@ -42,6 +42,10 @@ pub struct Facts {
     /// that belong to the instance.
     #[serde(default)]
     pub target_groups: Vec<TargetGroupFacts>,
+    /// The load balancers' listener rules, read beside the target groups when traffic is
+    /// shifted (`COSTOP_FALLBACK_TARGET_GROUP` set); empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<crate::shift::RuleFacts>,
     /// The dedupe read for (event id, instance id).
     #[serde(default)]
     pub delivery: Delivery,
@@ -88,6 +92,7 @@ impl Facts {
             node: None,
             pods: Vec::new(),
             target_groups: Vec::new(),
+            rules: Vec::new(),
             delivery: Delivery::New,
             standby_lease: None,
             lifecycle_hook: None,
@@ -102,6 +107,7 @@ impl Facts {
         Facts {
             pods: Vec::new(),
             target_groups: Vec::new(),
+            rules: Vec::new(),
             lifecycle_hook: None,
             ..self.clone()
         }
@@ -576,6 +582,14 @@ pub struct TargetGroupFacts {
     /// [`crate::constants::TAG_LBC_CLUSTER`]): it registers every ready endpoint again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kept_by_controller: bool,
+    /// How many targets the group had registered when read (before `targets` was narrowed to
+    /// the instance's and its pods'); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub registered: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TargetGroupFacts {
@@ -733,6 +747,7 @@ mod tests {
                 })
                 .collect(),
             kept_by_controller: false,
+            registered: 0,
         };
         assert_eq!(
             tg(TargetType::Instance, &["i-0123456789abcdef0", "i-99999999"])

@@ -31,6 +31,7 @@
 //! - [`rules`]: the EventBridge rules that deliver events to each function.
 //! - [`handoff`]: AWS Health scheduled changes kept until their moment.
 //! - [`standby`]: the warm standby pool (the keeper's decisions).
+//! - [`shift`]: traffic moved to the fallback during an interruption, and put back.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -45,6 +46,7 @@ pub mod plan;
 pub mod record;
 pub mod resume;
 pub mod rules;
+pub mod shift;
 pub mod standby;
 
 pub use config::{Config, ConfigError};

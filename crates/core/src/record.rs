@@ -368,6 +368,9 @@ pub fn ignored_notice_item(
     Ok(item)
 }
 
+/// Active traffic shifts: one lease per shifted listener rule or Ingress.
+pub const SHIFT_PK: &str = "SHIFT";
+
 /// The partition of [`ResumeWatch`]es: `RESUME` / `INSTANCE#<id>`, one per instance (a newer
 /// interruption of the same instance replaces the older). The keeper's tick reads it whole.
 pub const RESUME_PK: &str = "RESUME";
@@ -622,6 +625,27 @@ pub enum TimelineStep {
     },
     /// Every target costop deregistered is `draining` or gone.
     TargetsDraining,
+    /// A listener rule now sends part of its traffic to the fallback.
+    TrafficShifted {
+        /// The rule.
+        rule: String,
+        /// Its weight toward the fallback, in percent.
+        to_fallback: u32,
+    },
+    /// Capacity came partly back (or went further): the rule's shift changed.
+    TrafficAdjusted {
+        /// The rule.
+        rule: String,
+        /// Its weight toward the fallback now, in percent.
+        to_fallback: u32,
+    },
+    /// The rule is as it was before the shift.
+    TrafficRestored {
+        /// The rule.
+        rule: String,
+        /// `capacity_back` or `lease_expired`.
+        reason: String,
+    },
     /// The wait for `draining` ran out with targets still in service.
     RotationWaitExpired {
         /// The targets still in service (`id:port`).
@@ -742,6 +766,9 @@ impl TimelineStep {
             TimelineStep::DetachedFromAsg => "DETACHED_FROM_ASG",
             TimelineStep::OutOfRotation { .. } => "OUT_OF_ROTATION",
             TimelineStep::TargetsDraining => "TARGETS_DRAINING",
+            TimelineStep::TrafficShifted { .. } => "TRAFFIC_SHIFTED",
+            TimelineStep::TrafficAdjusted { .. } => "TRAFFIC_ADJUSTED",
+            TimelineStep::TrafficRestored { .. } => "TRAFFIC_RESTORED",
             TimelineStep::RotationWaitExpired { .. } => "ROTATION_WAIT_EXPIRED",
             TimelineStep::RotationSettled => "ROTATION_SETTLED",
             TimelineStep::EvictionIssued { .. } => "EVICTION_ISSUED",
@@ -840,7 +867,7 @@ impl TimelineEntry {
     }
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, RecordError> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, RecordError> {
     match item.get(name) {
         Some(Attr::S(s)) => Ok(s),
         Some(_) => Err(RecordError::WrongType {

@@ -148,6 +148,7 @@ fn facts(id: &str) -> Facts {
         target_groups: vec![
             TargetGroupFacts {
                 kept_by_controller: false,
+                registered: 0,
                 arn: "tg-instance".into(),
                 target_type: TargetType::Instance,
                 targets: vec![
@@ -165,6 +166,7 @@ fn facts(id: &str) -> Facts {
             },
             TargetGroupFacts {
                 kept_by_controller: false,
+                registered: 0,
                 arn: "tg-ip".into(),
                 target_type: TargetType::Ip,
                 targets: vec![
@@ -182,6 +184,7 @@ fn facts(id: &str) -> Facts {
             },
             TargetGroupFacts {
                 kept_by_controller: false,
+                registered: 0,
                 arn: "tg-elsewhere".into(),
                 target_type: TargetType::Instance,
                 targets: vec![RegisteredTarget {
@@ -191,6 +194,7 @@ fn facts(id: &str) -> Facts {
                 }],
             },
         ],
+        rules: Vec::new(),
         delivery: Delivery::New,
         standby_lease: None,
         lifecycle_hook: None,
@@ -1554,6 +1558,7 @@ fn pods_that_serve_a_load_balancer_are_evicted_after_their_rotation_and_the_othe
             availability_zone: None,
         }],
         kept_by_controller: true,
+        registered: 0,
     });
     let p = act(plan(&spot("terminate"), &f, &Config::default(), now()));
     let d = drain(&p);

@@ -10,11 +10,15 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetGroup, TargetTypeEnum};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, ForwardActionConfig, Listener, LoadBalancer, LoadBalancerTypeEnum,
+    Rule, TargetDescription, TargetGroup, TargetGroupTuple, TargetHealthStateEnum, TargetTypeEnum,
+};
 use costop_app::ports::{Elb, PortError};
 use costop_core::constants::TAG_LBC_CLUSTER;
 use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetServing, TargetType};
 use costop_core::plan::action::DeregisterTargets;
+use costop_core::shift::{RuleFacts, WeightedGroup};
 use futures::{StreamExt, TryStreamExt};
 
 use super::sdk_error;
@@ -183,6 +187,7 @@ impl Elb for ElbAdapter {
                 Ok::<_, PortError>(Some(TargetGroupFacts {
                     arn,
                     target_type,
+                    registered: targets.len(),
                     targets,
                     kept_by_controller,
                 }))
@@ -215,6 +220,122 @@ impl Elb for ElbAdapter {
                 Ok(())
             }
             Err(e) => Err(sdk_error("deregister targets", e)),
+        }
+    }
+
+    async fn listener_rules(&self) -> Result<Vec<RuleFacts>, PortError> {
+        // iam: elasticloadbalancing:DescribeLoadBalancers
+        let lbs: Vec<LoadBalancer> = self
+            .client
+            .describe_load_balancers()
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| sdk_error("describe load balancers", e))?;
+        let mut listeners = Vec::new();
+        for lb in lbs
+            .iter()
+            .filter(|lb| lb.r#type() == Some(&LoadBalancerTypeEnum::Application))
+        {
+            // iam: elasticloadbalancing:DescribeListeners
+            let found: Vec<Listener> = self
+                .client
+                .describe_listeners()
+                .set_load_balancer_arn(lb.load_balancer_arn().map(str::to_owned))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| sdk_error("describe listeners", e))?;
+            listeners.extend(found.into_iter().filter_map(|l| l.listener_arn));
+        }
+        let per_listener: Vec<(String, Vec<Rule>)> = futures::stream::iter(listeners)
+            .map(|l| async move {
+                let rules = self.rules_of(&l).await?;
+                Ok::<_, PortError>((l, rules))
+            })
+            .buffered(HEALTH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let arns: Vec<String> = per_listener
+            .iter()
+            .flat_map(|(_, rules)| rules.iter().filter_map(|r| r.rule_arn().map(str::to_owned)))
+            .collect();
+        let stacks = self.ingress_stacks(&arns).await?;
+        Ok(per_listener
+            .into_iter()
+            .flat_map(|(listener_arn, rules)| {
+                let stacks = &stacks;
+                rules.into_iter().filter_map(move |r| {
+                    let arn = r.rule_arn()?.to_owned();
+                    Some(RuleFacts {
+                        forward: forward_of(&r)?,
+                        listener_arn: listener_arn.clone(),
+                        is_default: r.is_default() == Some(true),
+                        ingress: stacks.get(&arn).cloned(),
+                        arn,
+                    })
+                })
+            })
+            .collect())
+    }
+
+    async fn set_forward(
+        &self,
+        rule: &RuleFacts,
+        forward: &[WeightedGroup],
+    ) -> Result<(), PortError> {
+        if rule.is_default {
+            // A listener's default rule is changed through the listener's default actions.
+            // iam: elasticloadbalancing:ModifyListener
+            self.client
+                .modify_listener()
+                .listener_arn(&rule.listener_arn)
+                .default_actions(forward_action(forward))
+                .send()
+                .await
+                .map_err(|e| sdk_error("modify listener", e))?;
+        } else {
+            // iam: elasticloadbalancing:ModifyRule
+            self.client
+                .modify_rule()
+                .rule_arn(&rule.arn)
+                .actions(forward_action(forward))
+                .send()
+                .await
+                .map_err(|e| sdk_error("modify rule", e))?;
+        }
+        Ok(())
+    }
+
+    async fn in_service(&self, target_group_arn: &str) -> Result<Option<usize>, PortError> {
+        // iam: elasticloadbalancing:DescribeTargetHealth
+        match self
+            .client
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(
+                out.target_health_descriptions()
+                    .iter()
+                    .filter(|d| {
+                        d.target_health().and_then(|h| h.state())
+                            == Some(&TargetHealthStateEnum::Healthy)
+                    })
+                    .count(),
+            )),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(sdk_error("describe target health", e)),
         }
     }
 
@@ -268,6 +389,115 @@ impl Elb for ElbAdapter {
             })
             .collect())
     }
+}
+
+/// The tag the AWS Load Balancer Controller puts on the listener rules it makes for an Ingress
+/// (`namespace/name`, or the group name of an IngressGroup).
+const TAG_INGRESS_STACK: &str = "ingress.k8s.aws/stack";
+
+impl ElbAdapter {
+    /// Every rule of one listener (`DescribeRules` is paged by marker).
+    async fn rules_of(&self, listener_arn: &str) -> Result<Vec<Rule>, PortError> {
+        let mut out = Vec::new();
+        let mut marker = None;
+        loop {
+            // iam: elasticloadbalancing:DescribeRules
+            let page = self
+                .client
+                .describe_rules()
+                .listener_arn(listener_arn)
+                .set_marker(marker)
+                .send()
+                .await
+                .map_err(|e| sdk_error("describe rules", e))?;
+            out.extend(page.rules().iter().cloned());
+            marker = page.next_marker().map(str::to_owned);
+            if marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The `ingress.k8s.aws/stack` tag of each of `arns` that has one.
+    async fn ingress_stacks(
+        &self,
+        arns: &[String],
+    ) -> Result<std::collections::BTreeMap<String, String>, PortError> {
+        let mut out = std::collections::BTreeMap::new();
+        for chunk in arns.chunks(TAGS_PER_CALL) {
+            // iam: elasticloadbalancing:DescribeTags
+            let tags = self
+                .client
+                .describe_tags()
+                .set_resource_arns(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| sdk_error("describe tags", e))?;
+            for d in tags.tag_descriptions() {
+                let stack = d
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some(TAG_INGRESS_STACK))
+                    .and_then(|t| t.value());
+                if let (Some(arn), Some(stack)) = (d.resource_arn(), stack) {
+                    out.insert(arn.to_owned(), stack.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A rule's forward, when forwarding is all it does: a rule with other actions too
+/// (authentication, say) is not one costop rewrites.
+fn forward_of(rule: &Rule) -> Option<Vec<WeightedGroup>> {
+    let [action] = rule.actions() else {
+        return None;
+    };
+    if action.r#type() != Some(&ActionTypeEnum::Forward) {
+        return None;
+    }
+    let weighted: Vec<WeightedGroup> = action
+        .forward_config()
+        .map(|f| f.target_groups())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| {
+            Some(WeightedGroup {
+                target_group_arn: t.target_group_arn()?.to_owned(),
+                // ELBv2: a group without a weight in a forward config weighs 1.
+                weight: t.weight().map_or(1, |w| w.max(0) as u32),
+            })
+        })
+        .collect();
+    if !weighted.is_empty() {
+        return Some(weighted);
+    }
+    Some(vec![WeightedGroup {
+        target_group_arn: action.target_group_arn()?.to_owned(),
+        weight: 1,
+    }])
+}
+
+fn forward_action(forward: &[WeightedGroup]) -> Action {
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(
+            ForwardActionConfig::builder()
+                .set_target_groups(Some(
+                    forward
+                        .iter()
+                        .map(|g| {
+                            TargetGroupTuple::builder()
+                                .target_group_arn(&g.target_group_arn)
+                                .weight(i32::try_from(g.weight).unwrap_or(i32::MAX))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build(),
+        )
+        .build()
 }
 
 fn description(t: &RegisteredTarget) -> TargetDescription {

@@ -16,6 +16,7 @@ use costop_core::facts::{Facts, InstanceFacts, PodFacts, TargetGroupFacts};
 use costop_core::handoff;
 use costop_core::plan::{LifecycleHeartbeat, Phase};
 use costop_core::record::{self, TimelineEntry, TimelineStep};
+use costop_core::shift::{self, RuleFacts};
 use costop_core::{Action, Decision, IgnoreReason, Plan};
 use futures::future::{Either, join_all};
 use tokio::time::MissedTickBehavior;
@@ -60,6 +61,7 @@ impl<W: InterruptionPorts> Handler<W> {
         cx: &DeliveryContext<'_>,
         opened: Opened<KubeOf<W>>,
         groups: &Result<Vec<TargetGroupFacts>, PortError>,
+        rules: &[RuleFacts],
     ) -> Result<InstanceOutcome, HandlerError> {
         let Opened {
             mut facts,
@@ -119,6 +121,7 @@ impl<W: InterruptionPorts> Handler<W> {
                 None
             }
         };
+        facts.rules = rules.to_vec();
         let mut groups_failed = None;
         match groups {
             Ok(groups) => {
@@ -326,6 +329,29 @@ impl<W: InterruptionPorts> Handler<W> {
                         after_ms: run.cx.started.elapsed().as_millis() as u64,
                     });
                 }
+            }
+            Action::ShiftTraffic(lease) => {
+                // The lease first: whatever happens next, the keeper's tick puts the rule back.
+                let item = shift::shift_lease_item(lease).map_err(|e| {
+                    port(PortError::Permanent {
+                        op: "encode shift lease",
+                        source: Box::new(e),
+                    })
+                })?;
+                self.world.records().put(item).await.map_err(port)?;
+                self.world
+                    .elb()
+                    .set_forward(&lease.rule(), &lease.applied)
+                    .await
+                    .map_err(port)?;
+                run.journal.push(TimelineEntry {
+                    interruption_id: plan.interruption_id.clone(),
+                    at: Utc::now(),
+                    step: TimelineStep::TrafficShifted {
+                        rule: lease.rule_arn.clone(),
+                        to_fallback: lease.to_fallback(&lease.applied),
+                    },
+                });
             }
             Action::DeregisterTargets(d) => {
                 self.world.elb().deregister(d).await.map_err(port)?;
@@ -608,6 +634,7 @@ fn holding(
             }
             (!targets.is_empty()).then(|| TargetGroupFacts {
                 targets,
+                registered: g.targets.len(),
                 ..g.clone()
             })
         })

@@ -129,10 +129,25 @@ impl<W: InterruptionPorts> Handler<W> {
 
         // The target groups are read beside everything up to the openings and awaited only
         // after them.
-        let (groups, opened) = futures::join!(
+        let shift = !self.config.fallback_target_group.is_empty();
+        let (groups, rules, opened) = futures::join!(
             self.world.elb().target_groups(),
+            // Boxed: one more nested future here takes the function's future past rustc's
+            // layout depth limit.
+            Box::pin(async {
+                if shift {
+                    self.world.elb().listener_rules().await
+                } else {
+                    Ok(Vec::new())
+                }
+            }),
             self.open_all(&cx, &event_id, &ids)
         );
+        // Shifting traffic helps; it must never hold up the drain.
+        let rules = rules.unwrap_or_else(|e| {
+            tracing::error!(error = %crate::function::error_chain(&e), "listener rules unreadable; traffic not shifted");
+            Vec::new()
+        });
         let opened = opened.map_err(all)?;
         let claimed_any = opened.iter().any(|o| o.as_ref().is_ok_and(|o| o.claimed()));
         // Nothing done yet: a failed target-group read fails the delivery, to be retried whole.
@@ -145,7 +160,7 @@ impl<W: InterruptionPorts> Handler<W> {
         // another failed; the first error is returned after all of them.
         let runs = opened
             .into_iter()
-            .map(|opened| async { self.finish(&cx, opened?, &groups).await });
+            .map(|opened| async { self.finish(&cx, opened?, &groups, &rules).await });
         let mut instances = Vec::with_capacity(ids.len());
         let mut first_error = None;
         for r in join_all(runs).await {

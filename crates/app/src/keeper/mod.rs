@@ -4,12 +4,14 @@
 //! ahead of time; [`watch`]: after a start, the node's replacement pods get the standby
 //! toleration as they appear; [`tick`]: a scheduled tick returns standbys to the pool when spot
 //! capacity is back, gives back nodes whose instances returned ([`resume`]) and hands scheduled
-//! changes that came due to the interruption function ([`handoff`]).
+//! changes that came due to the interruption function ([`handoff`]), and puts shifted traffic
+//! back as capacity returns ([`traffic`]).
 
 mod handoff;
 mod resume;
 mod start;
 mod tick;
+mod traffic;
 mod watch;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -21,6 +23,7 @@ use serde::Serialize;
 
 pub use handoff::HandoffReport;
 pub use resume::ResumeReport;
+pub use traffic::TrafficReport;
 
 use crate::function::{Function, Mode, Retryable};
 use crate::journal::Journal;
@@ -91,6 +94,9 @@ pub enum KeeperOutcome {
         /// AWS Health scheduled changes that came due, handed to the interruption function.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         handoffs: Vec<HandoffReport>,
+        /// Listener rules shifted toward the fallback: kept, adjusted or put back.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        traffic: Vec<TrafficReport>,
     },
 }
 

@@ -70,6 +70,14 @@ impl<W: KeeperPorts> Keeper<W> {
                 Vec::new()
             }
         };
+        // Shifted traffic, whatever the cluster.
+        let traffic = match self.restore_traffic(mode).await {
+            Ok(t) => t,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                Vec::new()
+            }
+        };
         match first_error {
             Some(e) => Err(e),
             None => Ok(KeeperOutcome::Tick {
@@ -77,6 +85,7 @@ impl<W: KeeperPorts> Keeper<W> {
                 reports,
                 resumes,
                 handoffs,
+                traffic,
             }),
         }
     }

@@ -6,6 +6,7 @@ use costop_core::facts::{
     InstanceFacts, LifecycleHookFacts, RegisteredTarget, TargetGroupFacts, TargetServing,
 };
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult};
+use costop_core::shift::{RuleFacts, WeightedGroup};
 use costop_core::standby::TagChange;
 
 use super::PortError;
@@ -52,6 +53,21 @@ pub trait Elb: Send + Sync {
         &self,
         targets: &DeregisterTargets,
     ) -> impl Future<Output = Result<Vec<(RegisteredTarget, TargetServing)>, PortError>> + Send;
+    /// Every listener rule of every Application Load Balancer that forwards to target groups,
+    /// with the Ingress whose controller manages it (the rule's `ingress.k8s.aws/stack` tag).
+    fn listener_rules(&self) -> impl Future<Output = Result<Vec<RuleFacts>, PortError>> + Send;
+    /// Make the rule (or, for a listener's default rule, the listener's default action) forward
+    /// to `forward` with those weights.
+    fn set_forward(
+        &self,
+        rule: &RuleFacts,
+        forward: &[WeightedGroup],
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
+    /// How many of the group's targets are `healthy`; `None` for a group that is gone.
+    fn in_service(
+        &self,
+        target_group_arn: &str,
+    ) -> impl Future<Output = Result<Option<usize>, PortError>> + Send;
 }
 
 /// Auto Scaling.

@@ -52,8 +52,11 @@ pub trait InterruptionPorts:
 impl<W: HasEc2 + HasElb + HasAsg + HasRecords + HasClusters + Send + Sync> InterruptionPorts for W {}
 
 /// What the keeper uses.
-pub trait KeeperPorts: HasEc2 + HasRecords + HasClusters + HasHandoff + Send + Sync {}
-impl<W: HasEc2 + HasRecords + HasClusters + HasHandoff + Send + Sync> KeeperPorts for W {}
+pub trait KeeperPorts:
+    HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + Send + Sync
+{
+}
+impl<W: HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + Send + Sync> KeeperPorts for W {}
 
 /// Implements the `Has*` traits for a world struct whose fields are named after the ports:
 /// `has_ports!(MyWorld { ec2: FakeEc2, records: FakeRecords })`.

@@ -190,6 +190,17 @@ declare! {
     Actions {
         /// Plan and print, change nothing.
         COSTOP_DRY_RUN => dry_run: Bool;
+        /// The fallback function's target group (ARN; set by the template). On a notice, each
+        /// listener rule that forwards to a group holding the node's targets sends the node's
+        /// share of that group's traffic there until the group's capacity is back. Empty:
+        /// traffic is not shifted.
+        COSTOP_FALLBACK_TARGET_GROUP => fallback_target_group: Text;
+        /// The share shifted is the node's share of its groups times this (1 moves exactly
+        /// what the node carried; more leaves headroom on the survivors).
+        COSTOP_SHIFT_FACTOR => shift_factor: Positive;
+        /// A shifted rule is put back at the latest this long after the notice, whatever the
+        /// capacity (the keeper's tick checks every minute).
+        COSTOP_SHIFT_MAX_SECONDS => shift_max_seconds: Int(60, 86_400);
         /// Delete pods still present at the deadline (bypasses PDBs).
         COSTOP_FORCE_DELETE_AT_DEADLINE => force_delete_at_deadline: Bool;
         /// Detach the instance from its ASG (desired capacity kept) so a replacement launches

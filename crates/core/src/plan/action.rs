@@ -84,6 +84,9 @@ pub enum Action {
     CordonAndTaint(CordonAndTaint),
     /// Deregister the instance's targets from one target group.
     DeregisterTargets(DeregisterTargets),
+    /// Move the node's share of a listener rule's traffic to the fallback: write the lease,
+    /// then change the rule (see [`crate::shift`]).
+    ShiftTraffic(crate::shift::ShiftLease),
     /// Detach the instance from its Auto Scaling group so the group launches
     /// a replacement now rather than after termination.
     DetachFromAsg {
@@ -146,6 +149,7 @@ impl Action {
             Action::LifecycleHeartbeat(_) => "lifecycle_heartbeat",
             Action::CordonAndTaint(_) => "cordon_and_taint",
             Action::DeregisterTargets(_) => "deregister_targets",
+            Action::ShiftTraffic(_) => "shift_traffic",
             Action::DetachFromAsg { .. } => "detach_from_asg",
             Action::Drain(_) => "drain",
             Action::CompleteLifecycleAction(_) => "complete_lifecycle_action",

@@ -725,6 +725,31 @@ impl Builder<'_> {
         );
     }
 
+    /// Move the node's share of each rule's traffic to the fallback (see [`crate::shift`]).
+    fn shift_traffic(&mut self, deadline: DateTime<Utc>) {
+        let fallback = &self.config.fallback_target_group;
+        if fallback.is_empty() {
+            return;
+        }
+        let leases: Vec<_> =
+            crate::shift::shiftable(&self.facts.rules, &self.facts.target_groups, fallback)
+                .into_iter()
+                .filter_map(|r| {
+                    crate::shift::lease_for(
+                        r,
+                        &self.facts.target_groups,
+                        self.config,
+                        &self.interruption_id,
+                        self.now,
+                        deadline,
+                    )
+                })
+                .collect();
+        for lease in leases {
+            self.push(Phase::Beside, Action::ShiftTraffic(lease));
+        }
+    }
+
     /// Deregister what no controller keeps (see [`rotation`]).
     fn deregister(&mut self) {
         let out =
@@ -801,6 +826,7 @@ impl Builder<'_> {
         self.watch_for_resume(deadline);
 
         self.deregister();
+        self.shift_traffic(deadline);
         let relabel = rotation::to_relabel(&self.facts.pods);
         let watch = rotation::watched(
             &self.facts.target_groups,

@@ -220,6 +220,7 @@ mod tests {
                 })
                 .collect(),
             kept_by_controller: kept,
+            registered: 0,
         }
     }
 

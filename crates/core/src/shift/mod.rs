@@ -1,0 +1,188 @@
+//! Traffic shift and restore. While an interrupted node's targets leave a target group, the
+//! share of each listener rule's traffic they carried (times `COSTOP_SHIFT_FACTOR`) goes to the
+//! fallback function's target group (`COSTOP_FALLBACK_TARGET_GROUP`), through the rule's
+//! weighted forward; as the group's capacity comes back the share returns in steps, and once the
+//! group is whole again (or `COSTOP_SHIFT_MAX_SECONDS` after the notice, whatever happens) the
+//! rule is put back exactly as it was.
+//!
+//! Every shifted rule has a lease ([`ShiftLease`], under [`crate::record::SHIFT_PK`]), written
+//! before the rule is changed: whatever happens to the function that shifted it, the keeper's
+//! tick finds the lease and carries the restore through ([`restore_step`]). The share a rule
+//! keeps shifted is the larger of what the interrupted nodes announced (until their deadline:
+//! their targets still look healthy while they drain) and the group's deficit (targets in
+//! service short of what it had at the notice), so a second interruption in the same group, or
+//! slow replacements, keep the shift as long as the capacity is missing.
+//!
+//! A rule the AWS Load Balancer Controller manages (tagged `ingress.k8s.aws/stack`) is changed
+//! through its Ingress's `actions` annotation, never directly, or the controller would undo it:
+//! [`shiftable`] leaves such rules out of the listener-rule path.
+
+mod lease;
+mod weights;
+
+pub use lease::{GroupShare, ShiftLease, shift_lease_from_item, shift_lease_item, shift_lease_key};
+pub use weights::shifted;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::facts::TargetGroupFacts;
+
+/// A target group in a weighted forward, with its weight (ELBv2: 0–999).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightedGroup {
+    /// Target group ARN.
+    pub target_group_arn: String,
+    /// Weight.
+    pub weight: u32,
+}
+
+/// A listener rule that forwards to target groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleFacts {
+    /// Rule ARN.
+    pub arn: String,
+    /// Its listener.
+    pub listener_arn: String,
+    /// The listener's default rule (changed through the listener's default actions).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_default: bool,
+    /// Its forward action's groups (a plain forward is one group of weight 1).
+    pub forward: Vec<WeightedGroup>,
+    /// The Ingress (`namespace/name`) whose controller manages the rule, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<String>,
+}
+
+/// The rules the listener-rule path shifts: forwarding to a group that holds the node's targets,
+/// not managed by a controller, not already shifted (a lease holds it then, and its tick follows
+/// the deficit), and not already forwarding to the fallback.
+pub fn shiftable<'a>(
+    rules: &'a [RuleFacts],
+    groups: &[TargetGroupFacts],
+    fallback: &str,
+) -> Vec<&'a RuleFacts> {
+    rules
+        .iter()
+        .filter(|r| r.ingress.is_none())
+        .filter(|r| !r.forward.iter().any(|g| g.target_group_arn == fallback))
+        .filter(|r| {
+            r.forward.iter().any(|w| {
+                groups
+                    .iter()
+                    .any(|g| g.arn == w.target_group_arn && !g.targets.is_empty())
+            })
+        })
+        .collect()
+}
+
+/// The lease of one rule's shift on a notice: the node's share of each of its groups (targets on
+/// the node over targets registered), the weights that move it to the fallback, and until when.
+/// `None` when nothing would move (no share, or a zero factor).
+pub fn lease_for(
+    rule: &RuleFacts,
+    groups: &[TargetGroupFacts],
+    config: &Config,
+    interruption_id: &str,
+    now: DateTime<Utc>,
+    deadline: DateTime<Utc>,
+) -> Option<ShiftLease> {
+    let shares: Vec<GroupShare> = rule
+        .forward
+        .iter()
+        .filter_map(|w| {
+            let g = groups.iter().find(|g| g.arn == w.target_group_arn)?;
+            Some(GroupShare {
+                target_group_arn: g.arn.clone(),
+                expected: g.registered.max(g.targets.len()),
+                announced: g.targets.len(),
+            })
+        })
+        .collect();
+    let by_group: BTreeMap<&str, f64> = shares
+        .iter()
+        .map(|s| (s.target_group_arn.as_str(), s.announced_share()))
+        .collect();
+    let fallback = &config.fallback_target_group;
+    let applied = shifted(
+        &rule.forward,
+        |arn| by_group.get(arn).copied().unwrap_or(0.0),
+        fallback,
+        f64::from(config.shift_factor),
+    )?;
+    Some(ShiftLease {
+        rule_arn: rule.arn.clone(),
+        listener_arn: rule.listener_arn.clone(),
+        is_default: rule.is_default,
+        before: rule.forward.clone(),
+        applied,
+        fallback_target_group: fallback.clone(),
+        factor: f64::from(config.shift_factor),
+        groups: shares,
+        interruption_id: interruption_id.to_owned(),
+        hold_until: deadline,
+        restore_by: now + TimeDelta::seconds(config.shift_max_seconds),
+    })
+}
+
+/// What the keeper's tick does with a lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum RestoreStep {
+    /// The weights applied are still right.
+    Keep,
+    /// Capacity came partly back (or went further): apply these weights, keep the lease.
+    Adjust {
+        /// The new weights.
+        weights: Vec<WeightedGroup>,
+    },
+    /// The groups are whole again, or the lease's time is up: put the rule back as it was and
+    /// delete the lease.
+    Restore {
+        /// Why (`capacity_back`, `lease_expired`).
+        reason: &'static str,
+    },
+}
+
+/// One tick's step for `lease`, from each group's targets in service now (absent: unknown,
+/// taken as unchanged from the notice).
+pub fn restore_step(
+    lease: &ShiftLease,
+    in_service: &BTreeMap<String, usize>,
+    now: DateTime<Utc>,
+) -> RestoreStep {
+    if now >= lease.restore_by {
+        return RestoreStep::Restore {
+            reason: "lease_expired",
+        };
+    }
+    let share = |arn: &str| {
+        let Some(g) = lease.groups.iter().find(|g| g.target_group_arn == arn) else {
+            return 0.0;
+        };
+        let deficit = in_service.get(arn).map_or(0.0, |&n| g.deficit_share(n));
+        if now < lease.hold_until {
+            deficit.max(g.announced_share())
+        } else {
+            deficit
+        }
+    };
+    match shifted(
+        &lease.before,
+        share,
+        &lease.fallback_target_group,
+        lease.factor,
+    ) {
+        None => RestoreStep::Restore {
+            reason: "capacity_back",
+        },
+        Some(w) if w == lease.applied => RestoreStep::Keep,
+        Some(weights) => RestoreStep::Adjust { weights },
+    }
+}
+
+#[cfg(test)]
+mod tests;

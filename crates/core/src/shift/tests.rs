@@ -1,0 +1,153 @@
+use std::collections::BTreeMap;
+
+use chrono::{TimeDelta, Utc};
+
+use super::*;
+use crate::facts::{RegisteredTarget, TargetType};
+
+const FALLBACK: &str = "tg-fallback";
+
+fn w(arn: &str, weight: u32) -> WeightedGroup {
+    WeightedGroup {
+        target_group_arn: arn.into(),
+        weight,
+    }
+}
+
+fn rule(arn: &str, forward: Vec<WeightedGroup>) -> RuleFacts {
+    RuleFacts {
+        arn: arn.into(),
+        listener_arn: "l".into(),
+        is_default: false,
+        forward,
+        ingress: None,
+    }
+}
+
+/// A group narrowed to the node's `node` targets out of `registered`.
+fn group(arn: &str, node: usize, registered: usize) -> TargetGroupFacts {
+    TargetGroupFacts {
+        arn: arn.into(),
+        target_type: TargetType::Ip,
+        targets: (0..node)
+            .map(|i| RegisteredTarget {
+                id: format!("10.1.0.{i}"),
+                port: Some(8080),
+                availability_zone: None,
+            })
+            .collect(),
+        kept_by_controller: false,
+        registered,
+    }
+}
+
+fn config() -> Config {
+    Config {
+        fallback_target_group: FALLBACK.into(),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn the_nodes_share_of_a_group_moves_to_the_fallback() {
+    let share = |_: &str| 0.25;
+    assert_eq!(
+        shifted(&[w("a", 1)], share, FALLBACK, 1.0),
+        Some(vec![w("a", 75), w(FALLBACK, 25)])
+    );
+    // Two groups: only the one with a share gives some up.
+    let only_a = |g: &str| if g == "a" { 0.5 } else { 0.0 };
+    assert_eq!(
+        shifted(&[w("a", 50), w("b", 50)], only_a, FALLBACK, 1.0),
+        Some(vec![w("a", 25), w("b", 50), w(FALLBACK, 25)])
+    );
+    // The factor scales the move and never moves more than all.
+    assert_eq!(
+        shifted(&[w("a", 1)], share, FALLBACK, 2.0),
+        Some(vec![w("a", 50), w(FALLBACK, 50)])
+    );
+    assert_eq!(
+        shifted(&[w("a", 1)], share, FALLBACK, 10.0),
+        Some(vec![w("a", 0), w(FALLBACK, 100)])
+    );
+    // Nothing to move.
+    assert_eq!(shifted(&[w("a", 1)], |_| 0.0, FALLBACK, 1.0), None);
+    assert_eq!(shifted(&[w("a", 0)], share, FALLBACK, 1.0), None);
+}
+
+#[test]
+fn only_unmanaged_rules_of_the_nodes_groups_not_yet_shifted_are_shiftable() {
+    let groups = [group("a", 1, 4), group("b", 0, 4)];
+    let mut managed = rule("managed", vec![w("a", 1)]);
+    managed.ingress = Some("default/shop".into());
+    let rules = [
+        rule("mine", vec![w("a", 1)]),
+        rule("other", vec![w("b", 1)]),
+        rule("shifted", vec![w("a", 1), w(FALLBACK, 1)]),
+        managed,
+    ];
+    let picked: Vec<&str> = shiftable(&rules, &groups, FALLBACK)
+        .iter()
+        .map(|r| r.arn.as_str())
+        .collect();
+    assert_eq!(picked, ["mine"]);
+}
+
+#[test]
+fn a_lease_records_the_rule_as_it_was_and_the_shift_applied() {
+    let now = Utc::now();
+    let deadline = now + TimeDelta::seconds(120);
+    let lease = lease_for(
+        &rule("r", vec![w("a", 1)]),
+        &[group("a", 3, 12)],
+        &config(),
+        "i-1-spot",
+        now,
+        deadline,
+    )
+    .expect("a shift");
+    assert_eq!(lease.before, vec![w("a", 1)]);
+    assert_eq!(lease.applied, vec![w("a", 75), w(FALLBACK, 25)]);
+    assert_eq!(lease.hold_until, deadline);
+    assert_eq!(lease.restore_by, now + TimeDelta::seconds(900));
+    let back = shift_lease_from_item(&shift_lease_item(&lease).unwrap()).unwrap();
+    assert_eq!(back, lease);
+}
+
+#[test]
+fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
+    let now = Utc::now();
+    let lease = lease_for(
+        &rule("r", vec![w("a", 1)]),
+        &[group("a", 4, 12)],
+        &config(),
+        "i-1-spot",
+        now,
+        now + TimeDelta::seconds(120),
+    )
+    .unwrap();
+    let serving = |n: usize| BTreeMap::from([("a".to_owned(), n)]);
+    // Before the deadline the node's targets still look healthy: the shift holds.
+    assert_eq!(restore_step(&lease, &serving(12), now), RestoreStep::Keep);
+    let after = now + TimeDelta::seconds(130);
+    // The node's four are gone, two replacements serve: half the deficit remains.
+    assert_eq!(
+        restore_step(&lease, &serving(10), after),
+        RestoreStep::Adjust {
+            weights: vec![w("a", 83), w(FALLBACK, 17)]
+        }
+    );
+    assert_eq!(
+        restore_step(&lease, &serving(12), after),
+        RestoreStep::Restore {
+            reason: "capacity_back"
+        }
+    );
+    // Whatever the capacity, the lease's end puts the rule back.
+    assert_eq!(
+        restore_step(&lease, &serving(0), now + TimeDelta::seconds(901)),
+        RestoreStep::Restore {
+            reason: "lease_expired"
+        }
+    );
+}
