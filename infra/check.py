@@ -79,6 +79,9 @@ RESOURCE_STAR_ACTIONS = {
     "elasticloadbalancing:DescribeTargetGroups",
     "elasticloadbalancing:DescribeTargetHealth",
     "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeRules",
     "autoscaling:DescribeLifecycleHooks",
 }
 
@@ -1166,6 +1169,11 @@ SDK_OPERATIONS: dict[str, str] = {
     "describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
     "describe_target_health": "elasticloadbalancing:DescribeTargetHealth",
     "describe_tags": "elasticloadbalancing:DescribeTags",
+    "describe_load_balancers": "elasticloadbalancing:DescribeLoadBalancers",
+    "describe_listeners": "elasticloadbalancing:DescribeListeners",
+    "describe_rules": "elasticloadbalancing:DescribeRules",
+    "modify_rule": "elasticloadbalancing:ModifyRule",
+    "modify_listener": "elasticloadbalancing:ModifyListener",
     "deregister_targets": "elasticloadbalancing:DeregisterTargets",
     "register_targets": "elasticloadbalancing:RegisterTargets",
     # Auto Scaling

@@ -15,6 +15,7 @@ use costop_core::facts::{
     InstanceFacts, Lifecycle, LifecycleHookFacts, RegisteredTarget, TargetGroupFacts, TargetType,
 };
 use costop_core::plan::LifecycleResult;
+use costop_core::shift::{RuleFacts, WeightedGroup};
 use kubesim::nodes::{InstanceFacts as SimInstance, InstanceState as SimState, TaintSpec};
 use kubesim::{SimConfig, Simulator};
 use std::sync::Mutex;
@@ -286,6 +287,7 @@ impl Harness for FastHarness {
         }
         let elb = FakeElb::default();
         let mut controllers = Vec::new();
+        let mut group_arns = BTreeMap::new();
         for tg in &s.target_groups {
             let arn = format!(
                 "arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef",
@@ -309,6 +311,7 @@ impl Harness for FastHarness {
                 ScenarioTargetType::Instance => TargetType::Instance,
                 ScenarioTargetType::Ip => TargetType::Ip,
             };
+            group_arns.insert(tg.name.clone(), arn.clone());
             if let Some(svc) = &tg.service {
                 controllers.push(keep_bound_group(
                     sim.clone(),
@@ -339,6 +342,37 @@ impl Harness for FastHarness {
                 },
             );
         }
+        // The listener as the bed seeds it: the default rule forwards to the first HTTP group,
+        // a path rule per other HTTP group.
+        if let Some(lb) = &s.load_balancer {
+            let listener_arn = format!(
+                "arn:aws:elasticloadbalancing:{}:123456789012:listener/app/{}/0123456789abcdef/0123456789abcdef",
+                s.cluster.region, lb.name
+            );
+            let http: Vec<_> = s
+                .target_groups
+                .iter()
+                .filter(|t| t.protocol != costop_bed::scenario::Protocol::Tcp)
+                .collect();
+            let mut rules = elb.rules.lock().unwrap();
+            for (i, tg) in http.iter().enumerate() {
+                let arn =
+                    listener_arn.replace(":listener/", ":listener-rule/") + &format!("/{i:016x}");
+                rules.insert(
+                    arn.clone(),
+                    RuleFacts {
+                        arn,
+                        listener_arn: listener_arn.clone(),
+                        is_default: i == 0,
+                        forward: vec![WeightedGroup {
+                            target_group_arn: group_arns[&tg.name].clone(),
+                            weight: 1,
+                        }],
+                        ingress: None,
+                    },
+                );
+            }
+        }
         sim.apply_yaml(&s.manifests_yaml())
             .expect("workloads apply");
         crate::eventually("the fast world to settle", Duration::from_secs(60), || {
@@ -351,6 +385,7 @@ impl Harness for FastHarness {
                 ("COSTOP_CLUSTER".into(), s.cluster.name.clone()),
             ],
             &setup,
+            |name| group_arns.get(name).cloned(),
         );
         let access =
             costop_adapters::ClusterAccess::kubeconfig_file(&kubeconfig).expect("kubeconfig");
@@ -438,6 +473,19 @@ impl Harness for FastHarness {
             .find(|g| g.arn.contains(&format!("/{target_group}/")))
             .map(|g| g.targets.iter().map(|t| t.id.clone()).collect())
             .unwrap_or_default()
+    }
+    async fn register_target(&self, target_group: &str, id: &str) {
+        let mut groups = self.handler.world().elb.groups.lock().unwrap();
+        let g = groups
+            .values_mut()
+            .find(|g| g.arn.contains(&format!("/{target_group}/")))
+            .expect("target group in scenario");
+        let port = g.targets.first().and_then(|t| t.port);
+        g.targets.push(RegisteredTarget {
+            id: id.to_owned(),
+            port,
+            availability_zone: None,
+        });
     }
     async fn foreign_instance(&self) -> String {
         let id = "i-0f0e1e2e3e4e5e6e7".to_string();

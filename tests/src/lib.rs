@@ -66,6 +66,9 @@ pub trait Harness: Sized + Send + Sync {
     fn flavor(&self) -> &'static str;
     /// Registered targets (instance ids or IPs) of a target group, by scenario name.
     fn target_ids(&self, target_group: &str) -> impl Future<Output = Vec<String>> + Send;
+    /// Register a target (an instance id or an IP) in a target group, by scenario name, on the
+    /// group's port: a replacement coming into service.
+    fn register_target(&self, target_group: &str, id: &str) -> impl Future<Output = ()> + Send;
     /// Launch a running instance tagged for another cluster; its id.
     fn foreign_instance(&self) -> impl Future<Output = String> + Send;
     /// How many items the table holds.
@@ -122,9 +125,26 @@ pub async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_
 }
 
 /// Settings every test world uses on top of the setup's.
-pub fn config(base: Vec<(String, String)>, setup: &Setup) -> Config {
-    Config::from_env(base.into_iter().chain(setup.env.iter().cloned()))
-        .expect("test config is valid")
+/// A setting's value that names a scenario target group, `target-group:<name>`, becomes that
+/// group's ARN in each world (moto's ARNs are only known once the bed is seeded).
+pub const TARGET_GROUP_VALUE: &str = "target-group:";
+
+pub fn config(
+    base: Vec<(String, String)>,
+    setup: &Setup,
+    arn_of: impl Fn(&str) -> Option<String>,
+) -> Config {
+    let resolved = setup
+        .env
+        .iter()
+        .map(|(k, v)| match v.strip_prefix(TARGET_GROUP_VALUE) {
+            Some(name) => (
+                k.clone(),
+                arn_of(name).unwrap_or_else(|| panic!("no target group {name} in the scenario")),
+            ),
+            None => (k.clone(), v.clone()),
+        });
+    Config::from_env(base.into_iter().chain(resolved)).expect("test config is valid")
 }
 
 /// Poll `f` until it holds or `timeout` passes (then panic with `what`).
@@ -239,7 +259,9 @@ impl Harness for BedHarness {
         bed.wait_ready(Duration::from_secs(180))
             .await
             .expect("bed settles");
-        let config = config(bed.env(), &setup);
+        let config = config(bed.env(), &setup, |name| {
+            bed.world().target_groups.get(name).cloned()
+        });
         let world = || {
             let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())
                 .expect("kubeconfig");
@@ -315,6 +337,21 @@ impl Harness for BedHarness {
     }
     fn flavor(&self) -> &'static str {
         "bed"
+    }
+    async fn register_target(&self, target_group: &str, id: &str) {
+        let arn = &self.bed.world().target_groups[target_group];
+        self.bed
+            .elbv2()
+            .register_targets()
+            .target_group_arn(arn)
+            .targets(
+                aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder()
+                    .id(id)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("target registered");
     }
     async fn target_ids(&self, target_group: &str) -> Vec<String> {
         let arn = self

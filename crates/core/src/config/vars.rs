@@ -200,7 +200,7 @@ declare! {
         COSTOP_SHIFT_FACTOR => shift_factor: Positive;
         /// A shifted rule is put back at the latest this long after the notice, whatever the
         /// capacity (the keeper's tick checks every minute).
-        COSTOP_SHIFT_MAX_SECONDS => shift_max_seconds: Int(60, 86_400);
+        COSTOP_SHIFT_MAX_SECONDS => shift_max_seconds: Int(1, 86_400);
         /// Delete pods still present at the deadline (bypasses PDBs).
         COSTOP_FORCE_DELETE_AT_DEADLINE => force_delete_at_deadline: Bool;
         /// Detach the instance from its ASG (desired capacity kept) so a replacement launches
