@@ -31,6 +31,7 @@
 //! - [`rules`]: the EventBridge rules that deliver events to each function.
 //! - [`handoff`]: AWS Health scheduled changes kept until their moment.
 //! - [`standby`]: the warm standby pool (the keeper's decisions).
+//! - [`fallback`]: the fallback function's routes and policies, and the replay of its queue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -38,6 +39,7 @@ pub mod config;
 pub mod constants;
 pub mod event;
 pub mod facts;
+pub mod fallback;
 pub mod handoff;
 pub mod kube;
 pub mod metrics;

@@ -368,6 +368,9 @@ pub fn ignored_notice_item(
     Ok(item)
 }
 
+/// Active traffic shifts: one lease per shifted listener rule or Ingress.
+pub const SHIFT_PK: &str = "SHIFT";
+
 /// The partition of [`ResumeWatch`]es: `RESUME` / `INSTANCE#<id>`, one per instance (a newer
 /// interruption of the same instance replaces the older). The keeper's tick reads it whole.
 pub const RESUME_PK: &str = "RESUME";
