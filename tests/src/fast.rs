@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
+use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeQueue, FakeRecords};
 use costop_app::{Handler, HandoffQueue, Keeper};
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
@@ -29,6 +29,10 @@ pub struct FastWorld {
     pub records: FakeRecords,
     pub clusters: costop_adapters::KubeClusters,
     pub handoff: HandoffQueue,
+    /// The fallback's queue, in memory.
+    pub queue: FakeQueue,
+    /// The upstream: the real HTTP client, to the test's loopback server when it sets one.
+    pub upstream: costop_adapters::HttpUpstream,
 }
 
 costop_app::has_ports!(FastWorld {
@@ -38,6 +42,8 @@ costop_app::has_ports!(FastWorld {
     records: FakeRecords,
     clusters: costop_adapters::KubeClusters,
     handoff: HandoffQueue,
+    queue: FakeQueue,
+    upstream: costop_adapters::HttpUpstream,
 });
 
 /// See the module docs.
@@ -280,6 +286,8 @@ impl Harness for FastHarness {
             records: FakeRecords::default(),
             clusters: costop_adapters::KubeClusters::new(access, Default::default()),
             handoff: HandoffQueue::default(),
+            queue: FakeQueue::default(),
+            upstream: costop_adapters::HttpUpstream::new(&config.fallback_upstream),
         };
         // The keeper's world shares the fakes' state; its cluster clients are its own.
         let keeper_world = FastWorld {
@@ -292,6 +300,8 @@ impl Harness for FastHarness {
                 Default::default(),
             ),
             handoff: world.handoff.clone(),
+            queue: world.queue.clone(),
+            upstream: world.upstream.clone(),
         };
         let keeper = Keeper::new(keeper_world, config.clone());
         Self {

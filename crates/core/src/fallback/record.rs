@@ -715,11 +715,7 @@ mod tests {
         let order: Vec<(&str, u64)> = writes.iter().map(|w| (w.path.as_str(), w.seq)).collect();
         assert_eq!(order, [("/a", 2), ("/a", 10), ("/b", 1)]);
         // Sort keys sort the same way.
-        let mut sks: Vec<String> = items
-            .iter()
-            .filter_map(Key::of)
-            .map(|k| k.sk)
-            .collect();
+        let mut sks: Vec<String> = items.iter().filter_map(Key::of).map(|k| k.sk).collect();
         sks.sort();
         assert!(sks[0].starts_with("/a#00000000000000000002"));
         items.pop();
