@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeQueue, FakeRecords};
-use costop_app::{Handler, HandoffQueue, Keeper};
+use costop_app::{Fallback, Handler, HandoffQueue, Keeper};
 use costop_bed::scenario::{Capacity, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;
@@ -45,6 +45,34 @@ costop_app::has_ports!(FastWorld {
     queue: FakeQueue,
     upstream: costop_adapters::HttpUpstream,
 });
+
+impl FastHarness {
+    fn with_upstream(&self, upstream: &str) -> costop_core::Config {
+        let mut config = self.keeper.config().clone();
+        config.fallback_upstream = upstream.to_owned();
+        config
+    }
+    /// A world sharing the fakes' state, its own cluster clients, the upstream of `config`.
+    fn world_to(&self, config: &costop_core::Config) -> FastWorld {
+        let w = self.keeper.world();
+        FastWorld {
+            ec2: w.ec2.clone(),
+            elb: w.elb.clone(),
+            asg: w.asg.clone(),
+            records: w.records.clone(),
+            clusters: costop_adapters::KubeClusters::new(
+                costop_adapters::ClusterAccess::kubeconfig_file(
+                    self._dir.path().join("kubeconfig"),
+                )
+                .expect("kubeconfig"),
+                Default::default(),
+            ),
+            handoff: w.handoff.clone(),
+            queue: w.queue.clone(),
+            upstream: costop_adapters::HttpUpstream::new(&config.fallback_upstream),
+        }
+    }
+}
 
 /// See the module docs.
 pub struct FastHarness {
@@ -400,6 +428,17 @@ impl Harness for FastHarness {
     }
     fn handed_off(&self) -> Vec<serde_json::Value> {
         self.keeper.world().handoff.take()
+    }
+    fn fallback(&self, upstream: &str) -> Fallback<FastWorld> {
+        let config = self.with_upstream(upstream);
+        Fallback::new(self.world_to(&config), config)
+    }
+    fn keeper_to(&self, upstream: &str) -> Keeper<FastWorld> {
+        let config = self.with_upstream(upstream);
+        Keeper::new(self.world_to(&config), config)
+    }
+    async fn queue_items(&self) -> usize {
+        self.keeper.world().queue.items()
     }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         let calls = self.handler.world().asg.calls.lock().unwrap();

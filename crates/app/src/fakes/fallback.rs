@@ -35,9 +35,11 @@ fn gone(op: &'static str, _receipt: &str) -> PortError {
 }
 
 impl FakeQueue {
-    /// Receipts held (every state).
-    pub fn receipts(&self) -> usize {
-        lock(&self.state).receipts.len()
+    /// Items the table would hold: pending and dead writes, receipts, idempotency keys and
+    /// the sequence counters (the depth counter is not counted).
+    pub fn items(&self) -> usize {
+        let s = lock(&self.state);
+        s.pending.len() + s.dead.len() + s.receipts.len() + s.keys.len() + s.seqs.len()
     }
 }
 
