@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeRecords};
-use costop_app::{Handler, HandoffQueue, Keeper};
+use costop_app::fakes::{AsgCall, FakeAsg, FakeEc2, FakeElb, FakeQueue, FakeRecords};
+use costop_app::{Fallback, Handler, HandoffQueue, Keeper};
 use costop_bed::scenario::{Capacity, PortRef, TargetType as ScenarioTargetType};
 use costop_bed::{LifecycleAction, LifecycleCall, Scenario};
 use costop_core::event::InstanceState as CoreState;
@@ -30,6 +30,10 @@ pub struct FastWorld {
     pub records: FakeRecords,
     pub clusters: costop_adapters::KubeClusters,
     pub handoff: HandoffQueue,
+    /// The fallback's queue, in memory.
+    pub queue: FakeQueue,
+    /// The upstream: the real HTTP client, to the test's loopback server when it sets one.
+    pub upstream: costop_adapters::HttpUpstream,
 }
 
 costop_app::has_ports!(FastWorld {
@@ -39,7 +43,37 @@ costop_app::has_ports!(FastWorld {
     records: FakeRecords,
     clusters: costop_adapters::KubeClusters,
     handoff: HandoffQueue,
+    queue: FakeQueue,
+    upstream: costop_adapters::HttpUpstream,
 });
+
+impl FastHarness {
+    fn with_upstream(&self, upstream: &str) -> costop_core::Config {
+        let mut config = self.keeper.config().clone();
+        config.fallback_upstream = upstream.to_owned();
+        config
+    }
+    /// A world sharing the fakes' state, its own cluster clients, the upstream of `config`.
+    fn world_to(&self, config: &costop_core::Config) -> FastWorld {
+        let w = self.keeper.world();
+        FastWorld {
+            ec2: w.ec2.clone(),
+            elb: w.elb.clone(),
+            asg: w.asg.clone(),
+            records: w.records.clone(),
+            clusters: costop_adapters::KubeClusters::new(
+                costop_adapters::ClusterAccess::kubeconfig_file(
+                    self._dir.path().join("kubeconfig"),
+                )
+                .expect("kubeconfig"),
+                Default::default(),
+            ),
+            handoff: w.handoff.clone(),
+            queue: w.queue.clone(),
+            upstream: costop_adapters::HttpUpstream::new(&config.fallback_upstream),
+        }
+    }
+}
 
 /// See the module docs.
 pub struct FastHarness {
@@ -396,6 +430,8 @@ impl Harness for FastHarness {
             records: FakeRecords::default(),
             clusters: costop_adapters::KubeClusters::new(access, Default::default()),
             handoff: HandoffQueue::default(),
+            queue: FakeQueue::default(),
+            upstream: costop_adapters::HttpUpstream::new(&config.fallback_upstream),
         };
         // The keeper's world shares the fakes' state; its cluster clients are its own.
         let keeper_world = FastWorld {
@@ -408,6 +444,8 @@ impl Harness for FastHarness {
                 Default::default(),
             ),
             handoff: world.handoff.clone(),
+            queue: world.queue.clone(),
+            upstream: world.upstream.clone(),
         };
         let keeper = Keeper::new(keeper_world, config.clone());
         Self {
@@ -520,6 +558,17 @@ impl Harness for FastHarness {
     }
     fn handed_off(&self) -> Vec<serde_json::Value> {
         self.keeper.world().handoff.take()
+    }
+    fn fallback(&self, upstream: &str) -> Fallback<FastWorld> {
+        let config = self.with_upstream(upstream);
+        Fallback::new(self.world_to(&config), config)
+    }
+    fn keeper_to(&self, upstream: &str) -> Keeper<FastWorld> {
+        let config = self.with_upstream(upstream);
+        Keeper::new(self.world_to(&config), config)
+    }
+    async fn queue_items(&self) -> usize {
+        self.keeper.world().queue.items()
     }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         let calls = self.handler.world().asg.calls.lock().unwrap();

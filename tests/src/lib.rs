@@ -6,11 +6,12 @@
 
 pub mod events;
 pub mod fast;
+pub mod upstream;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use costop_app::{Handler, InterruptionPorts, Keeper, KeeperPorts};
+use costop_app::{Fallback, Handler, InterruptionPorts, Keeper, KeeperPorts};
 use costop_bed::{Bed, LifecycleCall, Scenario};
 use costop_core::Config;
 use kubesim::Simulator;
@@ -86,6 +87,14 @@ pub trait Harness: Sized + Send + Sync {
     /// The events the keeper handed to the interruption function since the last call (in
     /// process on both worlds, as moto runs no Lambda), for the test to deliver.
     fn handed_off(&self) -> Vec<Value>;
+    /// The fallback function over this world's queue, its upstream at `upstream` (the setup's
+    /// other settings).
+    fn fallback(&self, upstream: &str) -> Fallback<Self::W>;
+    /// The keeper over this world (same queue and table), its upstream at `upstream`.
+    fn keeper_to(&self, upstream: &str) -> Keeper<Self::W>;
+    /// How many items the fallback's queue holds (writes, receipts, keys, counters: on the bed
+    /// every item of the queue table).
+    fn queue_items(&self) -> impl Future<Output = usize> + Send;
 }
 
 /// Run `manifests` with every pod landing on `node`: the other nodes are cordoned while the pods
@@ -436,6 +445,42 @@ impl Harness for BedHarness {
     }
     fn handed_off(&self) -> Vec<Value> {
         self.handoffs.take()
+    }
+    fn fallback(&self, upstream: &str) -> Fallback<Self::W> {
+        let config = self.with_upstream(upstream);
+        Fallback::new(self.world(&config), config)
+    }
+    fn keeper_to(&self, upstream: &str) -> Keeper<Self::W> {
+        let config = self.with_upstream(upstream);
+        Keeper::new(
+            self.world(&config)
+                .with_handoff_queue(self.handoffs.clone()),
+            config,
+        )
+    }
+    async fn queue_items(&self) -> usize {
+        let out = self
+            .bed
+            .dynamodb()
+            .scan()
+            .table_name(&self.bed.world().queue_table)
+            .send()
+            .await
+            .expect("scan the queue table");
+        out.count() as usize
+    }
+}
+
+impl BedHarness {
+    fn with_upstream(&self, upstream: &str) -> Config {
+        let mut config = self.keeper.config().clone();
+        config.fallback_upstream = upstream.to_owned();
+        config
+    }
+    fn world(&self, config: &Config) -> costop_adapters::AwsWorld {
+        let access = costop_adapters::ClusterAccess::kubeconfig_file(self.bed.kubeconfig_path())
+            .expect("kubeconfig");
+        costop_adapters::AwsWorld::new(self.bed.aws_config(), config, access, Default::default())
     }
 }
 

@@ -7,8 +7,10 @@
 //! - [`kube`]: [`KubeCluster`], one Kubernetes cluster (`Kube` port).
 //! - [`clusters`]: [`KubeClusters`], cached cluster access from a kubeconfig or from EKS
 //!   (DescribeCluster plus a presigned-STS bearer token, see [`clusters::token`]).
-//! - [`aws`]: [`Ec2Adapter`], [`ElbAdapter`], [`AsgAdapter`], [`DynamoRecords`].
-//! - [`world`]: [`AwsWorld`], everything above built once per Lambda cold start.
+//! - [`aws`]: [`Ec2Adapter`], [`ElbAdapter`], [`AsgAdapter`], [`DynamoRecords`], [`DynamoQueue`].
+//! - [`upstream`]: [`HttpUpstream`], the fallback's HTTP client to the service's capacity.
+//! - [`world`]: [`AwsWorld`], everything above built once per Lambda cold start, and
+//!   [`FallbackWorld`], the fallback's two ports.
 //!
 //! Every error keeps its source error whole: `PortError::Transient`/`Permanent` box the SDK's
 //! `SdkError` or kube's `Error`, so logs show the real cause chain.
@@ -20,15 +22,17 @@
 pub mod aws;
 pub mod clusters;
 pub mod kube;
+pub mod upstream;
 pub mod world;
 
 #[cfg(test)]
 mod testutil;
 
-pub use aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
+pub use aws::{AsgAdapter, DynamoQueue, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
 pub use clusters::{ClusterAccess, KubeClusters, KubeOptions};
 pub use kube::KubeCluster;
-pub use world::{AdapterError, AwsWorld, load_sdk_config};
+pub use upstream::HttpUpstream;
+pub use world::{AdapterError, AwsWorld, FallbackWorld, load_sdk_config};
 
 /// Installs rustls' aws-lc-rs crypto provider as the process default, once.
 ///

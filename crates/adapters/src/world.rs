@@ -1,5 +1,6 @@
 //! [`AwsWorld`]: every adapter, built once per Lambda cold start from the environment, behind the
-//! ports every function runs against.
+//! ports every function runs against; [`FallbackWorld`], the fallback's queue and upstream only
+//! (no Kubernetes or EC2 client to build at its cold start).
 
 use std::time::Duration;
 
@@ -8,8 +9,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use costop_core::Config;
 
-use crate::aws::{AsgAdapter, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
+use crate::aws::{AsgAdapter, DynamoQueue, DynamoRecords, Ec2Adapter, ElbAdapter, LambdaHandoff};
 use crate::clusters::{ClusterAccess, KubeClusters, KubeOptions};
+use crate::upstream::HttpUpstream;
 
 /// SDK attempts per call (first try included). Few: a Spot warning leaves two minutes, and a
 /// failed delivery is retried whole by Lambda anyway.
@@ -43,6 +45,8 @@ pub struct AwsWorld {
     records: DynamoRecords,
     clusters: KubeClusters,
     handoff: LambdaHandoff,
+    queue: DynamoQueue,
+    upstream: HttpUpstream,
 }
 
 /// The SDK configuration costop uses: the standard credential/region chain, standard retries
@@ -92,6 +96,8 @@ impl AwsWorld {
             elb: ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(sdk)),
             asg: AsgAdapter::new(aws_sdk_autoscaling::Client::new(sdk)),
             records: DynamoRecords::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name),
+            queue: DynamoQueue::new(aws_sdk_dynamodb::Client::new(sdk), &config.queue_table),
+            upstream: HttpUpstream::new(&config.fallback_upstream),
             clusters: KubeClusters::new(access, kube),
             handoff: match config.interruption_function.as_str() {
                 "" => LambdaHandoff::Unset,
@@ -118,4 +124,32 @@ costop_app::has_ports!(AwsWorld {
     records: DynamoRecords,
     clusters: KubeClusters,
     handoff: LambdaHandoff,
+    queue: DynamoQueue,
+    upstream: HttpUpstream,
+});
+
+/// The fallback's world: the queue table and the upstream.
+pub struct FallbackWorld {
+    queue: DynamoQueue,
+    upstream: HttpUpstream,
+}
+
+impl FallbackWorld {
+    /// From the environment ([`load_sdk_config`]).
+    pub async fn from_env(config: &Config) -> FallbackWorld {
+        FallbackWorld::new(&load_sdk_config().await, config)
+    }
+
+    /// From explicit parts (tests, the bed).
+    pub fn new(sdk: &SdkConfig, config: &Config) -> FallbackWorld {
+        FallbackWorld {
+            queue: DynamoQueue::new(aws_sdk_dynamodb::Client::new(sdk), &config.queue_table),
+            upstream: HttpUpstream::new(&config.fallback_upstream),
+        }
+    }
+}
+
+costop_app::has_ports!(FallbackWorld {
+    queue: DynamoQueue,
+    upstream: HttpUpstream,
 });

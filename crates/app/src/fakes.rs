@@ -1,7 +1,8 @@
 //! In-memory AWS ports for fast tests: EC2 instances, ELBv2 target groups, Auto Scaling hooks
 //! and calls, and the DynamoDB table (with the dedupe condition's semantics). They record every mutating
 //! call so tests can assert on what costop did; the Kubernetes side of the fast tests is kubesim
-//! in-process (see the `costop-tests` crate).
+//! in-process (see the `costop-tests` crate). [`fallback`] holds the fallback's queue and
+//! upstream.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,6 +19,9 @@ use costop_core::shift::{RuleFacts, WeightedGroup};
 use costop_core::standby::TagChange;
 
 use crate::ports::{Asg, Claim, Ec2, Elb, LeaseClaim, PortError, Records};
+
+pub mod fallback;
+pub use fallback::{FakeQueue, FakeUpstream};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

@@ -412,7 +412,7 @@ impl Bed {
 
     /// The environment a child process (costop's Lambdas, kubectl, the aws CLI) needs: the
     /// kubeconfig, the AWS endpoints (moto; the front for Auto Scaling), credentials and region,
-    /// and costop's table and cluster.
+    /// and costop's tables and cluster.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![(
             "KUBECONFIG".to_owned(),
@@ -420,6 +420,10 @@ impl Bed {
         )];
         env.extend(self.aws_env());
         env.push(("COSTOP_TABLE".to_owned(), self.world.table.clone()));
+        env.push((
+            "COSTOP_QUEUE_TABLE".to_owned(),
+            self.world.queue_table.clone(),
+        ));
         env.push((
             "COSTOP_CLUSTER".to_owned(),
             self.scenario.cluster.name.clone(),

@@ -1,6 +1,7 @@
 //! Seeding AWS (moto) from a scenario with the Rust SDK: VPC, a subnet per zone, a security
 //! group; per node group a launch template, an Auto Scaling group and its instances; warm
-//! standbys (launched, then stopped); target groups, an ALB with a listener; the DynamoDB table.
+//! standbys (launched, then stopped); target groups, an ALB with a listener; the DynamoDB table
+//! and the fallback's queue table beside it.
 //!
 //! Node-group instances are launched with RunInstances by the bed (so spot market options and
 //! the spread over zones are exact: moto's ASG launches ignore both) and then attached to the
@@ -56,6 +57,9 @@ pub struct SeededWorld {
     pub load_balancer_arn: Option<String>,
     pub listener_arn: Option<String>,
     pub table: String,
+    /// The fallback's queue table (`COSTOP_QUEUE_TABLE`).
+    #[serde(default)]
+    pub queue_table: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +228,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
 
     // DynamoDB table.
     create_table(&ddb, s).await?;
+    create_queue_table(&ddb, &queue_table_name(s)).await?;
 
     phase("AMI + table");
     // Target groups and the load balancer.
@@ -380,6 +385,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         load_balancer_arn,
         listener_arn,
         table: s.table.name.clone(),
+        queue_table: queue_table_name(s),
     })
 }
 
@@ -467,6 +473,57 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, s: &Scenario) -> Result<()
             TimeToLiveSpecification::builder()
                 .enabled(true)
                 .attribute_name(&t.ttl_attribute)
+                .build()
+                .map_err(be)?,
+        )
+        .send()
+        .await
+        .map_err(aws("UpdateTimeToLive"))?;
+    Ok(())
+}
+
+/// The fallback's queue table of a scenario: `<table>-queue`.
+pub fn queue_table_name(s: &Scenario) -> String {
+    format!("{}-queue", s.table.name)
+}
+
+/// The fallback's queue table, as the template declares it: string `pk`/`sk`, on demand, TTL on
+/// `ttl` (see `costop_core::fallback::record`).
+async fn create_queue_table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> Result<(), BedError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+    use costop_core::record::{PK, SK, TTL};
+    let be = |e: aws_sdk_dynamodb::error::BuildError| BedError::Seed(e.to_string());
+    let mut create = ddb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (attr, kind) in [(PK, KeyType::Hash), (SK, KeyType::Range)] {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attr)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(be)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(attr)
+                    .key_type(kind)
+                    .build()
+                    .map_err(be)?,
+            );
+    }
+    create.send().await.map_err(aws("CreateTable"))?;
+    ddb.update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL)
                 .build()
                 .map_err(be)?,
         )

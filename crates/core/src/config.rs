@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::constants;
 use crate::event::EventKind;
+use crate::fallback::{DefaultPolicy, FullJitter, Routes};
 use crate::kube::TaintEffect;
 use crate::plan::{BackoffPolicy, FailedDrainResult};
 
@@ -215,6 +216,28 @@ pub struct Config {
     pub scheduled_change_lead_seconds: i64,
     /// `COSTOP_INTERRUPTION_FUNCTION` (empty: not set).
     pub interruption_function: String,
+    /// `COSTOP_FALLBACK_ROUTES`.
+    pub fallback_routes: Routes,
+    /// `COSTOP_FALLBACK_DEFAULT_POLICY`.
+    pub fallback_default_policy: DefaultPolicy,
+    /// `COSTOP_FALLBACK_UPSTREAM` (empty: not set).
+    pub fallback_upstream: String,
+    /// `COSTOP_FALLBACK_FORWARD_BUDGET_MS`.
+    pub fallback_forward_budget_ms: u64,
+    /// `COSTOP_FALLBACK_BACKOFF_BASE_MS`, `COSTOP_FALLBACK_BACKOFF_MAX_MS`.
+    pub fallback_backoff: FullJitter,
+    /// `COSTOP_FALLBACK_RETRY_AFTER_SECONDS`.
+    pub fallback_retry_after_seconds: u32,
+    /// `COSTOP_QUEUE_TABLE`.
+    pub queue_table: String,
+    /// `COSTOP_QUEUE_MAX_DEPTH`.
+    pub queue_max_depth: u64,
+    /// `COSTOP_QUEUE_RECEIPT_DAYS`.
+    pub queue_receipt_days: u32,
+    /// `COSTOP_REPLAY_RATE` (per second).
+    pub replay_rate: f32,
+    /// `COSTOP_REPLAY_MAX_ATTEMPTS`.
+    pub replay_max_attempts: u32,
     /// `COSTOP_METRICS_NAMESPACE`.
     pub metrics_namespace: String,
     /// `COSTOP_LOG_LEVEL`.
@@ -258,6 +281,20 @@ impl Default for Config {
             resume_settle_seconds: 120,
             scheduled_change_lead_seconds: 900,
             interruption_function: String::new(),
+            fallback_routes: Routes::default(),
+            fallback_default_policy: DefaultPolicy::Forward,
+            fallback_upstream: String::new(),
+            fallback_forward_budget_ms: 15_000,
+            fallback_backoff: FullJitter {
+                base_ms: 100,
+                max_ms: 2_000,
+            },
+            fallback_retry_after_seconds: 5,
+            queue_table: "costop-queue".to_owned(),
+            queue_max_depth: 10_000,
+            queue_receipt_days: 7,
+            replay_rate: 5.0,
+            replay_max_attempts: 5,
             metrics_namespace: "Costop".to_owned(),
             log_level: "info".to_owned(),
         }
@@ -318,6 +355,18 @@ fn check_across_variables(c: &Config) -> Result<(), ConfigError> {
                 "must be at least {} ({})",
                 names::COSTOP_EVICTION_BACKOFF_BASE_MS,
                 b.base_ms
+            ),
+        });
+    }
+    let j = &c.fallback_backoff;
+    if j.max_ms < j.base_ms {
+        return Err(ConfigError::Invalid {
+            var: names::COSTOP_FALLBACK_BACKOFF_MAX_MS,
+            value: j.max_ms.to_string(),
+            reason: format!(
+                "must be at least {} ({})",
+                names::COSTOP_FALLBACK_BACKOFF_BASE_MS,
+                j.base_ms
             ),
         });
     }

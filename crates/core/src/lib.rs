@@ -32,6 +32,7 @@
 //! - [`handoff`]: AWS Health scheduled changes kept until their moment.
 //! - [`standby`]: the warm standby pool (the keeper's decisions).
 //! - [`shift`]: traffic moved to the fallback during an interruption, and put back.
+//! - [`fallback`]: the fallback function's routes and policies, and the replay of its queue.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,6 +40,7 @@ pub mod config;
 pub mod constants;
 pub mod event;
 pub mod facts;
+pub mod fallback;
 pub mod handoff;
 pub mod kube;
 pub mod metrics;

@@ -41,6 +41,19 @@ pub const STANDBY_POOL_SERVING: &str = "StandbyPoolServing";
 /// Standbys wanted (pool size × zones), per cluster (keeper, every tick).
 pub const STANDBY_POOL_WANTED: &str = "StandbyPoolWanted";
 
+/// Writes the fallback queued (fallback, dimension `Queue`).
+pub const QUEUED_WRITES: &str = "QueuedWrites";
+/// Forwarded requests answered 503 because no capacity answered within the budget (fallback).
+pub const FORWARDS_GIVEN_UP: &str = "ForwardsGivenUp";
+/// Queued writes replayed to the service (keeper, dimension `Queue`).
+pub const REPLAYED_WRITES: &str = "ReplayedWrites";
+/// Queued writes dead-lettered after their last attempt (keeper, dimension `Queue`).
+pub const DEAD_LETTERED_WRITES: &str = "DeadLetteredWrites";
+/// Writes pending in the queue after the keeper's replay (keeper, dimension `Queue`).
+pub const QUEUE_DEPTH: &str = "QueueDepth";
+
+/// Dimension: the queue table.
+pub const DIM_QUEUE: &str = "Queue";
 /// Dimension: event kind slug.
 pub const DIM_KIND: &str = "Kind";
 /// Dimension: cluster name.

@@ -3,6 +3,11 @@
 //! a warning for every unknown `COSTOP_*` variable, the AWS world), then hands each invocation's
 //! payload to the function within the invocation's deadline, logs and measures its outcome, and
 //! reports a failure with `errorType` `Retryable` or `NonRetryable` ([`LambdaError`]).
+//! [`serve_fallback`] does the same for the fallback, an HTTP function behind the ALB.
+
+mod http;
+
+pub use http::serve_fallback;
 
 use costop_adapters::AwsWorld;
 use costop_app::function::{Function, Mode, Retryable, budget_end, error_chain};

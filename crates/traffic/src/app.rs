@@ -24,6 +24,10 @@
 //! - [`AppHandle::kill`] is the node vanishing: every connection reset at once, nothing more
 //!   answered.
 //!
+//! Writes honour `Idempotency-Key`: a write whose key the service applied before is answered
+//! with the first write's id and not applied again, so replaying a queued write at least once is
+//! safe.
+//!
 //! Capacity: `workers` requests are served at a time, each taking `service_time`; up to `queue`
 //! more wait (first come, first served); beyond that a request is answered 503 at once.
 
@@ -53,6 +57,10 @@ use crate::store::Store;
 const MAX_BODY: usize = 64 * 1024;
 /// The longest `X-Request-Id` accepted.
 const MAX_ID: usize = 128;
+/// The header a client names a write's idempotency with.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The longest `Idempotency-Key` accepted.
+const MAX_KEY: usize = 255;
 /// Pending connections the kernel holds before the app accepts them.
 const BACKLOG: u32 = 1024;
 
@@ -542,6 +550,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
                 Ok(id) => id,
                 Err(why) => return text(StatusCode::BAD_REQUEST, why),
             };
+            let key = match idempotency_key(&req) {
+                Ok(key) => key,
+                Err(why) => return text(StatusCode::BAD_REQUEST, why),
+            };
             let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                 Ok(body) => body.to_bytes(),
                 Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -554,7 +566,10 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>>
             };
             work(shared).await;
             // Stored before the acknowledgement: an acknowledged write is always in the store.
-            shared.store.put(&id, &path, body).await;
+            let id = shared
+                .store
+                .put_keyed(&id, key.as_deref(), &path, body)
+                .await;
             shared.served.fetch_add(1, Ordering::SeqCst);
             let mut r = text(StatusCode::CREATED, &id);
             if let Ok(v) = HeaderValue::from_str(&id) {
@@ -579,6 +594,19 @@ fn request_id(req: &Request<Incoming>) -> Result<String, &'static str> {
         return Err("X-Request-Id must be 1 to 128 printable ASCII characters");
     }
     Ok(id.to_owned())
+}
+
+/// The request's `Idempotency-Key`, if it has one: short, printable ASCII.
+fn idempotency_key(req: &Request<Incoming>) -> Result<Option<String>, &'static str> {
+    let Some(value) = req.headers().get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_KEY && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k.to_owned()))
+        }
+        _ => Err("Idempotency-Key must be 1 to 255 printable ASCII characters"),
+    }
 }
 
 /// A place among the admitted requests (served or queued), held until the answer; `None` when

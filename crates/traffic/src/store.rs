@@ -27,6 +27,8 @@ struct Inner {
     by_id: HashMap<String, StoredWrite>,
     /// The latest write id for each path, for reads.
     latest: HashMap<String, String>,
+    /// The write id each `Idempotency-Key` applied.
+    by_key: HashMap<String, String>,
 }
 
 /// A thread-safe map write id → write, with an optional per-write latency modelling the database
@@ -56,12 +58,25 @@ impl Store {
     /// mid round trip) commits nothing, and its request was never acknowledged. A second write
     /// with the same id is a client retry: the first one stands.
     pub async fn put(&self, id: &str, path: &str, body: Bytes) {
+        self.put_keyed(id, None, path, body).await;
+    }
+
+    /// [`Store::put`] with the request's `Idempotency-Key`: a write whose key was applied before
+    /// is not applied again (a replay, at least once, of a queued write). Returns the id of the
+    /// write that stands for the key (this one, or the first with that key).
+    pub async fn put_keyed(&self, id: &str, key: Option<&str>, path: &str, body: Bytes) -> String {
         if !self.write_latency.is_zero() {
             tokio::time::sleep(self.write_latency).await;
         }
         let mut inner = self.lock();
+        if let Some(first) = key.and_then(|k| inner.by_key.get(k)) {
+            return first.clone();
+        }
+        if let Some(k) = key {
+            inner.by_key.insert(k.to_owned(), id.to_owned());
+        }
         if inner.by_id.contains_key(id) {
-            return;
+            return id.to_owned();
         }
         inner.latest.insert(path.to_owned(), id.to_owned());
         inner.by_id.insert(
@@ -73,6 +88,7 @@ impl Store {
                 stored_at: Instant::now(),
             },
         );
+        id.to_owned()
     }
 
     /// The write with this id.
@@ -148,6 +164,27 @@ mod tests {
         store.put("a", "/items/k", Bytes::from_static(b"2")).await;
         assert_eq!(store.len(), 1);
         assert_eq!(store.get("a").unwrap().body, Bytes::from_static(b"1"));
+    }
+
+    #[tokio::test]
+    async fn a_write_with_an_idempotency_key_seen_before_is_applied_once() {
+        let store = Store::new();
+        let first = store
+            .put_keyed("a", Some("k1"), "/items/k", Bytes::from_static(b"1"))
+            .await;
+        let again = store
+            .put_keyed("b", Some("k1"), "/items/k", Bytes::from_static(b"2"))
+            .await;
+        let other = store
+            .put_keyed("c", Some("k2"), "/items/k", Bytes::from_static(b"3"))
+            .await;
+        assert_eq!(
+            (first.as_str(), again.as_str(), other.as_str()),
+            ("a", "a", "c")
+        );
+        assert_eq!(store.len(), 2);
+        assert!(!store.contains("b"));
+        assert_eq!(store.latest("/items/k").unwrap().id, "c");
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The AWS ports over the SDK: EC2 ([`Ec2Adapter`]), ELBv2 ([`ElbAdapter`]), Auto Scaling
 //! ([`AsgAdapter`]), the DynamoDB table ([`DynamoRecords`]) and the hand-off to the interruption
-//! function through Lambda ([`LambdaHandoff`]), plus the one rule that turns any
+//! function through Lambda ([`LambdaHandoff`]), the fallback's write queue ([`DynamoQueue`]), plus the one rule that turns any
 //! SDK error into a [`PortError`]. Each call site carries an `// iam: <action>` marker naming the
 //! permission it needs.
 
@@ -9,6 +9,7 @@ mod dynamo;
 mod ec2;
 mod elb;
 mod lambda;
+mod queue;
 
 pub use asg::AsgAdapter;
 pub use dynamo::{
@@ -17,6 +18,7 @@ pub use dynamo::{
 pub use ec2::Ec2Adapter;
 pub use elb::ElbAdapter;
 pub use lambda::{LambdaHandoff, NoInterruptionFunction};
+pub use queue::DynamoQueue;
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -7,16 +7,20 @@
 mod aws;
 mod handoff;
 mod kube;
+mod queue;
 mod records;
+mod upstream;
 pub mod world;
 
 pub use aws::{Asg, Ec2, Elb};
 pub use handoff::Handoff;
 pub use kube::{Clusters, Kube};
+pub use queue::{Enqueued, WriteQueue};
 pub use records::{PUT_MANY_IN_FLIGHT, Records};
+pub use upstream::Upstream;
 pub use world::{
-    HasAsg, HasClusters, HasEc2, HasElb, HasHandoff, HasRecords, InterruptionPorts, KeeperPorts,
-    KubeOf,
+    FallbackPorts, HasAsg, HasClusters, HasEc2, HasElb, HasHandoff, HasQueue, HasRecords,
+    HasUpstream, InterruptionPorts, KeeperPorts, KubeOf,
 };
 
 /// Any error from below a port, kept whole (never stringified) for logs and diagnostics.

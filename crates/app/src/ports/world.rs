@@ -1,9 +1,9 @@
 //! Which ports a world supplies. A world (the AWS adapters, the in-memory fakes, a recording
 //! decorator in the benchmark) implements one `Has*` trait per port it has; a function names
-//! the ports it uses ([`InterruptionPorts`], [`KeeperPorts`]), so a new port grows only the
+//! the ports it uses ([`InterruptionPorts`], [`KeeperPorts`], [`FallbackPorts`]), so a new port grows only the
 //! worlds of the functions that need it.
 
-use super::{Asg, Clusters, Ec2, Elb, Handoff, Records};
+use super::{Asg, Clusters, Ec2, Elb, Handoff, Records, Upstream, WriteQueue};
 
 /// A world with EC2.
 pub trait HasEc2 {
@@ -41,6 +41,18 @@ pub trait HasHandoff {
     fn handoff(&self) -> &Self::Handoff;
 }
 
+/// A world with the fallback's write queue.
+pub trait HasQueue {
+    type Queue: WriteQueue;
+    fn queue(&self) -> &Self::Queue;
+}
+
+/// A world with an HTTP client to the service's upstream.
+pub trait HasUpstream {
+    type Upstream: Upstream;
+    fn upstream(&self) -> &Self::Upstream;
+}
+
 /// The Kubernetes client type of a world's clusters.
 pub type KubeOf<W> = <<W as HasClusters>::Clusters as Clusters>::Kube;
 
@@ -51,12 +63,21 @@ pub trait InterruptionPorts:
 }
 impl<W: HasEc2 + HasElb + HasAsg + HasRecords + HasClusters + Send + Sync> InterruptionPorts for W {}
 
-/// What the keeper uses.
+/// What the keeper uses (the load balancers to put shifted traffic back; the queue and the
+/// upstream for the replay of queued writes).
 pub trait KeeperPorts:
-    HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + Send + Sync
+    HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + HasQueue + HasUpstream + Send + Sync
 {
 }
-impl<W: HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + Send + Sync> KeeperPorts for W {}
+impl<
+    W: HasEc2 + HasElb + HasRecords + HasClusters + HasHandoff + HasQueue + HasUpstream + Send + Sync,
+> KeeperPorts for W
+{
+}
+
+/// What the fallback function uses.
+pub trait FallbackPorts: HasQueue + HasUpstream + Send + Sync {}
+impl<W: HasQueue + HasUpstream + Send + Sync> FallbackPorts for W {}
 
 /// Implements the `Has*` traits for a world struct whose fields are named after the ports:
 /// `has_ports!(MyWorld { ec2: FakeEc2, records: FakeRecords })`.
@@ -93,6 +114,18 @@ macro_rules! has_ports {
         impl $crate::ports::HasHandoff for $world {
             type Handoff = $ty;
             fn handoff(&self) -> &$ty { &self.handoff }
+        }
+    };
+    (@one $world:ty, queue, $ty:ty) => {
+        impl $crate::ports::HasQueue for $world {
+            type Queue = $ty;
+            fn queue(&self) -> &$ty { &self.queue }
+        }
+    };
+    (@one $world:ty, upstream, $ty:ty) => {
+        impl $crate::ports::HasUpstream for $world {
+            type Upstream = $ty;
+            fn upstream(&self) -> &$ty { &self.upstream }
         }
     };
     (@one $world:ty, clusters, $ty:ty) => {

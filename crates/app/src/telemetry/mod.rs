@@ -1,8 +1,9 @@
 //! Logs and metrics output: structured JSON logs (one line per event, fields carry event id,
 //! instance and node) and CloudWatch EMF metric lines on stdout, where Lambda ships them to
 //! CloudWatch Logs and CloudWatch extracts the metrics — no PutMetricData call, no extra IAM.
-//! [`interruption`] and [`keeper`] say what each function logs and measures.
+//! [`interruption`], [`keeper`] and [`fallback`] say what each function logs and measures.
 
+pub mod fallback;
 pub mod interruption;
 pub mod keeper;
 

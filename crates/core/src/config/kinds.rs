@@ -6,6 +6,7 @@ use std::num::ParseIntError;
 use std::str::FromStr;
 
 use super::ConfigError;
+use crate::fallback::{DefaultPolicy, Routes};
 use crate::kube::{TaintEffect, is_qualified_name};
 use crate::plan::FailedDrainResult;
 
@@ -178,6 +179,58 @@ impl List {
     }
 }
 
+/// The fallback's route table: a JSON array, validated whole; the error names the entry.
+pub(super) struct RoutesJson;
+
+impl RoutesJson {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<Routes, ConfigError> {
+        Routes::parse(raw).map_err(|e| invalid(var, raw, e.to_string()))
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "JSON array of routes".to_owned()
+    }
+}
+
+/// The fallback's policy for unknown routes: `forward` or `reject`.
+pub(super) struct DefaultPolicyKind;
+
+impl DefaultPolicyKind {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<DefaultPolicy, ConfigError> {
+        raw.parse()
+            .map_err(|()| invalid(var, raw, "expected forward or reject"))
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "forward or reject".to_owned()
+    }
+}
+
+/// An `http://` URL with a host (the fallback's upstream client speaks plain HTTP/1.1 to an
+/// internal listener; TLS is not supported).
+pub(super) struct HttpUrl;
+
+impl HttpUrl {
+    pub(super) fn read(&self, var: &'static str, raw: &str) -> Result<String, ConfigError> {
+        let rest = raw
+            .strip_prefix("http://")
+            .ok_or_else(|| invalid(var, raw, "must start with http:// (https is not supported)"))?;
+        let host = rest.split('/').next().unwrap_or("");
+        if host.is_empty() || rest.contains(['?', '#', ' ']) {
+            return Err(invalid(
+                var,
+                raw,
+                "must be http://host[:port][/base path], no query or fragment",
+            ));
+        }
+        Ok(raw.trim_end_matches('/').to_owned())
+    }
+
+    pub(super) fn accepts(&self) -> String {
+        "http:// URL".to_owned()
+    }
+}
+
 /// A [`Config`](super::Config) field written as the text of its variable: what the listing
 /// shows as the default and the startup line as the value.
 pub(super) trait Shown {
@@ -202,8 +255,15 @@ shown_by_display!(
     i64,
     f32,
     TaintEffect,
-    FailedDrainResult
+    FailedDrainResult,
+    DefaultPolicy
 );
+
+impl Shown for Routes {
+    fn shown(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
 
 impl Shown for Vec<String> {
     fn shown(&self) -> String {

@@ -260,3 +260,45 @@ fn the_docs_table_is_the_declaration() {
          > crates/core/src/config/variables.md"
     );
 }
+
+#[test]
+fn the_fallback_routes_are_validated_at_start_naming_the_bad_entry() {
+    let c = env(&[
+        (
+            "COSTOP_FALLBACK_ROUTES",
+            r#"[{"prefix": "/orders", "queue_safe": true, "json": true}]"#,
+        ),
+        ("COSTOP_FALLBACK_DEFAULT_POLICY", "reject"),
+        (
+            "COSTOP_FALLBACK_UPSTREAM",
+            "http://internal-shop.local:8080/",
+        ),
+    ])
+    .unwrap();
+    assert_eq!(c.fallback_routes.specs().len(), 1);
+    assert_eq!(
+        c.fallback_default_policy,
+        crate::fallback::DefaultPolicy::Reject
+    );
+    assert_eq!(c.fallback_upstream, "http://internal-shop.local:8080");
+    let e = env(&[(
+        "COSTOP_FALLBACK_ROUTES",
+        r#"[{"prefix": "/a"}, {"method": "POST", "prefix": "orders"}]"#,
+    )])
+    .unwrap_err();
+    assert_eq!(e.var(), "COSTOP_FALLBACK_ROUTES");
+    assert!(e.to_string().contains("route 1 (POST orders)"), "{e}");
+    for (var, value) in [
+        ("COSTOP_FALLBACK_UPSTREAM", "https://internal:443"),
+        ("COSTOP_FALLBACK_UPSTREAM", "http://"),
+        ("COSTOP_FALLBACK_DEFAULT_POLICY", "queue"),
+        ("COSTOP_FALLBACK_BACKOFF_MAX_MS", "10"),
+        ("COSTOP_REPLAY_RATE", "0"),
+    ] {
+        assert_eq!(
+            env(&[(var, value)]).unwrap_err().var(),
+            var,
+            "{var}={value}"
+        );
+    }
+}

@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::kinds::{Bool, Effect, HookResult, Int, List, Positive, Shown, TaintKey, Text};
+use super::kinds::{
+    Bool, DefaultPolicyKind, Effect, HookResult, HttpUrl, Int, List, Positive, RoutesJson, Shown,
+    TaintKey, Text,
+};
 use super::{Config, ConfigError, PREFIX};
 
 /// What a variable is about. [`VARS`] lists the variables group by group, in this order.
@@ -31,6 +34,8 @@ pub enum Group {
     Dedupe,
     /// The warm standby pool (the keeper).
     Standby,
+    /// The fallback function and the replay of its queue.
+    Fallback,
     /// Metrics and logs.
     Telemetry,
 }
@@ -47,6 +52,7 @@ impl Group {
             Group::Deadlines => "deadlines",
             Group::Dedupe => "dedupe",
             Group::Standby => "standby",
+            Group::Fallback => "fallback",
             Group::Telemetry => "telemetry",
         }
     }
@@ -62,6 +68,7 @@ impl Group {
             Group::Deadlines => "Deadlines",
             Group::Dedupe => "Dedupe of redeliveries",
             Group::Standby => "Standby pool (the keeper)",
+            Group::Fallback => "Fallback and replay",
             Group::Telemetry => "Telemetry",
         }
     }
@@ -302,6 +309,41 @@ declare! {
         /// After a Spot warning the keeper gives replacement pods the standby toleration for
         /// this long (bounded by its invocation).
         COSTOP_STANDBY_WATCH_SECONDS => standby_watch_seconds: Int(1, 900);
+    }
+    Fallback {
+        /// The fallback's routes: a JSON array of `{"method": "POST" or "*", "prefix": "/orders",
+        /// "queue_safe": bool, "json": bool, "respond": {"status", "headers", "body"}}`. Reads
+        /// are forwarded, writes queued where `queue_safe`, forwarded otherwise; a `respond`
+        /// route answers with its fixed response. The longest matching prefix wins.
+        COSTOP_FALLBACK_ROUTES => fallback_routes: RoutesJson;
+        /// What the fallback does with a request no route matches: `forward` or `reject` (503
+        /// with `Retry-After`).
+        COSTOP_FALLBACK_DEFAULT_POLICY => fallback_default_policy: DefaultPolicyKind;
+        /// The service's surviving capacity, reached around the fallback: an internal listener
+        /// or load balancer URL (`http://` only). Forwards and replays go there. Empty: nothing
+        /// is forwarded (503) and the keeper does not replay.
+        COSTOP_FALLBACK_UPSTREAM => fallback_upstream: HttpUrl;
+        /// How long a forwarded request is held and retried while the upstream does not answer,
+        /// before the fallback answers 503 with `Retry-After`; well under the ALB's 60-second
+        /// idle timeout.
+        COSTOP_FALLBACK_FORWARD_BUDGET_MS => fallback_forward_budget_ms: Int(100, 55_000);
+        /// The first retry's wait ceiling of a held request (full jitter, doubling).
+        COSTOP_FALLBACK_BACKOFF_BASE_MS => fallback_backoff.base_ms: Int(1, 10_000);
+        /// The ceiling of every wait of a held request; at least the base.
+        COSTOP_FALLBACK_BACKOFF_MAX_MS => fallback_backoff.max_ms: Int(1, 30_000);
+        /// `Retry-After` of the fallback's 503s, in seconds.
+        COSTOP_FALLBACK_RETRY_AFTER_SECONDS => fallback_retry_after_seconds: Int(1, 3_600);
+        /// The DynamoDB table of queued writes, their receipts and dead letters.
+        COSTOP_QUEUE_TABLE => queue_table: Text;
+        /// Writes the queue holds at most; a write beyond is answered 503 with `Retry-After`.
+        COSTOP_QUEUE_MAX_DEPTH => queue_max_depth: Int(1, 10_000_000);
+        /// Days a settled receipt (and its idempotency key) stays readable. Pending writes and
+        /// dead letters never expire.
+        COSTOP_QUEUE_RECEIPT_DAYS => queue_receipt_days: Int(1, 3650);
+        /// Queued writes the keeper replays per second once traffic is restored.
+        COSTOP_REPLAY_RATE => replay_rate: Positive;
+        /// Replays of one write before it is dead-lettered (kept and reported).
+        COSTOP_REPLAY_MAX_ATTEMPTS => replay_max_attempts: Int(1, 100);
     }
     Telemetry {
         /// CloudWatch namespace for EMF metrics.

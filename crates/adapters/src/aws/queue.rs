@@ -1,0 +1,344 @@
+//! The fallback's write queue in its DynamoDB table (`COSTOP_QUEUE_TABLE`): [`DynamoQueue`]
+//! implements the `WriteQueue` port with the core's keys and operations
+//! ([`costop_core::fallback::record`]). A path's sequence is one atomic `UpdateItem` (`ADD`,
+//! `UPDATED_NEW`); queueing, replaying and dead-lettering are one `TransactWriteItems` each, so
+//! a write is wholly queued or not at all. A cancelled transaction says why per operation
+//! (`CancellationReasons`): a failed condition on the depth counter is a full queue, on the
+//! idempotency key a duplicate, on a pending write a write settled meanwhile.
+//! (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>)
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+use costop_app::ports::{Enqueued, PortError, WriteQueue};
+use costop_core::fallback::record::{
+    self as q, DEAD_PK, ENQUEUE_DEPTH_OP, ENQUEUE_KEY_OP, Op, PENDING_PK,
+};
+use costop_core::fallback::{QueuedWrite, Receipt};
+use costop_core::record::{Item, Key};
+
+use super::{item_from_sdk, item_to_sdk, sdk_error};
+
+/// The reason code of an operation whose condition failed.
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// The queue table through the SDK.
+#[derive(Clone, Debug)]
+pub struct DynamoQueue {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// An operation the SDK refused to build (a bug in the core's shapes).
+fn build_error(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError) -> PortError {
+    move |e| PortError::Permanent {
+        op,
+        source: Box::new(e),
+    }
+}
+
+fn decode(op: &'static str, item: &HashMap<String, AttributeValue>) -> Result<Item, PortError> {
+    item_from_sdk(item).map_err(|e| PortError::Permanent {
+        op,
+        source: Box::new(e),
+    })
+}
+
+fn corrupt(op: &'static str, e: costop_core::record::RecordError) -> PortError {
+    PortError::Permanent {
+        op,
+        source: Box::new(e),
+    }
+}
+
+/// What a transaction did.
+enum Transacted {
+    Done,
+    /// Cancelled: which operations' conditions failed.
+    ConditionFailed(Vec<usize>),
+}
+
+impl DynamoQueue {
+    /// The queue in `table`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoQueue {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn transact_item(&self, op: &'static str, o: Op) -> Result<TransactWriteItem, PortError> {
+        let fail = build_error(op);
+        Ok(match o {
+            Op::Put { item, condition } => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item_to_sdk(&item)))
+                        .set_condition_expression(condition.map(str::to_owned))
+                        .build()
+                        .map_err(&fail)?,
+                )
+                .build(),
+            Op::Update {
+                key,
+                expression,
+                condition,
+                names,
+                values,
+            } => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_to_sdk(&key.to_item())))
+                        .update_expression(expression)
+                        .set_condition_expression(condition)
+                        .set_expression_attribute_names(
+                            (!names.is_empty()).then(|| names.into_iter().collect()),
+                        )
+                        .set_expression_attribute_values(
+                            (!values.is_empty()).then(|| item_to_sdk(&values)),
+                        )
+                        .build()
+                        .map_err(&fail)?,
+                )
+                .build(),
+            Op::Delete { key, condition } => TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(item_to_sdk(&key.to_item())))
+                        .set_condition_expression(condition.map(str::to_owned))
+                        .build()
+                        .map_err(&fail)?,
+                )
+                .build(),
+        })
+    }
+
+    /// One transaction of `ops`.
+    async fn transact(&self, op: &'static str, ops: Vec<Op>) -> Result<Transacted, PortError> {
+        let items = ops
+            .into_iter()
+            .map(|o| self.transact_item(op, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        // iam: dynamodb:PutItem, dynamodb:UpdateItem, dynamodb:DeleteItem (per operation)
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Transacted::Done),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    let failed: Vec<usize> = c
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some(CONDITION_FAILED))
+                        .map(|(i, _)| i)
+                        .collect();
+                    if failed.is_empty() {
+                        // Cancelled for a conflict with another transaction or throttling.
+                        Err(PortError::Transient {
+                            op,
+                            source: Box::new(e),
+                        })
+                    } else {
+                        Ok(Transacted::ConditionFailed(failed))
+                    }
+                }
+                _ => Err(sdk_error(op, e)),
+            },
+        }
+    }
+
+    async fn get(&self, op: &'static str, key: &Key) -> Result<Option<Item>, PortError> {
+        // iam: dynamodb:GetItem
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item_to_sdk(&key.to_item())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(op, e))?;
+        out.item().map(|i| decode(op, i)).transpose()
+    }
+
+    /// Every item of a partition (consistent, paged).
+    async fn partition(&self, op: &'static str, pk: &str) -> Result<Vec<Item>, PortError> {
+        // iam: dynamodb:Query
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#k = :v")
+            .expression_attribute_names("#k", costop_core::record::PK)
+            .expression_attribute_values(":v", AttributeValue::S(pk.to_owned()))
+            .consistent_read(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error(op, e))?;
+            for item in page.items() {
+                out.push(decode(op, item)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn writes(&self, op: &'static str, pk: &str) -> Result<Vec<QueuedWrite>, PortError> {
+        let items = self.partition(op, pk).await?;
+        let (writes, errors) = q::writes_from_items(&items);
+        for e in errors {
+            tracing::warn!(error = %costop_app::error_chain(&e), partition = pk, "unreadable queued write skipped");
+        }
+        Ok(writes)
+    }
+
+    /// The next sequence number of `path`.
+    async fn next_seq(&self, path: &str) -> Result<u64, PortError> {
+        let op = "take the path's sequence";
+        let Op::Update {
+            key,
+            expression,
+            names,
+            values,
+            ..
+        } = q::next_seq_op(path)
+        else {
+            return Err(PortError::Permanent {
+                op,
+                source: "the core's sequence operation is not an update".into(),
+            });
+        };
+        // iam: dynamodb:UpdateItem
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_to_sdk(&key.to_item())))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names.into_iter().collect()))
+            .set_expression_attribute_values(Some(item_to_sdk(&values)))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| sdk_error(op, e))?;
+        match out.attributes().and_then(|a| a.get(q::SEQ)) {
+            Some(AttributeValue::N(n)) => n.parse().map_err(|e| PortError::Permanent {
+                op,
+                source: Box::new(e),
+            }),
+            _ => Err(PortError::Permanent {
+                op,
+                source: "UpdateItem returned no sequence".into(),
+            }),
+        }
+    }
+
+    /// Settle operations: a failed condition means another keeper settled the write first.
+    async fn settle(&self, op: &'static str, ops: Vec<Op>) -> Result<(), PortError> {
+        match self.transact(op, ops).await? {
+            Transacted::Done => Ok(()),
+            Transacted::ConditionFailed(_) => Err(PortError::Conflict { op }),
+        }
+    }
+}
+
+impl WriteQueue for DynamoQueue {
+    async fn enqueue(&self, mut write: QueuedWrite, max_depth: u64) -> Result<Enqueued, PortError> {
+        let op = "queue write";
+        write.seq = self.next_seq(&write.path).await?;
+        let receipt = Receipt::queued(&write);
+        match self.transact(op, q::enqueue_ops(&write, max_depth)).await? {
+            Transacted::Done => Ok(Enqueued::Queued(receipt)),
+            Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_KEY_OP) => {
+                let key = self
+                    .get(op, &q::idempotency_key(&write.idempotency_key))
+                    .await?
+                    .ok_or(PortError::Conflict { op })?;
+                let id = q::receipt_of_key(&key).map_err(|e| corrupt(op, e))?;
+                let first = self.receipt(id).await?.ok_or(PortError::Conflict { op })?;
+                Ok(Enqueued::Duplicate(first))
+            }
+            Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_DEPTH_OP) => {
+                Ok(Enqueued::Full)
+            }
+            // The receipt id was taken: a generated id colliding, practically never.
+            Transacted::ConditionFailed(_) => Err(PortError::Conflict { op }),
+        }
+    }
+
+    async fn receipt(&self, id: &str) -> Result<Option<Receipt>, PortError> {
+        let op = "read receipt";
+        self.get(op, &q::receipt_key(id))
+            .await?
+            .map(|i| q::receipt_from_item(&i).map_err(|e| corrupt(op, e)))
+            .transpose()
+    }
+
+    async fn pending(&self) -> Result<Vec<QueuedWrite>, PortError> {
+        self.writes("read pending writes", PENDING_PK).await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<QueuedWrite>, PortError> {
+        self.writes("read dead letters", DEAD_PK).await
+    }
+
+    async fn depth(&self) -> Result<u64, PortError> {
+        let item = self.get("read queue depth", &q::depth_key()).await?;
+        Ok(q::depth_from_item(item.as_ref()))
+    }
+
+    async fn replayed(
+        &self,
+        write: &QueuedWrite,
+        status: u16,
+        now: DateTime<Utc>,
+        receipt_days: u32,
+    ) -> Result<(), PortError> {
+        self.settle(
+            "settle replayed write",
+            q::replayed_ops(write, status, now, receipt_days),
+        )
+        .await
+    }
+
+    async fn failed(
+        &self,
+        write: &QueuedWrite,
+        attempts: u32,
+        error: &str,
+    ) -> Result<(), PortError> {
+        self.settle(
+            "record failed replay",
+            vec![q::failed_op(write, attempts, error)],
+        )
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        write: &QueuedWrite,
+        attempts: u32,
+        status: Option<u16>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        self.settle(
+            "dead-letter write",
+            q::dead_letter_ops(write, attempts, status, error, now),
+        )
+        .await
+    }
+}

@@ -1,0 +1,358 @@
+//! The fallback function end to end on both worlds (`on_both!`): the queue in memory or in
+//! moto's DynamoDB, the upstream a loopback HTTP server of the test's own. Writes on a
+//! queue-safe route are stored before their 202 and receipt; a repeated `Idempotency-Key` is
+//! queued once; a full queue, an oversized body and malformed JSON are refused with nothing
+//! stored; an unknown route gets the configured default; a forward is held until capacity
+//! answers, or answered 503 with `Retry-After` when the budget runs out. Then the keeper's
+//! replay: in order per path, only once no traffic shift is active, each outcome on its
+//! receipt; a write that keeps failing is dead-lettered and reported.
+
+use bytes::Bytes;
+use costop_app::{HasQueue, WriteQueue};
+use costop_core::fallback::headers;
+use costop_tests::upstream::TestUpstream;
+use costop_tests::{Harness, Setup, on_both};
+use serde_json::Value;
+
+/// Writes to `/items` are safe to queue and JSON; `/payments` forwards; `/status` answers from
+/// configuration; anything else is refused (the default).
+const ROUTES: &str = r#"[
+    {"prefix": "/items", "queue_safe": true, "json": true},
+    {"prefix": "/payments"},
+    {"method": "GET", "prefix": "/status", "respond": {"status": 200, "headers": {"cache-control": "no-store"}, "body": "degraded"}}
+]"#;
+
+/// The queue holds this many writes at most.
+const MAX_DEPTH: usize = 4;
+
+fn setup() -> Setup {
+    Setup::default_scenario()
+        .with_env("COSTOP_FALLBACK_ROUTES", ROUTES)
+        .with_env("COSTOP_FALLBACK_DEFAULT_POLICY", "reject")
+        .with_env("COSTOP_QUEUE_MAX_DEPTH", &MAX_DEPTH.to_string())
+        .with_env("COSTOP_FALLBACK_FORWARD_BUDGET_MS", "1500")
+        .with_env("COSTOP_FALLBACK_BACKOFF_BASE_MS", "20")
+        .with_env("COSTOP_FALLBACK_BACKOFF_MAX_MS", "100")
+        .with_env("COSTOP_REPLAY_RATE", "200")
+        .with_env("COSTOP_REPLAY_MAX_ATTEMPTS", "2")
+}
+
+fn request(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> http::Request<Bytes> {
+    let mut b = http::Request::builder().method(method).uri(target);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    b.body(Bytes::copy_from_slice(body))
+        .expect("a valid request")
+}
+
+fn write(path: &str, body: &str) -> http::Request<Bytes> {
+    request(
+        "POST",
+        path,
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", &uuid::Uuid::new_v4().to_string()),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn body_json(r: &http::Response<Bytes>) -> Value {
+    serde_json::from_slice(r.body()).unwrap_or(Value::Null)
+}
+
+fn header<'a>(r: &'a http::Response<Bytes>, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// An upstream that answers 201 to everything.
+async fn accepting() -> TestUpstream {
+    TestUpstream::start(|_, _| 201).await
+}
+
+async fn a_write_on_a_queue_safe_route_is_stored_before_its_202_and_receipt<H: Harness>(h: H) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let (r, served) = f.handle(write("/items/cart?v=2", r#"{"n": 1}"#)).await;
+    assert_eq!(r.status(), 202, "[{}] {:?}", h.flavor(), r.body());
+    assert_eq!(header(&r, headers::X_COSTOP_FALLBACK), "queue");
+    let receipt = body_json(&r);
+    let id = receipt["id"].as_str().expect("a receipt id").to_owned();
+    assert_eq!(served.receipt.as_deref(), Some(id.as_str()));
+    let location = format!("/_costop/receipts/{id}");
+    assert_eq!(header(&r, "location"), location);
+    assert_eq!(receipt["state"], "queued");
+    assert_eq!(receipt["path"], "/items/cart");
+    // Stored before the answer: the queue has it, whole, and nothing reached the service.
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending.len(), 1, "[{}]", h.flavor());
+    assert_eq!(pending[0].body, br#"{"n": 1}"#);
+    assert_eq!(pending[0].query.as_deref(), Some("v=2"));
+    assert!(
+        !pending[0].client_key,
+        "a key is generated when the client sent none"
+    );
+    assert!(up.seen().is_empty());
+    // The receipt reads back; an unknown one is 404.
+    let (r, _) = f.handle(request("GET", &location, &[], b"")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(body_json(&r)["state"], "queued");
+    let (r, _) = f
+        .handle(request("GET", "/_costop/receipts/nosuchreceipt", &[], b""))
+        .await;
+    assert_eq!(r.status(), 404, "[{}]", h.flavor());
+    // Reads on the same route are forwarded.
+    let (r, _) = f.handle(request("GET", "/items/cart", &[], b"")).await;
+    assert_eq!((r.status().as_u16(), up.seen().len()), (201, 1));
+}
+
+async fn a_repeated_idempotency_key_is_queued_once<H: Harness>(h: H) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let keyed = || {
+        request(
+            "PUT",
+            "/items/k1",
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "order-7"),
+            ],
+            br#"{"qty": 2}"#,
+        )
+    };
+    let (first, _) = f.handle(keyed()).await;
+    let (second, served) = f.handle(keyed()).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (202, 202)
+    );
+    assert!(served.duplicate, "[{}]", h.flavor());
+    assert_eq!(body_json(&first)["id"], body_json(&second)["id"]);
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending.len(), 1, "[{}] queued twice", h.flavor());
+    assert_eq!(pending[0].idempotency_key, "order-7");
+    assert!(pending[0].client_key);
+}
+
+async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing<H: Harness>(h: H) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    for n in 0..MAX_DEPTH {
+        let (r, _) = f
+            .handle(write("/items/a", &format!("{{\"n\": {n}}}")))
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    let before = h.queue_items().await;
+    let (r, served) = f
+        .handle(write("/items/a", r#"{"n": "one too many"}"#))
+        .await;
+    assert_eq!(r.status(), 503, "[{}] {:?}", h.flavor(), r.body());
+    assert_eq!(header(&r, headers::RETRY_AFTER), "5");
+    assert!(served.gave_up);
+    assert_eq!(
+        h.queue_items().await,
+        before,
+        "[{}] something was stored",
+        h.flavor()
+    );
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending.len(), MAX_DEPTH);
+    assert_eq!(f.world().queue().depth().await.unwrap(), MAX_DEPTH as u64);
+}
+
+async fn a_body_over_one_megabyte_is_refused_with_413_and_nothing_is_stored<H: Harness>(h: H) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let mut big = b"[".to_vec();
+    big.resize(1024 * 1024, b' ');
+    big.extend_from_slice(b"1]");
+    let (r, _) = f
+        .handle(request(
+            "POST",
+            "/items/big",
+            &[("content-type", "application/json")],
+            &big,
+        ))
+        .await;
+    assert_eq!(r.status(), 413, "[{}]", h.flavor());
+    assert_eq!(
+        h.queue_items().await,
+        0,
+        "[{}] something was stored",
+        h.flavor()
+    );
+    assert!(up.seen().is_empty());
+    // Just under the limit is taken, whole, across the table's item size.
+    big.truncate(1024 * 1024 - 2);
+    big.extend_from_slice(b"1]");
+    let (r, _) = f
+        .handle(request(
+            "POST",
+            "/items/big",
+            &[("content-type", "application/json")],
+            &big,
+        ))
+        .await;
+    assert_eq!(r.status(), 202, "[{}] {:?}", h.flavor(), r.body());
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending[0].body.len(), 1024 * 1024);
+}
+
+async fn malformed_json_on_a_json_route_is_refused_with_400_and_nothing_is_stored<H: Harness>(
+    h: H,
+) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let (r, _) = f.handle(write("/items/x", r#"{"n": "#)).await;
+    assert_eq!(r.status(), 400, "[{}]", h.flavor());
+    assert!(
+        body_json(&r)["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not JSON")
+    );
+    let too_long = "k".repeat(300);
+    let (r, _) = f
+        .handle(request(
+            "POST",
+            "/items/x",
+            &[("idempotency-key", &too_long)],
+            b"{}",
+        ))
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        h.queue_items().await,
+        0,
+        "[{}] something was stored",
+        h.flavor()
+    );
+    assert!(up.seen().is_empty());
+    // A route that does not declare JSON takes any body (and forwards it).
+    let (r, _) = f
+        .handle(request("POST", "/payments/1", &[], b"not json"))
+        .await;
+    assert_eq!(r.status(), 201);
+}
+
+async fn an_unknown_route_gets_the_configured_default_and_a_fixed_route_its_response<H: Harness>(
+    h: H,
+) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let (r, served) = f.handle(write("/elsewhere", "{}")).await;
+    assert_eq!(served.policy, "reject", "[{}]", h.flavor());
+    assert_eq!(r.status(), 503);
+    assert_eq!(header(&r, headers::RETRY_AFTER), "5");
+    let (r, _) = f.handle(request("GET", "/status/now", &[], b"")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    assert_eq!(r.body().as_ref(), b"degraded");
+    assert!(
+        up.seen().is_empty(),
+        "[{}] reached the upstream",
+        h.flavor()
+    );
+    assert_eq!(h.queue_items().await, 0);
+}
+
+async fn a_forward_is_held_and_retried_until_the_upstream_answers<H: Harness>(h: H) {
+    // No capacity for the first three tries, then the service answers.
+    let up = TestUpstream::start(|n, _| if n < 3 { 503 } else { 201 }).await;
+    let f = h.fallback(&up.url);
+    let (r, served) = f
+        .handle(request(
+            "POST",
+            "/payments/9?x=1",
+            &[
+                ("connection", "keep-alive, x-private"),
+                ("x-private", "hop"),
+                ("keep-alive", "timeout=5"),
+                ("x-forwarded-for", "203.0.113.7"),
+                ("x-forwarded-proto", "https"),
+            ],
+            b"pay",
+        ))
+        .await;
+    assert_eq!(r.status(), 201, "[{}] {:?}", h.flavor(), r.body());
+    assert_eq!(served.attempts, Some(4));
+    let seen = up.seen();
+    assert_eq!(seen.len(), 4);
+    let last = &seen[3];
+    assert_eq!(
+        (last.method.as_str(), last.target.as_str()),
+        ("POST", "/payments/9?x=1")
+    );
+    assert_eq!(last.body.as_ref(), b"pay");
+    assert_eq!(last.headers["x-forwarded-for"], "203.0.113.7");
+    assert_eq!(last.headers["x-forwarded-proto"], "https");
+    for hop in ["x-private", "keep-alive"] {
+        assert!(
+            !last.headers.contains_key(hop),
+            "[{}] {hop} forwarded",
+            h.flavor()
+        );
+    }
+    assert_eq!(h.queue_items().await, 0);
+}
+
+async fn a_forward_answers_503_with_retry_after_when_the_budget_runs_out<H: Harness>(h: H) {
+    let up = TestUpstream::start(|_, _| 502).await;
+    let f = h.fallback(&up.url);
+    let (r, served) = f.handle(request("GET", "/items/cart", &[], b"")).await;
+    assert_eq!(r.status(), 503, "[{}]", h.flavor());
+    assert_eq!(header(&r, headers::RETRY_AFTER), "5");
+    assert!(served.gave_up);
+    assert!(up.seen().len() > 1, "[{}] not retried", h.flavor());
+    assert_eq!(served.attempts, Some(up.seen().len() as u32));
+    // Nothing listening at all is no answer either.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let (r, _) = h
+        .fallback(&closed)
+        .handle(request("GET", "/items/cart", &[], b""))
+        .await;
+    assert_eq!(r.status(), 503);
+}
+
+on_both!(
+    a_write_on_a_queue_safe_route_is_stored_before_its_202_and_receipt,
+    setup()
+);
+on_both!(a_repeated_idempotency_key_is_queued_once, setup());
+on_both!(
+    a_full_queue_answers_503_with_retry_after_and_stores_nothing,
+    setup()
+);
+on_both!(
+    a_body_over_one_megabyte_is_refused_with_413_and_nothing_is_stored,
+    setup()
+);
+on_both!(
+    malformed_json_on_a_json_route_is_refused_with_400_and_nothing_is_stored,
+    setup()
+);
+on_both!(
+    an_unknown_route_gets_the_configured_default_and_a_fixed_route_its_response,
+    setup()
+);
+on_both!(
+    a_forward_is_held_and_retried_until_the_upstream_answers,
+    setup()
+);
+on_both!(
+    a_forward_answers_503_with_retry_after_when_the_budget_runs_out,
+    setup()
+);
