@@ -1024,6 +1024,8 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
                 records: records.clone(),
                 clusters: costop_adapters::KubeClusters::new(access, Default::default()),
                 handoff: Default::default(),
+                queue: Default::default(),
+                upstream: Default::default(),
             };
             let h = Handler::new(RecWorld::new(world, rec.clone()), config.clone());
             warm_up(&h, &rec, instance, warm).await;

@@ -3,10 +3,12 @@
 //! [`start`]: a Spot warning starts the zone's standby, a rebalance recommendation retypes it
 //! ahead of time; [`watch`]: after a start, the node's replacement pods get the standby
 //! toleration as they appear; [`tick`]: a scheduled tick returns standbys to the pool when spot
-//! capacity is back, gives back nodes whose instances returned ([`resume`]) and hands scheduled
-//! changes that came due to the interruption function ([`handoff`]).
+//! capacity is back, gives back nodes whose instances returned ([`resume`]), hands scheduled
+//! changes that came due to the interruption function ([`handoff`]) and replays the fallback's
+//! queued writes once traffic is back ([`replay`]).
 
 mod handoff;
+mod replay;
 mod resume;
 mod start;
 mod tick;
@@ -20,6 +22,7 @@ use costop_core::{Config, ParseError};
 use serde::Serialize;
 
 pub use handoff::HandoffReport;
+pub use replay::ReplayReport;
 pub use resume::ResumeReport;
 
 use crate::function::{Function, Mode, Retryable};
@@ -91,6 +94,9 @@ pub enum KeeperOutcome {
         /// AWS Health scheduled changes that came due, handed to the interruption function.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         handoffs: Vec<HandoffReport>,
+        /// The replay of the fallback's queued writes (`None` when reading the queue failed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay: Option<ReplayReport>,
     },
 }
 
