@@ -141,13 +141,24 @@ FUNCTIONS: dict[str, dict[str, Any]] = {
         "schedule": "rate(1 minute)",
         "timeout": "watch",
     },
+    # An ALB Lambda target: invoked synchronously by the load balancer, by no rule.
+    "FallbackFunction": {
+        "binary": "costop-fallback",
+        "receives": set(),
+        "timeout": "forward",
+    },
 }
 # Timeout rules: (variable, default if infra/config-vars.json does not list it, reserve in
 # seconds).
 TIMEOUT_RULES: dict[str, tuple[str, int, int]] = {
     "hook": ("COSTOP_ASG_HOOK_DEADLINE_SECONDS", 300, 3),
     "watch": ("COSTOP_STANDBY_WATCH_SECONDS", 240, 30),
+    # The fallback holds a forward for its budget (milliseconds, rounded up to seconds) plus one
+    # upstream attempt's timeout (5 s).
+    "forward": ("COSTOP_FALLBACK_FORWARD_BUDGET_MS", 15000, 5),
 }
+# The stack's DynamoDB tables: the timeline and the fallback's queue; both are checked alike.
+TABLES = {"TimelineTable", "QueueTable"}
 
 # EC2 actions that change an instance (or its tags). A function may only be granted one with the
 # Condition `StringEquals: {aws:ResourceTag/costop.io/standby: "true"}` (for RunInstances,
@@ -827,8 +838,14 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
             problems.append(f"{lid}: {var} must be a literal number (the Timeout is checked against it), got {value!r}")
             continue
         value = int(value)
+        if var.endswith("_MS"):
+            value = -(-value // 1000)
         if not isinstance(timeout, int) or not value + reserve <= timeout <= 900:
-            what = "the ASG hook deadline" if rule == "hook" else "the standby watch window"
+            what = {
+                "hook": "the ASG hook deadline",
+                "watch": "the standby watch window",
+                "forward": "the forward budget",
+            }[rule]
             problems.append(
                 f"{lid}: Timeout {timeout!r} must cover {what} ({var}={value} s) plus {reserve} s, "
                 "and be at most 900 s"
@@ -877,10 +894,10 @@ def check_shape(ctx: Context, notes: Notes) -> list[str]:
         if lid in dlqs and lid not in alarmed_queues:
             problems.append(f"{lid}: dead-letter queue without an ApproximateNumberOfMessagesVisible alarm")
 
-    # The timeline table.
+    # The timeline and queue tables.
     tables = dict(resources(cfn, "AWS::DynamoDB::Table"))
-    if len(tables) != 1:
-        problems.append(f"expected one DynamoDB table, found {sorted(tables)}")
+    if set(tables) != TABLES:
+        problems.append(f"expected the DynamoDB tables {sorted(TABLES)}, found {sorted(tables)}")
     for lid, res in tables.items():
         p = res.get("Properties", {})
         if p.get("BillingMode") != "PAY_PER_REQUEST":

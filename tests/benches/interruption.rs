@@ -1070,7 +1070,7 @@ async fn part3(quick: bool, nodes_wanted: Option<usize>, warm: bool, in_memory: 
                 clusters: costop_adapters::KubeClusters::new(access, Default::default()),
                 handoff: Default::default(),
                 queue: Default::default(),
-                upstream: costop_adapters::HttpUpstream::new(&config.fallback_upstream),
+                upstream: Default::default(),
             };
             let h = Handler::new(RecWorld::new(world, rec.clone()), config.clone());
             warm_up(&h, &rec, instance, warm).await;

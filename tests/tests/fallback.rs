@@ -8,10 +8,13 @@
 //! receipt; a write that keeps failing is dead-lettered and reported.
 
 use bytes::Bytes;
-use costop_app::{HasQueue, WriteQueue};
+use chrono::Utc;
+use costop_app::keeper::{KeeperOutcome, ReplayReport};
+use costop_app::{HasQueue, HasRecords, Keeper, KeeperPorts, Mode, Records, WriteQueue};
 use costop_core::fallback::headers;
+use costop_core::record::{self, Key};
 use costop_tests::upstream::TestUpstream;
-use costop_tests::{Harness, Setup, on_both};
+use costop_tests::{Harness, Setup, events, on_both};
 use serde_json::Value;
 
 /// Writes to `/items` are safe to queue and JSON; `/payments` forwards; `/status` answers from
@@ -327,6 +330,224 @@ async fn a_forward_answers_503_with_retry_after_when_the_budget_runs_out<H: Harn
     assert_eq!(r.status(), 503);
 }
 
+/// One keeper tick; its replay report and its metrics.
+async fn tick<W: KeeperPorts>(keeper: &Keeper<W>) -> (ReplayReport, Vec<Value>) {
+    let outcome = keeper
+        .handle(&events::scheduled_tick(Utc::now()), Mode::Execute)
+        .await
+        .expect("the tick succeeds");
+    let metrics = costop_app::telemetry::keeper::metrics(keeper.config(), &outcome, Utc::now());
+    match outcome {
+        KeeperOutcome::Tick {
+            replay: Some(r), ..
+        } => (r, metrics),
+        other => panic!("no replay in {other:?}"),
+    }
+}
+
+/// A traffic-shift lease, as the shifting code leaves one per shifted listener rule.
+fn shift_lease() -> Key {
+    Key {
+        pk: record::SHIFT_PK.into(),
+        sk: "RULE#arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/shop/1/2/3"
+            .into(),
+    }
+}
+
+async fn receipt_of<W: costop_app::FallbackPorts>(f: &costop_app::Fallback<W>, id: &str) -> Value {
+    let (r, _) = f
+        .handle(request("GET", &format!("/_costop/receipts/{id}"), &[], b""))
+        .await;
+    assert_eq!(r.status(), 200);
+    body_json(&r)
+}
+
+async fn queued_writes_are_replayed_in_order_per_path_once_no_traffic_shift_is_active<
+    H: Harness,
+>(
+    h: H,
+) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let keeper = h.keeper_to(&up.url);
+    let records = keeper.world().records();
+    records
+        .put(shift_lease().to_item())
+        .await
+        .expect("the lease is written");
+    let mut ids = Vec::new();
+    for (path, n, key) in [
+        ("/items/a", 1, None),
+        ("/items/b", 1, Some("b-1")),
+        ("/items/a", 2, None),
+        ("/items/a", 3, None),
+    ] {
+        let mut req = write(path, &format!("{{\"n\": {n}}}"));
+        if let Some(k) = key {
+            req.headers_mut()
+                .insert("idempotency-key", k.parse().unwrap());
+        }
+        let (r, _) = f.handle(req).await;
+        assert_eq!(r.status(), 202);
+        ids.push(body_json(&r)["id"].as_str().unwrap().to_owned());
+    }
+
+    // A shift is active: nothing is replayed.
+    let (report, _) = tick(&keeper).await;
+    assert!(report.gated, "[{}] {report:?}", h.flavor());
+    assert_eq!(report.pending, 4);
+    assert!(
+        up.seen().is_empty(),
+        "[{}] replayed during a shift",
+        h.flavor()
+    );
+
+    // Traffic is back.
+    records
+        .delete(&shift_lease())
+        .await
+        .expect("the lease goes");
+    let (report, metrics) = tick(&keeper).await;
+    assert!(!report.gated);
+    assert_eq!(report.replayed.len(), 4, "[{}] {report:?}", h.flavor());
+    assert_eq!(report.pending, 0);
+    let seen = up.seen();
+    let on_a: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.target == "/items/a")
+        .map(|s| std::str::from_utf8(&s.body).unwrap())
+        .collect();
+    assert_eq!(
+        on_a,
+        [r#"{"n": 1}"#, r#"{"n": 2}"#, r#"{"n": 3}"#],
+        "[{}]",
+        h.flavor()
+    );
+    for s in &seen {
+        let key = s.headers[headers::IDEMPOTENCY_KEY].to_str().unwrap();
+        assert!(!key.is_empty());
+        assert!(s.headers.contains_key(headers::X_COSTOP_RECEIPT));
+        assert!(
+            s.headers.contains_key("x-request-id"),
+            "the client's headers go along"
+        );
+    }
+    let b = seen.iter().find(|s| s.target == "/items/b").unwrap();
+    assert_eq!(
+        b.headers[headers::IDEMPOTENCY_KEY],
+        "b-1",
+        "the client's own key"
+    );
+    for id in &ids {
+        let r = receipt_of(&f, id).await;
+        assert_eq!(
+            (r["state"].as_str(), r["status"].as_u64()),
+            (Some("replayed"), Some(201)),
+            "[{}]",
+            h.flavor()
+        );
+    }
+    assert!(f.world().queue().pending().await.unwrap().is_empty());
+    assert_eq!(f.world().queue().depth().await.unwrap(), 0);
+    let replayed = metrics
+        .iter()
+        .find_map(|m| m.get("ReplayedWrites").cloned());
+    assert_eq!(replayed, Some(Value::from(4.0)));
+
+    // Nothing replays twice.
+    let (report, _) = tick(&keeper).await;
+    assert!(report.replayed.is_empty());
+    assert_eq!(up.seen().len(), 4);
+}
+
+async fn a_write_the_upstream_keeps_failing_is_dead_lettered_after_its_attempts_and_reported<
+    H: Harness,
+>(
+    h: H,
+) {
+    // The service fails every replay of the poisoned write, and takes the others.
+    let up = TestUpstream::start(|_, s| {
+        if s.body.as_ref() == br#"{"poison": true}"# {
+            500
+        } else {
+            201
+        }
+    })
+    .await;
+    let f = h.fallback(&up.url);
+    let keeper = h.keeper_to(&up.url);
+    let mut ids = Vec::new();
+    for (path, body) in [
+        ("/items/bad", r#"{"poison": true}"#),
+        ("/items/bad", r#"{"after": true}"#),
+        ("/items/ok", r#"{"ok": true}"#),
+    ] {
+        let (r, _) = f.handle(write(path, body)).await;
+        ids.push(body_json(&r)["id"].as_str().unwrap().to_owned());
+    }
+    let (poisoned, after, ok) = (&ids[0], &ids[1], &ids[2]);
+
+    // First pass: the poisoned write fails, the write behind it on its path waits.
+    let (report, _) = tick(&keeper).await;
+    assert_eq!(
+        report.replayed,
+        vec![ok.clone()],
+        "[{}] {report:?}",
+        h.flavor()
+    );
+    assert_eq!((report.retried, report.blocked), (1, 1));
+    assert!(report.dead_lettered.is_empty());
+    assert!(
+        !up.seen()
+            .iter()
+            .any(|s| s.body.as_ref() == br#"{"after": true}"#),
+        "[{}] out of order",
+        h.flavor()
+    );
+    assert_eq!(receipt_of(&f, poisoned).await["state"], "queued");
+
+    // Second pass, its last attempt: dead-lettered and reported; the path goes on.
+    let (report, metrics) = tick(&keeper).await;
+    assert_eq!(
+        report.dead_lettered,
+        vec![poisoned.clone()],
+        "[{}] {report:?}",
+        h.flavor()
+    );
+    assert_eq!(report.replayed, vec![after.clone()]);
+    let dead = metrics
+        .iter()
+        .find_map(|m| m.get("DeadLetteredWrites").cloned());
+    assert_eq!(dead, Some(Value::from(1.0)));
+    let r = receipt_of(&f, poisoned).await;
+    assert_eq!(r["state"], "dead_lettered", "[{}]", h.flavor());
+    assert_eq!(
+        (r["attempts"].as_u64(), r["status"].as_u64()),
+        (Some(2), Some(500))
+    );
+    assert_eq!(receipt_of(&f, after).await["state"], "replayed");
+    // Kept, whole: never dropped.
+    let letters = f.world().queue().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].body, br#"{"poison": true}"#);
+    assert_eq!(f.world().queue().depth().await.unwrap(), 0);
+    assert_eq!(
+        up.seen()
+            .iter()
+            .filter(|s| s.body.as_ref() == br#"{"poison": true}"#)
+            .count(),
+        2
+    );
+}
+
+on_both!(
+    queued_writes_are_replayed_in_order_per_path_once_no_traffic_shift_is_active,
+    setup()
+);
+on_both!(
+    a_write_the_upstream_keeps_failing_is_dead_lettered_after_its_attempts_and_reported,
+    setup()
+);
 on_both!(
     a_write_on_a_queue_safe_route_is_stored_before_its_202_and_receipt,
     setup()

@@ -140,7 +140,7 @@ fn setup(root: &Path) -> Result<(), String> {
 /// The Lambda functions (package = binary name). `cargo lambda watch -p <f> --bin <f>` compiles
 /// each with `cargo build --manifest-path Cargo.toml --package <f> --bin <f>` (it runs `cargo
 /// run`); tests/tests/lambda_local.rs builds the same way.
-const LAMBDA_FUNCTIONS: [&str; 2] = ["costop-interruption", "costop-keeper"];
+const LAMBDA_FUNCTIONS: [&str; 3] = ["costop-interruption", "costop-keeper", "costop-fallback"];
 
 fn test(root: &Path, extra: &[String]) -> Result<(), String> {
     let nextest = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))

@@ -21,6 +21,9 @@
 //!      costop-interruption process, given the same warning at the same moment (the rule's two
 //!      targets), drains the node. The measured process's peak RSS (`VmHWM` of
 //!      /proc/<pid>/status) is read once its invoke has answered, before it is killed;
+//!    * costop-fallback (no cluster load: it needs only moto's queue table): the init rounds
+//!      send `events/alb/read.json`, which a configured fixed response answers (no I/O); the
+//!      heavy round is `events/alb/write.json`, queued in moto's queue table (202);
 //!    * for each process, the CPU time it used (`wait4`'s rusage): Lambda gives a function CPU
 //!      in proportion to its memory size, so this is what decides `MemorySize`, not the RSS.
 //!
@@ -51,7 +54,8 @@ pub struct Args {
     #[arg(long, default_value_t = 110)]
     pods: usize,
     /// Scenario for the bed (default: scenarios/bench-drain.yaml for costop-interruption,
-    /// scenarios/bench-keeper.yaml for costop-keeper).
+    /// scenarios/bench-keeper.yaml for costop-keeper, scenarios/default.yaml for
+    /// costop-fallback).
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// Measure the zips already in target/lambda/.
@@ -66,6 +70,8 @@ enum Measured {
     Interruption,
     #[value(name = "costop-keeper")]
     Keeper,
+    #[value(name = "costop-fallback")]
+    Fallback,
 }
 
 impl Measured {
@@ -73,6 +79,7 @@ impl Measured {
         match self {
             Self::Interruption => INTERRUPTION,
             Self::Keeper => "costop-keeper",
+            Self::Fallback => FALLBACK,
         }
     }
 
@@ -80,6 +87,7 @@ impl Measured {
         match self {
             Self::Interruption => "scenarios/bench-drain.yaml",
             Self::Keeper => "scenarios/bench-keeper.yaml",
+            Self::Fallback => "scenarios/default.yaml",
         }
     }
 
@@ -89,11 +97,17 @@ impl Measured {
         match self {
             Self::Interruption => &[INTERRUPTION],
             Self::Keeper => &[INTERRUPTION, "costop-keeper"],
+            Self::Fallback => &[FALLBACK],
         }
     }
 }
 
 const INTERRUPTION: &str = "costop-interruption";
+const FALLBACK: &str = "costop-fallback";
+/// The fallback's routes while measured: reads of `/items` answered from configuration (the
+/// no-op), writes queued.
+const FALLBACK_ROUTES: &str = r#"[{"prefix": "/items", "queue_safe": true, "json": true},
+    {"method": "GET", "prefix": "/items", "respond": {"status": 200, "body": "ok"}}]"#;
 /// The name cargo-lambda's emulator serves on `/.rt` with `--only-lambda-apis`.
 const EMULATED_NAME: &str = "_";
 const ZIP_GOAL_MB: f64 = 6.0;
@@ -140,7 +154,7 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         bootstrap_bytes
     );
     let drainer = match args.function {
-        Measured::Interruption => None,
+        Measured::Interruption | Measured::Fallback => None,
         Measured::Keeper => {
             let zip = target.join(format!("lambda/{INTERRUPTION}/bootstrap.zip"));
             Some(extract(&venv_bin, &zip, &work.join(INTERRUPTION))?)
@@ -162,16 +176,28 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         kubeconfig,
         cache: work.join("kube-cache"),
     };
-    let (node, instance) = kube.first_spot_node()?;
-    eprintln!("measure: pinning {} pods to {node} ({instance})", args.pods);
-    kube.load(&node, args.pods)?;
+    let instance = if args.function == Measured::Fallback {
+        String::new()
+    } else {
+        let (node, instance) = kube.first_spot_node()?;
+        eprintln!("measure: pinning {} pods to {node} ({instance})", args.pods);
+        kube.load(&node, args.pods)?;
+        instance
+    };
 
     let mut fn_env = env.clone();
+    if args.function == Measured::Fallback {
+        fn_env.push(("COSTOP_FALLBACK_ROUTES".into(), FALLBACK_ROUTES.into()));
+    }
     fn_env.push(("COSTOP_DRY_RUN".into(), "false".into()));
     // Lambda's own log level stays info: what a deployed function would print.
     fn_env.push(("COSTOP_LOG_LEVEL".into(), "info".into()));
-    let noop = std::fs::read(root.join("events/aws.ec2-ami-state-change.json"))
-        .map_err(|e| format!("read the no-op event: {e}"))?;
+    let noop_event = match args.function {
+        Measured::Fallback => "events/alb/read.json",
+        _ => "events/aws.ec2-ami-state-change.json",
+    };
+    let noop =
+        std::fs::read(root.join(noop_event)).map_err(|e| format!("read the no-op event: {e}"))?;
 
     let mut inits = Vec::new();
     let mut idle_rss = Vec::new();
@@ -186,8 +212,12 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
             &work.join(format!("init-{round}.log")),
         )?;
         let first = f.invoke_timed(&noop)?;
-        // costop-interruption answers `kind: ignored`, costop-keeper `trigger: ignored`.
-        if first.1["kind"] != "ignored" && first.1["trigger"] != "ignored" {
+        // costop-interruption answers `kind: ignored`, costop-keeper `trigger: ignored`,
+        // costop-fallback its fixed response.
+        if first.1["kind"] != "ignored"
+            && first.1["trigger"] != "ignored"
+            && first.1["statusCode"] != 200
+        {
             return Err(format!("the no-op event was not ignored: {:#}", first.1));
         }
         let mut warm: Vec<f64> = (0..10)
@@ -207,7 +237,11 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         idle_cpu.push(cpu);
     }
 
-    let warning = spot_warning(root, &instance)?;
+    let warning = match args.function {
+        Measured::Fallback => std::fs::read(root.join("events/alb/write.json"))
+            .map_err(|e| format!("read the write: {e}"))?,
+        _ => spot_warning(root, &instance)?,
+    };
     let mut f = Function::start(
         root,
         &venv_bin,
@@ -216,6 +250,10 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
         &work.join("heavy.log"),
     )?;
     let heavy_row = match &drainer {
+        None if args.function == Measured::Fallback => {
+            let (ms, outcome) = f.invoke_timed(&warning)?;
+            fallback_row(&outcome, ms)?
+        }
         None => {
             let (ms, outcome) = f.invoke_timed(&warning)?;
             drain_row(&outcome, ms)?
@@ -245,7 +283,7 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     // The keeper's most frequent invocation: the one-minute tick, here after a cold start, with
     // the standby serving (its minimum serve time not over: observe and report only).
     let tick_row = match args.function {
-        Measured::Interruption => None,
+        Measured::Interruption | Measured::Fallback => None,
         Measured::Keeper => {
             let tick = std::fs::read(root.join("events/aws.events-scheduled-event.json"))
                 .map_err(|e| format!("read the tick: {e}"))?;
@@ -279,6 +317,7 @@ pub fn measure(root: &Path, args: &Args) -> Result<(), String> {
     let heavy = match args.function {
         Measured::Interruption => format!("{}-pod drain", args.pods),
         Measured::Keeper => format!("standby start + {} replacements tolerated", args.pods),
+        Measured::Fallback => "one queued write (DynamoDB transaction)".to_owned(),
     };
     println!();
     println!(
@@ -360,6 +399,16 @@ fn drain_row(outcome: &Value, ms: f64) -> Result<String, String> {
     Ok(format!(
         "| drain invocation: answered / time_to_cordon / all evictions issued | — | {ms:.0} ms / {} ms / {} ms; {evictions} evicted, {remaining} left | |",
         report["time_to_cordon_ms"], drain["all_issued_ms"]
+    ))
+}
+
+/// The fallback's answer to the write: it must have queued it (202); the table row.
+fn fallback_row(outcome: &Value, ms: f64) -> Result<String, String> {
+    if outcome["statusCode"] != 202 {
+        return Err(format!("the write was not queued: {outcome:#}"));
+    }
+    Ok(format!(
+        "| fallback invocation: answered (sequence, then the queueing transaction) | — | {ms:.0} ms; 202 | |"
     ))
 }
 

@@ -40,8 +40,9 @@ pub enum UpstreamError {
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// The upstream client; without an upstream configured every request fails `Permanent`.
-#[derive(Clone, Debug)]
+/// The upstream client; without an upstream configured (the default) every request fails
+/// `Permanent`.
+#[derive(Clone, Debug, Default)]
 pub struct HttpUpstream(Option<std::sync::Arc<Target>>);
 
 /// Where requests go and the pool that takes them there.

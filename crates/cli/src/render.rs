@@ -279,8 +279,24 @@ pub fn keeper(o: &KeeperOutcome) -> String {
             resumes,
             handoffs,
             traffic,
+            replay,
         } => {
             let _ = writeln!(s, "  tick");
+            if let Some(r) = replay {
+                let _ = writeln!(
+                    s,
+                    "  queued writes: {} replayed, {} retried, {} dead-lettered, {} pending{}",
+                    r.replayed.len(),
+                    r.retried,
+                    r.dead_lettered.len(),
+                    r.pending,
+                    if r.gated {
+                        " (traffic shift active)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             for p in plans {
                 let _ = writeln!(
                     s,

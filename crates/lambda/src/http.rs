@@ -56,3 +56,74 @@ pub async fn serve_fallback() -> Result<(), lambda_http::Error> {
     }))
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use costop_app::fakes::{FakeQueue, FakeUpstream};
+    use costop_app::{HasQueue, WriteQueue};
+
+    struct World {
+        queue: FakeQueue,
+        upstream: FakeUpstream,
+    }
+    costop_app::has_ports!(World {
+        queue: FakeQueue,
+        upstream: FakeUpstream,
+    });
+
+    /// A sample of `events/alb/` as the Lambda runtime hands it over.
+    fn sample(name: &str) -> Request {
+        let path = format!(
+            "{}/../../events/alb/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[tokio::test]
+    async fn the_alb_samples_get_the_answers_their_names_say() {
+        let config = Config::from_env([(
+            "COSTOP_FALLBACK_ROUTES",
+            r#"[{"prefix": "/items", "queue_safe": true, "json": true}]"#,
+        )])
+        .expect("valid");
+        let world = World {
+            queue: FakeQueue::default(),
+            upstream: FakeUpstream::default(),
+        };
+        let fallback = Fallback::new(world, config);
+        for (name, status, policy) in [
+            ("read", 200, "forward"),
+            ("write", 202, "queue"),
+            ("malformed-json", 400, "refused"),
+            ("oversize", 413, "refused"),
+            ("receipt", 404, "receipt"),
+        ] {
+            let (response, served) = fallback.handle(into_request(sample(name))).await;
+            assert_eq!(
+                (response.status().as_u16(), served.policy),
+                (status, policy),
+                "{name}"
+            );
+            let answer = from_response(response);
+            assert!(
+                !matches!(answer.body(), Body::Binary(_)),
+                "{name}: the answer is text"
+            );
+        }
+        let queued = fallback.world().queue().pending().await.unwrap();
+        assert_eq!(queued.len(), 1, "only the write is stored");
+        assert_eq!(queued[0].body, br#"{"sku":"A-1","qty":2}"#);
+        assert_eq!(
+            queued[0].idempotency_key,
+            "3f1c9a2e-7b4d-4e8a-9c61-2d5f8e0b7a14"
+        );
+        let forwarded = fallback.world().upstream.received();
+        assert_eq!(forwarded.len(), 1);
+        assert_eq!(forwarded[0].uri().path(), "/items/cart");
+        assert_eq!(forwarded[0].uri().query(), Some("view=full"));
+        assert_eq!(forwarded[0].headers()["x-forwarded-for"], "203.0.113.7");
+    }
+}

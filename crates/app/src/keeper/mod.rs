@@ -3,11 +3,13 @@
 //! [`start`]: a Spot warning starts the zone's standby, a rebalance recommendation retypes it
 //! ahead of time; [`watch`]: after a start, the node's replacement pods get the standby
 //! toleration as they appear; [`tick`]: a scheduled tick returns standbys to the pool when spot
-//! capacity is back, gives back nodes whose instances returned ([`resume`]) and hands scheduled
-//! changes that came due to the interruption function ([`handoff`]), and puts shifted traffic
-//! back as capacity returns ([`traffic`]).
+//! capacity is back, gives back nodes whose instances returned ([`resume`]), hands scheduled
+//! changes that came due to the interruption function ([`handoff`]), puts shifted traffic back
+//! as capacity returns ([`traffic`]) and replays the fallback's queued writes once traffic is
+//! back ([`replay`]).
 
 mod handoff;
+mod replay;
 mod resume;
 mod start;
 mod tick;
@@ -22,6 +24,7 @@ use costop_core::{Config, ParseError};
 use serde::Serialize;
 
 pub use handoff::HandoffReport;
+pub use replay::ReplayReport;
 pub use resume::ResumeReport;
 pub use traffic::TrafficReport;
 
@@ -97,6 +100,9 @@ pub enum KeeperOutcome {
         /// Listener rules shifted toward the fallback: kept, adjusted or put back.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         traffic: Vec<TrafficReport>,
+        /// The replay of the fallback's queued writes (`None` when reading the queue failed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replay: Option<ReplayReport>,
     },
 }
 

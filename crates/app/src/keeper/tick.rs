@@ -1,5 +1,5 @@
 //! The pool tick: the resume watches ([`super::resume`]) and the scheduled changes that came
-//! due ([`super::handoff`]), then per cluster return serving standbys whose zone has spot capacity back
+//! due ([`super::handoff`]), the replay of queued writes ([`super::replay`]), then per cluster return serving standbys whose zone has spot capacity back
 //! (drain, stop, retag available, release the lease), put back standbys that never served,
 //! and report the pool against its wanted size.
 
@@ -78,6 +78,15 @@ impl<W: KeeperPorts> Keeper<W> {
                 Vec::new()
             }
         };
+        // The fallback's queued writes, once traffic is back (after the restore above).
+        let replay = match self.replay(mode).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %error_chain(&e), "reading the write queue failed");
+                first_error.get_or_insert(e);
+                None
+            }
+        };
         match first_error {
             Some(e) => Err(e),
             None => Ok(KeeperOutcome::Tick {
@@ -86,6 +95,7 @@ impl<W: KeeperPorts> Keeper<W> {
                 resumes,
                 handoffs,
                 traffic,
+                replay,
             }),
         }
     }

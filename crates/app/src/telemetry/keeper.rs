@@ -1,5 +1,6 @@
 //! What the keeper logs (one line per delivery, one per cluster of a tick) and measures
-//! (standby starts, replacements tolerated, time to start, the pool against its size).
+//! (standby starts, replacements tolerated, time to start, the pool against its size; the
+//! replay of the fallback's queue: writes replayed and dead-lettered, the queue's depth).
 
 use chrono::{DateTime, Utc};
 use costop_core::Config;
@@ -29,8 +30,20 @@ pub fn log_outcome(outcome: &KeeperOutcome) {
             plans,
             reports,
             handoffs,
+            replay,
             ..
         } => {
+            if let Some(r) = replay {
+                tracing::info!(
+                    gated = r.gated,
+                    replayed = r.replayed.len(),
+                    retried = r.retried,
+                    dead_lettered = ?r.dead_lettered,
+                    blocked = r.blocked,
+                    pending = r.pending,
+                    "queued writes"
+                );
+            }
             for h in handoffs {
                 tracing::info!(
                     instance_id = %h.instance_id,
@@ -126,9 +139,30 @@ pub fn metrics(
             StartDecision::NoStandby { .. } => Vec::new(),
         },
         KeeperOutcome::Standby { .. } => Vec::new(),
-        KeeperOutcome::Tick { plans, reports, .. } => plans
+        KeeperOutcome::Tick {
+            plans,
+            reports,
+            replay,
+            ..
+        } => replay
             .iter()
-            .map(|plan| {
+            .map(|r| {
+                m::emf(
+                    &config.metrics_namespace,
+                    &[(m::DIM_QUEUE, &config.queue_table)],
+                    &[
+                        Metric::new(m::REPLAYED_WRITES, r.replayed.len() as f64, Unit::Count),
+                        Metric::new(
+                            m::DEAD_LETTERED_WRITES,
+                            r.dead_lettered.len() as f64,
+                            Unit::Count,
+                        ),
+                        Metric::new(m::QUEUE_DEPTH, r.pending as f64, Unit::Count),
+                    ],
+                    at,
+                )
+            })
+            .chain(plans.iter().map(|plan| {
                 let returned = reports
                     .iter()
                     .filter(|r| r.cluster == plan.cluster)
@@ -152,7 +186,7 @@ pub fn metrics(
                         Metric::new(m::STANDBY_RETURNS, returned as f64, Unit::Count),
                     ],
                 )
-            })
+            }))
             .collect(),
     }
 }
