@@ -24,6 +24,13 @@ pub const DEADLINE_MISSES: &str = "DeadlineMisses";
 /// Events ignored.
 pub const EVENTS_IGNORED: &str = "EventsIgnored";
 
+/// Listener rules shifted toward the fallback on a notice (interruption).
+pub const TRAFFIC_SHIFTS: &str = "TrafficShifts";
+/// Listener rules still shifted after the keeper's tick (keeper, every tick, no dimension).
+pub const SHIFTED_RULES: &str = "ShiftedRules";
+/// Shifted listener rules put back as they were (keeper, no dimension).
+pub const TRAFFIC_RESTORES: &str = "TrafficRestores";
+
 /// Warm standbys started for an interruption (keeper).
 pub const STANDBY_STARTS: &str = "StandbyStarts";
 /// Invocation start → the standby's StartInstances answered, ms (keeper).

@@ -51,6 +51,7 @@ enum Done {
     Nothing,
     Cordoned { after_ms: u64 },
     Deregistered { targets: usize },
+    Shifted,
     Drained(DrainReport),
 }
 
@@ -352,6 +353,7 @@ impl<W: InterruptionPorts> Handler<W> {
                         to_fallback: lease.to_fallback(&lease.applied),
                     },
                 });
+                return Ok(Done::Shifted);
             }
             Action::DeregisterTargets(d) => {
                 self.world.elb().deregister(d).await.map_err(port)?;
@@ -607,6 +609,7 @@ impl ExecutionReport {
             Done::Nothing => {}
             Done::Cordoned { after_ms } => self.time_to_cordon_ms = Some(after_ms),
             Done::Deregistered { targets } => self.targets_deregistered += targets,
+            Done::Shifted => self.rules_shifted += 1,
             Done::Drained(r) => self.drain = Some(r),
         }
     }

@@ -83,8 +83,15 @@ pub struct ExecutionReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_cordon_ms: Option<u64>,
     pub targets_deregistered: usize,
+    /// Listener rules that now send part of their traffic to the fallback.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rules_shifted: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain: Option<DrainReport>,
     /// Actions executed, in order.
     pub actions: Vec<&'static str>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -79,6 +79,13 @@ pub fn metrics(config: &Config, outcome: &Outcome, at: DateTime<Utc>) -> Vec<ser
                 Unit::Count,
             ));
         }
+        if report.rules_shifted > 0 {
+            metrics.push(Metric::new(
+                m::TRAFFIC_SHIFTS,
+                report.rules_shifted as f64,
+                Unit::Count,
+            ));
+        }
         let dims = [
             (m::DIM_KIND, outcome.kind.as_str()),
             (m::DIM_CLUSTER, plan.cluster.as_str()),

@@ -143,51 +143,70 @@ pub fn metrics(
             plans,
             reports,
             replay,
+            traffic,
             ..
-        } => replay
-            .iter()
-            .map(|r| {
-                m::emf(
-                    &config.metrics_namespace,
-                    &[(m::DIM_QUEUE, &config.queue_table)],
-                    &[
-                        Metric::new(m::REPLAYED_WRITES, r.replayed.len() as f64, Unit::Count),
-                        Metric::new(
-                            m::DEAD_LETTERED_WRITES,
-                            r.dead_lettered.len() as f64,
-                            Unit::Count,
-                        ),
-                        Metric::new(m::QUEUE_DEPTH, r.pending as f64, Unit::Count),
-                    ],
-                    at,
-                )
-            })
-            .chain(plans.iter().map(|plan| {
-                let returned = reports
-                    .iter()
-                    .filter(|r| r.cluster == plan.cluster)
-                    .map(|r| r.returned.len())
-                    .sum::<usize>();
-                let wanted: u32 = plan.report.zones.values().map(|z| z.wanted).sum();
-                doc(
-                    &plan.cluster,
-                    &[
-                        Metric::new(
-                            m::STANDBY_POOL_AVAILABLE,
-                            f64::from(plan.report.available()),
-                            Unit::Count,
-                        ),
-                        Metric::new(
-                            m::STANDBY_POOL_SERVING,
-                            f64::from(plan.report.serving()),
-                            Unit::Count,
-                        ),
-                        Metric::new(m::STANDBY_POOL_WANTED, f64::from(wanted), Unit::Count),
-                        Metric::new(m::STANDBY_RETURNS, returned as f64, Unit::Count),
-                    ],
-                )
-            }))
-            .collect(),
+        } => std::iter::once({
+            use costop_core::shift::RestoreStep;
+            let restored = traffic
+                .iter()
+                .filter(|t| t.done && matches!(t.step, RestoreStep::Restore { .. }))
+                .count();
+            m::emf(
+                &config.metrics_namespace,
+                &[],
+                &[
+                    Metric::new(
+                        m::SHIFTED_RULES,
+                        (traffic.len() - restored) as f64,
+                        Unit::Count,
+                    ),
+                    Metric::new(m::TRAFFIC_RESTORES, restored as f64, Unit::Count),
+                ],
+                at,
+            )
+        })
+        .chain(replay.iter().map(|r| {
+            m::emf(
+                &config.metrics_namespace,
+                &[(m::DIM_QUEUE, &config.queue_table)],
+                &[
+                    Metric::new(m::REPLAYED_WRITES, r.replayed.len() as f64, Unit::Count),
+                    Metric::new(
+                        m::DEAD_LETTERED_WRITES,
+                        r.dead_lettered.len() as f64,
+                        Unit::Count,
+                    ),
+                    Metric::new(m::QUEUE_DEPTH, r.pending as f64, Unit::Count),
+                ],
+                at,
+            )
+        }))
+        .chain(plans.iter().map(|plan| {
+            let returned = reports
+                .iter()
+                .filter(|r| r.cluster == plan.cluster)
+                .map(|r| r.returned.len())
+                .sum::<usize>();
+            let wanted: u32 = plan.report.zones.values().map(|z| z.wanted).sum();
+            doc(
+                &plan.cluster,
+                &[
+                    Metric::new(
+                        m::STANDBY_POOL_AVAILABLE,
+                        f64::from(plan.report.available()),
+                        Unit::Count,
+                    ),
+                    Metric::new(
+                        m::STANDBY_POOL_SERVING,
+                        f64::from(plan.report.serving()),
+                        Unit::Count,
+                    ),
+                    Metric::new(m::STANDBY_POOL_WANTED, f64::from(wanted), Unit::Count),
+                    Metric::new(m::STANDBY_RETURNS, returned as f64, Unit::Count),
+                ],
+            )
+        }))
+        .collect(),
     }
 }
 
