@@ -89,7 +89,7 @@ fn main() -> ExitCode {
 }
 
 /// The benchmarks `cargo xtask bench <name>` runs alone (`tests/benches/<name>.rs`).
-const BENCHES: &[&str] = &["interruption", "traffic"];
+const BENCHES: &[&str] = &["interruption", "traffic", "fallback"];
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
