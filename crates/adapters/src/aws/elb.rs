@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, Listener, LoadBalancer, LoadBalancerTypeEnum,
-    Rule, TargetDescription, TargetGroup, TargetGroupTuple, TargetHealthStateEnum, TargetTypeEnum,
+    Rule, TargetDescription, TargetGroup, TargetGroupTuple, TargetHealthDescription,
+    TargetHealthStateEnum, TargetTypeEnum,
 };
 use costop_app::ports::{Elb, PortError};
 use costop_core::constants::TAG_LBC_CLUSTER;
@@ -125,21 +126,32 @@ impl ElbAdapter {
 
     /// A group's registered targets; `None` if the group vanished meanwhile.
     async fn targets(&self, arn: &str) -> Result<Option<Vec<RegisteredTarget>>, PortError> {
+        Ok(self.health(arn, None).await?.map(|described| {
+            described
+                .iter()
+                .filter_map(|d| d.target())
+                .filter_map(registered_target)
+                .collect()
+        }))
+    }
+
+    /// `DescribeTargetHealth` of a group, of `targets` only when given; `None` if the group
+    /// vanished meanwhile.
+    async fn health(
+        &self,
+        arn: &str,
+        targets: Option<Vec<TargetDescription>>,
+    ) -> Result<Option<Vec<TargetHealthDescription>>, PortError> {
         // iam: elasticloadbalancing:DescribeTargetHealth
         match self
             .client
             .describe_target_health()
             .target_group_arn(arn)
+            .set_targets(targets)
             .send()
             .await
         {
-            Ok(out) => Ok(Some(
-                out.target_health_descriptions()
-                    .iter()
-                    .filter_map(|d| d.target())
-                    .filter_map(registered_target)
-                    .collect(),
-            )),
+            Ok(out) => Ok(Some(out.target_health_descriptions.unwrap_or_default())),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_target_group_not_found_exception()) =>
@@ -312,31 +324,15 @@ impl Elb for ElbAdapter {
     }
 
     async fn in_service(&self, target_group_arn: &str) -> Result<Option<usize>, PortError> {
-        // iam: elasticloadbalancing:DescribeTargetHealth
-        match self
-            .client
-            .describe_target_health()
-            .target_group_arn(target_group_arn)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(
-                out.target_health_descriptions()
-                    .iter()
-                    .filter(|d| {
-                        d.target_health().and_then(|h| h.state())
-                            == Some(&TargetHealthStateEnum::Healthy)
-                    })
-                    .count(),
-            )),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(sdk_error("describe target health", e)),
-        }
+        Ok(self.health(target_group_arn, None).await?.map(|described| {
+            described
+                .iter()
+                .filter(|d| {
+                    d.target_health().and_then(|h| h.state())
+                        == Some(&TargetHealthStateEnum::Healthy)
+                })
+                .count()
+        }))
     }
 
     async fn serving(
@@ -350,25 +346,10 @@ impl Elb for ElbAdapter {
                 .map(|t| (t.clone(), TargetServing::Gone))
                 .collect()
         };
-        // iam: elasticloadbalancing:DescribeTargetHealth
-        let out = match self
-            .client
-            .describe_target_health()
-            .target_group_arn(&group.target_group_arn)
-            .set_targets(Some(group.targets.iter().map(description).collect()))
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_target_group_not_found_exception()) =>
-            {
-                return Ok(gone());
-            }
-            Err(e) => return Err(sdk_error("describe target health", e)),
+        let targets = group.targets.iter().map(description).collect();
+        let Some(described) = self.health(&group.target_group_arn, Some(targets)).await? else {
+            return Ok(gone());
         };
-        let described = out.target_health_descriptions();
         Ok(group
             .targets
             .iter()

@@ -189,6 +189,39 @@ impl KubeCluster {
         Ok(out)
     }
 
+    /// A JSON Patch of a pod, sent as a raw request: kube's typed `Patch::Json` needs its
+    /// `jsonpatch` feature (another crate in every function) for what is one PATCH with a fixed
+    /// body. `Ok(false)` when the API answers one of the `not_applied` codes.
+    async fn json_patch_pod(
+        &self,
+        op: &'static str,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+        not_applied: &[u16],
+    ) -> Result<bool, PortError> {
+        let what = || format!("pod {namespace}/{name}");
+        let permanent =
+            |e: Box<dyn std::error::Error + Send + Sync>| PortError::Permanent { op, source: e };
+        let body = serde_json::to_vec(patch).map_err(|e| permanent(Box::new(e)))?;
+        let path = format!("{}/{name}", Pod::url_path(&(), Some(namespace)));
+        let request = http::Request::patch(path)
+            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
+            .body(body)
+            .map_err(|e| permanent(Box::new(e)))?;
+        // rbac: pods patch
+        match self.client.request_text(request).await {
+            Ok(_) => Ok(true),
+            Err(e) => match api_status(&e) {
+                Some(s) if not_applied.contains(&s.code) => {
+                    tracing::info!(pod = %what(), code = s.code, message = %s.message, op, "pod patch not applied");
+                    Ok(false)
+                }
+                _ => Err(port_error(op, what, e)),
+            },
+        }
+    }
+
     async fn patch_node(
         &self,
         op: &'static str,
@@ -379,74 +412,29 @@ impl Kube for KubeCluster {
             .await
     }
 
-    /// A JSON Patch sent as a raw request: kube's typed `Patch::Json` needs its `jsonpatch`
-    /// feature (another crate in every function) for what is one PATCH with a fixed body.
     async fn tolerate(&self, patch: &TolerationPatch) -> Result<bool, PortError> {
-        let what = || format!("pod {}/{}", patch.namespace, patch.name);
-        let op = "tolerate pod";
-        let body = serde_json::to_vec(&convert::toleration_patch(patch)).map_err(|e| {
-            PortError::Permanent {
-                op,
-                source: Box::new(e),
-            }
-        })?;
-        let path = format!(
-            "{}/{}",
-            Pod::url_path(&(), Some(patch.namespace.as_str())),
-            patch.name
-        );
-        let request = http::Request::patch(path)
-            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
-            .body(body)
-            .map_err(|e| PortError::Permanent {
-                op,
-                source: Box::new(e),
-            })?;
-        // rbac: pods patch
-        match self.client.request_text(request).await {
-            Ok(_) => Ok(true),
-            Err(e) => match api_status(&e) {
-                // Gone, or changed since it was read (a failed `test` is a 422, a write race a
-                // 409): the next poll reads the pod again.
-                Some(s) if matches!(s.code, 404 | 409 | 422) => {
-                    tracing::info!(pod = %what(), code = s.code, message = %s.message, "toleration patch not applied");
-                    Ok(false)
-                }
-                _ => Err(port_error(op, what, e)),
-            },
-        }
+        // Gone, or changed since it was read (a failed `test` is a 422, a write race a 409):
+        // the next poll reads the pod again.
+        self.json_patch_pod(
+            "tolerate pod",
+            &patch.namespace,
+            &patch.name,
+            &convert::toleration_patch(patch),
+            &[404, 409, 422],
+        )
+        .await
     }
 
     async fn leave_rotation(&self, pod: &PodUid) -> Result<bool, PortError> {
-        let what = || format!("pod {}/{}", pod.namespace, pod.name);
-        let op = "take pod out of rotation";
-        let body = serde_json::to_vec(&convert::leave_rotation_patch(pod)).map_err(|e| {
-            PortError::Permanent {
-                op,
-                source: Box::new(e),
-            }
-        })?;
-        let path = format!(
-            "{}/{}",
-            Pod::url_path(&(), Some(pod.namespace.as_str())),
-            pod.name
-        );
-        let request = http::Request::patch(path)
-            .header(http::header::CONTENT_TYPE, "application/json-patch+json")
-            .body(body)
-            .map_err(|e| PortError::Permanent {
-                op,
-                source: Box::new(e),
-            })?;
-        // rbac: pods patch
-        match self.client.request_text(request).await {
-            Ok(_) => Ok(true),
-            Err(e) => match api_status(&e) {
-                // Gone, or a successor with the name (the uid `test` fails with 422).
-                Some(s) if matches!(s.code, 404 | 422) => Ok(false),
-                _ => Err(port_error(op, what, e)),
-            },
-        }
+        // Gone, or a successor with the name (the uid `test` fails with 422).
+        self.json_patch_pod(
+            "take pod out of rotation",
+            &pod.namespace,
+            &pod.name,
+            &convert::leave_rotation_patch(pod),
+            &[404, 422],
+        )
+        .await
     }
 
     async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), PortError> {
