@@ -245,6 +245,20 @@ spec:
         })
         .collect();
     assert_eq!(conditions, ["shop.example", "/items", "/items/*"]);
+    // Tagged as the controller's, with the Ingress it comes from.
+    let tags = bed
+        .elbv2()
+        .describe_tags()
+        .resource_arns(rule.rule_arn().expect("an ARN"))
+        .send()
+        .await
+        .expect("DescribeTags");
+    let stack = tags.tag_descriptions()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("ingress.k8s.aws/stack"))
+        .and_then(|t| t.value());
+    assert_eq!(stack, Some("default/shop"));
     let weights: Vec<i32> = rule.actions()[0]
         .forward_config()
         .expect("a weighted forward")

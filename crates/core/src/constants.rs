@@ -169,6 +169,10 @@ pub const TAG_AUTOSCALING_GROUP_NAME: &str = "aws:autoscaling:groupName";
 /// again, so costop deregisters a pod's target from such a group only when the pod is leaving
 /// its Service anyway (the [`LABEL_SERVING`] opt-in).
 pub const TAG_LBC_CLUSTER: &str = "elbv2.k8s.aws/cluster";
+/// The tag the AWS Load Balancer Controller puts on the listener rules it makes for an Ingress:
+/// `namespace/name`, or the group name of an IngressGroup. costop never rewrites such a rule
+/// directly: the controller would put it back from the Ingress.
+pub const TAG_LBC_INGRESS_STACK: &str = "ingress.k8s.aws/stack";
 /// Tag Karpenter puts on instances it launched.
 pub const TAG_KARPENTER_NODEPOOL: &str = "karpenter.sh/nodepool";
 /// Tag EKS managed node groups put on instances.

@@ -16,7 +16,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum, TargetTypeEnum,
 };
 use costop_app::ports::{Elb, PortError};
-use costop_core::constants::TAG_LBC_CLUSTER;
+use costop_core::constants::{TAG_LBC_CLUSTER, TAG_LBC_INGRESS_STACK as TAG_INGRESS_STACK};
 use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetServing, TargetType};
 use costop_core::plan::action::DeregisterTargets;
 use costop_core::shift::{RuleFacts, WeightedGroup};
@@ -371,10 +371,6 @@ impl Elb for ElbAdapter {
             .collect())
     }
 }
-
-/// The tag the AWS Load Balancer Controller puts on the listener rules it makes for an Ingress
-/// (`namespace/name`, or the group name of an IngressGroup).
-const TAG_INGRESS_STACK: &str = "ingress.k8s.aws/stack";
 
 impl ElbAdapter {
     /// Every rule of one listener (`DescribeRules` is paged by marker).

@@ -23,6 +23,9 @@ pub const USE_ANNOTATION: &str = "use-annotation";
 /// A rule: its conditions and actions in the ELBv2 API's field names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IngressRule {
+    /// The Ingress it comes from (`namespace/name`): the controller tags the rule with it
+    /// (`ingress.k8s.aws/stack`), which tells costop the rule is the controller's.
+    pub stack: String,
     pub conditions: Vec<Value>,
     pub actions: Vec<Value>,
 }
@@ -48,6 +51,10 @@ pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRul
         .as_str()
         .unwrap_or("default");
     let annotations = &ingress["metadata"]["annotations"];
+    let stack = format!(
+        "{ns}/{}",
+        ingress["metadata"]["name"].as_str().unwrap_or_default()
+    );
     let mut out = Vec::new();
     for rule in ingress["spec"]["rules"].as_array().into_iter().flatten() {
         let host = rule["host"].as_str().filter(|h| !h.is_empty());
@@ -62,6 +69,7 @@ pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRul
                 "Values": patterns(p, path["pathType"].as_str().unwrap_or("ImplementationSpecific"))
             }}));
             out.push(IngressRule {
+                stack: stack.clone(),
                 conditions,
                 actions: vec![backend_action(ns, annotations, &path["backend"], tg_of)?],
             });
@@ -70,6 +78,7 @@ pub fn rules(ingress: &Value, tg_of: TargetGroupOf<'_>) -> Result<Vec<IngressRul
     let default = &ingress["spec"]["defaultBackend"];
     if !default.is_null() {
         out.push(IngressRule {
+            stack,
             conditions: vec![
                 json!({"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}),
             ],

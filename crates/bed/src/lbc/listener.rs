@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_elasticloadbalancingv2::Client;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, FixedResponseActionConfig, ForwardActionConfig,
-    HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, TargetGroupTuple,
+    HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition, Tag, TargetGroupTuple,
 };
+use costop_core::constants::TAG_LBC_INGRESS_STACK as TAG_INGRESS_STACK;
 use kubesim::Simulator;
 use kubesim::resources;
 use kubesim::store::ListOptions;
@@ -158,12 +159,23 @@ async fn apply(elb: &Client, listener_arn: &str, wanted: &[IngressRule]) -> Resu
         let priority = FIRST_PRIORITY + i32::try_from(i)?;
         let conditions: Vec<RuleCondition> = rule.conditions.iter().map(condition).collect();
         let actions: Vec<Action> = rule.actions.iter().map(action).collect::<Result<_, _>>()?;
+        // The controller tags the rules it makes with their Ingress's stack (`pkg/deploy/tracking`
+        // in kubernetes-sigs/aws-load-balancer-controller), which costop reads.
+        let tags = [Tag::builder()
+            .key(TAG_INGRESS_STACK)
+            .value(&rule.stack)
+            .build()];
         match owned.iter().find(|(p, _)| *p == priority) {
             Some((_, arn)) => {
                 elb.modify_rule()
                     .rule_arn(arn)
                     .set_conditions(Some(conditions))
                     .set_actions(Some(actions))
+                    .send()
+                    .await?;
+                elb.add_tags()
+                    .resource_arns(arn)
+                    .set_tags(Some(tags.to_vec()))
                     .send()
                     .await?;
             }
@@ -173,6 +185,7 @@ async fn apply(elb: &Client, listener_arn: &str, wanted: &[IngressRule]) -> Resu
                     .priority(priority)
                     .set_conditions(Some(conditions))
                     .set_actions(Some(actions))
+                    .set_tags(Some(tags.to_vec()))
                     .send()
                     .await?;
             }
