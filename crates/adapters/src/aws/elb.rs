@@ -487,6 +487,8 @@ fn description(t: &RegisteredTarget) -> TargetDescription {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::aws::tests::sdk_config;
     use crate::testutil::{Captured, Reply, Server};
@@ -644,6 +646,104 @@ mod tests {
         assert_eq!(listed(&server), 1);
         elb.target_groups().await.unwrap();
         assert_eq!(listed(&server), 1);
+    }
+
+    fn rules_handler(r: &Captured) -> Reply {
+        let form = r.form();
+        let ok = |action: &str, result: &str| {
+            Reply::xml(
+                200,
+                format!(
+                    "<{action}Response xmlns=\"{NS}\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></{action}Response>"
+                ),
+            )
+        };
+        let forward = |tg: &str| {
+            format!(
+                "<Actions><member><Type>forward</Type><TargetGroupArn>{tg}</TargetGroupArn></member></Actions>"
+            )
+        };
+        match form["Action"].as_str() {
+            "DescribeLoadBalancers" => ok(
+                "DescribeLoadBalancers",
+                "<LoadBalancers><member><LoadBalancerArn>arn:alb</LoadBalancerArn><Type>application</Type></member><member><LoadBalancerArn>arn:nlb</LoadBalancerArn><Type>network</Type></member></LoadBalancers>",
+            ),
+            "DescribeListeners" => {
+                assert_eq!(form["LoadBalancerArn"], "arn:alb", "only ALBs are read");
+                ok(
+                    "DescribeListeners",
+                    "<Listeners><member><ListenerArn>arn:listener</ListenerArn></member></Listeners>",
+                )
+            }
+            "DescribeRules" => ok(
+                "DescribeRules",
+                &format!(
+                    "<Rules>\
+                     <member><RuleArn>arn:default</RuleArn><IsDefault>true</IsDefault>{}</member>\
+                     <member><RuleArn>arn:weighted</RuleArn><Priority>1</Priority><Actions><member><Type>forward</Type><ForwardConfig><TargetGroups><member><TargetGroupArn>arn:a</TargetGroupArn><Weight>3</Weight></member><member><TargetGroupArn>arn:b</TargetGroupArn><Weight>1</Weight></member></TargetGroups></ForwardConfig></member></Actions></member>\
+                     <member><RuleArn>arn:ingress</RuleArn><Priority>1000</Priority>{}</member>\
+                     <member><RuleArn>arn:authenticated</RuleArn><Priority>2</Priority><Actions><member><Type>authenticate-oidc</Type></member><member><Type>forward</Type><TargetGroupArn>arn:a</TargetGroupArn></member></Actions></member>\
+                     <member><RuleArn>arn:fixed</RuleArn><Priority>3</Priority><Actions><member><Type>fixed-response</Type></member></Actions></member>\
+                     </Rules>",
+                    forward("arn:a"),
+                    forward("arn:a")
+                ),
+            ),
+            "DescribeTags" => ok(
+                "DescribeTags",
+                "<TagDescriptions><member><ResourceArn>arn:ingress</ResourceArn><Tags><member><Key>ingress.k8s.aws/stack</Key><Value>shop/web</Value></member></Tags></member></TagDescriptions>",
+            ),
+            "ModifyListener" => ok("ModifyListener", "<Listeners/>"),
+            "ModifyRule" => ok("ModifyRule", "<Rules/>"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn listener_rules_are_read_with_their_weights_and_their_ingress_and_changed_in_place() {
+        let server = Server::start(rules_handler).await;
+        let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
+            &sdk_config(&server.url).await,
+        ));
+        let rules = elb.listener_rules().await.unwrap();
+        let w = |arn: &str, weight| WeightedGroup {
+            target_group_arn: arn.into(),
+            weight,
+        };
+        // Rules that do more than forward (authentication, a fixed response) are not costop's to
+        // rewrite.
+        let arns: Vec<&str> = rules.iter().map(|r| r.arn.as_str()).collect();
+        assert_eq!(arns, ["arn:default", "arn:weighted", "arn:ingress"]);
+        assert!(rules[0].is_default && rules[0].forward == [w("arn:a", 1)]);
+        assert_eq!(rules[1].forward, [w("arn:a", 3), w("arn:b", 1)]);
+        assert_eq!(
+            (rules[1].ingress.as_deref(), rules[2].ingress.as_deref()),
+            (None, Some("shop/web"))
+        );
+        let shifted = [w("arn:a", 75), w("arn:fallback", 25)];
+        elb.set_forward(&rules[0], &shifted).await.unwrap();
+        elb.set_forward(&rules[1], &shifted).await.unwrap();
+        let sent: Vec<BTreeMap<String, String>> = server
+            .requests()
+            .iter()
+            .map(|r| r.form())
+            .filter(|f| f["Action"].starts_with("Modify"))
+            .collect();
+        // The default rule through the listener's default actions, the others by their ARN.
+        assert_eq!(sent[0]["Action"], "ModifyListener");
+        assert_eq!(sent[0]["ListenerArn"], "arn:listener");
+        assert_eq!(
+            sent[0]["DefaultActions.member.1.ForwardConfig.TargetGroups.member.2.TargetGroupArn"],
+            "arn:fallback"
+        );
+        assert_eq!(
+            sent[0]["DefaultActions.member.1.ForwardConfig.TargetGroups.member.2.Weight"],
+            "25"
+        );
+        assert_eq!(
+            (sent[1]["Action"].as_str(), sent[1]["RuleArn"].as_str()),
+            ("ModifyRule", "arn:weighted")
+        );
     }
 
     #[tokio::test]
