@@ -76,7 +76,10 @@ pub fn item_from_sdk(item: &HashMap<String, AttributeValue>) -> Result<Item, Att
         .collect()
 }
 
-fn decode(op: &'static str, item: &HashMap<String, AttributeValue>) -> Result<Item, PortError> {
+pub(crate) fn decode(
+    op: &'static str,
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Item, PortError> {
     item_from_sdk(item).map_err(|e| PortError::Permanent {
         op,
         source: Box::new(e),
@@ -112,28 +115,39 @@ impl DynamoRecords {
         key_attr: &str,
         value: &str,
     ) -> Result<Vec<Item>, PortError> {
-        // iam: dynamodb:Query
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(index.map(str::to_owned))
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", key_attr)
-            .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
-            // GSIs only serve eventually consistent reads.
-            .consistent_read(index.is_none())
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error(op, e))?;
-            for item in page.items() {
-                out.push(decode(op, item)?);
-            }
-        }
-        Ok(out)
+        query_eq(&self.client, &self.table, op, index, key_attr, value).await
     }
+}
+
+/// Every item of `table` (or its `index`) where `key_attr = value`, in sort-key order, every
+/// page read; consistent on the table (a GSI only serves eventually consistent reads).
+pub(crate) async fn query_eq(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    op: &'static str,
+    index: Option<&str>,
+    key_attr: &str,
+    value: &str,
+) -> Result<Vec<Item>, PortError> {
+    // iam: dynamodb:Query
+    let mut pages = client
+        .query()
+        .table_name(table)
+        .set_index_name(index.map(str::to_owned))
+        .key_condition_expression("#k = :v")
+        .expression_attribute_names("#k", key_attr)
+        .expression_attribute_values(":v", AttributeValue::S(value.to_owned()))
+        .consistent_read(index.is_none())
+        .into_paginator()
+        .send();
+    let mut out = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| sdk_error(op, e))?;
+        for item in page.items() {
+            out.push(decode(op, item)?);
+        }
+    }
+    Ok(out)
 }
 
 /// DynamoDB's limit of items per `BatchWriteItem`.

@@ -7,8 +7,6 @@
 //! idempotency key a duplicate, on a pending write a write settled meanwhile.
 //! (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>)
 
-use std::collections::HashMap;
-
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
@@ -21,7 +19,8 @@ use costop_core::fallback::record::{
 use costop_core::fallback::{QueuedWrite, Receipt};
 use costop_core::record::{Item, Key};
 
-use super::{item_from_sdk, item_to_sdk, sdk_error};
+use super::dynamo::decode;
+use super::{item_to_sdk, sdk_error};
 
 /// The reason code of an operation whose condition failed.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
@@ -39,13 +38,6 @@ fn build_error(op: &'static str) -> impl Fn(aws_sdk_dynamodb::error::BuildError)
         op,
         source: Box::new(e),
     }
-}
-
-fn decode(op: &'static str, item: &HashMap<String, AttributeValue>) -> Result<Item, PortError> {
-    item_from_sdk(item).map_err(|e| PortError::Permanent {
-        op,
-        source: Box::new(e),
-    })
 }
 
 fn corrupt(op: &'static str, e: costop_core::record::RecordError) -> PortError {
@@ -175,25 +167,15 @@ impl DynamoQueue {
 
     /// Every item of a partition (consistent, paged).
     async fn partition(&self, op: &'static str, pk: &str) -> Result<Vec<Item>, PortError> {
-        // iam: dynamodb:Query
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#k = :v")
-            .expression_attribute_names("#k", costop_core::record::PK)
-            .expression_attribute_values(":v", AttributeValue::S(pk.to_owned()))
-            .consistent_read(true)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error(op, e))?;
-            for item in page.items() {
-                out.push(decode(op, item)?);
-            }
-        }
-        Ok(out)
+        super::dynamo::query_eq(
+            &self.client,
+            &self.table,
+            op,
+            None,
+            costop_core::record::PK,
+            pk,
+        )
+        .await
     }
 
     async fn writes(&self, op: &'static str, pk: &str) -> Result<Vec<QueuedWrite>, PortError> {
