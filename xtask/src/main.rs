@@ -68,10 +68,16 @@ fn main() -> ExitCode {
         }),
         Cmd::Bench { args } => setup(&root).and_then(|()| {
             // `cargo xtask bench traffic --quick`: one benchmark by name; otherwise all of them.
+            // A `--` after the name (`bench traffic -- --json`, as cargo's own commands take it)
+            // separates nothing more here: the benchmark gets what follows.
             match args.first().filter(|a| BENCHES.contains(&a.as_str())) {
                 Some(name) => run(cargo(&root)
                     .args(["bench", "-p", "costop-tests", "--bench", name, "--"])
-                    .args(&args[1..])),
+                    .args(
+                        args[1..]
+                            .iter()
+                            .skip(usize::from(args.get(1).is_some_and(|a| a == "--"))),
+                    )),
                 None => run(cargo(&root)
                     .args(["bench", "--workspace", "--"])
                     .args(&args)),
