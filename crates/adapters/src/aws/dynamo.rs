@@ -119,6 +119,25 @@ impl DynamoRecords {
     }
 }
 
+/// The item at `key` in `table`, read consistently.
+pub(crate) async fn get_consistent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    op: &'static str,
+    key: &Key,
+) -> Result<Option<Item>, PortError> {
+    // iam: dynamodb:GetItem
+    let out = client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(item_to_sdk(&key.to_item())))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| sdk_error(op, e))?;
+    out.item().map(|i| decode(op, i)).transpose()
+}
+
 /// Every item of `table` (or its `index`) where `key_attr = value`, in sort-key order, every
 /// page read; consistent on the table (a GSI only serves eventually consistent reads).
 pub(crate) async fn query_eq(
@@ -240,18 +259,9 @@ impl DynamoRecords {
 
 impl Records for DynamoRecords {
     async fn get(&self, key: &Key) -> Result<Option<Item>, PortError> {
-        // iam: dynamodb:GetItem
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item_to_sdk(&key.to_item())))
-            // The dedupe read must see a write made a moment ago by a concurrent delivery.
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get item", e))?;
-        out.item().map(|i| decode("get item", i)).transpose()
+        // Consistent: the dedupe read must see a write made a moment ago by a concurrent
+        // delivery.
+        get_consistent(&self.client, &self.table, "get item", key).await
     }
 
     async fn put(&self, item: Item) -> Result<(), PortError> {

@@ -19,7 +19,6 @@ use costop_core::fallback::record::{
 use costop_core::fallback::{QueuedWrite, Receipt};
 use costop_core::record::{Item, Key};
 
-use super::dynamo::decode;
 use super::{item_to_sdk, sdk_error};
 
 /// The reason code of an operation whose condition failed.
@@ -152,17 +151,7 @@ impl DynamoQueue {
     }
 
     async fn get(&self, op: &'static str, key: &Key) -> Result<Option<Item>, PortError> {
-        // iam: dynamodb:GetItem
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(item_to_sdk(&key.to_item())))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(op, e))?;
-        out.item().map(|i| decode(op, i)).transpose()
+        super::dynamo::get_consistent(&self.client, &self.table, op, key).await
     }
 
     /// Every item of a partition (consistent, paged).
