@@ -81,11 +81,11 @@ impl ElbAdapter {
             .map_err(|e| sdk_error("describe target groups", e))?;
         let typed: Vec<(String, TargetType)> = groups.iter().filter_map(candidate).collect();
         let arns: Vec<String> = typed.iter().map(|(a, _)| a.clone()).collect();
-        let kept = self.kept_by_controller(&arns).await?;
+        let kept = self.tag_values(&arns, TAG_LBC_CLUSTER).await?;
         let list: Vec<Candidate> = typed
             .into_iter()
             .map(|(arn, t)| {
-                let k = kept.contains(&arn);
+                let k = kept.contains_key(&arn);
                 (arn, t, k)
             })
             .collect();
@@ -94,13 +94,15 @@ impl ElbAdapter {
         Ok(list)
     }
 
-    /// Which of `arns` carry the controller's tag.
-    async fn kept_by_controller(
+    /// The value of the tag `key` on each of `arns` that carries it (`DescribeTags`, at most
+    /// [`TAGS_PER_CALL`] ARNs a call, a few calls at once).
+    async fn tag_values(
         &self,
         arns: &[String],
-    ) -> Result<std::collections::BTreeSet<String>, PortError> {
+        key: &'static str,
+    ) -> Result<std::collections::BTreeMap<String, String>, PortError> {
         let chunks: Vec<Vec<String>> = arns.chunks(TAGS_PER_CALL).map(<[_]>::to_vec).collect();
-        let found: Vec<Vec<String>> = futures::stream::iter(chunks)
+        let found: Vec<Vec<(String, String)>> = futures::stream::iter(chunks)
             .map(|chunk| async move {
                 // iam: elasticloadbalancing:DescribeTags
                 let out = self
@@ -113,8 +115,11 @@ impl ElbAdapter {
                 Ok::<_, PortError>(
                     out.tag_descriptions()
                         .iter()
-                        .filter(|d| d.tags().iter().any(|t| t.key() == Some(TAG_LBC_CLUSTER)))
-                        .filter_map(|d| d.resource_arn().map(str::to_owned))
+                        .filter_map(|d| {
+                            let tag = d.tags().iter().find(|t| t.key() == Some(key))?;
+                            let value = tag.value().unwrap_or_default().to_owned();
+                            Some((d.resource_arn()?.to_owned(), value))
+                        })
                         .collect(),
                 )
             })
@@ -276,7 +281,7 @@ impl Elb for ElbAdapter {
             .iter()
             .flat_map(|(_, rules)| rules.iter().filter_map(|r| r.rule_arn().map(str::to_owned)))
             .collect();
-        let stacks = self.ingress_stacks(&arns).await?;
+        let stacks = self.tag_values(&arns, TAG_INGRESS_STACK).await?;
         Ok(per_listener
             .into_iter()
             .flat_map(|(listener_arn, rules)| {
@@ -393,35 +398,6 @@ impl ElbAdapter {
                 return Ok(out);
             }
         }
-    }
-
-    /// The `ingress.k8s.aws/stack` tag of each of `arns` that has one.
-    async fn ingress_stacks(
-        &self,
-        arns: &[String],
-    ) -> Result<std::collections::BTreeMap<String, String>, PortError> {
-        let mut out = std::collections::BTreeMap::new();
-        for chunk in arns.chunks(TAGS_PER_CALL) {
-            // iam: elasticloadbalancing:DescribeTags
-            let tags = self
-                .client
-                .describe_tags()
-                .set_resource_arns(Some(chunk.to_vec()))
-                .send()
-                .await
-                .map_err(|e| sdk_error("describe tags", e))?;
-            for d in tags.tag_descriptions() {
-                let stack = d
-                    .tags()
-                    .iter()
-                    .find(|t| t.key() == Some(TAG_INGRESS_STACK))
-                    .and_then(|t| t.value());
-                if let (Some(arn), Some(stack)) = (d.resource_arn(), stack) {
-                    out.insert(arn.to_owned(), stack.to_owned());
-                }
-            }
-        }
-        Ok(out)
     }
 }
 
