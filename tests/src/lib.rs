@@ -134,6 +134,23 @@ pub async fn pin_to<H: Harness>(h: &H, node_name: &str, manifests: &str, expect_
 }
 
 /// Settings every test world uses on top of the setup's.
+/// The timeline an interruption recorded, in the table's order (entries that do not decode are
+/// left out).
+pub async fn timeline<H: Harness>(
+    h: &H,
+    interruption_id: &str,
+) -> Vec<costop_core::record::TimelineEntry> {
+    costop_app::handler::read::timeline(
+        costop_app::HasRecords::records(h.handler().world()),
+        interruption_id,
+    )
+    .await
+    .expect("the timeline reads")
+    .iter()
+    .filter_map(|i| costop_core::record::TimelineEntry::from_item(i).ok())
+    .collect()
+}
+
 /// A setting's value that names a scenario target group, `target-group:<name>`, becomes that
 /// group's ARN in each world (moto's ARNs are only known once the bed is seeded).
 pub const TARGET_GROUP_VALUE: &str = "target-group:";

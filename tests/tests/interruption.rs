@@ -5,11 +5,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use costop_app::drain::DrainReport;
-use costop_app::handler::read;
 use costop_app::ports::Ec2;
-use costop_app::{HandlerError, HasEc2, HasRecords, Mode, Outcome, Retryable};
+use costop_app::{HandlerError, HasEc2, Mode, Outcome, Retryable};
 use costop_bed::LifecycleAction;
-use costop_core::record::{TimelineEntry, TimelineStep};
+use costop_core::record::TimelineStep;
 use costop_core::{Decision, IgnoreReason};
 use costop_tests::{
     Harness, Setup, events, is_daemonset_pod, node, on_both, pin_to, pod_ref, pods_on, spot_nodes,
@@ -36,11 +35,9 @@ fn taint_keys(n: &Value) -> Vec<String> {
 }
 
 async fn timeline<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineStep> {
-    read::timeline(h.handler().world().records(), interruption_id)
+    costop_tests::timeline(h, interruption_id)
         .await
-        .expect("timeline reads")
-        .iter()
-        .filter_map(|i| TimelineEntry::from_item(i).ok())
+        .into_iter()
         .map(|e| e.step)
         .collect()
 }

@@ -6,11 +6,10 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use costop_app::handler::read;
 use costop_app::keeper::KeeperOutcome;
-use costop_app::{Ec2, HasEc2, HasRecords, Mode};
+use costop_app::{Ec2, HasEc2, Mode};
 use costop_core::constants;
-use costop_core::record::{TimelineEntry, TimelineStep};
+use costop_core::record::TimelineStep;
 use costop_core::resume::ResumeDecision;
 use costop_tests::{Harness, Setup, events, eventually, on_both, spot_nodes};
 use kubesim::resources;
@@ -130,14 +129,11 @@ async fn a_node_stopped_by_a_spot_warning_is_given_back_when_its_instance_runs_a
         "[{}] back in the load balancers: {back:#}",
         h.flavor()
     );
-    let steps: Vec<TimelineStep> =
-        read::timeline(h.handler().world().records(), &plan.interruption_id)
-            .await
-            .expect("timeline")
-            .iter()
-            .filter_map(|i| TimelineEntry::from_item(i).ok())
-            .map(|e| e.step)
-            .collect();
+    let steps: Vec<TimelineStep> = costop_tests::timeline(&h, &plan.interruption_id)
+        .await
+        .into_iter()
+        .map(|e| e.step)
+        .collect();
     assert!(
         steps.iter().any(|s| s.name() == "RESUMED"),
         "[{}] {steps:?}",
@@ -198,11 +194,9 @@ async fn a_rebalance_recommendations_taint_is_put_then_taken_off_when_no_interru
         "[{}] the taint is gone",
         h.flavor()
     );
-    let steps: Vec<String> = read::timeline(h.handler().world().records(), &plan.interruption_id)
+    let steps: Vec<String> = costop_tests::timeline(&h, &plan.interruption_id)
         .await
-        .expect("timeline")
         .iter()
-        .filter_map(|i| TimelineEntry::from_item(i).ok())
         .map(|e| e.step.name().to_string())
         .collect();
     for want in ["TAINTED", "RESUMED"] {

@@ -5,8 +5,7 @@
 //! bed's controller stand-in, and its in-memory twin in the fast world).
 
 use chrono::{DateTime, Utc};
-use costop_app::handler::read;
-use costop_app::{HasRecords, Mode, Outcome};
+use costop_app::{Mode, Outcome};
 use costop_bed::scenario::{PortRef, ServiceRef, TargetGroup, TargetType};
 use costop_core::Action;
 use costop_core::record::{TimelineEntry, TimelineStep};
@@ -84,13 +83,7 @@ spec:
 }
 
 async fn entries<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineEntry> {
-    let mut out: Vec<TimelineEntry> =
-        read::timeline(h.handler().world().records(), interruption_id)
-            .await
-            .expect("the timeline reads")
-            .iter()
-            .filter_map(|i| TimelineEntry::from_item(i).ok())
-            .collect();
+    let mut out = costop_tests::timeline(h, interruption_id).await;
     out.sort_by_key(|e| e.at);
     out
 }

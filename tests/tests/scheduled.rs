@@ -6,11 +6,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use costop_app::handler::read;
 use costop_app::keeper::KeeperOutcome;
 use costop_app::{HasRecords, Mode, Records};
 use costop_core::plan::Response;
-use costop_core::record::{self, TimelineEntry};
+use costop_core::record::{self};
 use costop_tests::{Harness, Setup, events, on_both, spot_nodes};
 use kubesim::resources;
 use kubesim::store::ListOptions;
@@ -39,12 +38,9 @@ fn unschedulable(h: &impl Harness, name: &str) -> bool {
 }
 
 async fn steps(h: &impl Harness, interruption_id: &str) -> Vec<&'static str> {
-    let items = read::timeline(h.handler().world().records(), interruption_id)
+    costop_tests::timeline(h, interruption_id)
         .await
-        .expect("the timeline reads");
-    items
         .iter()
-        .filter_map(|i| TimelineEntry::from_item(i).ok())
         .map(|e| e.step.name())
         .collect()
 }

@@ -9,12 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use costop_app::handler::read;
 use costop_app::keeper::KeeperOutcome;
 use costop_app::ports::Elb;
 use costop_app::{HasElb, HasRecords, Mode, Records};
 use costop_bed::scenario::{Protocol, TargetGroup, TargetType};
-use costop_core::record::{SHIFT_PK, TimelineEntry};
+use costop_core::record::SHIFT_PK;
 use costop_core::shift::{self, GroupShare, RuleFacts, ShiftLease, WeightedGroup};
 use costop_tests::{Harness, Setup, TARGET_GROUP_VALUE, events, on_both, spot_nodes};
 
@@ -111,11 +110,9 @@ async fn tick(h: &impl Harness) -> Vec<costop_app::keeper::TrafficReport> {
 }
 
 async fn steps(h: &impl Harness, interruption_id: &str) -> Vec<&'static str> {
-    read::timeline(h.handler().world().records(), interruption_id)
+    costop_tests::timeline(h, interruption_id)
         .await
-        .expect("the timeline reads")
         .iter()
-        .filter_map(|i| TimelineEntry::from_item(i).ok())
         .map(|e| e.step.name())
         .collect()
 }
