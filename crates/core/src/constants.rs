@@ -173,6 +173,10 @@ pub const TAG_LBC_CLUSTER: &str = "elbv2.k8s.aws/cluster";
 /// `namespace/name`, or the group name of an IngressGroup. costop never rewrites such a rule
 /// directly: the controller would put it back from the Ingress.
 pub const TAG_LBC_INGRESS_STACK: &str = "ingress.k8s.aws/stack";
+/// Tag on a listener that carries the fallback's upstream (`COSTOP_FALLBACK_UPSTREAM`: an
+/// internal listener beside the public one). Its rules are never shifted: the fallback's own
+/// forwards would come back to the fallback.
+pub const TAG_FALLBACK_UPSTREAM: &str = "costop.io/fallback-upstream";
 /// Tag Karpenter puts on instances it launched.
 pub const TAG_KARPENTER_NODEPOOL: &str = "karpenter.sh/nodepool";
 /// Tag EKS managed node groups put on instances.

@@ -16,7 +16,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum, TargetTypeEnum,
 };
 use costop_app::ports::{Elb, PortError};
-use costop_core::constants::{TAG_LBC_CLUSTER, TAG_LBC_INGRESS_STACK as TAG_INGRESS_STACK};
+use costop_core::constants::{
+    TAG_FALLBACK_UPSTREAM, TAG_LBC_CLUSTER, TAG_LBC_INGRESS_STACK as TAG_INGRESS_STACK,
+};
 use costop_core::facts::{RegisteredTarget, TargetGroupFacts, TargetServing, TargetType};
 use costop_core::plan::action::DeregisterTargets;
 use costop_core::shift::{RuleFacts, WeightedGroup};
@@ -269,6 +271,10 @@ impl Elb for ElbAdapter {
                 .map_err(|e| sdk_error("describe listeners", e))?;
             listeners.extend(found.into_iter().filter_map(|l| l.listener_arn));
         }
+        // The fallback's upstream listener forwards to the same groups, but its traffic is the
+        // fallback's own: shifting it would send the fallback's forwards back to the fallback.
+        let upstream = self.tag_values(&listeners, TAG_FALLBACK_UPSTREAM).await?;
+        listeners.retain(|l| !upstream.contains_key(l));
         let per_listener: Vec<(String, Vec<Rule>)> = futures::stream::iter(listeners)
             .map(|l| async move {
                 let rules = self.rules_of(&l).await?;
@@ -648,8 +654,11 @@ mod tests {
                 assert_eq!(form["LoadBalancerArn"], "arn:alb", "only ALBs are read");
                 ok(
                     "DescribeListeners",
-                    "<Listeners><member><ListenerArn>arn:listener</ListenerArn></member></Listeners>",
+                    "<Listeners><member><ListenerArn>arn:listener</ListenerArn></member><member><ListenerArn>arn:upstream</ListenerArn></member></Listeners>",
                 )
+            }
+            "DescribeRules" if form["ListenerArn"] == "arn:upstream" => {
+                panic!("the fallback's upstream listener is not read for shifting")
             }
             "DescribeRules" => ok(
                 "DescribeRules",
@@ -665,6 +674,10 @@ mod tests {
                     forward("arn:a")
                 ),
             ),
+            "DescribeTags" if form.values().any(|v| v == "arn:upstream") => ok(
+                "DescribeTags",
+                "<TagDescriptions><member><ResourceArn>arn:listener</ResourceArn><Tags/></member><member><ResourceArn>arn:upstream</ResourceArn><Tags><member><Key>costop.io/fallback-upstream</Key><Value>true</Value></member></Tags></member></TagDescriptions>",
+            ),
             "DescribeTags" => ok(
                 "DescribeTags",
                 "<TagDescriptions><member><ResourceArn>arn:ingress</ResourceArn><Tags><member><Key>ingress.k8s.aws/stack</Key><Value>shop/web</Value></member></Tags></member></TagDescriptions>",
@@ -676,7 +689,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn listener_rules_are_read_with_their_weights_and_their_ingress_and_changed_in_place() {
+    async fn listener_rules_are_read_with_their_weights_and_their_ingress_but_not_the_upstreams_and_changed_in_place() {
         let server = Server::start(rules_handler).await;
         let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
             &sdk_config(&server.url).await,
