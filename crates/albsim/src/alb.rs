@@ -227,6 +227,12 @@ impl Alb {
         self.shared.runtime_api(function_arn).map(|api| api.addr())
     }
 
+    /// The runtime API of a function registered as a target (what a Lambda service stand-in
+    /// watches to start the function's processes).
+    pub fn runtime_api(&self, function_arn: &str) -> Option<Arc<RuntimeApi>> {
+        self.shared.runtime_api(function_arn)
+    }
+
     /// What DescribeTargetHealth reports for the group's targets; `None` for an unknown group.
     pub fn target_health(&self, target_group_arn: &str) -> Option<Vec<TargetHealthDescription>> {
         let (group, in_use) = {

@@ -40,6 +40,7 @@ pub use error::{AlbError, ConfigError};
 pub use health::{HealthState, Reason, TargetDescription, TargetHealth, TargetHealthDescription};
 pub use lambda::PAYLOAD_LIMIT as LAMBDA_PAYLOAD_LIMIT;
 pub use resolve::{Resolver, is_loopback_v4};
+pub use runtime_api::{InvokeError, RuntimeApi};
 
 /// A fresh `X-Amzn-Trace-Id` value: `Root=1-<epoch seconds, hex>-<96 random bits, hex>`
 /// (<https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-request-tracing.html>).

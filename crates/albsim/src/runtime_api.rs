@@ -4,10 +4,15 @@
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html>):
 //! `GET /2018-06-01/runtime/invocation/next` hands out the next event,
 //! `POST /2018-06-01/runtime/invocation/{id}/response` and `…/{id}/error` answer it.
-//! Invocations queue while no function process polls.
+//! Invocations queue while no function process polls. What the Lambda service needs to scale
+//! the function's execution environments is observable: invocations waiting
+//! ([`RuntimeApi::waiting`]), processes waiting for one ([`RuntimeApi::idle`]), the connections
+//! that have polled ([`RuntimeApi::polling_connections`]), and a signal on every new invocation
+//! ([`RuntimeApi::demand`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -52,6 +57,30 @@ pub struct RuntimeApi {
     available: Notify,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Bytes, InvokeError>>>>,
     server: Mutex<Option<AbortHandle>>,
+    /// `GET next` calls waiting for an invocation.
+    idle: AtomicUsize,
+    /// The peers of the connections that asked for an invocation (one per function process
+    /// while it keeps its connection).
+    polled_from: Mutex<HashSet<SocketAddr>>,
+    /// Notified on every queued invocation.
+    demand: Notify,
+}
+
+/// Counts a waiting `GET next` for as long as it waits (dropped when it gets an invocation or
+/// its connection goes).
+struct IdleGuard<'a>(&'a AtomicUsize);
+
+impl<'a> IdleGuard<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        IdleGuard(n)
+    }
+}
+
+impl Drop for IdleGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,18 +105,21 @@ impl RuntimeApi {
             available: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             server: Mutex::new(None),
+            idle: AtomicUsize::new(0),
+            polled_from: Mutex::new(HashSet::new()),
+            demand: Notify::new(),
         });
         let weak = Arc::downgrade(&api);
         let handle = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
                 let Some(api) = weak.upgrade() else { return };
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         let api = api.clone();
-                        async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
+                        async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -102,6 +134,29 @@ impl RuntimeApi {
     /// The `host:port` to put in `AWS_LAMBDA_RUNTIME_API`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Invocations queued that no function process has taken yet (callers still waiting).
+    pub fn waiting(&self) -> usize {
+        lock(&self.queue)
+            .iter()
+            .filter(|p| !p.picked.is_closed())
+            .count()
+    }
+
+    /// Function processes waiting for an invocation now.
+    pub fn idle(&self) -> usize {
+        self.idle.load(Ordering::SeqCst)
+    }
+
+    /// Connections that have asked for an invocation so far.
+    pub fn polling_connections(&self) -> usize {
+        lock(&self.polled_from).len()
+    }
+
+    /// Resolves at the next queued invocation.
+    pub async fn demand(&self) {
+        self.demand.notified().await
     }
 
     pub fn stop(&self) {
@@ -127,6 +182,7 @@ impl RuntimeApi {
             result: result_tx,
         });
         self.available.notify_one();
+        self.demand.notify_waiters();
         match tokio::time::timeout(wait_for_poll, picked_rx).await {
             Ok(Ok(())) => {}
             _ => return Err(InvokeError::NotPolled),
@@ -159,14 +215,18 @@ impl RuntimeApi {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
         let Some(rest) = path.strip_prefix(PREFIX) else {
             return plain(StatusCode::NOT_FOUND, "unknown path");
         };
         let method = req.method().clone();
         match (method, rest) {
-            (Method::GET, "invocation/next") => self.deliver().await,
+            (Method::GET, "invocation/next") => {
+                lock(&self.polled_from).insert(peer);
+                let _idle = IdleGuard::new(&self.idle);
+                self.deliver().await
+            }
             (Method::POST, "init/error") => {
                 let body = read(req).await;
                 tracing::warn!(function = %self.function_arn, error = %String::from_utf8_lossy(&body), "function init error");

@@ -18,7 +18,9 @@
 
 pub mod alb;
 pub mod error;
+pub mod fallback;
 pub mod front;
+pub mod lambda;
 pub mod lbc;
 pub mod link;
 pub mod moto;
@@ -63,6 +65,9 @@ pub struct StartTimings {
 pub struct BedOptions {
     /// Where the ALB stand-in sends one record per request (dropped when full).
     pub alb_access_log: Option<tokio::sync::mpsc::Sender<albsim::AccessRecord>>,
+    /// The fallback function's binary, for a scenario that deploys it (default: `costop-fallback`
+    /// beside the running executable, see [`lambda::beside_current_exe`]).
+    pub fallback_binary: Option<PathBuf>,
 }
 
 /// A running bed. Dropping it stops the link, kubesim, the front and moto, and removes its temp
@@ -76,6 +81,9 @@ pub struct Bed {
     kube_proxy: JoinHandle<()>,
     /// The stores of the services the pods' apps write to.
     stores: net::pods::Stores,
+    /// The fallback function's processes, when the scenario deploys it (dropped before the
+    /// ALB).
+    fallback: Option<lambda::LambdaService>,
     /// The ALB stand-in, when the scenario asks for it.
     alb: Option<alb::BedAlb>,
     ec2_link: Arc<Ec2Link>,
@@ -191,10 +199,30 @@ impl Bed {
                     ec2_link.clone(),
                     &front,
                     scale,
-                    options.alb_access_log,
+                    options.alb_access_log.clone(),
                 )
                 .await?,
             ),
+            _ => None,
+        };
+        let fallback = match (&alb, &world.fallback, &scenario.load_balancer) {
+            (Some(alb), Some(seeded), Some(lb)) => {
+                let f = lb.fallback.as_ref().ok_or_else(|| {
+                    BedError::Seed("a seeded fallback without its scenario section".into())
+                })?;
+                Some(
+                    start_fallback(
+                        alb,
+                        seeded,
+                        f,
+                        &options,
+                        &world.queue_table,
+                        (&moto, &front),
+                        region,
+                    )
+                    .await?,
+                )
+            }
             _ => None,
         };
         let bindings = lbc_bindings(&scenario, &world);
@@ -216,6 +244,7 @@ impl Bed {
             pods,
             kube_proxy,
             stores,
+            fallback,
             alb,
             ec2_link,
             sim,
@@ -339,11 +368,22 @@ impl Bed {
     pub fn front(&self) -> &AwsFront {
         &self.front
     }
-    /// Every Auto Scaling lifecycle call the front answered, oldest first.
     /// The URL of the ALB stand-in's listener (`http://127.0.0.1:PORT`), when it runs.
     pub fn alb_url(&self) -> Option<String> {
         let port = self.scenario.load_balancer.as_ref()?.listener_port;
         self.alb.as_ref()?.url(port)
+    }
+
+    /// The URL of the fallback's upstream, the internal listener, when the scenario deploys
+    /// the fallback and the stand-in runs.
+    pub fn upstream_url(&self) -> Option<String> {
+        let port = self.world.fallback.as_ref()?.upstream_listener_port;
+        self.alb.as_ref()?.url(port)
+    }
+
+    /// The fallback's Lambda service stand-in, when it runs.
+    pub fn fallback(&self) -> Option<&lambda::LambdaService> {
+        self.fallback.as_ref()
     }
 
     /// The ALB stand-in, when it runs.
@@ -428,6 +468,17 @@ impl Bed {
             "COSTOP_CLUSTER".to_owned(),
             self.scenario.cluster.name.clone(),
         ));
+        // With the fallback deployed, costop shifts traffic to it and replays through its
+        // upstream, as the template's `ShiftTraffic` sets them.
+        if let Some(f) = &self.world.fallback {
+            env.push((
+                "COSTOP_FALLBACK_TARGET_GROUP".to_owned(),
+                f.target_group_arn.clone(),
+            ));
+            if let Some(url) = self.upstream_url() {
+                env.push(("COSTOP_FALLBACK_UPSTREAM".to_owned(), url));
+            }
+        }
         env
     }
 
@@ -464,6 +515,47 @@ fn running_nodes(sim: Arc<Simulator>, link: Arc<Ec2Link>) -> net::kube_proxy::Ru
 }
 
 /// The scenario's target groups bound to a Service, for the controller stand-in.
+/// Runs the fallback function behind the ALB stand-in: its processes on the function's runtime
+/// API, its upstream the internal listener.
+async fn start_fallback(
+    alb: &alb::BedAlb,
+    seeded: &fallback::SeededFallback,
+    f: &scenario::Fallback,
+    options: &BedOptions,
+    queue_table: &str,
+    (moto, front): (&Moto, &AwsFront),
+    region: &str,
+) -> Result<lambda::LambdaService, BedError> {
+    let api = alb.alb().runtime_api(&seeded.function_arn).ok_or_else(|| {
+        BedError::Seed(format!(
+            "the ALB stand-in has no runtime API for {}",
+            seeded.function_arn
+        ))
+    })?;
+    let upstream = alb.url(seeded.upstream_listener_port).ok_or_else(|| {
+        BedError::Seed(format!(
+            "the ALB stand-in does not serve the upstream listener {}",
+            seeded.upstream_listener_port
+        ))
+    })?;
+    let binary = match &options.fallback_binary {
+        Some(b) => b.clone(),
+        None => lambda::beside_current_exe("costop-fallback")?,
+    };
+    let mut env = sdk::aws_env(&moto.endpoint_url(), &front.url(), region);
+    env.push(("COSTOP_QUEUE_TABLE".to_owned(), queue_table.to_owned()));
+    env.extend(fallback::environment(f, &upstream));
+    lambda::start(
+        api,
+        lambda::FunctionSpec {
+            binary,
+            env,
+            max_concurrency: f.max_concurrency as usize,
+            cold_start: std::time::Duration::from_millis(u64::from(f.cold_start_ms)),
+        },
+    )
+}
+
 fn lbc_bindings(scenario: &Scenario, world: &SeededWorld) -> Vec<lbc::Binding> {
     scenario
         .target_groups

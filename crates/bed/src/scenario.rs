@@ -310,10 +310,63 @@ pub struct LoadBalancer {
     /// `draining`), as AWS does.
     #[serde(default)]
     pub stand_in: bool,
+    /// costop's fallback function behind this load balancer, as the template deploys it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
 }
 
 fn default_listener_port() -> u16 {
     80
+}
+
+/// The fallback function as the template deploys it beside a service's load balancer: a Lambda
+/// target group (`target_group`) with the function registered, a rule that keeps its receipts
+/// (`/_costop/*`) routed to it, and an internal listener (`upstream_listener_port`, tagged
+/// `costop.io/fallback-upstream`, forwarding as the public listener does) as its upstream. With
+/// the stand-in, the bed's Lambda service runs the function's processes on demand
+/// (`crate::lambda`); moto holds the target group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    /// The function's name (its ARN is registered as the group's target).
+    #[serde(default = "d_fallback_name")]
+    pub function: String,
+    /// The Lambda target group's name.
+    #[serde(default = "d_fallback_name")]
+    pub target_group: String,
+    /// The internal listener the fallback forwards to (`COSTOP_FALLBACK_UPSTREAM`).
+    pub upstream_listener_port: u16,
+    /// `COSTOP_FALLBACK_ROUTES` (a JSON array, see the variable's documentation).
+    #[serde(default = "d_fallback_routes")]
+    pub routes: String,
+    /// The function's timeout (the template's: 30 s).
+    #[serde(default = "d_fallback_timeout")]
+    pub timeout_seconds: u32,
+    /// Execution environments at most (the function's reserved concurrency).
+    #[serde(default = "d_fallback_concurrency")]
+    pub max_concurrency: u32,
+    /// What a new execution environment costs before the function's own init, in ms.
+    #[serde(default = "d_fallback_cold_start")]
+    pub cold_start_ms: u32,
+}
+
+fn d_fallback_name() -> String {
+    "costop-fallback".to_owned()
+}
+fn d_fallback_routes() -> String {
+    "[]".to_owned()
+}
+fn d_fallback_timeout() -> u32 {
+    30
+}
+fn d_fallback_concurrency() -> u32 {
+    100
+}
+/// AWS: "The duration of a cold start varies from under 100 ms to over 1 second"
+/// (<https://aws.amazon.com/blogs/compute/operating-lambda-performance-optimization-part-1/>);
+/// the function's own init is measured on top (`cargo xtask measure-lambda`: under 10 ms).
+fn d_fallback_cold_start() -> u32 {
+    200
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -770,6 +823,53 @@ impl Scenario {
                 .any(|t| t.protocol != Protocol::Tcp)
             {
                 p.push("load_balancer: needs an HTTP or HTTPS target group to forward to".into());
+            }
+            if let Some(f) = &lb.fallback {
+                if !lb.stand_in {
+                    p.push("load_balancer.fallback: needs `stand_in: true` (the stand-in runs the function)".into());
+                }
+                if !is_elb_name(&f.target_group) {
+                    p.push(format!(
+                        "load_balancer.fallback.target_group: `{}` must be 1-32 letters, digits or '-'",
+                        f.target_group
+                    ));
+                }
+                if self.target_groups.iter().any(|t| t.name == f.target_group) {
+                    p.push(format!(
+                        "load_balancer.fallback.target_group: `{}` is already a target group's name",
+                        f.target_group
+                    ));
+                }
+                if f.function.is_empty()
+                    || f.function.len() > 64
+                    || !f
+                        .function
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    p.push(format!(
+                        "load_balancer.fallback.function: `{}` must be 1-64 letters, digits, '-' or '_'",
+                        f.function
+                    ));
+                }
+                if f.upstream_listener_port == 0 || f.upstream_listener_port == lb.listener_port {
+                    p.push(format!(
+                        "load_balancer.fallback.upstream_listener_port: must be 1-65535 and not the listener's port ({})",
+                        lb.listener_port
+                    ));
+                }
+                if !(1..=900).contains(&f.timeout_seconds) {
+                    p.push(
+                        "load_balancer.fallback.timeout_seconds: must be 1-900 (Lambda's limit)"
+                            .into(),
+                    );
+                }
+                if !(1..=1000).contains(&f.max_concurrency) {
+                    p.push("load_balancer.fallback.max_concurrency: must be 1-1000".into());
+                }
+                if let Err(e) = costop_core::fallback::route::Routes::parse(&f.routes) {
+                    p.push(format!("load_balancer.fallback.routes: {e}"));
+                }
             }
         }
 

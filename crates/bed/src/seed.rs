@@ -60,6 +60,9 @@ pub struct SeededWorld {
     /// The fallback's queue table (`COSTOP_QUEUE_TABLE`).
     #[serde(default)]
     pub queue_table: String,
+    /// The fallback function behind the load balancer, when the scenario deploys it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<crate::fallback::SeededFallback>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -293,14 +296,14 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         }
         target_groups.insert(tg.name.clone(), arn);
     }
-    let (load_balancer_arn, listener_arn) = match &s.load_balancer {
+    let (load_balancer_arn, listener_arn, fallback) = match &s.load_balancer {
         Some(lb) => {
-            let (a, l) =
+            let (a, l, f) =
                 create_load_balancer(&elb, s, lb, &subnets, &security_group_id, &target_groups)
                     .await?;
-            (Some(a), Some(l))
+            (Some(a), Some(l), f)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
 
     phase("target groups");
@@ -386,6 +389,7 @@ pub async fn seed(sdk: &SdkConfig, s: &Scenario) -> Result<SeededWorld, BedError
         listener_arn,
         table: s.table.name.clone(),
         queue_table: queue_table_name(s),
+        fallback,
     })
 }
 
@@ -540,7 +544,7 @@ async fn create_load_balancer(
     subnets: &BTreeMap<String, String>,
     sg: &str,
     target_groups: &BTreeMap<String, String>,
-) -> Result<(String, String), BedError> {
+) -> Result<(String, String, Option<crate::fallback::SeededFallback>), BedError> {
     use aws_sdk_elasticloadbalancingv2::types::{
         Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
         ProtocolEnum, RuleCondition,
@@ -589,7 +593,12 @@ async fn create_load_balancer(
         .and_then(|l| l.listener_arn())
         .ok_or_else(|| BedError::Seed("CreateListener returned no ARN".into()))?
         .to_string();
+    let mut forwards = vec![(None, target_groups[&first.name].clone())];
     for (i, tg) in http.iter().enumerate().skip(1) {
+        forwards.push((
+            Some(format!("/{}/*", tg.name)),
+            target_groups[&tg.name].clone(),
+        ));
         elb.create_rule()
             .listener_arn(&listener)
             .priority(i as i32)
@@ -604,7 +613,11 @@ async fn create_load_balancer(
             .await
             .map_err(aws("CreateRule"))?;
     }
-    Ok((arn, listener))
+    let fallback = match &lb.fallback {
+        Some(f) => Some(crate::fallback::seed(elb, s, f, &arn, &listener, &forwards).await?),
+        None => None,
+    };
+    Ok((arn, listener, fallback))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -135,8 +135,9 @@ pub struct Record {
     pub latency: Option<Duration>,
     #[serde(flatten)]
     pub outcome: Outcome,
-    /// For an acknowledged write: the id its acknowledgement names, which must be in the store
-    /// (the request id for a 201; the receipt of a 202, from its `Location` or body).
+    /// For an acknowledged write: the id its acknowledgement names (the request id for a 201;
+    /// the receipt of a 202, from its `Location` or body — a 202 without one acknowledges
+    /// nothing and counts as failed).
     pub receipt: Option<String>,
     /// For an acknowledged write, once [`LoadReport::check_writes`] ran: whether the store lacks
     /// it.
@@ -144,10 +145,27 @@ pub struct Record {
 }
 
 impl Record {
-    /// A write the service acknowledged (answered 2xx).
+    /// A write the service acknowledged (answered 2xx; a 202 only with a receipt).
     pub fn acknowledged_write(&self) -> bool {
-        self.kind == Kind::Write
-            && matches!(self.outcome, Outcome::Status(s) if (200..300).contains(&s))
+        self.kind == Kind::Write && self.succeeded()
+    }
+
+    /// Answered 2xx, and a 202 write with a receipt.
+    pub fn succeeded(&self) -> bool {
+        match self.outcome {
+            Outcome::Status(202) if self.kind == Kind::Write => self.receipt.is_some(),
+            Outcome::Status(s) => (200..300).contains(&s),
+            _ => false,
+        }
+    }
+
+    /// The id the store must hold for an acknowledged write: what a 201 names; for a 202 (a
+    /// write queued, to be replayed with its own headers) the request's `X-Request-Id`.
+    fn stored_as(&self) -> Option<&str> {
+        match self.outcome {
+            Outcome::Status(202) => self.receipt.as_ref().map(|_| self.id.as_str()),
+            _ => self.receipt.as_deref(),
+        }
     }
 }
 
@@ -239,7 +257,7 @@ impl LoadReport {
             if !r.acknowledged_write() {
                 continue;
             }
-            let missing = r.receipt.as_deref().is_none_or(|id| !store.contains(id));
+            let missing = r.stored_as().is_none_or(|id| !store.contains(id));
             r.lost = Some(missing);
             lost += u64::from(missing);
         }
@@ -258,7 +276,7 @@ impl LoadReport {
                 }
                 Outcome::Status(code) => {
                     *s.by_status.entry(code).or_default() += 1;
-                    if (200..300).contains(&code) {
+                    if r.succeeded() {
                         s.ok_2xx += 1;
                     }
                     if code == 202 {
@@ -357,7 +375,7 @@ pub async fn run(spec: LoadSpec) -> Result<LoadReport, LoadError> {
             drop(permit);
             let receipt = match (kind, outcome) {
                 (Kind::Write, Outcome::Status(201)) => Some(id.clone()),
-                (Kind::Write, Outcome::Status(202)) => receipt.or_else(|| Some(id.clone())),
+                (Kind::Write, Outcome::Status(202)) => receipt,
                 (Kind::Write, Outcome::Status(s)) if (200..300).contains(&s) => Some(id.clone()),
                 _ => None,
             };
@@ -632,6 +650,34 @@ mod tests {
         assert_eq!(report.records[1].lost, Some(true));
         assert_eq!(report.records[2].lost, None, "a 503 acknowledged nothing");
         assert_eq!(report.summary(Window::all()).lost_writes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_queued_write_counts_once_replayed_under_its_own_request_id_and_only_with_a_receipt()
+    {
+        let store = Store::new();
+        store.put("r20", "/items/k0", Bytes::new()).await;
+        let queued = |sent_ms, receipt: Option<&str>| Record {
+            receipt: receipt.map(str::to_owned),
+            ..record(sent_ms, Kind::Write, Outcome::Status(202), 1)
+        };
+        let mut report = LoadReport {
+            started: Instant::now(),
+            records: vec![
+                queued(20, Some("receipt-a")),
+                queued(30, Some("receipt-b")),
+                queued(40, None),
+            ],
+        };
+        assert_eq!(report.check_writes(&store), 1);
+        assert_eq!(report.records[0].lost, Some(false), "replayed as r20");
+        assert_eq!(report.records[1].lost, Some(true), "never replayed");
+        assert_eq!(
+            report.records[2].lost, None,
+            "no receipt: nothing acknowledged"
+        );
+        let all = report.summary(Window::all());
+        assert_eq!((all.ok_2xx, all.accepted_202), (2, 3));
     }
 
     #[test]

@@ -689,7 +689,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn listener_rules_are_read_with_their_weights_and_their_ingress_but_not_the_upstreams_and_changed_in_place() {
+    async fn listener_rules_are_read_with_their_weights_and_their_ingress_but_not_the_upstreams_and_changed_in_place()
+     {
         let server = Server::start(rules_handler).await;
         let elb = ElbAdapter::new(aws_sdk_elasticloadbalancingv2::Client::new(
             &sdk_config(&server.url).await,
