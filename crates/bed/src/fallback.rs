@@ -20,8 +20,10 @@ use crate::scenario::{Fallback, Scenario};
 
 /// The path the fallback serves receipts under, kept routed to it after traffic is restored.
 pub const RECEIPTS_PATH_PATTERN: &str = "/_costop/*";
-/// The receipts rule's priority: last, so no service path is shadowed by it.
-const RECEIPTS_RULE_PRIORITY: i32 = 50_000;
+/// The receipts rule's priority: after the scenario's own rules, before the load-balancer
+/// controller stand-in's (it owns [`crate::lbc::listener::FIRST_PRIORITY`] and up, and would
+/// delete a rule there). No service path starts with `/_costop/`, so none is shadowed.
+const RECEIPTS_RULE_PRIORITY: i32 = crate::lbc::listener::FIRST_PRIORITY - 1;
 
 /// What seeding the fallback created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,10 +11,13 @@ use costop_bed::{Bed, Scenario};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The traffic scenario, sped up, with fewer pods so it settles fast.
+/// The traffic scenario, sped up, without the fallback (tests/fallback.rs runs it).
 fn scenario() -> Scenario {
     let mut s = Scenario::builtin("traffic").expect("built-in");
     s.time_scale = 20.0;
+    if let Some(lb) = &mut s.load_balancer {
+        lb.fallback = None;
+    }
     s
 }
 
