@@ -98,6 +98,8 @@ struct Args {
     loads: Vec<f64>,
     prestops: Vec<bool>,
     gates: Vec<bool>,
+    /// `COSTOP_SHIFT_FACTOR` of costop's runs; 0: no traffic shift.
+    shift_factor: f64,
 }
 
 fn args() -> Result<Args, String> {
@@ -110,6 +112,7 @@ fn args() -> Result<Args, String> {
         loads: Vec::new(),
         prestops: Vec::new(),
         gates: Vec::new(),
+        shift_factor: 1.0,
     };
     let mut i = 0;
     while i < argv.len() {
@@ -159,9 +162,20 @@ fn args() -> Result<Args, String> {
                 });
                 i += 1;
             }
+            "--shift-factor" => {
+                let v = value(i)?;
+                a.shift_factor = v
+                    .parse()
+                    .ok()
+                    .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+                    .ok_or(format!(
+                        "--shift-factor {v}: a factor like 1 (0: no traffic shift)"
+                    ))?;
+                i += 1;
+            }
             other => {
                 return Err(format!(
-                    "unknown argument {other} (--quick, --json, --plot FILE.svg, --mode, --load, --prestop, --readiness-gate)"
+                    "unknown argument {other} (--quick, --json, --plot FILE.svg, --mode, --load, --prestop, --readiness-gate, --shift-factor)"
                 ));
             }
         }
@@ -336,9 +350,14 @@ fn victim(bed: &Bed) -> (String, String, usize) {
         .expect("a spot node")
 }
 
-fn costop_config(bed: &Bed, scale: f64) -> Config {
+fn costop_config(bed: &Bed, scale: f64, shift_factor: f64) -> Config {
     let secs = |s: f64| ((s / scale).round() as i64).max(1).to_string();
     let mut env = bed.env();
+    if shift_factor > 0.0 {
+        env.push(("COSTOP_SHIFT_FACTOR".into(), shift_factor.to_string()));
+    } else {
+        env.retain(|(k, _)| k != "COSTOP_FALLBACK_TARGET_GROUP");
+    }
     env.extend([
         ("COSTOP_DEADLINE_WINDOW_SECONDS".into(), secs(120.0)),
         ("COSTOP_SAFETY_MARGIN_SECONDS".into(), secs(15.0)),
@@ -347,6 +366,9 @@ fn costop_config(bed: &Bed, scale: f64) -> Config {
         ("COSTOP_DEDUPE_LEASE_SECONDS".into(), secs(180.0)),
         ("COSTOP_ROTATION_MAX_WAIT_SECONDS".into(), secs(20.0)),
         ("COSTOP_ROTATION_SETTLE_SECONDS".into(), secs(10.0)),
+        // A tenth of the whole service's 480 requests/s: the replay does not flood it, and
+        // one tick's window replays 2,000 writes.
+        ("COSTOP_REPLAY_RATE".into(), "50".into()),
     ]);
     Config::from_env(env).expect("a valid configuration")
 }
@@ -464,8 +486,99 @@ fn look(bed: &Bed, node: &str, seen: &mut Seen) {
     }
 }
 
+/// The keeper's schedule (simulated seconds between ticks).
+const TICK_SECONDS: f64 = 60.0;
+/// Ticks after the load at most, until traffic is restored and every queued write replayed.
+const DRAIN_TICKS: usize = 10;
+
+/// What one keeper tick saw and did about the shift and the queue.
+struct TickFigures {
+    leases: usize,
+    restored: usize,
+    replayed: usize,
+    dead_lettered: usize,
+    pending: u64,
+}
+
+async fn tick(keeper: &Keeper<costop_adapters::AwsWorld>) -> TickFigures {
+    let event = {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../events/aws.events-scheduled-event.json"
+        ))
+        .expect("sample");
+        let mut e: Value = serde_json::from_str(&text).expect("JSON");
+        e["id"] = json!(uuid::Uuid::new_v4().to_string());
+        e["time"] = json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        e
+    };
+    match keeper.handle(&event, Mode::Execute).await {
+        Ok(costop_app::keeper::KeeperOutcome::Tick {
+            traffic, replay, ..
+        }) => {
+            let replay = replay.unwrap_or_default();
+            TickFigures {
+                leases: traffic
+                    .iter()
+                    .filter(|t| {
+                        !matches!(t.step, costop_core::shift::RestoreStep::Restore { .. })
+                            || !t.done
+                    })
+                    .count(),
+                restored: traffic
+                    .iter()
+                    .filter(|t| {
+                        matches!(t.step, costop_core::shift::RestoreStep::Restore { .. }) && t.done
+                    })
+                    .count(),
+                replayed: replay.replayed.len(),
+                dead_lettered: replay.dead_lettered.len(),
+                pending: replay.pending,
+            }
+        }
+        Ok(other) => panic!("the keeper did not tick: {other:?}"),
+        Err(e) => {
+            eprintln!(
+                "costop's keeper tick failed: {}",
+                costop_app::error_chain(&e)
+            );
+            TickFigures {
+                leases: 1,
+                restored: 0,
+                replayed: 0,
+                dead_lettered: 0,
+                pending: 1,
+            }
+        }
+    }
+}
+
+/// The fallback's part of a run: writes replayed and dead-lettered by the keeper, writes left
+/// pending, rules restored, the function's execution environments.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct FallbackFigures {
+    replayed: usize,
+    dead_lettered: usize,
+    pending_after: u64,
+    rules_restored: usize,
+    environments: usize,
+    ticks: usize,
+}
+
+impl FallbackFigures {
+    fn add(&mut self, t: TickFigures) {
+        self.replayed += t.replayed;
+        self.dead_lettered += t.dead_lettered;
+        self.pending_after = t.pending;
+        self.rules_restored += t.restored;
+        self.ticks += 1;
+    }
+}
+
 struct RunResult {
     mode: Response,
+    shift_factor: f64,
+    fallback: FallbackFigures,
     load: f64,
     prestop: bool,
     readiness_gate: bool,
@@ -476,12 +589,20 @@ struct RunResult {
     causes: BTreeMap<String, u64>,
 }
 
-async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f64) -> RunResult {
+async fn one_run(
+    mode: Response,
+    load: f64,
+    prestop: bool,
+    gate: bool,
+    scale: f64,
+    shift_factor: f64,
+) -> RunResult {
     let (log_tx, mut log_rx) = tokio::sync::mpsc::channel(1 << 20);
     let bed = Bed::start_with(
         scenario(scale, prestop, gate),
         BedOptions {
             alb_access_log: Some(log_tx),
+            ..BedOptions::default()
         },
     )
     .await
@@ -532,34 +653,32 @@ async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f6
         let e = costop_core::event::retarget::aim_at_instance(&e, &instance).expect("aimed");
         costop_core::event::retarget::redate(&e, chrono::Utc::now())
     };
+    // costop's two functions on the bed, as deployed: the interruption function and the keeper
+    // (the warning's two targets), the keeper also on its schedule.
+    let costop = (mode == Response::Costop).then(|| {
+        let config = costop_config(&bed, scale, shift_factor);
+        let world = || {
+            let access = costop_adapters::ClusterAccess::kubeconfig_file(bed.kubeconfig_path())
+                .expect("kubeconfig");
+            costop_adapters::AwsWorld::new(bed.aws_config(), &config, access, Default::default())
+        };
+        (
+            Handler::new(world(), config.clone()),
+            Keeper::new(world(), config.clone()),
+        )
+    });
     let responder = {
-        let bed_env = (
-            bed.aws_config().clone(),
-            bed.kubeconfig_path().to_path_buf(),
-        );
-        let config = costop_config(&bed, scale);
         let node = node.clone();
         let bed_ref = &bed;
+        let costop = costop.as_ref();
+        let event = &event;
         async move {
-            match mode {
-                Response::Nothing => {}
-                Response::Nth => nth_drain(bed_ref, &node, scale).await,
-                Response::Costop => {
-                    let world = || {
-                        let access = costop_adapters::ClusterAccess::kubeconfig_file(&bed_env.1)
-                            .expect("kubeconfig");
-                        costop_adapters::AwsWorld::new(
-                            &bed_env.0,
-                            &config,
-                            access,
-                            Default::default(),
-                        )
-                    };
-                    let handler = Handler::new(world(), config.clone());
-                    let keeper = Keeper::new(world(), config.clone());
+            match (mode, costop) {
+                (Response::Nth, _) => nth_drain(bed_ref, &node, scale).await,
+                (Response::Costop, Some((handler, keeper))) => {
                     let (h, k) = tokio::join!(
-                        handler.handle(&event, Mode::Execute),
-                        keeper.handle(&event, Mode::Execute)
+                        handler.handle(event, Mode::Execute),
+                        keeper.handle(event, Mode::Execute)
                     );
                     if let Err(e) = h {
                         eprintln!(
@@ -571,6 +690,23 @@ async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f6
                         eprintln!("costop's keeper failed: {}", costop_app::error_chain(&e));
                     }
                 }
+                _ => {}
+            }
+        }
+    };
+    // The keeper's schedule (EventBridge `rate(1 minute)`) while the load runs.
+    let mut fallback = FallbackFigures::default();
+    let ticker = {
+        let keeper = costop.as_ref().map(|(_, k)| k);
+        let fallback = &mut fallback;
+        async move {
+            let Some(keeper) = keeper else { return };
+            loop {
+                tokio::time::sleep(real(TICK_SECONDS)).await;
+                if started.elapsed() >= duration {
+                    return;
+                }
+                fallback.add(tick(keeper).await);
             }
         }
     };
@@ -597,11 +733,28 @@ async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f6
             }
         }
     };
-    let ((), ended_at, full_at) = tokio::join!(responder, end, watch_full);
+    let ((), ended_at, full_at, ()) = tokio::join!(responder, end, watch_full, ticker);
     let mut report = load_task
         .await
         .expect("the load task")
         .expect("the load ran");
+    // The keeper's ticks go on after the load until traffic is restored and the queue is
+    // replayed (back to back here: only the writes' fate is still to be seen), at most
+    // DRAIN_TICKS.
+    if let Some((_, keeper)) = &costop {
+        for _ in 0..DRAIN_TICKS {
+            let t = tick(keeper).await;
+            let done = t.leases == 0 && t.pending == 0;
+            fallback.add(t);
+            if done {
+                break;
+            }
+        }
+    }
+    fallback.environments = match bed.fallback() {
+        Some(f) => f.environments(),
+        None => 0,
+    };
     let store = bed.stores().get("default/shop");
     report.check_writes(&store);
     // Why the load balancer answered what it did, and where: a target of the interrupted node
@@ -636,6 +789,12 @@ async fn one_run(mode: Response, load: f64, prestop: bool, gate: bool, scale: f6
     };
     RunResult {
         mode,
+        shift_factor: if mode == Response::Costop {
+            shift_factor
+        } else {
+            0.0
+        },
+        fallback,
         load,
         prestop,
         readiness_gate: gate,
@@ -672,6 +831,7 @@ fn json_of(r: &RunResult, scale: f64) -> Value {
         "load": r.load,
         "prestop": r.prestop,
         "readiness_gate": r.readiness_gate,
+        "shift_factor": r.shift_factor,
         "sent": all.sent + all.dropped_by_client,
         "ok": all.ok_2xx,
         "accepted": all.accepted_202,
@@ -695,6 +855,7 @@ fn json_of(r: &RunResult, scale: f64) -> Value {
             "instance_end": r.marks.instance_end_s * scale,
             "full_capacity": r.marks.full_capacity_s.map(|v| v * scale),
         },
+        "fallback": r.fallback,
         "capacity_rps": r.capacity_rps,
         "offered_rps": r.offered_rps,
         "time_scale": scale,
@@ -747,7 +908,7 @@ fn main() {
                 .iter()
                 .flat_map(|m| gates_of(*m).into_iter().map(move |g| (*m, g)))
             {
-                let r = rt.block_on(one_run(mode, load, prestop, gate, scale));
+                let r = rt.block_on(one_run(mode, load, prestop, gate, scale, a.shift_factor));
                 let j = json_of(&r, scale);
                 if a.json {
                     println!("{j}");

@@ -57,11 +57,13 @@ fn main() -> ExitCode {
         Cmd::Setup => setup(&root),
         Cmd::Test { args } => setup(&root).and_then(|()| test(&root, &args)),
         Cmd::Bed { args } => setup(&root).and_then(|()| {
+            build_fallback(&root, false)?;
             run(cargo(&root)
                 .args(["run", "-q", "-p", "costop-bed", "--bin", "costop-bed", "--"])
                 .args(&args))
         }),
         Cmd::Demo { args } => setup(&root).and_then(|()| {
+            build_fallback(&root, false)?;
             run(cargo(&root)
                 .args(["run", "-q", "-p", "costop-demo", "--"])
                 .args(&args))
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
             // `cargo xtask bench traffic --quick`: one benchmark by name; otherwise all of them.
             // A `--` after the name (`bench traffic -- --json`, as cargo's own commands take it)
             // separates nothing more here: the benchmark gets what follows.
+            build_fallback(&root, true)?;
             match args.first().filter(|a| BENCHES.contains(&a.as_str())) {
                 Some(name) => run(cargo(&root)
                     .args(["bench", "-p", "costop-tests", "--bench", name, "--"])
@@ -96,6 +99,24 @@ fn main() -> ExitCode {
 
 /// The benchmarks `cargo xtask bench <name>` runs alone (`tests/benches/<name>.rs`).
 const BENCHES: &[&str] = &["interruption", "traffic", "fallback"];
+
+/// The fallback function's binary, which the bed runs behind its ALB stand-in when a scenario
+/// deploys the fallback (`traffic`): beside the bed's own executable, same profile.
+fn build_fallback(root: &Path, release: bool) -> Result<(), String> {
+    let mut c = cargo(root);
+    c.args([
+        "build",
+        "-q",
+        "-p",
+        "costop-fallback",
+        "--bin",
+        "costop-fallback",
+    ]);
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)
+}
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -59,8 +59,8 @@ pub struct RuntimeApi {
     server: Mutex<Option<AbortHandle>>,
     /// `GET next` calls waiting for an invocation.
     idle: AtomicUsize,
-    /// The peers of the connections that asked for an invocation (one per function process
-    /// while it keeps its connection).
+    /// The open connections that have asked for an invocation (one per function process while
+    /// it keeps its connection).
     polled_from: Mutex<HashSet<SocketAddr>>,
     /// Notified on every queued invocation.
     demand: Notify,
@@ -117,13 +117,16 @@ impl RuntimeApi {
                 };
                 let Some(api) = weak.upgrade() else { return };
                 tokio::spawn(async move {
+                    let served = api.clone();
                     let service = hyper::service::service_fn(move |req| {
-                        let api = api.clone();
+                        let api = served.clone();
                         async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
+                    // The process went (or dropped its connection): no longer polling.
+                    lock(&api.polled_from).remove(&peer);
                 });
             }
         });
@@ -149,7 +152,7 @@ impl RuntimeApi {
         self.idle.load(Ordering::SeqCst)
     }
 
-    /// Connections that have asked for an invocation so far.
+    /// Open connections that have asked for an invocation.
     pub fn polling_connections(&self) -> usize {
         lock(&self.polled_from).len()
     }

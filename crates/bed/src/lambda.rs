@@ -12,10 +12,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use albsim::RuntimeApi;
 use tokio::process::Child;
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::error::BedError;
 
@@ -39,24 +40,32 @@ pub struct FunctionSpec {
 /// A running service; dropping it stops the function's processes.
 pub struct LambdaService {
     task: JoinHandle<()>,
-    children: Arc<Mutex<Vec<Child>>>,
+    counts: Arc<Counts>,
+}
+
+/// Environments live (started, not ended) and started in all.
+#[derive(Default)]
+struct Counts {
+    live: AtomicUsize,
+    started: AtomicUsize,
 }
 
 impl Drop for LambdaService {
     fn drop(&mut self) {
+        // The scaling task owns every environment's task, each its process (killed on drop).
         self.task.abort();
-        if let Ok(mut children) = self.children.try_lock() {
-            for c in children.iter_mut() {
-                let _ = c.start_kill();
-            }
-        }
     }
 }
 
 impl LambdaService {
-    /// Execution environments started so far.
-    pub async fn environments(&self) -> usize {
-        self.children.lock().await.len()
+    /// Execution environments started so far (ended ones included).
+    pub fn environments(&self) -> usize {
+        self.counts.started.load(Ordering::SeqCst)
+    }
+
+    /// Execution environments alive now (starting or running).
+    pub fn live(&self) -> usize {
+        self.counts.live.load(Ordering::SeqCst)
     }
 }
 
@@ -90,39 +99,56 @@ pub fn start(api: Arc<RuntimeApi>, spec: FunctionSpec) -> Result<LambdaService, 
             spec.binary.display()
         )));
     }
-    let children = Arc::new(Mutex::new(Vec::new()));
-    let task = tokio::spawn(scale(api, spec, children.clone()));
-    Ok(LambdaService { task, children })
+    let counts = Arc::new(Counts::default());
+    let task = tokio::spawn(scale(api, spec, counts.clone()));
+    Ok(LambdaService { task, counts })
 }
 
-/// Environments still starting: started, but not polling yet.
-fn starting(started: usize, api: &RuntimeApi) -> usize {
-    started.saturating_sub(api.polling_connections())
+/// Environments still starting: alive, but not polling yet.
+fn starting(live: usize, api: &RuntimeApi) -> usize {
+    live.saturating_sub(api.polling_connections())
 }
 
-async fn scale(api: Arc<RuntimeApi>, spec: FunctionSpec, children: Arc<Mutex<Vec<Child>>>) {
-    let mut started = 0usize;
+async fn scale(api: Arc<RuntimeApi>, spec: FunctionSpec, counts: Arc<Counts>) {
+    let mut environments = JoinSet::new();
     loop {
         let _ = tokio::time::timeout(RECHECK, api.demand()).await;
-        let waiting = api.waiting();
-        let ready = api.idle() + starting(started, &api);
-        let wanted = waiting
+        while environments.try_join_next().is_some() {}
+        let live = counts.live.load(Ordering::SeqCst);
+        let ready = api.idle() + starting(live, &api);
+        let wanted = api
+            .waiting()
             .saturating_sub(ready)
-            .min(spec.max_concurrency.saturating_sub(started));
+            .min(spec.max_concurrency.saturating_sub(live));
         for _ in 0..wanted {
-            started += 1;
-            let api = api.clone();
-            let spec = spec.clone();
-            let children = children.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(spec.cold_start).await;
-                match launch(&api, &spec) {
-                    Ok(child) => children.lock().await.push(child),
-                    Err(e) => {
-                        tracing::error!(binary = %spec.binary.display(), error = %e, "the function's process did not start")
-                    }
-                }
-            });
+            counts.live.fetch_add(1, Ordering::SeqCst);
+            counts.started.fetch_add(1, Ordering::SeqCst);
+            environments.spawn(environment(api.clone(), spec.clone(), counts.clone()));
+        }
+    }
+}
+
+/// One execution environment: the sandbox's cold start, then the process until it ends. A
+/// process that ends (a crash, or the runtime giving up after a timed-out invocation, which
+/// Lambda answers by resetting the environment) frees its place for a new one.
+async fn environment(api: Arc<RuntimeApi>, spec: FunctionSpec, counts: Arc<Counts>) {
+    struct Live(Arc<Counts>);
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.0.live.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let _live = Live(counts);
+    tokio::time::sleep(spec.cold_start).await;
+    match launch(&api, &spec) {
+        Ok(mut child) => match child.wait().await {
+            Ok(status) => {
+                tracing::warn!(binary = %spec.binary.display(), %status, "a function process ended; its environment is replaced on demand")
+            }
+            Err(e) => tracing::warn!(error = %e, "waiting for a function process failed"),
+        },
+        Err(e) => {
+            tracing::error!(binary = %spec.binary.display(), error = %e, "the function's process did not start")
         }
     }
 }

@@ -200,6 +200,18 @@ impl Bed {
                     &front,
                     scale,
                     options.alb_access_log.clone(),
+                    // The functions behind it run with their configured timeout.
+                    world
+                        .fallback
+                        .iter()
+                        .zip(lb.fallback.iter())
+                        .map(|(seeded, f)| {
+                            (
+                                seeded.function_arn.clone(),
+                                Duration::from_secs(u64::from(f.timeout_seconds)),
+                            )
+                        })
+                        .collect(),
                 )
                 .await?,
             ),

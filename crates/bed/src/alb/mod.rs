@@ -86,11 +86,13 @@ pub async fn start(
     front: &AwsFront,
     time_scale: f64,
     access_log: Option<tokio::sync::mpsc::Sender<albsim::AccessRecord>>,
+    lambda_timeouts: std::collections::HashMap<String, Duration>,
 ) -> Result<BedAlb, BedError> {
     let config = read(&elb, &lb_arn).await?;
     let mut options = AlbOptions::new(resolver(link));
     options.time_scale = time_scale;
     options.access_log = access_log;
+    options.lambda_timeouts = lambda_timeouts;
     let alb = Arc::new(
         Alb::start(config.clone(), options)
             .await
