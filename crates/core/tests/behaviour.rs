@@ -1597,6 +1597,55 @@ fn pods_that_serve_a_load_balancer_are_evicted_after_their_rotation_and_the_othe
 }
 
 #[test]
+fn a_shift_that_moves_all_of_a_kept_groups_traffic_takes_its_pods_out_without_the_opt_in() {
+    let mut f = facts(I);
+    let mut shop = pod("shop-1", "ReplicaSet", Some(30));
+    shop.ip = Some("10.0.5.1".into());
+    f.pods = vec![shop, pod("batch-1", "ReplicaSet", Some(30))];
+    let kept = |targets: usize| TargetGroupFacts {
+        arn: "tg-kept".into(),
+        target_type: TargetType::Ip,
+        targets: vec![RegisteredTarget {
+            id: "10.0.5.1".into(),
+            port: Some(8080),
+            availability_zone: None,
+        }],
+        kept_by_controller: true,
+        registered: targets,
+    };
+    f.target_groups = vec![kept(6)];
+    f.rules = vec![costop_core::shift::RuleFacts {
+        arn: "rule-1".into(),
+        listener_arn: "listener-1".into(),
+        is_default: true,
+        forward: vec![costop_core::shift::WeightedGroup {
+            target_group_arn: "tg-kept".into(),
+            weight: 1,
+        }],
+        ingress: None,
+    }];
+    let waits = |factor: &str| {
+        let c = config(&[
+            ("COSTOP_FALLBACK_TARGET_GROUP", "tg-fallback"),
+            ("COSTOP_SHIFT_FACTOR", factor),
+        ]);
+        let p = act(plan(&spot("terminate"), &f, &c, now()));
+        let shop = drain(&p)
+            .pods
+            .iter()
+            .find(|p| p.name == "shop-1")
+            .map(|p| p.after_rotation);
+        (shop, drain(&p).rotation.is_some())
+    };
+    // The node's share (1 of 6) moved: the rule still sends the group five sixths directly,
+    // and the pod, not opted in, is evicted at once.
+    assert_eq!(waits("1"), (Some(false), false));
+    // All of it moved: the group is out of the rule's direct path once the rule propagates,
+    // and the pod waits for the settle time.
+    assert_eq!(waits("6"), (Some(true), true));
+}
+
+#[test]
 fn a_node_whose_pods_serve_nothing_has_no_rotation() {
     let p = act(plan(
         &spot("terminate"),

@@ -203,7 +203,10 @@ declare! {
         /// traffic is not shifted.
         COSTOP_FALLBACK_TARGET_GROUP => fallback_target_group: Text;
         /// The share shifted is the node's share of its groups times this (1 moves exactly
-        /// what the node carried; more leaves headroom on the survivors).
+        /// what the node carried; more leaves headroom on the survivors). A factor that moves
+        /// all of a group's traffic (the number of its targets, or simply 1000) takes its pods
+        /// out of rotation without the serving-label opt-in: every request goes through the
+        /// fallback, whose forward retries what a stopping pod refuses.
         COSTOP_SHIFT_FACTOR => shift_factor: Positive;
         /// A shifted rule is put back at the latest this long after the notice, whatever the
         /// capacity (the keeper's tick checks every minute).

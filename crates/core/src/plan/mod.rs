@@ -39,7 +39,7 @@ pub mod drain;
 pub mod lifecycle;
 pub mod rotation;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -725,11 +725,12 @@ impl Builder<'_> {
         );
     }
 
-    /// Move the node's share of each rule's traffic to the fallback (see [`crate::shift`]).
-    fn shift_traffic(&mut self, deadline: DateTime<Utc>) {
+    /// Move the node's share of each rule's traffic to the fallback (see [`crate::shift`]);
+    /// returns the groups the shift takes out of every rule's direct path.
+    fn shift_traffic(&mut self, deadline: DateTime<Utc>) -> BTreeSet<String> {
         let fallback = &self.config.fallback_target_group;
         if fallback.is_empty() {
-            return;
+            return BTreeSet::new();
         }
         let leases: Vec<_> =
             crate::shift::shiftable(&self.facts.rules, &self.facts.target_groups, fallback)
@@ -745,9 +746,11 @@ impl Builder<'_> {
                     )
                 })
                 .collect();
+        let out = crate::shift::fully_shifted(&self.facts.rules, &leases);
         for lease in leases {
             self.push(Phase::Beside, Action::ShiftTraffic(lease));
         }
+        out
     }
 
     /// Deregister what no controller keeps (see [`rotation`]).
@@ -826,7 +829,7 @@ impl Builder<'_> {
         self.watch_for_resume(deadline);
 
         self.deregister();
-        self.shift_traffic(deadline);
+        let shifted_away = self.shift_traffic(deadline);
         let relabel = rotation::to_relabel(&self.facts.pods);
         let watch = rotation::watched(
             &self.facts.target_groups,
@@ -850,7 +853,7 @@ impl Builder<'_> {
             );
         }
 
-        let drain = self.drain(deadline, relabel, watch);
+        let drain = self.drain(deadline, relabel, watch, &shifted_away);
         self.push(Phase::InOrder, Action::Drain(drain));
         self.timeline(Phase::InOrder, TimelineStep::Drained);
 
@@ -875,11 +878,17 @@ impl Builder<'_> {
         deadline: DateTime<Utc>,
         relabel: Vec<PodUid>,
         watch: Vec<DeregisterTargets>,
+        shifted_away: &BTreeSet<String>,
     ) -> Drain {
         let c = self.config;
         let margin = TimeDelta::seconds(c.safety_margin_seconds);
         let evict_by = (deadline - margin).max(self.now);
-        let serving = rotation::serving(&self.facts.target_groups, &self.facts.pods, &relabel);
+        let serving = rotation::serving(
+            &self.facts.target_groups,
+            &self.facts.pods,
+            &relabel,
+            shifted_away,
+        );
         let mut evict = Vec::new();
         let mut skipped = Vec::new();
         for pod in &self.facts.pods {

@@ -103,18 +103,24 @@ fn group_targets(
     })
 }
 
-/// The uids of the pods that wait for the rotation: those relabeled, and those costop
-/// deregisters (an IP target of a group no controller keeps). A pod of a kept group that did
-/// not opt in stays registered until the controller sees it terminate: waiting would not take
-/// it out, so it is evicted at once.
+/// The uids of the pods that wait for the rotation: those relabeled, those costop
+/// deregisters (an IP target of a group no controller keeps), and the IP targets of a group
+/// the traffic shift takes out of every rule's direct path (`shifted_away`, see
+/// [`crate::shift::fully_shifted`]): the settle time covers the rules' propagation. A pod of
+/// any other kept group that did not opt in stays registered until the controller sees it
+/// terminate: waiting would not take it out, so it is evicted at once.
 pub fn serving(
     groups: &[TargetGroupFacts],
     pods: &[PodFacts],
     relabeled: &[PodUid],
+    shifted_away: &BTreeSet<String>,
 ) -> BTreeSet<String> {
     let target_ips: BTreeSet<&str> = groups
         .iter()
-        .filter(|g| g.target_type == TargetType::Ip && !g.kept_by_controller)
+        .filter(|g| {
+            g.target_type == TargetType::Ip
+                && (!g.kept_by_controller || shifted_away.contains(&g.arn))
+        })
         .flat_map(|g| g.targets.iter().map(|t| t.id.as_str()))
         .collect();
     pods.iter()
@@ -283,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn pods_wait_when_costop_deregisters_or_relabels_them_and_others_do_not() {
+    fn pods_wait_when_costop_deregisters_relabels_or_shifts_them_away_and_others_do_not() {
         let pods = [
             pod("registered", "10.1.0.1", false),
             pod("opted-in", "10.1.0.2", true),
@@ -294,10 +300,18 @@ mod tests {
             group("tg", TargetType::Ip, false, &["10.1.0.1"]),
             group("kept", TargetType::Ip, true, &["10.1.0.2", "10.1.0.4"]),
         ];
-        let s = serving(&groups, &pods, &to_relabel(&pods));
+        let s = serving(&groups, &pods, &to_relabel(&pods), &BTreeSet::new());
         assert_eq!(
             s.into_iter().collect::<Vec<_>>(),
             ["u-opted-in", "u-registered"]
+        );
+        // Once the shift takes the kept group out of every rule's direct path, its pods wait
+        // for the rules' propagation too, opted in or not.
+        let shifted = BTreeSet::from(["kept".to_owned()]);
+        let s = serving(&groups, &pods, &to_relabel(&pods), &shifted);
+        assert_eq!(
+            s.into_iter().collect::<Vec<_>>(),
+            ["u-kept-not-opted-in", "u-opted-in", "u-registered"]
         );
     }
 

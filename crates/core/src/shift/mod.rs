@@ -17,9 +17,11 @@
 //! through its Ingress's `actions` annotation, never directly, or the controller would undo it:
 //! [`shiftable`] leaves such rules out of the listener-rule path.
 
+mod coverage;
 mod lease;
 mod weights;
 
+pub use coverage::fully_shifted;
 pub use lease::{GroupShare, ShiftLease, shift_lease_from_item, shift_lease_item, shift_lease_key};
 pub use weights::shifted;
 
