@@ -44,6 +44,15 @@ pub enum DemoError {
     PlanJson(#[source] serde_json::Error),
     #[error("reading the interruption's timeline from DynamoDB failed")]
     Timeline(#[source] costop_app::PortError),
+    /// The service behind the ALB did not acknowledge a write in time.
+    #[error("the service behind the load balancer at {url} did not answer a write within {:.0} s", waited.as_secs_f64())]
+    ServiceDown { url: String, waited: Duration },
+    #[error("the keeper answered its scheduled tick with something else than a tick")]
+    NotATick,
+    #[error("the demo's traffic could not run")]
+    Load(#[source] costop_traffic::loadgen::LoadError),
+    #[error("the demo's traffic task failed")]
+    LoadTask(#[source] tokio::task::JoinError),
     #[error("writing the demo's output failed")]
     Output(#[source] std::io::Error),
 }

@@ -12,6 +12,7 @@ use costop_app::{Handler, HasRecords, Keeper, Mode, Outcome};
 use costop_bed::Bed;
 use costop_core::Config;
 use costop_core::record::TimelineEntry;
+use costop_core::shift::RestoreStep;
 use serde_json::Value;
 
 use crate::DemoError;
@@ -25,6 +26,19 @@ pub struct Delivery {
     /// The keeper's outcome (the standby, the replacements' toleration).
     pub keeper: KeeperOutcome,
     pub keeper_took: Duration,
+}
+
+/// What one keeper tick did about shifted traffic and the fallback's queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickSummary {
+    /// Rules still shifted after the tick.
+    pub shifted: usize,
+    /// Rules put back.
+    pub restored: usize,
+    pub replayed: usize,
+    pub dead_lettered: usize,
+    /// Writes still queued.
+    pub pending: u64,
 }
 
 /// Both functions over the bed.
@@ -79,6 +93,32 @@ impl Functions {
             interruption_took,
             keeper: keeper.map_err(DemoError::Keeper)?,
             keeper_took,
+        })
+    }
+
+    /// One tick of the keeper's schedule.
+    pub async fn tick(&self) -> Result<TickSummary, DemoError> {
+        let event = crate::warning::scheduled_tick().map_err(DemoError::Event)?;
+        let outcome = Box::pin(self.keeper.handle(&event, Mode::Execute))
+            .await
+            .map_err(DemoError::Keeper)?;
+        let KeeperOutcome::Tick {
+            traffic, replay, ..
+        } = outcome
+        else {
+            return Err(DemoError::NotATick);
+        };
+        let restored = traffic
+            .iter()
+            .filter(|t| t.done && matches!(t.step, RestoreStep::Restore { .. }))
+            .count();
+        let replay = replay.unwrap_or_default();
+        Ok(TickSummary {
+            shifted: traffic.len() - restored,
+            restored,
+            replayed: replay.replayed.len(),
+            dead_lettered: replay.dead_lettered.len(),
+            pending: replay.pending,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod displaced;
 mod error;
 pub mod functions;
 pub mod narrate;
+pub mod traffic;
 pub mod warning;
 
 use std::collections::BTreeSet;
@@ -28,6 +29,7 @@ use costop_core::standby::StartDecision;
 
 pub use error::DemoError;
 pub use functions::{Delivery, Functions};
+use traffic::Traffic;
 
 use cluster::{ClusterView, Marks, PodView};
 use displaced::Placement;
@@ -46,6 +48,9 @@ pub struct Options {
     /// How long to wait, after the functions return, for the displaced pods to run on the
     /// standby.
     pub standby_timeout: Duration,
+    /// How long the traffic through the load balancer runs (from before the warning), when the
+    /// scenario has one.
+    pub traffic: Duration,
 }
 
 impl Default for Options {
@@ -55,6 +60,7 @@ impl Default for Options {
             keeper_watch: Duration::from_secs(30),
             ready_timeout: Duration::from_secs(120),
             standby_timeout: Duration::from_secs(60),
+            traffic: Duration::from_secs(40),
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct Report {
     pub on_standby: Vec<PodView>,
     /// Those running on another node, which had room (none in the `demo` scenario).
     pub elsewhere: Vec<PodView>,
+    /// The requests sent through the load balancer during the run, when the scenario has one.
+    pub traffic: Option<traffic::TrafficSummary>,
     /// The whole run, bed start included.
     pub took: Duration,
 }
@@ -157,6 +165,21 @@ pub async fn run(
     };
     cluster::render(&before, &marks, say.out())?;
 
+    let load = if options.dry_run {
+        None
+    } else {
+        Traffic::start(&bed, options.traffic).await?
+    };
+    if let Some(load) = &load {
+        say.step("Send traffic through the load balancer")?;
+        say.say(&format!(
+            "{:.0} requests/s (a quarter writes) to {} for {}, through the interruption",
+            load.rate,
+            load.url,
+            secs(load.duration)
+        ))?;
+    }
+
     say.step(&format!(
         "EC2 warns that spot instance {} (node {}, {}) will be interrupted in two minutes",
         interrupted.instance_id, interrupted.node, interrupted.zone
@@ -211,6 +234,7 @@ pub async fn run(
                 standby: None,
                 on_standby: Vec::new(),
                 elsewhere: Vec::new(),
+                traffic: None,
                 took,
             },
         });
@@ -298,6 +322,11 @@ pub async fn run(
     };
     cluster::render(&after, &marks, say.out())?;
 
+    let traffic = match load {
+        Some(load) => Some(traffic_step(&mut say, &bed, &functions, load).await?),
+        None => None,
+    };
+
     let took = say.elapsed();
     let summary = if placement.elsewhere.is_empty() {
         format!(
@@ -329,9 +358,76 @@ pub async fn run(
             }),
             on_standby: placement.on_standby,
             elsewhere: placement.elsewhere,
+            traffic,
             took,
         },
     })
+}
+
+/// Ticks of the keeper's schedule after the traffic, at most, for the shift to be put back and
+/// the queued writes replayed.
+const TRAFFIC_TICKS: usize = 60;
+
+/// The traffic's end: the keeper's ticks put the shifted traffic back and replay what the
+/// fallback queued, then every request is counted.
+async fn traffic_step(
+    say: &mut Narrator<'_>,
+    bed: &Bed,
+    functions: &Functions,
+    load: Traffic,
+) -> Result<traffic::TrafficSummary, DemoError> {
+    say.step("The traffic: the keeper's ticks put the shifted traffic back and replay the writes the fallback queued")?;
+    let t = Instant::now();
+    let mut replayed = 0;
+    let mut dead_lettered = 0;
+    let mut ticks = 0;
+    loop {
+        let tick = functions.tick().await?;
+        ticks += 1;
+        replayed += tick.replayed;
+        dead_lettered += tick.dead_lettered;
+        if tick.restored > 0 {
+            say.say(&format!(
+                "tick {ticks}: {} rule(s) put back as they were",
+                tick.restored
+            ))?;
+        }
+        if tick.replayed > 0 {
+            say.say(&format!(
+                "tick {ticks}: {} queued write(s) replayed to the service",
+                tick.replayed
+            ))?;
+        }
+        let settled = tick.shifted == 0 && tick.pending == 0;
+        if (settled && load.is_finished()) || ticks >= TRAFFIC_TICKS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let summary = load.finish(bed, replayed, dead_lettered).await?;
+    say.say(&format!(
+        "sent {}, succeeded {}, queued {} (replayed {}, dead-lettered {}), failed {}, acknowledged writes lost {}",
+        summary.sent,
+        summary.succeeded,
+        summary.queued,
+        summary.replayed,
+        summary.dead_lettered,
+        summary.failed,
+        summary.lost_writes
+    ))?;
+    if !summary.failed_by_status.is_empty() {
+        say.say(&format!(
+            "failures by status (0: no answer): {}",
+            summary
+                .failed_by_status
+                .iter()
+                .map(|(s, n)| format!("{s} × {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))?;
+    }
+    say.took(t.elapsed())?;
+    Ok(summary)
 }
 
 /// The standby the keeper started (or joined): its instance id.

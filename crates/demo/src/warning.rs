@@ -1,5 +1,6 @@
 //! The Spot warning the demo delivers: the captured EventBridge event in `events/`,
-//! re-addressed to the chosen spot node's instance and dated now, and the choice of that node.
+//! re-addressed to the chosen spot node's instance and dated now, and the choice of that node;
+//! and the keeper's scheduled tick, from its captured event too.
 
 use serde_json::Value;
 
@@ -8,6 +9,17 @@ use crate::cluster::{ClusterView, NodeView};
 /// The captured event the demo replays.
 const SPOT_WARNING: &str =
     include_str!("../../../events/aws.ec2-spot-instance-interruption-warning-terminate.json");
+
+/// The keeper's schedule's captured event.
+const SCHEDULED_TICK: &str = include_str!("../../../events/aws.events-scheduled-event.json");
+
+/// A keeper tick, dated now.
+pub fn scheduled_tick() -> Result<Value, serde_json::Error> {
+    let mut ev: Value = serde_json::from_str(SCHEDULED_TICK)?;
+    ev["id"] = Value::String(uuid::Uuid::new_v4().to_string());
+    ev["time"] = Value::String(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    Ok(ev)
+}
 
 /// The spot node to interrupt: the first Ready one by name, so a scenario always gives the same.
 pub fn pick_spot_node(view: &ClusterView) -> Option<&NodeView> {
