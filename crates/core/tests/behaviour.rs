@@ -195,6 +195,7 @@ fn facts(id: &str) -> Facts {
             },
         ],
         rules: Vec::new(),
+        ingresses: Vec::new(),
         delivery: Delivery::New,
         standby_lease: None,
         lifecycle_hook: None,
