@@ -752,6 +752,17 @@ impl Harness for FastHarness {
     async fn queue_items(&self) -> usize {
         self.keeper.world().queue.items()
     }
+    fn rules_set_directly(&self) -> Option<Vec<String>> {
+        Some(
+            self.handler
+                .world()
+                .elb
+                .forwards_set
+                .lock()
+                .unwrap()
+                .clone(),
+        )
+    }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         let calls = self.handler.world().asg.calls.lock().unwrap();
         calls
