@@ -416,7 +416,7 @@ async fn lease_for_the_rule<H: Harness>(
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),
         restore_by: Utc::now() + restore_in,
-        ingress: Some(part),
+        ingress: Some(Box::new(part)),
     }
 }
 

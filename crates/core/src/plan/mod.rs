@@ -749,7 +749,9 @@ impl Builder<'_> {
                 deadline,
             )?;
             // A managed rule's weights go to its Ingress (see `crate::shift::ingress`).
-            let ingress = crate::shift::ingress_part(r, ingresses, &self.cluster).ok()?;
+            let ingress = crate::shift::ingress_part(r, ingresses, &self.cluster)
+                .ok()?
+                .map(Box::new);
             Some(crate::shift::ShiftLease { ingress, ..lease })
         })
         .collect();

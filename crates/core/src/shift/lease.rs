@@ -62,9 +62,9 @@ pub struct ShiftLease {
     /// The rule is put back then at the latest.
     pub restore_by: DateTime<Utc>,
     /// For a rule the load-balancer controller manages: the Ingress the weights go to, and
-    /// what it had before (leases of other rules have none).
+    /// what it had before (leases of other rules have none). Boxed: most leases have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ingress: Option<IngressShift>,
+    pub ingress: Option<Box<IngressShift>>,
 }
 
 impl ShiftLease {
@@ -75,7 +75,7 @@ impl ShiftLease {
             listener_arn: self.listener_arn.clone(),
             is_default: self.is_default,
             forward: self.before.clone(),
-            ingress: self.ingress.as_ref().map(IngressShift::ingress),
+            ingress: self.ingress.as_deref().map(IngressShift::ingress),
             hosts: Vec::new(),
             paths: Vec::new(),
         }

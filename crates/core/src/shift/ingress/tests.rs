@@ -417,7 +417,7 @@ fn a_lease_with_an_ingress_part_reads_back_and_old_leases_still_read() {
         interruption_id: "i-1".into(),
         hold_until: Utc::now(),
         restore_by: Utc::now(),
-        ingress: Some(part),
+        ingress: Some(Box::new(part)),
     };
     let item = crate::shift::shift_lease_item(&lease).unwrap();
     assert_eq!(crate::shift::shift_lease_from_item(&item).unwrap(), lease);
