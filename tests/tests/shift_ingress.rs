@@ -94,15 +94,18 @@ spec:
     )
 }
 
-/// The `shop` Service and its Ingress: `shop.example/shop` to the Service's port 80.
-const SHOP: &str = r#"
+/// The `shop` Service.
+const SERVICE: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: shop, namespace: default}
 spec:
   selector: {tier: shop}
   ports: [{port: 80, targetPort: 8080}]
----
+"#;
+
+/// The shop's Ingress: `shop.example/shop` to the Service's port 80.
+const SHOP: &str = r#"
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -120,30 +123,47 @@ spec:
             backend: {service: {name: shop, port: {number: 80}}}
 "#;
 
-/// Half the shop's pods on the interrupted node, half on another; the Ingress's rule in place.
-/// The interrupted node's instance.
-async fn shop_half_on_a_spot_node<H: Harness>(h: &H) -> String {
+/// The shop's Ingress with no annotations, two paths to the same Service port.
+const TWO_PATHS: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: shop, namespace: default}
+spec:
+  ingressClassName: alb
+  rules:
+    - http:
+        paths:
+          - {path: /shop, pathType: Prefix, backend: {service: {name: shop, port: {number: 80}}}}
+          - {path: /cart, pathType: Exact, backend: {service: {name: shop, port: {number: 80}}}}
+"#;
+
+/// Half the shop's pods on the interrupted node, half on another; the rules made from
+/// `ingress` (`rules` of them) in place. The interrupted node's instance.
+async fn shop_half_on_a_spot_node<H: Harness>(h: &H, ingress: &str, rules: usize) -> String {
     let spot = spot_nodes(h.sim());
     let ((instance, node), (_, other)) = (spot[0].clone(), spot[1].clone());
     pin_to(h, &node, &deployment("shop-a", 2), 2).await;
     pin_to(h, &other, &deployment("shop-b", 2), 2).await;
-    h.sim().apply_yaml(SHOP).expect("the shop applies");
-    let rule = eventually(
+    h.sim().apply_yaml(SERVICE).expect("the Service applies");
+    h.sim().apply_yaml(ingress).expect("the Ingress applies");
+    let made = eventually(
         h,
-        "the Ingress's rule with the four pods",
+        "the Ingress's rules with the four pods",
         move || async move {
             let targets = h.target_ids(SHOP_TG).await.len();
-            let rule = ingress_rule(h).await?;
-            (targets == 4).then_some(rule)
+            let made = ingress_rules(h).await;
+            (targets == 4 && made.len() == rules).then_some(made)
         },
     )
     .await;
-    assert_eq!(
-        named(&rule),
-        [(SHOP_TG.to_owned(), 1)],
-        "{}: the rule as the controller made it",
-        h.flavor()
-    );
+    for rule in &made {
+        assert_eq!(
+            named(rule),
+            [(SHOP_TG.to_owned(), 1)],
+            "{}: the rule as the controller made it",
+            h.flavor()
+        );
+    }
     instance
 }
 
@@ -167,8 +187,8 @@ async fn eventually<H: Harness, T, F: Future<Output = Option<T>>>(
     }
 }
 
-/// The listener rule the controller made from the Ingress.
-async fn ingress_rule(h: &impl Harness) -> Option<RuleFacts> {
+/// The listener rules the controller made from the Ingress.
+async fn ingress_rules(h: &impl Harness) -> Vec<RuleFacts> {
     h.handler()
         .world()
         .elb()
@@ -176,7 +196,13 @@ async fn ingress_rule(h: &impl Harness) -> Option<RuleFacts> {
         .await
         .expect("rules read")
         .into_iter()
-        .find(|r| r.ingress.as_deref() == Some(STACK))
+        .filter(|r| r.ingress.as_deref() == Some(STACK))
+        .collect()
+}
+
+/// The (first) listener rule the controller made from the Ingress.
+async fn ingress_rule(h: &impl Harness) -> Option<RuleFacts> {
+    ingress_rules(h).await.into_iter().next()
 }
 
 /// A rule's forward with group ARNs shortened to their names.
@@ -250,7 +276,7 @@ fn cluster() -> String {
 // ---------------------------------------------------------------------------------------------
 
 async fn an_ingress_rule_is_shifted_through_its_annotation_and_put_back_exactly<H: Harness>(h: H) {
-    let instance = shop_half_on_a_spot_node(&h).await;
+    let instance = shop_half_on_a_spot_node(&h, SHOP, 1).await;
     let original = shop_ingress(&h);
     let rule = ingress_rule(&h).await.expect("the rule");
 
@@ -434,7 +460,7 @@ async fn an_ingress_shift_left_behind_by_a_crash_is_carried_through_by_the_keepe
 >(
     h: H,
 ) {
-    shop_half_on_a_spot_node(&h).await;
+    shop_half_on_a_spot_node(&h, SHOP, 1).await;
     let original = shop_ingress(&h);
 
     // Died between the lease and the patch, the lease's time up: nothing to undo, the lease
@@ -536,5 +562,80 @@ async fn an_ingress_shift_left_behind_by_a_crash_is_carried_through_by_the_keepe
 }
 on_both!(
     an_ingress_shift_left_behind_by_a_crash_is_carried_through_by_the_keepers_tick,
+    setup()
+);
+
+async fn two_rules_of_one_ingress_without_annotations_are_shifted_side_by_side_and_put_back<
+    H: Harness,
+>(
+    h: H,
+) {
+    let instance = shop_half_on_a_spot_node(&h, TWO_PATHS, 2).await;
+    let original = shop_ingress(&h);
+    assert_eq!(original["annotations"], Value::Null);
+
+    h.handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
+    // Each path on its own action (they name the same Service port), both patches applied
+    // though each was built from the Ingress as read before the other.
+    let shifted = shop_ingress(&h);
+    let paths = shifted["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .expect("paths");
+    let actions: Vec<&str> = paths
+        .iter()
+        .map(|p| p["backend"]["service"]["name"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .all(|a| a.starts_with("costop-shift-shop-80-"))
+            && actions[0] != actions[1],
+        "{}: {actions:?}",
+        h.flavor()
+    );
+    for a in &actions {
+        let key = format!("alb.ingress.kubernetes.io/actions.{a}");
+        assert!(
+            shifted["annotations"][&key].is_string(),
+            "{}: {key} in {}",
+            h.flavor(),
+            shifted["annotations"]
+        );
+    }
+    let rules: Vec<String> = ingress_rules(&h).await.into_iter().map(|r| r.arn).collect();
+    let mine: Vec<ShiftLease> = leases(&h)
+        .await
+        .into_iter()
+        .filter(|l| rules.contains(&l.rule_arn))
+        .collect();
+    assert_eq!(mine.len(), 2, "{}", h.flavor());
+
+    // Their time up, the tick puts the Ingress back as it was: no annotations at all.
+    for mut lease in mine {
+        lease.restore_by = Utc::now() - TimeDelta::seconds(1);
+        put(&h, &lease).await;
+    }
+    let reports = tick(&h).await;
+    assert_eq!(
+        reports
+            .iter()
+            .filter(|r| rules.contains(&r.rule) && r.done)
+            .count(),
+        2,
+        "{}: {reports:?}",
+        h.flavor()
+    );
+    assert_eq!(
+        shop_ingress(&h),
+        original,
+        "{}: the Ingress exactly as it was",
+        h.flavor()
+    );
+}
+on_both!(
+    two_rules_of_one_ingress_without_annotations_are_shifted_side_by_side_and_put_back,
     setup()
 );

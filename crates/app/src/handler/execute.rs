@@ -357,20 +357,9 @@ impl<W: InterruptionPorts> Handler<W> {
                                     what: format!("ingress {}", part.ingress()),
                                 })
                             })?;
-                        let patch = part
-                            .patch(ingress, shift::IngressTarget::Shifted(&lease.applied))
-                            .map_err(|e| {
-                                port(PortError::Permanent {
-                                    op: "build ingress patch",
-                                    source: Box::new(e),
-                                })
-                            })?;
-                        if let Some(patch) = patch {
-                            kube()?
-                                .patch_ingress(&part.namespace, &part.name, &patch)
-                                .await
-                                .map_err(port)?;
-                        }
+                        shift_ingress(kube()?, part, ingress, &lease.applied)
+                            .await
+                            .map_err(port)?;
                     }
                     None => self
                         .world
@@ -646,6 +635,50 @@ impl ExecutionReport {
             Done::Shifted => self.rules_shifted += 1,
             Done::Drained(r) => self.drain = Some(r),
         }
+    }
+}
+
+/// Patch a shifted rule's Ingress to `weights`, from the Ingress as `read` with the facts. Should
+/// it have changed since (another of its rules shifted beside this one), once more from a fresh
+/// read: the patch is rebuilt from what is there, and still refused if the path's backend or
+/// action is no longer as found or as costop writes it.
+async fn shift_ingress<K: Kube>(
+    kube: &K,
+    part: &shift::IngressShift,
+    read: &serde_json::Value,
+    weights: &[shift::WeightedGroup],
+) -> Result<(), PortError> {
+    let build = |current: &serde_json::Value| {
+        part.patch(current, shift::IngressTarget::Shifted(weights))
+            .map_err(|e| PortError::Permanent {
+                op: "build ingress patch",
+                source: Box::new(e),
+            })
+    };
+    let Some(patch) = build(read)? else {
+        return Ok(());
+    };
+    match kube
+        .patch_ingress(&part.namespace, &part.name, &patch)
+        .await
+    {
+        Err(PortError::Conflict { .. }) => {
+            let current = kube
+                .ingress(&part.namespace, &part.name)
+                .await?
+                .ok_or_else(|| PortError::NotFound {
+                    op: "read ingress",
+                    what: format!("ingress {}", part.ingress()),
+                })?;
+            match build(&current)? {
+                Some(patch) => {
+                    kube.patch_ingress(&part.namespace, &part.name, &patch)
+                        .await
+                }
+                None => Ok(()),
+            }
+        }
+        other => other,
     }
 }
 
