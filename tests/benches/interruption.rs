@@ -438,6 +438,29 @@ impl<K: Kube> Kube for RecKube<K> {
         self.rec
             .time("kube.pods_on", Side::Kube, self.inner.pods_on(node))
     }
+    fn ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, PortError>> + Send {
+        self.rec.time(
+            "kube.ingress",
+            Side::Kube,
+            self.inner.ingress(namespace, name),
+        )
+    }
+    fn patch_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), PortError>> + Send {
+        self.rec.time(
+            "kube.patch_ingress",
+            Side::Kube,
+            self.inner.patch_ingress(namespace, name, patch),
+        )
+    }
     fn cordon_and_taint(
         &self,
         action: &CordonAndTaint,

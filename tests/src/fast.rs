@@ -145,6 +145,166 @@ fn keep_bound_group(
     })
 }
 
+/// The first listener-rule priority the controller owns, as on the bed.
+const INGRESS_FIRST_PRIORITY: usize = costop_bed::lbc::listener::FIRST_PRIORITY as usize;
+
+/// The AWS Load Balancer Controller's Ingress half in the fast world: every `alb` Ingress
+/// becomes fake listener rules by the bed stand-in's translation
+/// ([`costop_bed::lbc::ingress::rules`]), tagged with their Ingress (`RuleFacts::ingress`),
+/// once a change has held for the reconcile delay. Like the stand-in it owns the rules from
+/// its first priority up, rewrites them when the Ingresses ask for something else, and leaves
+/// the listener as it was when an Ingress cannot be translated.
+fn keep_ingress_rules(
+    sim: Arc<Simulator>,
+    elb: FakeElb,
+    bindings: Vec<costop_bed::lbc::Binding>,
+    listener_arn: String,
+    reconcile_delay: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut applied: Vec<RuleFacts> = Vec::new();
+        let mut since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::time::sleep(costop_bed::lbc::POLL_INTERVAL).await;
+            let Some(desired) = ingress_rules(&sim, &bindings, &listener_arn) else {
+                continue;
+            };
+            if desired == applied {
+                since = None;
+                continue;
+            }
+            let at = *since.get_or_insert_with(tokio::time::Instant::now);
+            if at.elapsed() < reconcile_delay {
+                continue;
+            }
+            let mut rules = elb.rules.lock().unwrap();
+            for r in &applied {
+                rules.remove(&r.arn);
+            }
+            for r in &desired {
+                rules.insert(r.arn.clone(), r.clone());
+            }
+            drop(rules);
+            applied = desired;
+            since = None;
+        }
+    })
+}
+
+/// Every `alb` Ingress's forward rules, in priority order; `None` when one cannot be translated.
+fn ingress_rules(
+    sim: &Simulator,
+    bindings: &[costop_bed::lbc::Binding],
+    listener_arn: &str,
+) -> Option<Vec<RuleFacts>> {
+    use costop_bed::lbc::ServicePort;
+    use kubesim::resources;
+    use kubesim::store::ListOptions;
+    use serde_json::Value;
+    let list = |def| sim.store().list(def, None, &ListOptions::default()).0;
+    let mut ingresses: Vec<Value> = list(&resources::INGRESSES)
+        .into_iter()
+        .filter(|i| {
+            i["spec"]["ingressClassName"] == costop_bed::lbc::listener::INGRESS_CLASS
+                || i["metadata"]["annotations"]["kubernetes.io/ingress.class"]
+                    == costop_bed::lbc::listener::INGRESS_CLASS
+        })
+        .filter(|i| i["metadata"].get("deletionTimestamp").is_none())
+        .collect();
+    ingresses.sort_by_key(|i| {
+        (
+            i["metadata"]["annotations"]["alb.ingress.kubernetes.io/group.order"]
+                .as_str()
+                .and_then(|o| o.parse::<i64>().ok())
+                .unwrap_or(0),
+            i["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
+            i["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+        )
+    });
+    let services = list(&resources::SERVICES);
+    // A Service port named by number or name is one entry of the Service's ports.
+    let entry = |ns: &str, svc: &str, port: &str| -> Option<u64> {
+        let service = services
+            .iter()
+            .find(|s| s["metadata"]["namespace"] == ns && s["metadata"]["name"] == svc)?;
+        service["spec"]["ports"].as_array()?.iter().find_map(|p| {
+            let number = p["port"].as_u64()?;
+            let name = p["name"].as_str().unwrap_or("");
+            (number.to_string() == port || (!name.is_empty() && name == port)).then_some(number)
+        })
+    };
+    let tg_of = |ns: &str, svc: &str, port: &str| -> Option<String> {
+        let wanted = entry(ns, svc, port)?;
+        bindings
+            .iter()
+            .find(|b| {
+                let named = match &b.port {
+                    ServicePort::Number(n) => n.to_string(),
+                    ServicePort::Name(n) => n.clone(),
+                };
+                b.namespace == ns && b.service == svc && entry(ns, svc, &named) == Some(wanted)
+            })
+            .map(|b| b.target_group_arn.clone())
+    };
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for i in &ingresses {
+        let rules = costop_bed::lbc::ingress::rules(i, &tg_of).ok()?;
+        for rule in rules {
+            let priority = INGRESS_FIRST_PRIORITY + out.len();
+            let action = &rule.actions[0];
+            // Only forwards are costop's (as the ELB adapter reads them).
+            let forward: Vec<WeightedGroup> = match action["TargetGroupArn"].as_str() {
+                Some(arn) => vec![WeightedGroup {
+                    target_group_arn: arn.to_owned(),
+                    weight: 1,
+                }],
+                None => action["ForwardConfig"]["TargetGroups"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| {
+                        Some(WeightedGroup {
+                            target_group_arn: t["TargetGroupArn"].as_str()?.to_owned(),
+                            weight: u32::try_from(t["Weight"].as_u64()?).ok()?,
+                        })
+                    })
+                    .collect(),
+            };
+            let field = |f: &str, config: &str| -> Vec<String> {
+                rule.conditions
+                    .iter()
+                    .filter(|c| c["Field"] == f)
+                    .flat_map(|c| strings(&c[config]["Values"]))
+                    .collect()
+            };
+            let (hosts, paths) = (
+                field("host-header", "HostHeaderConfig"),
+                field("path-pattern", "PathPatternConfig"),
+            );
+            out.push(RuleFacts {
+                arn: listener_arn.replace(":listener/", ":listener-rule/")
+                    + &format!("/{priority:016x}"),
+                listener_arn: listener_arn.to_owned(),
+                is_default: false,
+                forward,
+                ingress: Some(rule.stack),
+                hosts,
+                paths,
+            });
+        }
+    }
+    // A fixed response is not a forward: its rule stays, costop does not see it.
+    out.retain(|r| !r.forward.is_empty());
+    Some(out)
+}
+
 /// (vCPUs, MiB, max pods) of the instance types scenarios use; EKS's max-pods formula values.
 fn shape(instance_type: &str) -> (u32, u64, u32) {
     match instance_type {
@@ -321,7 +481,11 @@ impl Harness for FastHarness {
         }
         let elb = FakeElb::default();
         let mut controllers = Vec::new();
+        let mut bindings = Vec::new();
         let mut group_arns = BTreeMap::new();
+        let reconcile_delay = Duration::from_secs_f64(
+            s.delays.lb_controller_reconcile / s.time_scale.max(f64::MIN_POSITIVE),
+        );
         for tg in &s.target_groups {
             let arn = format!(
                 "arn:aws:elasticloadbalancing:{}:123456789012:targetgroup/{}/0123456789abcdef",
@@ -347,22 +511,22 @@ impl Harness for FastHarness {
             };
             group_arns.insert(tg.name.clone(), arn.clone());
             if let Some(svc) = &tg.service {
+                let binding = costop_bed::lbc::Binding {
+                    target_group_arn: arn.clone(),
+                    target_type: tg.target_type,
+                    namespace: svc.namespace.clone(),
+                    service: svc.name.clone(),
+                    port: match &svc.port {
+                        PortRef::Number(n) => costop_bed::lbc::ServicePort::Number(*n),
+                        PortRef::Name(n) => costop_bed::lbc::ServicePort::Name(n.clone()),
+                    },
+                };
+                bindings.push(binding.clone());
                 controllers.push(keep_bound_group(
                     sim.clone(),
                     elb.clone(),
-                    costop_bed::lbc::Binding {
-                        target_group_arn: arn.clone(),
-                        target_type: tg.target_type,
-                        namespace: svc.namespace.clone(),
-                        service: svc.name.clone(),
-                        port: match &svc.port {
-                            PortRef::Number(n) => costop_bed::lbc::ServicePort::Number(*n),
-                            PortRef::Name(n) => costop_bed::lbc::ServicePort::Name(n.clone()),
-                        },
-                    },
-                    Duration::from_secs_f64(
-                        s.delays.lb_controller_reconcile / s.time_scale.max(f64::MIN_POSITIVE),
-                    ),
+                    binding,
+                    reconcile_delay,
                 ));
             }
             elb.groups.lock().unwrap().insert(
@@ -403,8 +567,26 @@ impl Harness for FastHarness {
                             weight: 1,
                         }],
                         ingress: None,
+                        hosts: Vec::new(),
+                        // As the bed seeds them.
+                        paths: if i == 0 {
+                            Vec::new()
+                        } else {
+                            vec![format!("/{}/*", tg.name)]
+                        },
                     },
                 );
+            }
+            drop(rules);
+            // As on the bed, the controller runs only when a group is bound to a Service.
+            if !bindings.is_empty() {
+                controllers.push(keep_ingress_rules(
+                    sim.clone(),
+                    elb.clone(),
+                    bindings.clone(),
+                    listener_arn,
+                    reconcile_delay,
+                ));
             }
         }
         sim.apply_yaml(&s.manifests_yaml())
@@ -569,6 +751,17 @@ impl Harness for FastHarness {
     }
     async fn queue_items(&self) -> usize {
         self.keeper.world().queue.items()
+    }
+    fn rules_set_directly(&self) -> Option<Vec<String>> {
+        Some(
+            self.handler
+                .world()
+                .elb
+                .forwards_set
+                .lock()
+                .unwrap()
+                .clone(),
+        )
     }
     fn lifecycle_calls(&self) -> Vec<LifecycleCall> {
         let calls = self.handler.world().asg.calls.lock().unwrap();

@@ -92,6 +92,10 @@ pub trait Harness: Sized + Send + Sync {
     fn fallback(&self, upstream: &str) -> Fallback<Self::W>;
     /// The keeper over this world (same queue and table), its upstream at `upstream`.
     fn keeper_to(&self, upstream: &str) -> Keeper<Self::W>;
+    /// The listener rules whose forward costop set itself (ModifyRule, ModifyListener), by
+    /// ARN, where the world records it: the fakes do; on the bed moto keeps no such record
+    /// (`None`).
+    fn rules_set_directly(&self) -> Option<Vec<String>>;
     /// How many items the fallback's queue holds (writes, receipts, keys, counters: on the bed
     /// every item of the queue table).
     fn queue_items(&self) -> impl Future<Output = usize> + Send;
@@ -474,6 +478,9 @@ impl Harness for BedHarness {
                 .with_handoff_queue(self.handoffs.clone()),
             config,
         )
+    }
+    fn rules_set_directly(&self) -> Option<Vec<String>> {
+        None
     }
     async fn queue_items(&self) -> usize {
         let out = self

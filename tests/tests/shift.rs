@@ -245,6 +245,7 @@ async fn a_shift_left_behind_by_a_crash_is_put_back_by_the_keepers_tick<H: Harne
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),
         restore_by: Utc::now() - TimeDelta::seconds(1),
+        ingress: None,
     };
     let records = h.handler().world().records();
     records

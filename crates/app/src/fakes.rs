@@ -167,12 +167,14 @@ impl Ec2 for FakeEc2 {
     }
 }
 
-/// Target groups by ARN, listener rules by ARN, and every deregistration.
+/// Target groups by ARN, listener rules by ARN, every deregistration, and every rule whose
+/// forward was set (by ARN, in order).
 #[derive(Clone, Default)]
 pub struct FakeElb {
     pub groups: Arc<Mutex<BTreeMap<String, TargetGroupFacts>>>,
     pub rules: Arc<Mutex<BTreeMap<String, RuleFacts>>>,
     pub deregistered: Arc<Mutex<Vec<DeregisterTargets>>>,
+    pub forwards_set: Arc<Mutex<Vec<String>>>,
 }
 
 impl Elb for FakeElb {
@@ -226,6 +228,7 @@ impl Elb for FakeElb {
         rule: &RuleFacts,
         forward: &[WeightedGroup],
     ) -> Result<(), PortError> {
+        lock(&self.forwards_set).push(rule.arn.clone());
         match lock(&self.rules).get_mut(&rule.arn) {
             Some(r) => {
                 r.forward = forward.to_vec();

@@ -46,6 +46,11 @@ pub struct Facts {
     /// shifted (`COSTOP_FALLBACK_TARGET_GROUP` set); empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<crate::shift::RuleFacts>,
+    /// The Ingresses (as the API returns them) of the rules a load-balancer controller manages
+    /// that forward to a group holding the node's targets, read once the cluster is known; a
+    /// managed rule whose Ingress is missing here is not shifted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingresses: Vec<serde_json::Value>,
     /// The dedupe read for (event id, instance id).
     #[serde(default)]
     pub delivery: Delivery,
@@ -93,6 +98,7 @@ impl Facts {
             pods: Vec::new(),
             target_groups: Vec::new(),
             rules: Vec::new(),
+            ingresses: Vec::new(),
             delivery: Delivery::New,
             standby_lease: None,
             lifecycle_hook: None,
@@ -108,6 +114,7 @@ impl Facts {
             pods: Vec::new(),
             target_groups: Vec::new(),
             rules: Vec::new(),
+            ingresses: Vec::new(),
             lifecycle_hook: None,
             ..self.clone()
         }

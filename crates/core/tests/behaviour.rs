@@ -195,6 +195,7 @@ fn facts(id: &str) -> Facts {
             },
         ],
         rules: Vec::new(),
+        ingresses: Vec::new(),
         delivery: Delivery::New,
         standby_lease: None,
         lifecycle_hook: None,
@@ -1623,6 +1624,8 @@ fn a_shift_that_moves_all_of_a_kept_groups_traffic_takes_its_pods_out_without_th
             weight: 1,
         }],
         ingress: None,
+        hosts: Vec::new(),
+        paths: Vec::new(),
     }];
     let waits = |factor: &str| {
         let c = config(&[
@@ -1655,4 +1658,61 @@ fn a_node_whose_pods_serve_nothing_has_no_rotation() {
     ));
     assert!(drain(&p).rotation.is_none());
     assert!(drain(&p).pods.iter().all(|p| !p.after_rotation));
+}
+
+// --- traffic shift -----------------------------------------------------------------------
+
+#[test]
+fn a_rule_the_controller_manages_is_shifted_through_its_ingress_and_only_once_its_ingress_is_read()
+{
+    use costop_core::shift::{RuleFacts, WeightedGroup};
+    let rule = |arn: &str, tg: &str, ingress: Option<&str>| RuleFacts {
+        arn: arn.into(),
+        listener_arn: "listener".into(),
+        is_default: false,
+        forward: vec![WeightedGroup {
+            target_group_arn: tg.into(),
+            weight: 1,
+        }],
+        ingress: ingress.map(str::to_owned),
+        hosts: Vec::new(),
+        paths: vec!["/*".into()],
+    };
+    let mut f = facts(I);
+    f.rules = vec![
+        rule("plain", "tg-instance", None),
+        rule("managed", "tg-ip", Some("shop/front")),
+    ];
+    let config = Config {
+        fallback_target_group: "tg-fallback".into(),
+        ..Config::default()
+    };
+    let shifted = |f: &Facts| -> Vec<(String, Option<String>)> {
+        act(plan(&spot("terminate"), f, &config, now()))
+            .actions()
+            .filter_map(|a| match a {
+                Action::ShiftTraffic(l) => Some((
+                    l.rule_arn.clone(),
+                    l.ingress.as_ref().map(|i| i.backend_at.clone()),
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    // Its Ingress unread: the managed rule is left alone, the other shifts as before.
+    assert_eq!(shifted(&f), [("plain".to_owned(), None)]);
+    f.ingresses = vec![json!({
+        "metadata": {"namespace": "shop", "name": "front"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    })];
+    assert_eq!(
+        shifted(&f),
+        [
+            ("plain".to_owned(), None),
+            (
+                "managed".to_owned(),
+                Some("/spec/defaultBackend".to_owned())
+            )
+        ]
+    );
 }

@@ -294,12 +294,15 @@ impl Elb for ElbAdapter {
                 let stacks = &stacks;
                 rules.into_iter().filter_map(move |r| {
                     let arn = r.rule_arn()?.to_owned();
+                    let (hosts, paths) = conditions_of(&r);
                     Some(RuleFacts {
                         forward: forward_of(&r)?,
                         listener_arn: listener_arn.clone(),
                         is_default: r.is_default() == Some(true),
                         ingress: stacks.get(&arn).cloned(),
                         arn,
+                        hosts,
+                        paths,
                     })
                 })
             })
@@ -409,6 +412,23 @@ impl ElbAdapter {
 
 /// A rule's forward, when forwarding is all it does: a rule with other actions too
 /// (authentication, say) is not one costop rewrites.
+/// The rule's `host-header` and `path-pattern` values (the typed config, else the legacy
+/// `Values` a rule created without one carries), which tell a controller-managed rule's Ingress
+/// path.
+fn conditions_of(rule: &Rule) -> (Vec<String>, Vec<String>) {
+    let (mut hosts, mut paths) = (Vec::new(), Vec::new());
+    for c in rule.conditions() {
+        let (typed, into) = match c.field() {
+            Some("host-header") => (c.host_header_config().map(|h| h.values()), &mut hosts),
+            Some("path-pattern") => (c.path_pattern_config().map(|p| p.values()), &mut paths),
+            _ => continue,
+        };
+        let values = typed.filter(|v| !v.is_empty()).unwrap_or(c.values());
+        into.extend(values.iter().cloned());
+    }
+    (hosts, paths)
+}
+
 fn forward_of(rule: &Rule) -> Option<Vec<WeightedGroup>> {
     let [action] = rule.actions() else {
         return None;
@@ -666,7 +686,7 @@ mod tests {
                     "<Rules>\
                      <member><RuleArn>arn:default</RuleArn><IsDefault>true</IsDefault>{}</member>\
                      <member><RuleArn>arn:weighted</RuleArn><Priority>1</Priority><Actions><member><Type>forward</Type><ForwardConfig><TargetGroups><member><TargetGroupArn>arn:a</TargetGroupArn><Weight>3</Weight></member><member><TargetGroupArn>arn:b</TargetGroupArn><Weight>1</Weight></member></TargetGroups></ForwardConfig></member></Actions></member>\
-                     <member><RuleArn>arn:ingress</RuleArn><Priority>1000</Priority>{}</member>\
+                     <member><RuleArn>arn:ingress</RuleArn><Priority>1000</Priority><Conditions><member><Field>host-header</Field><HostHeaderConfig><Values><member>shop.example</member></Values></HostHeaderConfig></member><member><Field>path-pattern</Field><Values><member>/api</member><member>/api/*</member></Values></member></Conditions>{}</member>\
                      <member><RuleArn>arn:authenticated</RuleArn><Priority>2</Priority><Actions><member><Type>authenticate-oidc</Type></member><member><Type>forward</Type><TargetGroupArn>arn:a</TargetGroupArn></member></Actions></member>\
                      <member><RuleArn>arn:fixed</RuleArn><Priority>3</Priority><Actions><member><Type>fixed-response</Type></member></Actions></member>\
                      </Rules>",
@@ -709,6 +729,14 @@ mod tests {
         assert_eq!(
             (rules[1].ingress.as_deref(), rules[2].ingress.as_deref()),
             (None, Some("shop/web"))
+        );
+        // Its conditions tell which path of its Ingress it comes from.
+        assert_eq!(
+            (rules[2].hosts.as_slice(), rules[2].paths.as_slice()),
+            (
+                &["shop.example".to_owned()][..],
+                &["/api".to_owned(), "/api/*".to_owned()][..]
+            )
         );
         let shifted = [w("arn:a", 75), w("arn:fallback", 25)];
         elb.set_forward(&rules[0], &shifted).await.unwrap();

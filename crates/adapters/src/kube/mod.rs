@@ -1,6 +1,7 @@
 //! One Kubernetes cluster through kube: [`KubeCluster`] implements the `Kube` port (the
 //! interruption handler's node and pod calls, and the standby keeper's node list, pending pods,
-//! toleration patch, cordon toggle and standby node clearing).
+//! toleration patch, cordon toggle and standby node clearing, and the Ingress read and patch of
+//! the traffic shift's Ingress path).
 //!
 //! Owns the API calls costop makes against a cluster and their error mapping. Each call site
 //! carries an `// rbac: <resource> <verb>` marker that the infra RBAC check scans for; keep one
@@ -20,6 +21,7 @@ use costop_core::kube::Taint;
 use costop_core::plan::action::{CordonAndTaint, EvictPod, PodUid, RestoreNode};
 use costop_core::standby::TolerationPatch;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::Resource as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::Status;
@@ -220,6 +222,26 @@ impl KubeCluster {
                 _ => Err(port_error(op, what, e)),
             },
         }
+    }
+
+    /// A request to an Ingress (`networking.k8s.io/v1`): raw, as for the pod patch, so the
+    /// object stays the JSON the API returns (the core's Ingress patches are built from it).
+    fn ingress_request(
+        method: http::Method,
+        namespace: &str,
+        name: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<http::Request<Vec<u8>>, PortError> {
+        let path = format!("{}/{name}", Ingress::url_path(&(), Some(namespace)));
+        let mut request = http::Request::builder().method(method).uri(path);
+        if let Some(t) = content_type {
+            request = request.header(http::header::CONTENT_TYPE, t);
+        }
+        request.body(body).map_err(|e| PortError::Permanent {
+            op: "build ingress request",
+            source: Box::new(e),
+        })
     }
 
     async fn patch_node(
@@ -435,6 +457,52 @@ impl Kube for KubeCluster {
             &[404, 422],
         )
         .await
+    }
+
+    async fn ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, PortError> {
+        let what = || format!("ingress {namespace}/{name}");
+        let request = Self::ingress_request(http::Method::GET, namespace, name, None, Vec::new())?;
+        // rbac: ingresses.networking.k8s.io get
+        match self.client.request::<serde_json::Value>(request).await {
+            Ok(ingress) => Ok(Some(ingress)),
+            Err(e) if api_status(&e).is_some_and(|s| s.code == 404) => Ok(None),
+            Err(e) => Err(port_error("get ingress", what, e)),
+        }
+    }
+
+    async fn patch_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> Result<(), PortError> {
+        const OP: &str = "patch ingress";
+        let what = || format!("ingress {namespace}/{name}");
+        let body = serde_json::to_vec(patch).map_err(|e| PortError::Permanent {
+            op: OP,
+            source: Box::new(e),
+        })?;
+        let request = Self::ingress_request(
+            http::Method::PATCH,
+            namespace,
+            name,
+            Some("application/json-patch+json"),
+            body,
+        )?;
+        // rbac: ingresses.networking.k8s.io patch
+        match self.client.request_text(request).await {
+            Ok(_) => Ok(()),
+            // A failed `test` is a 422: the Ingress changed since it was read.
+            Err(e) if api_status(&e).is_some_and(|s| s.code == 422) => {
+                tracing::info!(ingress = %what(), error = %e, "ingress patch not applied: changed since it was read");
+                Err(PortError::Conflict { op: OP })
+            }
+            Err(e) => Err(port_error(OP, what, e)),
+        }
     }
 
     async fn set_unschedulable(&self, node: &str, unschedulable: bool) -> Result<(), PortError> {

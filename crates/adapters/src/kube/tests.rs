@@ -664,3 +664,60 @@ async fn set_unschedulable_cordons_and_uncordons_the_node() {
         Err(PortError::NotFound { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_ingress_is_read_and_patched_and_a_failed_test_is_a_conflict_that_changes_nothing() {
+    let (sim, kube) = sim().await;
+    sim.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .unwrap();
+    sim.apply_object(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "front", "namespace": "shop", "annotations": {"a": "b"}},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    }))
+    .unwrap();
+    assert_eq!(kube.ingress("shop", "gone").await.unwrap(), None);
+    let read = kube
+        .ingress("shop", "front")
+        .await
+        .unwrap()
+        .expect("the Ingress");
+    assert_eq!(read["spec"]["defaultBackend"]["service"]["name"], "web");
+
+    kube.patch_ingress(
+        "shop",
+        "front",
+        &json!([
+            {"op": "test", "path": "/metadata/annotations/a", "value": "b"},
+            {"op": "replace", "path": "/metadata/annotations/a", "value": "c"},
+        ]),
+    )
+    .await
+    .unwrap();
+    let patched = kube.ingress("shop", "front").await.unwrap().unwrap();
+    assert_eq!(patched["metadata"]["annotations"]["a"], "c");
+
+    // The same patch again: its `test` fails, the Ingress stays as it is.
+    let refused = kube
+        .patch_ingress(
+            "shop",
+            "front",
+            &json!([
+                {"op": "test", "path": "/metadata/annotations/a", "value": "b"},
+                {"op": "replace", "path": "/metadata/annotations/a", "value": "d"},
+            ]),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(PortError::Conflict { .. })),
+        "{refused:?}"
+    );
+    let after = kube.ingress("shop", "front").await.unwrap().unwrap();
+    assert_eq!(after, patched);
+    assert!(matches!(
+        kube.patch_ingress("shop", "gone", &json!([])).await,
+        Err(PortError::NotFound { .. })
+    ));
+}

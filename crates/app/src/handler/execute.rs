@@ -130,6 +130,9 @@ impl<W: InterruptionPorts> Handler<W> {
             }
             Err(e) => groups_failed = Some(e),
         }
+        if let Some(kube) = claimed.as_ref().and_then(|c| c.kube.as_ref()) {
+            facts.ingresses = ingresses_of(kube, &facts.rules, &facts.target_groups).await;
+        }
         let decision = costop_core::plan(cx.event, &facts, &self.config, cx.now);
         let Some(claimed) = claimed else {
             return Ok(InstanceOutcome {
@@ -340,11 +343,31 @@ impl<W: InterruptionPorts> Handler<W> {
                     })
                 })?;
                 self.world.records().put(item).await.map_err(port)?;
-                self.world
-                    .elb()
-                    .set_forward(&lease.rule(), &lease.applied)
-                    .await
-                    .map_err(port)?;
+                match &lease.ingress {
+                    // The controller's rule: its Ingress, as just read, gets the weights.
+                    Some(part) => {
+                        let ingress = run
+                            .facts
+                            .ingresses
+                            .iter()
+                            .find(|i| shift::ingress::ingress_ref(i) == part.ingress())
+                            .ok_or_else(|| {
+                                port(PortError::NotFound {
+                                    op: "shift traffic",
+                                    what: format!("ingress {}", part.ingress()),
+                                })
+                            })?;
+                        shift_ingress(kube()?, part, ingress, &lease.applied)
+                            .await
+                            .map_err(port)?;
+                    }
+                    None => self
+                        .world
+                        .elb()
+                        .set_forward(&lease.rule(), &lease.applied)
+                        .await
+                        .map_err(port)?,
+                }
                 run.journal.push(TimelineEntry {
                     interruption_id: plan.interruption_id.clone(),
                     at: Utc::now(),
@@ -613,6 +636,82 @@ impl ExecutionReport {
             Done::Drained(r) => self.drain = Some(r),
         }
     }
+}
+
+/// Patch a shifted rule's Ingress to `weights`, from the Ingress as `read` with the facts. Should
+/// it have changed since (another of its rules shifted beside this one), once more from a fresh
+/// read: the patch is rebuilt from what is there, and still refused if the path's backend or
+/// action is no longer as found or as costop writes it.
+async fn shift_ingress<K: Kube>(
+    kube: &K,
+    part: &shift::IngressShift,
+    read: &serde_json::Value,
+    weights: &[shift::WeightedGroup],
+) -> Result<(), PortError> {
+    let build = |current: &serde_json::Value| {
+        part.patch(current, shift::IngressTarget::Shifted(weights))
+            .map_err(|e| PortError::Permanent {
+                op: "build ingress patch",
+                source: Box::new(e),
+            })
+    };
+    let Some(patch) = build(read)? else {
+        return Ok(());
+    };
+    match kube
+        .patch_ingress(&part.namespace, &part.name, &patch)
+        .await
+    {
+        Err(PortError::Conflict { .. }) => {
+            let current = kube
+                .ingress(&part.namespace, &part.name)
+                .await?
+                .ok_or_else(|| PortError::NotFound {
+                    op: "read ingress",
+                    what: format!("ingress {}", part.ingress()),
+                })?;
+            match build(&current)? {
+                Some(patch) => {
+                    kube.patch_ingress(&part.namespace, &part.name, &patch)
+                        .await
+                }
+                None => Ok(()),
+            }
+        }
+        other => other,
+    }
+}
+
+/// The Ingresses of the controller-managed rules that forward to one of `groups` (those holding
+/// the node's targets), read at once. One that cannot be read is logged and left out: its rule
+/// is then not shifted, and the drain goes on.
+async fn ingresses_of<K: Kube>(
+    kube: &K,
+    rules: &[RuleFacts],
+    groups: &[TargetGroupFacts],
+) -> Vec<serde_json::Value> {
+    let mut stacks: Vec<&str> = rules
+        .iter()
+        .filter(|r| {
+            r.forward
+                .iter()
+                .any(|w| groups.iter().any(|g| g.arn == w.target_group_arn))
+        })
+        .filter_map(|r| r.ingress.as_deref())
+        .collect();
+    stacks.sort_unstable();
+    stacks.dedup();
+    let reads = stacks.into_iter().map(|stack| async move {
+        let (namespace, name) = stack.split_once('/').unwrap_or(("default", stack));
+        match kube.ingress(namespace, name).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(ingress = stack, error = %error_chain(&e), "ingress unreadable; its rules not shifted");
+                None
+            }
+        }
+    });
+    join_all(reads).await.into_iter().flatten().collect()
 }
 
 /// The target groups that hold `instance` or one of its `pods` (by IP), each with only those

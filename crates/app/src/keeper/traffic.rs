@@ -3,19 +3,22 @@
 //! each of the rule's groups has in service, and follows [`costop_core::shift::restore_step`]:
 //! keep, adjust the weights as capacity comes back, or put the rule back exactly as it was and
 //! delete the lease. A lease whose shift was never applied (its function died between the lease
-//! and the rule change) is put back the same way, so traffic is never left shifted.
+//! and the rule change) is put back the same way, so traffic is never left shifted. A rule the
+//! load-balancer controller manages is adjusted and put back through its Ingress (the lease's
+//! Ingress part, [`costop_core::shift::ingress`]), read anew each time, so a shift that was
+//! never applied, or applied by a function that died, comes back the same.
 
 use std::collections::BTreeMap;
 
 use chrono::Utc;
 use costop_core::record::{SHIFT_PK, TimelineEntry, TimelineStep};
-use costop_core::shift::{self, RestoreStep, ShiftLease};
+use costop_core::shift::{self, IngressShift, IngressTarget, RestoreStep, ShiftLease};
 use serde::Serialize;
 
 use super::{Keeper, KeeperError, observe};
 use crate::function::{Mode, error_chain};
 use crate::journal::Journal;
-use crate::ports::{Elb, KeeperPorts, PortError, Records};
+use crate::ports::{Clusters, Elb, KeeperPorts, Kube, PortError, Records};
 
 /// What the tick did about one shifted rule.
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +100,35 @@ impl<W: KeeperPorts> Keeper<W> {
         out
     }
 
+    /// Take the lease's Ingress to `target`: read it as it is now (a function that died
+    /// between the lease and the patch left it unshifted; one that died after, shifted) and
+    /// patch what differs, the values it replaces guarded by `test`s. An Ingress that is gone
+    /// is [`PortError::NotFound`]; one someone else changed since the shift an error that
+    /// leaves it alone.
+    async fn ingress_to(
+        &self,
+        part: &IngressShift,
+        target: IngressTarget<'_>,
+    ) -> Result<(), PortError> {
+        let kube = self.world.clusters().connect(&part.cluster).await?;
+        let Some(current) = kube.ingress(&part.namespace, &part.name).await? else {
+            return Err(PortError::NotFound {
+                op: "read ingress",
+                what: format!("ingress {}", part.ingress()),
+            });
+        };
+        let patch = part
+            .patch(&current, target)
+            .map_err(|e| PortError::Permanent {
+                op: "build ingress patch",
+                source: Box::new(e),
+            })?;
+        match patch {
+            Some(p) => kube.patch_ingress(&part.namespace, &part.name, &p).await,
+            None => Ok(()),
+        }
+    }
+
     async fn restore_one(&self, lease: &ShiftLease, step: &RestoreStep) -> Result<(), KeeperError> {
         let failed = |action: &'static str| {
             let rule = lease.rule_arn.clone();
@@ -110,11 +142,19 @@ impl<W: KeeperPorts> Keeper<W> {
         let entry = match step {
             RestoreStep::Keep => return Ok(()),
             RestoreStep::Adjust { weights } => {
-                self.world
-                    .elb()
-                    .set_forward(&lease.rule(), weights)
-                    .await
-                    .map_err(failed("adjust_traffic"))?;
+                match &lease.ingress {
+                    Some(part) => {
+                        self.ingress_to(part, IngressTarget::Shifted(weights))
+                            .await
+                            .map_err(failed("adjust_traffic"))?;
+                    }
+                    None => self
+                        .world
+                        .elb()
+                        .set_forward(&lease.rule(), weights)
+                        .await
+                        .map_err(failed("adjust_traffic"))?,
+                }
                 let next = ShiftLease {
                     applied: weights.clone(),
                     ..lease.clone()
@@ -132,13 +172,17 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
             }
             RestoreStep::Restore { reason } => {
-                match self
-                    .world
-                    .elb()
-                    .set_forward(&lease.rule(), &lease.before)
-                    .await
-                {
-                    // The rule is gone: nothing left to put back.
+                let put_back = match &lease.ingress {
+                    Some(part) => self.ingress_to(part, IngressTarget::Original).await,
+                    None => {
+                        self.world
+                            .elb()
+                            .set_forward(&lease.rule(), &lease.before)
+                            .await
+                    }
+                };
+                match put_back {
+                    // The rule (or its Ingress) is gone: nothing left to put back.
                     Ok(()) | Err(PortError::NotFound { .. }) => {}
                     Err(e) => return Err(failed("restore_traffic")(e)),
                 }

@@ -69,6 +69,21 @@ pub trait Kube: Send + Sync {
         &self,
         patch: &TolerationPatch,
     ) -> impl Future<Output = Result<bool, PortError>> + Send;
+    /// An Ingress (`networking.k8s.io/v1`) as the API returns it; `None` when there is none.
+    fn ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<serde_json::Value>, PortError>> + Send;
+    /// Apply a JSON Patch (RFC 6902) to an Ingress. A failed `test` (the API's 422) or a write
+    /// race (409) is [`PortError::Conflict`]: the Ingress changed since it was read, and the
+    /// patch changed nothing.
+    fn patch_ingress(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), PortError>> + Send;
     /// Set `spec.unschedulable` (taints untouched).
     fn set_unschedulable(
         &self,

@@ -732,20 +732,30 @@ impl Builder<'_> {
         if fallback.is_empty() {
             return BTreeSet::new();
         }
-        let leases: Vec<_> =
-            crate::shift::shiftable(&self.facts.rules, &self.facts.target_groups, fallback)
-                .into_iter()
-                .filter_map(|r| {
-                    crate::shift::lease_for(
-                        r,
-                        &self.facts.target_groups,
-                        self.config,
-                        &self.interruption_id,
-                        self.now,
-                        deadline,
-                    )
-                })
-                .collect();
+        let ingresses = &self.facts.ingresses;
+        let leases: Vec<_> = crate::shift::shiftable(
+            &self.facts.rules,
+            &self.facts.target_groups,
+            fallback,
+            ingresses,
+        )
+        .into_iter()
+        .filter_map(|r| {
+            let lease = crate::shift::lease_for(
+                r,
+                &self.facts.target_groups,
+                self.config,
+                &self.interruption_id,
+                self.now,
+                deadline,
+            )?;
+            // A managed rule's weights go to its Ingress (see `crate::shift::ingress`).
+            let ingress = crate::shift::ingress_part(r, ingresses, &self.cluster)
+                .ok()?
+                .map(Box::new);
+            Some(crate::shift::ShiftLease { ingress, ..lease })
+        })
+        .collect();
         let out = crate::shift::fully_shifted(&self.facts.rules, &leases);
         for lease in leases {
             self.push(Phase::Beside, Action::ShiftTraffic(lease));

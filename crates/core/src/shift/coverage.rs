@@ -63,6 +63,8 @@ mod tests {
             is_default: false,
             forward,
             ingress: None,
+            hosts: Vec::new(),
+            paths: Vec::new(),
         }
     }
 
@@ -80,6 +82,7 @@ mod tests {
             interruption_id: "x".into(),
             hold_until: t,
             restore_by: t,
+            ingress: None,
         }
     }
 

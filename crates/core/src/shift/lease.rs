@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::WeightedGroup;
+use super::{IngressShift, WeightedGroup};
 use crate::record::{Attr, Item, Key, RecordError, SHIFT_PK, get_s};
 
 /// One group of a shifted rule: its targets at the notice, and how many of them the
@@ -61,6 +61,10 @@ pub struct ShiftLease {
     pub hold_until: DateTime<Utc>,
     /// The rule is put back then at the latest.
     pub restore_by: DateTime<Utc>,
+    /// For a rule the load-balancer controller manages: the Ingress the weights go to, and
+    /// what it had before (leases of other rules have none). Boxed: most leases have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<Box<IngressShift>>,
 }
 
 impl ShiftLease {
@@ -71,7 +75,9 @@ impl ShiftLease {
             listener_arn: self.listener_arn.clone(),
             is_default: self.is_default,
             forward: self.before.clone(),
-            ingress: None,
+            ingress: self.ingress.as_deref().map(IngressShift::ingress),
+            hosts: Vec::new(),
+            paths: Vec::new(),
         }
     }
 

@@ -14,14 +14,18 @@
 //! slow replacements, keep the shift as long as the capacity is missing.
 //!
 //! A rule the AWS Load Balancer Controller manages (tagged `ingress.k8s.aws/stack`) is changed
-//! through its Ingress's `actions` annotation, never directly, or the controller would undo it:
-//! [`shiftable`] leaves such rules out of the listener-rule path.
+//! through its Ingress's `actions` annotation, never directly, or the controller would undo it
+//! at its next reconcile ([`ingress`]): its lease carries the Ingress part ([`IngressShift`])
+//! and the weights go to the Ingress instead of the rule. [`shiftable`] takes such a rule only
+//! when its Ingress was read and the path it comes from can be patched.
 
 mod coverage;
+pub mod ingress;
 mod lease;
 mod weights;
 
 pub use coverage::fully_shifted;
+pub use ingress::{IngressShift, IngressShiftError, IngressTarget};
 pub use lease::{GroupShare, ShiftLease, shift_lease_from_item, shift_lease_item, shift_lease_key};
 pub use weights::shifted;
 
@@ -57,19 +61,47 @@ pub struct RuleFacts {
     /// The Ingress (`namespace/name`) whose controller manages the rule, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<String>,
+    /// Its `host-header` condition's values (none: any host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+    /// Its `path-pattern` condition's values (none: any path).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
-/// The rules the listener-rule path shifts: forwarding to a group that holds the node's targets,
-/// not managed by a controller, not already shifted (a lease holds it then, and its tick follows
-/// the deficit), and not already forwarding to the fallback.
+/// The Ingress part of a rule's shift: `None` for a rule no controller manages; for a managed
+/// one, where it comes from in its Ingress (found among `ingresses` by the rule's stack tag), or
+/// why it cannot be shifted.
+pub fn ingress_part(
+    rule: &RuleFacts,
+    ingresses: &[serde_json::Value],
+    cluster: &str,
+) -> Result<Option<IngressShift>, IngressShiftError> {
+    let Some(stack) = &rule.ingress else {
+        return Ok(None);
+    };
+    let ingress = ingresses
+        .iter()
+        .find(|i| ingress::ingress_ref(i) == *stack)
+        .ok_or_else(|| IngressShiftError::NotRead {
+            ingress: stack.clone(),
+        })?;
+    ingress::locate(rule, ingress, cluster).map(Some)
+}
+
+/// The rules to shift: forwarding to a group that holds the node's targets, not already shifted
+/// (a lease holds it then, and its tick follows the deficit), not already forwarding to the
+/// fallback, and, for a rule a controller manages, with an Ingress (among `ingresses`) whose
+/// path can be patched ([`ingress_part`]).
 pub fn shiftable<'a>(
     rules: &'a [RuleFacts],
     groups: &[TargetGroupFacts],
     fallback: &str,
+    ingresses: &[serde_json::Value],
 ) -> Vec<&'a RuleFacts> {
     rules
         .iter()
-        .filter(|r| r.ingress.is_none())
+        .filter(|r| ingress_part(r, ingresses, "").is_ok())
         .filter(|r| !r.forward.iter().any(|g| g.target_group_arn == fallback))
         .filter(|r| {
             r.forward.iter().any(|w| {
@@ -127,6 +159,7 @@ pub fn lease_for(
         interruption_id: interruption_id.to_owned(),
         hold_until: deadline,
         restore_by: now + TimeDelta::seconds(config.shift_max_seconds),
+        ingress: None,
     })
 }
 

@@ -21,6 +21,8 @@ fn rule(arn: &str, forward: Vec<WeightedGroup>) -> RuleFacts {
         is_default: false,
         forward,
         ingress: None,
+        hosts: Vec::new(),
+        paths: vec!["/*".into()],
     }
 }
 
@@ -76,21 +78,28 @@ fn the_nodes_share_of_a_group_moves_to_the_fallback() {
 }
 
 #[test]
-fn only_unmanaged_rules_of_the_nodes_groups_not_yet_shifted_are_shiftable() {
+fn rules_of_the_nodes_groups_not_yet_shifted_are_shiftable_managed_ones_through_their_ingress() {
     let groups = [group("a", 1, 4), group("b", 0, 4)];
-    let mut managed = rule("managed", vec![w("a", 1)]);
-    managed.ingress = Some("default/shop".into());
+    let managed = |arn: &str, stack: &str| RuleFacts {
+        ingress: Some(stack.into()),
+        ..rule(arn, vec![w("a", 1)])
+    };
+    let shop = serde_json::json!({
+        "metadata": {"namespace": "default", "name": "shop"},
+        "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+    });
     let rules = [
         rule("mine", vec![w("a", 1)]),
         rule("other", vec![w("b", 1)]),
         rule("shifted", vec![w("a", 1), w(FALLBACK, 1)]),
-        managed,
+        managed("managed", "default/shop"),
+        managed("unread", "default/gone"),
     ];
-    let picked: Vec<&str> = shiftable(&rules, &groups, FALLBACK)
+    let picked: Vec<&str> = shiftable(&rules, &groups, FALLBACK, &[shop])
         .iter()
         .map(|r| r.arn.as_str())
         .collect();
-    assert_eq!(picked, ["mine"]);
+    assert_eq!(picked, ["mine", "managed"]);
 }
 
 #[test]
