@@ -277,7 +277,7 @@ impl<W: InterruptionPorts + 'static> Elb for Port<W> {
     fn in_service(
         &self,
         target_group_arn: &str,
-    ) -> impl Future<Output = Result<Option<usize>, PortError>> + Send {
+    ) -> impl Future<Output = Result<Option<Vec<String>>, PortError>> + Send {
         self.rec.time(
             "elb.in_service",
             Side::Aws,

@@ -241,6 +241,7 @@ async fn a_shift_left_behind_by_a_crash_is_put_back_by_the_keepers_tick<H: Harne
             target_group_arn: rule.forward[0].target_group_arn.clone(),
             expected: 8,
             announced: 4,
+            leaving: Vec::new(),
         }],
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),

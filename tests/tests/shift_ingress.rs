@@ -438,6 +438,7 @@ async fn lease_for_the_rule<H: Harness>(
             target_group_arn: shop,
             expected,
             announced: expected / 2,
+            leaving: Vec::new(),
         }],
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),

@@ -241,10 +241,10 @@ impl Elb for FakeElb {
         }
     }
     /// Every registered target is healthy: the fake keeps no health checks.
-    async fn in_service(&self, target_group_arn: &str) -> Result<Option<usize>, PortError> {
+    async fn in_service(&self, target_group_arn: &str) -> Result<Option<Vec<String>>, PortError> {
         Ok(lock(&self.groups)
             .get(target_group_arn)
-            .map(|g| g.targets.len()))
+            .map(|g| g.targets.iter().map(|t| t.id.clone()).collect()))
     }
 }
 

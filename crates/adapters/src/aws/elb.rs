@@ -337,7 +337,7 @@ impl Elb for ElbAdapter {
         Ok(())
     }
 
-    async fn in_service(&self, target_group_arn: &str) -> Result<Option<usize>, PortError> {
+    async fn in_service(&self, target_group_arn: &str) -> Result<Option<Vec<String>>, PortError> {
         Ok(self.health(target_group_arn, None).await?.map(|described| {
             described
                 .iter()
@@ -345,7 +345,8 @@ impl Elb for ElbAdapter {
                     d.target_health().and_then(|h| h.state())
                         == Some(&TargetHealthStateEnum::Healthy)
                 })
-                .count()
+                .filter_map(|d| d.target()?.id().map(str::to_owned))
+                .collect()
         }))
     }
 

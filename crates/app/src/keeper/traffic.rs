@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use costop_core::record::{SHIFT_PK, TimelineEntry, TimelineStep};
-use costop_core::shift::{self, IngressShift, IngressTarget, RestoreStep, ShiftLease};
+use costop_core::shift::{self, InService, IngressShift, IngressTarget, RestoreStep, ShiftLease};
 use serde::Serialize;
 
 use super::{Keeper, KeeperError, observe};
@@ -82,15 +82,15 @@ impl<W: KeeperPorts> Keeper<W> {
 
     /// Targets in service per group of the lease; a group that could not be read is left out
     /// (taken as unchanged), one that is gone counts as whole (nothing to wait for).
-    async fn groups_in_service(&self, lease: &ShiftLease) -> BTreeMap<String, usize> {
+    async fn groups_in_service(&self, lease: &ShiftLease) -> BTreeMap<String, InService> {
         let mut out = BTreeMap::new();
         for g in &lease.groups {
             match self.world.elb().in_service(&g.target_group_arn).await {
-                Ok(Some(n)) => {
-                    out.insert(g.target_group_arn.clone(), n);
+                Ok(Some(healthy)) => {
+                    out.insert(g.target_group_arn.clone(), InService::Healthy(healthy));
                 }
                 Ok(None) => {
-                    out.insert(g.target_group_arn.clone(), g.expected);
+                    out.insert(g.target_group_arn.clone(), InService::Gone);
                 }
                 Err(e) => {
                     tracing::warn!(target_group = %g.target_group_arn, error = %error_chain(&e), "target health unreadable");

@@ -63,11 +63,11 @@ pub trait Elb: Send + Sync {
         rule: &RuleFacts,
         forward: &[WeightedGroup],
     ) -> impl Future<Output = Result<(), PortError>> + Send;
-    /// How many of the group's targets are `healthy`; `None` for a group that is gone.
+    /// The group's `healthy` targets (instance id or IP); `None` for a group that is gone.
     fn in_service(
         &self,
         target_group_arn: &str,
-    ) -> impl Future<Output = Result<Option<usize>, PortError>> + Send;
+    ) -> impl Future<Output = Result<Option<Vec<String>>, PortError>> + Send;
 }
 
 /// Auto Scaling.

@@ -17,6 +17,10 @@ pub struct GroupShare {
     pub expected: usize,
     /// Of those, the interrupted node's.
     pub announced: usize,
+    /// The interrupted node's targets (instance id or IP): capacity that is leaving, however
+    /// healthy it still looks. Empty in leases written before it was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leaving: Vec<String>,
 }
 
 impl GroupShare {
@@ -28,6 +32,13 @@ impl GroupShare {
     /// The share of the group's capacity missing with `in_service` targets.
     pub fn deficit_share(&self, in_service: usize) -> f64 {
         ratio(self.expected.saturating_sub(in_service), self.expected)
+    }
+
+    /// The share of the group's capacity missing with `healthy` targets, those leaving not
+    /// counted: the node's share at the notice, shrinking as replacements turn healthy.
+    pub fn missing_share(&self, healthy: &[String]) -> f64 {
+        let staying = healthy.iter().filter(|t| !self.leaving.contains(t)).count();
+        self.deficit_share(staying)
     }
 }
 

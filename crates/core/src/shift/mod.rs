@@ -133,6 +133,7 @@ pub fn lease_for(
                 target_group_arn: g.arn.clone(),
                 expected: g.registered.max(g.targets.len()),
                 announced: g.targets.len(),
+                leaving: g.targets.iter().map(|t| t.id.clone()).collect(),
             })
         })
         .collect();
@@ -182,11 +183,26 @@ pub enum RestoreStep {
     },
 }
 
+/// A group as the keeper's tick finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InService {
+    /// The group is gone: nothing to wait for.
+    Gone,
+    /// Its `healthy` targets (instance id or IP).
+    Healthy(Vec<String>),
+}
+
 /// One tick's step for `lease`, from each group's targets in service now (absent: unknown,
 /// taken as unchanged from the notice).
+///
+/// The node's own targets never count as capacity: the share stays shifted until as many
+/// other targets are healthy as the group had at the notice, and shrinks as each replacement
+/// turns healthy. A lease that does not know the node's targets (written before they were
+/// recorded) holds the node's share until its deadline instead, as its targets still look
+/// healthy while they drain.
 pub fn restore_step(
     lease: &ShiftLease,
-    in_service: &BTreeMap<String, usize>,
+    in_service: &BTreeMap<String, InService>,
     now: DateTime<Utc>,
 ) -> RestoreStep {
     if now >= lease.restore_by {
@@ -198,11 +214,21 @@ pub fn restore_step(
         let Some(g) = lease.groups.iter().find(|g| g.target_group_arn == arn) else {
             return 0.0;
         };
-        let deficit = in_service.get(arn).map_or(0.0, |&n| g.deficit_share(n));
-        if now < lease.hold_until {
-            deficit.max(g.announced_share())
-        } else {
-            deficit
+        match in_service.get(arn) {
+            Some(InService::Gone) => 0.0,
+            None if !g.leaving.is_empty() => g.announced_share(),
+            Some(InService::Healthy(healthy)) if !g.leaving.is_empty() => g.missing_share(healthy),
+            found => {
+                let deficit = match found {
+                    Some(InService::Healthy(h)) => g.deficit_share(h.len()),
+                    _ => 0.0,
+                };
+                if now < lease.hold_until {
+                    deficit.max(g.announced_share())
+                } else {
+                    deficit
+                }
+            }
         }
     };
     match shifted(

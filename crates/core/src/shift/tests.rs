@@ -135,28 +135,77 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
         now + TimeDelta::seconds(120),
     )
     .unwrap();
-    let serving = |n: usize| BTreeMap::from([("a".to_owned(), n)]);
-    // Before the deadline the node's targets still look healthy: the shift holds.
-    assert_eq!(restore_step(&lease, &serving(12), now), RestoreStep::Keep);
-    let after = now + TimeDelta::seconds(130);
-    // The node's four are gone, two replacements serve: half the deficit remains.
+    // The node's four (10.1.0.0-3) and eight others (10.2.0.x), then `new` replacements.
+    let serving = |node: usize, new: usize| {
+        let ids = (0..node)
+            .map(|i| format!("10.1.0.{i}"))
+            .chain((0..8 + new).map(|i| format!("10.2.0.{i}")))
+            .collect();
+        BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
+    };
+    // The node's targets still look healthy, but they are leaving: the shift holds.
+    assert_eq!(restore_step(&lease, &serving(4, 0), now), RestoreStep::Keep);
+    // Two replacements serve: half the share comes back, well before the deadline.
+    let after = now + TimeDelta::seconds(30);
     assert_eq!(
-        restore_step(&lease, &serving(10), after),
+        restore_step(&lease, &serving(4, 2), after),
         RestoreStep::Adjust {
             weights: vec![w("a", 83), w(FALLBACK, 17)]
         }
     );
+    // An unreadable group is taken as at the notice.
     assert_eq!(
-        restore_step(&lease, &serving(12), after),
+        restore_step(&lease, &BTreeMap::new(), after),
+        RestoreStep::Keep
+    );
+    assert_eq!(
+        restore_step(&lease, &serving(0, 4), after),
         RestoreStep::Restore {
             reason: "capacity_back"
         }
     );
     // Whatever the capacity, the lease's end puts the rule back.
     assert_eq!(
-        restore_step(&lease, &serving(0), now + TimeDelta::seconds(901)),
+        restore_step(&lease, &serving(0, 0), now + TimeDelta::seconds(901)),
         RestoreStep::Restore {
             reason: "lease_expired"
+        }
+    );
+}
+
+#[test]
+fn a_lease_that_does_not_know_the_nodes_targets_holds_the_share_until_its_deadline() {
+    let now = Utc::now();
+    let mut lease = lease_for(
+        &rule("r", vec![w("a", 1)]),
+        &[group("a", 4, 12)],
+        &config(),
+        "i-1-spot",
+        now,
+        now + TimeDelta::seconds(120),
+    )
+    .unwrap();
+    for g in &mut lease.groups {
+        g.leaving.clear();
+    }
+    let healthy = |n: usize| {
+        let ids = (0..n).map(|i| format!("10.3.0.{i}")).collect();
+        BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
+    };
+    assert_eq!(restore_step(&lease, &healthy(12), now), RestoreStep::Keep);
+    let after = now + TimeDelta::seconds(130);
+    assert_eq!(
+        restore_step(&lease, &healthy(12), after),
+        RestoreStep::Restore {
+            reason: "capacity_back"
+        }
+    );
+    // A group that is gone has nothing to wait for.
+    let gone = BTreeMap::from([("a".to_owned(), InService::Gone)]);
+    assert_eq!(
+        restore_step(&lease, &gone, after),
+        RestoreStep::Restore {
+            reason: "capacity_back"
         }
     );
 }
