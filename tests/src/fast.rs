@@ -591,10 +591,7 @@ impl Harness for FastHarness {
         }
         sim.apply_yaml(&s.manifests_yaml())
             .expect("workloads apply");
-        crate::eventually("the fast world to settle", Duration::from_secs(60), || {
-            crate::settled(&sim)
-        })
-        .await;
+        crate::settle(&sim, Duration::from_secs(60)).await;
         let config = crate::config(
             vec![
                 ("COSTOP_TABLE".into(), s.table.name.clone()),

@@ -191,19 +191,56 @@ pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bo
 
 /// Every node Ready and every pod Running (none Pending, none terminating).
 pub fn settled(sim: &Simulator) -> bool {
+    unsettled(sim).is_empty()
+}
+
+/// Wait until [`settled`], or panic naming what is not: the nodes not Ready and the pods not
+/// Running, each with its phase, node and conditions, so a slow start can be told from a stuck one.
+pub async fn settle(sim: &Simulator, timeout: Duration) {
+    let t0 = Instant::now();
+    loop {
+        let left = unsettled(sim);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for the cluster to settle; not yet:\n{}",
+            left.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// What keeps the cluster from [`settled`], one line each (empty once settled).
+pub fn unsettled(sim: &Simulator) -> Vec<String> {
     let (nodes, _) = sim
         .store()
         .list(&resources::NODES, None, &ListOptions::default());
     let (pods, _) = sim
         .store()
         .list(&resources::PODS, None, &ListOptions::default());
-    let ready_nodes = nodes.iter().filter(|n| costop_bed::node_ready(n)).count();
-    ready_nodes > 0
-        && !pods.is_empty()
-        && pods.iter().all(|p| {
-            p.pointer("/status/phase").and_then(Value::as_str) == Some("Running")
-                && p["metadata"].get("deletionTimestamp").is_none()
-        })
+    let mut out = Vec::new();
+    if !nodes.iter().any(costop_bed::node_ready) {
+        out.push(format!("no node Ready ({} nodes)", nodes.len()));
+    }
+    if pods.is_empty() {
+        out.push("no pods".to_string());
+    }
+    for p in &pods {
+        let phase = p.pointer("/status/phase").and_then(Value::as_str);
+        let deleting = p["metadata"].get("deletionTimestamp").is_some();
+        if phase != Some("Running") || deleting {
+            out.push(format!(
+                "pod {}/{}: phase {phase:?}, node {}, deleting {deleting}, conditions {}",
+                p["metadata"]["namespace"].as_str().unwrap_or(""),
+                p["metadata"]["name"].as_str().unwrap_or(""),
+                p["spec"]["nodeName"],
+                p["status"]["conditions"],
+            ));
+        }
+    }
+    out
 }
 
 /// Ready spot nodes: (instance id, node name), by node name.
