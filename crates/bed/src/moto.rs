@@ -284,10 +284,8 @@ impl Drop for Moto {
 }
 
 /// `moto_server` with a listen backlog of 4096 (the kernel caps it at `net.core.somaxconn`).
-const MOTO_LAUNCHER: &str = "import sys, werkzeug.serving\n\
-werkzeug.serving.BaseWSGIServer.request_queue_size = 4096\n\
-from moto.server import main\n\
-sys.exit(main(sys.argv[1:]))\n";
+/// moto's server entry point with the bed's changes (each explained in the file).
+const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
 
 /// The guardian thread: forks moto (so PDEATHSIG is tied to this thread, which lives as long as
 /// the `Moto`), reports its port, then waits for the stop signal or moto's death.
@@ -296,10 +294,7 @@ fn guard(
     ready: mpsc::Sender<Result<(u32, u16), String>>,
     stop: mpsc::Receiver<()>,
 ) {
-    // moto's own entry point, run by the venv's python after one change: a listen backlog big
-    // enough for a burst of clients. With werkzeug's 128, fifty handlers starting at once (each
-    // with its own connections) overflow it, the kernel drops SYNs and those clients retry after
-    // 1 s and 3 s — a stall real AWS endpoints do not have.
+    // moto's own entry point, run by the venv's python with the changes of `moto_launcher.py`.
     let mut cmd = Command::new(server.with_file_name("python"));
     cmd.args(["-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", "0"])
         .env("PYTHONUNBUFFERED", "1")
