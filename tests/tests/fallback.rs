@@ -577,3 +577,28 @@ on_both!(
     a_forward_answers_503_with_retry_after_when_the_budget_runs_out,
     setup()
 );
+
+/// DynamoDB cancels a transaction that meets another on the same item (`TransactionConflict`),
+/// which concurrent writes on the queue's depth counter do; moto never does, so this one runs on
+/// the fakes, whose queue can be told to. The write is queued on a later attempt, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_transaction_meets_another_is_queued_on_a_later_attempt_once() {
+    let h = <costop_tests::FastHarness as Harness>::start(setup()).await;
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    f.world().queue.conflict_next(2);
+    let (r, served) = f.handle(write("/items/a", r#"{"n": 1}"#)).await;
+    assert_eq!(r.status(), 202, "{:?}", r.body());
+    assert_eq!(served.attempts, Some(3));
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(body_json(&r)["id"], pending[0].receipt_id.as_str());
+
+    // Conflicts past the budget: 503 with Retry-After, nothing more stored.
+    f.world().queue.conflict_next(u32::MAX);
+    let (r, served) = f.handle(write("/items/a", r#"{"n": 2}"#)).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(header(&r, headers::RETRY_AFTER), "5");
+    assert!(served.gave_up);
+    assert_eq!(f.world().queue().pending().await.unwrap().len(), 1);
+}

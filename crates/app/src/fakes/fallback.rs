@@ -21,6 +21,7 @@ struct QueueState {
     dead: BTreeMap<(String, u64), QueuedWrite>,
     receipts: HashMap<String, Receipt>,
     keys: HashMap<String, String>,
+    conflicts: u32,
 }
 
 /// The write queue in memory.
@@ -35,6 +36,12 @@ fn gone(op: &'static str, _receipt: &str) -> PortError {
 }
 
 impl FakeQueue {
+    /// The next `n` enqueues are cancelled as DynamoDB cancels a transaction that meets another
+    /// on the same item (`TransactionConflict`): nothing stored, a transient error.
+    pub fn conflict_next(&self, n: u32) {
+        lock(&self.state).conflicts = n;
+    }
+
     /// Items the table would hold: pending and dead writes, receipts, idempotency keys and
     /// the sequence counters (the depth counter is not counted).
     pub fn items(&self) -> usize {
@@ -50,6 +57,13 @@ impl WriteQueue for FakeQueue {
         let seq = s.seqs.entry(write.path.clone()).or_default();
         *seq += 1;
         write.seq = *seq;
+        if s.conflicts > 0 {
+            s.conflicts -= 1;
+            return Err(PortError::Transient {
+                op: "queue write",
+                source: "TransactionConflict".into(),
+            });
+        }
         if let Some(r) = s
             .keys
             .get(&write.idempotency_key)

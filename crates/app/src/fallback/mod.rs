@@ -39,7 +39,7 @@ pub struct Served {
     /// The write was a duplicate of a queued one (same `Idempotency-Key`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,
-    /// Upstream attempts, for a forward.
+    /// Attempts: to reach the upstream for a forward, to store the write for a queue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
     /// The forward's budget ran out (or the queue was full, or a port failed).

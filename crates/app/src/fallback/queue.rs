@@ -4,15 +4,18 @@
 //! 503 with `Retry-After` and stores nothing. A write without a key gets one, stored with it, so
 //! every replay of it carries the same key. Header values that are not text are not kept.
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use chrono::Utc;
 use costop_core::fallback::{QueuedWrite, Receipt, headers};
+use costop_core::plan::deterministic_jitter;
 use http::{HeaderValue, Method, StatusCode};
 
 use super::forward::end_to_end;
 use super::{Fallback, Served, json, retry_later};
 use crate::function::error_chain;
-use crate::ports::{Enqueued, FallbackPorts, WriteQueue};
+use crate::ports::{Enqueued, FallbackPorts, PortError, WriteQueue};
 
 /// A receipt as JSON, with where to read it.
 fn receipt_body(r: &Receipt) -> serde_json::Value {
@@ -52,11 +55,7 @@ impl<W: FallbackPorts> Fallback<W> {
             attempts: 0,
             last_error: None,
         };
-        let enqueued = self
-            .world
-            .queue()
-            .enqueue(write, self.config.queue_max_depth)
-            .await;
+        let enqueued = self.enqueue(write, served).await;
         let receipt = match enqueued {
             Ok(Enqueued::Queued(r)) => r,
             Ok(Enqueued::Duplicate(r)) => {
@@ -83,6 +82,42 @@ impl<W: FallbackPorts> Fallback<W> {
             r.headers_mut().insert(headers::LOCATION, v);
         }
         r
+    }
+
+    /// Queue `write`, again with backoff while the table answers a transient error, within the
+    /// forward's budget. DynamoDB cancels a transaction that meets another on the same item
+    /// (`TransactionConflict`, as concurrent writes on the queue's depth counter do) and asks
+    /// the caller to retry; a retry of a write that did land is answered as its duplicate, by
+    /// its idempotency key.
+    async fn enqueue(
+        &self,
+        write: QueuedWrite,
+        served: &mut Served,
+    ) -> Result<Enqueued, PortError> {
+        let started = Instant::now();
+        let budget = Duration::from_millis(self.config.fallback_forward_budget_ms);
+        let backoff = self.config.fallback_backoff;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let result = self
+                .world
+                .queue()
+                .enqueue(write.clone(), self.config.queue_max_depth)
+                .await;
+            served.attempts = Some(attempts);
+            let Err(e @ PortError::Transient { .. }) = result else {
+                return result;
+            };
+            let jitter = deterministic_jitter(&write.receipt_id, attempts);
+            match backoff.next_wait(attempts - 1, jitter, started.elapsed(), budget) {
+                Some(wait) => {
+                    tracing::debug!(attempts, error = %error_chain(&e), "queueing the write again");
+                    tokio::time::sleep(wait).await;
+                }
+                None => return Err(e),
+            }
+        }
     }
 
     /// `GET /_costop/receipts/{id}`: the receipt, 404 for an unknown id.
