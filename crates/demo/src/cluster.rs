@@ -30,6 +30,8 @@ pub struct PodView {
     pub tolerations: Vec<String>,
     /// Why the scheduler left it unbound (its `PodScheduled=False` message).
     pub unschedulable: Option<String>,
+    /// It answers HTTP on the bed (its `bed.costop.io/app` annotation), so requests reach it.
+    pub serves_http: bool,
 }
 
 impl PodView {
@@ -64,6 +66,10 @@ impl PodView {
             cpu_m: matching::pod_requests(p).cpu_m,
             tolerations,
             unschedulable,
+            serves_http: p
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(costop_bed::net::pods::ANNOTATION_APP))
+                .is_some(),
         }
     }
 

@@ -21,12 +21,23 @@ pub fn scheduled_tick() -> Result<Value, serde_json::Error> {
     Ok(ev)
 }
 
-/// The spot node to interrupt: the first Ready one by name, so a scenario always gives the same.
+/// The spot node to interrupt: the Ready one with the most pods that answer requests, so the
+/// traffic shows what the interruption costs; among equals the first by name.
 pub fn pick_spot_node(view: &ClusterView) -> Option<&NodeView> {
+    let serving = |n: &NodeView| {
+        view.pods
+            .iter()
+            .filter(|p| p.serves_http && p.node.as_deref() == Some(n.name.as_str()))
+            .count()
+    };
     view.nodes
         .iter()
         .filter(|n| n.capacity_type == "SPOT" && n.ready && n.instance_id.is_some())
-        .min_by(|a, b| a.name.cmp(&b.name))
+        .min_by(|a, b| {
+            serving(b)
+                .cmp(&serving(a))
+                .then_with(|| a.name.cmp(&b.name))
+        })
 }
 
 /// The captured event, re-addressed to `instance_id` and dated now.

@@ -225,6 +225,22 @@ async fn the_demo_warns_both_functions_starts_the_standby_and_runs_every_displac
         .map(key)
         .collect();
     assert!(left.is_empty(), "still on the interrupted node: {left:?}");
+
+    // The requests sent through the load balancer all the while: the interrupted node served
+    // some, their share went to the fallback, its queued writes were replayed, none failed.
+    let traffic = report.traffic.as_ref().expect("the demo sends traffic");
+    assert!(traffic.sent > 0, "{traffic:?}");
+    assert_eq!(traffic.failed, 0, "{traffic:?}");
+    assert_eq!(traffic.lost_writes, 0, "{traffic:?}");
+    assert_eq!(traffic.succeeded, traffic.sent, "{traffic:?}");
+    assert!(
+        traffic.queued > 0,
+        "no write went to the fallback: {traffic:?}"
+    );
+    assert_eq!(traffic.replayed as u64, traffic.queued, "{traffic:?}");
+    for step in ["OUT_OF_ROTATION", "TRAFFIC_SHIFTED", "ROTATION_SETTLED"] {
+        assert!(names.contains(&step), "{step} missing from {names:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
