@@ -37,6 +37,13 @@
 //! whole path, the real-time run is the measurement. `--json` prints one
 //! JSON object per run. `--mode`, `--load`, `--prestop` and `--readiness-gate yes|no`
 //! (repeatable) pick runs.
+//!
+//! costop's runs deploy its fallback function behind the ALB stand-in (the bed's Lambda service
+//! runs the release `costop-fallback`) and shift traffic to it: `--shift-factor F` is
+//! `COSTOP_SHIFT_FACTOR` (default 1: the node's share; 1000 moves all of a group's traffic; 0: no
+//! shift). The keeper ticks every 60 s as its schedule does, and after the load until traffic
+//! is restored and the queue replayed; `fallback` in the JSON counts what it replayed and
+//! dead-lettered, what was still queued, the rules restored, the function's environments.
 
 #[path = "traffic/plot.rs"]
 mod plot;
