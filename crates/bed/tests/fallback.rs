@@ -4,14 +4,14 @@
 //! through the upstream listener (which no shift touches), queues the writes its routes allow
 //! and serves their receipts on the path kept routed to it.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
 };
 use costop_bed::{Bed, BedOptions, Scenario};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The function's binary as `cargo xtask test` builds it (a no-op when it already has).
 fn fallback_binary() -> std::path::PathBuf {
@@ -50,29 +50,10 @@ async fn bed() -> Bed {
     bed
 }
 
-/// One HTTP/1.1 request on a fresh connection: (status, headers and body).
+/// One HTTP/1.1 request on a fresh connection (a POST with `{}`): (status, headers and body).
 async fn request(url: &str, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let addr = url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).await.expect("the ALB accepts");
     let body = if method == "POST" { "{}" } else { "" };
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, out)
+    common::http(url, method, path, headers, body).await
 }
 
 async fn until<F: std::future::Future<Output = bool>>(

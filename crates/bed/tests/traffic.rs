@@ -4,12 +4,12 @@
 //! targets through the kube-proxy stand-in), writes land in the service's store, and the AWS
 //! front answers DescribeTargetHealth with the ALB's own view.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use costop_bed::{Bed, Scenario};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The traffic scenario, sped up, without the fallback (tests/fallback.rs runs it).
 fn scenario() -> Scenario {
@@ -37,25 +37,7 @@ async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let addr = url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(addr).await.expect("the ALB accepts");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: shop.example\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (status, out) = common::http(url, method, path, headers, body).await;
     let body = out.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
     (status, body)
 }
