@@ -189,13 +189,9 @@ pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bo
     }
 }
 
-/// Every node Ready and every pod Running (none Pending, none terminating).
-pub fn settled(sim: &Simulator) -> bool {
-    unsettled(sim).is_empty()
-}
-
-/// Wait until [`settled`], or panic naming what is not: the nodes not Ready and the pods not
-/// Running, each with its phase, node and conditions, so a slow start can be told from a stuck one.
+/// Wait until a node is Ready and every pod Running (none Pending, none terminating), or panic
+/// naming what is not: each pod with its phase, node and conditions, so a slow start can be told
+/// from a stuck one.
 pub async fn settle(sim: &Simulator, timeout: Duration) {
     let t0 = Instant::now();
     loop {
@@ -212,7 +208,7 @@ pub async fn settle(sim: &Simulator, timeout: Duration) {
     }
 }
 
-/// What keeps the cluster from [`settled`], one line each (empty once settled).
+/// What keeps the cluster from settling, one line each (empty once settled).
 pub fn unsettled(sim: &Simulator) -> Vec<String> {
     let (nodes, _) = sim
         .store()

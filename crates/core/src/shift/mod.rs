@@ -214,11 +214,14 @@ pub fn restore_step(
         let Some(g) = lease.groups.iter().find(|g| g.target_group_arn == arn) else {
             return 0.0;
         };
-        match in_service.get(arn) {
-            Some(InService::Gone) => 0.0,
-            None if !g.leaving.is_empty() => g.announced_share(),
-            Some(InService::Healthy(healthy)) if !g.leaving.is_empty() => g.missing_share(healthy),
-            found => {
+        let knows_leaving = !g.leaving.is_empty();
+        match (in_service.get(arn), knows_leaving) {
+            (Some(InService::Gone), _) => 0.0,
+            (None, true) => g.announced_share(),
+            (Some(InService::Healthy(healthy)), true) => g.missing_share(healthy),
+            // A lease without the node's targets: count every healthy one, and hold the node's
+            // share until the deadline.
+            (found, false) => {
                 let deficit = match found {
                     Some(InService::Healthy(h)) => g.deficit_share(h.len()),
                     _ => 0.0,

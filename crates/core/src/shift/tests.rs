@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::*;
 use crate::facts::{RegisteredTarget, TargetType};
@@ -123,10 +123,10 @@ fn a_lease_records_the_rule_as_it_was_and_the_shift_applied() {
     assert_eq!(back, lease);
 }
 
-#[test]
-fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
-    let now = Utc::now();
-    let lease = lease_for(
+/// The lease of one rule on group `a`, whose 12 targets include the node's 4, noticed at `now`
+/// with two minutes left.
+fn node_of_four_in_twelve(now: DateTime<Utc>) -> ShiftLease {
+    lease_for(
         &rule("r", vec![w("a", 1)]),
         &[group("a", 4, 12)],
         &config(),
@@ -134,7 +134,13 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
         now,
         now + TimeDelta::seconds(120),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
+    let now = Utc::now();
+    let lease = node_of_four_in_twelve(now);
     // The node's four (10.1.0.0-3) and eight others (10.2.0.x), then `new` replacements.
     let serving = |node: usize, new: usize| {
         let ids = (0..node)
@@ -176,15 +182,7 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
 #[test]
 fn a_lease_that_does_not_know_the_nodes_targets_holds_the_share_until_its_deadline() {
     let now = Utc::now();
-    let mut lease = lease_for(
-        &rule("r", vec![w("a", 1)]),
-        &[group("a", 4, 12)],
-        &config(),
-        "i-1-spot",
-        now,
-        now + TimeDelta::seconds(120),
-    )
-    .unwrap();
+    let mut lease = node_of_four_in_twelve(now);
     for g in &mut lease.groups {
         g.leaving.clear();
     }
