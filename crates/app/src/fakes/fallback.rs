@@ -38,6 +38,7 @@ fn gone(op: &'static str, _receipt: &str) -> PortError {
 impl FakeQueue {
     /// The next `n` enqueues are cancelled as DynamoDB cancels a transaction that meets another
     /// on the same item (`TransactionConflict`): nothing stored, a transient error.
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling>
     pub fn conflict_next(&self, n: u32) {
         lock(&self.state).conflicts = n;
     }
