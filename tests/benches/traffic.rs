@@ -524,6 +524,21 @@ async fn tick(keeper: &Keeper<costop_adapters::AwsWorld>) -> TickFigures {
             traffic, replay, ..
         }) => {
             let replay = replay.unwrap_or_default();
+            // What the tick did about traffic and the queue, on stderr: a run that ends with
+            // writes still pending says why (a shift still held, a path blocked, a settle lost).
+            eprintln!(
+                "keeper tick: traffic {} replay {}",
+                json!(traffic),
+                json!({
+                    "gated": replay.gated,
+                    "replayed": replay.replayed.len(),
+                    "retried": replay.retried,
+                    "blocked": replay.blocked,
+                    "unsettled": replay.unsettled,
+                    "dead_lettered": replay.dead_lettered.len(),
+                    "pending": replay.pending,
+                })
+            );
             TickFigures {
                 leases: traffic
                     .iter()
@@ -878,6 +893,13 @@ fn main() {
         }
     };
     let scale = if a.quick { QUICK_SCALE } else { 1.0 };
+    // costop's own logs (the functions run in this process) on stderr, when RUST_LOG is set.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,8 +1,11 @@
 //! A tiny HTTP server on loopback standing in for a service's surviving capacity, as the
 //! fallback's upstream in tests: it answers each request with the status its script gives for
-//! that request (by arrival number) and keeps every request it saw. Dropping it stops it.
+//! that request (by arrival number) and keeps every request it saw, optionally after a delay
+//! (a slow service), counting how many it held at once. Dropping it stops it.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -26,6 +29,19 @@ pub type Script = Arc<dyn Fn(usize, &Seen) -> u16 + Send + Sync>;
 struct Shared {
     seen: Arc<Mutex<Vec<Seen>>>,
     script: Arc<Mutex<Script>>,
+    delay: Arc<Mutex<Duration>>,
+    held: Arc<Mutex<Held>>,
+}
+
+/// Requests being answered: now and at most, in all and per path.
+#[derive(Debug, Default, Clone)]
+pub struct Held {
+    now: usize,
+    now_on: BTreeMap<String, usize>,
+    /// The most held at once.
+    pub most: usize,
+    /// The most held at once on one path (query left out).
+    pub most_on: BTreeMap<String, usize>,
 }
 
 /// See the module docs.
@@ -46,6 +62,8 @@ impl TestUpstream {
         let shared = Shared {
             seen: Arc::default(),
             script: Arc::new(Mutex::new(Arc::new(script))),
+            delay: Arc::default(),
+            held: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(answer)
@@ -59,6 +77,16 @@ impl TestUpstream {
     /// Answer from now on as `script` says (arrival numbers keep counting).
     pub fn set(&self, script: impl Fn(usize, &Seen) -> u16 + Send + Sync + 'static) {
         *self.shared.script.lock().unwrap() = Arc::new(script);
+    }
+
+    /// Hold each request this long before answering it.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap() = delay;
+    }
+
+    /// How many requests were held at once, in all and per path.
+    pub fn held(&self) -> Held {
+        self.shared.held.lock().unwrap().clone()
     }
 
     /// Every request so far, in arrival order.
@@ -87,6 +115,26 @@ async fn answer(State(shared): State<Shared>, request: Request) -> impl IntoResp
         headers: parts.headers,
         body,
     };
+    let path = parts.uri.path().to_owned();
+    {
+        let mut h = shared.held.lock().unwrap();
+        h.now += 1;
+        h.most = h.most.max(h.now);
+        let on = h.now_on.entry(path.clone()).or_default();
+        *on += 1;
+        let on = *on;
+        let most = h.most_on.entry(path.clone()).or_default();
+        *most = (*most).max(on);
+    }
+    let delay = *shared.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    {
+        let mut h = shared.held.lock().unwrap();
+        h.now -= 1;
+        if let Some(on) = h.now_on.get_mut(&path) {
+            *on -= 1;
+        }
+    }
     let status = {
         let script = shared.script.lock().unwrap().clone();
         let mut all = shared.seen.lock().unwrap();

@@ -7,6 +7,8 @@
 //! replay: in order per path, only once no traffic shift is active, each outcome on its
 //! receipt; a write that keeps failing is dead-lettered and reported.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use chrono::Utc;
 use costop_app::keeper::{KeeperOutcome, ReplayReport};
@@ -460,6 +462,47 @@ async fn queued_writes_are_replayed_in_order_per_path_once_no_traffic_shift_is_a
     assert_eq!(up.seen().len(), 4);
 }
 
+async fn paths_are_replayed_side_by_side_each_one_write_at_a_time<H: Harness>(h: H) {
+    // A slow service: each answer takes 150 ms, thirty times the pace's 5 ms. Four writes (the
+    // queue's depth here) on three paths.
+    let up = accepting().await;
+    up.set_delay(Duration::from_millis(150));
+    let f = h.fallback(&up.url);
+    let keeper = h.keeper_to(&up.url);
+    for (path, n) in [
+        ("/items/a", 1),
+        ("/items/b", 1),
+        ("/items/a", 2),
+        ("/items/c", 1),
+    ] {
+        let (r, _) = f.handle(write(path, &format!("{{\"n\": {n}}}"))).await;
+        assert_eq!(r.status(), 202);
+    }
+    let (report, _) = tick(&keeper).await;
+    assert_eq!(report.replayed.len(), 4, "[{}] {report:?}", h.flavor());
+    let held = up.held();
+    assert!(
+        held.most >= 2,
+        "[{}] the paths went one after another: {held:?}",
+        h.flavor()
+    );
+    assert!(
+        held.most_on.values().all(|&n| n == 1),
+        "[{}] a path had two writes in flight: {held:?}",
+        h.flavor()
+    );
+    for (path, want) in [("/items/a", 2), ("/items/b", 1), ("/items/c", 1)] {
+        let bodies: Vec<String> = up
+            .seen()
+            .iter()
+            .filter(|s| s.target == path)
+            .map(|s| String::from_utf8_lossy(&s.body).into_owned())
+            .collect();
+        let expected: Vec<String> = (1..=want).map(|n| format!("{{\"n\": {n}}}")).collect();
+        assert_eq!(bodies, expected, "[{}] {path} out of sequence", h.flavor());
+    }
+}
+
 async fn a_write_the_upstream_keeps_failing_is_dead_lettered_after_its_attempts_and_reported<
     H: Harness,
 >(
@@ -542,6 +585,10 @@ async fn a_write_the_upstream_keeps_failing_is_dead_lettered_after_its_attempts_
 
 on_both!(
     queued_writes_are_replayed_in_order_per_path_once_no_traffic_shift_is_active,
+    setup()
+);
+on_both!(
+    paths_are_replayed_side_by_side_each_one_write_at_a_time,
     setup()
 );
 on_both!(

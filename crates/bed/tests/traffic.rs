@@ -103,11 +103,11 @@ async fn both_target_groups_follow_the_service_and_the_front_reports_the_albs_vi
     })
     .await;
     until(
-        "6 healthy instance targets",
+        "4 healthy instance targets",
         Duration::from_secs(90),
         || {
             let s = states(&bed, "shop-instance");
-            s.len() == 6 && s.values().all(|v| v == "healthy")
+            s.len() == 4 && s.values().all(|v| v == "healthy")
         },
     )
     .await;

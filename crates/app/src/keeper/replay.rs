@@ -1,7 +1,7 @@
 //! The replay of the fallback's queued writes, the keeper's part: each tick, once traffic is
 //! fully restored (no traffic-shift lease under `SHIFT` in costop's table), the pending writes
-//! go to the service through the upstream, paths taking turns and each path in sequence
-//! ([`costop_core::fallback::replay`]), at `COSTOP_REPLAY_RATE` per second for at most
+//! go to the service through the upstream, paths side by side and each path in sequence
+//! ([`costop_core::fallback::replay`]), `COSTOP_REPLAY_RATE` starts per second for at most
 //! [`REPLAY_WINDOW`]. Each carries its `Idempotency-Key` (the client's, or the one generated when
 //! it was queued) and `X-Costop-Receipt`: delivery is at least once, and the key makes a second
 //! delivery harmless to a service that honours it. The service's answer settles the receipt; a
@@ -9,15 +9,17 @@
 //! `COSTOP_REPLAY_MAX_ATTEMPTS` the write is dead-lettered — kept, logged at error, counted in
 //! the metrics and in the tick's outcome.
 
-use std::collections::HashSet;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use costop_core::fallback::backoff::ATTEMPT_TIMEOUT;
 use costop_core::fallback::replay::{
-    REPLAY_WINDOW, replay_budget, replay_interval, replay_order, traffic_restored,
+    REPLAY_PATHS_AT_ONCE, REPLAY_WINDOW, replay_budget, replay_interval, replay_lanes,
+    replay_order, traffic_restored,
 };
+use futures::StreamExt;
 use costop_core::fallback::{QueuedWrite, ReplayFate, headers, replay_fate};
 use costop_core::record;
 use serde::Serialize;
@@ -47,6 +49,46 @@ pub struct ReplayReport {
     pub unsettled: usize,
     /// Writes pending after the replay.
     pub pending: u64,
+}
+
+impl ReplayReport {
+    /// Fold one lane's report into the tick's.
+    fn add(&mut self, lane: ReplayReport) {
+        self.replayed.extend(lane.replayed);
+        self.retried += lane.retried;
+        self.dead_lettered.extend(lane.dead_lettered);
+        self.blocked += lane.blocked;
+        self.unsettled += lane.unsettled;
+    }
+}
+
+/// Starts handed out at the replay rate to every lane: the `n`-th start at `n` intervals after
+/// the first, none once [`REPLAY_WINDOW`] has gone.
+struct Pacer {
+    first: tokio::time::Instant,
+    interval: Duration,
+    next: AtomicU32,
+}
+
+impl Pacer {
+    fn new(interval: Duration) -> Self {
+        Pacer {
+            first: tokio::time::Instant::now(),
+            interval,
+            next: AtomicU32::new(0),
+        }
+    }
+
+    /// Wait for the next start; `false` once the window is over.
+    async fn start(&self) -> bool {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let offset = self.interval.saturating_mul(n);
+        if offset >= REPLAY_WINDOW {
+            return false;
+        }
+        tokio::time::sleep_until(self.first + offset).await;
+        true
+    }
 }
 
 impl<W: KeeperPorts> Keeper<W> {
@@ -88,35 +130,44 @@ impl<W: KeeperPorts> Keeper<W> {
     async fn replay_writes(&self, pending: &[QueuedWrite], report: &mut ReplayReport) {
         let rate = self.config.replay_rate;
         let order = replay_order(pending, replay_budget(rate, REPLAY_WINDOW));
-        let interval = replay_interval(rate);
-        let started = Instant::now();
-        let mut blocked: HashSet<&str> = HashSet::new();
-        let mut sent = 0usize;
-        for i in order {
-            let w = &pending[i];
-            if blocked.contains(w.path.as_str()) {
-                report.blocked += 1;
-                continue;
-            }
-            if sent > 0 {
-                tokio::time::sleep(interval).await;
-            }
-            if started.elapsed() >= REPLAY_WINDOW {
+        let pacer = Pacer::new(replay_interval(rate));
+        let lanes: Vec<ReplayReport> = futures::stream::iter(replay_lanes(pending, &order))
+            .map(|lane| self.replay_lane(pending, lane, &pacer))
+            .buffer_unordered(REPLAY_PATHS_AT_ONCE)
+            .collect()
+            .await;
+        for lane in lanes {
+            report.add(lane);
+        }
+    }
+
+    /// One path's writes in sequence, each when the pacer gives it a start; a write that must be
+    /// tried again (or whose outcome could not be recorded) holds the rest of its path back.
+    async fn replay_lane(
+        &self,
+        pending: &[QueuedWrite],
+        lane: Vec<usize>,
+        pacer: &Pacer,
+    ) -> ReplayReport {
+        let mut report = ReplayReport::default();
+        for (k, &i) in lane.iter().enumerate() {
+            if !pacer.start().await {
                 break;
             }
-            sent += 1;
+            let w = &pending[i];
             let answer = self.send(w).await;
             let fate = replay_fate(answer, w.attempts, self.config.replay_max_attempts);
-            if let Err(e) = self.settle(w, &fate, report).await {
-                tracing::warn!(receipt = %w.receipt_id, path = %w.path, error = %error_chain(&e), "the replay's outcome could not be recorded; the next tick sends it again");
+            let settled = self.settle(w, &fate, &mut report).await;
+            if let Err(e) = &settled {
+                tracing::warn!(receipt = %w.receipt_id, path = %w.path, error = %error_chain(e), "the replay's outcome could not be recorded; the next tick sends it again");
                 report.unsettled += 1;
-                blocked.insert(&w.path);
-                continue;
             }
-            if matches!(fate, ReplayFate::Retry { .. }) {
-                blocked.insert(&w.path);
+            if settled.is_err() || matches!(fate, ReplayFate::Retry { .. }) {
+                report.blocked += lane.len() - k - 1;
+                break;
             }
         }
+        report
     }
 
     /// One replay: the write as received, with its key and receipt; its status, or why none.

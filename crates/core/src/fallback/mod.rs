@@ -26,5 +26,5 @@ pub use backoff::{FullJitter, UpstreamAnswer, classify_answer};
 pub use input::{InputError, MAX_BODY_BYTES, check_body, check_idempotency_key};
 pub use policy::{DefaultPolicy, Policy, decide};
 pub use record::{QueuedWrite, Receipt, ReceiptState};
-pub use replay::{ReplayFate, replay_fate, replay_order};
+pub use replay::{ReplayFate, replay_fate, replay_lanes, replay_order};
 pub use route::{FixedResponse, RouteError, RouteSpec, Routes};

@@ -4,6 +4,10 @@
 //! (`COSTOP_REPLAY_RATE` per second, so the recovering service is not flooded), and what each
 //! answer means for the write.
 //!
+//! Paths are replayed side by side ([`replay_lanes`], at most [`REPLAY_PATHS_AT_ONCE`] at a
+//! time), each one write at a time, and the rate counts the writes started, not the round trips:
+//! a service that takes 80 ms a write still gets `COSTOP_REPLAY_RATE` per second, not twelve.
+//!
 //! A replay the service answered with anything but a "try again" is done, whatever the status:
 //! 2xx applied it, 3xx/4xx are the service's final word on it (stored with the receipt for the
 //! client to read). "Try again" is no answer at all, a 5xx, 408 (Request Timeout), 425 (Too
@@ -22,6 +26,10 @@ use super::record::QueuedWrite;
 /// The longest one tick replays before it leaves the rest for the next tick (the keeper runs
 /// every minute).
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(40);
+
+/// Paths replayed at the same time at most (each path one write at a time): bounds the
+/// connections the keeper opens to the service; the rate bounds the requests.
+pub const REPLAY_PATHS_AT_ONCE: usize = 32;
 
 /// Only once no traffic shift is active (`shift_leases` items under `SHIFT`).
 pub fn traffic_restored(shift_leases: usize) -> bool {
@@ -57,6 +65,21 @@ pub fn replay_order(writes: &[QueuedWrite], max: usize) -> Vec<usize> {
         round += 1;
     }
     out
+}
+
+/// The writes of `order` (from [`replay_order`]) split per path, each lane in the order's
+/// sequence, the lanes in the order their paths first appear.
+pub fn replay_lanes(writes: &[QueuedWrite], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut lanes: Vec<Vec<usize>> = Vec::new();
+    let mut lane_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for &i in order {
+        let lane = *lane_of.entry(&writes[i].path).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(i);
+    }
+    lanes
 }
 
 /// The pause between two replays at `rate` per second.
@@ -176,6 +199,29 @@ mod tests {
             assert_eq!(ids(replay_order(&writes, max)), want, "{max}");
         }
         assert!(replay_order(&[], 10).is_empty());
+    }
+
+    #[test]
+    fn lanes_keep_each_paths_sequence_and_the_order_in_which_paths_first_come() {
+        let writes = vec![w("/b", 1), w("/a", 2), w("/a", 1), w("/b", 2), w("/c", 1)];
+        let order = replay_order(&writes, 10);
+        let lanes = replay_lanes(&writes, &order);
+        let named: Vec<Vec<(&str, u64)>> = lanes
+            .iter()
+            .map(|l| l.iter().map(|&i| (writes[i].path.as_str(), writes[i].seq)).collect())
+            .collect();
+        assert_eq!(
+            named,
+            vec![
+                vec![("/a", 1), ("/a", 2)],
+                vec![("/b", 1), ("/b", 2)],
+                vec![("/c", 1)],
+            ]
+        );
+        assert!(replay_lanes(&writes, &[]).is_empty());
+        // A budget that cuts a path short leaves its lane short, never out of sequence.
+        let lanes = replay_lanes(&writes, &replay_order(&writes, 4));
+        assert_eq!(lanes.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1, 1]);
     }
 
     #[test]
