@@ -1,7 +1,8 @@
 //! The traffic benchmark: what one Spot interruption costs in failed requests, on the bed's
-//! `traffic` scenario (4 spot + 2 on-demand nodes, 12 pods that answer HTTP behind the ALB
-//! stand-in), with nothing done, with a drain as aws-node-termination-handler does it, and with
-//! costop — each at two offered loads (0.6× and 1.5× the capacity of the pods that survive) and
+//! `traffic` scenario (2 spot + 2 on-demand nodes, 12 pods that answer HTTP behind the ALB
+//! stand-in, six on each spot node), with nothing done, with a drain as
+//! aws-node-termination-handler does it, and with costop — each at two offered loads (0.6× and
+//! 1.5× the capacity of the pods that survive, which is 0.3× and 0.75× the whole service's) and
 //! with and without a preStop sleep in the workload.
 //!
 //! One run: a fresh bed; the load starts (open loop, a quarter writes); after a lead-in the Spot
@@ -620,8 +621,15 @@ async fn one_run(
     shift_factor: f64,
 ) -> RunResult {
     let (log_tx, mut log_rx) = tokio::sync::mpsc::channel(1 << 20);
+    let scenario = scenario(scale, prestop, gate);
+    // The fallback's forwards reach the service through this listener, not the clients'.
+    let upstream_port = scenario
+        .load_balancer
+        .as_ref()
+        .and_then(|lb| lb.fallback.as_ref())
+        .map(|f| f.upstream_listener_port);
     let bed = Bed::start_with(
-        scenario(scale, prestop, gate),
+        scenario,
         BedOptions {
             alb_access_log: Some(log_tx),
             ..BedOptions::default()
@@ -658,7 +666,9 @@ async fn one_run(
     let duration = real(LEAD_IN_SECONDS + WARNING_SECONDS + TAIL_SECONDS);
     let mut spec = LoadSpec::new(url, offered_rps, duration);
     spec.keys = KEYS;
-    spec.max_in_flight = 512;
+    // Open loop: a request due is sent whatever is outstanding (the offered rate times the
+    // timeout fits), so a slow answer is counted as slow or timed out, never as unsent.
+    spec.max_in_flight = 8192;
     spec.timeout = Duration::from_secs(10);
     let started = Instant::now();
     let load_task = tokio::spawn(loadgen::run(spec));
@@ -791,8 +801,13 @@ async fn one_run(
                 Some(_) => "other node",
                 None => "no target",
             };
+            let via = if Some(r.listener_port) == upstream_port {
+                ", a forward of the fallback's"
+            } else {
+                ""
+            };
             let key = format!(
-                "{} {} ({place})",
+                "{} {} ({place}{via})",
                 r.elb_status_code,
                 r.error_reason.unwrap_or("from target"),
             );

@@ -6,13 +6,13 @@
 //! applied twice should be declared `queue_safe` (replays carry an `Idempotency-Key`) or given a
 //! fixed response.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use costop_core::fallback::backoff::ATTEMPT_TIMEOUT;
 use costop_core::fallback::{UpstreamAnswer, classify_answer, headers};
-use costop_core::plan::deterministic_jitter;
 
+use super::retry::{Attempt, within_budget};
 use super::{Fallback, Served, retry_later};
 use crate::function::error_chain;
 use crate::ports::{FallbackPorts, PortError, Upstream};
@@ -55,51 +55,47 @@ impl<W: FallbackPorts> Fallback<W> {
         request: http::Request<Bytes>,
         served: &mut Served,
     ) -> http::Response<Bytes> {
-        let started = Instant::now();
         let budget = Duration::from_millis(self.config.fallback_forward_budget_ms);
-        let backoff = self.config.fallback_backoff;
         let outgoing = upstream_request(&request);
         // A seed per request: the core's jitter is deterministic, the spread comes from here.
         let seed = uuid::Uuid::new_v4().to_string();
-        let mut attempts = 0u32;
-        let mut last = String::new();
-        loop {
-            let left = budget.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                break;
-            }
-            attempts += 1;
-            let sent = self
-                .world
-                .upstream()
-                .send(outgoing.clone(), ATTEMPT_TIMEOUT.min(left))
-                .await;
-            match sent {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    if classify_answer(Some(status)) == UpstreamAnswer::Answered {
-                        served.attempts = Some(attempts);
-                        let (mut parts, body) = response.into_parts();
-                        parts.headers = end_to_end(&parts.headers);
-                        return http::Response::from_parts(parts, body);
+        let tried = within_budget(self.config.fallback_backoff, budget, &seed, |left| {
+            let outgoing = outgoing.clone();
+            async move {
+                match self
+                    .world
+                    .upstream()
+                    .send(outgoing, ATTEMPT_TIMEOUT.min(left))
+                    .await
+                {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        if classify_answer(Some(status)) == UpstreamAnswer::Answered {
+                            Attempt::Done(response)
+                        } else {
+                            Attempt::Again(format!("the upstream answered {status}"))
+                        }
                     }
-                    last = format!("the upstream answered {status}");
-                }
-                Err(e @ PortError::Permanent { .. }) => {
                     // Not configured, or a request it can never take: waiting will not help.
-                    tracing::error!(error = %error_chain(&e), "the upstream cannot take the request");
-                    last = error_chain(&e);
-                    break;
+                    Err(e @ PortError::Permanent { .. }) => {
+                        tracing::error!(error = %error_chain(&e), "the upstream cannot take the request");
+                        Attempt::Stop(error_chain(&e))
+                    }
+                    Err(e) => Attempt::Again(error_chain(&e)),
                 }
-                Err(e) => last = error_chain(&e),
             }
-            let jitter = deterministic_jitter(&seed, attempts);
-            match backoff.next_wait(attempts - 1, jitter, started.elapsed(), budget) {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => break,
-            }
-        }
+        })
+        .await;
+        let attempts = tried.attempts;
         served.attempts = Some(attempts);
+        let last = match tried.result {
+            Ok(response) => {
+                let (mut parts, body) = response.into_parts();
+                parts.headers = end_to_end(&parts.headers);
+                return http::Response::from_parts(parts, body);
+            }
+            Err(last) => last,
+        };
         served.gave_up = true;
         tracing::warn!(attempts, last = %last, "no capacity answered within the forward budget");
         retry_later(

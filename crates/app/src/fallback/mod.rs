@@ -11,6 +11,7 @@
 mod answer;
 mod forward;
 mod queue;
+mod retry;
 
 use std::time::Instant;
 

@@ -4,15 +4,15 @@
 //! 503 with `Retry-After` and stores nothing. A write without a key gets one, stored with it, so
 //! every replay of it carries the same key. Header values that are not text are not kept.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
 use costop_core::fallback::{QueuedWrite, Receipt, headers};
-use costop_core::plan::deterministic_jitter;
 use http::{HeaderValue, Method, StatusCode};
 
 use super::forward::end_to_end;
+use super::retry::{Attempt, within_budget};
 use super::{Fallback, Served, json, retry_later};
 use crate::function::error_chain;
 use crate::ports::{Enqueued, FallbackPorts, PortError, WriteQueue};
@@ -94,30 +94,33 @@ impl<W: FallbackPorts> Fallback<W> {
         write: QueuedWrite,
         served: &mut Served,
     ) -> Result<Enqueued, PortError> {
-        let started = Instant::now();
         let budget = Duration::from_millis(self.config.fallback_forward_budget_ms);
-        let backoff = self.config.fallback_backoff;
-        let mut attempts = 0u32;
-        loop {
-            attempts += 1;
-            let result = self
-                .world
-                .queue()
-                .enqueue(write.clone(), self.config.queue_max_depth)
-                .await;
-            served.attempts = Some(attempts);
-            let Err(e @ PortError::Transient { .. }) = result else {
-                return result;
-            };
-            let jitter = deterministic_jitter(&write.receipt_id, attempts);
-            match backoff.next_wait(attempts - 1, jitter, started.elapsed(), budget) {
-                Some(wait) => {
-                    tracing::debug!(attempts, error = %error_chain(&e), "queueing the write again");
-                    tokio::time::sleep(wait).await;
+        let tried = within_budget(
+            self.config.fallback_backoff,
+            budget,
+            &write.receipt_id,
+            |_| {
+                let write = write.clone();
+                async move {
+                    match self
+                        .world
+                        .queue()
+                        .enqueue(write, self.config.queue_max_depth)
+                        .await
+                    {
+                        Ok(enqueued) => Attempt::Done(enqueued),
+                        Err(e @ PortError::Transient { .. }) => {
+                            tracing::debug!(error = %error_chain(&e), "queueing the write again");
+                            Attempt::Again(e)
+                        }
+                        Err(e) => Attempt::Stop(e),
+                    }
                 }
-                None => return Err(e),
-            }
-        }
+            },
+        )
+        .await;
+        served.attempts = Some(tried.attempts);
+        tried.result
     }
 
     /// `GET /_costop/receipts/{id}`: the receipt, 404 for an unknown id.
