@@ -24,6 +24,8 @@ const API_TG: &str = "costop-dev-api";
 const FALLBACK_TG: &str = "costop-dev-fallback";
 /// The notice's deadline: short, so the tick runs past it within the test.
 const WINDOW_SECONDS: i64 = 6;
+/// How long a whole group's rule stays shifted before it is put back.
+const HOLD_SECONDS: u64 = 1;
 
 fn setup() -> Setup {
     let mut s = Setup::default_scenario()
@@ -35,7 +37,11 @@ fn setup() -> Setup {
             "COSTOP_DEADLINE_WINDOW_SECONDS",
             &WINDOW_SECONDS.to_string(),
         )
-        .with_env("COSTOP_SAFETY_MARGIN_SECONDS", "1");
+        .with_env("COSTOP_SAFETY_MARGIN_SECONDS", "1")
+        .with_env(
+            "COSTOP_SHIFT_RESTORE_HOLD_SECONDS",
+            &HOLD_SECONDS.to_string(),
+        );
     s.scenario.target_groups.push(TargetGroup {
         name: FALLBACK_TG.into(),
         port: 8080,
@@ -166,9 +172,25 @@ async fn the_nodes_share_goes_to_the_fallback_and_comes_back_with_the_capacity<H
         "{}: capacity still missing",
         h.flavor()
     );
-    // A replacement comes into service: the group is whole, the rule is as it was.
+    // A replacement comes into service: the group is whole, and the rule stays shifted for the
+    // hold (the fallback answers what it still holds), then it is as it was.
     let replacement = h.launch_spot_like(&instance).await;
     h.register_target(WEB_TG, &replacement).await;
+    let reports = tick(&h).await;
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.done && matches!(r.step, shift::RestoreStep::Hold { .. })),
+        "{}: {reports:?}",
+        h.flavor()
+    );
+    assert_eq!(
+        forwards(&h).await[WEB_TG],
+        named(&[(WEB_TG, 75), (FALLBACK_TG, 25)]),
+        "{}: held shifted",
+        h.flavor()
+    );
+    tokio::time::sleep(Duration::from_secs(HOLD_SECONDS) + Duration::from_millis(100)).await;
     let reports = tick(&h).await;
     assert!(
         reports
@@ -246,6 +268,7 @@ async fn a_shift_left_behind_by_a_crash_is_put_back_by_the_keepers_tick<H: Harne
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),
         restore_by: Utc::now() - TimeDelta::seconds(1),
+        whole_since: None,
         ingress: None,
     };
     let records = h.handler().world().records();

@@ -56,7 +56,9 @@ fn setup() -> Setup {
         )
         .with_env("COSTOP_SAFETY_MARGIN_SECONDS", "1")
         // Whatever the capacity does, the shift ends within the test.
-        .with_env("COSTOP_SHIFT_MAX_SECONDS", "40");
+        .with_env("COSTOP_SHIFT_MAX_SECONDS", "40")
+        // The hold before a restore is tests/shift.rs's; here the rule goes back once whole.
+        .with_env("COSTOP_SHIFT_RESTORE_HOLD_SECONDS", "0");
     s.scenario
         .target_groups
         .push(target_group(FALLBACK_TG, None));
@@ -443,6 +445,7 @@ async fn lease_for_the_rule<H: Harness>(
         interruption_id: "i-0dead-spot-interruption".into(),
         hold_until: Utc::now() - TimeDelta::seconds(60),
         restore_by: Utc::now() + restore_in,
+        whole_since: None,
         ingress: Some(Box::new(part)),
     }
 }

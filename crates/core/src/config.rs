@@ -174,6 +174,8 @@ pub struct Config {
     pub shift_factor: f32,
     /// `COSTOP_SHIFT_MAX_SECONDS`.
     pub shift_max_seconds: i64,
+    /// `COSTOP_SHIFT_RESTORE_HOLD_SECONDS`.
+    pub shift_restore_hold_seconds: i64,
     /// `COSTOP_DEADLINE_WINDOW_SECONDS`.
     pub deadline_window_seconds: i64,
     /// `COSTOP_ASG_HOOK_DEADLINE_SECONDS`.
@@ -260,6 +262,7 @@ impl Default for Config {
             fallback_target_group: String::new(),
             shift_factor: 1.0,
             shift_max_seconds: 900,
+            shift_restore_hold_seconds: 30,
             deadline_window_seconds: 120,
             asg_hook_deadline_seconds: 300,
             asg_hook_failed_drain_result: FailedDrainResult::Continue,

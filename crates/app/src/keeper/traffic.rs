@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use costop_core::record::{SHIFT_PK, TimelineEntry, TimelineStep};
 use costop_core::shift::{self, InService, IngressShift, IngressTarget, RestoreStep, ShiftLease};
 use serde::Serialize;
@@ -55,7 +55,8 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
             };
             let in_service = self.groups_in_service(&lease).await;
-            let step = shift::restore_step(&lease, &in_service, now);
+            let hold = TimeDelta::seconds(self.config.shift_restore_hold_seconds);
+            let step = shift::restore_step(&lease, &in_service, now, hold);
             let done = match mode {
                 Mode::DryRun => false,
                 Mode::Execute => match self.restore_one(&lease, &step).await {
@@ -129,6 +130,15 @@ impl<W: KeeperPorts> Keeper<W> {
         }
     }
 
+    /// Write `lease` over the one it replaces.
+    async fn record_lease(&self, lease: &ShiftLease) -> Result<(), PortError> {
+        let item = shift::shift_lease_item(lease).map_err(|e| PortError::Permanent {
+            op: "encode shift lease",
+            source: Box::new(e),
+        })?;
+        self.world.records().put(item).await
+    }
+
     async fn restore_one(&self, lease: &ShiftLease, step: &RestoreStep) -> Result<(), KeeperError> {
         let failed = |action: &'static str| {
             let rule = lease.rule_arn.clone();
@@ -141,6 +151,18 @@ impl<W: KeeperPorts> Keeper<W> {
         let records = self.world.records();
         let entry = match step {
             RestoreStep::Keep => return Ok(()),
+            RestoreStep::Hold { since } => {
+                if lease.whole_since == Some(*since) {
+                    return Ok(());
+                }
+                let next = ShiftLease {
+                    whole_since: Some(*since),
+                    ..lease.clone()
+                };
+                self.record_lease(&next).await.map_err(failed("record_shift"))?;
+                tracing::info!(rule = %lease.rule_arn, since = %since, "capacity back; the rule stays shifted for the restore hold");
+                return Ok(());
+            }
             RestoreStep::Adjust { weights } => {
                 match &lease.ingress {
                     Some(part) => {
@@ -157,15 +179,10 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
                 let next = ShiftLease {
                     applied: weights.clone(),
+                    whole_since: None,
                     ..lease.clone()
                 };
-                let item = shift::shift_lease_item(&next).map_err(|e| {
-                    failed("record_shift")(PortError::Permanent {
-                        op: "encode shift lease",
-                        source: Box::new(e),
-                    })
-                })?;
-                records.put(item).await.map_err(failed("record_shift"))?;
+                self.record_lease(&next).await.map_err(failed("record_shift"))?;
                 TimelineStep::TrafficAdjusted {
                     rule: lease.rule_arn.clone(),
                     to_fallback: lease.to_fallback(weights),

@@ -211,6 +211,11 @@ declare! {
         /// A shifted rule is put back at the latest this long after the notice, whatever the
         /// capacity (the keeper's tick checks every minute).
         COSTOP_SHIFT_MAX_SECONDS => shift_max_seconds: Int(1, 86_400);
+        /// Once the groups of a shifted rule are whole again, the rule stays shifted this long
+        /// before it is put back, so the requests the fallback still holds are answered before
+        /// the clients' own go straight to the service again (at least the forward budget; the
+        /// keeper's tick checks every minute).
+        COSTOP_SHIFT_RESTORE_HOLD_SECONDS => shift_restore_hold_seconds: Int(0, 900);
         /// Delete pods still present at the deadline (bypasses PDBs).
         COSTOP_FORCE_DELETE_AT_DEADLINE => force_delete_at_deadline: Bool;
         /// Detach the instance from its ASG (desired capacity kept) so a replacement launches

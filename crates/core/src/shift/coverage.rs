@@ -82,6 +82,7 @@ mod tests {
             interruption_id: "x".into(),
             hold_until: t,
             restore_by: t,
+            whole_since: None,
             ingress: None,
         }
     }

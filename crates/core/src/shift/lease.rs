@@ -72,6 +72,10 @@ pub struct ShiftLease {
     pub hold_until: DateTime<Utc>,
     /// The rule is put back then at the latest.
     pub restore_by: DateTime<Utc>,
+    /// Since when the tick has found every group whole again (the restore waits
+    /// `COSTOP_SHIFT_RESTORE_HOLD_SECONDS` from then); `None` while capacity is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whole_since: Option<DateTime<Utc>>,
     /// For a rule the load-balancer controller manages: the Ingress the weights go to, and
     /// what it had before (leases of other rules have none). Boxed: most leases have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

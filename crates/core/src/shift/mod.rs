@@ -160,6 +160,7 @@ pub fn lease_for(
         interruption_id: interruption_id.to_owned(),
         hold_until: deadline,
         restore_by: now + TimeDelta::seconds(config.shift_max_seconds),
+        whole_since: None,
         ingress: None,
     })
 }
@@ -174,6 +175,13 @@ pub enum RestoreStep {
     Adjust {
         /// The new weights.
         weights: Vec<WeightedGroup>,
+    },
+    /// The groups are whole again since `since`: the rule stays as applied until the restore
+    /// hold has passed, so the requests the fallback still holds and retries are answered by
+    /// the replacements before the clients' requests go straight to them again.
+    Hold {
+        /// When the groups were first found whole.
+        since: DateTime<Utc>,
     },
     /// The groups are whole again, or the lease's time is up: put the rule back as it was and
     /// delete the lease.
@@ -193,7 +201,14 @@ pub enum InService {
 }
 
 /// One tick's step for `lease`, from each group's targets in service now (absent: unknown,
-/// taken as unchanged from the notice).
+/// taken as unchanged from the notice), with the groups to stay whole `hold` before the rule
+/// is put back.
+///
+/// The hold: when capacity comes back, the fallback may still hold a backlog of requests it
+/// retries (each up to its forward budget). Were the rule put back at once, those and the
+/// clients' own requests would meet at the replacements together, and a client request that
+/// finds a full queue fails where a request through the fallback is retried. A hold of at least
+/// the forward budget lets every request held when capacity came back be answered first.
 ///
 /// The node's own targets never count as capacity: the share stays shifted until as many
 /// other targets are healthy as the group had at the notice, and shrinks as each replacement
@@ -204,6 +219,7 @@ pub fn restore_step(
     lease: &ShiftLease,
     in_service: &BTreeMap<String, InService>,
     now: DateTime<Utc>,
+    hold: TimeDelta,
 ) -> RestoreStep {
     if now >= lease.restore_by {
         return RestoreStep::Restore {
@@ -234,17 +250,29 @@ pub fn restore_step(
             }
         }
     };
-    match shifted(
-        &lease.before,
-        share,
-        &lease.fallback_target_group,
-        lease.factor,
+    match (
+        shifted(
+            &lease.before,
+            share,
+            &lease.fallback_target_group,
+            lease.factor,
+        ),
+        lease.whole_since,
     ) {
-        None => RestoreStep::Restore {
+        (None, Some(since)) if now - since >= hold => RestoreStep::Restore {
             reason: "capacity_back",
         },
-        Some(w) if w == lease.applied => RestoreStep::Keep,
-        Some(weights) => RestoreStep::Adjust { weights },
+        (None, None) if hold <= TimeDelta::zero() => RestoreStep::Restore {
+            reason: "capacity_back",
+        },
+        (None, since) => RestoreStep::Hold {
+            since: since.unwrap_or(now),
+        },
+        // Capacity went again during the hold: the lease forgets it (an adjust to the same
+        // weights is harmless).
+        (Some(weights), Some(_)) => RestoreStep::Adjust { weights },
+        (Some(w), None) if w == lease.applied => RestoreStep::Keep,
+        (Some(weights), None) => RestoreStep::Adjust { weights },
     }
 }
 

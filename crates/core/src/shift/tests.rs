@@ -123,6 +123,9 @@ fn a_lease_records_the_rule_as_it_was_and_the_shift_applied() {
     assert_eq!(back, lease);
 }
 
+/// No restore hold: the rule goes back as soon as the groups are whole.
+const NO_HOLD: TimeDelta = TimeDelta::zero();
+
 /// The lease of one rule on group `a`, whose 12 targets include the node's 4, noticed at `now`
 /// with two minutes left.
 fn node_of_four_in_twelve(now: DateTime<Utc>) -> ShiftLease {
@@ -150,29 +153,29 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
         BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
     };
     // The node's targets still look healthy, but they are leaving: the shift holds.
-    assert_eq!(restore_step(&lease, &serving(4, 0), now), RestoreStep::Keep);
+    assert_eq!(restore_step(&lease, &serving(4, 0), now, NO_HOLD), RestoreStep::Keep);
     // Two replacements serve: half the share comes back, well before the deadline.
     let after = now + TimeDelta::seconds(30);
     assert_eq!(
-        restore_step(&lease, &serving(4, 2), after),
+        restore_step(&lease, &serving(4, 2), after, NO_HOLD),
         RestoreStep::Adjust {
             weights: vec![w("a", 83), w(FALLBACK, 17)]
         }
     );
     // An unreadable group is taken as at the notice.
     assert_eq!(
-        restore_step(&lease, &BTreeMap::new(), after),
+        restore_step(&lease, &BTreeMap::new(), after, NO_HOLD),
         RestoreStep::Keep
     );
     assert_eq!(
-        restore_step(&lease, &serving(0, 4), after),
+        restore_step(&lease, &serving(0, 4), after, NO_HOLD),
         RestoreStep::Restore {
             reason: "capacity_back"
         }
     );
     // Whatever the capacity, the lease's end puts the rule back.
     assert_eq!(
-        restore_step(&lease, &serving(0, 0), now + TimeDelta::seconds(901)),
+        restore_step(&lease, &serving(0, 0), now + TimeDelta::seconds(901), NO_HOLD),
         RestoreStep::Restore {
             reason: "lease_expired"
         }
@@ -190,10 +193,10 @@ fn a_lease_that_does_not_know_the_nodes_targets_holds_the_share_until_its_deadli
         let ids = (0..n).map(|i| format!("10.3.0.{i}")).collect();
         BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
     };
-    assert_eq!(restore_step(&lease, &healthy(12), now), RestoreStep::Keep);
+    assert_eq!(restore_step(&lease, &healthy(12), now, NO_HOLD), RestoreStep::Keep);
     let after = now + TimeDelta::seconds(130);
     assert_eq!(
-        restore_step(&lease, &healthy(12), after),
+        restore_step(&lease, &healthy(12), after, NO_HOLD),
         RestoreStep::Restore {
             reason: "capacity_back"
         }
@@ -201,9 +204,57 @@ fn a_lease_that_does_not_know_the_nodes_targets_holds_the_share_until_its_deadli
     // A group that is gone has nothing to wait for.
     let gone = BTreeMap::from([("a".to_owned(), InService::Gone)]);
     assert_eq!(
-        restore_step(&lease, &gone, after),
+        restore_step(&lease, &gone, after, NO_HOLD),
         RestoreStep::Restore {
             reason: "capacity_back"
         }
     );
+}
+
+#[test]
+fn whole_groups_keep_the_rule_shifted_for_the_hold_then_put_it_back() {
+    let now = Utc::now();
+    let hold = TimeDelta::seconds(30);
+    let mut lease = node_of_four_in_twelve(now);
+    let whole = BTreeMap::from([(
+        "a".to_owned(),
+        InService::Healthy((0..12).map(|i| format!("10.2.0.{i}")).collect()),
+    )]);
+    let back = now + TimeDelta::seconds(40);
+    // First found whole: the hold starts now.
+    assert_eq!(
+        restore_step(&lease, &whole, back, hold),
+        RestoreStep::Hold { since: back }
+    );
+    lease.whole_since = Some(back);
+    assert_eq!(
+        restore_step(&lease, &whole, back + TimeDelta::seconds(29), hold),
+        RestoreStep::Hold { since: back }
+    );
+    assert_eq!(
+        restore_step(&lease, &whole, back + hold, hold),
+        RestoreStep::Restore {
+            reason: "capacity_back"
+        }
+    );
+    // Capacity gone again during the hold: the lease forgets it, weights as applied.
+    let short = BTreeMap::from([(
+        "a".to_owned(),
+        InService::Healthy((0..8).map(|i| format!("10.2.0.{i}")).collect()),
+    )]);
+    assert_eq!(
+        restore_step(&lease, &short, back + TimeDelta::seconds(10), hold),
+        RestoreStep::Adjust {
+            weights: lease.applied.clone()
+        }
+    );
+    // The lease's end does not wait for the hold.
+    assert_eq!(
+        restore_step(&lease, &whole, now + TimeDelta::seconds(901), hold),
+        RestoreStep::Restore {
+            reason: "lease_expired"
+        }
+    );
+    let back_in = shift_lease_from_item(&shift_lease_item(&lease).unwrap()).unwrap();
+    assert_eq!(back_in.whole_since, Some(back));
 }

@@ -417,6 +417,7 @@ fn a_lease_with_an_ingress_part_reads_back_and_old_leases_still_read() {
         interruption_id: "i-1".into(),
         hold_until: Utc::now(),
         restore_by: Utc::now(),
+        whole_since: None,
         ingress: Some(Box::new(part)),
     };
     let item = crate::shift::shift_lease_item(&lease).unwrap();
