@@ -31,7 +31,7 @@
 //!
 //! `cargo xtask bench traffic` runs the sixteen runs in real time (scale 1); `--quick` runs them
 //! at 20× with costop's own time settings (deadline window, safety margin, grace cap, standby
-//! watch, dedupe lease, rotation wait and settle) divided by 20, and the workload's service time multiplied by 20 so the
+//! watch, dedupe lease, rotation wait and settle, restore hold) divided by 20, and the workload's service time multiplied by 20 so the
 //! offered rates stay what this machine can carry; it says so in its output. costop reads the
 //! wall clock while the simulator counts simulated seconds, so a grace period costop derives from
 //! its (scaled) deadline is 20× too short on the simulator: the quick run is a smoke test of the
@@ -374,6 +374,7 @@ fn costop_config(bed: &Bed, scale: f64, shift_factor: f64) -> Config {
         ("COSTOP_DEDUPE_LEASE_SECONDS".into(), secs(180.0)),
         ("COSTOP_ROTATION_MAX_WAIT_SECONDS".into(), secs(20.0)),
         ("COSTOP_ROTATION_SETTLE_SECONDS".into(), secs(10.0)),
+        ("COSTOP_SHIFT_RESTORE_HOLD_SECONDS".into(), secs(30.0)),
         // A tenth of the whole service's 480 requests/s: the replay does not flood it, and
         // one tick's window replays 2,000 writes.
         ("COSTOP_REPLAY_RATE".into(), "50".into()),
