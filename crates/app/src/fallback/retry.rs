@@ -43,18 +43,36 @@ where
         attempts += 1;
         let left = budget.saturating_sub(started.elapsed());
         let error = match attempt(left).await {
-            Attempt::Done(v) => return Tried { result: Ok(v), attempts },
-            Attempt::Stop(e) => return Tried { result: Err(e), attempts },
+            Attempt::Done(v) => {
+                return Tried {
+                    result: Ok(v),
+                    attempts,
+                };
+            }
+            Attempt::Stop(e) => {
+                return Tried {
+                    result: Err(e),
+                    attempts,
+                };
+            }
             Attempt::Again(e) => e,
         };
         let jitter = deterministic_jitter(seed, attempts);
         let wait = backoff.next_wait(attempts - 1, jitter, started.elapsed(), budget);
         match wait {
             Some(wait) => tokio::time::sleep(wait).await,
-            None => return Tried { result: Err(error), attempts },
+            None => {
+                return Tried {
+                    result: Err(error),
+                    attempts,
+                };
+            }
         }
         if started.elapsed() >= budget {
-            return Tried { result: Err(error), attempts };
+            return Tried {
+                result: Err(error),
+                attempts,
+            };
         }
     }
 }

@@ -19,9 +19,9 @@ use costop_core::fallback::replay::{
     REPLAY_PATHS_AT_ONCE, REPLAY_WINDOW, replay_budget, replay_interval, replay_lanes,
     replay_order, traffic_restored,
 };
-use futures::StreamExt;
 use costop_core::fallback::{QueuedWrite, ReplayFate, headers, replay_fate};
 use costop_core::record;
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::{Keeper, KeeperError, observe};

@@ -159,7 +159,9 @@ impl<W: KeeperPorts> Keeper<W> {
                     whole_since: Some(*since),
                     ..lease.clone()
                 };
-                self.record_lease(&next).await.map_err(failed("record_shift"))?;
+                self.record_lease(&next)
+                    .await
+                    .map_err(failed("record_shift"))?;
                 tracing::info!(rule = %lease.rule_arn, since = %since, "capacity back; the rule stays shifted for the restore hold");
                 return Ok(());
             }
@@ -182,7 +184,9 @@ impl<W: KeeperPorts> Keeper<W> {
                     whole_since: None,
                     ..lease.clone()
                 };
-                self.record_lease(&next).await.map_err(failed("record_shift"))?;
+                self.record_lease(&next)
+                    .await
+                    .map_err(failed("record_shift"))?;
                 TimelineStep::TrafficAdjusted {
                     rule: lease.rule_arn.clone(),
                     to_fallback: lease.to_fallback(weights),

@@ -208,7 +208,11 @@ mod tests {
         let lanes = replay_lanes(&writes, &order);
         let named: Vec<Vec<(&str, u64)>> = lanes
             .iter()
-            .map(|l| l.iter().map(|&i| (writes[i].path.as_str(), writes[i].seq)).collect())
+            .map(|l| {
+                l.iter()
+                    .map(|&i| (writes[i].path.as_str(), writes[i].seq))
+                    .collect()
+            })
             .collect();
         assert_eq!(
             named,
@@ -221,7 +225,10 @@ mod tests {
         assert!(replay_lanes(&writes, &[]).is_empty());
         // A budget that cuts a path short leaves its lane short, never out of sequence.
         let lanes = replay_lanes(&writes, &replay_order(&writes, 4));
-        assert_eq!(lanes.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1, 1]);
+        assert_eq!(
+            lanes.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 1, 1]
+        );
     }
 
     #[test]

@@ -153,7 +153,10 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
         BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
     };
     // The node's targets still look healthy, but they are leaving: the shift holds.
-    assert_eq!(restore_step(&lease, &serving(4, 0), now, NO_HOLD), RestoreStep::Keep);
+    assert_eq!(
+        restore_step(&lease, &serving(4, 0), now, NO_HOLD),
+        RestoreStep::Keep
+    );
     // Two replacements serve: half the share comes back, well before the deadline.
     let after = now + TimeDelta::seconds(30);
     assert_eq!(
@@ -175,7 +178,12 @@ fn the_restore_follows_the_capacity_back_in_steps_then_puts_the_rule_back() {
     );
     // Whatever the capacity, the lease's end puts the rule back.
     assert_eq!(
-        restore_step(&lease, &serving(0, 0), now + TimeDelta::seconds(901), NO_HOLD),
+        restore_step(
+            &lease,
+            &serving(0, 0),
+            now + TimeDelta::seconds(901),
+            NO_HOLD
+        ),
         RestoreStep::Restore {
             reason: "lease_expired"
         }
@@ -193,7 +201,10 @@ fn a_lease_that_does_not_know_the_nodes_targets_holds_the_share_until_its_deadli
         let ids = (0..n).map(|i| format!("10.3.0.{i}")).collect();
         BTreeMap::from([("a".to_owned(), InService::Healthy(ids))])
     };
-    assert_eq!(restore_step(&lease, &healthy(12), now, NO_HOLD), RestoreStep::Keep);
+    assert_eq!(
+        restore_step(&lease, &healthy(12), now, NO_HOLD),
+        RestoreStep::Keep
+    );
     let after = now + TimeDelta::seconds(130);
     assert_eq!(
         restore_step(&lease, &healthy(12), after, NO_HOLD),
