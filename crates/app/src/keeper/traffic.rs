@@ -44,6 +44,7 @@ impl<W: KeeperPorts> Keeper<W> {
             .await
             .map_err(observe("traffic shifts"))?;
         let now = Utc::now();
+        let hold = TimeDelta::seconds(self.config.shift_restore_hold_seconds);
         let mut reports = Vec::with_capacity(items.len());
         let mut first_error = None;
         for item in &items {
@@ -55,7 +56,6 @@ impl<W: KeeperPorts> Keeper<W> {
                 }
             };
             let in_service = self.groups_in_service(&lease).await;
-            let hold = TimeDelta::seconds(self.config.shift_restore_hold_seconds);
             let step = shift::restore_step(&lease, &in_service, now, hold);
             let done = match mode {
                 Mode::DryRun => false,

@@ -259,20 +259,21 @@ pub fn restore_step(
         ),
         lease.whole_since,
     ) {
-        (None, Some(since)) if now - since >= hold => RestoreStep::Restore {
-            reason: "capacity_back",
-        },
-        (None, None) if hold <= TimeDelta::zero() => RestoreStep::Restore {
-            reason: "capacity_back",
-        },
-        (None, since) => RestoreStep::Hold {
-            since: since.unwrap_or(now),
-        },
-        // Capacity went again during the hold: the lease forgets it (an adjust to the same
-        // weights is harmless).
-        (Some(weights), Some(_)) => RestoreStep::Adjust { weights },
+        // Whole: the hold runs from the first tick that found it so (this one, if none did).
+        (None, since) => {
+            let since = since.unwrap_or(now);
+            if now - since >= hold {
+                RestoreStep::Restore {
+                    reason: "capacity_back",
+                }
+            } else {
+                RestoreStep::Hold { since }
+            }
+        }
         (Some(w), None) if w == lease.applied => RestoreStep::Keep,
-        (Some(weights), None) => RestoreStep::Adjust { weights },
+        // Capacity moved, or went again during the hold (the lease then forgets the hold; an
+        // adjust to the same weights is harmless).
+        (Some(weights), _) => RestoreStep::Adjust { weights },
     }
 }
 
