@@ -44,7 +44,8 @@
 //! `COSTOP_SHIFT_FACTOR` (default 1: the node's share; 1000 moves all of a group's traffic; 0: no
 //! shift). The keeper ticks every 60 s as its schedule does, and after the load until traffic
 //! is restored and the queue replayed; `fallback` in the JSON counts what it replayed and
-//! dead-lettered, what was still queued, the rules restored, the function's environments.
+//! dead-lettered, what was still queued, the rules restored, the function's environments and
+//! throttled invocations.
 
 #[path = "traffic/plot.rs"]
 mod plot;
@@ -578,7 +579,8 @@ async fn tick(keeper: &Keeper<costop_adapters::AwsWorld>) -> TickFigures {
 }
 
 /// The fallback's part of a run: writes replayed and dead-lettered by the keeper, writes left
-/// pending, rules restored, the function's execution environments.
+/// pending, rules restored, the function's execution environments (the most invocations in
+/// flight at once) and its throttled invocations.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 struct FallbackFigures {
     replayed: usize,
@@ -586,6 +588,7 @@ struct FallbackFigures {
     pending_after: u64,
     rules_restored: usize,
     environments: usize,
+    throttled: usize,
     ticks: usize,
 }
 
@@ -784,10 +787,10 @@ async fn one_run(
             }
         }
     }
-    fallback.environments = match bed.fallback() {
-        Some(f) => f.environments(),
-        None => 0,
-    };
+    if let Some(f) = bed.fallback() {
+        fallback.environments = f.peak_concurrency();
+        fallback.throttled = f.throttled();
+    }
     let store = bed.stores().get("default/shop");
     report.check_writes(&store);
     // Why the load balancer answered what it did, and where: a target of the interrupted node

@@ -197,6 +197,11 @@ pub async fn forward(
         },
         Err(InvokeError::NotPolled) => fail(StatusCode::GATEWAY_TIMEOUT, "LambdaNotPolled"),
         Err(InvokeError::Timeout) => fail(StatusCode::BAD_GATEWAY, "LambdaTimeout"),
+        // The access log's reason codes: "LambdaThrottling: The Lambda function was throttled
+        // because there were too many requests"; a failed Lambda request is logged with 502
+        // (<https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-access-logs.html>,
+        // "Error reason codes" and the example of a failed request to a Lambda function).
+        Err(InvokeError::Throttled) => fail(StatusCode::BAD_GATEWAY, "LambdaThrottling"),
         Err(InvokeError::Function(message)) => {
             tracing::debug!(function = %target.id, %message, "function error");
             fail(StatusCode::BAD_GATEWAY, "LambdaUnhandled")
@@ -238,7 +243,7 @@ pub async fn health_check(
         Err(_) | Ok(Err(InvokeError::NotPolled | InvokeError::Timeout)) => {
             CheckOutcome::Failed(Reason::Timeout, Reason::Timeout.description().into())
         }
-        Ok(Err(InvokeError::Function(_))) => failed(),
+        Ok(Err(InvokeError::Function(_) | InvokeError::Throttled)) => failed(),
         Ok(Ok(payload)) => match response(group, &payload) {
             Ok(r) if matcher_accepts(group.health_check.matcher(), r.status().as_u16()) => {
                 CheckOutcome::Passed

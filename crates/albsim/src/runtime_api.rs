@@ -7,8 +7,18 @@
 //! Invocations queue while no function process polls. What the Lambda service needs to scale
 //! the function's execution environments is observable: invocations waiting
 //! ([`RuntimeApi::waiting`]), processes waiting for one ([`RuntimeApi::idle`]), the connections
-//! that have polled ([`RuntimeApi::polling_connections`]), and a signal on every new invocation
-//! ([`RuntimeApi::demand`]).
+//! that have polled ([`RuntimeApi::polling_connections`]), invocations in flight
+//! ([`RuntimeApi::concurrency`]), and a signal on every new invocation ([`RuntimeApi::demand`]).
+//!
+//! With a concurrency limit ([`RuntimeApi::limit_concurrency`]) an invocation that finds as many
+//! in flight as the limit is throttled at once, not queued: "Concurrency is the number of
+//! in-flight requests that your AWS Lambda function is handling at the same time", and "if
+//! your function is invoked synchronously and is throttled, Lambda returns a 429 error and
+//! the invoking service is responsible for retries"
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-sync.html>). An invocation counts
+//! from the moment it arrives, waiting for an environment included, until it is answered or
+//! its caller gives up.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -38,6 +48,8 @@ pub enum InvokeError {
     Timeout,
     #[error("the function returned an error: {0}")]
     Function(String),
+    #[error("the function's concurrency is in use: throttled (TooManyRequestsException)")]
+    Throttled,
 }
 
 struct Pending {
@@ -64,6 +76,23 @@ pub struct RuntimeApi {
     polled_from: Mutex<HashSet<SocketAddr>>,
     /// Notified on every queued invocation.
     demand: Notify,
+    /// Invocations in flight at most (`usize::MAX`: no limit).
+    limit: AtomicUsize,
+    /// Invocations in flight now: arrived, not yet answered or given up.
+    concurrent: AtomicUsize,
+    /// Invocations throttled so far.
+    throttled: AtomicUsize,
+    /// The most invocations in flight at once so far.
+    peak: AtomicUsize,
+}
+
+/// One invocation's place in the function's concurrency, given back when it ends.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Counts a waiting `GET next` for as long as it waits (dropped when it gets an invocation or
@@ -108,6 +137,10 @@ impl RuntimeApi {
             idle: AtomicUsize::new(0),
             polled_from: Mutex::new(HashSet::new()),
             demand: Notify::new(),
+            limit: AtomicUsize::new(usize::MAX),
+            concurrent: AtomicUsize::new(0),
+            throttled: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         });
         let weak = Arc::downgrade(&api);
         let handle = tokio::spawn(async move {
@@ -157,6 +190,41 @@ impl RuntimeApi {
         lock(&self.polled_from).len()
     }
 
+    /// Throttles invocations beyond `limit` in flight (the function's reserved concurrency, or
+    /// what the account leaves it).
+    pub fn limit_concurrency(&self, limit: usize) {
+        self.limit.store(limit.max(1), Ordering::SeqCst);
+    }
+
+    /// Invocations in flight now (waiting for an environment, or running).
+    pub fn concurrency(&self) -> usize {
+        self.concurrent.load(Ordering::SeqCst)
+    }
+
+    /// Invocations throttled so far.
+    pub fn throttled(&self) -> usize {
+        self.throttled.load(Ordering::SeqCst)
+    }
+
+    /// The most invocations in flight at once so far: the environments Lambda would have run.
+    pub fn peak_concurrency(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// A place in the function's concurrency, or `None` when every place is taken.
+    fn take_slot(&self) -> Option<Slot<'_>> {
+        let limit = self.limit.load(Ordering::SeqCst);
+        self.concurrent
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .ok()
+            .map(|before| {
+                self.peak.fetch_max(before + 1, Ordering::SeqCst);
+                Slot(&self.concurrent)
+            })
+    }
+
     /// Resolves at the next queued invocation.
     pub async fn demand(&self) {
         self.demand.notified().await
@@ -169,12 +237,17 @@ impl RuntimeApi {
     }
 
     /// Queues `event` and waits for the function's answer: at most `wait_for_poll` for a
-    /// function process to take it, then at most the function's timeout.
+    /// function process to take it, then at most the function's timeout. Throttled at once when
+    /// the function's concurrency is in use.
     pub async fn invoke(
         &self,
         event: Bytes,
         wait_for_poll: Duration,
     ) -> Result<Bytes, InvokeError> {
+        let Some(_slot) = self.take_slot() else {
+            self.throttled.fetch_add(1, Ordering::SeqCst);
+            return Err(InvokeError::Throttled);
+        };
         let request_id = new_request_id();
         let (picked_tx, picked_rx) = oneshot::channel();
         let (result_tx, result_rx) = oneshot::channel();

@@ -162,3 +162,62 @@ async fn a_function_that_never_answers_gets_502_at_its_timeout() {
     assert_eq!(event["requestContext"]["elb"]["targetGroupArn"], GROUP);
     assert_eq!(request.await.expect("request").0, StatusCode::BAD_GATEWAY);
 }
+
+#[tokio::test]
+async fn an_invocation_beyond_the_functions_concurrency_is_throttled_at_once_and_the_place_comes_back_when_one_ends()
+ {
+    let alb = Alb::start(lambda_config(), options(resolver(&[])))
+        .await
+        .expect("starts");
+    let api = alb.runtime_api(FUNCTION).expect("runtime api");
+    api.limit_concurrency(1);
+    let at = addr(&alb);
+    // The first takes the function's one place and waits for an environment.
+    let first = tokio::spawn(async move { get(at, "/first").await });
+    while api.concurrency() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, headers, _) = send(at, "GET", "/second", &[], Bytes::new()).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(headers["server"], "awselb/2.0");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a throttled invocation is answered at once, not queued"
+    );
+    assert_eq!((api.throttled(), api.concurrency()), (1, 1));
+
+    // Answer the first as a function would; its place is free again.
+    let (_, event_headers, _) = send(
+        alb.runtime_api_addr(FUNCTION).expect("addr"),
+        "GET",
+        "/2018-06-01/runtime/invocation/next",
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    let id = event_headers["lambda-runtime-aws-request-id"]
+        .to_str()
+        .expect("request id")
+        .to_owned();
+    let (accepted, _, _) = send(
+        alb.runtime_api_addr(FUNCTION).expect("addr"),
+        "POST",
+        &format!("/2018-06-01/runtime/invocation/{id}/response"),
+        &[("content-type", "application/json")],
+        Bytes::from(r#"{"statusCode": 200, "body": "first"}"#),
+    )
+    .await;
+    assert_eq!(accepted, StatusCode::ACCEPTED);
+    let (status, body) = first.await.expect("first request");
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"first"[..]));
+    assert_eq!(api.concurrency(), 0);
+
+    // The next one queues for an environment instead of being throttled.
+    let third = tokio::spawn(async move { get(at, "/third").await });
+    while api.concurrency() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(api.throttled(), 1);
+    third.abort();
+}

@@ -153,6 +153,7 @@ pub fn environment(f: &Fallback, upstream_url: &str) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(f.env.iter().map(|(k, v)| (k.clone(), v.clone())))
     .collect()
 }
 

@@ -7,6 +7,15 @@
 //! handles one invocation at a time and stays warm afterwards. A new environment costs
 //! `cold_start` (the sandbox) before the process starts, then the process's own init. Processes
 //! die with the bed (see [`crate::process`]).
+//!
+//! The function's concurrency is a limit on invocations in flight, not a queue: one beyond it
+//! is throttled at the runtime API ([`albsim::RuntimeApi::limit_concurrency`]), and the load
+//! balancer answers it with an error, as on AWS. So that AWS's concurrency (1,000 an account by
+//! default) fits on a small machine, a process may carry several environments
+//! (`per_process`): it takes that many invocations side by side
+//! (`AWS_LAMBDA_MAX_CONCURRENCY`, the runtime's multi-concurrency mode, which Lambda Managed
+//! Instances use). What the load balancer sees — invocations in flight, throttling, a cold
+//! start before a new place answers — is per invocation either way.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,8 +40,12 @@ pub struct FunctionSpec {
     pub binary: PathBuf,
     /// Its environment (without `AWS_LAMBDA_RUNTIME_API`, which the service sets).
     pub env: Vec<(String, String)>,
-    /// Concurrent environments at most (its reserved concurrency).
+    /// Invocations in flight at most (its reserved concurrency, or the account's); more are
+    /// throttled.
     pub max_concurrency: usize,
+    /// Environments a process carries (invocations it takes side by side); 1 is Lambda's own
+    /// model.
+    pub per_process: usize,
     /// The sandbox's part of a cold start (real time).
     pub cold_start: Duration,
 }
@@ -41,9 +54,10 @@ pub struct FunctionSpec {
 pub struct LambdaService {
     task: JoinHandle<()>,
     counts: Arc<Counts>,
+    api: Arc<RuntimeApi>,
 }
 
-/// Environments live (started, not ended) and started in all.
+/// Processes live (started, not ended) and started in all.
 #[derive(Default)]
 struct Counts {
     live: AtomicUsize,
@@ -58,14 +72,25 @@ impl Drop for LambdaService {
 }
 
 impl LambdaService {
-    /// Execution environments started so far (ended ones included).
-    pub fn environments(&self) -> usize {
+    /// Function processes started so far (ended ones included).
+    pub fn processes(&self) -> usize {
         self.counts.started.load(Ordering::SeqCst)
     }
 
-    /// Execution environments alive now (starting or running).
+    /// Function processes alive now (starting or running).
     pub fn live(&self) -> usize {
         self.counts.live.load(Ordering::SeqCst)
+    }
+
+    /// The most invocations in flight at once so far: the execution environments Lambda
+    /// would have run.
+    pub fn peak_concurrency(&self) -> usize {
+        self.api.peak_concurrency()
+    }
+
+    /// Invocations throttled so far (the function's concurrency was in use).
+    pub fn throttled(&self) -> usize {
+        self.api.throttled()
     }
 }
 
@@ -99,14 +124,21 @@ pub fn start(api: Arc<RuntimeApi>, spec: FunctionSpec) -> Result<LambdaService, 
             spec.binary.display()
         )));
     }
+    api.limit_concurrency(spec.max_concurrency);
     let counts = Arc::new(Counts::default());
-    let task = tokio::spawn(scale(api, spec, counts.clone()));
-    Ok(LambdaService { task, counts })
+    let task = tokio::spawn(scale(api.clone(), spec, counts.clone()));
+    Ok(LambdaService { task, counts, api })
 }
 
-/// Environments still starting: alive, but not polling yet.
-fn starting(live: usize, api: &RuntimeApi) -> usize {
-    live.saturating_sub(api.polling_connections())
+/// Processes to start now: enough that every invocation in flight has a place, in live
+/// processes (running or still starting) or new ones, within the function's concurrency.
+fn wanted(in_flight: usize, live: usize, spec: &FunctionSpec) -> usize {
+    let per = spec.per_process.max(1);
+    let most = spec.max_concurrency.div_ceil(per);
+    in_flight
+        .saturating_sub(live * per)
+        .div_ceil(per)
+        .min(most.saturating_sub(live))
 }
 
 async fn scale(api: Arc<RuntimeApi>, spec: FunctionSpec, counts: Arc<Counts>) {
@@ -115,12 +147,7 @@ async fn scale(api: Arc<RuntimeApi>, spec: FunctionSpec, counts: Arc<Counts>) {
         let _ = tokio::time::timeout(RECHECK, api.demand()).await;
         while environments.try_join_next().is_some() {}
         let live = counts.live.load(Ordering::SeqCst);
-        let ready = api.idle() + starting(live, &api);
-        let wanted = api
-            .waiting()
-            .saturating_sub(ready)
-            .min(spec.max_concurrency.saturating_sub(live));
-        for _ in 0..wanted {
+        for _ in 0..wanted(api.concurrency(), live, &spec) {
             counts.live.fetch_add(1, Ordering::SeqCst);
             counts.started.fetch_add(1, Ordering::SeqCst);
             environments.spawn(environment(api.clone(), spec.clone(), counts.clone()));
@@ -157,6 +184,10 @@ fn launch(api: &RuntimeApi, spec: &FunctionSpec) -> std::io::Result<Child> {
     let mut cmd = std::process::Command::new(&spec.binary);
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
         .env("AWS_LAMBDA_RUNTIME_API", api.addr().to_string())
+        .env(
+            "AWS_LAMBDA_MAX_CONCURRENCY",
+            spec.per_process.max(1).to_string(),
+        )
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit());
@@ -164,4 +195,42 @@ fn launch(api: &RuntimeApi, spec: &FunctionSpec) -> std::io::Result<Child> {
     let mut cmd = tokio::process::Command::from(cmd);
     cmd.kill_on_drop(true);
     cmd.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(max_concurrency: usize, per_process: usize) -> FunctionSpec {
+        FunctionSpec {
+            binary: PathBuf::new(),
+            env: vec![],
+            max_concurrency,
+            per_process,
+            cold_start: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_process_is_started_for_the_invocations_the_live_ones_have_no_place_for() {
+        // (in flight, live processes, max concurrency, per process) -> processes to start
+        for (in_flight, live, max, per, want) in [
+            (0, 0, 100, 1, 0),
+            (3, 1, 100, 1, 2),
+            (150, 0, 100, 1, 100),
+            (150, 40, 100, 1, 60),
+            (1, 0, 1000, 50, 1),
+            (50, 1, 1000, 50, 0),
+            (51, 1, 1000, 50, 1),
+            (1000, 2, 1000, 50, 18),
+            (1000, 20, 1000, 50, 0),
+            (120, 0, 100, 30, 4),
+        ] {
+            assert_eq!(
+                wanted(in_flight, live, &spec(max, per)),
+                want,
+                "{in_flight} in flight, {live} live, at most {max}, {per} a process"
+            );
+        }
+    }
 }

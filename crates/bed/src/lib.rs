@@ -563,6 +563,7 @@ async fn start_fallback(
             binary,
             env,
             max_concurrency: f.max_concurrency as usize,
+            per_process: f.environments_per_process as usize,
             cold_start: std::time::Duration::from_millis(u64::from(f.cold_start_ms)),
         },
     )

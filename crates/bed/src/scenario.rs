@@ -342,9 +342,18 @@ pub struct Fallback {
     /// The function's timeout (the template's: 30 s).
     #[serde(default = "d_fallback_timeout")]
     pub timeout_seconds: u32,
-    /// Execution environments at most (the function's reserved concurrency).
+    /// Invocations in flight at most (the function's reserved concurrency, or what the
+    /// account's 1,000 leave it); more are throttled and the load balancer answers 502.
     #[serde(default = "d_fallback_concurrency")]
     pub max_concurrency: u32,
+    /// Environments one function process carries (`AWS_LAMBDA_MAX_CONCURRENCY`): more than 1
+    /// lets a high concurrency fit on a small machine; what the load balancer sees is the same.
+    #[serde(default = "d_fallback_per_process")]
+    pub environments_per_process: u32,
+    /// More of the function's environment (`COSTOP_*` variables beyond the routes and the
+    /// upstream, which the bed sets), as the template's parameters would.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
     /// What a new execution environment costs before the function's own init, in ms.
     #[serde(default = "d_fallback_cold_start")]
     pub cold_start_ms: u32,
@@ -361,6 +370,9 @@ fn d_fallback_timeout() -> u32 {
 }
 fn d_fallback_concurrency() -> u32 {
     100
+}
+fn d_fallback_per_process() -> u32 {
+    1
 }
 /// AWS: "The duration of a cold start varies from under 100 ms to over 1 second"
 /// (<https://aws.amazon.com/blogs/compute/operating-lambda-performance-optimization-part-1/>);
@@ -867,6 +879,25 @@ impl Scenario {
                 if !(1..=1000).contains(&f.max_concurrency) {
                     p.push("load_balancer.fallback.max_concurrency: must be 1-1000".into());
                 }
+                if !(1..=100).contains(&f.environments_per_process) {
+                    p.push("load_balancer.fallback.environments_per_process: must be 1-100".into());
+                }
+                for name in f.env.keys() {
+                    if !name.starts_with("COSTOP_")
+                        || ["COSTOP_FALLBACK_ROUTES", "COSTOP_FALLBACK_UPSTREAM"]
+                            .contains(&name.as_str())
+                    {
+                        p.push(format!(
+                            "load_balancer.fallback.env.{name}: only COSTOP_* variables other than the routes and the upstream (the bed sets those) are the scenario's to set"
+                        ));
+                    }
+                }
+                for unknown in costop_core::config::unknown_var_warnings(&f.env) {
+                    p.push(format!("load_balancer.fallback.env: {unknown}"));
+                }
+                if let Err(e) = costop_core::Config::from_env(&f.env) {
+                    p.push(format!("load_balancer.fallback.env: {e}"));
+                }
                 if let Err(e) = costop_core::fallback::route::Routes::parse(&f.routes) {
                     p.push(format!("load_balancer.fallback.routes: {e}"));
                 }
@@ -1081,6 +1112,51 @@ mod tests {
             }
         }
         assert!(seen >= 6, "only {seen} scenarios in {}", dir.display());
+    }
+
+    #[test]
+    fn a_fallback_with_bad_concurrency_or_environment_is_rejected_naming_the_field() {
+        let traffic = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scenarios/traffic.yaml");
+        let good = Scenario::from_file(&traffic).unwrap();
+        let with = |edit: &dyn Fn(&mut Fallback)| {
+            let mut s = good.clone();
+            edit(s.load_balancer.as_mut().unwrap().fallback.as_mut().unwrap());
+            s.validate().map_err(|e| e.to_string())
+        };
+        assert!(with(&|_| {}).is_ok());
+        let env = |k: &str, v: &str| {
+            let (k, v) = (k.to_owned(), v.to_owned());
+            move |f: &mut Fallback| {
+                f.env.insert(k.clone(), v.clone());
+            }
+        };
+        assert!(with(&env("COSTOP_QUEUE_MAX_DEPTH", "50000")).is_ok());
+        for (edit, names) in [
+            (
+                Box::new(|f: &mut Fallback| f.max_concurrency = 0) as Box<dyn Fn(&mut Fallback)>,
+                "max_concurrency",
+            ),
+            (
+                Box::new(|f: &mut Fallback| f.environments_per_process = 101),
+                "environments_per_process",
+            ),
+            (Box::new(env("PATH", "/bin")), "env.PATH"),
+            (
+                Box::new(env("COSTOP_FALLBACK_UPSTREAM", "http://127.0.0.1:1")),
+                "env.COSTOP_FALLBACK_UPSTREAM",
+            ),
+            (
+                Box::new(env("COSTOP_QUEUE_MAX_DEPTH", "lots")),
+                "COSTOP_QUEUE_MAX_DEPTH",
+            ),
+            (
+                Box::new(env("COSTOP_NO_SUCH_THING", "1")),
+                "COSTOP_NO_SUCH_THING",
+            ),
+        ] {
+            let err = with(&*edit).expect_err(names);
+            assert!(err.contains(names), "{names}: {err}");
+        }
     }
 
     #[test]

@@ -88,7 +88,7 @@ async fn traffic_sent_to_the_fallback_is_forwarded_through_the_upstream_queued_a
     .await;
     assert_eq!(request(&upstream, "GET", "/items/k0", &[]).await.0, 200);
     assert_eq!(
-        bed.fallback().expect("the Lambda service").environments(),
+        bed.fallback().expect("the Lambda service").processes(),
         0,
         "no environment before the first invocation"
     );
@@ -126,7 +126,7 @@ async fn traffic_sent_to_the_fallback_is_forwarded_through_the_upstream_queued_a
         Duration::from_secs(30),
         || async {
             let (status, out) = request(&url, "GET", "/items/k0", &[]).await;
-            status == 200 && bed.fallback().unwrap().environments() > 0 && out.contains("{}")
+            status == 200 && bed.fallback().unwrap().processes() > 0 && out.contains("{}")
         },
     )
     .await;

@@ -38,6 +38,9 @@ fn from_response(response: http::Response<Bytes>) -> Response<Body> {
 
 /// Run the fallback under the Lambda runtime until the container is recycled. A bad
 /// configuration (a route table that does not validate, say) fails the cold start, naming it.
+/// One invocation at a time, as Lambda runs a function; where the environment takes several at
+/// once (`AWS_LAMBDA_MAX_CONCURRENCY` above 1, as Lambda Managed Instances set it), that many
+/// side by side over the same clients.
 pub async fn serve_fallback() -> Result<(), lambda_http::Error> {
     let config = Config::from_env(std::env::vars())?;
     telemetry::init_json_logs(&config.log_level);
@@ -48,11 +51,14 @@ pub async fn serve_fallback() -> Result<(), lambda_http::Error> {
     let world = FallbackWorld::from_env(&config).await;
     let fallback = Fallback::new(world, config);
     tracing::info!(config = %shown, "costop-fallback starting");
-    let fallback = &fallback;
-    lambda_http::run(service_fn(move |request: Request| async move {
-        let (response, served) = fallback.handle(into_request(request)).await;
-        telemetry::fallback::report(fallback.config(), &served);
-        Ok::<_, std::convert::Infallible>(from_response(response))
+    let fallback = std::sync::Arc::new(fallback);
+    lambda_http::run_concurrent(service_fn(move |request: Request| {
+        let fallback = fallback.clone();
+        async move {
+            let (response, served) = fallback.handle(into_request(request)).await;
+            telemetry::fallback::report(fallback.config(), &served);
+            Ok::<_, std::convert::Infallible>(from_response(response))
+        }
     }))
     .await
 }
