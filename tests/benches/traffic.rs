@@ -802,6 +802,7 @@ async fn one_run(
                 Some(t) if t == instance || victim_ips.iter().any(|ip| ip == t) => {
                     "interrupted node"
                 }
+                Some(t) if t.starts_with("arn:aws:lambda:") => "the fallback",
                 Some(_) => "other node",
                 None => "no target",
             };
