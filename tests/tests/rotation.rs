@@ -277,6 +277,83 @@ on_both!(
     setup()
 );
 
+/// The fallback's target group, for a traffic shift that takes every group of the node out of
+/// the rules' direct path.
+const FALLBACK_TG: &str = "costop-dev-fallback";
+
+fn setup_full_shift() -> Setup {
+    let mut s = setup()
+        .with_env(
+            "COSTOP_FALLBACK_TARGET_GROUP",
+            &format!("{}{FALLBACK_TG}", costop_tests::TARGET_GROUP_VALUE),
+        )
+        .with_env("COSTOP_SHIFT_FACTOR", "1000");
+    s.scenario.target_groups.push(TargetGroup {
+        name: FALLBACK_TG.into(),
+        port: 8080,
+        protocol: costop_bed::scenario::Protocol::Http,
+        target_type: TargetType::Ip,
+        node_groups: Vec::new(),
+        service: None,
+        health_check_interval_seconds: None,
+        healthy_threshold_count: None,
+        unhealthy_threshold_count: None,
+        deregistration_delay_seconds: None,
+    });
+    s
+}
+
+async fn opted_in_pods_of_a_group_shifted_away_keep_serving_the_fallback_until_their_eviction<
+    H: Harness,
+>(
+    h: H,
+) {
+    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    pin_to(&h, &node, &workload("shop", 3, true, true), 3).await;
+    let ips = pod_ips(&h, &node, "shop-");
+    let registered = wait_for(&h, SHOP_TG, |t| ips.iter().all(|ip| t.contains(ip))).await;
+    assert!(registered, "{}: the pods registered before", h.flavor());
+
+    let outcome = warn(&h, &instance).await;
+    let plan = outcome.plans().next().expect("a plan");
+    assert!(
+        plan.steps.iter().any(|s| matches!(&s.action,
+            Action::ShiftTraffic(l) if l.before.iter().any(|g| g.target_group_arn.contains(SHOP_TG)))),
+        "{}: the shop group's rule is shifted",
+        h.flavor()
+    );
+    let drain = plan.drain().expect("a drain");
+    let rotation = drain.rotation.as_ref().expect("a rotation");
+    assert!(
+        rotation.relabel.is_empty(),
+        "{}: no client reaches them directly, so they keep their label: {:?}",
+        h.flavor(),
+        rotation.relabel
+    );
+    assert!(
+        drain
+            .pods
+            .iter()
+            .filter(|p| p.name.starts_with("shop-"))
+            .all(|p| p.after_rotation),
+        "{}: they still wait for the rules' propagation",
+        h.flavor()
+    );
+    let e = entries(&h, &interruption_id(&outcome)).await;
+    let settled = at(&e, "ROTATION_SETTLED").expect("the rotation settled");
+    let shop = evictions(&e, "shop-");
+    assert_eq!(shop.len(), 3, "{}: three evictions", h.flavor());
+    assert!(
+        shop.iter().all(|t| *t >= settled),
+        "{}: none evicted before the rotation settled",
+        h.flavor()
+    );
+}
+on_both!(
+    opted_in_pods_of_a_group_shifted_away_keep_serving_the_fallback_until_their_eviction,
+    setup_full_shift()
+);
+
 /// Poll the group's targets until `ok` holds (20 s at most); whether it did.
 async fn wait_for(h: &impl Harness, group: &str, ok: impl Fn(&[String]) -> bool) -> bool {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -840,7 +840,8 @@ impl Builder<'_> {
 
         self.deregister();
         let shifted_away = self.shift_traffic(deadline);
-        let relabel = rotation::to_relabel(&self.facts.pods);
+        let relabel =
+            rotation::to_relabel(&self.facts.pods, &self.facts.target_groups, &shifted_away);
         let watch = rotation::watched(
             &self.facts.target_groups,
             self.instance,

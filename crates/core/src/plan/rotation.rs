@@ -10,7 +10,9 @@
 //! cordon) and the pods costop relabels out of their Services, and costop waits for that. A pod
 //! of a kept group whose workload did not opt in cannot be taken out without fighting the
 //! controller: it is still evicted after the wait, and without a preStop delay the requests
-//! the load balancer sends it until the controller deregisters it fail.
+//! the load balancer sends it until the controller deregisters it fail. An opted-in pod whose
+//! every group the traffic shift takes out of the rules' direct path keeps its label: only the
+//! fallback's forwards reach it, and they retry what it refuses once it stops.
 
 use std::collections::BTreeSet;
 
@@ -21,14 +23,23 @@ use super::drain::{PodDisposition, classify_pod};
 use crate::config::Config;
 use crate::facts::{InstanceFacts, PodFacts, TargetGroupFacts, TargetType};
 
-/// Pods costop relabels out of their Services: evictable, not terminating, opted in.
-pub fn to_relabel(pods: &[PodFacts]) -> Vec<PodUid> {
+/// Pods costop relabels out of their Services: evictable, not terminating, opted in, and not
+/// served only through groups the traffic shift takes out of every rule's direct path
+/// (`shifted_away`). Such a pod gets no request from a client any more, only the fallback's
+/// forwards through its upstream, which retry what a stopping pod refuses: taking it out of
+/// its Service as well would only take its capacity from the fallback until its eviction.
+pub fn to_relabel(
+    pods: &[PodFacts],
+    groups: &[TargetGroupFacts],
+    shifted_away: &BTreeSet<String>,
+) -> Vec<PodUid> {
     let mut out: Vec<PodUid> = pods
         .iter()
         .filter(|p| {
             p.in_rotation_by_label()
                 && p.deletion_timestamp.is_none()
                 && classify_pod(p) == PodDisposition::Evict
+                && !only_behind_shifted_away(p, groups, shifted_away)
         })
         .map(|p| PodUid {
             namespace: p.namespace.clone(),
@@ -38,6 +49,27 @@ pub fn to_relabel(pods: &[PodFacts]) -> Vec<PodUid> {
         .collect();
     out.sort();
     out
+}
+
+/// Whether every group that reaches `pod` is one the shift takes out of every rule's direct
+/// path: its IP is a target of at least one group, every such group is shifted away, and so is
+/// every instance group (which reaches pods through any node's Service port).
+fn only_behind_shifted_away(
+    pod: &PodFacts,
+    groups: &[TargetGroupFacts],
+    shifted_away: &BTreeSet<String>,
+) -> bool {
+    let Some(ip) = pod.ip.as_deref() else {
+        return false;
+    };
+    let has_ip = |g: &TargetGroupFacts| g.targets.iter().any(|t| t.id == ip);
+    groups
+        .iter()
+        .any(|g| g.target_type == TargetType::Ip && has_ip(g))
+        && groups
+            .iter()
+            .filter(|g| g.target_type == TargetType::Instance || has_ip(g))
+            .all(|g| shifted_away.contains(&g.arn))
 }
 
 /// The deregistrations, one per group no controller keeps that holds the instance's targets
@@ -243,7 +275,10 @@ mod tests {
             pod("b", "10.1.0.2", false),
             terminating,
         ];
-        let names: Vec<String> = to_relabel(&pods).into_iter().map(|p| p.name).collect();
+        let names: Vec<String> = to_relabel(&pods, &[], &BTreeSet::new())
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
         assert_eq!(names, ["a"]);
     }
 
@@ -268,7 +303,7 @@ mod tests {
             group("ip", TargetType::Ip, true, &["10.1.0.1", "10.1.0.2"]),
             group("inst", TargetType::Instance, true, &["i-1", "i-2"]),
         ];
-        let relabel = to_relabel(&pods);
+        let relabel = to_relabel(&pods, &[], &BTreeSet::new());
         assert!(deregistrations(&groups, &instance(), &pods).is_empty());
         let w = watched(&groups, &instance(), &pods, &relabel);
         assert_eq!((ids(&w[0]), ids(&w[1])), (vec!["10.1.0.1"], vec!["i-1"]));
@@ -300,7 +335,12 @@ mod tests {
             group("tg", TargetType::Ip, false, &["10.1.0.1"]),
             group("kept", TargetType::Ip, true, &["10.1.0.2", "10.1.0.4"]),
         ];
-        let s = serving(&groups, &pods, &to_relabel(&pods), &BTreeSet::new());
+        let s = serving(
+            &groups,
+            &pods,
+            &to_relabel(&pods, &[], &BTreeSet::new()),
+            &BTreeSet::new(),
+        );
         assert_eq!(
             s.into_iter().collect::<Vec<_>>(),
             ["u-opted-in", "u-registered"]
@@ -308,11 +348,58 @@ mod tests {
         // Once the shift takes the kept group out of every rule's direct path, its pods wait
         // for the rules' propagation too, opted in or not.
         let shifted = BTreeSet::from(["kept".to_owned()]);
-        let s = serving(&groups, &pods, &to_relabel(&pods), &shifted);
+        let s = serving(
+            &groups,
+            &pods,
+            &to_relabel(&pods, &[], &BTreeSet::new()),
+            &shifted,
+        );
         assert_eq!(
             s.into_iter().collect::<Vec<_>>(),
             ["u-kept-not-opted-in", "u-opted-in", "u-registered"]
         );
+    }
+
+    #[test]
+    fn an_opted_in_pod_served_only_through_groups_shifted_away_keeps_its_label() {
+        let pods = [
+            pod("behind-shifted", "10.1.0.1", true),
+            pod("behind-both", "10.1.0.2", true),
+            pod("behind-none", "10.1.0.3", true),
+        ];
+        let groups = [
+            group("shifted", TargetType::Ip, true, &["10.1.0.1", "10.1.0.2"]),
+            group("direct", TargetType::Ip, true, &["10.1.0.2"]),
+        ];
+        let shifted = BTreeSet::from(["shifted".to_owned()]);
+        let names = |groups: &[TargetGroupFacts], shifted: &BTreeSet<String>| -> Vec<String> {
+            to_relabel(&pods, groups, shifted)
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
+        };
+        assert_eq!(names(&groups, &shifted), ["behind-both", "behind-none"]);
+        assert_eq!(
+            names(&groups, &BTreeSet::new()),
+            ["behind-both", "behind-none", "behind-shifted"]
+        );
+        // An instance group still sends clients through the Service's node ports.
+        let with_instances = [
+            groups[0].clone(),
+            group("inst", TargetType::Instance, true, &["i-2"]),
+        ];
+        assert_eq!(
+            names(&with_instances, &shifted),
+            ["behind-both", "behind-none", "behind-shifted"]
+        );
+        // Still a serving pod: it waits for the rules' propagation before its eviction.
+        let s = serving(
+            &groups,
+            &pods,
+            &to_relabel(&pods, &groups, &shifted),
+            &shifted,
+        );
+        assert!(s.contains("u-behind-shifted"), "{s:?}");
     }
 
     #[test]
