@@ -155,6 +155,26 @@ pub async fn timeline<H: Harness>(
     .collect()
 }
 
+/// An HTTP IP target group on port 8080 for a scenario, bound to `service` (the controller
+/// stand-in keeps it) or to nothing, with the load balancer's default health checks.
+pub fn ip_target_group(
+    name: &str,
+    service: Option<costop_bed::scenario::ServiceRef>,
+) -> costop_bed::scenario::TargetGroup {
+    costop_bed::scenario::TargetGroup {
+        name: name.into(),
+        port: 8080,
+        protocol: costop_bed::scenario::Protocol::Http,
+        target_type: costop_bed::scenario::TargetType::Ip,
+        node_groups: Vec::new(),
+        service,
+        health_check_interval_seconds: None,
+        healthy_threshold_count: None,
+        unhealthy_threshold_count: None,
+        deregistration_delay_seconds: None,
+    }
+}
+
 /// A setting's value that names a scenario target group, `target-group:<name>`, becomes that
 /// group's ARN in each world (moto's ARNs are only known once the bed is seeded).
 pub const TARGET_GROUP_VALUE: &str = "target-group:";

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use costop_app::{Mode, Outcome};
-use costop_bed::scenario::{PortRef, ServiceRef, TargetGroup, TargetType};
+use costop_bed::scenario::{PortRef, ServiceRef};
 use costop_core::Action;
 use costop_core::record::{TimelineEntry, TimelineStep};
 use costop_tests::{Harness, Setup, events, on_both, pin_to, pods_on, spot_nodes};
@@ -21,22 +21,14 @@ fn setup() -> Setup {
     let mut s = Setup::default_scenario()
         .with_env("COSTOP_ROTATION_SETTLE_SECONDS", "2")
         .with_env("COSTOP_ROTATION_MAX_WAIT_SECONDS", "20");
-    s.scenario.target_groups.push(TargetGroup {
-        name: SHOP_TG.into(),
-        port: 8080,
-        protocol: costop_bed::scenario::Protocol::Http,
-        target_type: TargetType::Ip,
-        node_groups: Vec::new(),
-        service: Some(ServiceRef {
+    s.scenario.target_groups.push(costop_tests::ip_target_group(
+        SHOP_TG,
+        Some(ServiceRef {
             namespace: "default".into(),
             name: "shop".into(),
             port: PortRef::Number(80),
         }),
-        health_check_interval_seconds: None,
-        healthy_threshold_count: None,
-        unhealthy_threshold_count: None,
-        deregistration_delay_seconds: None,
-    });
+    ));
     s
 }
 
@@ -80,6 +72,33 @@ spec:
         ));
     }
     yaml
+}
+
+/// `replicas` pods of the `shop` workload (opted in or not) pinned to a spot node, each
+/// registered as an IP target of the controller's group: the spot instance and their IPs.
+async fn shop_on_a_spot_node(
+    h: &impl Harness,
+    replicas: u32,
+    opted_in: bool,
+) -> (String, Vec<String>) {
+    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    pin_to(
+        h,
+        &node,
+        &workload("shop", replicas, opted_in, true),
+        replicas as usize,
+    )
+    .await;
+    let ips = pod_ips(h, &node, "shop-");
+    assert_eq!(
+        ips.len(),
+        replicas as usize,
+        "{}: every pod has an IP",
+        h.flavor()
+    );
+    let registered = wait_for(h, SHOP_TG, |t| ips.iter().all(|ip| t.contains(ip))).await;
+    assert!(registered, "{}: the pods registered before", h.flavor());
+    (instance, ips)
 }
 
 async fn entries<H: Harness>(h: &H, interruption_id: &str) -> Vec<TimelineEntry> {
@@ -134,12 +153,7 @@ fn interruption_id(outcome: &Outcome) -> String {
 // ---------------------------------------------------------------------------------------------
 
 async fn opted_in_pods_leave_the_controllers_ip_targets_before_they_are_evicted<H: Harness>(h: H) {
-    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node, &workload("shop", 3, true, true), 3).await;
-    let ips = pod_ips(&h, &node, "shop-");
-    assert_eq!(ips.len(), 3, "{}: three pods with IPs", h.flavor());
-    let registered = wait_for(&h, SHOP_TG, |t| ips.iter().all(|ip| t.contains(ip))).await;
-    assert!(registered, "{}: the pods registered before", h.flavor());
+    let (instance, ips) = shop_on_a_spot_node(&h, 3, true).await;
 
     let outcome = warn(&h, &instance).await;
     let plan = outcome.plans().next().expect("a plan");
@@ -193,11 +207,7 @@ async fn without_the_opt_in_a_kept_group_is_left_to_its_controller_and_its_pods_
 >(
     h: H,
 ) {
-    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node, &workload("shop", 2, false, true), 2).await;
-    let ips = pod_ips(&h, &node, "shop-");
-    let registered = wait_for(&h, SHOP_TG, |t| ips.iter().all(|ip| t.contains(ip))).await;
-    assert!(registered, "{}: the pods registered before", h.flavor());
+    let (instance, ips) = shop_on_a_spot_node(&h, 2, false).await;
 
     let outcome = warn(&h, &instance).await;
     let plan = outcome.plans().next().expect("a plan");
@@ -288,18 +298,9 @@ fn setup_full_shift() -> Setup {
             &format!("{}{FALLBACK_TG}", costop_tests::TARGET_GROUP_VALUE),
         )
         .with_env("COSTOP_SHIFT_FACTOR", "1000");
-    s.scenario.target_groups.push(TargetGroup {
-        name: FALLBACK_TG.into(),
-        port: 8080,
-        protocol: costop_bed::scenario::Protocol::Http,
-        target_type: TargetType::Ip,
-        node_groups: Vec::new(),
-        service: None,
-        health_check_interval_seconds: None,
-        healthy_threshold_count: None,
-        unhealthy_threshold_count: None,
-        deregistration_delay_seconds: None,
-    });
+    s.scenario
+        .target_groups
+        .push(costop_tests::ip_target_group(FALLBACK_TG, None));
     s
 }
 
@@ -308,11 +309,7 @@ async fn opted_in_pods_of_a_group_shifted_away_keep_serving_the_fallback_until_t
 >(
     h: H,
 ) {
-    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
-    pin_to(&h, &node, &workload("shop", 3, true, true), 3).await;
-    let ips = pod_ips(&h, &node, "shop-");
-    let registered = wait_for(&h, SHOP_TG, |t| ips.iter().all(|ip| t.contains(ip))).await;
-    assert!(registered, "{}: the pods registered before", h.flavor());
+    let (instance, ips) = shop_on_a_spot_node(&h, 3, true).await;
 
     let outcome = warn(&h, &instance).await;
     let plan = outcome.plans().next().expect("a plan");
@@ -329,6 +326,16 @@ async fn opted_in_pods_of_a_group_shifted_away_keep_serving_the_fallback_until_t
         "{}: no client reaches them directly, so they keep their label: {:?}",
         h.flavor(),
         rotation.relabel
+    );
+    assert!(
+        rotation
+            .watch
+            .iter()
+            .flat_map(|w| &w.targets)
+            .all(|t| !ips.contains(&t.id)),
+        "{}: their targets stay registered for the fallback's forwards: {:?}",
+        h.flavor(),
+        rotation.watch
     );
     assert!(
         drain

@@ -12,7 +12,6 @@ use chrono::{TimeDelta, Utc};
 use costop_app::keeper::KeeperOutcome;
 use costop_app::ports::Elb;
 use costop_app::{HasElb, HasRecords, Mode, Records};
-use costop_bed::scenario::{Protocol, TargetGroup, TargetType};
 use costop_core::record::SHIFT_PK;
 use costop_core::shift::{self, GroupShare, RuleFacts, ShiftLease, WeightedGroup};
 use costop_tests::{Harness, Setup, TARGET_GROUP_VALUE, events, on_both, spot_nodes};
@@ -42,18 +41,9 @@ fn setup() -> Setup {
             "COSTOP_SHIFT_RESTORE_HOLD_SECONDS",
             &HOLD_SECONDS.to_string(),
         );
-    s.scenario.target_groups.push(TargetGroup {
-        name: FALLBACK_TG.into(),
-        port: 8080,
-        protocol: Protocol::Http,
-        target_type: TargetType::Ip,
-        node_groups: Vec::new(),
-        service: None,
-        health_check_interval_seconds: None,
-        healthy_threshold_count: None,
-        unhealthy_threshold_count: None,
-        deregistration_delay_seconds: None,
-    });
+    s.scenario
+        .target_groups
+        .push(costop_tests::ip_target_group(FALLBACK_TG, None));
     s
 }
 

@@ -10,7 +10,7 @@ use chrono::{TimeDelta, Utc};
 use costop_app::keeper::{KeeperOutcome, TrafficReport};
 use costop_app::ports::{Clusters, Elb, Kube};
 use costop_app::{HasClusters, HasElb, HasRecords, Mode, Records};
-use costop_bed::scenario::{PortRef, Protocol, ServiceRef, TargetGroup, TargetType};
+use costop_bed::scenario::{PortRef, ServiceRef};
 use costop_core::record::SHIFT_PK;
 use costop_core::shift::{
     self, GroupShare, IngressTarget, RestoreStep, RuleFacts, ShiftLease, WeightedGroup,
@@ -29,21 +29,6 @@ const ACTION: &str = "alb.ingress.kubernetes.io/actions.costop-shift-shop-80";
 /// The notice's deadline: short, so the tick runs past it within the test.
 const WINDOW_SECONDS: i64 = 6;
 
-fn target_group(name: &str, service: Option<ServiceRef>) -> TargetGroup {
-    TargetGroup {
-        name: name.into(),
-        port: 8080,
-        protocol: Protocol::Http,
-        target_type: TargetType::Ip,
-        node_groups: Vec::new(),
-        service,
-        health_check_interval_seconds: None,
-        healthy_threshold_count: None,
-        unhealthy_threshold_count: None,
-        deregistration_delay_seconds: None,
-    }
-}
-
 fn setup() -> Setup {
     let mut s = Setup::default_scenario()
         .with_env(
@@ -61,8 +46,8 @@ fn setup() -> Setup {
         .with_env("COSTOP_SHIFT_RESTORE_HOLD_SECONDS", "0");
     s.scenario
         .target_groups
-        .push(target_group(FALLBACK_TG, None));
-    s.scenario.target_groups.push(target_group(
+        .push(costop_tests::ip_target_group(FALLBACK_TG, None));
+    s.scenario.target_groups.push(costop_tests::ip_target_group(
         SHOP_TG,
         Some(ServiceRef {
             namespace: "default".into(),
