@@ -5,10 +5,8 @@
 //! `GET /2018-06-01/runtime/invocation/next` hands out the next event,
 //! `POST /2018-06-01/runtime/invocation/{id}/response` and `…/{id}/error` answer it.
 //! Invocations queue while no function process polls. What the Lambda service needs to scale
-//! the function's execution environments is observable: invocations waiting
-//! ([`RuntimeApi::waiting`]), processes waiting for one ([`RuntimeApi::idle`]), the connections
-//! that have polled ([`RuntimeApi::polling_connections`]), invocations in flight
-//! ([`RuntimeApi::concurrency`]), and a signal on every new invocation ([`RuntimeApi::demand`]).
+//! the function's execution environments is observable: invocations in flight
+//! ([`RuntimeApi::concurrency`]) and a signal on every new invocation ([`RuntimeApi::demand`]).
 //!
 //! With a concurrency limit ([`RuntimeApi::limit_concurrency`]) an invocation that finds as many
 //! in flight as the limit is throttled at once, not queued: "Concurrency is the number of
@@ -20,7 +18,7 @@
 //! from the moment it arrives, waiting for an environment included, until it is answered or
 //! its caller gives up.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -69,11 +67,6 @@ pub struct RuntimeApi {
     available: Notify,
     in_flight: Mutex<HashMap<String, oneshot::Sender<Result<Bytes, InvokeError>>>>,
     server: Mutex<Option<AbortHandle>>,
-    /// `GET next` calls waiting for an invocation.
-    idle: AtomicUsize,
-    /// The open connections that have asked for an invocation (one per function process while
-    /// it keeps its connection).
-    polled_from: Mutex<HashSet<SocketAddr>>,
     /// Notified on every queued invocation.
     demand: Notify,
     /// Invocations in flight at most (`usize::MAX`: no limit).
@@ -90,23 +83,6 @@ pub struct RuntimeApi {
 struct Slot<'a>(&'a AtomicUsize);
 
 impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Counts a waiting `GET next` for as long as it waits (dropped when it gets an invocation or
-/// its connection goes).
-struct IdleGuard<'a>(&'a AtomicUsize);
-
-impl<'a> IdleGuard<'a> {
-    fn new(n: &'a AtomicUsize) -> Self {
-        n.fetch_add(1, Ordering::SeqCst);
-        IdleGuard(n)
-    }
-}
-
-impl Drop for IdleGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -134,8 +110,6 @@ impl RuntimeApi {
             available: Notify::new(),
             in_flight: Mutex::new(HashMap::new()),
             server: Mutex::new(None),
-            idle: AtomicUsize::new(0),
-            polled_from: Mutex::new(HashSet::new()),
             demand: Notify::new(),
             limit: AtomicUsize::new(usize::MAX),
             concurrent: AtomicUsize::new(0),
@@ -145,21 +119,18 @@ impl RuntimeApi {
         let weak = Arc::downgrade(&api);
         let handle = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else {
+                let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let Some(api) = weak.upgrade() else { return };
                 tokio::spawn(async move {
-                    let served = api.clone();
                     let service = hyper::service::service_fn(move |req| {
-                        let api = served.clone();
-                        async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer).await) }
+                        let api = api.clone();
+                        async move { Ok::<_, std::convert::Infallible>(api.handle(req).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
-                    // The process went (or dropped its connection): no longer polling.
-                    lock(&api.polled_from).remove(&peer);
                 });
             }
         });
@@ -170,24 +141,6 @@ impl RuntimeApi {
     /// The `host:port` to put in `AWS_LAMBDA_RUNTIME_API`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Invocations queued that no function process has taken yet (callers still waiting).
-    pub fn waiting(&self) -> usize {
-        lock(&self.queue)
-            .iter()
-            .filter(|p| !p.picked.is_closed())
-            .count()
-    }
-
-    /// Function processes waiting for an invocation now.
-    pub fn idle(&self) -> usize {
-        self.idle.load(Ordering::SeqCst)
-    }
-
-    /// Open connections that have asked for an invocation.
-    pub fn polling_connections(&self) -> usize {
-        lock(&self.polled_from).len()
     }
 
     /// Throttles invocations beyond `limit` in flight (the function's reserved concurrency, or
@@ -291,18 +244,14 @@ impl RuntimeApi {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_string();
         let Some(rest) = path.strip_prefix(PREFIX) else {
             return plain(StatusCode::NOT_FOUND, "unknown path");
         };
         let method = req.method().clone();
         match (method, rest) {
-            (Method::GET, "invocation/next") => {
-                lock(&self.polled_from).insert(peer);
-                let _idle = IdleGuard::new(&self.idle);
-                self.deliver().await
-            }
+            (Method::GET, "invocation/next") => self.deliver().await,
             (Method::POST, "init/error") => {
                 let body = read(req).await;
                 tracing::warn!(function = %self.function_arn, error = %String::from_utf8_lossy(&body), "function init error");
