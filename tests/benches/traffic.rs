@@ -47,6 +47,8 @@
 //! dead-lettered, what was still queued, the rules restored, the function's environments and
 //! throttled invocations.
 
+#[path = "traffic/fallback_time.rs"]
+mod fallback_time;
 #[path = "traffic/plot.rs"]
 mod plot;
 
@@ -590,6 +592,9 @@ struct FallbackFigures {
     environments: usize,
     throttled: usize,
     ticks: usize,
+    /// The function's processing time (the access log's `target_processing_time`) of the
+    /// writes it queued and the reads it forwarded.
+    time: fallback_time::FallbackTime,
 }
 
 impl FallbackFigures {
@@ -795,8 +800,19 @@ async fn one_run(
     report.check_writes(&store);
     // Why the load balancer answered what it did, and where: a target of the interrupted node
     // (its instance, or one of its pods' IPs as they were before the warning) or another one.
-    let mut causes = BTreeMap::new();
+    let mut records = Vec::new();
     while let Ok(r) = log_rx.try_recv() {
+        records.push(r);
+    }
+    if mode == Response::Costop {
+        fallback.time = fallback_time::summary(&records);
+        let from = std::time::SystemTime::now() - warning_at.elapsed();
+        for line in fallback_time::timeline(&records, from, real(10.0), scale) {
+            eprintln!("fallback after the warning {line}");
+        }
+    }
+    let mut causes = BTreeMap::new();
+    for r in &records {
         if r.elb_status_code >= 500 || r.elb_status_code < 200 {
             let place = match r.target_id.as_deref() {
                 Some(t) if t == instance || victim_ips.iter().any(|ip| ip == t) => {

@@ -95,6 +95,8 @@ pub struct Bed {
     world: SeededWorld,
     kubeconfig: PathBuf,
     timings: StartTimings,
+    /// This bed's pod addresses, held until it is dropped.
+    _pod_network: net::pod_network::PodNetwork,
     _dir: tempfile::TempDir,
 }
 
@@ -135,6 +137,7 @@ impl Bed {
         timings.moto = t0.elapsed().as_secs_f64();
 
         let t = Instant::now();
+        let pod_network = net::pod_network::PodNetwork::claim()?;
         let sim = Arc::new(
             Simulator::start(SimConfig {
                 cluster_name: scenario.cluster.name.clone(),
@@ -143,6 +146,7 @@ impl Bed {
                 pod_start_seconds: scenario.delays.pod_start,
                 pod_stop_seconds: scenario.delays.pod_stop,
                 node_monitor_grace_seconds: scenario.delays.node_monitor_grace,
+                pod_network: pod_network.cidr(),
                 ..SimConfig::default()
             })
             .await?,
@@ -267,6 +271,7 @@ impl Bed {
             world,
             kubeconfig,
             timings: StartTimings::default(),
+            _pod_network: pod_network,
             _dir: dir,
         };
         bed.sim.apply_yaml(&manifests)?;

@@ -12,7 +12,7 @@ use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::controllers::{self, ControllerConfig};
 use crate::error::ApiError;
-use crate::network::ServiceNetwork;
+use crate::network::{Ipv4Cidr, ServiceNetwork};
 use crate::nodes::{InstanceFacts, NodeLink, NodeLinkConfig};
 use crate::resources;
 use crate::store::Store;
@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub endpoint_slice_sync_seconds: f64,
     /// Simulated seconds from a namespace's deletion to the deletion of its contents.
     pub namespace_cleanup_delay_seconds: f64,
+    /// Where pods get their IPs from (see [`crate::network::POD_NETWORK`]). Two simulators
+    /// whose pods are served on the same machine need disjoint ranges.
+    pub pod_network: Ipv4Cidr,
     /// Where to listen (port 0 picks a free one).
     pub bind: SocketAddr,
 }
@@ -56,6 +59,7 @@ impl Default for SimConfig {
             endpoint_slice_sync_seconds: ControllerConfig::default().endpoint_slice_sync_seconds,
             namespace_cleanup_delay_seconds: ControllerConfig::default()
                 .namespace_cleanup_delay_seconds,
+            pod_network: crate::network::POD_NETWORK,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
@@ -145,6 +149,7 @@ impl Simulator {
                 pod_stop_seconds: cfg.pod_stop_seconds,
                 endpoint_slice_sync_seconds: cfg.endpoint_slice_sync_seconds,
                 namespace_cleanup_delay_seconds: cfg.namespace_cleanup_delay_seconds,
+                pod_network: cfg.pod_network,
                 ..ControllerConfig::default()
             },
         ));

@@ -17,6 +17,7 @@ use super::At;
 use super::informer::{Change, Informer, Key};
 use super::{ControllerConfig, Loop, Timers};
 use crate::clock::Clock;
+use crate::network::Ipv4Cidr;
 use crate::resources::{NODES, PODS, ResourceDef};
 
 /// The longest preStop sleep of a pod's containers: `lifecycle.preStop.sleep.seconds`, or an
@@ -58,7 +59,9 @@ pub struct Kubelet {
     stopping: HashMap<Key, (String, Instant)>,
     /// Node readiness as last seen, to react to transitions only.
     node_ready: HashMap<String, bool>,
-    next_ip: u32,
+    pod_network: Ipv4Cidr,
+    /// The last pod IP handed out, as an offset from the network's address.
+    next_ip: u64,
 }
 
 impl Kubelet {
@@ -71,20 +74,22 @@ impl Kubelet {
             starting: HashMap::new(),
             stopping: HashMap::new(),
             node_ready: HashMap::new(),
+            pod_network: cfg.pod_network,
             next_ip: 0,
         }
     }
 
-    /// Pod IPs come from 10.64.0.0/10, skipping network and broadcast-looking addresses.
+    /// Pod IPs come from the configured network in turn, skipping network and
+    /// broadcast-looking addresses.
     fn alloc_ip(&mut self) -> String {
+        let first = u64::from(self.pod_network.first_usable());
         loop {
-            self.next_ip = self.next_ip.wrapping_add(1) % (1 << 22);
-            let last = self.next_ip & 0xff;
-            if last != 0 && last != 255 {
-                break;
+            self.next_ip = self.next_ip % self.pod_network.usable() + 1;
+            let ip = Ipv4Addr::from((first + self.next_ip - 1) as u32);
+            if !matches!(ip.octets()[3], 0 | 255) {
+                return ip.to_string();
             }
         }
-        Ipv4Addr::from((10u32 << 24) | (64u32 << 16) | self.next_ip).to_string()
     }
 }
 
@@ -464,6 +469,29 @@ mod pre_stop_tests {
         assert_eq!(
             pre_stop_seconds(&json!({"spec": {"containers": [{"name": "c"}]}})),
             0.0
+        );
+    }
+}
+
+#[cfg(test)]
+mod pod_ip_tests {
+    use super::{ControllerConfig, Kubelet};
+
+    #[test]
+    fn pod_ips_come_from_the_configured_network_in_turn_skipping_0_and_255() {
+        let mut k = Kubelet::new(&ControllerConfig {
+            pod_network: "10.70.0.0/24".parse().expect("cidr"),
+            ..ControllerConfig::default()
+        });
+        let ips: Vec<String> = (0..256).map(|_| k.alloc_ip()).collect();
+        assert_eq!(ips[0], "10.70.0.1");
+        assert_eq!(ips[253], "10.70.0.254");
+        // 254 usable addresses, then round again: never .0 or .255, never outside the range.
+        assert_eq!(ips[254], "10.70.0.1");
+        assert!(ips.iter().all(|ip| ip.starts_with("10.70.0.")));
+        assert_eq!(
+            Kubelet::new(&ControllerConfig::default()).alloc_ip(),
+            "10.64.0.1"
         );
     }
 }

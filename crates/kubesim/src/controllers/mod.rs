@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::network::{Ipv4Cidr, POD_NETWORK};
 use crate::resources::{self, ResourceDef};
 use crate::store::{Store, Tx};
 use informer::{Change, Informer};
@@ -60,6 +61,8 @@ pub struct ControllerConfig {
     pub namespace_cleanup_delay_seconds: f64,
     /// Real-time interval of each loop's full reconcile (a safety net; loops are event driven).
     pub resync_every: Duration,
+    /// Where the kubelet takes pod IPs from.
+    pub pod_network: Ipv4Cidr,
 }
 
 impl Default for ControllerConfig {
@@ -72,6 +75,7 @@ impl Default for ControllerConfig {
             max_endpoints_per_slice: 100,
             namespace_cleanup_delay_seconds: 1.0,
             resync_every: Duration::from_secs(5),
+            pod_network: POD_NETWORK,
         }
     }
 }

@@ -1,9 +1,11 @@
-//! The cluster's service networking settings — what kube-apiserver takes as
-//! `--service-cluster-ip-range` and `--service-node-port-range` — and, in [`allocator`], how
-//! free ClusterIPs and node ports are picked from them.
+//! The cluster's networking settings — what kube-apiserver takes as
+//! `--service-cluster-ip-range` and `--service-node-port-range`, and the range pods get their
+//! addresses from — and, in [`allocator`], how free ClusterIPs and node ports are picked from
+//! them.
 //!
 //! Defaults are an EKS cluster's: services in 10.100.0.0/16, node ports 30000–32767
-//! (<https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport>).
+//! (<https://kubernetes.io/docs/concepts/services-networking/service/#type-nodeport>). Pods get
+//! addresses from 10.64.0.0/10 unless told otherwise ([`POD_NETWORK`]).
 
 pub mod allocator;
 
@@ -32,6 +34,13 @@ pub struct Ipv4Cidr {
     network: u32,
     prefix: u8,
 }
+
+/// The default range of pod addresses (the CNI's; on EKS the VPC CNI hands out the VPC's own
+/// addresses). Wider than a service range may be, hence built here and not by [`Ipv4Cidr::new`].
+pub const POD_NETWORK: Ipv4Cidr = Ipv4Cidr {
+    network: (10 << 24) | (64 << 16),
+    prefix: 10,
+};
 
 impl Ipv4Cidr {
     pub fn new(network: Ipv4Addr, prefix: u8) -> Result<Self, NetworkConfigError> {
