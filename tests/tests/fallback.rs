@@ -175,6 +175,45 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing<H: Harness
     assert_eq!(f.world().queue().depth().await.unwrap(), MAX_DEPTH as u64);
 }
 
+/// Writes arriving together: on the bed's DynamoDB their transactions overlap and meet on the
+/// depth shards (`TransactionConflict`, as DynamoDB cancels them); each is queued once, whole,
+/// and counted once.
+async fn writes_arriving_together_are_each_queued_and_counted_once<H: Harness>(h: H) {
+    const WRITES: usize = 48;
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let answers = futures::future::join_all((0..WRITES).map(|n| {
+        f.handle(write(
+            &format!("/items/p{}", n % 3),
+            &format!("{{\"n\": {n}}}"),
+        ))
+    }))
+    .await;
+    let statuses: Vec<u16> = answers.iter().map(|(r, _)| r.status().as_u16()).collect();
+    assert!(
+        statuses.iter().all(|s| *s == 202),
+        "[{}] {statuses:?}",
+        h.flavor()
+    );
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    assert_eq!(pending.len(), WRITES, "[{}]", h.flavor());
+    let mut bodies: Vec<&[u8]> = pending.iter().map(|w| w.body.as_slice()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(
+        bodies.len(),
+        WRITES,
+        "[{}] a write stored twice",
+        h.flavor()
+    );
+    assert_eq!(
+        f.world().queue().depth().await.unwrap(),
+        WRITES as u64,
+        "[{}]",
+        h.flavor()
+    );
+}
+
 async fn a_body_over_one_megabyte_is_refused_with_413_and_nothing_is_stored<H: Harness>(h: H) {
     let up = accepting().await;
     let f = h.fallback(&up.url);
@@ -603,6 +642,10 @@ on_both!(a_repeated_idempotency_key_is_queued_once, setup());
 on_both!(
     a_full_queue_answers_503_with_retry_after_and_stores_nothing,
     setup()
+);
+on_both!(
+    writes_arriving_together_are_each_queued_and_counted_once,
+    setup().with_env("COSTOP_QUEUE_MAX_DEPTH", "1000")
 );
 on_both!(
     a_body_over_one_megabyte_is_refused_with_413_and_nothing_is_stored,

@@ -125,7 +125,12 @@ impl Bed {
         let t0 = Instant::now();
         let mut timings = StartTimings::default();
 
-        let moto = tokio::task::spawn_blocking(Moto::start)
+        let moto_options = moto::MotoOptions {
+            transaction_window: Duration::from_secs_f64(
+                scenario.delays.dynamodb_transaction / scenario.time_scale,
+            ),
+        };
+        let moto = tokio::task::spawn_blocking(move || Moto::start_configured(moto_options))
             .await
             .map_err(|e| BedError::Moto(format!("start task failed: {e}")))??;
         let region = &scenario.cluster.region;

@@ -183,23 +183,47 @@ impl std::fmt::Debug for Moto {
     }
 }
 
+/// What the bed changes in moto's behaviour (see `moto_launcher.py`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MotoOptions {
+    /// How long a DynamoDB transaction holds its items: another transaction naming one of them
+    /// meanwhile is cancelled (`TransactionConflict`), a single write to one fails with
+    /// `TransactionConflictException`. Zero: never. moto applies a transaction at once, where
+    /// DynamoDB's takes two reads or writes of each item; the default is of the order of
+    /// twice a single write's latency within a region.
+    pub transaction_window: Duration,
+}
+
+impl Default for MotoOptions {
+    fn default() -> Self {
+        MotoOptions {
+            transaction_window: Duration::from_millis(25),
+        }
+    }
+}
+
 impl Moto {
     /// Install if needed, start a fresh server on a free loopback port and wait until it answers.
     /// Blocking (call it from `spawn_blocking` in async code).
     pub fn start() -> Result<Self, BedError> {
+        Self::start_configured(MotoOptions::default())
+    }
+
+    /// [`Moto::start`] with `options`.
+    pub fn start_configured(options: MotoOptions) -> Result<Self, BedError> {
         let server = ensure_installed()?;
-        Self::start_with(&server)
+        Self::start_with(&server, options)
     }
 
     /// Start the given `moto_server` executable.
-    pub fn start_with(server: &Path) -> Result<Self, BedError> {
+    pub fn start_with(server: &Path, options: MotoOptions) -> Result<Self, BedError> {
         let started = Instant::now();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(u32, u16), String>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let server = server.to_path_buf();
         let guardian = std::thread::Builder::new()
             .name("moto-guardian".into())
-            .spawn(move || guard(server, ready_tx, stop_rx))
+            .spawn(move || guard(server, options, ready_tx, stop_rx))
             .map_err(|source| BedError::Io {
                 what: "spawn the moto guardian thread".into(),
                 source,
@@ -291,6 +315,7 @@ const MOTO_LAUNCHER: &str = include_str!("moto_launcher.py");
 /// the `Moto`), reports its port, then waits for the stop signal or moto's death.
 fn guard(
     server: PathBuf,
+    options: MotoOptions,
     ready: mpsc::Sender<Result<(u32, u16), String>>,
     stop: mpsc::Receiver<()>,
 ) {
@@ -299,6 +324,10 @@ fn guard(
     cmd.args(["-c", MOTO_LAUNCHER, "-H", "127.0.0.1", "-p", "0"])
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env(
+            "COSTOP_BED_DYNAMODB_TRANSACTION_MS",
+            format!("{:.3}", options.transaction_window.as_secs_f64() * 1e3),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,5 +1,6 @@
 # moto's own server entry point, run by the venv's python with two changes that remove stalls
-# real AWS endpoints do not have. Everything else is moto as pinned in tools/requirements.txt.
+# real AWS endpoints do not have and one that adds a behaviour of DynamoDB's (3). Everything
+# else is moto as pinned in tools/requirements.txt.
 #
 # 1. A listen backlog big enough for a burst of clients. With werkzeug's 128, fifty handlers
 #    starting at once (each with its own connections) overflow it, the kernel drops SYNs and
@@ -12,14 +13,35 @@
 #    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
 #    The outcome is moto's: the same checks, the same errors, the same rollback of every
 #    operation when one fails; only the copy is smaller.
+#
+# And one change that adds what DynamoDB does and moto does not:
+#
+# 3. Transaction conflicts. moto applies a transaction at once, so two never overlap; in
+#    DynamoDB a transaction holds its items while it runs, and "an item within a
+#    TransactWriteItems request is part of another ongoing transaction" cancels the second
+#    (TransactionCanceledException, reason TransactionConflict for that item), as "a PutItem,
+#    UpdateItem, or DeleteItem request for an item [that] conflicts with an ongoing
+#    TransactWriteItems request" fails with TransactionConflictException
+#    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling).
+#    Here a transaction that starts holds its items for COSTOP_BED_DYNAMODB_TRANSACTION_MS
+#    (the bed sets it; 0 turns this off). A hot item written by every transaction, such as a
+#    single counter, is cancelled here as it would be there.
 import copy
+import os
 import sys
+import threading
+import time
 
 import werkzeug.serving
 
 werkzeug.serving.BaseWSGIServer.request_queue_size = 4096
 
 import moto.dynamodb.models as ddb  # noqa: E402
+from moto.dynamodb.exceptions import (  # noqa: E402
+    ERROR_TYPE_PREFIX,
+    DynamodbException,
+    TransactionCanceledException,
+)
 from moto.dynamodb.models.dynamo_type import DynamoType  # noqa: E402
 from moto.dynamodb.models.table import Table  # noqa: E402
 
@@ -63,38 +85,113 @@ def _write(table, h, r, item):
         table.items[h][r] = item
 
 
-def _touched(backend, transact_items):
-    """(table, hash, range, a copy of the item or None) for each item the transaction names."""
+def _named(backend, transact_items):
+    """Per operation of the transaction, (table, hash, range) of the item it names, or None
+    where the operation is malformed (moto's own checks reject it before anything changes)."""
     out = []
     for entry in transact_items:
         try:
             op_type, op = next(iter(entry.items()))
             table = backend.tables.get(op.get("TableName"))
             if table is None:
+                out.append(None)
                 continue
             key = op["Item"] if op_type == "Put" else op["Key"]
-            h, r = _slot(table, key)
+            out.append((table, *_slot(table, key)))
         except (KeyError, StopIteration, AttributeError, TypeError):
-            continue  # malformed: moto's own checks reject it before anything changes
-        out.append((table, h, r, copy.deepcopy(_read(table, h, r))))
+            out.append(None)
     return out
+
+
+_WINDOW = float(os.environ.get("COSTOP_BED_DYNAMODB_TRANSACTION_MS", "0")) / 1000.0
+# (table name, hash, range) -> when the transaction holding the item ends (monotonic seconds).
+_held = {}
+_held_lock = threading.Lock()
+_in_transaction = threading.local()
+
+
+class TransactionConflictException(DynamodbException):
+    error_type = ERROR_TYPE_PREFIX + "TransactionConflictException"
+
+    def __init__(self):
+        super().__init__(
+            self.error_type, message="Transaction is ongoing for the item"
+        )
+
+
+def _hold(named):
+    """Cancel the transaction if one of its items is held by another; else hold them."""
+    if _WINDOW <= 0:
+        return
+    now = time.monotonic()
+    slots = [None if n is None else (n[0].name, n[1], n[2]) for n in named]
+    with _held_lock:
+        if len(_held) > 10000:
+            for k in [k for k, end in _held.items() if end <= now]:
+                del _held[k]
+        conflicts = [s is not None and _held.get(s, 0.0) > now for s in slots]
+        if any(conflicts):
+            raise TransactionCanceledException(
+                [
+                    ("TransactionConflict", "Transaction is ongoing for the item", None)
+                    if c
+                    else (None, None, None)
+                    for c in conflicts
+                ]
+            )
+        for s in slots:
+            if s is not None:
+                _held[s] = now + _WINDOW
+
+
+def _held_now(table_name, key_attrs, backend):
+    table = backend.tables.get(table_name)
+    if table is None or key_attrs is None:
+        return False
+    try:
+        h, r = _slot(table, key_attrs)
+    except (KeyError, TypeError, AttributeError):
+        return False
+    with _held_lock:
+        return _held.get((table.name, h, r), 0.0) > time.monotonic()
 
 
 _moto_transact = ddb.DynamoDBBackend.transact_write_items
 
 
 def _transact_write_items(self, transact_items):
-    saved = _touched(self, transact_items)
+    named = _named(self, transact_items)
+    _hold(named)
+    saved = [(n[0], n[1], n[2], copy.deepcopy(_read(*n))) for n in named if n is not None]
+    _in_transaction.active = True
     try:
         return _moto_transact(self, transact_items)
     except BaseException:
         for table, h, r, item in reversed(saved):
             _write(table, h, r, item)
         raise
+    finally:
+        _in_transaction.active = False
+
+
+def _single_write(name, key_argument):
+    moto_op = getattr(ddb.DynamoDBBackend, name)
+
+    def op(self, table_name, *args, **kwargs):
+        if _WINDOW > 0 and not getattr(_in_transaction, "active", False):
+            key = args[0] if args else kwargs.get(key_argument)
+            if _held_now(table_name, key, self):
+                raise TransactionConflictException()
+        return moto_op(self, table_name, *args, **kwargs)
+
+    return op
 
 
 ddb.copy = _TablesByReference()
 ddb.DynamoDBBackend.transact_write_items = _transact_write_items
+ddb.DynamoDBBackend.put_item = _single_write("put_item", "item_attrs")
+ddb.DynamoDBBackend.update_item = _single_write("update_item", "key")
+ddb.DynamoDBBackend.delete_item = _single_write("delete_item", "key")
 
 from moto.server import main  # noqa: E402
 

@@ -123,6 +123,17 @@ pub struct Delays {
     /// (`--iptables-min-sync-period`, 1 s by default).
     #[serde(default = "d_kube_proxy_sync")]
     pub kube_proxy_sync: f64,
+    /// How long a DynamoDB transaction holds its items (another one naming them meanwhile is
+    /// cancelled with `TransactionConflict`); 0 turns conflicts off. See
+    /// [`crate::moto::MotoOptions`].
+    #[serde(default = "d_dynamodb_transaction")]
+    pub dynamodb_transaction: f64,
+}
+
+fn d_dynamodb_transaction() -> f64 {
+    crate::moto::MotoOptions::default()
+        .transaction_window
+        .as_secs_f64()
 }
 
 fn d_kube_proxy_sync() -> f64 {
@@ -155,6 +166,7 @@ impl Default for Delays {
             node_monitor_grace: d_node_monitor_grace(),
             lb_controller_reconcile: d_lb_controller_reconcile(),
             kube_proxy_sync: d_kube_proxy_sync(),
+            dynamodb_transaction: d_dynamodb_transaction(),
         }
     }
 }
@@ -619,6 +631,7 @@ impl Scenario {
             ("pod_start", self.delays.pod_start),
             ("pod_stop", self.delays.pod_stop),
             ("node_monitor_grace", self.delays.node_monitor_grace),
+            ("dynamodb_transaction", self.delays.dynamodb_transaction),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 p.push(format!(

@@ -2,9 +2,11 @@
 //! implements the `WriteQueue` port with the core's keys and operations
 //! ([`costop_core::fallback::record`]). A path's sequence is one atomic `UpdateItem` (`ADD`,
 //! `UPDATED_NEW`); queueing, replaying and dead-lettering are one `TransactWriteItems` each, so
-//! a write is wholly queued or not at all. A cancelled transaction says why per operation
-//! (`CancellationReasons`): a failed condition on the depth counter is a full queue, on the
-//! idempotency key a duplicate, on a pending write a write settled meanwhile.
+//! a write is wholly queued or not at all. A write is counted on a depth shard drawn at random.
+//! A cancelled transaction says why per operation (`CancellationReasons`): a failed condition on
+//! the depth shard is a full shard (the write moves to a shard with room, or the queue is full
+//! when the shards' sum is at the maximum), on the idempotency key a duplicate, on a pending
+//! write a write settled meanwhile; a conflict with another transaction is transient.
 //! (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>)
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -14,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use costop_app::ports::{Enqueued, PortError, WriteQueue};
 use costop_core::fallback::record::{
-    self as q, DEAD_PK, ENQUEUE_DEPTH_OP, ENQUEUE_KEY_OP, Op, PENDING_PK,
+    self as q, DEAD_PK, ENQUEUE_DEPTH_OP, ENQUEUE_KEY_OP, Op, PENDING_PK, QUEUE_PK,
 };
 use costop_core::fallback::{QueuedWrite, Receipt};
 use costop_core::record::{Item, Key};
@@ -23,6 +25,10 @@ use super::{item_to_sdk, sdk_error};
 
 /// The reason code of an operation whose condition failed.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+
+/// Times a write moves to another depth shard after finding its own full, before the queue
+/// is called full (writers racing for the last places).
+const SHARD_MOVES: usize = 3;
 
 /// The queue table through the SDK.
 #[derive(Clone, Debug)]
@@ -224,30 +230,50 @@ impl DynamoQueue {
             Transacted::ConditionFailed(_) => Err(PortError::Conflict { op }),
         }
     }
+
+    /// The depth shards' values (consistent).
+    async fn depths(
+        &self,
+        op: &'static str,
+    ) -> Result<std::collections::BTreeMap<u32, u64>, PortError> {
+        Ok(q::depths_from_items(&self.partition(op, QUEUE_PK).await?))
+    }
 }
 
 impl WriteQueue for DynamoQueue {
     async fn enqueue(&self, mut write: QueuedWrite, max_depth: u64) -> Result<Enqueued, PortError> {
         let op = "queue write";
-        write.seq = self.next_seq(&write.path).await?;
-        let receipt = Receipt::queued(&write);
-        match self.transact(op, q::enqueue_ops(&write, max_depth)).await? {
-            Transacted::Done => Ok(Enqueued::Queued(receipt)),
-            Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_KEY_OP) => {
-                let key = self
-                    .get(op, &q::idempotency_key(&write.idempotency_key))
-                    .await?
-                    .ok_or(PortError::Conflict { op })?;
-                let id = q::receipt_of_key(&key).map_err(|e| corrupt(op, e))?;
-                let first = self.receipt(id).await?.ok_or(PortError::Conflict { op })?;
-                Ok(Enqueued::Duplicate(first))
-            }
-            Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_DEPTH_OP) => {
-                Ok(Enqueued::Full)
-            }
-            // The receipt id was taken: a generated id colliding, practically never.
-            Transacted::ConditionFailed(_) => Err(PortError::Conflict { op }),
+        let shards = q::depth_shards(max_depth);
+        if shards == 0 {
+            return Ok(Enqueued::Full);
         }
+        write.seq = self.next_seq(&write.path).await?;
+        write.depth_shard = rand::random_range(0..shards);
+        for _ in 0..=SHARD_MOVES {
+            let receipt = Receipt::queued(&write);
+            match self.transact(op, q::enqueue_ops(&write, max_depth)).await? {
+                Transacted::Done => return Ok(Enqueued::Queued(receipt)),
+                Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_KEY_OP) => {
+                    let key = self
+                        .get(op, &q::idempotency_key(&write.idempotency_key))
+                        .await?
+                        .ok_or(PortError::Conflict { op })?;
+                    let id = q::receipt_of_key(&key).map_err(|e| corrupt(op, e))?;
+                    let first = self.receipt(id).await?.ok_or(PortError::Conflict { op })?;
+                    return Ok(Enqueued::Duplicate(first));
+                }
+                Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_DEPTH_OP) => {
+                    let depths = self.depths("read the queue's depth shards").await?;
+                    match q::shard_with_room(max_depth, &depths, rand::random()) {
+                        Some(shard) => write.depth_shard = shard,
+                        None => return Ok(Enqueued::Full),
+                    }
+                }
+                // The receipt id was taken: a generated id colliding, practically never.
+                Transacted::ConditionFailed(_) => return Err(PortError::Conflict { op }),
+            }
+        }
+        Ok(Enqueued::Full)
     }
 
     async fn receipt(&self, id: &str) -> Result<Option<Receipt>, PortError> {
@@ -267,8 +293,7 @@ impl WriteQueue for DynamoQueue {
     }
 
     async fn depth(&self) -> Result<u64, PortError> {
-        let item = self.get("read queue depth", &q::depth_key()).await?;
-        Ok(q::depth_from_item(item.as_ref()))
+        Ok(self.depths("read queue depth").await?.values().sum())
     }
 
     async fn replayed(

@@ -54,6 +54,8 @@ impl<W: FallbackPorts> Fallback<W> {
             queued_at: Utc::now(),
             attempts: 0,
             last_error: None,
+            // The queue counts it on a shard of its choosing.
+            depth_shard: 0,
         };
         let enqueued = self.enqueue(write, served).await;
         let receipt = match enqueued {

@@ -36,7 +36,7 @@ impl PodNetwork {
     }
 
     fn claim_in(dir: &Path, start: usize) -> Result<Self, BedError> {
-        std::fs::create_dir_all(&dir).map_err(|source| BedError::Io {
+        std::fs::create_dir_all(dir).map_err(|source| BedError::Io {
             what: format!("create {}", dir.display()),
             source,
         })?;

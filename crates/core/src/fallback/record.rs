@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` |
 //! |---|---|---|
-//! | queue depth (`depth`) | `QUEUE` | `DEPTH` |
+//! | queue depth, one shard of it (`depth`) | `QUEUE` | `DEPTH#<shard, 2 digits>` |
 //! | a path's last sequence number (`seq`) | `PATH#<path>` | `SEQ` |
 //! | a pending write (request without its body) | `PENDING` | `<path>#<seq, 20 digits>` |
 //! | a piece of its body (base64, ≤ 256 KiB raw) | `PENDING` | `<path>#<seq>#BODY#<n, 3 digits>` |
@@ -17,6 +17,13 @@
 //! fragment). The body is split because an item holds at most 400 KB and a body up to 1 MB.
 //! A path's sequence comes from an atomic counter before the transaction; a refused
 //! transaction leaves a gap, which ordering does not mind.
+//!
+//! The depth is counted in [`DEPTH_SHARDS`] items, each write on one of them (its
+//! `depth_shard`), each holding at most its share of `COSTOP_QUEUE_MAX_DEPTH`
+//! ([`shard_quota`]). One counter would be in every queueing transaction, and DynamoDB cancels
+//! a transaction that meets another on the same item (`TransactionConflict`): at tens of
+//! writes a second most would be cancelled and retried. The queue is full when the shards'
+//! sum reaches the maximum; a write whose shard is full moves to one with room.
 //!
 //! Pending writes and their receipts never expire: a write is never dropped. A settled receipt
 //! and its idempotency key expire `COSTOP_QUEUE_RECEIPT_DAYS` after settling; dead letters stay
@@ -32,10 +39,14 @@ use serde::{Deserialize, Serialize};
 use crate::record::PK;
 use crate::record::{Attr, Item, Key, RecordError, TTL, sortable_time};
 
-/// Partition of the depth counter.
+/// Partition of the depth counter's shards.
 pub const QUEUE_PK: &str = "QUEUE";
-/// Sort key of the depth counter.
+/// Sort key prefix of the depth counter's shards.
 pub const DEPTH_SK: &str = "DEPTH";
+/// Items the depth is counted in. Queueing at a rate `r` with transactions that take `t`
+/// meets another on its shard with a chance of about `2·r·t / DEPTH_SHARDS` (90 writes/s at
+/// 25 ms: 14 %; with one counter it would be every other write or more).
+pub const DEPTH_SHARDS: u32 = 32;
 /// The depth counter's attribute: pending writes.
 pub const DEPTH: &str = "depth";
 /// A path's sequence counter: `PATH#<path>` / `SEQ`, attribute `seq`.
@@ -91,6 +102,9 @@ pub struct QueuedWrite {
     pub attempts: u32,
     /// Why the last replay failed.
     pub last_error: Option<String>,
+    /// The depth shard it is counted on (see [`DEPTH_SHARDS`]).
+    #[serde(default)]
+    pub depth_shard: u32,
 }
 
 /// Where a receipt's write is.
@@ -200,12 +214,45 @@ pub enum Op {
     },
 }
 
-/// The depth counter's key.
-pub fn depth_key() -> Key {
+/// A depth shard's key.
+pub fn depth_key(shard: u32) -> Key {
     Key {
         pk: QUEUE_PK.into(),
-        sk: DEPTH_SK.into(),
+        sk: format!("{DEPTH_SK}#{shard:02}"),
     }
+}
+
+/// The shards a queue of at most `max_depth` writes uses: every one, or one per write when
+/// the maximum is smaller than [`DEPTH_SHARDS`] (so each holds at least one).
+pub fn depth_shards(max_depth: u64) -> u32 {
+    u32::try_from(max_depth.min(u64::from(DEPTH_SHARDS))).unwrap_or(DEPTH_SHARDS)
+}
+
+/// What shard `shard` may hold: the maximum split evenly over [`depth_shards`], the first ones
+/// taking the remainder, so the quotas add up to `max_depth`.
+pub fn shard_quota(max_depth: u64, shard: u32) -> u64 {
+    let n = u64::from(depth_shards(max_depth));
+    if n == 0 || u64::from(shard) >= n {
+        return 0;
+    }
+    max_depth / n + u64::from(u64::from(shard) < max_depth % n)
+}
+
+/// The shard of a write queued with the random number `draw` when the shards hold
+/// `depths` (by shard; missing ones empty): `None` when the queue is full. A shard is drawn
+/// among those with room, so a write never waits on a full shard while others have room.
+pub fn shard_with_room(max_depth: u64, depths: &BTreeMap<u32, u64>, draw: u64) -> Option<u32> {
+    let total: u64 = depths.values().sum();
+    if total >= max_depth {
+        return None;
+    }
+    let room: Vec<u32> = (0..depth_shards(max_depth))
+        .filter(|s| depths.get(s).copied().unwrap_or(0) < shard_quota(max_depth, *s))
+        .collect();
+    if room.is_empty() {
+        return None;
+    }
+    Some(room[(draw % room.len() as u64) as usize])
 }
 
 /// A path's sequence counter key.
@@ -289,6 +336,7 @@ pub fn write_items(w: &QueuedWrite, pk: &str) -> Vec<Item> {
         head.insert("last_error".into(), Attr::s(e));
     }
     head.insert("pieces".into(), Attr::N(pieces(&w.body).to_string()));
+    head.insert("depth_shard".into(), Attr::N(w.depth_shard.to_string()));
     let mut items = vec![head];
     for (n, chunk) in w.body.chunks(BODY_PIECE_BYTES).enumerate() {
         let mut piece = Key {
@@ -362,8 +410,8 @@ fn set_op(key: Key, set: Vec<(&str, Attr)>, condition: Option<&str>) -> Op {
     }
 }
 
-/// The depth counter changed by `delta`.
-fn depth_op(delta: i64, max: Option<u64>) -> Op {
+/// A depth shard changed by `delta`, up to `max` when given.
+fn depth_op(shard: u32, delta: i64, max: Option<u64>) -> Op {
     let mut names = BTreeMap::from([("#n0".to_owned(), DEPTH.to_owned())]);
     let mut values = BTreeMap::from([(":v0".to_owned(), Attr::n(delta))]);
     let condition = max.map(|max| {
@@ -372,7 +420,7 @@ fn depth_op(delta: i64, max: Option<u64>) -> Op {
         "attribute_not_exists(#n0) OR #n0 < :max".to_owned()
     });
     Op::Update {
-        key: depth_key(),
+        key: depth_key(shard),
         expression: "ADD #n0 :v0".into(),
         condition,
         names,
@@ -387,7 +435,11 @@ pub fn enqueue_ops(w: &QueuedWrite, max_depth: u64) -> Vec<Op> {
     let mut key_item = idempotency_key(&w.idempotency_key).to_item();
     key_item.insert("receipt_id".into(), Attr::s(&w.receipt_id));
     let mut ops = vec![
-        depth_op(1, Some(max_depth)),
+        depth_op(
+            w.depth_shard,
+            1,
+            Some(shard_quota(max_depth, w.depth_shard)),
+        ),
         Op::Put {
             item: key_item,
             condition: Some(NOT_EXISTS),
@@ -435,7 +487,7 @@ pub fn replayed_ops(w: &QueuedWrite, status: u16, now: DateTime<Utc>, ttl_days: 
         vec![(TTL, ttl_of(now, ttl_days))],
         None,
     ));
-    ops.push(depth_op(-1, None));
+    ops.push(depth_op(w.depth_shard, -1, None));
     ops
 }
 
@@ -495,7 +547,7 @@ pub fn dead_letter_ops(
         set.push(("http_status", Attr::n(i64::from(s))));
     }
     ops.push(set_op(receipt_key(&w.receipt_id), set, Some(EXISTS)));
-    ops.push(depth_op(-1, None));
+    ops.push(depth_op(w.depth_shard, -1, None));
     ops
 }
 
@@ -570,9 +622,21 @@ pub fn receipt_of_key(item: &Item) -> Result<&str, RecordError> {
     s(item, "receipt_id")
 }
 
-/// The depth counter's value (0 without the item).
-pub fn depth_from_item(item: Option<&Item>) -> u64 {
-    item.and_then(|i| n(i, DEPTH).ok()).unwrap_or(0)
+/// The depth shards' values, by shard, from the items of the `QUEUE` partition (others and
+/// unreadable ones skipped).
+pub fn depths_from_items(items: &[Item]) -> BTreeMap<u32, u64> {
+    items
+        .iter()
+        .filter_map(|i| {
+            let shard = s(i, crate::record::SK)
+                .ok()?
+                .strip_prefix(DEPTH_SK)?
+                .strip_prefix('#')?
+                .parse()
+                .ok()?;
+            Some((shard, n(i, DEPTH).ok()?))
+        })
+        .collect()
 }
 
 fn head_from_item(item: &Item) -> Result<(QueuedWrite, usize), RecordError> {
@@ -606,6 +670,7 @@ fn head_from_item(item: &Item) -> Result<(QueuedWrite, usize), RecordError> {
         queued_at: time(item, "queued_at")?,
         attempts: n(item, "attempts")?,
         last_error: opt_s(item, "last_error"),
+        depth_shard: n(item, "depth_shard").unwrap_or(0),
     };
     Ok((w, n(item, "pieces")?))
 }
@@ -683,6 +748,7 @@ mod tests {
             queued_at: "2025-01-01T00:00:00Z".parse().unwrap(),
             attempts: 0,
             last_error: None,
+            depth_shard: 5,
         }
     }
 
@@ -729,6 +795,7 @@ mod tests {
         let w = write("/a", 1, vec![0; BODY_PIECE_BYTES * 2]);
         let ops = enqueue_ops(&w, 100);
         assert_eq!(ops.len(), 3 + 3);
+        // Shard 5 of 32 holds 3 of the 100 (the first four hold 4).
         match &ops[ENQUEUE_DEPTH_OP] {
             Op::Update {
                 key,
@@ -737,13 +804,15 @@ mod tests {
                 values,
                 ..
             } => {
-                assert_eq!(key, &depth_key());
+                assert_eq!(key, &depth_key(5));
+                assert_eq!(key.sk, "DEPTH#05");
                 assert_eq!(expression, "ADD #n0 :v0");
                 assert_eq!(
                     condition.as_deref(),
                     Some("attribute_not_exists(#n0) OR #n0 < :max")
                 );
-                assert_eq!(values[":max"], Attr::n(100));
+                assert_eq!(values[":max"], Attr::n(3));
+                assert_eq!(values[":v0"], Attr::n(1));
             }
             other => panic!("{other:?}"),
         }
@@ -772,9 +841,67 @@ mod tests {
             .filter(|o| matches!(o, Op::Put { item, .. } if item[PK] == Attr::s(DEAD_PK)))
             .count();
         assert_eq!(moved, 3);
-        assert!(
-            dead.iter()
-                .any(|o| matches!(o, Op::Update { key, .. } if key == &depth_key()))
+        // Both count down the shard the write was counted on.
+        for ops in [&ops, &dead] {
+            assert!(ops.iter().any(|o| matches!(o,
+                Op::Update { key, values, .. } if key == &depth_key(5) && values[":v0"] == Attr::n(-1))));
+        }
+    }
+
+    #[test]
+    fn the_shards_quotas_add_up_to_the_maximum_and_each_used_shard_holds_at_least_one() {
+        // (max depth, shards used, quota of shard 0, quota of the last used shard)
+        for (max, used, first, last) in [
+            (1, 1, 1, 1),
+            (4, 4, 1, 1),
+            (32, 32, 1, 1),
+            (100, 32, 4, 3),
+            (10_000, 32, 313, 312),
+            (50_000, 32, 1563, 1562),
+        ] {
+            assert_eq!(depth_shards(max), used, "{max}");
+            let quotas: Vec<u64> = (0..DEPTH_SHARDS).map(|s| shard_quota(max, s)).collect();
+            assert_eq!(quotas.iter().sum::<u64>(), max, "{max}");
+            assert_eq!(
+                (quotas[0], quotas[used as usize - 1]),
+                (first, last),
+                "{max}"
+            );
+            assert!(quotas[..used as usize].iter().all(|q| *q >= 1), "{max}");
+            assert!(quotas[used as usize..].iter().all(|q| *q == 0), "{max}");
+        }
+        assert_eq!(depth_shards(0), 0);
+        assert_eq!(shard_quota(0, 0), 0);
+    }
+
+    #[test]
+    fn a_write_goes_to_a_shard_with_room_and_none_once_the_sum_reaches_the_maximum() {
+        let depths = |v: &[(u32, u64)]| v.iter().copied().collect::<BTreeMap<u32, u64>>();
+        // Empty: any used shard, chosen by the draw.
+        assert_eq!(shard_with_room(4, &depths(&[]), 6), Some(2));
+        // Shards 0, 1 and 3 full (1 each of 4): only shard 2 has room, whatever the draw.
+        for draw in 0..10 {
+            assert_eq!(
+                shard_with_room(4, &depths(&[(0, 1), (1, 1), (3, 1)]), draw),
+                Some(2)
+            );
+        }
+        // The sum at the maximum: full, even if a shard is below its quota (another one over
+        // it, as a write counted before the maximum was lowered leaves it).
+        assert_eq!(
+            shard_with_room(4, &depths(&[(0, 2), (1, 1), (3, 1)]), 0),
+            None
+        );
+        assert_eq!(shard_with_room(0, &depths(&[]), 0), None);
+        // Shards read from the QUEUE partition's items; other items are not shards.
+        let mut a = depth_key(3).to_item();
+        a.insert(DEPTH.into(), Attr::n(7));
+        let mut b = depth_key(12).to_item();
+        b.insert(DEPTH.into(), Attr::n(2));
+        let other = seq_key("/a").to_item();
+        assert_eq!(
+            depths_from_items(&[a, b, other]),
+            depths(&[(3, 7), (12, 2)])
         );
     }
 

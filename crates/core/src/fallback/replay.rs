@@ -171,6 +171,7 @@ mod tests {
             queued_at: chrono::DateTime::UNIX_EPOCH,
             attempts: 0,
             last_error: None,
+            depth_shard: 0,
         }
     }
 
