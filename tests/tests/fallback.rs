@@ -668,9 +668,37 @@ on_both!(
     setup()
 );
 
+/// DynamoDB cancels a transaction that meets another on an item (`TransactionConflict`), as
+/// settles of several paths counting down one depth shard can; the bed's window makes it
+/// happen by chance, the fakes' queue on demand. The settle is tried again; the path goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_whose_settle_meets_another_transaction_is_settled_on_a_later_attempt_and_its_path_goes_on()
+ {
+    let h = <costop_tests::FastHarness as Harness>::start(setup()).await;
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let keeper = h.keeper_to(&up.url);
+    for n in 1..=3 {
+        let (r, _) = f
+            .handle(write("/items/a", &format!("{{\"n\": {n}}}")))
+            .await;
+        assert_eq!(r.status(), 202);
+    }
+    // The first write's settle is cancelled twice (another lane's settle on its depth shard).
+    f.world().queue.conflict_next(2);
+    let (report, _) = tick(&keeper).await;
+    assert_eq!(report.replayed.len(), 3, "{report:?}");
+    assert_eq!(
+        (report.unsettled, report.blocked, report.pending),
+        (0, 0, 0)
+    );
+    // Each write reached the service once: the settle was tried again, not the replay.
+    assert_eq!(up.seen().len(), 3);
+}
+
 /// DynamoDB cancels a transaction that meets another on the same item (`TransactionConflict`),
-/// which concurrent writes on the queue's depth counter do; moto never does, so this one runs on
-/// the fakes, whose queue can be told to. The write is queued on a later attempt, once.
+/// as concurrent writes counted on one depth shard do; the bed's window makes it happen by
+/// chance, the fakes' queue on demand. The write is queued on a later attempt, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_transaction_meets_another_is_queued_on_a_later_attempt_once() {
     let h = <costop_tests::FastHarness as Harness>::start(setup()).await;

@@ -30,14 +30,27 @@ pub struct FakeQueue {
     state: Arc<Mutex<QueueState>>,
 }
 
+/// A transaction cancelled for a conflict, while any are asked for.
+fn conflict(s: &mut QueueState, op: &'static str) -> Result<(), PortError> {
+    if s.conflicts > 0 {
+        s.conflicts -= 1;
+        return Err(PortError::Transient {
+            op,
+            source: "TransactionConflict".into(),
+        });
+    }
+    Ok(())
+}
+
 /// The write was settled meanwhile (the table's `attribute_exists` condition failing).
 fn gone(op: &'static str, _receipt: &str) -> PortError {
     PortError::Conflict { op }
 }
 
 impl FakeQueue {
-    /// The next `n` enqueues are cancelled as DynamoDB cancels a transaction that meets another
-    /// on the same item (`TransactionConflict`): nothing stored, a transient error.
+    /// The next `n` transactions (queueing a write or settling one) are cancelled as DynamoDB
+    /// cancels a transaction that meets another on the same item (`TransactionConflict`):
+    /// nothing changed, a transient error.
     /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling>
     pub fn conflict_next(&self, n: u32) {
         lock(&self.state).conflicts = n;
@@ -58,13 +71,7 @@ impl WriteQueue for FakeQueue {
         let seq = s.seqs.entry(write.path.clone()).or_default();
         *seq += 1;
         write.seq = *seq;
-        if s.conflicts > 0 {
-            s.conflicts -= 1;
-            return Err(PortError::Transient {
-                op: "queue write",
-                source: "TransactionConflict".into(),
-            });
-        }
+        conflict(&mut s, "queue write")?;
         if let Some(r) = s
             .keys
             .get(&write.idempotency_key)
@@ -107,6 +114,7 @@ impl WriteQueue for FakeQueue {
         _receipt_days: u32,
     ) -> Result<(), PortError> {
         let mut s = lock(&self.state);
+        conflict(&mut s, "settle replayed write")?;
         let key = (write.path.clone(), write.seq);
         let w = s
             .pending
@@ -128,6 +136,7 @@ impl WriteQueue for FakeQueue {
         error: &str,
     ) -> Result<(), PortError> {
         let mut s = lock(&self.state);
+        conflict(&mut s, "record failed replay")?;
         let w = s
             .pending
             .get_mut(&(write.path.clone(), write.seq))
@@ -146,6 +155,7 @@ impl WriteQueue for FakeQueue {
         now: DateTime<Utc>,
     ) -> Result<(), PortError> {
         let mut s = lock(&self.state);
+        conflict(&mut s, "dead-letter write")?;
         let key = (write.path.clone(), write.seq);
         let mut w = s
             .pending

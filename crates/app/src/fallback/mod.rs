@@ -11,7 +11,7 @@
 mod answer;
 mod forward;
 mod queue;
-mod retry;
+pub(crate) mod retry;
 
 use std::time::Instant;
 

@@ -1,6 +1,7 @@
 //! Trying an operation again with full-jitter backoff ([`costop_core::fallback::backoff`]) until
 //! it succeeds, says stop, or the budget runs out: the one loop behind the forward (an upstream
-//! with no capacity yet) and the queue (a transaction DynamoDB cancelled for a conflict).
+//! with no capacity yet), the queue and the replay's settling (a transaction DynamoDB cancelled
+//! for a conflict).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use costop_core::fallback::FullJitter;
 use costop_core::plan::deterministic_jitter;
 
 /// One attempt's outcome.
-pub(super) enum Attempt<T, E> {
+pub(crate) enum Attempt<T, E> {
     /// Done: return it.
     Done(T),
     /// Failed; another attempt may do better.
@@ -19,7 +20,7 @@ pub(super) enum Attempt<T, E> {
 }
 
 /// The last outcome and how many attempts it took.
-pub(super) struct Tried<T, E> {
+pub(crate) struct Tried<T, E> {
     pub result: Result<T, E>,
     pub attempts: u32,
 }
@@ -27,7 +28,7 @@ pub(super) struct Tried<T, E> {
 /// Run `attempt` (given the budget left) until it is done or stops, waiting `backoff`'s jittered
 /// delay (from `seed`: one spread per request) between attempts; the last error once the next
 /// wait would pass `budget`.
-pub(super) async fn within_budget<T, E, F, Fut>(
+pub(crate) async fn within_budget<T, E, F, Fut>(
     backoff: FullJitter,
     budget: Duration,
     seed: &str,

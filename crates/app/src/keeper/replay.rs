@@ -25,8 +25,12 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::{Keeper, KeeperError, observe};
+use crate::fallback::retry::{Attempt, within_budget};
 use crate::function::{Mode, error_chain};
 use crate::ports::{KeeperPorts, PortError, Records, Upstream, WriteQueue};
+
+/// How long a settle is tried again while DynamoDB cancels it for a conflict.
+const SETTLE_BUDGET: Duration = Duration::from_secs(2);
 
 /// What the tick's replay did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -195,37 +199,67 @@ impl<W: KeeperPorts> Keeper<W> {
             .map_err(|e| error_chain(&e))
     }
 
+    /// Record the replay's outcome, again with backoff while the table answers a transient
+    /// error: DynamoDB cancels a transaction that meets another on an item (the depth shard
+    /// this one counts down, a conflict other lanes make as they settle theirs), and one
+    /// cancelled settle would hold its path back until the next tick.
     async fn settle(
         &self,
         w: &QueuedWrite,
         fate: &ReplayFate,
         report: &mut ReplayReport,
     ) -> Result<(), PortError> {
-        let queue = self.world.queue();
         let now = Utc::now();
+        let tried = within_budget(
+            self.config.fallback_backoff,
+            SETTLE_BUDGET,
+            &w.receipt_id,
+            |_| async move {
+                match self.settle_once(w, fate, now).await {
+                    Ok(()) => Attempt::Done(()),
+                    Err(e @ PortError::Transient { .. }) => Attempt::Again(e),
+                    Err(e) => Attempt::Stop(e),
+                }
+            },
+        )
+        .await;
+        tried.result?;
         match fate {
             ReplayFate::Replayed { status } => {
-                queue
-                    .replayed(w, *status, now, self.config.queue_receipt_days)
-                    .await?;
                 tracing::info!(receipt = %w.receipt_id, path = %w.path, seq = w.seq, status, "queued write replayed");
                 report.replayed.push(w.receipt_id.clone());
             }
             ReplayFate::Retry { attempts, error } => {
-                queue.failed(w, *attempts, error).await?;
                 tracing::warn!(receipt = %w.receipt_id, path = %w.path, attempts, error = %error, "replay failed; the path waits for the next tick");
                 report.retried += 1;
             }
-            ReplayFate::DeadLetter {
-                attempts,
-                status,
-                error,
-            } => {
-                queue.dead_letter(w, *attempts, *status, error, now).await?;
-                tracing::error!(receipt = %w.receipt_id, path = %w.path, seq = w.seq, attempts, error = %error, "queued write dead-lettered after its last attempt");
+            ReplayFate::DeadLetter { attempts, .. } => {
+                tracing::error!(receipt = %w.receipt_id, path = %w.path, seq = w.seq, attempts, "queued write dead-lettered after its last attempt");
                 report.dead_lettered.push(w.receipt_id.clone());
             }
         }
         Ok(())
+    }
+
+    async fn settle_once(
+        &self,
+        w: &QueuedWrite,
+        fate: &ReplayFate,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(), PortError> {
+        let queue = self.world.queue();
+        match fate {
+            ReplayFate::Replayed { status } => {
+                queue
+                    .replayed(w, *status, now, self.config.queue_receipt_days)
+                    .await
+            }
+            ReplayFate::Retry { attempts, error } => queue.failed(w, *attempts, error).await,
+            ReplayFate::DeadLetter {
+                attempts,
+                status,
+                error,
+            } => queue.dead_letter(w, *attempts, *status, error, now).await,
+        }
     }
 }
