@@ -307,7 +307,7 @@ impl LoadReport {
 }
 
 /// Nearest-rank percentile of sorted latencies, in milliseconds.
-fn percentile_ms(sorted: &[Duration], p: f64) -> Option<f64> {
+pub fn percentile_ms(sorted: &[Duration], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }

@@ -7,6 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use albsim::AccessRecord;
+use costop_traffic::loadgen::percentile_ms;
 use serde::Serialize;
 
 /// Percentiles of the function's processing time, ms.
@@ -21,17 +22,11 @@ pub struct Times {
 impl Times {
     fn of(mut d: Vec<Duration>) -> Self {
         d.sort_unstable();
-        let at = |p: f64| {
-            (!d.is_empty()).then(|| {
-                let rank = ((p * d.len() as f64).ceil() as usize).clamp(1, d.len());
-                d[rank - 1].as_secs_f64() * 1e3
-            })
-        };
         Times {
             count: d.len(),
-            p50_ms: at(0.50),
-            p99_ms: at(0.99),
-            max_ms: d.last().map(|x| x.as_secs_f64() * 1e3),
+            p50_ms: percentile_ms(&d, 0.50),
+            p99_ms: percentile_ms(&d, 0.99),
+            max_ms: percentile_ms(&d, 1.0),
         }
     }
 }

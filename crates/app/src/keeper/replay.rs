@@ -233,8 +233,10 @@ impl<W: KeeperPorts> Keeper<W> {
                 tracing::warn!(receipt = %w.receipt_id, path = %w.path, attempts, error = %error, "replay failed; the path waits for the next tick");
                 report.retried += 1;
             }
-            ReplayFate::DeadLetter { attempts, .. } => {
-                tracing::error!(receipt = %w.receipt_id, path = %w.path, seq = w.seq, attempts, "queued write dead-lettered after its last attempt");
+            ReplayFate::DeadLetter {
+                attempts, error, ..
+            } => {
+                tracing::error!(receipt = %w.receipt_id, path = %w.path, seq = w.seq, attempts, error = %error, "queued write dead-lettered after its last attempt");
                 report.dead_lettered.push(w.receipt_id.clone());
             }
         }
