@@ -1,7 +1,7 @@
 //! The fallback function end to end on both worlds (`on_both!`): the queue in memory or in
 //! moto's DynamoDB, the upstream a loopback HTTP server of the test's own. Writes on a
 //! queue-safe route are stored before their 202 and receipt; a repeated `Idempotency-Key` is
-//! queued once; a full queue, an oversized body and malformed JSON are refused with nothing
+//! queued once; writes of a path on the same nanosecond are each stored, in order; a full queue, an oversized body and malformed JSON are refused with nothing
 //! stored; an unknown route gets the configured default; a forward is held until capacity
 //! answers, or answered 503 with `Retry-After` when the budget runs out. Then the keeper's
 //! replay: in order per path, only once no traffic shift is active, each outcome on its
@@ -212,6 +212,54 @@ async fn writes_arriving_together_are_each_queued_and_counted_once<H: Harness>(h
         "[{}]",
         h.flavor()
     );
+}
+
+/// A write's place on its path is its arrival time; writes of one path taken on the same
+/// nanosecond (different functions' environments) are each stored, none over another, in the
+/// order they were offered.
+async fn writes_of_a_path_taken_on_the_same_nanosecond_are_each_queued_in_the_order_offered<
+    H: Harness,
+>(
+    h: H,
+) {
+    let up = accepting().await;
+    let f = h.fallback(&up.url);
+    let at = Utc::now();
+    for n in 0..3u8 {
+        let write = costop_core::fallback::QueuedWrite {
+            receipt_id: format!("same-ns-{n}"),
+            path: "/items/x".into(),
+            seq: 0,
+            method: "POST".into(),
+            query: None,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: vec![n],
+            idempotency_key: format!("same-ns-key-{n}"),
+            client_key: true,
+            queued_at: at,
+            attempts: 0,
+            last_error: None,
+            depth_shard: 0,
+        };
+        let enqueued = f
+            .world()
+            .queue()
+            .enqueue(write, MAX_DEPTH as u64)
+            .await
+            .expect("the queue takes it");
+        assert!(
+            matches!(enqueued, costop_app::Enqueued::Queued(_)),
+            "[{}] {enqueued:?}",
+            h.flavor()
+        );
+    }
+    let pending = f.world().queue().pending().await.expect("the queue reads");
+    let bodies: Vec<u8> = pending.iter().map(|w| w.body[0]).collect();
+    assert_eq!(bodies, [0, 1, 2], "[{}]", h.flavor());
+    let first = costop_core::fallback::record::arrival_seq(at);
+    let seqs: Vec<u64> = pending.iter().map(|w| w.seq).collect();
+    assert_eq!(seqs, [first, first + 1, first + 2], "[{}]", h.flavor());
+    assert_eq!(f.world().queue().depth().await.unwrap(), 3);
 }
 
 async fn a_body_over_one_megabyte_is_refused_with_413_and_nothing_is_stored<H: Harness>(h: H) {
@@ -624,6 +672,10 @@ async fn a_write_the_upstream_keeps_failing_is_dead_lettered_after_its_attempts_
 
 on_both!(
     queued_writes_are_replayed_in_order_per_path_once_no_traffic_shift_is_active,
+    setup()
+);
+on_both!(
+    writes_of_a_path_taken_on_the_same_nanosecond_are_each_queued_in_the_order_offered,
     setup()
 );
 on_both!(

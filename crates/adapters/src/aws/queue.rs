@@ -1,22 +1,23 @@
 //! The fallback's write queue in its DynamoDB table (`COSTOP_QUEUE_TABLE`): [`DynamoQueue`]
 //! implements the `WriteQueue` port with the core's keys and operations
-//! ([`costop_core::fallback::record`]). A path's sequence is one atomic `UpdateItem` (`ADD`,
-//! `UPDATED_NEW`); queueing, replaying and dead-lettering are one `TransactWriteItems` each, so
-//! a write is wholly queued or not at all. A write is counted on a depth shard drawn at random.
-//! A cancelled transaction says why per operation (`CancellationReasons`): a failed condition on
-//! the depth shard is a full shard (the write moves to a shard with room, or the queue is full
-//! when the shards' sum is at the maximum), on the idempotency key a duplicate, on a pending
-//! write a write settled meanwhile; a conflict with another transaction is transient.
+//! ([`costop_core::fallback::record`]). Queueing, replaying and dead-lettering are one
+//! `TransactWriteItems` each, so a write is wholly queued or not at all; a write's place on its
+//! path is its arrival time, so queueing needs no other call. A write is counted on a depth
+//! shard drawn at random. A cancelled transaction says why per operation
+//! (`CancellationReasons`): a failed condition on the depth shard is a full shard (the write
+//! moves to a shard with room, or the queue is full when the shards' sum is at the maximum), on
+//! the idempotency key a duplicate, on the write's item another write of its path on the same
+//! nanosecond (it takes the next), on a pending write being settled a write settled meanwhile;
+//! a conflict with another transaction is transient.
 //! (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>)
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use costop_app::ports::{Enqueued, PortError, WriteQueue};
 use costop_core::fallback::record::{
-    self as q, DEAD_PK, ENQUEUE_DEPTH_OP, ENQUEUE_KEY_OP, Op, PENDING_PK, QUEUE_PK,
+    self as q, DEAD_PK, ENQUEUE_DEPTH_OP, ENQUEUE_KEY_OP, ENQUEUE_RECEIPT_OP, ENQUEUE_WRITE_OP, Op,
+    PENDING_PK, QUEUE_PK,
 };
 use costop_core::fallback::{QueuedWrite, Receipt};
 use costop_core::record::{Item, Key};
@@ -26,9 +27,10 @@ use super::{item_to_sdk, sdk_error};
 /// The reason code of an operation whose condition failed.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
-/// Times a write moves to another depth shard after finding its own full, before the queue
-/// is called full (writers racing for the last places).
-const SHARD_MOVES: usize = 3;
+/// Times a write is offered again after a condition sent it to another depth shard (its own
+/// full: writers racing for the last places) or to the next nanosecond of its path, before the
+/// queue is called full.
+const MOVES: usize = 3;
 
 /// The queue table through the SDK.
 #[derive(Clone, Debug)]
@@ -182,47 +184,6 @@ impl DynamoQueue {
         Ok(writes)
     }
 
-    /// The next sequence number of `path`.
-    async fn next_seq(&self, path: &str) -> Result<u64, PortError> {
-        let op = "take the path's sequence";
-        let Op::Update {
-            key,
-            expression,
-            names,
-            values,
-            ..
-        } = q::next_seq_op(path)
-        else {
-            return Err(PortError::Permanent {
-                op,
-                source: "the core's sequence operation is not an update".into(),
-            });
-        };
-        // iam: dynamodb:UpdateItem
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_to_sdk(&key.to_item())))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names.into_iter().collect()))
-            .set_expression_attribute_values(Some(item_to_sdk(&values)))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await
-            .map_err(|e| sdk_error(op, e))?;
-        match out.attributes().and_then(|a| a.get(q::SEQ)) {
-            Some(AttributeValue::N(n)) => n.parse().map_err(|e| PortError::Permanent {
-                op,
-                source: Box::new(e),
-            }),
-            _ => Err(PortError::Permanent {
-                op,
-                source: "UpdateItem returned no sequence".into(),
-            }),
-        }
-    }
-
     /// Settle operations: a failed condition means another keeper settled the write first.
     async fn settle(&self, op: &'static str, ops: Vec<Op>) -> Result<(), PortError> {
         match self.transact(op, ops).await? {
@@ -247,33 +208,45 @@ impl WriteQueue for DynamoQueue {
         if shards == 0 {
             return Ok(Enqueued::Full);
         }
-        write.seq = self.next_seq(&write.path).await?;
+        write.seq = q::arrival_seq(write.queued_at);
         write.depth_shard = rand::random_range(0..shards);
-        for _ in 0..=SHARD_MOVES {
+        let mut full = false;
+        for _ in 0..=MOVES {
             let receipt = Receipt::queued(&write);
-            match self.transact(op, q::enqueue_ops(&write, max_depth)).await? {
+            let failed = match self.transact(op, q::enqueue_ops(&write, max_depth)).await? {
                 Transacted::Done => return Ok(Enqueued::Queued(receipt)),
-                Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_KEY_OP) => {
-                    let key = self
-                        .get(op, &q::idempotency_key(&write.idempotency_key))
-                        .await?
-                        .ok_or(PortError::Conflict { op })?;
-                    let id = q::receipt_of_key(&key).map_err(|e| corrupt(op, e))?;
-                    let first = self.receipt(id).await?.ok_or(PortError::Conflict { op })?;
-                    return Ok(Enqueued::Duplicate(first));
+                Transacted::ConditionFailed(failed) => failed,
+            };
+            if failed.contains(&ENQUEUE_KEY_OP) {
+                let key = self
+                    .get(op, &q::idempotency_key(&write.idempotency_key))
+                    .await?
+                    .ok_or(PortError::Conflict { op })?;
+                let id = q::receipt_of_key(&key).map_err(|e| corrupt(op, e))?;
+                let first = self.receipt(id).await?.ok_or(PortError::Conflict { op })?;
+                return Ok(Enqueued::Duplicate(first));
+            }
+            // A generated receipt id taken: practically never.
+            if failed.contains(&ENQUEUE_RECEIPT_OP) {
+                return Err(PortError::Conflict { op });
+            }
+            if failed.contains(&ENQUEUE_WRITE_OP) {
+                write.seq += 1;
+            }
+            full = failed.contains(&ENQUEUE_DEPTH_OP);
+            if full {
+                let depths = self.depths("read the queue's depth shards").await?;
+                match q::shard_with_room(max_depth, &depths, rand::random()) {
+                    Some(shard) => write.depth_shard = shard,
+                    None => return Ok(Enqueued::Full),
                 }
-                Transacted::ConditionFailed(failed) if failed.contains(&ENQUEUE_DEPTH_OP) => {
-                    let depths = self.depths("read the queue's depth shards").await?;
-                    match q::shard_with_room(max_depth, &depths, rand::random()) {
-                        Some(shard) => write.depth_shard = shard,
-                        None => return Ok(Enqueued::Full),
-                    }
-                }
-                // The receipt id was taken: a generated id colliding, practically never.
-                Transacted::ConditionFailed(_) => return Err(PortError::Conflict { op }),
             }
         }
-        Ok(Enqueued::Full)
+        if full {
+            Ok(Enqueued::Full)
+        } else {
+            Err(PortError::Conflict { op })
+        }
     }
 
     async fn receipt(&self, id: &str) -> Result<Option<Receipt>, PortError> {

@@ -1,6 +1,6 @@
 //! The fallback's ports in memory: [`FakeQueue`], the queue table's semantics on plain data
-//! (all-or-nothing queueing with the depth limit and idempotency keys, per-path sequences,
-//! settling, dead letters), and [`FakeUpstream`], an upstream answering from a script and
+//! (all-or-nothing queueing with the depth limit and idempotency keys, writes ordered on their
+//! path by arrival, settling, dead letters), and [`FakeUpstream`], an upstream answering from a script and
 //! recording every request.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use costop_core::fallback::record::arrival_seq;
 use costop_core::fallback::{QueuedWrite, Receipt, ReceiptState};
 
 use super::lock;
@@ -16,7 +17,6 @@ use crate::ports::{Enqueued, PortError, Upstream, WriteQueue};
 
 #[derive(Default)]
 struct QueueState {
-    seqs: HashMap<String, u64>,
     pending: BTreeMap<(String, u64), QueuedWrite>,
     dead: BTreeMap<(String, u64), QueuedWrite>,
     receipts: HashMap<String, Receipt>,
@@ -56,22 +56,23 @@ impl FakeQueue {
         lock(&self.state).conflicts = n;
     }
 
-    /// Items the table would hold: pending and dead writes, receipts, idempotency keys and
-    /// the sequence counters (the depth counter is not counted).
+    /// Items the table would hold: pending and dead writes, receipts and idempotency keys
+    /// (the depth counter is not counted).
     pub fn items(&self) -> usize {
         let s = lock(&self.state);
-        s.pending.len() + s.dead.len() + s.receipts.len() + s.keys.len() + s.seqs.len()
+        s.pending.len() + s.dead.len() + s.receipts.len() + s.keys.len()
     }
 }
 
 impl WriteQueue for FakeQueue {
     async fn enqueue(&self, mut write: QueuedWrite, max_depth: u64) -> Result<Enqueued, PortError> {
         let mut s = lock(&self.state);
-        // The sequence is taken before the transaction, as the table's counter is.
-        let seq = s.seqs.entry(write.path.clone()).or_default();
-        *seq += 1;
-        write.seq = *seq;
         conflict(&mut s, "queue write")?;
+        // Its arrival time, or the next nanosecond free on its path, as the table's is.
+        write.seq = arrival_seq(write.queued_at);
+        while s.pending.contains_key(&(write.path.clone(), write.seq)) {
+            write.seq += 1;
+        }
         if let Some(r) = s
             .keys
             .get(&write.idempotency_key)

@@ -22,8 +22,10 @@ pub enum Enqueued {
 
 /// The durable queue of writes.
 pub trait WriteQueue: Send + Sync {
-    /// Queue `write` (its `seq` is ignored: the next of its path is taken), unless the queue
-    /// already holds `max_depth` writes or the write's idempotency key was queued before.
+    /// Queue `write` unless the queue already holds `max_depth` writes or the write's
+    /// idempotency key was queued before. Its `seq` is set from its `queued_at` (nanoseconds,
+    /// the next one free on its path when another write of the path holds it), so a path's
+    /// writes replay in the order they arrived.
     fn enqueue(
         &self,
         write: QueuedWrite,

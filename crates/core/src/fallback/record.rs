@@ -5,7 +5,6 @@
 //! | item | `pk` | `sk` |
 //! |---|---|---|
 //! | queue depth, one shard of it (`depth`) | `QUEUE` | `DEPTH#<shard, 2 digits>` |
-//! | a path's last sequence number (`seq`) | `PATH#<path>` | `SEQ` |
 //! | a pending write (request without its body) | `PENDING` | `<path>#<seq, 20 digits>` |
 //! | a piece of its body (base64, ≤ 256 KiB raw) | `PENDING` | `<path>#<seq>#BODY#<n, 3 digits>` |
 //! | a dead-lettered write and its body | `DEAD` | as under `PENDING` |
@@ -15,8 +14,19 @@
 //! `Query pk = PENDING` returns every pending write path by path, each path in sequence order,
 //! each write followed by its body pieces (a request path cannot hold `#`: it starts a
 //! fragment). The body is split because an item holds at most 400 KB and a body up to 1 MB.
-//! A path's sequence comes from an atomic counter before the transaction; a refused
-//! transaction leaves a gap, which ordering does not mind.
+//!
+//! A write's place on its path (`seq`) is the time the fallback took it, in nanoseconds since
+//! the epoch ([`arrival_seq`]), so queueing is one call: no counter to take first, none for
+//! concurrent writes to meet on. Writes a client sends one after another are ordered as it sent
+//! them as long as two execution environments' clocks agree better than one write's round trip
+//! (the next leaves only after the previous one's answer, a DynamoDB transaction later). Lambda
+//! keeps its clock with NTP
+//! (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>, `TZ`), on AWS
+//! from the Amazon Time Sync Service, whose error is typically well under a millisecond
+//! (<https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html>). Writes sent at once
+//! have no order to keep. Two writes of a path on the same nanosecond cannot overwrite each
+//! other: the write's put is conditional ([`ENQUEUE_WRITE_OP`]) and the later one takes the
+//! next nanosecond.
 //!
 //! The depth is counted in [`DEPTH_SHARDS`] items, each write on one of them (its
 //! `depth_shard`), each holding at most its share of `COSTOP_QUEUE_MAX_DEPTH`
@@ -49,9 +59,7 @@ pub const DEPTH_SK: &str = "DEPTH";
 pub const DEPTH_SHARDS: u32 = 32;
 /// The depth counter's attribute: pending writes.
 pub const DEPTH: &str = "depth";
-/// A path's sequence counter: `PATH#<path>` / `SEQ`, attribute `seq`.
-pub const SEQ_SK: &str = "SEQ";
-/// The sequence attribute (counter and writes).
+/// The sequence attribute of writes and receipts.
 pub const SEQ: &str = "seq";
 /// Partition of pending writes.
 pub const PENDING_PK: &str = "PENDING";
@@ -73,6 +81,12 @@ pub const ENQUEUE_DEPTH_OP: usize = 0;
 /// The position of the idempotency put in [`enqueue_ops`]: its condition failing means the
 /// key was used before.
 pub const ENQUEUE_KEY_OP: usize = 1;
+/// The position of the receipt put in [`enqueue_ops`]: its condition failing means a
+/// generated receipt id was taken.
+pub const ENQUEUE_RECEIPT_OP: usize = 2;
+/// The position of the write's put in [`enqueue_ops`]: its condition failing means another
+/// write of the path holds its sequence (arrived on the same nanosecond).
+pub const ENQUEUE_WRITE_OP: usize = 3;
 
 /// One queued request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,7 +95,8 @@ pub struct QueuedWrite {
     pub receipt_id: String,
     /// The request path: writes are ordered per path.
     pub path: String,
-    /// Its place on the path (from the path's counter; gaps allowed).
+    /// Its place on the path: when the fallback took it, nanoseconds since the epoch
+    /// ([`arrival_seq`]).
     pub seq: u64,
     /// The method.
     pub method: String,
@@ -255,25 +270,13 @@ pub fn shard_with_room(max_depth: u64, depths: &BTreeMap<u32, u64>, draw: u64) -
     Some(room[(draw % room.len() as u64) as usize])
 }
 
-/// A path's sequence counter key.
-pub fn seq_key(path: &str) -> Key {
-    Key {
-        pk: format!("PATH#{path}"),
-        sk: SEQ_SK.into(),
-    }
-}
-
-/// The atomic increment of a path's sequence; the adapter reads `seq` back (`UPDATED_NEW`).
-pub fn next_seq_op(path: &str) -> Op {
-    let mut names = BTreeMap::new();
-    names.insert("#n0".to_owned(), SEQ.to_owned());
-    Op::Update {
-        key: seq_key(path),
-        expression: "ADD #n0 :v0".into(),
-        condition: None,
-        names,
-        values: BTreeMap::from([(":v0".to_owned(), Attr::n(1))]),
-    }
+/// A write's place on its path when taken at `queued_at`: nanoseconds since the epoch (0
+/// before it; chrono counts them to 2262, 20 digits of sort key hold them all).
+pub fn arrival_seq(queued_at: DateTime<Utc>) -> u64 {
+    queued_at
+        .timestamp_nanos_opt()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
 }
 
 /// A receipt's key.
@@ -428,9 +431,11 @@ fn depth_op(shard: u32, delta: i64, max: Option<u64>) -> Op {
     }
 }
 
-/// Queueing `w` (its sequence already taken): the depth counted up unless it reached
-/// `max_depth` (op [`ENQUEUE_DEPTH_OP`]), the idempotency key taken unless taken before (op
-/// [`ENQUEUE_KEY_OP`]), the receipt and the write's items put.
+/// Queueing `w`: the depth counted up unless its shard reached its share of `max_depth` (op
+/// [`ENQUEUE_DEPTH_OP`]), the idempotency key taken unless taken before (op
+/// [`ENQUEUE_KEY_OP`]), the receipt put unless its id was taken (op [`ENQUEUE_RECEIPT_OP`]),
+/// the write put unless its path's sequence was taken (op [`ENQUEUE_WRITE_OP`]), then its body
+/// pieces.
 pub fn enqueue_ops(w: &QueuedWrite, max_depth: u64) -> Vec<Op> {
     let mut key_item = idempotency_key(&w.idempotency_key).to_item();
     key_item.insert("receipt_id".into(), Attr::s(&w.receipt_id));
@@ -449,10 +454,16 @@ pub fn enqueue_ops(w: &QueuedWrite, max_depth: u64) -> Vec<Op> {
             condition: Some(NOT_EXISTS),
         },
     ];
-    ops.extend(write_items(w, PENDING_PK).into_iter().map(|item| Op::Put {
-        item,
-        condition: None,
-    }));
+    ops.extend(
+        write_items(w, PENDING_PK)
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| Op::Put {
+                item,
+                // The head's condition covers its pieces: they share its sort key's prefix.
+                condition: (i == 0).then_some(NOT_EXISTS),
+            }),
+    );
     ops
 }
 
@@ -823,6 +834,29 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match &ops[ENQUEUE_RECEIPT_OP] {
+            Op::Put { item, condition } => {
+                assert_eq!(item[PK], Attr::s("RECEIPT#r-/a-1"));
+                assert_eq!(*condition, Some(NOT_EXISTS));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The write's own item only if its path's sequence is free; its pieces follow it.
+        let conditions: Vec<(String, Option<&str>)> = ops[ENQUEUE_WRITE_OP..]
+            .iter()
+            .map(|o| match o {
+                Op::Put { item, condition } => (Key::of(item).unwrap().sk, *condition),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            conditions,
+            [
+                ("/a#00000000000000000001".to_owned(), Some(NOT_EXISTS)),
+                ("/a#00000000000000000001#BODY#000".to_owned(), None),
+                ("/a#00000000000000000001#BODY#001".to_owned(), None),
+            ]
+        );
     }
 
     #[test]
@@ -898,11 +932,30 @@ mod tests {
         a.insert(DEPTH.into(), Attr::n(7));
         let mut b = depth_key(12).to_item();
         b.insert(DEPTH.into(), Attr::n(2));
-        let other = seq_key("/a").to_item();
+        let other = receipt_key("r").to_item();
         assert_eq!(
             depths_from_items(&[a, b, other]),
             depths(&[(3, 7), (12, 2)])
         );
+    }
+
+    #[test]
+    fn a_writes_place_is_its_arrival_in_nanoseconds_and_sorts_as_time_does() {
+        let at = |t: &str| arrival_seq(t.parse().unwrap());
+        assert_eq!(at("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(at("1969-12-31T23:59:59Z"), 0, "before the epoch: 0");
+        assert_eq!(
+            at("2026-12-08T00:00:00.000000001Z"),
+            1_796_688_000_000_000_001
+        );
+        let (a, b) = (
+            at("2026-12-08T00:00:00.999999999Z"),
+            at("2026-12-08T00:00:01Z"),
+        );
+        assert_eq!(b - a, 1);
+        assert!(write_sk("/p", a) < write_sk("/p", b));
+        // Up to the nanosecond counter's end in 2262 (chrono's i64 nanoseconds) as well.
+        assert!(write_sk("/p", at("2262-04-11T00:00:00Z")) > write_sk("/p", b));
     }
 
     #[test]
