@@ -11,10 +11,11 @@
 //! # let _ = (ec2, kubeconfig); Ok(()) }
 //! ```
 //!
-//! Every bed has its own moto server, AWS front and kubesim on free loopback ports; dropping it
-//! stops all three. The front answers the Auto Scaling lifecycle calls moto lacks and forwards
-//! everything else to moto (see [`front`]); the bed's clients and [`Bed::env`] send Auto Scaling
-//! to it.
+//! Every bed has its own moto servers (one for DynamoDB, one for the other services), AWS
+//! front and kubesim on free loopback ports; dropping it stops them all. The front answers the
+//! Auto Scaling lifecycle calls moto lacks and forwards everything else to moto (see
+//! [`front`]); the bed's clients and [`Bed::env`] send Auto Scaling to it, and DynamoDB to its
+//! own moto (see [`sdk`]).
 
 pub mod alb;
 pub mod error;
@@ -70,8 +71,8 @@ pub struct BedOptions {
     pub fallback_binary: Option<PathBuf>,
 }
 
-/// A running bed. Dropping it stops the link, kubesim, the front and moto, and removes its temp
-/// dir.
+/// A running bed. Dropping it stops the link, kubesim, the front and both motos, and removes
+/// its temp dir.
 pub struct Bed {
     link: JoinHandle<()>,
     /// The load-balancer controller stand-in, when the scenario binds target groups.
@@ -90,6 +91,8 @@ pub struct Bed {
     sim: Arc<Simulator>,
     front: AwsFront,
     moto: Moto,
+    /// DynamoDB's own moto process.
+    dynamodb: Moto,
     sdk: SdkConfig,
     scenario: Scenario,
     world: SeededWorld,
@@ -125,14 +128,19 @@ impl Bed {
         let t0 = Instant::now();
         let mut timings = StartTimings::default();
 
-        let moto_options = moto::MotoOptions {
+        // DynamoDB on a moto process of its own (see [`sdk`]); the two start side by side.
+        let dynamodb_options = moto::MotoOptions {
             transaction_window: Duration::from_secs_f64(
                 scenario.delays.dynamodb_transaction / scenario.time_scale,
             ),
         };
-        let moto = tokio::task::spawn_blocking(move || Moto::start_configured(moto_options))
-            .await
-            .map_err(|e| BedError::Moto(format!("start task failed: {e}")))??;
+        let start_task =
+            |e: tokio::task::JoinError| BedError::Moto(format!("start task failed: {e}"));
+        let (moto, dynamodb) = tokio::join!(
+            tokio::task::spawn_blocking(Moto::start),
+            tokio::task::spawn_blocking(move || Moto::start_configured(dynamodb_options)),
+        );
+        let (moto, dynamodb) = (moto.map_err(start_task)??, dynamodb.map_err(start_task)??);
         let region = &scenario.cluster.region;
         let front = AwsFront::start(
             &moto.endpoint_url(),
@@ -172,11 +180,14 @@ impl Bed {
         timings.kubesim = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let sdk = sdk::from_env_lines(
-            &sdk::aws_env(&moto.endpoint_url(), &front.url(), region),
-            region,
-        )
-        .await;
+        let (moto_url, dynamodb_url, front_url) =
+            (moto.endpoint_url(), dynamodb.endpoint_url(), front.url());
+        let endpoints = sdk::Endpoints {
+            moto: &moto_url,
+            dynamodb: &dynamodb_url,
+            front: &front_url,
+        };
+        let sdk = sdk::from_env_lines(&sdk::aws_env(endpoints, region), region).await;
         let world = seed::seed(&sdk, &scenario).await?;
         let ec2_link = Arc::new(Ec2Link::new(
             aws_sdk_ec2::Client::new(&sdk),
@@ -238,7 +249,7 @@ impl Bed {
                         f,
                         &options,
                         &world.queue_table,
-                        (&moto, &front),
+                        endpoints,
                         region,
                     )
                     .await?,
@@ -271,6 +282,7 @@ impl Bed {
             sim,
             front,
             moto,
+            dynamodb,
             sdk,
             scenario,
             world,
@@ -379,12 +391,21 @@ impl Bed {
         out
     }
 
-    /// The moto endpoint (`http://127.0.0.1:PORT`).
+    /// The moto endpoint (`http://127.0.0.1:PORT`): every service but DynamoDB and the
+    /// front's.
     pub fn endpoint_url(&self) -> String {
         self.moto.endpoint_url()
     }
     pub fn moto(&self) -> &Moto {
         &self.moto
+    }
+    /// DynamoDB's moto endpoint (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub fn dynamodb_endpoint_url(&self) -> String {
+        self.dynamodb.endpoint_url()
+    }
+    /// DynamoDB's moto process.
+    pub fn dynamodb_moto(&self) -> &Moto {
+        &self.dynamodb
     }
     /// The AWS front (`AWS_ENDPOINT_URL_AUTO_SCALING`).
     pub fn front(&self) -> &AwsFront {
@@ -437,9 +458,17 @@ impl Bed {
         sdk::from_env_lines(&self.aws_env(), region).await
     }
     fn aws_env(&self) -> Vec<(String, String)> {
+        let (moto, dynamodb, front) = (
+            self.endpoint_url(),
+            self.dynamodb_endpoint_url(),
+            self.front.url(),
+        );
         sdk::aws_env(
-            &self.endpoint_url(),
-            &self.front.url(),
+            sdk::Endpoints {
+                moto: &moto,
+                dynamodb: &dynamodb,
+                front: &front,
+            },
             &self.scenario.cluster.region,
         )
     }
@@ -504,9 +533,11 @@ impl Bed {
         env
     }
 
-    /// Forget every AWS resource in moto (`/moto-api/reset`); kubesim is left as it is.
+    /// Forget every AWS resource in both moto processes (`/moto-api/reset`); kubesim is left
+    /// as it is.
     pub async fn reset_aws(&self) -> Result<(), BedError> {
-        self.moto.reset().await
+        self.moto.reset().await?;
+        self.dynamodb.reset().await
     }
 }
 
@@ -545,7 +576,7 @@ async fn start_fallback(
     f: &scenario::Fallback,
     options: &BedOptions,
     queue_table: &str,
-    (moto, front): (&Moto, &AwsFront),
+    endpoints: sdk::Endpoints<'_>,
     region: &str,
 ) -> Result<lambda::LambdaService, BedError> {
     let api = alb.alb().runtime_api(&seeded.function_arn).ok_or_else(|| {
@@ -564,7 +595,7 @@ async fn start_fallback(
         Some(b) => b.clone(),
         None => lambda::beside_current_exe("costop-fallback")?,
     };
-    let mut env = sdk::aws_env(&moto.endpoint_url(), &front.url(), region);
+    let mut env = sdk::aws_env(endpoints, region);
     env.push(("COSTOP_QUEUE_TABLE".to_owned(), queue_table.to_owned()));
     env.extend(fallback::environment(f, &upstream));
     lambda::start(

@@ -1,7 +1,7 @@
 //! `costop-bed`: run the local bed (moto + kubesim, seeded from a scenario) until interrupted.
 //!
 //! Prints `KEY=VALUE` lines on stdout (KUBECONFIG, AWS_ENDPOINT_URL for moto,
-//! AWS_ENDPOINT_URL_AUTO_SCALING for the AWS front, credentials, region, COSTOP_TABLE) to copy,
+//! AWS_ENDPOINT_URL_DYNAMODB for DynamoDB's moto, AWS_ENDPOINT_URL_AUTO_SCALING for the AWS front, credentials, region, COSTOP_TABLE) to copy,
 //! or to load with `set -a; . ./bed.env; set +a` after `costop-bed > bed.env &`; a human summary
 //! and logs go to stderr.
 
@@ -131,9 +131,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         bed.sim().url()
     );
     eprintln!(
-        "  moto {} (moto {}), DynamoDB table {}",
+        "  moto {} (moto {}), DynamoDB on its own moto {}, table {}",
         bed.endpoint_url(),
         costop_bed::moto::moto_version(),
+        bed.dynamodb_endpoint_url(),
         w.table
     );
     eprintln!(

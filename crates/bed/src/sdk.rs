@@ -1,9 +1,14 @@
 //! The bed's AWS SDK configuration and environment. Every service goes to moto
-//! (`AWS_ENDPOINT_URL`) except Auto Scaling and ELBv2, which go to the AWS front
-//! (`AWS_ENDPOINT_URL_AUTO_SCALING`, `AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2`): the SDKs' service-specific endpoint variables, named
+//! (`AWS_ENDPOINT_URL`) except DynamoDB, which has a moto process of its own
+//! (`AWS_ENDPOINT_URL_DYNAMODB`), and Auto Scaling and ELBv2, which go to the AWS front
+//! (`AWS_ENDPOINT_URL_AUTO_SCALING`, `AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2`): the SDKs'
+//! service-specific endpoint variables, named
 //! `AWS_ENDPOINT_URL_<service id in upper case, spaces as underscores>`
 //! (<https://docs.aws.amazon.com/sdkref/latest/guide/feature-ss-endpoints.html>, and the list of
 //! identifiers at <https://docs.aws.amazon.com/sdkref/latest/guide/ss-endpoints-table.html>).
+//! DynamoDB is a service apart on AWS too: its latency does not depend on how busy EC2's API
+//! is. One Python process serving both made the fallback's queue wait behind the bed's EC2 and
+//! ELBv2 polling, on the same interpreter lock.
 //!
 //! A child process (costop's Lambdas, the aws CLI) reads these from its environment. The bed's
 //! own clients resolve them from the same lines, by the SDK's rule, in [`from_env_lines`].
@@ -21,14 +26,28 @@ pub const ENDPOINT_URL_AUTO_SCALING: &str = "AWS_ENDPOINT_URL_AUTO_SCALING";
 /// ELBv2's endpoint variable (service id `Elastic Load Balancing v2`): the front answers
 /// `DescribeTargetHealth` from the ALB stand-in.
 pub const ENDPOINT_URL_ELBV2: &str = "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2";
+/// DynamoDB's endpoint variable (service id `DynamoDB`): its own moto process.
+pub const ENDPOINT_URL_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
 
-/// The AWS part of a process's environment: moto for every service, the front for Auto Scaling,
-/// moto's test credentials, the region, and no instance metadata lookups.
-pub fn aws_env(moto_url: &str, front_url: &str, region: &str) -> Vec<(String, String)> {
+/// Where the bed's AWS services answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoints<'a> {
+    /// moto: every service without its own.
+    pub moto: &'a str,
+    /// DynamoDB's moto process.
+    pub dynamodb: &'a str,
+    /// The AWS front: Auto Scaling and ELBv2.
+    pub front: &'a str,
+}
+
+/// The AWS part of a process's environment: the endpoints, moto's test credentials, the
+/// region, and no instance metadata lookups.
+pub fn aws_env(endpoints: Endpoints<'_>, region: &str) -> Vec<(String, String)> {
     [
-        (ENDPOINT_URL, moto_url),
-        (ENDPOINT_URL_AUTO_SCALING, front_url),
-        (ENDPOINT_URL_ELBV2, front_url),
+        (ENDPOINT_URL, endpoints.moto),
+        (ENDPOINT_URL_DYNAMODB, endpoints.dynamodb),
+        (ENDPOINT_URL_AUTO_SCALING, endpoints.front),
+        (ENDPOINT_URL_ELBV2, endpoints.front),
         ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY),
         ("AWS_REGION", region),
@@ -103,22 +122,36 @@ mod tests {
         );
         assert_eq!(
             service_variable(ENDPOINT_URL, "Elastic Load Balancing v2"),
-            "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2"
+            ENDPOINT_URL_ELBV2
+        );
+        assert_eq!(
+            service_variable(ENDPOINT_URL, "DynamoDB"),
+            ENDPOINT_URL_DYNAMODB
         );
     }
 
     #[tokio::test]
-    async fn auto_scaling_goes_to_the_front_and_everything_else_to_moto() {
+    async fn auto_scaling_goes_to_the_front_dynamodb_to_its_moto_and_everything_else_to_moto() {
         use std::time::Duration;
         use tokio::net::TcpListener;
         let moto = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dynamodb = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
-        let lines = aws_env(&url(&moto), &url(&front), "eu-west-1");
+        let (moto_url, dynamodb_url, front_url) = (url(&moto), url(&dynamodb), url(&front));
+        let lines = aws_env(
+            Endpoints {
+                moto: &moto_url,
+                dynamodb: &dynamodb_url,
+                front: &front_url,
+            },
+            "eu-west-1",
+        );
         let sdk = from_env_lines(&lines, "eu-west-1").await;
         // Neither listener answers: each request only shows where its connection went.
         let asg = aws_sdk_autoscaling::Client::new(&sdk);
         let ec2 = aws_sdk_ec2::Client::new(&sdk);
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         let short = Duration::from_millis(300);
         let _ = tokio::time::timeout(short, asg.describe_lifecycle_hooks().send()).await;
         let at_front = tokio::time::timeout(short, front.accept()).await;
@@ -126,6 +159,13 @@ mod tests {
         assert!(
             at_front.is_ok() && at_moto.is_err(),
             "Auto Scaling went to the front"
+        );
+        let _ = tokio::time::timeout(short, ddb.list_tables().send()).await;
+        let at_dynamodb = tokio::time::timeout(short, dynamodb.accept()).await;
+        let at_moto = tokio::time::timeout(short, moto.accept()).await;
+        assert!(
+            at_dynamodb.is_ok() && at_moto.is_err(),
+            "DynamoDB went to its own moto"
         );
         let _ = tokio::time::timeout(short, ec2.describe_instances().send()).await;
         let at_moto = tokio::time::timeout(short, moto.accept()).await;

@@ -156,6 +156,10 @@ async fn the_default_bed_seeds_ec2_autoscaling_elbv2_and_dynamodb() {
 
     let env: std::collections::HashMap<_, _> = bed.env().into_iter().collect();
     assert_eq!(env["AWS_ENDPOINT_URL"], bed.endpoint_url());
+    assert_eq!(
+        env["AWS_ENDPOINT_URL_DYNAMODB"],
+        bed.dynamodb_endpoint_url()
+    );
     assert_eq!(env["AWS_ENDPOINT_URL_AUTO_SCALING"], bed.front().url());
     assert_ne!(bed.front().url(), bed.endpoint_url());
     assert_eq!(env["COSTOP_TABLE"], "costop-interruptions");
@@ -184,24 +188,29 @@ async fn the_default_bed_comes_up_with_ready_nodes_and_running_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_the_bed_stops_moto() {
+async fn dropping_the_bed_stops_both_motos() {
     let bed = one_node_bed().await;
-    let pid = bed.moto().pid();
-    let addr = bed.moto().addr();
-    assert!(pid_alive(pid));
+    let motos = [
+        (bed.moto().pid(), bed.moto().addr()),
+        (bed.dynamodb_moto().pid(), bed.dynamodb_moto().addr()),
+    ];
+    assert_ne!(motos[0].0, motos[1].0, "DynamoDB has its own process");
+    assert!(motos.iter().all(|(pid, _)| pid_alive(*pid)));
     drop(bed);
-    assert!(
-        !pid_alive(pid),
-        "moto (pid {pid}) is gone once the bed is dropped"
-    );
-    assert!(
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
-        "nothing listens on {addr}"
-    );
+    for (pid, addr) in motos {
+        assert!(
+            !pid_alive(pid),
+            "moto (pid {pid}) is gone once the bed is dropped"
+        );
+        assert!(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_err(),
+            "nothing listens on {addr}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moto_can_be_reset() {
+async fn both_motos_can_be_reset() {
     let bed = one_node_bed().await;
     bed.reset_aws().await.unwrap();
     let out = bed
@@ -219,6 +228,12 @@ async fn moto_can_be_reset() {
     assert!(
         out.vpcs().is_empty(),
         "the seeded VPC is gone after a reset"
+    );
+    let tables = bed.dynamodb().list_tables().send().await.unwrap();
+    assert!(
+        tables.table_names().is_empty(),
+        "the seeded tables are gone after a reset: {:?}",
+        tables.table_names()
     );
 }
 
@@ -265,6 +280,7 @@ fn the_standalone_bed_prints_its_environment_and_stops_on_sigterm() {
     for k in [
         "KUBECONFIG",
         "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
         "AWS_ENDPOINT_URL_AUTO_SCALING",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -286,6 +302,10 @@ fn the_standalone_bed_prints_its_environment_and_stops_on_sigterm() {
         &env["AWS_ENDPOINT_URL"],
         Duration::from_secs(5)
     ));
+    assert!(moto_port_closes(
+        &env["AWS_ENDPOINT_URL_DYNAMODB"],
+        Duration::from_secs(5)
+    ));
     assert!(
         moto_port_closes(
             &env["AWS_ENDPOINT_URL_AUTO_SCALING"],
@@ -304,10 +324,12 @@ fn a_killed_bed_process_leaves_no_moto_behind() {
     let (mut child, env) = start_binary();
     child.kill().unwrap(); // SIGKILL: no destructor runs; PR_SET_PDEATHSIG must take moto down.
     child.wait().unwrap();
-    assert!(
-        moto_port_closes(&env["AWS_ENDPOINT_URL"], Duration::from_secs(5)),
-        "moto outlived its parent"
-    );
+    for k in ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"] {
+        assert!(
+            moto_port_closes(&env[k], Duration::from_secs(5)),
+            "{k}'s moto outlived its parent"
+        );
+    }
     // A SIGKILLed process cannot remove its temp dir; do it for it.
     if let Some(dir) = std::path::Path::new(&env["KUBECONFIG"]).parent() {
         let _ = std::fs::remove_dir_all(dir);

@@ -129,8 +129,9 @@ pub async fn run(
     let t = Instant::now();
     let bed = Bed::start(scenario).await.map_err(DemoError::Bed)?;
     say.say(&format!(
-        "moto (EC2, Auto Scaling, ELBv2, DynamoDB) at {}, kubesim (the Kubernetes API) at {}",
+        "moto (EC2, Auto Scaling, ELBv2) at {}, DynamoDB's moto at {}, kubesim (the Kubernetes API) at {}",
         bed.endpoint_url(),
+        bed.dynamodb_endpoint_url(),
         bed.sim().url()
     ))?;
     say.say(&format!(
