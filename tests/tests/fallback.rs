@@ -406,7 +406,14 @@ async fn a_forward_answers_503_with_retry_after_when_the_budget_runs_out<H: Harn
     assert_eq!(header(&r, headers::RETRY_AFTER), "5");
     assert!(served.gave_up);
     assert!(up.seen().len() > 1, "[{}] not retried", h.flavor());
-    assert_eq!(served.attempts, Some(up.seen().len() as u32));
+    // Every attempt reached the upstream but perhaps the last, sent with what was left of
+    // the budget, which may end before its connection does.
+    let (attempts, seen) = (served.attempts.unwrap_or(0), up.seen().len() as u32);
+    assert!(
+        (seen..=seen + 1).contains(&attempts),
+        "[{}] {attempts} attempts, {seen} seen",
+        h.flavor()
+    );
     // Nothing listening at all is no answer either.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
