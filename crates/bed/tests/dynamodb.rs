@@ -1,7 +1,8 @@
 //! The bed's DynamoDB where it adds to moto: a transaction holds its items for the configured
 //! window, and another transaction or a single write naming one of them meanwhile is refused
 //! as DynamoDB refuses it (`TransactionCanceledException` with reason `TransactionConflict`,
-//! `TransactionConflictException`), changing nothing.
+//! `TransactionConflictException`), changing nothing; and moto's parsed conditions, kept by
+//! text, names and values, decide each call on its own.
 
 use std::time::Duration;
 
@@ -142,4 +143,43 @@ async fn with_no_window_transactions_on_the_same_item_never_conflict() {
     for _ in 0..3 {
         transact(&c, &["a", "b"]).await.expect("no conflict");
     }
+}
+
+/// The bed keeps moto's parsed conditions by their text, names and values: the same text with
+/// other values, or naming another attribute, is decided on its own values and names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_repeated_with_other_values_or_names_is_decided_on_them() {
+    let (_moto, c) = table_on(Duration::ZERO).await;
+    let add = |max: i64, name: &str| {
+        c.update_item()
+            .table_name(TABLE)
+            .key("pk", AttributeValue::S("counter".into()))
+            .update_expression("ADD #n :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :max")
+            .expression_attribute_names("#n", name)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(max.to_string()))
+            .send()
+    };
+    add(1, "depth").await.expect("the first add, under 1");
+    let refused = add(1, "depth").await.expect_err("at 1, not under 1");
+    assert_eq!(
+        refused.code(),
+        Some("ConditionalCheckFailedException"),
+        "{refused:?}"
+    );
+    add(5, "depth").await.expect("the same text under 5: its own value");
+    add(1, "other").await.expect("the same text on another attribute");
+    let item = c
+        .get_item()
+        .table_name(TABLE)
+        .key("pk", AttributeValue::S("counter".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("the item reads")
+        .item
+        .expect("the item");
+    assert_eq!(item["depth"], AttributeValue::N("2".into()));
+    assert_eq!(item["other"], AttributeValue::N("1".into()));
 }
