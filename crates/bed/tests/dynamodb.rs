@@ -168,8 +168,12 @@ async fn a_condition_repeated_with_other_values_or_names_is_decided_on_them() {
         Some("ConditionalCheckFailedException"),
         "{refused:?}"
     );
-    add(5, "depth").await.expect("the same text under 5: its own value");
-    add(1, "other").await.expect("the same text on another attribute");
+    add(5, "depth")
+        .await
+        .expect("the same text under 5: its own value");
+    add(1, "other")
+        .await
+        .expect("the same text on another attribute");
     let item = c
         .get_item()
         .table_name(TABLE)
