@@ -180,14 +180,12 @@ impl Bed {
         timings.kubesim = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let (moto_url, dynamodb_url, front_url) =
-            (moto.endpoint_url(), dynamodb.endpoint_url(), front.url());
         let endpoints = sdk::Endpoints {
-            moto: &moto_url,
-            dynamodb: &dynamodb_url,
-            front: &front_url,
+            moto: moto.endpoint_url(),
+            dynamodb: dynamodb.endpoint_url(),
+            front: front.url(),
         };
-        let sdk = sdk::from_env_lines(&sdk::aws_env(endpoints, region), region).await;
+        let sdk = sdk::from_env_lines(&sdk::aws_env(&endpoints, region), region).await;
         let world = seed::seed(&sdk, &scenario).await?;
         let ec2_link = Arc::new(Ec2Link::new(
             aws_sdk_ec2::Client::new(&sdk),
@@ -249,7 +247,7 @@ impl Bed {
                         f,
                         &options,
                         &world.queue_table,
-                        endpoints,
+                        &endpoints,
                         region,
                     )
                     .await?,
@@ -458,16 +456,11 @@ impl Bed {
         sdk::from_env_lines(&self.aws_env(), region).await
     }
     fn aws_env(&self) -> Vec<(String, String)> {
-        let (moto, dynamodb, front) = (
-            self.endpoint_url(),
-            self.dynamodb_endpoint_url(),
-            self.front.url(),
-        );
         sdk::aws_env(
-            sdk::Endpoints {
-                moto: &moto,
-                dynamodb: &dynamodb,
-                front: &front,
+            &sdk::Endpoints {
+                moto: self.endpoint_url(),
+                dynamodb: self.dynamodb_endpoint_url(),
+                front: self.front.url(),
             },
             &self.scenario.cluster.region,
         )
@@ -576,7 +569,7 @@ async fn start_fallback(
     f: &scenario::Fallback,
     options: &BedOptions,
     queue_table: &str,
-    endpoints: sdk::Endpoints<'_>,
+    endpoints: &sdk::Endpoints,
     region: &str,
 ) -> Result<lambda::LambdaService, BedError> {
     let api = alb.alb().runtime_api(&seeded.function_arn).ok_or_else(|| {

@@ -29,25 +29,25 @@ pub const ENDPOINT_URL_ELBV2: &str = "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2
 /// DynamoDB's endpoint variable (service id `DynamoDB`): its own moto process.
 pub const ENDPOINT_URL_DYNAMODB: &str = "AWS_ENDPOINT_URL_DYNAMODB";
 
-/// Where the bed's AWS services answer.
-#[derive(Debug, Clone, Copy)]
-pub struct Endpoints<'a> {
+/// Where the bed's AWS services answer (`http://127.0.0.1:PORT` each).
+#[derive(Debug, Clone)]
+pub struct Endpoints {
     /// moto: every service without its own.
-    pub moto: &'a str,
+    pub moto: String,
     /// DynamoDB's moto process.
-    pub dynamodb: &'a str,
+    pub dynamodb: String,
     /// The AWS front: Auto Scaling and ELBv2.
-    pub front: &'a str,
+    pub front: String,
 }
 
 /// The AWS part of a process's environment: the endpoints, moto's test credentials, the
 /// region, and no instance metadata lookups.
-pub fn aws_env(endpoints: Endpoints<'_>, region: &str) -> Vec<(String, String)> {
+pub fn aws_env(endpoints: &Endpoints, region: &str) -> Vec<(String, String)> {
     [
-        (ENDPOINT_URL, endpoints.moto),
-        (ENDPOINT_URL_DYNAMODB, endpoints.dynamodb),
-        (ENDPOINT_URL_AUTO_SCALING, endpoints.front),
-        (ENDPOINT_URL_ELBV2, endpoints.front),
+        (ENDPOINT_URL, endpoints.moto.as_str()),
+        (ENDPOINT_URL_DYNAMODB, &endpoints.dynamodb),
+        (ENDPOINT_URL_AUTO_SCALING, &endpoints.front),
+        (ENDPOINT_URL_ELBV2, &endpoints.front),
         ("AWS_ACCESS_KEY_ID", moto::ACCESS_KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", moto::SECRET_ACCESS_KEY),
         ("AWS_REGION", region),
@@ -138,12 +138,11 @@ mod tests {
         let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dynamodb = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
-        let (moto_url, dynamodb_url, front_url) = (url(&moto), url(&dynamodb), url(&front));
         let lines = aws_env(
-            Endpoints {
-                moto: &moto_url,
-                dynamodb: &dynamodb_url,
-                front: &front_url,
+            &Endpoints {
+                moto: url(&moto),
+                dynamodb: url(&dynamodb),
+                front: url(&front),
             },
             "eu-west-1",
         );
