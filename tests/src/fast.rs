@@ -691,6 +691,53 @@ impl Harness for FastHarness {
             .map(|g| g.targets.iter().map(|t| t.id.clone()).collect())
             .unwrap_or_default()
     }
+    async fn add_internal_load_balancer(&self, name: &str, ips: &[String]) {
+        let elb = &self.handler.world().elb;
+        let mut groups = elb.groups.lock().unwrap();
+        let region = groups
+            .keys()
+            .find_map(|arn| arn.split(':').nth(3).map(str::to_owned))
+            .expect("the scenario has target groups");
+        let arn = format!(
+            "arn:aws:elasticloadbalancing:{region}:123456789012:targetgroup/{name}/fedcba9876543210"
+        );
+        groups.insert(
+            arn.clone(),
+            TargetGroupFacts {
+                arn: arn.clone(),
+                target_type: TargetType::Ip,
+                targets: ips
+                    .iter()
+                    .map(|ip| RegisteredTarget {
+                        id: ip.clone(),
+                        port: Some(8080),
+                        availability_zone: None,
+                    })
+                    .collect(),
+                kept_by_controller: false,
+                registered: 0,
+            },
+        );
+        let listener_arn = format!(
+            "arn:aws:elasticloadbalancing:{region}:123456789012:listener/app/{name}/fedcba9876543210/fedcba9876543210"
+        );
+        let rule_arn = listener_arn.replace(":listener/", ":listener-rule/") + "/0";
+        elb.rules.lock().unwrap().insert(
+            rule_arn.clone(),
+            RuleFacts {
+                arn: rule_arn,
+                listener_arn,
+                is_default: true,
+                forward: vec![WeightedGroup {
+                    target_group_arn: arn,
+                    weight: 1,
+                }],
+                ingress: None,
+                hosts: Vec::new(),
+                paths: Vec::new(),
+            },
+        );
+    }
     async fn register_target(&self, target_group: &str, id: &str) {
         let mut groups = self.handler.world().elb.groups.lock().unwrap();
         let g = groups

@@ -99,6 +99,14 @@ pub trait Harness: Sized + Send + Sync {
     /// How many items the fallback's queue holds (writes, receipts, keys, counters: on the bed
     /// every item of the queue table).
     fn queue_items(&self) -> impl Future<Output = usize> + Send;
+    /// A second load balancer before the same pods, internal: its own target group `name`
+    /// holding `ips` (IP targets on port 8080, kept by no controller) and a listener whose
+    /// default rule forwards to it.
+    fn add_internal_load_balancer(
+        &self,
+        name: &str,
+        ips: &[String],
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Run `manifests` with every pod landing on `node`: the other nodes are cordoned while the pods
@@ -435,6 +443,59 @@ impl Harness for BedHarness {
             .send()
             .await
             .expect("target registered");
+    }
+    async fn add_internal_load_balancer(&self, name: &str, ips: &[String]) {
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, LoadBalancerSchemeEnum, ProtocolEnum, TargetDescription,
+            TargetTypeEnum,
+        };
+        let elb = self.bed.elbv2();
+        let world = self.bed.world();
+        let group = elb
+            .create_target_group()
+            .name(name)
+            .protocol(ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&world.vpc_id)
+            .target_type(TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("target group created");
+        let group = group.target_groups()[0]
+            .target_group_arn()
+            .expect("a group ARN")
+            .to_owned();
+        elb.register_targets()
+            .target_group_arn(&group)
+            .set_targets(Some(
+                ips.iter()
+                    .map(|ip| TargetDescription::builder().id(ip).port(8080).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("targets registered");
+        let lb = elb
+            .create_load_balancer()
+            .name(name)
+            .scheme(LoadBalancerSchemeEnum::Internal)
+            .set_subnets(Some(world.subnets.values().cloned().collect()))
+            .send()
+            .await
+            .expect("load balancer created");
+        elb.create_listener()
+            .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().expect("an ARN"))
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .target_group_arn(&group)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("listener created");
     }
     async fn target_ids(&self, target_group: &str) -> Vec<String> {
         let arn = self

@@ -297,3 +297,43 @@ on_both!(
     a_shift_left_behind_by_a_crash_is_put_back_by_the_keepers_tick,
     setup()
 );
+
+/// An internal load balancer before the same pods (the fallback's upstream, say) keeps its
+/// traffic: the fallback's target group serves the public one (its path rule here), and a
+/// target group serves one load balancer at most, so ELBv2 would refuse the change
+/// (`TargetGroupAssociationLimit`, which the bed's moto and the fakes enforce).
+async fn a_load_balancer_the_fallback_does_not_serve_keeps_its_traffic<H: Harness>(h: H) {
+    const INTERNAL: &str = "costop-dev-internal";
+    let (instance, node) = spot_nodes(h.sim()).into_iter().next().expect("a spot node");
+    let ip = costop_tests::node_ip(h.sim(), &node).expect("the node's IP");
+    h.add_internal_load_balancer(INTERNAL, &[ip]).await;
+    assert_eq!(forwards(&h).await[INTERNAL], named(&[(INTERNAL, 1)]));
+
+    h.handler()
+        .handle(&events::spot_warning(&instance, Utc::now()), Mode::Execute)
+        .await
+        .expect("handled");
+    let after = forwards(&h).await;
+    assert_eq!(
+        after[WEB_TG],
+        named(&[(WEB_TG, 75), (FALLBACK_TG, 25)]),
+        "{}: {after:?}",
+        h.flavor()
+    );
+    assert_eq!(
+        after[INTERNAL],
+        named(&[(INTERNAL, 1)]),
+        "{}: the internal load balancer as it was",
+        h.flavor()
+    );
+    assert_eq!(
+        leases(&h).await,
+        2,
+        "{}: the web and api rules' leases, none for the internal one",
+        h.flavor()
+    );
+}
+on_both!(
+    a_load_balancer_the_fallback_does_not_serve_keeps_its_traffic,
+    setup()
+);

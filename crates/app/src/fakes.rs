@@ -15,7 +15,7 @@ use costop_core::facts::{
 };
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
-use costop_core::shift::{RuleFacts, WeightedGroup};
+use costop_core::shift::{RuleFacts, WeightedGroup, load_balancer_of};
 use costop_core::standby::TagChange;
 
 use crate::ports::{Asg, Claim, Ec2, Elb, LeaseClaim, PortError, Records};
@@ -229,7 +229,29 @@ impl Elb for FakeElb {
         forward: &[WeightedGroup],
     ) -> Result<(), PortError> {
         lock(&self.forwards_set).push(rule.arn.clone());
-        match lock(&self.rules).get_mut(&rule.arn) {
+        let mut rules = lock(&self.rules);
+        // A target group serves one load balancer at most (ELBv2's TargetGroupAssociationLimit,
+        // as the bed's moto has it).
+        let lb = load_balancer_of(&rule.listener_arn);
+        let taken = forward.iter().find(|g| {
+            rules.values().any(|r| {
+                load_balancer_of(&r.listener_arn) != lb
+                    && r.forward
+                        .iter()
+                        .any(|w| w.target_group_arn == g.target_group_arn)
+            })
+        });
+        if let Some(g) = taken {
+            return Err(PortError::Permanent {
+                op: "set forward",
+                source: format!(
+                    "TargetGroupAssociationLimit: {} serves another load balancer",
+                    g.target_group_arn
+                )
+                .into(),
+            });
+        }
+        match rules.get_mut(&rule.arn) {
             Some(r) => {
                 r.forward = forward.to_vec();
                 Ok(())

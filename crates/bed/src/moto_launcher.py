@@ -1,5 +1,5 @@
 # moto's own server entry point, run by the venv's python with three changes that remove costs
-# real AWS endpoints do not have (1, 2, 4) and one that adds a behaviour of DynamoDB's (3).
+# real AWS endpoints do not have (1, 2, 4) and two that add behaviours of AWS's (3, 5).
 # Everything else is moto as pinned in tools/requirements.txt.
 #
 # 1. A listen backlog big enough for a burst of clients. With werkzeug's 128, fifty handlers
@@ -20,7 +20,7 @@
 #    parse is a pure function of them and evaluating the parsed tree only reads it, so every
 #    outcome and error is moto's.
 #
-# And one change that adds what DynamoDB does and moto does not:
+# And two changes that add what AWS does and moto does not:
 #
 # 3. Transaction conflicts. moto applies a transaction at once, so two never overlap; in
 #    DynamoDB a transaction holds its items while it runs, and "an item within a
@@ -32,7 +32,16 @@
 #    Here a transaction that starts holds its items for COSTOP_BED_DYNAMODB_TRANSACTION_MS
 #    (the bed sets it; 0 turns this off). A hot item written by every transaction, such as a
 #    single counter, is cancelled here as it would be there.
+# 5. One load balancer per target group. An Application Load Balancer's target group serves at
+#    most one load balancer ("Load balancers per target group: 1", not adjustable:
+#    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-limits.html);
+#    a listener or rule that would forward to a group another load balancer's rules already
+#    forward to is refused with TargetGroupAssociationLimit. moto accepts it, and records a
+#    group's load balancers only when a listener or rule is created; here every change of a
+#    forward (CreateListener, ModifyListener, CreateRule, ModifyRule) is checked first and the
+#    groups' load balancers (DescribeTargetGroups' LoadBalancerArns) are recomputed after it.
 import copy
+import inspect
 import json
 import os
 import sys
@@ -230,6 +239,87 @@ ddb.DynamoDBBackend.transact_write_items = _transact_write_items
 ddb.DynamoDBBackend.put_item = _single_write("put_item", "item_attrs")
 ddb.DynamoDBBackend.update_item = _single_write("update_item", "key")
 ddb.DynamoDBBackend.delete_item = _single_write("delete_item", "key")
+
+import moto.elbv2.models as elbv2  # noqa: E402
+from moto.elbv2.exceptions import ELBClientError  # noqa: E402
+
+
+class TargetGroupAssociationLimitError(ELBClientError):
+    def __init__(self):
+        super().__init__(
+            "TargetGroupAssociationLimit",
+            "You've reached the limit on the number of load balancers per target group.",
+        )
+
+
+def _forwarded_groups(backend, actions):
+    """The target groups `actions` (FakeActions or the API's action dicts) forward to."""
+    groups = set()
+    for action in actions or []:
+        data = action.data if isinstance(action, elbv2.FakeAction) else action
+        if str(data.get("Type", "")).lower() == "forward":
+            groups.update(backend._get_target_group_arns_from(action_data=data))
+    return groups
+
+
+def _load_balancers_using(backend):
+    """Target group ARN -> the load balancers whose listeners or rules forward to it."""
+    using = {}
+    for lb in backend.load_balancers.values():
+        for listener in lb.listeners.values():
+            for rule in listener.rules.values():
+                for group in _forwarded_groups(backend, rule.actions):
+                    using.setdefault(group, set()).add(lb.arn)
+    return using
+
+
+def _listener_lb(backend, listener_arn):
+    return backend.describe_listeners(None, [listener_arn])[0].load_balancer_arn
+
+
+def _rule_lb(backend, rule_arn):
+    return _listener_lb(backend, backend.describe_rules(None, [rule_arn])[0].listener_arn)
+
+
+def _one_load_balancer_per_group(name, lb_of):
+    """moto's `name`, refused with TargetGroupAssociationLimit when its actions forward to a
+    group another load balancer uses (change 5). A call moto itself refuses (an unknown
+    listener or rule) goes on to moto's own error."""
+    moto_op = getattr(elbv2.ELBv2Backend, name)
+    signature = inspect.signature(moto_op)
+
+    def op(self, *args, **kwargs):
+        call = signature.bind(self, *args, **kwargs).arguments
+        try:
+            lb = lb_of(self, call)
+        except Exception:  # moto's op reports its own error for what cannot be found
+            lb = None
+        if lb is not None:
+            using = _load_balancers_using(self)
+            for group in _forwarded_groups(self, call.get("actions")):
+                if using.get(group, set()) - {lb}:
+                    raise TargetGroupAssociationLimitError()
+        result = moto_op(self, *args, **kwargs)
+        using = _load_balancers_using(self)
+        for arn, group in self.target_groups.items():
+            group.load_balancer_arns = sorted(using.get(arn, ()))
+        return result
+
+    return op
+
+
+elbv2.ELBv2Backend.create_listener = _one_load_balancer_per_group(
+    "create_listener", lambda b, c: c["load_balancer_arn"]
+)
+elbv2.ELBv2Backend.modify_listener = _one_load_balancer_per_group(
+    "modify_listener", lambda b, c: _listener_lb(b, c["arn"])
+)
+elbv2.ELBv2Backend.create_rule = _one_load_balancer_per_group(
+    "create_rule", lambda b, c: _listener_lb(b, c["listener_arn"])
+)
+elbv2.ELBv2Backend.modify_rule = _one_load_balancer_per_group(
+    "modify_rule", lambda b, c: _rule_lb(b, c["rule_arn"])
+)
 
 from moto.server import main  # noqa: E402
 

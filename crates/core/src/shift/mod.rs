@@ -29,7 +29,7 @@ pub use ingress::{IngressShift, IngressShiftError, IngressTarget};
 pub use lease::{GroupShare, ShiftLease, shift_lease_from_item, shift_lease_item, shift_lease_key};
 pub use weights::shifted;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -89,18 +89,45 @@ pub fn ingress_part(
     ingress::locate(rule, ingress, cluster).map(Some)
 }
 
+/// Which load balancer a listener belongs to: its ARN without the listener's own id, since
+/// `…:listener/app/<name>/<lb-id>/<listener-id>` is a listener of `…:loadbalancer/app/<name>/<lb-id>`
+/// (ARN formats in the Service Authorization Reference, "Actions, resources, and condition keys
+/// for Elastic Load Balancing V2"); two listeners of one load balancer give the same value. An
+/// ARN without that shape stands for itself.
+pub fn load_balancer_of(listener_arn: &str) -> &str {
+    listener_arn
+        .rsplit_once('/')
+        .map_or(listener_arn, |(lb, _)| lb)
+}
+
+/// The load balancers the fallback's target group serves already: those with a rule forwarding
+/// to it (the `/_costop/*` route of the receipts, or a shift in progress). A target group serves
+/// at most one load balancer ("Load balancers per target group: 1" in the Application Load
+/// Balancer quotas, not adjustable; ELBv2 refuses another with `TargetGroupAssociationLimit`).
+fn fallback_load_balancers<'a>(rules: &'a [RuleFacts], fallback: &str) -> BTreeSet<&'a str> {
+    rules
+        .iter()
+        .filter(|r| r.forward.iter().any(|g| g.target_group_arn == fallback))
+        .map(|r| load_balancer_of(&r.listener_arn))
+        .collect()
+}
+
 /// The rules to shift: forwarding to a group that holds the node's targets, not already shifted
 /// (a lease holds it then, and its tick follows the deficit), not already forwarding to the
 /// fallback, and, for a rule a controller manages, with an Ingress (among `ingresses`) whose
-/// path can be patched ([`ingress_part`]).
+/// path can be patched ([`ingress_part`]). Once the fallback's group serves a load balancer,
+/// only that load balancer's rules: the group can serve no other, so a rule of another one (an
+/// internal load balancer before the same pods, the fallback's own upstream) keeps its traffic.
 pub fn shiftable<'a>(
     rules: &'a [RuleFacts],
     groups: &[TargetGroupFacts],
     fallback: &str,
     ingresses: &[serde_json::Value],
 ) -> Vec<&'a RuleFacts> {
+    let served = fallback_load_balancers(rules, fallback);
     rules
         .iter()
+        .filter(|r| served.is_empty() || served.contains(load_balancer_of(&r.listener_arn)))
         .filter(|r| ingress_part(r, ingresses, "").is_ok())
         .filter(|r| !r.forward.iter().any(|g| g.target_group_arn == fallback))
         .filter(|r| {

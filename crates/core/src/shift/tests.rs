@@ -103,6 +103,48 @@ fn rules_of_the_nodes_groups_not_yet_shifted_are_shiftable_managed_ones_through_
 }
 
 #[test]
+fn a_listeners_load_balancer_is_named_by_its_arn() {
+    for (listener, lb) in [
+        (
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2",
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188",
+        ),
+        ("l", "l"),
+    ] {
+        assert_eq!(load_balancer_of(listener), lb);
+    }
+}
+
+#[test]
+fn once_the_fallback_serves_a_load_balancer_only_that_load_balancers_rules_are_shifted() {
+    let public = "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/public/aaaa/1111";
+    let upstream_port = "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/public/aaaa/2222";
+    let internal = "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/internal/bbbb/3333";
+    let on = |listener: &str, arn: &str, forward| RuleFacts {
+        listener_arn: listener.into(),
+        ..rule(arn, forward)
+    };
+    let groups = [group("a", 1, 4), group("i", 1, 4)];
+    let receipts = on(public, "receipts", vec![w(FALLBACK, 1)]);
+    let rules = [
+        on(public, "shop", vec![w("a", 1)]),
+        on(upstream_port, "shop-8080", vec![w("a", 1)]),
+        on(internal, "internal", vec![w("i", 1)]),
+        receipts.clone(),
+    ];
+    let picked = |rules: &[RuleFacts]| -> Vec<String> {
+        shiftable(rules, &groups, FALLBACK, &[])
+            .iter()
+            .map(|r| r.arn.clone())
+            .collect()
+    };
+    // Another listener of the same load balancer is the same load balancer.
+    assert_eq!(picked(&rules), ["shop", "shop-8080"]);
+    // Attached nowhere yet: every load balancer's rules (the first change attaches it).
+    assert_eq!(picked(&rules[..3]), ["shop", "shop-8080", "internal"]);
+}
+
+#[test]
 fn a_lease_records_the_rule_as_it_was_and_the_shift_applied() {
     let now = Utc::now();
     let deadline = now + TimeDelta::seconds(120);
