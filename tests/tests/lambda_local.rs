@@ -5,7 +5,9 @@
 //! bed instance, a malformed sample and an event costop does not handle, each checked in the
 //! JSON that comes back and (for the warning) in the cluster, read with kubectl. The keeper: a
 //! Spot warning (the zone's standby starts, read back from EC2), the captured scheduled tick,
-//! and a malformed sample.
+//! and a malformed sample. The fallback: each ALB sample of `events/alb/` (a read forwarded to a
+//! loopback upstream, a write queued in the bed's table and its receipt read back, bad input
+//! refused with nothing stored).
 //!
 //! cargo-lambda is the venv's (`tools/requirements.txt`; `cargo xtask test` installs it). `watch`
 //! builds the function with `cargo run --package costop-interruption --bin
@@ -285,6 +287,23 @@ fn kubectl_node(kubeconfig: &str, cache: &Path, name: &str) -> Value {
     serde_json::from_slice(&out.stdout).expect("kubectl prints JSON")
 }
 
+/// A value as an env file (dotenv, which cargo-lambda reads) takes it: single-quoted, taken
+/// literally, when it holds what the format would read otherwise (spaces, quotes, `#`, `$`: a
+/// route table's JSON, say).
+fn env_file_value(v: &str) -> String {
+    if v.chars()
+        .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '$' | '\\'))
+    {
+        assert!(
+            !v.contains('\''),
+            "no single quote in an env file value: {v}"
+        );
+        format!("'{v}'")
+    } else {
+        v.to_owned()
+    }
+}
+
 /// Build `function` as watch will, start the bed, write its env (plus `extra`) to a file.
 async fn prepare(
     function: &str,
@@ -316,7 +335,10 @@ async fn prepare(
     let mut env = bed.env();
     env.push(("COSTOP_DRY_RUN".into(), "false".into()));
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let lines: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let lines: String = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}\n", env_file_value(v)))
+        .collect();
     std::fs::write(&env_file, lines).expect("write the env file");
     (bed, dir, env_file, env)
 }
@@ -464,4 +486,78 @@ async fn cargo_lambda_watch_runs_the_keeper_against_the_bed_and_answers_each_inv
     );
 
     malformed_is_rejected(&watch, &root).await;
+}
+
+/// The fallback through cargo-lambda's emulator, as docs/deploy.md replays it: each sample of
+/// `events/alb/` as the ALB sends it, against the bed's queue table and a loopback upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cargo_lambda_watch_runs_the_fallback_and_answers_each_alb_sample() {
+    let root = repo_root();
+    let upstream = costop_tests::upstream::TestUpstream::start(|_, _| 200).await;
+    let routes = r#"[{"prefix": "/items", "queue_safe": true, "json": true}]"#;
+    let (bed, dir, env_file, _) = prepare(
+        "costop-fallback",
+        &[
+            ("COSTOP_FALLBACK_ROUTES", routes),
+            ("COSTOP_FALLBACK_UPSTREAM", &upstream.url),
+        ],
+    )
+    .await;
+    let queue_items = || async {
+        bed.dynamodb()
+            .scan()
+            .table_name(&bed.world().queue_table)
+            .send()
+            .await
+            .expect("scan the queue table")
+            .count()
+    };
+    let mut watch = Watch::start("costop-fallback", &env_file, dir.path().join("watch.log"));
+    watch.wait_listening(Duration::from_secs(60));
+    let sample = |name: &str| root.join(format!("events/alb/{name}.json"));
+    let header = |answer: &Value, name: &str| {
+        answer["headers"][name]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no {name} header: {answer:#}"))
+    };
+
+    // A read is forwarded to the upstream, query and client address on.
+    let read = invoke(&watch, &sample("read")).await.json();
+    assert_eq!(read["statusCode"], 200, "{read:#}");
+    let seen = upstream.seen();
+    assert_eq!(seen.len(), 1, "one forward");
+    assert_eq!(seen[0].target, "/items/cart?view=full");
+
+    // Bad input is refused and stores nothing.
+    assert_eq!(queue_items().await, 0);
+    for (name, status) in [("malformed-json", 400), ("oversize", 413)] {
+        let refused = invoke(&watch, &sample(name)).await.json();
+        assert_eq!(refused["statusCode"], status, "{name}: {refused:#}");
+    }
+    assert_eq!(queue_items().await, 0, "nothing stored for bad input");
+
+    // A write is queued in the bed's table: 202, and its receipt is readable where it says.
+    let queued = invoke(&watch, &sample("write")).await.json();
+    assert_eq!(queued["statusCode"], 202, "{queued:#}");
+    let location = header(&queued, "location");
+    assert!(location.starts_with("/_costop/receipts/"), "{location}");
+    assert!(queue_items().await > 0, "the write is in the queue table");
+    assert_eq!(upstream.seen().len(), 1, "a queued write is not forwarded");
+    let mut receipt: Value =
+        serde_json::from_slice(&std::fs::read(sample("receipt")).expect("the receipt sample"))
+            .expect("JSON");
+    receipt["path"] = Value::String(location.clone());
+    let receipt_file = dir.path().join("receipt.json");
+    std::fs::write(&receipt_file, serde_json::to_vec(&receipt).unwrap()).expect("write");
+    let read_back = invoke(&watch, &receipt_file).await.json();
+    assert_eq!(read_back["statusCode"], 200, "{read_back:#}");
+    let body: Value = serde_json::from_str(read_back["body"].as_str().expect("a text body"))
+        .expect("the receipt is JSON");
+    assert_eq!(body["state"], "queued", "{body:#}");
+    assert_eq!(body["location"], location.as_str(), "{body:#}");
+
+    // The receipt sample's own id was never queued.
+    let unknown = invoke(&watch, &sample("receipt")).await.json();
+    assert_eq!(unknown["statusCode"], 404, "{unknown:#}");
 }
