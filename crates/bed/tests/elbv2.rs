@@ -5,7 +5,9 @@
 //! balancer a group serves as its rules change.
 
 use aws_sdk_elasticloadbalancingv2::Client;
-use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+use aws_sdk_elasticloadbalancingv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_elasticloadbalancingv2::operation::create_rule::CreateRuleError;
+use aws_sdk_elasticloadbalancingv2::operation::modify_listener::ModifyListenerError;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, ForwardActionConfig, ProtocolEnum, RuleCondition, TargetGroupTuple,
     TargetTypeEnum,
@@ -109,6 +111,46 @@ impl Elb {
         l.listeners()[0].listener_arn().expect("an ARN").to_owned()
     }
 
+    /// A rule of `listener` for `path` doing `action`.
+    async fn rule(
+        &self,
+        listener: &str,
+        priority: i32,
+        path: &str,
+        action: Action,
+    ) -> Result<String, SdkError<CreateRuleError>> {
+        let out = self
+            .client
+            .create_rule()
+            .listener_arn(listener)
+            .priority(priority)
+            .conditions(
+                RuleCondition::builder()
+                    .field("path-pattern")
+                    .values(path)
+                    .build(),
+            )
+            .actions(action)
+            .send()
+            .await?;
+        Ok(out.rules()[0].rule_arn().expect("an ARN").to_owned())
+    }
+
+    /// Make `action` the default of `listener`.
+    async fn set_default(
+        &self,
+        listener: &str,
+        action: Action,
+    ) -> Result<(), SdkError<ModifyListenerError>> {
+        self.client
+            .modify_listener()
+            .listener_arn(listener)
+            .default_actions(action)
+            .send()
+            .await
+            .map(|_| ())
+    }
+
     /// The load balancers `DescribeTargetGroups` says `group` serves.
     async fn serving(&self, group: &str) -> Vec<String> {
         let d = self
@@ -201,59 +243,29 @@ async fn a_target_group_serves_one_load_balancer_and_another_ones_change_to_it_i
     let listener = elb.listener(&public, 80, forward(&shop)).await;
     let upstream = elb.listener(&public, 8080, forward(&shop)).await;
     let inside = elb.listener(&internal, 80, forward(&shop_internal)).await;
-    elb.client
-        .create_rule()
-        .listener_arn(&listener)
-        .priority(1)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/_costop/*")
-                .build(),
-        )
-        .actions(forward(&fallback))
-        .send()
+    let receipts = elb
+        .rule(&listener, 1, "/_costop/*", forward(&fallback))
         .await
         .expect("the receipts rule");
     assert_eq!(elb.serving(&fallback).await, std::slice::from_ref(&public));
 
     // Another listener of the same load balancer may forward to it.
-    elb.client
-        .modify_listener()
-        .listener_arn(&upstream)
-        .default_actions(weighted(&[(&shop, 1), (&fallback, 1)]))
-        .send()
+    elb.set_default(&upstream, weighted(&[(&shop, 1), (&fallback, 1)]))
         .await
         .expect("the same load balancer");
 
     // Another load balancer may not, by any of the four calls; nothing changes.
     let modify = elb
-        .client
-        .modify_listener()
-        .listener_arn(&inside)
-        .default_actions(weighted(&[(&shop_internal, 1), (&fallback, 1)]))
-        .send()
+        .set_default(&inside, weighted(&[(&shop_internal, 1), (&fallback, 1)]))
         .await;
     assert!(is_association_limit(modify));
     assert_eq!(
         elb.default_forward(&inside).await,
         std::slice::from_ref(&shop_internal)
     );
-    let rule = elb
-        .client
-        .create_rule()
-        .listener_arn(&inside)
-        .priority(1)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/x")
-                .build(),
-        )
-        .actions(forward(&shop))
-        .send()
-        .await;
-    assert!(is_association_limit(rule));
+    assert!(is_association_limit(
+        elb.rule(&inside, 1, "/x", forward(&shop)).await
+    ));
     let listener_on_internal = elb
         .client
         .create_listener()
@@ -264,29 +276,14 @@ async fn a_target_group_serves_one_load_balancer_and_another_ones_change_to_it_i
         .send()
         .await;
     assert!(is_association_limit(listener_on_internal));
-    let inside_rule = elb
-        .client
-        .create_rule()
-        .listener_arn(&inside)
-        .priority(2)
-        .conditions(
-            RuleCondition::builder()
-                .field("path-pattern")
-                .values("/y")
-                .build(),
-        )
-        .actions(forward(&shop_internal))
-        .send()
+    let own = elb
+        .rule(&inside, 2, "/y", forward(&shop_internal))
         .await
         .expect("its own group");
-    let rule_arn = inside_rule.rules()[0]
-        .rule_arn()
-        .expect("an ARN")
-        .to_owned();
     let modify_rule = elb
         .client
         .modify_rule()
-        .rule_arn(&rule_arn)
+        .rule_arn(&own)
         .actions(forward(&fallback))
         .send()
         .await;
@@ -298,25 +295,9 @@ async fn a_target_group_serves_one_load_balancer_and_another_ones_change_to_it_i
     );
 
     // Once no rule of the public load balancer forwards to it, the group is free again.
-    elb.client
-        .modify_listener()
-        .listener_arn(&upstream)
-        .default_actions(forward(&shop))
-        .send()
+    elb.set_default(&upstream, forward(&shop))
         .await
         .expect("put back");
-    let receipts = elb
-        .client
-        .describe_rules()
-        .listener_arn(&listener)
-        .send()
-        .await
-        .expect("rules")
-        .rules()
-        .iter()
-        .find(|r| r.is_default() != Some(true))
-        .and_then(|r| r.rule_arn().map(str::to_owned))
-        .expect("the receipts rule");
     elb.client
         .modify_rule()
         .rule_arn(&receipts)
@@ -325,11 +306,7 @@ async fn a_target_group_serves_one_load_balancer_and_another_ones_change_to_it_i
         .await
         .expect("the receipts rule moved");
     assert!(elb.serving(&fallback).await.is_empty());
-    elb.client
-        .modify_listener()
-        .listener_arn(&inside)
-        .default_actions(forward(&fallback))
-        .send()
+    elb.set_default(&inside, forward(&fallback))
         .await
         .expect("the internal load balancer takes it");
     assert_eq!(elb.serving(&fallback).await, [internal]);
