@@ -408,7 +408,7 @@ fn fallback_row(outcome: &Value, ms: f64) -> Result<String, String> {
         return Err(format!("the write was not queued: {outcome:#}"));
     }
     Ok(format!(
-        "| fallback invocation: answered (sequence, then the queueing transaction) | — | {ms:.0} ms; 202 | |"
+        "| fallback invocation: answered (one queueing transaction) | — | {ms:.0} ms; 202 | |"
     ))
 }
 
