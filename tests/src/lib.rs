@@ -205,6 +205,18 @@ pub fn config(
     Config::from_env(base.into_iter().chain(resolved)).expect("test config is valid")
 }
 
+/// How many items a bed's queue table holds (every item: writes, receipts, keys, counters).
+pub async fn queue_items_on(bed: &costop_bed::Bed) -> usize {
+    let out = bed
+        .dynamodb()
+        .scan()
+        .table_name(&bed.world().queue_table)
+        .send()
+        .await
+        .expect("scan the queue table");
+    out.count() as usize
+}
+
 /// Poll `f` until it holds or `timeout` passes (then panic with `what`).
 pub async fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
@@ -597,15 +609,7 @@ impl Harness for BedHarness {
         None
     }
     async fn queue_items(&self) -> usize {
-        let out = self
-            .bed
-            .dynamodb()
-            .scan()
-            .table_name(&self.bed.world().queue_table)
-            .send()
-            .await
-            .expect("scan the queue table");
-        out.count() as usize
+        queue_items_on(&self.bed).await
     }
 }
 

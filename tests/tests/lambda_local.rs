@@ -503,15 +503,7 @@ async fn cargo_lambda_watch_runs_the_fallback_and_answers_each_alb_sample() {
         ],
     )
     .await;
-    let queue_items = || async {
-        bed.dynamodb()
-            .scan()
-            .table_name(&bed.world().queue_table)
-            .send()
-            .await
-            .expect("scan the queue table")
-            .count()
-    };
+    let queue_items = || costop_tests::queue_items_on(&bed);
     let mut watch = Watch::start("costop-fallback", &env_file, dir.path().join("watch.log"));
     watch.wait_listening(Duration::from_secs(60));
     let sample = |name: &str| root.join(format!("events/alb/{name}.json"));

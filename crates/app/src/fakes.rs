@@ -15,7 +15,9 @@ use costop_core::facts::{
 };
 use costop_core::plan::action::{DeregisterTargets, LifecycleRef, LifecycleResult, RecordEvent};
 use costop_core::record::{self, Attr, Item, Key, StandbyLease, Update};
-use costop_core::shift::{RuleFacts, WeightedGroup, load_balancer_of};
+use costop_core::shift::{
+    RuleFacts, WeightedGroup, load_balancer_of, load_balancers_forwarding_to,
+};
 use costop_core::standby::TagChange;
 
 use crate::ports::{Asg, Claim, Ec2, Elb, LeaseClaim, PortError, Records};
@@ -234,12 +236,9 @@ impl Elb for FakeElb {
         // as the bed's moto has it).
         let lb = load_balancer_of(&rule.listener_arn);
         let taken = forward.iter().find(|g| {
-            rules.values().any(|r| {
-                load_balancer_of(&r.listener_arn) != lb
-                    && r.forward
-                        .iter()
-                        .any(|w| w.target_group_arn == g.target_group_arn)
-            })
+            load_balancers_forwarding_to(rules.values(), &g.target_group_arn)
+                .iter()
+                .any(|other| *other != lb)
         });
         if let Some(g) = taken {
             return Err(PortError::Permanent {

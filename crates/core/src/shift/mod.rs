@@ -100,14 +100,24 @@ pub fn load_balancer_of(listener_arn: &str) -> &str {
         .map_or(listener_arn, |(lb, _)| lb)
 }
 
-/// The load balancers the fallback's target group serves already: those with a rule forwarding
-/// to it (the `/_costop/*` route of the receipts, or a shift in progress). A target group serves
-/// at most one load balancer ("Load balancers per target group: 1" in the Application Load
-/// Balancer quotas, not adjustable; ELBv2 refuses another with `TargetGroupAssociationLimit`).
-fn fallback_load_balancers<'a>(rules: &'a [RuleFacts], fallback: &str) -> BTreeSet<&'a str> {
+impl RuleFacts {
+    /// The rule's forward names `group` (with any weight).
+    pub fn forwards_to(&self, group: &str) -> bool {
+        self.forward.iter().any(|g| g.target_group_arn == group)
+    }
+}
+
+/// The load balancers `group` serves: those with a rule among `rules` forwarding to it. A target
+/// group serves at most one load balancer ("Load balancers per target group: 1" in the
+/// Application Load Balancer quotas, not adjustable; ELBv2 refuses another with
+/// `TargetGroupAssociationLimit`).
+pub fn load_balancers_forwarding_to<'a>(
+    rules: impl IntoIterator<Item = &'a RuleFacts>,
+    group: &str,
+) -> BTreeSet<&'a str> {
     rules
-        .iter()
-        .filter(|r| r.forward.iter().any(|g| g.target_group_arn == fallback))
+        .into_iter()
+        .filter(|r| r.forwards_to(group))
         .map(|r| load_balancer_of(&r.listener_arn))
         .collect()
 }
@@ -124,12 +134,14 @@ pub fn shiftable<'a>(
     fallback: &str,
     ingresses: &[serde_json::Value],
 ) -> Vec<&'a RuleFacts> {
-    let served = fallback_load_balancers(rules, fallback);
+    // The fallback's load balancer: the `/_costop/*` route of the receipts, or a shift in
+    // progress, forwards to its group there.
+    let served = load_balancers_forwarding_to(rules, fallback);
     rules
         .iter()
         .filter(|r| served.is_empty() || served.contains(load_balancer_of(&r.listener_arn)))
         .filter(|r| ingress_part(r, ingresses, "").is_ok())
-        .filter(|r| !r.forward.iter().any(|g| g.target_group_arn == fallback))
+        .filter(|r| !r.forwards_to(fallback))
         .filter(|r| {
             r.forward.iter().any(|w| {
                 groups
